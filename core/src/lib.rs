@@ -1,0 +1,17 @@
+//! ChainPay's domain library.
+//!
+//! Everything here is pure: parsing of values that arrive from the edges
+//! (phones, PINs, amounts), the double-entry rules, and the cryptography the
+//! gateway uses. It knows nothing of HTTP or SQL, so it is tested with fast
+//! unit tests and reused by every channel (REST, USSD, SMS).
+
+pub mod crypto;
+pub mod ledger;
+pub mod money;
+pub mod phone;
+pub mod pin;
+pub mod transaction;
+
+pub use money::{Amount, CurrencyCode};
+pub use phone::Msisdn;
+pub use pin::Pin;

@@ -1,0 +1,116 @@
+//! Phone numbers (MSISDNs) are the identity of a ChainPay user.
+//!
+//! Every channel accepts the forms people actually type — `+254712345678`,
+//! `254712345678`, `0712345678` — and stores exactly one: E.164. A bare
+//! national number is read as Kenyan, ChainPay's home market.
+
+use std::fmt;
+
+use phonenumber::{country, Mode};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a valid mobile phone number")]
+pub struct PhoneError;
+
+/// Longest input we try to parse; E.164 is at most 15 digits plus formatting.
+const MAX_INPUT_LEN: usize = 32;
+
+/// A valid phone number in E.164 form (`+254712345678`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Msisdn(String);
+
+impl Msisdn {
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.len() > MAX_INPUT_LEN {
+            return Err(PhoneError);
+        }
+        let compact: String = trimmed
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+            .collect();
+        if !compact.trim_start_matches('+').chars().all(|c| c.is_ascii_digit()) {
+            return Err(PhoneError);
+        }
+        // `254…` without the plus is an international number whose `+` was
+        // dropped (Daraja and many apps send it so); `0…` is national.
+        let candidate = if compact.starts_with('+') || compact.starts_with('0') {
+            compact
+        } else {
+            format!("+{compact}")
+        };
+        let number =
+            phonenumber::parse(Some(country::Id::KE), &candidate).map_err(|_| PhoneError)?;
+        if !phonenumber::is_valid(&number) {
+            return Err(PhoneError);
+        }
+        Ok(Self(number.format().mode(Mode::E164).to_string()))
+    }
+
+    /// E.164 with the leading `+`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The country calling code's digits, e.g. `254`; decides the home currency.
+    pub fn country_calling_code(&self) -> &str {
+        let digits = &self.0[1..];
+        ["254", "255", "256", "234", "44", "1"]
+            .into_iter()
+            .find(|code| digits.starts_with(code))
+            .unwrap_or("")
+    }
+}
+
+impl TryFrom<String> for Msisdn {
+    type Error = PhoneError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Msisdn> for String {
+    fn from(value: Msisdn) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for Msisdn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_kenyan_forms_normalise_to_the_same_e164() {
+        for raw in ["+254712345678", "254712345678", "0712345678", "0712 345 678"] {
+            assert_eq!(Msisdn::parse(raw).unwrap().as_str(), "+254712345678", "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_demo_numbers_are_valid() {
+        assert_eq!(Msisdn::parse("+254700000000").unwrap().as_str(), "+254700000000");
+        assert_eq!(Msisdn::parse("0700000001").unwrap().as_str(), "+254700000001");
+    }
+
+    #[test]
+    fn numbers_from_other_countries_keep_their_country_code() {
+        let number = Msisdn::parse("+2348031234567").unwrap();
+        assert_eq!(number.as_str(), "+2348031234567");
+        assert_eq!(number.country_calling_code(), "234");
+    }
+
+    #[test]
+    fn garbage_and_impossible_numbers_are_rejected() {
+        for raw in ["", "abc", "07123", "+254", "0712345678901234567890", "07123a5678", "+25471234567899"] {
+            assert_eq!(Msisdn::parse(raw), Err(PhoneError), "{raw}");
+        }
+    }
+}

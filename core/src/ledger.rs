@@ -49,7 +49,9 @@ impl JournalEntry {
                 return Err(LedgerError::ZeroPosting);
             }
             let sum = sums.entry(&posting.currency).or_insert(0);
-            *sum = sum.checked_add(posting.amount_minor).ok_or(LedgerError::Overflow)?;
+            *sum = sum
+                .checked_add(posting.amount_minor)
+                .ok_or(LedgerError::Overflow)?;
         }
         if let Some((currency, _)) = sums.into_iter().find(|(_, sum)| *sum != 0) {
             return Err(LedgerError::Unbalanced(currency.clone()));
@@ -88,13 +90,18 @@ pub fn transfer_entry(
     amount_minor: i64,
     fee_minor: i64,
 ) -> Result<JournalEntry, LedgerError> {
-    let total = amount_minor.checked_add(fee_minor).ok_or(LedgerError::Overflow)?;
+    let total = amount_minor
+        .checked_add(fee_minor)
+        .ok_or(LedgerError::Overflow)?;
     let posting = |account_id, amount_minor| Posting {
         account_id,
         currency: currency.clone(),
         amount_minor,
     };
-    let mut postings = vec![posting(accounts.source_wallet, -total), posting(accounts.target_wallet, amount_minor)];
+    let mut postings = vec![
+        posting(accounts.source_wallet, -total),
+        posting(accounts.target_wallet, amount_minor),
+    ];
     if fee_minor > 0 {
         postings.push(posting(accounts.fee_revenue, fee_minor));
     }
@@ -114,7 +121,11 @@ mod tests {
     }
 
     fn posting(account_id: i64, currency: CurrencyCode, amount_minor: i64) -> Posting {
-        Posting { account_id, currency, amount_minor }
+        Posting {
+            account_id,
+            currency,
+            amount_minor,
+        }
     }
 
     #[test]
@@ -131,7 +142,10 @@ mod tests {
 
     #[test]
     fn single_and_zero_postings_are_refused() {
-        assert_eq!(JournalEntry::new(vec![posting(1, kes(), 0)]), Err(LedgerError::TooFewPostings));
+        assert_eq!(
+            JournalEntry::new(vec![posting(1, kes(), 0)]),
+            Err(LedgerError::TooFewPostings)
+        );
         assert_eq!(
             JournalEntry::new(vec![posting(1, kes(), 0), posting(2, kes(), 0)]),
             Err(LedgerError::ZeroPosting)
@@ -140,20 +154,35 @@ mod tests {
 
     #[test]
     fn overflowing_sums_are_refused_not_wrapped() {
-        let entry = JournalEntry::new(vec![posting(1, kes(), i64::MAX), posting(2, kes(), 1), posting(3, kes(), 1)]);
+        let entry = JournalEntry::new(vec![
+            posting(1, kes(), i64::MAX),
+            posting(2, kes(), 1),
+            posting(3, kes(), 1),
+        ]);
         assert_eq!(entry, Err(LedgerError::Overflow));
     }
 
     #[test]
     fn a_transfer_debits_amount_plus_fee_and_credits_target_and_house() {
-        let accounts = TransferAccounts { source_wallet: 9, target_wallet: 3, fee_revenue: 5 };
+        let accounts = TransferAccounts {
+            source_wallet: 9,
+            target_wallet: 3,
+            fee_revenue: 5,
+        };
         let entry = transfer_entry(accounts, &kes(), 10_000, 150).unwrap();
-        assert_eq!(entry.net_by_account(), vec![(3, 10_000), (5, 150), (9, -10_150)]);
+        assert_eq!(
+            entry.net_by_account(),
+            vec![(3, 10_000), (5, 150), (9, -10_150)]
+        );
     }
 
     #[test]
     fn a_free_transfer_has_no_fee_posting() {
-        let accounts = TransferAccounts { source_wallet: 1, target_wallet: 2, fee_revenue: 3 };
+        let accounts = TransferAccounts {
+            source_wallet: 1,
+            target_wallet: 2,
+            fee_revenue: 3,
+        };
         let entry = transfer_entry(accounts, &kes(), 500, 0).unwrap();
         assert_eq!(entry.postings().len(), 2);
     }

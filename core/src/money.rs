@@ -101,7 +101,10 @@ pub fn format_minor(minor: i64, exponent: u32) -> String {
         format!("{sign}{grouped}")
     } else {
         let fraction = magnitude % scale;
-        format!("{sign}{grouped}.{fraction:0width$}", width = exponent as usize)
+        format!(
+            "{sign}{grouped}.{fraction:0width$}",
+            width = exponent as usize
+        )
     }
 }
 
@@ -117,7 +120,11 @@ mod tests {
     #[test]
     fn currency_codes_of_the_wrong_shape_are_rejected() {
         for raw in ["", "KE", "KESS", "K3S", "€UR"] {
-            assert_eq!(CurrencyCode::parse(raw), Err(MoneyError::BadCurrency), "{raw}");
+            assert_eq!(
+                CurrencyCode::parse(raw),
+                Err(MoneyError::BadCurrency),
+                "{raw}"
+            );
         }
     }
 

@@ -31,7 +31,11 @@ impl Msisdn {
             .chars()
             .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
             .collect();
-        if !compact.trim_start_matches('+').chars().all(|c| c.is_ascii_digit()) {
+        if !compact
+            .trim_start_matches('+')
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
             return Err(PhoneError);
         }
         // `254…` without the plus is an international number whose `+` was
@@ -89,15 +93,30 @@ mod tests {
 
     #[test]
     fn the_three_kenyan_forms_normalise_to_the_same_e164() {
-        for raw in ["+254712345678", "254712345678", "0712345678", "0712 345 678"] {
-            assert_eq!(Msisdn::parse(raw).unwrap().as_str(), "+254712345678", "{raw}");
+        for raw in [
+            "+254712345678",
+            "254712345678",
+            "0712345678",
+            "0712 345 678",
+        ] {
+            assert_eq!(
+                Msisdn::parse(raw).unwrap().as_str(),
+                "+254712345678",
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn the_demo_numbers_are_valid() {
-        assert_eq!(Msisdn::parse("+254700000000").unwrap().as_str(), "+254700000000");
-        assert_eq!(Msisdn::parse("0700000001").unwrap().as_str(), "+254700000001");
+        assert_eq!(
+            Msisdn::parse("+254700000000").unwrap().as_str(),
+            "+254700000000"
+        );
+        assert_eq!(
+            Msisdn::parse("0700000001").unwrap().as_str(),
+            "+254700000001"
+        );
     }
 
     #[test]
@@ -109,7 +128,15 @@ mod tests {
 
     #[test]
     fn garbage_and_impossible_numbers_are_rejected() {
-        for raw in ["", "abc", "07123", "+254", "0712345678901234567890", "07123a5678", "+25471234567899"] {
+        for raw in [
+            "",
+            "abc",
+            "07123",
+            "+254",
+            "0712345678901234567890",
+            "07123a5678",
+            "+25471234567899",
+        ] {
             assert_eq!(Msisdn::parse(raw), Err(PhoneError), "{raw}");
         }
     }

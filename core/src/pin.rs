@@ -87,14 +87,24 @@ mod tests {
     #[test]
     fn the_weak_pins_named_by_the_product_are_refused() {
         for raw in ["1234", "0000", "1111", "1212", "4321"] {
-            assert_eq!(Pin::parse(raw).unwrap().check_strength(), Err(PinError::Weak), "{raw}");
+            assert_eq!(
+                Pin::parse(raw).unwrap().check_strength(),
+                Err(PinError::Weak),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn runs_including_wrap_around_and_patterns_are_refused() {
-        for raw in ["2345", "6789", "8901", "9876", "3210", "7777", "1122", "1221", "2580"] {
-            assert_eq!(Pin::parse(raw).unwrap().check_strength(), Err(PinError::Weak), "{raw}");
+        for raw in [
+            "2345", "6789", "8901", "9876", "3210", "7777", "1122", "1221", "2580",
+        ] {
+            assert_eq!(
+                Pin::parse(raw).unwrap().check_strength(),
+                Err(PinError::Weak),
+                "{raw}"
+            );
         }
     }
 

@@ -56,7 +56,13 @@ impl MasterKey {
         #[allow(clippy::unwrap_used)]
         let ciphertext = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context,
+                },
+            )
             .unwrap();
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ciphertext);
@@ -69,7 +75,13 @@ impl MasterKey {
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         self.cipher()
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: context,
+                },
+            )
             .map_err(|_| AeadError::Open)
     }
 }
@@ -83,14 +95,20 @@ mod tests {
         let key = MasterKey::generate();
         let sealed = key.seal(b"jwt-secret", b"server_secret:jwt");
         assert_ne!(&sealed[NONCE_LEN..], b"jwt-secret");
-        assert_eq!(key.open(&sealed, b"server_secret:jwt").unwrap(), b"jwt-secret");
+        assert_eq!(
+            key.open(&sealed, b"server_secret:jwt").unwrap(),
+            b"jwt-secret"
+        );
     }
 
     #[test]
     fn a_wrong_key_a_wrong_context_or_a_flipped_bit_fails_to_open() {
         let key = MasterKey::generate();
         let mut sealed = key.seal(b"secret", b"a");
-        assert_eq!(MasterKey::generate().open(&sealed, b"a"), Err(AeadError::Open));
+        assert_eq!(
+            MasterKey::generate().open(&sealed, b"a"),
+            Err(AeadError::Open)
+        );
         assert_eq!(key.open(&sealed, b"b"), Err(AeadError::Open));
         sealed[NONCE_LEN] ^= 1;
         assert_eq!(key.open(&sealed, b"a"), Err(AeadError::Open));
@@ -102,6 +120,9 @@ mod tests {
         let key = MasterKey::generate();
         assert!(MasterKey::from_hex(&key.to_hex()).is_ok());
         assert_eq!(MasterKey::from_hex("abcd").unwrap_err(), AeadError::BadKey);
-        assert_eq!(MasterKey::from_hex(&"zz".repeat(32)).unwrap_err(), AeadError::BadKey);
+        assert_eq!(
+            MasterKey::from_hex(&"zz".repeat(32)).unwrap_err(),
+            AeadError::BadKey
+        );
     }
 }

@@ -37,7 +37,9 @@ pub fn hash_pin(pin: &Pin) -> String {
 /// counts as a mismatch rather than an error: it can never authenticate.
 pub fn verify_pin(pin: &Pin, stored_phc: &str) -> bool {
     match PasswordHash::new(stored_phc) {
-        Ok(parsed) => hasher().verify_password(pin.expose().as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => hasher()
+            .verify_password(pin.expose().as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -72,7 +74,10 @@ mod tests {
     #[test]
     fn hashes_are_argon2id_with_the_documented_parameters_and_a_unique_salt() {
         let first = hash_pin(&pin("5831"));
-        assert!(first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{first}");
+        assert!(
+            first.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{first}"
+        );
         assert_ne!(first, hash_pin(&pin("5831")));
         assert!(!first.contains("5831"));
     }

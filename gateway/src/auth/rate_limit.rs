@@ -1,0 +1,48 @@
+//! Sliding-window rate limiting kept in PostgreSQL, so every gateway instance
+//! counts the same requests.
+//!
+//! Each bucket stores the times of the requests it admitted in the last 60 s
+//! (never more than the limit). One statement prunes, decides and records
+//! under the row's lock, so concurrent requests cannot overshoot.
+
+use sqlx::PgPool;
+
+use crate::config::RATE_WINDOW_SECONDS;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    Limited { retry_after_s: i64 },
+}
+
+/// Admits one request into `bucket` if fewer than `limit` were admitted in
+/// the window; `limit == 0` disables the check.
+pub async fn admit(pool: &PgPool, bucket: &str, limit: u32) -> sqlx::Result<Admission> {
+    if limit == 0 {
+        return Ok(Admission::Allowed);
+    }
+    let row = sqlx::query!(
+        r#"
+        INSERT INTO rate_limits AS r (bucket, hits) VALUES ($1, ARRAY[now()])
+        ON CONFLICT (bucket) DO UPDATE SET hits =
+            CASE WHEN (SELECT count(*) FROM unnest(r.hits) h WHERE h > now() - make_interval(secs => $3)) < $2
+                 THEN ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > now() - make_interval(secs => $3) ORDER BY h) || now()
+                 ELSE ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > now() - make_interval(secs => $3) ORDER BY h)
+            END
+        RETURNING hits[cardinality(hits)] = now() AS "admitted!",
+                  ceil(extract(epoch FROM hits[1] + make_interval(secs => $3) - now()))::bigint AS "retry_after_s!"
+        "#,
+        bucket,
+        i64::from(limit),
+        RATE_WINDOW_SECONDS as f64,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(if row.admitted {
+        Admission::Allowed
+    } else {
+        Admission::Limited {
+            retry_after_s: row.retry_after_s.max(1),
+        }
+    })
+}

@@ -1,0 +1,136 @@
+//! The `chainpay` command line: `serve`, `users`, `reconcile`.
+//! Every subcommand reads the same configuration as `serve`.
+
+use std::process::ExitCode;
+
+use chainpay_core::money::format_minor;
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::db::Database;
+use crate::ledger::check;
+use crate::startup;
+
+#[derive(Debug, Parser)]
+#[command(name = "chainpay", version, about = "ChainPay mobile-money gateway")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP gateway (REST API, webhooks, console).
+    Serve {
+        /// Seed the demo users even on an external DATABASE_URL.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// List registered users and their non-zero balances.
+    Users,
+    /// Check that the ledger balances; exits non-zero if it does not.
+    Reconcile,
+}
+
+pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { demo } => serve(settings, demo).await,
+        Command::Users => with_database(&settings, users).await,
+        Command::Reconcile => with_database(&settings, reconcile).await,
+    }
+}
+
+async fn serve(settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
+    let database = Database::open(&settings).await?;
+    let seed = demo || database.embedded.is_some();
+    let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
+    let addr = listener.local_addr()?;
+    let state = startup::build_state(settings, database.pool.clone()).await?;
+    if seed {
+        crate::seed::seed_demo(&state.pool, &state.keys.tx_signing).await?;
+    }
+    tracing::info!(%addr, "ChainPay listening: API http://{addr}/api/v1, docs http://{addr}/docs, console http://{addr}/console/");
+    let served = startup::serve(listener, state, startup::shutdown_signal()).await;
+    database.close().await;
+    served?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database for a one-shot command and closes it afterwards
+/// (stopping the embedded cluster only if this command started it).
+async fn with_database<F, Fut>(settings: &Settings, command: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let database = Database::open(settings).await?;
+    let result = command(database.pool.clone()).await;
+    database.close().await;
+    result
+}
+
+async fn users(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
+    let rows = sqlx::query!(
+        r#"SELECT u.phone, u.name, u.role, u.kyc_status, u.suspended,
+                  coalesce(string_agg(a.currency || ':' || a.balance || ':' || c.exponent, ',' ORDER BY a.currency)
+                           FILTER (WHERE a.balance <> 0), '') AS "balances!"
+           FROM users u
+           LEFT JOIN accounts a ON a.user_id = u.id AND a.kind = 'wallet'
+           LEFT JOIN currencies c ON c.code = a.currency
+           GROUP BY u.id ORDER BY u.created_at"#
+    )
+    .fetch_all(&pool)
+    .await?;
+    println!(
+        "{:<16} {:<24} {:<6} {:<9} {:<9} BALANCES",
+        "PHONE", "NAME", "ROLE", "KYC", "STATUS"
+    );
+    for row in &rows {
+        let balances: Vec<String> = row
+            .balances
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|entry| {
+                let mut parts = entry.split(':');
+                let currency = parts.next()?;
+                let minor: i64 = parts.next()?.parse().ok()?;
+                let exponent: u32 = parts.next()?.parse().ok()?;
+                Some(format!("{currency} {}", format_minor(minor, exponent)))
+            })
+            .collect();
+        println!(
+            "{:<16} {:<24} {:<6} {:<9} {:<9} {}",
+            row.phone,
+            row.name.chars().take(24).collect::<String>(),
+            row.role,
+            row.kyc_status,
+            if row.suspended { "SUSPENDED" } else { "active" },
+            balances.join(", ")
+        );
+    }
+    println!("{} user(s)", rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reconcile(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
+    let report = check::check(&pool).await?;
+    println!(
+        "ledger check: {} accounts, {} transactions: {}",
+        report.accounts_checked,
+        report.transactions_checked,
+        if report.balanced {
+            "BALANCED"
+        } else {
+            "DISCREPANCIES FOUND"
+        }
+    );
+    for discrepancy in &report.discrepancies {
+        println!("  {}", serde_json::to_string(discrepancy)?);
+    }
+    Ok(if report.balanced {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,90 @@
+//! Typed settings, read once from the environment at start-up.
+//!
+//! Every knob has its default written here, so the defaults an operator gets
+//! are visible in one place (and in the README's configuration table).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `CHAINPAY_ADDR`: where `serve` listens.
+    pub listen_addr: SocketAddr,
+    /// `DATABASE_URL`: an external PostgreSQL; `None` starts the embedded default.
+    pub database_url: Option<String>,
+    /// `CHAINPAY_DATA_DIR`: home of the embedded cluster and the generated master key.
+    pub data_dir: PathBuf,
+    /// `CHAINPAY_RATE_LIMIT`: requests per 60 s per authenticated user; 0 = off.
+    pub rate_limit_per_user: u32,
+    /// `CHAINPAY_AUTH_RATE_LIMIT`: requests per 60 s per client IP on the
+    /// unauthenticated auth routes (register, login); 0 = off.
+    pub rate_limit_per_ip: u32,
+    /// `CHAINPAY_JWT_SECRET`: HS256 secret; generated once and stored
+    /// (encrypted) in the database when unset.
+    pub jwt_secret: Option<String>,
+    /// `CHAINPAY_MASTER_KEY`: 64 hex chars; AES-256-GCM key for secrets at
+    /// rest. Generated into `CHAINPAY_DATA_DIR/master.key` when unset.
+    pub master_key_hex: Option<String>,
+    /// `CHAINPAY_DB_POOL`: maximum connections per instance.
+    pub db_pool_size: u32,
+    /// `CHAINPAY_LOG_FORMAT`: `pretty` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+/// Token lifetime fixed by the API contract.
+pub const JWT_TTL_SECONDS: i64 = 3600;
+/// Wrong PINs in a row that lock an account, and for how long.
+pub const LOCKOUT_THRESHOLD: i32 = 5;
+pub const LOCKOUT_MINUTES: i64 = 5;
+/// Width of the rate-limit sliding window.
+pub const RATE_WINDOW_SECONDS: i64 = 60;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn env_opt(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_u32(name: &str, default: u32) -> anyhow::Result<u32> {
+    env_or(name, &default.to_string())
+        .trim()
+        .parse()
+        .with_context(|| format!("{name} must be a non-negative whole number"))
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let log_format = match env_or("CHAINPAY_LOG_FORMAT", "pretty").as_str() {
+            "json" => LogFormat::Json,
+            "pretty" => LogFormat::Pretty,
+            other => anyhow::bail!("CHAINPAY_LOG_FORMAT must be `pretty` or `json`, not `{other}`"),
+        };
+        Ok(Self {
+            listen_addr: env_or("CHAINPAY_ADDR", "127.0.0.1:8443")
+                .parse()
+                .context("CHAINPAY_ADDR must be host:port, e.g. 127.0.0.1:8443")?,
+            database_url: env_opt("DATABASE_URL"),
+            data_dir: PathBuf::from(env_or("CHAINPAY_DATA_DIR", "./.chainpay")),
+            rate_limit_per_user: env_u32("CHAINPAY_RATE_LIMIT", 30)?,
+            rate_limit_per_ip: env_u32("CHAINPAY_AUTH_RATE_LIMIT", 30)?,
+            jwt_secret: env_opt("CHAINPAY_JWT_SECRET"),
+            master_key_hex: env_opt("CHAINPAY_MASTER_KEY"),
+            db_pool_size: env_u32("CHAINPAY_DB_POOL", 32)?,
+            log_format,
+        })
+    }
+}

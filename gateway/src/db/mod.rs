@@ -1,0 +1,107 @@
+//! Opening the one place ChainPay keeps state: PostgreSQL.
+
+pub mod embedded;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::config::Settings;
+pub use embedded::{ClusterOptions, EmbeddedPostgres};
+
+/// Name of the application database inside the embedded cluster.
+const EMBEDDED_DATABASE: &str = "chainpay";
+
+/// Migrations compiled into the binary, applied on every start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// An open, migrated database, and the embedded cluster behind it if any.
+pub struct Database {
+    pub pool: PgPool,
+    pub embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// `DATABASE_URL` when set (creating its database if missing), otherwise
+    /// the embedded default; migrations are applied either way.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let (options, embedded) = match &settings.database_url {
+            Some(url) => {
+                let options = PgConnectOptions::from_str(url)
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                (options, None)
+            }
+            None => {
+                let cluster =
+                    EmbeddedPostgres::ensure_running(&settings.data_dir, ClusterOptions::default())
+                        .await?;
+                (cluster.connect_options(EMBEDDED_DATABASE), Some(cluster))
+            }
+        };
+        create_database_if_missing(&options).await?;
+        let pool = connect_pool(options, settings.db_pool_size).await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(Self { pool, embedded })
+    }
+
+    /// Closes the pool and stops the embedded cluster if this process started it.
+    pub async fn close(self) {
+        self.pool.close().await;
+        if let Some(cluster) = self.embedded.filter(EmbeddedPostgres::started_here) {
+            if let Err(error) = cluster.stop().await {
+                tracing::warn!(%error, "embedded PostgreSQL did not stop cleanly");
+            }
+        }
+    }
+}
+
+pub async fn connect_pool(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .context("connecting to PostgreSQL")
+}
+
+/// Creates the target database through the `postgres` maintenance database
+/// when it does not exist yet. Two instances racing here is harmless.
+pub async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    if name == "postgres" {
+        return Ok(());
+    }
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .context("connecting to PostgreSQL's maintenance database `postgres`")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(&mut admin)
+            .await
+        {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e).context(format!("creating database {name}")),
+        }
+    }
+    admin.close().await?;
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! The HTTP surface: shared state, the route table and middleware.
+
+pub mod admin;
+pub mod auth;
+pub mod docs;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod ops;
+pub mod session;
+pub mod transactions;
+pub mod wallet;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::secrets::ServerKeys;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub keys: Arc<ServerKeys>,
+    pub jwt: Arc<JwtKeys>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Largest request body accepted; every legitimate request is far smaller.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Requests still running after this are answered 408 so clients can retry.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `/api/v1` routes and the OpenAPI document describing exactly them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .nest(
+            "/api/v1",
+            OpenApiRouter::new()
+                .merge(auth::router())
+                .merge(wallet::router())
+                .merge(transactions::router())
+                .merge(admin::router()),
+        )
+        .split_for_parts()
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api();
+    let openapi = Arc::new(openapi);
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(api)
+        .merge(ops::router())
+        .merge(docs::router(openapi))
+        .fallback(middleware::not_found)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(middleware::trace_layer())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

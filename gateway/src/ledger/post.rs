@@ -1,0 +1,108 @@
+//! Posting one journal entry: lock, check, write — inside the caller's
+//! database transaction, so the movement commits together with its audit
+//! row and idempotency record or not at all.
+
+use chainpay_core::crypto::signing::SigningKey;
+use chainpay_core::ledger::JournalEntry;
+use chainpay_core::transaction::TxFacts;
+use sqlx::PgConnection;
+
+/// A movement ready to be written.
+#[derive(Debug, Clone)]
+pub struct Movement {
+    pub facts: TxFacts,
+    pub note: Option<String>,
+    pub entry: JournalEntry,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    #[error("account missing from the ledger")]
+    UnknownAccount,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Writes `movement` and returns its signature.
+///
+/// Row locks are taken in ascending account-id order (one global order, so
+/// two entries can never wait on each other in a cycle), then each wallet's
+/// available balance is checked; the `accounts_wallet_not_overdrawn`
+/// constraint backs that check up inside PostgreSQL.
+pub async fn post(
+    conn: &mut PgConnection,
+    movement: &Movement,
+    key: &SigningKey,
+) -> Result<String, PostError> {
+    let (account_ids, deltas): (Vec<i64>, Vec<i64>) =
+        movement.entry.net_by_account().into_iter().unzip();
+    let locked = sqlx::query!(
+        "SELECT id, kind, balance, locked FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        &account_ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if locked.len() != account_ids.len() {
+        return Err(PostError::UnknownAccount);
+    }
+    // Both lists are in ascending account-id order.
+    for ((row, account_id), delta) in locked.iter().zip(&account_ids).zip(&deltas) {
+        assert_eq!(
+            row.id, *account_id,
+            "locked rows and deltas are in the same order"
+        );
+        if row.kind == "wallet" && row.balance - row.locked + delta < 0 {
+            return Err(PostError::InsufficientFunds);
+        }
+    }
+
+    let facts = &movement.facts;
+    let signature = facts.sign(key);
+    let (posting_accounts, posting_amounts): (Vec<i64>, Vec<i64>) = movement
+        .entry
+        .postings()
+        .iter()
+        .map(|p| (p.account_id, p.amount_minor))
+        .unzip();
+    let result = sqlx::query!(
+        r#"
+        WITH tx AS (
+            INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, note, signature, created_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ), legs AS (
+            INSERT INTO postings (tx_id, account_id, amount)
+            SELECT $1, account_id, amount FROM unnest($11::bigint[], $12::bigint[]) AS l (account_id, amount)
+        )
+        UPDATE accounts a SET balance = a.balance + d.delta
+        FROM unnest($13::bigint[], $14::bigint[]) AS d (id, delta)
+        WHERE a.id = d.id
+        "#,
+        facts.tx_id,
+        facts.tx_type.as_str(),
+        facts.amount_minor,
+        facts.fee_minor,
+        facts.currency,
+        facts.from_user_id,
+        facts.to_user_id,
+        movement.note,
+        signature,
+        facts.created_at,
+        &posting_accounts,
+        &posting_amounts,
+        &account_ids,
+        &deltas,
+    )
+    .execute(&mut *conn)
+    .await;
+    match result {
+        Ok(_) => Ok(signature),
+        Err(sqlx::Error::Database(e))
+            if e.constraint() == Some("accounts_wallet_not_overdrawn") =>
+        {
+            Err(PostError::InsufficientFunds)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

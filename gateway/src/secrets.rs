@@ -1,0 +1,99 @@
+//! Server keys: one master key from configuration, and the keys it protects.
+//!
+//! The JWT secret and the transaction-signing key are generated once, sealed
+//! with AES-256-GCM under the master key and stored in PostgreSQL, so every
+//! instance sharing the database (and the master key) uses the same keys and
+//! a restart never invalidates tokens or signatures.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use chainpay_core::crypto::aead::MasterKey;
+use chainpay_core::crypto::random_bytes;
+use chainpay_core::crypto::signing::SigningKey;
+use sqlx::PgPool;
+
+use crate::config::Settings;
+
+/// Opened with the master key at start-up to prove it is the key this
+/// database was set up with, before anything is sealed under a wrong one.
+const CANARY: &str = "master_key_canary";
+
+/// The keys a running gateway needs.
+#[derive(Clone)]
+pub struct ServerKeys {
+    pub master: MasterKey,
+    pub jwt_secret: Vec<u8>,
+    pub tx_signing: SigningKey,
+}
+
+impl ServerKeys {
+    pub async fn load(settings: &Settings, pool: &PgPool) -> anyhow::Result<Self> {
+        let master = match &settings.master_key_hex {
+            Some(hex_key) => MasterKey::from_hex(hex_key).context("CHAINPAY_MASTER_KEY")?,
+            None => master_key_from_file(&settings.data_dir.join("master.key"))?,
+        };
+        get_or_create(pool, &master, CANARY)
+            .await
+            .context("CHAINPAY_MASTER_KEY does not match the key this database was set up with")?;
+        let jwt_secret = match &settings.jwt_secret {
+            Some(secret) if secret.len() < 32 => {
+                bail!("CHAINPAY_JWT_SECRET must be at least 32 characters")
+            }
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => get_or_create(pool, &master, "jwt_hs256").await?.to_vec(),
+        };
+        let tx_signing = SigningKey::from_bytes(get_or_create(pool, &master, "tx_signing").await?);
+        Ok(Self {
+            master,
+            jwt_secret,
+            tx_signing,
+        })
+    }
+}
+
+/// Reads the generated master key, creating it (mode 0600) on first start.
+fn master_key_from_file(path: &Path) -> anyhow::Result<MasterKey> {
+    if let Ok(hex_key) = std::fs::read_to_string(path) {
+        return MasterKey::from_hex(&hex_key)
+            .with_context(|| format!("{} is corrupt", path.display()));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let key = MasterKey::generate();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(key.to_hex().as_bytes())?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a master key; set CHAINPAY_MASTER_KEY in production so every instance shares it"
+    );
+    Ok(key)
+}
+
+/// The 32-byte secret called `name`, generated and stored on first use.
+/// `ON CONFLICT DO NOTHING` makes concurrent first starts agree on one value.
+async fn get_or_create(pool: &PgPool, master: &MasterKey, name: &str) -> anyhow::Result<[u8; 32]> {
+    let fresh = master.seal(&random_bytes::<32>(), name.as_bytes());
+    sqlx::query!(
+        "INSERT INTO server_secrets (name, sealed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        name,
+        fresh
+    )
+    .execute(pool)
+    .await?;
+    let sealed = sqlx::query_scalar!("SELECT sealed FROM server_secrets WHERE name = $1", name)
+        .fetch_one(pool)
+        .await?;
+    let secret = master.open(&sealed, name.as_bytes())?;
+    secret
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("stored secret {name} has the wrong length"))
+}

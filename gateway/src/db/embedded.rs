@@ -41,13 +41,20 @@ pub struct EmbeddedPostgres {
 /// The directory holding `initdb` and `pg_ctl`: from `PATH`, else the newest
 /// `/usr/lib/postgresql/<version>/bin` (Debian/Ubuntu keep them there).
 pub fn find_binaries() -> anyhow::Result<PathBuf> {
+    find_binaries_in(std::env::var_os("PATH"), Path::new("/usr/lib/postgresql"))
+}
+
+fn find_binaries_in(
+    path: Option<std::ffi::OsString>,
+    versioned_root: &Path,
+) -> anyhow::Result<PathBuf> {
     let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Some(path) = std::env::var_os("PATH") {
+    if let Some(path) = path {
         if let Some(dir) = std::env::split_paths(&path).find(|dir| has_tools(dir)) {
             return Ok(dir);
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(versioned_root)
         .into_iter()
         .flatten()
         .flatten()
@@ -274,5 +281,37 @@ fn postgres_user_if_root() -> anyhow::Result<Option<(Uid, Gid)>> {
             "running as root, the embedded PostgreSQL must run as the `postgres` system user, \
              which does not exist; create it (it comes with Debian's postgresql package) or set DATABASE_URL"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_postgresql_the_error_says_how_to_install_it_or_use_database_url() {
+        let empty = std::env::temp_dir().join(format!("chainpay-no-pg-{}", std::process::id()));
+        fs::create_dir_all(&empty).unwrap();
+        let error = find_binaries_in(Some(empty.clone().into_os_string()), &empty)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("apt-get install postgresql"), "{error}");
+        assert!(error.contains("DATABASE_URL"), "{error}");
+    }
+
+    #[test]
+    fn the_newest_versioned_install_is_preferred() {
+        let root =
+            std::env::temp_dir().join(format!("chainpay-pg-versions-{}", std::process::id()));
+        for version in ["9", "15", "13"] {
+            let bin = root.join(version).join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            fs::write(bin.join("initdb"), "").unwrap();
+            fs::write(bin.join("pg_ctl"), "").unwrap();
+        }
+        assert_eq!(
+            find_binaries_in(None, &root).unwrap(),
+            root.join("15").join("bin")
+        );
     }
 }

@@ -1,0 +1,420 @@
+//! Transfer throughput against a PostgreSQL baseline measured in the same run.
+//!
+//! `cargo bench -p chainpay-gateway --bench transfers`
+//!
+//! 1. `pgbench` TPC-B (scale 10, 8 clients, 20 s) on the PostgreSQL under test:
+//!    what this machine's database can do with a simple banking transaction.
+//! 2. The release `chainpay serve` binary on the same PostgreSQL, driven over
+//!    HTTP by concurrent clients sending authenticated, keyed `/wallet/send`
+//!    requests round-robin across enough funded users that no per-user limit
+//!    is hit.
+//!
+//! It prints transfers/s, p50/p99 latency, the ratio to pgbench's tps and the
+//! CPU seconds spent by the gateway, PostgreSQL and the load generator.
+//!
+//! The PostgreSQL is `BENCH_DATABASE_URL`'s server when set, otherwise an
+//! embedded cluster under `target/bench-pg` (default durability settings).
+//! Knobs: `BENCH_SECONDS` (20), `BENCH_CLIENTS` (16), `BENCH_USERS` (5000),
+//! `BENCH_PGBENCH` (`0` skips the baseline).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chainpay_gateway::config::{LogFormat, Settings};
+use chainpay_gateway::db::{self, embedded, ClusterOptions, EmbeddedPostgres};
+use chainpay_gateway::startup;
+use serde_json::json;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Executor};
+use uuid::Uuid;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_chainpay");
+const BENCH_DATABASE: &str = "chainpay_bench";
+const PGBENCH_DATABASE: &str = "chainpay_pgbench";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The server under test: connection options, plus the flags pgbench needs
+/// to reach it.
+struct Target {
+    options: PgConnectOptions,
+    pgbench_args: Vec<String>,
+    url_for: Box<dyn Fn(&str) -> String>,
+    _cluster: Option<EmbeddedPostgres>,
+}
+
+async fn target() -> Target {
+    if let Ok(url) = std::env::var("BENCH_DATABASE_URL") {
+        let options = PgConnectOptions::from_str(&url).unwrap();
+        let base = url.rsplit_once('/').unwrap().0.to_owned();
+        let host = options.get_host().to_owned();
+        let port = options.get_port().to_string();
+        let user = options.get_username().to_owned();
+        return Target {
+            options,
+            pgbench_args: vec!["-h".into(), host, "-p".into(), port, "-U".into(), user],
+            url_for: Box::new(move |db| format!("{base}/{db}")),
+            _cluster: None,
+        };
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-pg");
+    let cluster = EmbeddedPostgres::ensure_running(&dir, ClusterOptions::default())
+        .await
+        .unwrap();
+    let socket = dir.canonicalize().unwrap().join("pg");
+    let socket_text = socket.to_string_lossy().into_owned();
+    Target {
+        options: cluster.connect_options("postgres"),
+        pgbench_args: vec![
+            "-h".into(),
+            socket_text.clone(),
+            "-U".into(),
+            "chainpay".into(),
+        ],
+        url_for: Box::new(move |db| {
+            format!("postgres://chainpay@localhost/{db}?host={socket_text}")
+        }),
+        _cluster: Some(cluster),
+    }
+}
+
+async fn recreate_database(target: &Target, name: &str) {
+    let mut admin = target
+        .options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .unwrap();
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+}
+
+fn pgbench_binary() -> PathBuf {
+    let dir = embedded::find_binaries().unwrap();
+    let beside = dir.join("pgbench");
+    if beside.exists() {
+        beside
+    } else {
+        PathBuf::from("pgbench")
+    }
+}
+
+/// TPC-B tps from pgbench, excluding connection set-up.
+async fn pgbench_tps(target: &Target, seconds: usize) -> f64 {
+    recreate_database(target, PGBENCH_DATABASE).await;
+    let binary = pgbench_binary();
+    let init = Command::new(&binary)
+        .args(&target.pgbench_args)
+        .args(["-i", "-q", "-s", "10", PGBENCH_DATABASE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(init.success(), "pgbench -i failed");
+    let output = Command::new(&binary)
+        .args(&target.pgbench_args)
+        .args([
+            "-c",
+            "8",
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            PGBENCH_DATABASE,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let tps_line = text
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"));
+    tps_line
+        .trim_start_matches("tps = ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Users, their funding and their tokens, made directly through the library
+/// (registration's Argon2 cost is not what this benchmark measures).
+async fn prepare_users(url: &str, master_key: &str, users: usize) -> Vec<(String, String)> {
+    let settings = Settings {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        database_url: Some(url.to_owned()),
+        data_dir: std::env::temp_dir(),
+        rate_limit_per_user: 0,
+        rate_limit_per_ip: 0,
+        jwt_secret: None,
+        master_key_hex: Some(master_key.to_owned()),
+        db_pool_size: 4,
+        log_format: LogFormat::Pretty,
+    };
+    let database = db::Database::open(&settings).await.unwrap();
+    let state = startup::build_state(settings, database.pool.clone())
+        .await
+        .unwrap();
+    let pin_hash =
+        chainpay_core::crypto::pin_hash::hash_pin(&chainpay_core::Pin::parse("5831").unwrap());
+    let ids: Vec<Uuid> = (0..users).map(|_| Uuid::new_v4()).collect();
+    let phones: Vec<String> = (0..users).map(|i| format!("+2547100{i:05}")).collect();
+    sqlx::query(
+        "INSERT INTO users (id, phone, name, pin_hash, kyc_status)
+         SELECT id, phone, 'Bench ' || phone, $3, 'VERIFIED' FROM unnest($1::uuid[], $2::text[]) AS u (id, phone)",
+    )
+    .bind(&ids)
+    .bind(&phones)
+    .bind(&pin_hash)
+    .execute(&database.pool)
+    .await
+    .unwrap();
+    let mut conn = database.pool.acquire().await.unwrap();
+    for id in &ids {
+        chainpay_gateway::seed::fund(&mut conn, &state.keys.tx_signing, *id, "KES", 10_000_000)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    let tokens = ids
+        .iter()
+        .zip(&phones)
+        .map(|(id, phone)| (phone.clone(), state.jwt.issue(*id, "user").unwrap().0))
+        .collect();
+    database.close().await;
+    tokens
+}
+
+/// User + system CPU seconds of the processes whose command name is `name`
+/// (or of `pid` alone).
+fn cpu_seconds(filter: impl Fn(u32, &str) -> bool) -> f64 {
+    let ticks_per_second = 100.0;
+    let mut total = 0u64;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let command = &stat[open + 1..close];
+        if !filter(pid, command) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let utime: u64 = fields[11].parse().unwrap_or(0);
+        let stime: u64 = fields[12].parse().unwrap_or(0);
+        total += utime + stime;
+    }
+    total as f64 / ticks_per_second
+}
+
+struct CpuSample {
+    gateway: f64,
+    postgres: f64,
+    load: f64,
+}
+
+fn sample_cpu(gateway_pid: u32) -> CpuSample {
+    let own = std::process::id();
+    CpuSample {
+        gateway: cpu_seconds(|pid, _| pid == gateway_pid),
+        postgres: cpu_seconds(|_, command| command == "postgres"),
+        load: cpu_seconds(|pid, _| pid == own),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds = env_usize("BENCH_SECONDS", 20);
+    let clients = env_usize("BENCH_CLIENTS", 16);
+    let users = env_usize("BENCH_USERS", 5000);
+    let target = target().await;
+
+    let tps = if env_usize("BENCH_PGBENCH", 1) == 1 {
+        println!("pgbench TPC-B: scale 10, 8 clients, {seconds} s ...");
+        let tps = pgbench_tps(&target, seconds).await;
+        println!("  pgbench tps: {tps:.0}");
+        Some(tps)
+    } else {
+        None
+    };
+
+    recreate_database(&target, BENCH_DATABASE).await;
+    let url = (target.url_for)(BENCH_DATABASE);
+    let master_key = chainpay_core::crypto::aead::MasterKey::generate().to_hex();
+    println!("preparing {users} funded users ...");
+    let accounts = Arc::new(prepare_users(&url, &master_key, users).await);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(BINARY)
+        .args(["serve"])
+        .env("DATABASE_URL", &url)
+        .env("CHAINPAY_MASTER_KEY", &master_key)
+        .env("CHAINPAY_ADDR", &addr)
+        .env("CHAINPAY_RATE_LIMIT", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .ok()
+        != Some(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let run = |duration: Duration| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let client = client.clone();
+                let accounts = accounts.clone();
+                let next = next.clone();
+                let base = base.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut failures = 0usize;
+                    let deadline = Instant::now() + duration;
+                    while Instant::now() < deadline {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let (_, token) = &accounts[n % accounts.len()];
+                        let (to_phone, _) = &accounts[(n + 1) % accounts.len()];
+                        let began = Instant::now();
+                        let response = client
+                            .post(format!("{base}/api/v1/wallet/send"))
+                            .bearer_auth(token)
+                            .header("Idempotency-Key", Uuid::new_v4().to_string())
+                            .json(
+                                &json!({"to_phone": to_phone, "amount": 10_000, "currency": "KES"}),
+                            )
+                            .send()
+                            .await;
+                        match response {
+                            Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
+                                let _ = r.bytes().await;
+                                latencies.push(began.elapsed());
+                            }
+                            Ok(r) => {
+                                if failures == 0 {
+                                    eprintln!(
+                                        "unexpected {}: {}",
+                                        r.status(),
+                                        r.text().await.unwrap_or_default()
+                                    );
+                                }
+                                failures += 1;
+                            }
+                            Err(_) => failures += 1,
+                        }
+                    }
+                    (latencies, failures)
+                })
+            })
+            .collect();
+        async move {
+            let mut latencies = Vec::new();
+            let mut failures = 0;
+            for handle in handles {
+                let (l, f) = handle.await.unwrap();
+                latencies.extend(l);
+                failures += f;
+            }
+            (latencies, failures)
+        }
+    };
+
+    println!("warming up ...");
+    run(Duration::from_secs(2)).await;
+    println!("HTTP /wallet/send: {clients} clients, {users} users, {seconds} s ...");
+    let cpu_before = sample_cpu(server.id());
+    let began = Instant::now();
+    let (mut latencies, failures) = run(Duration::from_secs(seconds as u64)).await;
+    let elapsed = began.elapsed().as_secs_f64();
+    let cpu_after = sample_cpu(server.id());
+    latencies.sort();
+
+    let transfers_per_second = latencies.len() as f64 / elapsed;
+    println!();
+    println!("transfers completed : {}", latencies.len());
+    println!("failed requests     : {failures}");
+    println!("transfers/s         : {transfers_per_second:.0}");
+    println!(
+        "latency p50         : {:.2} ms",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3
+    );
+    println!(
+        "latency p99         : {:.2} ms",
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+    if let Some(tps) = tps {
+        println!("pgbench TPC-B tps   : {tps:.0}");
+        println!("ratio transfers/tps : {:.2}", transfers_per_second / tps);
+    }
+    let per_transfer =
+        |before: f64, after: f64| (after - before) * 1e6 / latencies.len().max(1) as f64;
+    println!(
+        "CPU per transfer    : gateway {:.0} us, PostgreSQL {:.0} us, load generator {:.0} us",
+        per_transfer(cpu_before.gateway, cpu_after.gateway),
+        per_transfer(cpu_before.postgres, cpu_after.postgres),
+        per_transfer(cpu_before.load, cpu_after.load),
+    );
+
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = server.wait();
+}

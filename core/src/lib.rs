@@ -5,11 +5,15 @@
 //! gateway uses. It knows nothing of HTTP or SQL, so it is tested with fast
 //! unit tests and reused by every channel (REST, USSD, SMS).
 
+pub mod compliance;
 pub mod crypto;
+pub mod fees;
+pub mod fx;
 pub mod ledger;
 pub mod money;
 pub mod phone;
 pub mod pin;
+pub mod sanctions;
 pub mod transaction;
 
 pub use money::{Amount, CurrencyCode};

@@ -1,0 +1,204 @@
+//! The tiered fee schedule.
+//!
+//! A fee band applies to one transaction type from a USD-equivalent amount
+//! upwards; the band with the highest lower bound not above the amount wins.
+//! The fee is a percentage of the amount in the transaction's own currency,
+//! rounded up to a whole minor unit, then held between the band's optional
+//! minimum and maximum (stated in US cents and converted at the mid rate).
+//! The schedule itself is data: the `fee_bands` table.
+
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::fx::{FxError, RateBook};
+
+/// Kinds of movement that pay a fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeeKind {
+    Send,
+    Withdraw,
+    Convert,
+}
+
+impl FeeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeeKind::Send => "send",
+            FeeKind::Withdraw => "withdraw",
+            FeeKind::Convert => "convert",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "send" => Some(FeeKind::Send),
+            "withdraw" => Some(FeeKind::Withdraw),
+            "convert" => Some(FeeKind::Convert),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeeBand {
+    pub kind: FeeKind,
+    /// Lower bound of the band, inclusive, in US cents.
+    pub from_usd_cents: i64,
+    /// Fraction of the amount (0.015 = 1.5 %).
+    pub rate: Decimal,
+    pub min_fee_usd_cents: Option<i64>,
+    pub max_fee_usd_cents: Option<i64>,
+}
+
+/// The bands of every kind.
+#[derive(Debug, Clone, Default)]
+pub struct FeeSchedule {
+    bands: Vec<FeeBand>,
+}
+
+impl FeeSchedule {
+    pub fn new(mut bands: Vec<FeeBand>) -> Self {
+        bands.sort_by_key(|b| b.from_usd_cents);
+        Self { bands }
+    }
+
+    pub fn bands(&self) -> &[FeeBand] {
+        &self.bands
+    }
+
+    fn band(&self, kind: FeeKind, usd_cents: i64) -> Option<&FeeBand> {
+        self.bands
+            .iter()
+            .filter(|b| b.kind == kind && b.from_usd_cents <= usd_cents)
+            .last()
+    }
+
+    /// The fee, in minor units of `currency`, for moving `amount_minor` of it.
+    /// No band for the kind means no fee.
+    pub fn fee(
+        &self,
+        kind: FeeKind,
+        rates: &RateBook,
+        currency: &str,
+        amount_minor: i64,
+    ) -> Result<i64, FxError> {
+        let usd_cents = rates.usd_cents(currency, amount_minor)?;
+        let Some(band) = self.band(kind, usd_cents) else {
+            return Ok(0);
+        };
+        let mut fee = (Decimal::from(amount_minor) * band.rate)
+            .round_dp_with_strategy(0, RoundingStrategy::AwayFromZero)
+            .to_i64()
+            .ok_or(FxError::Overflow)?;
+        if let Some(min) = band.min_fee_usd_cents {
+            fee = fee.max(rates.from_usd_cents(currency, min, RoundingStrategy::AwayFromZero)?);
+        }
+        if let Some(max) = band.max_fee_usd_cents {
+            fee = fee.min(rates.from_usd_cents(currency, max, RoundingStrategy::ToZero)?);
+        }
+        Ok(fee.max(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn rates() -> RateBook {
+        RateBook::new(dec("0.015"))
+            .unwrap()
+            .with_leg("USD", Decimal::ONE, 2)
+            .unwrap()
+            .with_leg("KES", dec("129.50"), 2)
+            .unwrap()
+    }
+
+    fn band(from: i64, rate: &str) -> FeeBand {
+        FeeBand {
+            kind: FeeKind::Send,
+            from_usd_cents: from,
+            rate: dec(rate),
+            min_fee_usd_cents: None,
+            max_fee_usd_cents: None,
+        }
+    }
+
+    fn schedule() -> FeeSchedule {
+        FeeSchedule::new(vec![
+            band(100_000, "0.005"),
+            band(0, "0.02"),
+            band(10_000, "0.01"),
+            band(1_000, "0.015"),
+        ])
+    }
+
+    #[test]
+    fn the_rate_falls_as_the_usd_equivalent_rises_with_inclusive_lower_bounds() {
+        let fee = |cents| {
+            schedule()
+                .fee(FeeKind::Send, &rates(), "USD", cents)
+                .unwrap()
+        };
+        assert_eq!(fee(999), 20); // USD 9.99 at 2 % = 19.98 → 20 cents
+        assert_eq!(fee(1_000), 15); // USD 10.00 at 1.5 %
+        assert_eq!(fee(9_999), 150); // 149.985 → 150
+        assert_eq!(fee(10_000), 100); // USD 100.00 at 1 %
+        assert_eq!(fee(100_000), 500); // USD 1,000.00 at 0.5 %
+    }
+
+    #[test]
+    fn bands_are_chosen_by_usd_equivalent_and_fees_charged_in_the_currency() {
+        // KES 250.00 ≈ USD 1.93: the 2 % band.
+        assert_eq!(
+            schedule()
+                .fee(FeeKind::Send, &rates(), "KES", 25_000)
+                .unwrap(),
+            500
+        );
+        // KES 12,950.00 = USD 100.00: the 1 % band.
+        assert_eq!(
+            schedule()
+                .fee(FeeKind::Send, &rates(), "KES", 1_295_000)
+                .unwrap(),
+            12_950
+        );
+    }
+
+    #[test]
+    fn minimum_and_maximum_fees_hold_the_fee_in_bounds() {
+        let mut bounded = band(0, "0.01");
+        bounded.min_fee_usd_cents = Some(10);
+        bounded.max_fee_usd_cents = Some(500);
+        let schedule = FeeSchedule::new(vec![bounded]);
+        assert_eq!(
+            schedule.fee(FeeKind::Send, &rates(), "USD", 100).unwrap(),
+            10
+        );
+        assert_eq!(
+            schedule
+                .fee(FeeKind::Send, &rates(), "USD", 10_000_000)
+                .unwrap(),
+            500
+        );
+        assert_eq!(
+            schedule.fee(FeeKind::Send, &rates(), "KES", 100).unwrap(),
+            1_295
+        );
+    }
+
+    #[test]
+    fn a_kind_without_bands_is_free() {
+        assert_eq!(
+            schedule()
+                .fee(FeeKind::Convert, &rates(), "USD", 5_000)
+                .unwrap(),
+            0
+        );
+    }
+}

@@ -350,7 +350,10 @@ mod tests {
             let back = book
                 .convert(&code("KES"), &code("USD"), kes.converted_minor)
                 .unwrap();
-            let ceiling = (Decimal::from(amount) * (Decimal::ONE - dec("0.0075")) * (Decimal::ONE - dec("0.0075"))).floor();
+            let ceiling = (Decimal::from(amount)
+                * (Decimal::ONE - dec("0.0075"))
+                * (Decimal::ONE - dec("0.0075")))
+            .floor();
             assert!(
                 Decimal::from(back.converted_minor) <= ceiling,
                 "{amount}: {back:?}"

@@ -108,6 +108,50 @@ pub fn transfer_entry(
     JournalEntry::new(postings)
 }
 
+/// The accounts a conversion touches: the customer's two wallets, the FX
+/// position account of each currency, and a fee revenue account in the
+/// source currency.
+#[derive(Debug, Clone, Copy)]
+pub struct ConversionAccounts {
+    pub source_wallet: i64,
+    pub target_wallet: i64,
+    pub source_position: i64,
+    pub target_position: i64,
+    pub fee_revenue: i64,
+}
+
+/// Postings for "the customer sells `amount` (+ `fee`) of `source` and
+/// receives `converted` of `target`": the house's FX position takes the
+/// source money and pays out the target money, so each currency balances
+/// on its own.
+pub fn conversion_entry(
+    accounts: ConversionAccounts,
+    source: &CurrencyCode,
+    target: &CurrencyCode,
+    amount_minor: i64,
+    converted_minor: i64,
+    fee_minor: i64,
+) -> Result<JournalEntry, LedgerError> {
+    let total = amount_minor
+        .checked_add(fee_minor)
+        .ok_or(LedgerError::Overflow)?;
+    let posting = |account_id, currency: &CurrencyCode, amount_minor| Posting {
+        account_id,
+        currency: currency.clone(),
+        amount_minor,
+    };
+    let mut postings = vec![
+        posting(accounts.source_wallet, source, -total),
+        posting(accounts.source_position, source, amount_minor),
+        posting(accounts.target_position, target, -converted_minor),
+        posting(accounts.target_wallet, target, converted_minor),
+    ];
+    if fee_minor > 0 {
+        postings.push(posting(accounts.fee_revenue, source, fee_minor));
+    }
+    JournalEntry::new(postings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +217,28 @@ mod tests {
         assert_eq!(
             entry.net_by_account(),
             vec![(3, 10_000), (5, 150), (9, -10_150)]
+        );
+    }
+
+    #[test]
+    fn a_conversion_balances_in_each_currency_through_the_fx_positions() {
+        let accounts = ConversionAccounts {
+            source_wallet: 1,
+            target_wallet: 2,
+            source_position: 3,
+            target_position: 4,
+            fee_revenue: 5,
+        };
+        let entry = conversion_entry(accounts, &usd(), &kes(), 1_000, 128_528, 20).unwrap();
+        assert_eq!(
+            entry.net_by_account(),
+            vec![
+                (1, -1_020),
+                (2, 128_528),
+                (3, 1_000),
+                (4, -128_528),
+                (5, 20)
+            ]
         );
     }
 

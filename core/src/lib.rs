@@ -5,6 +5,7 @@
 //! gateway uses. It knows nothing of HTTP or SQL, so it is tested with fast
 //! unit tests and reused by every channel (REST, USSD, SMS).
 
+pub mod audit;
 pub mod compliance;
 pub mod crypto;
 pub mod fees;

@@ -47,15 +47,30 @@ pub struct TxFacts {
     /// Microsecond precision, as PostgreSQL stores it, so the bytes rebuilt
     /// from a stored row equal the bytes that were signed.
     pub created_at: DateTime<Utc>,
+    /// The second leg of a conversion.
+    pub conversion: Option<ConversionLeg>,
+}
+
+/// What a conversion paid out, in the target currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversionLeg {
+    pub to_currency: String,
+    pub converted_minor: i64,
+    /// The applied rate as a normalised decimal string (`128.52875`).
+    pub rate: String,
 }
 
 impl TxFacts {
     /// `chainpay-tx-v1|<tx_id>|<type>|<amount>|<fee>|<currency>|<from>|<to>|<created_at>`
-    /// with `-` for a missing party and RFC 3339 UTC time in microseconds.
+    /// with `-` for a missing party and RFC 3339 UTC time in microseconds;
+    /// a conversion appends `|<to_currency>|<converted_amount>|<rate>`.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let party = |id: Option<Uuid>| id.map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let conversion = self.conversion.as_ref().map_or_else(String::new, |leg| {
+            format!("|{}|{}|{}", leg.to_currency, leg.converted_minor, leg.rate)
+        });
         format!(
-            "chainpay-tx-v1|{}|{}|{}|{}|{}|{}|{}|{}",
+            "chainpay-tx-v1|{}|{}|{}|{}|{}|{}|{}|{}{}",
             self.tx_id,
             self.tx_type.as_str(),
             self.amount_minor,
@@ -64,6 +79,7 @@ impl TxFacts {
             party(self.from_user_id),
             party(self.to_user_id),
             self.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            conversion,
         )
         .into_bytes()
     }
@@ -93,6 +109,7 @@ mod tests {
             from_user_id: Some(Uuid::nil()),
             to_user_id: None,
             created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            conversion: None,
         }
     }
 
@@ -103,6 +120,23 @@ mod tests {
             text,
             "chainpay-tx-v1|00000000-0000-0000-0000-000000000000|transfer|10000|100|KES|00000000-0000-0000-0000-000000000000|-|2023-11-14T22:13:20.123456Z"
         );
+    }
+
+    #[test]
+    fn a_conversion_signs_its_second_leg_too() {
+        let mut conversion = facts();
+        conversion.tx_type = TxType::Conversion;
+        conversion.conversion = Some(ConversionLeg {
+            to_currency: "USD".into(),
+            converted_minor: 77,
+            rate: "0.0076640926".into(),
+        });
+        let text = String::from_utf8(conversion.canonical_bytes()).unwrap();
+        assert!(text.ends_with("|USD|77|0.0076640926"), "{text}");
+        let key = SigningKey::from_bytes([1; 32]);
+        let signature = conversion.sign(&key);
+        conversion.conversion.as_mut().unwrap().converted_minor = 78;
+        assert!(!key.verify(&conversion.canonical_bytes(), &signature));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chainpay_gateway::config::{LogFormat, Settings};
+use chainpay_gateway::config::Settings;
 use chainpay_gateway::db::{self, embedded, ClusterOptions, EmbeddedPostgres};
 use chainpay_gateway::startup;
 use serde_json::json;
@@ -159,15 +159,11 @@ async fn pgbench_tps(target: &Target, seconds: usize) -> f64 {
 /// (registration's Argon2 cost is not what this benchmark measures).
 async fn prepare_users(url: &str, master_key: &str, users: usize) -> Vec<(String, String)> {
     let settings = Settings {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
         database_url: Some(url.to_owned()),
         data_dir: std::env::temp_dir(),
-        rate_limit_per_user: 0,
-        rate_limit_per_ip: 0,
-        jwt_secret: None,
         master_key_hex: Some(master_key.to_owned()),
         db_pool_size: 4,
-        log_format: LogFormat::Pretty,
+        ..Settings::defaults()
     };
     let database = db::Database::open(&settings).await.unwrap();
     let state = startup::build_state(settings, database.pool.clone())

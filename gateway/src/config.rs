@@ -38,6 +38,21 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// `CHAINPAY_LOG_FORMAT`: `pretty` (default) or `json`.
     pub log_format: LogFormat,
+    /// `CHAINPAY_FX_FEED`: `table` (rates change only when an operator sets
+    /// them; the default) or `simulated` (a demo random walk).
+    pub fx_feed: FxFeed,
+    /// `CHAINPAY_FX_FEED_INTERVAL_S`: seconds between simulated ticks.
+    pub fx_feed_interval_s: u32,
+    /// `CHAINPAY_SANCTIONS_CSV`: an OFAC `sdn.csv` loaded at start, in
+    /// addition to the bundled sample.
+    pub sanctions_csv: Option<PathBuf>,
+}
+
+/// Where exchange rates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FxFeed {
+    Table,
+    Simulated,
 }
 
 /// Token lifetime fixed by the API contract.
@@ -67,11 +82,36 @@ fn env_u32(name: &str, default: u32) -> anyhow::Result<u32> {
 }
 
 impl Settings {
+    /// Every default, ignoring the environment (tests and benchmarks start here).
+    pub fn defaults() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            database_url: None,
+            data_dir: PathBuf::from("./.chainpay"),
+            rate_limit_per_user: 30,
+            rate_limit_per_ip: 30,
+            jwt_secret: None,
+            master_key_hex: None,
+            db_pool_size: 32,
+            log_format: LogFormat::Pretty,
+            fx_feed: FxFeed::Table,
+            fx_feed_interval_s: 30,
+            sanctions_csv: None,
+        }
+    }
+
     pub fn from_env() -> anyhow::Result<Self> {
         let log_format = match env_or("CHAINPAY_LOG_FORMAT", "pretty").as_str() {
             "json" => LogFormat::Json,
             "pretty" => LogFormat::Pretty,
             other => anyhow::bail!("CHAINPAY_LOG_FORMAT must be `pretty` or `json`, not `{other}`"),
+        };
+        let fx_feed = match env_or("CHAINPAY_FX_FEED", "table").as_str() {
+            "table" => FxFeed::Table,
+            "simulated" => FxFeed::Simulated,
+            other => {
+                anyhow::bail!("CHAINPAY_FX_FEED must be `table` or `simulated`, not `{other}`")
+            }
         };
         Ok(Self {
             listen_addr: env_or("CHAINPAY_ADDR", "127.0.0.1:8443")
@@ -85,6 +125,9 @@ impl Settings {
             master_key_hex: env_opt("CHAINPAY_MASTER_KEY"),
             db_pool_size: env_u32("CHAINPAY_DB_POOL", 32)?,
             log_format,
+            fx_feed,
+            fx_feed_interval_s: env_u32("CHAINPAY_FX_FEED_INTERVAL_S", 30)?.max(1),
+            sanctions_csv: env_opt("CHAINPAY_SANCTIONS_CSV").map(PathBuf::from),
         })
     }
 }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
-use crate::ledger::accounts;
+use crate::ledger::accounts::{self, AccountRef};
 use crate::ledger::post::{post, Movement};
 
 pub const DEMO_ADMIN_PHONE: &str = "+254700000000";
@@ -86,12 +86,16 @@ pub async fn fund(
     amount_minor: i64,
 ) -> anyhow::Result<Uuid> {
     let code = CurrencyCode::parse(currency)?;
-    let wallet = accounts::wallet_id(conn, user_id, currency)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no {currency} wallet"))?;
-    let float = accounts::float_id(conn, "treasury", currency)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no {currency} float"))?;
+    let [wallet, float] = accounts::resolve(
+        conn,
+        &[
+            AccountRef::wallet(user_id, currency),
+            AccountRef::float("treasury", currency),
+        ],
+    )
+    .await?
+    .and_then(|ids| <[i64; 2]>::try_from(ids).ok())
+    .ok_or_else(|| anyhow::anyhow!("no {currency} wallet or treasury float"))?;
     let entry = JournalEntry::new(vec![
         Posting {
             account_id: float,
@@ -113,6 +117,7 @@ pub async fn fund(
         from_user_id: None,
         to_user_id: Some(user_id),
         created_at: now_micros(),
+        conversion: None,
     };
     let tx_id = facts.tx_id;
     post(
@@ -121,6 +126,7 @@ pub async fn fund(
             facts,
             note: Some("Opening balance".into()),
             entry,
+            usd_cents: None,
         },
         key,
     )

@@ -4,38 +4,61 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::auth::jwt::JwtKeys;
+use crate::compliance::sanctions::{self, ListCache};
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::jobs::{self, JobSignals};
 use crate::metrics::Metrics;
+use crate::rules::RulesCache;
 use crate::secrets::ServerKeys;
 
-/// Loads the server keys and builds the shared state for a migrated database.
+/// Loads the server keys, brings reference data up to date (the sanctions
+/// list) and builds the shared state for a migrated database.
 pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<AppState> {
     let keys = ServerKeys::load(&settings, &pool).await?;
     let jwt = JwtKeys::new(&keys.jwt_secret);
+    sanctions::import_sdn(&pool, sanctions::BUNDLED_SDN_SAMPLE).await?;
+    if let Some(path) = &settings.sanctions_csv {
+        let data = std::fs::read(path)
+            .with_context(|| format!("reading CHAINPAY_SANCTIONS_CSV {}", path.display()))?;
+        let added = sanctions::import_sdn(&pool, &data).await?;
+        tracing::info!(path = %path.display(), added, "loaded sanctions list");
+    }
     Ok(AppState {
         pool,
         settings: Arc::new(settings),
         keys: Arc::new(keys),
         jwt: Arc::new(jwt),
         metrics: Arc::new(Metrics::new()?),
+        rules: Arc::new(RulesCache::default()),
+        sanctions: Arc::new(ListCache::default()),
+        jobs: Arc::new(JobSignals::default()),
     })
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves (with the background jobs) until `shutdown` resolves, then
+/// finishes in-flight requests and stops the jobs.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (stop_jobs, jobs_shutdown) = tokio::sync::watch::channel(false);
+    let jobs = jobs::spawn_all(&state, jobs_shutdown);
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    let _ = stop_jobs.send(true);
+    for job in jobs {
+        let _ = job.await;
+    }
+    served?;
     Ok(())
 }
 

@@ -27,6 +27,15 @@ pub struct TxView {
     pub created_at: DateTime<Utc>,
     /// HMAC-SHA3-256 of the canonical transaction bytes, by the server.
     pub signature: String,
+    /// Conversions: the currency received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_currency: Option<String>,
+    /// Conversions: exactly what the target wallet received, in its minor units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converted_amount: Option<i64>,
+    /// Conversions: target units per source unit, as applied (decimal string).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
     /// Chain block holding this transaction, once sealed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_index: Option<i64>,
@@ -45,6 +54,7 @@ pub async fn find(pool: &PgPool, tx_id: Uuid) -> sqlx::Result<Option<TxView>> {
         r#"
         SELECT t.seq, t.tx_id, t.tx_type, t.status, t.amount, t.fee, t.currency,
                fu.phone AS "from_phone?", tu.phone AS "to_phone?", t.note, t.created_at, t.signature,
+               t.to_currency, t.converted_amount, trim_scale(t.rate)::text AS rate,
                NULL::bigint AS block_index, t.from_user_id, t.to_user_id
         FROM transactions t
         LEFT JOIN users fu ON fu.id = t.from_user_id
@@ -77,6 +87,7 @@ pub async fn list_for_user(
         )
         SELECT t.seq, t.tx_id, t.tx_type, t.status, t.amount, t.fee, t.currency,
                fu.phone AS "from_phone?", tu.phone AS "to_phone?", t.note, t.created_at, t.signature,
+               t.to_currency, t.converted_amount, trim_scale(t.rate)::text AS rate,
                NULL::bigint AS block_index, t.from_user_id, t.to_user_id
         FROM page JOIN transactions t ON t.seq = page.seq
         LEFT JOIN users fu ON fu.id = t.from_user_id

@@ -27,7 +27,7 @@ async fn health_and_readiness_answer() {
             .status(),
         StatusCode::OK
     );
-    app.pool.close().await;
+    app.state.pool.close().await;
     let app_pool_closed = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(app_pool_closed.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
@@ -138,6 +138,18 @@ async fn the_openapi_document_covers_every_api_route() {
         "POST /api/v1/admin/users/{id}/kyc",
         "GET /api/v1/admin/ledger/check",
         "GET /api/v1/openapi.json",
+        "GET /api/v1/wallet/send/preview",
+        "POST /api/v1/wallet/convert",
+        "GET /api/v1/fx/rates",
+        "GET /api/v1/fx/quote",
+        "GET /api/v1/admin/fx/rates",
+        "PUT /api/v1/admin/fx/rates",
+        "GET /api/v1/admin/suspicious",
+        "POST /api/v1/admin/sars/{id}",
+        "GET /api/v1/admin/sanctions",
+        "POST /api/v1/admin/sanctions",
+        "GET /api/v1/admin/audit-log",
+        "GET /api/v1/admin/audit-log/verify",
     ];
     for route in expected {
         assert!(

@@ -31,7 +31,8 @@ async fn a_retried_send_moves_money_once_and_a_reused_key_with_another_body_conf
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again: Value = again.json().await.unwrap();
     assert_eq!(first, again, "the retry returns the original result");
-    assert_eq!(app.balance(&token, "KES").await, before - 6_000);
+    // KES 50.00 is under USD 10: the fee is 2 %.
+    assert_eq!(app.balance(&token, "KES").await, before - 5_100);
 
     let other = send_keyed(
         &app,
@@ -41,7 +42,7 @@ async fn a_retried_send_moves_money_once_and_a_reused_key_with_another_body_conf
     )
     .await;
     assert_problem(other, StatusCode::CONFLICT, "idempotency_conflict").await;
-    assert_eq!(app.balance(&token, "KES").await, before - 6_000);
+    assert_eq!(app.balance(&token, "KES").await, before - 5_100);
 
     // Keys belong to their user: another user's identical key is independent.
     let admin = app.admin_token().await;
@@ -72,7 +73,7 @@ async fn ten_simultaneous_copies_of_one_keyed_send_move_money_once() {
         ids.insert(tx["tx_id"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 1, "every copy reports the same transaction");
-    assert_eq!(app.balance(&token, "KES").await, before - 1_700);
+    assert_eq!(app.balance(&token, "KES").await, before - 714);
 }
 
 #[tokio::test]
@@ -114,9 +115,11 @@ async fn a_refused_keyed_send_replays_its_refusal() {
 #[tokio::test]
 async fn fifty_concurrent_sends_from_a_wallet_that_affords_ten_succeed_exactly_ten_times() {
     let app = spawn_app().await;
+    // This test is about funds, not AML: no per-user limit may interfere.
+    app.lift_limits().await;
     let sender = app.new_user("+254712200001", "Sender").await;
-    // Each send costs KES 100.00 + KES 10.00 fee; fund exactly ten of them.
-    app.fund("+254712200001", "KES", 10 * 11_000).await;
+    // Each send costs KES 100.00 + KES 2.00 fee (2 %); fund exactly ten of them.
+    app.fund("+254712200001", "KES", 10 * 10_200).await;
     let sends = (0..50).map(|_| app.send(&sender, USER_PHONE, 10_000, "KES"));
     let responses = futures::future::join_all(sends).await;
     let mut created = 0;
@@ -147,6 +150,8 @@ async fn fifty_concurrent_sends_from_a_wallet_that_affords_ten_succeed_exactly_t
 #[tokio::test]
 async fn a_random_bank_of_concurrent_transfers_conserves_every_currency() {
     let app = spawn_app().await;
+    // Conservation is the point here; AML limits are tested on their own.
+    app.lift_limits().await;
     let mut people = Vec::new();
     for i in 0..8 {
         let phone = format!("+25471230000{i}");
@@ -220,6 +225,7 @@ async fn a_random_bank_of_concurrent_transfers_conserves_every_currency() {
 async fn bad_send_requests_get_clear_errors_and_change_nothing() {
     let app = spawn_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let poor = app.new_user("+254712500001", "Poor").await;
     let before = app.balance(&token, "KES").await;
     let raw = |body: &'static str| {
         app.request(Method::POST, "/api/v1/wallet/send", Some(&token))
@@ -286,7 +292,7 @@ async fn bad_send_requests_get_clear_errors_and_change_nothing() {
         ),
         (
             "more than the balance",
-            app.send(&token, ADMIN_PHONE, before, "KES").await,
+            app.send(&poor, ADMIN_PHONE, 100, "KES").await,
             StatusCode::UNPROCESSABLE_ENTITY,
             "insufficient_funds",
         ),
@@ -410,14 +416,21 @@ async fn adding_a_currency_is_one_row_and_it_works_at_once() {
     .execute(&app.pool)
     .await
     .unwrap();
+    // Its rate is a row too: fees and limits are measured in USD.
+    sqlx::query("INSERT INTO fx_rates (currency, usd_mid) VALUES ('UGX', 3700)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.state.rules.invalidate().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     assert_eq!(app.balance(&token, "UGX").await, 0);
     app.fund(USER_PHONE, "UGX", 5_000).await;
     let sent = app.send(&token, ADMIN_PHONE, 1_500, "UGX").await;
     assert_eq!(sent.status(), StatusCode::CREATED);
     let tx: Value = sent.json().await.unwrap();
-    assert_eq!(tx["fee"], 0, "no fee row for UGX: free");
-    assert_eq!(app.balance(&token, "UGX").await, 3_500);
+    // UGX 1,500 is about USD 0.41: 2 %, rounded up to a whole shilling.
+    assert_eq!(tx["fee"], 30);
+    assert_eq!(app.balance(&token, "UGX").await, 3_470);
     let newcomer = app.new_user("+254712400001", "Newcomer").await;
     assert_eq!(app.balance(&newcomer, "UGX").await, 0);
     app.assert_balanced().await;

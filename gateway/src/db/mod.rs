@@ -42,11 +42,8 @@ impl Database {
             }
         };
         create_database_if_missing(&options).await?;
+        migrate(&options).await?;
         let pool = connect_pool(options, settings.db_pool_size).await?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .context("applying database migrations")?;
         Ok(Self { pool, embedded })
     }
 
@@ -61,13 +58,62 @@ impl Database {
     }
 }
 
+/// The restricted role the gateway's queries run as (see the
+/// `application_role` migration).
+pub const APP_ROLE: &str = "chainpay_app";
+
+/// Applies the migrations as the connecting (owner) user, on a connection of
+/// its own so the pool never runs as the owner.
+pub async fn migrate(options: &PgConnectOptions) -> anyhow::Result<()> {
+    let mut conn = options
+        .connect()
+        .await
+        .context("connecting to PostgreSQL")?;
+    MIGRATOR
+        .run(&mut conn)
+        .await
+        .context("applying database migrations")?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// The application's pool: every connection switches to [`APP_ROLE`] when
+/// the login user may, so the running gateway cannot alter append-only
+/// tables whatever it is asked to do.
 pub async fn connect_pool(
     options: PgConnectOptions,
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
+    let mut probe = options
+        .connect()
+        .await
+        .context("connecting to PostgreSQL")?;
+    let can_switch: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role(current_user, $1, 'MEMBER')",
+    )
+    .bind(APP_ROLE)
+    .fetch_one(&mut probe)
+    .await?;
+    probe.close().await?;
+    if !can_switch {
+        tracing::warn!(
+            role = APP_ROLE,
+            "cannot switch to the restricted application role; running as the login user"
+        );
+    }
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if can_switch {
+                    sqlx::query("SET ROLE chainpay_app")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")

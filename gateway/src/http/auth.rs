@@ -18,7 +18,10 @@ use super::session::{AuthUser, IpRateLimited};
 use super::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::lockout::{self, Attempt};
+use crate::compliance::sanctions;
+use crate::compliance::{sars, Refusal};
 use crate::config::JWT_TTL_SECONDS;
+use chainpay_core::compliance::Rule;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -99,10 +102,12 @@ pub async fn verify_pin(pin: Pin, stored_phc: String) -> ApiResult<bool> {
     )
 }
 
-/// Create an account. New users start with KYC `PENDING`.
+/// Create an account. New users start with KYC `PENDING`; names and phones
+/// on the sanctions list are refused (and reported).
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = RegisteredUser),
               (status = 400, description = "validation_error or weak_pin", body = Problem),
+              (status = 403, description = "sanctioned", body = Problem),
               (status = 409, description = "phone_taken", body = Problem)))]
 async fn register(
     State(state): State<AppState>,
@@ -113,14 +118,46 @@ async fn register(
     let name = parse_name(&body.name)?;
     let pin = parse_new_pin(&body.pin)?;
     let pin_hash = hash_pin(pin).await?;
-    let user_id = Uuid::new_v4();
+    let rules = state.rules.get(&state.pool).await?;
     let mut tx = state.pool.begin().await?;
+    let (list_version, hit) = sanctions::screen_person(
+        &mut tx,
+        &state.sanctions,
+        rules.sanctions_threshold,
+        &name,
+        phone.as_str(),
+    )
+    .await?;
+    if let Some(hit) = hit {
+        let finding = json!({"phone": phone.as_str(), "name": name, "listed_id": hit.listed_id,
+                             "listed_name": hit.listed_name, "score": hit.score, "matched_on": hit.matched_on});
+        sars::open_or_append(
+            &mut tx,
+            None,
+            Rule::Sanctions.as_str(),
+            None,
+            finding.clone(),
+        )
+        .await?;
+        AuditEvent::new("auth.register", Outcome::Rejected)
+            .subject(phone.as_str())
+            .detail(json!({"reason": "sanctioned", "rule": Rule::Sanctions.as_str(), "finding": finding}))
+            .record(&mut tx)
+            .await?;
+        tx.commit().await?;
+        return Err(ApiError::Compliance(Box::new(Refusal::new(
+            Rule::Sanctions,
+            finding,
+        ))));
+    }
+    let user_id = Uuid::new_v4();
     let inserted = sqlx::query_scalar!(
-        "INSERT INTO users (id, phone, name, pin_hash) VALUES ($1, $2, $3, $4) RETURNING kyc_status",
+        "INSERT INTO users (id, phone, name, pin_hash, screened_list_version) VALUES ($1, $2, $3, $4, $5) RETURNING kyc_status",
         user_id,
         phone.as_str(),
         name,
-        pin_hash
+        pin_hash,
+        list_version
     )
     .fetch_one(&mut *tx)
     .await;

@@ -19,7 +19,8 @@ use super::AppState;
     components(schemas(super::error::Problem)),
     tags(
         (name = "auth", description = "Registration, login, PINs"),
-        (name = "wallet", description = "Balances, transfers, history"),
+        (name = "wallet", description = "Balances, transfers, conversions, history"),
+        (name = "fx", description = "Exchange rates and locked conversion quotes"),
         (name = "admin", description = "Operators only (role admin)"),
         (name = "meta", description = "This document")
     )

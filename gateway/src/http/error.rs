@@ -4,6 +4,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chainpay_core::compliance::Rule;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -35,6 +36,14 @@ pub enum ApiError {
     IdempotencyConflict,
     #[error("too many requests; retry in {retry_after_s} seconds")]
     RateLimited { retry_after_s: i64 },
+    /// An AML rule refused the movement. The customer sees only the rule's
+    /// plain message; which list or score fired stays in the audit log.
+    #[error("{}", .0.message)]
+    Compliance(Box<crate::compliance::Refusal>),
+    #[error("{0}")]
+    QuoteExpired(&'static str),
+    #[error("{0}")]
+    NotEligible(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -69,6 +78,12 @@ impl ApiError {
             ApiError::PhoneTaken | ApiError::IdempotencyConflict => StatusCode::CONFLICT,
             ApiError::InsufficientFunds => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Compliance(refusal) => match refusal.rule {
+                Rule::KycTier | Rule::Sanctions => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            ApiError::QuoteExpired(_) => StatusCode::CONFLICT,
+            ApiError::NotEligible(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,6 +103,14 @@ impl ApiError {
             ApiError::KycRequired(_) => "kyc_required",
             ApiError::IdempotencyConflict => "idempotency_conflict",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Compliance(refusal) => match refusal.rule {
+                Rule::KycTier => "kyc_required",
+                Rule::SingleLimit | Rule::DailyLimit | Rule::Structuring => "limit_exceeded",
+                Rule::HourlyVelocity => "velocity_exceeded",
+                Rule::Sanctions => "sanctioned",
+            },
+            ApiError::QuoteExpired(_) => "quote_expired",
+            ApiError::NotEligible(_) => "not_eligible",
             ApiError::Internal(_) => "internal_error",
         }
     }

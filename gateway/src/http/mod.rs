@@ -5,8 +5,10 @@ pub mod auth;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod fx;
 pub mod middleware;
 pub mod ops;
+pub mod paging;
 pub mod session;
 pub mod transactions;
 pub mod wallet;
@@ -24,8 +26,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::jwt::JwtKeys;
+use crate::compliance::sanctions::ListCache;
 use crate::config::Settings;
+use crate::jobs::JobSignals;
 use crate::metrics::Metrics;
+use crate::rules::RulesCache;
 use crate::secrets::ServerKeys;
 
 /// Everything a handler may need; cheap to clone.
@@ -36,6 +41,12 @@ pub struct AppState {
     pub keys: Arc<ServerKeys>,
     pub jwt: Arc<JwtKeys>,
     pub metrics: Arc<Metrics>,
+    /// Snapshot of the money rules (rates, fees, AML settings).
+    pub rules: Arc<RulesCache>,
+    /// The tokenised sanctions list of the current version.
+    pub sanctions: Arc<ListCache>,
+    /// Wake-ups for the background jobs.
+    pub jobs: Arc<JobSignals>,
 }
 
 /// Largest request body accepted; every legitimate request is far smaller.
@@ -51,6 +62,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             OpenApiRouter::new()
                 .merge(auth::router())
                 .merge(wallet::router())
+                .merge(fx::router())
                 .merge(transactions::router())
                 .merge(admin::router()),
         )

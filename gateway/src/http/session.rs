@@ -130,3 +130,24 @@ impl FromRequestParts<AppState> for IpRateLimited {
         }
     }
 }
+
+/// The caller if a bearer token was presented (and is valid), `None` for an
+/// anonymous request. A presented but invalid token is still refused.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthUser(pub Option<AuthUser>);
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if parts.headers.get(AUTHORIZATION).is_none() {
+            return Ok(Self(None));
+        }
+        Ok(Self(Some(
+            AuthUser::from_request_parts(parts, state).await?,
+        )))
+    }
+}

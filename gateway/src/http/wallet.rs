@@ -12,16 +12,21 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery};
+use super::paging::{next_cursor, PageQuery};
 use super::session::AuthUser;
 use super::AppState;
 use crate::idempotency::IdempotencyKey;
+use crate::movements::conversion::{ConvertOrder, ConvertTerms};
+use crate::movements::transfer::{SendOrder, SendPreview};
+use crate::movements::{self, Operation};
 use crate::transactions::{self, TxView};
-use crate::transfers::{self, SendOrder};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(balances))
         .routes(routes!(send))
+        .routes(routes!(preview_send))
+        .routes(routes!(convert))
         .routes(routes!(list_transactions))
 }
 
@@ -92,7 +97,6 @@ fn parse_send(user: &AuthUser, body: &SendRequest) -> Result<SendOrder, ApiError
     }
     Ok(SendOrder {
         from_user_id: user.user_id,
-        from_phone: user.phone.clone(),
         to_phone,
         amount,
         currency,
@@ -100,16 +104,16 @@ fn parse_send(user: &AuthUser, body: &SendRequest) -> Result<SendOrder, ApiError
     })
 }
 
-/// Send money to another registered user in the same currency. A fee from
-/// the fee schedule is charged on top. Safe to retry with `Idempotency-Key`.
+/// Send money to another registered user in the same currency. The tiered
+/// fee is charged on top; the AML rules apply. Safe to retry with `Idempotency-Key`.
 #[utoipa::path(post, path = "/wallet/send", tag = "wallet", security(("bearer" = [])), request_body = SendRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: same key and body replay the first answer")),
     responses((status = 201, body = TxView),
               (status = 400, description = "validation_error", body = Problem),
-              (status = 403, description = "account_suspended or kyc_required", body = Problem),
+              (status = 403, description = "account_suspended, kyc_required or sanctioned", body = Problem),
               (status = 404, description = "recipient not registered", body = Problem),
               (status = 409, description = "idempotency_conflict", body = Problem),
-              (status = 422, description = "insufficient_funds", body = Problem)))]
+              (status = 422, description = "insufficient_funds, limit_exceeded or velocity_exceeded", body = Problem)))]
 async fn send(
     State(state): State<AppState>,
     user: AuthUser,
@@ -117,11 +121,6 @@ async fn send(
     ApiJson(body): ApiJson<SendRequest>,
 ) -> ApiResult<Response> {
     let order = parse_send(&user, &body)?;
-    if user.kyc_status == "REJECTED" {
-        return Err(ApiError::KycRequired(
-            "your identity verification was rejected; contact support",
-        ));
-    }
     let fingerprint = format!(
         "POST /wallet/send|{}|{}|{}|{}",
         order.to_phone,
@@ -129,9 +128,107 @@ async fn send(
         order.currency,
         order.note.as_deref().unwrap_or("")
     );
-    let key = IdempotencyKey::from_headers(&headers, user.user_id, &fingerprint)?;
-    let reply = transfers::send(&state, order, key).await?;
+    run_keyed(&state, &headers, user.user_id, &fingerprint, &order).await
+}
+
+/// Runs a movement under the request's `Idempotency-Key`, if any.
+async fn run_keyed<O: Operation>(
+    state: &AppState,
+    headers: &HeaderMap,
+    user_id: uuid::Uuid,
+    fingerprint: &str,
+    op: &O,
+) -> ApiResult<Response> {
+    let key = IdempotencyKey::from_headers(headers, user_id, fingerprint)?;
+    let reply = movements::run(state, op, key).await?;
     Ok(replayable(reply.status, reply.body, reply.replayed))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PreviewQuery {
+    pub to_phone: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// What a transfer would cost and whom it would reach, without moving money:
+/// the screen a sender confirms.
+#[utoipa::path(get, path = "/wallet/send/preview", tag = "wallet", security(("bearer" = [])), params(PreviewQuery),
+    responses((status = 200, body = SendPreview),
+              (status = 400, description = "validation_error", body = Problem),
+              (status = 404, description = "recipient not registered", body = Problem)))]
+async fn preview_send(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<PreviewQuery>,
+) -> ApiResult<Json<SendPreview>> {
+    let request = SendRequest {
+        to_phone: query.to_phone,
+        amount: query.amount,
+        currency: query.currency,
+        note: None,
+    };
+    let order = parse_send(&user, &request)?;
+    Ok(Json(order.preview(&state).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConvertRequest {
+    /// A quote from `GET /fx/quote`: executes exactly as quoted.
+    pub quote_id: Option<uuid::Uuid>,
+    /// Without a quote: convert `amount` of `from_currency` at the current rate.
+    pub from_currency: Option<String>,
+    pub to_currency: Option<String>,
+    pub amount: Option<i64>,
+}
+
+fn parse_convert(body: &ConvertRequest) -> Result<ConvertTerms, ApiError> {
+    match (
+        body.quote_id,
+        &body.from_currency,
+        &body.to_currency,
+        body.amount,
+    ) {
+        (Some(quote_id), None, None, None) => Ok(ConvertTerms::Quoted(quote_id)),
+        (None, Some(from), Some(to), Some(amount)) => Ok(ConvertTerms::Spot {
+            from: CurrencyCode::parse(from)
+                .map_err(|e| ApiError::Validation(format!("from_currency: {e}")))?,
+            to: CurrencyCode::parse(to)
+                .map_err(|e| ApiError::Validation(format!("to_currency: {e}")))?,
+            amount: Amount::new(amount)
+                .map_err(|e| ApiError::Validation(format!("amount: {e}")))?,
+        }),
+        _ => Err(ApiError::Validation(
+            "give either quote_id, or from_currency, to_currency and amount".into(),
+        )),
+    }
+}
+
+/// Convert between two of the caller's wallets: at a quote's locked rate, or
+/// at the current rate. The fee is charged in the source currency on top.
+#[utoipa::path(post, path = "/wallet/convert", tag = "wallet", security(("bearer" = [])), request_body = ConvertRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, body = TxView),
+              (status = 400, description = "validation_error", body = Problem),
+              (status = 404, description = "unknown quote", body = Problem),
+              (status = 409, description = "quote_expired or idempotency_conflict", body = Problem),
+              (status = 422, description = "insufficient_funds, limit_exceeded or velocity_exceeded", body = Problem)))]
+async fn convert(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ConvertRequest>,
+) -> ApiResult<Response> {
+    let terms = parse_convert(&body)?;
+    let fingerprint = format!(
+        "POST /wallet/convert|{}",
+        serde_json::to_string(&body).map_err(anyhow::Error::from)?
+    );
+    let order = ConvertOrder {
+        user_id: user.user_id,
+        terms,
+    };
+    run_keyed(&state, &headers, user.user_id, &fingerprint, &order).await
 }
 
 /// A saved or fresh JSON reply; replays carry `Idempotent-Replayed: true`
@@ -152,22 +249,12 @@ pub fn replayable(status: StatusCode, body: serde_json::Value, replayed: bool) -
     response
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct PageQuery {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub before: Option<String>,
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TransactionPage {
     pub transactions: Vec<TxView>,
     /// Pass as `before` for the next (older) page; absent on the last page.
     pub next_cursor: Option<String>,
 }
-
-const MAX_PAGE: i64 = 200;
 
 /// The caller's transactions, newest first, with cursor pagination.
 #[utoipa::path(get, path = "/wallet/transactions", tag = "wallet", security(("bearer" = [])), params(PageQuery),
@@ -177,27 +264,15 @@ async fn list_transactions(
     user: AuthUser,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<TransactionPage>> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::Validation(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let before = match query.before.as_deref() {
-        None | Some("") => i64::MAX,
-        Some(cursor) => cursor
-            .parse::<i64>()
-            .ok()
-            .filter(|c| *c > 0)
-            .ok_or_else(|| {
-                ApiError::Validation("before is not a cursor this API returned".into())
-            })?,
-    };
+    let limit = query.limit()?;
+    let before = query.before()?;
     let transactions =
         transactions::list_for_user(&state.pool, user.user_id, before, limit).await?;
-    let next_cursor = (transactions.len() as i64 == limit)
-        .then(|| transactions.last().map(|t| t.seq.to_string()))
-        .flatten();
+    let next_cursor = next_cursor(
+        transactions.len(),
+        limit,
+        transactions.last().map(|t| t.seq),
+    );
     Ok(Json(TransactionPage {
         transactions,
         next_cursor,

@@ -1,6 +1,5 @@
 //! Looking up the accounts a movement touches.
 
-use chainpay_core::ledger::TransferAccounts;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -13,83 +12,108 @@ pub fn fee_shard(tx_id: Uuid) -> i16 {
     (tx_id.as_u128() % FEE_REVENUE_SHARDS) as i16
 }
 
-/// Both wallets and the fee shard of a transfer, or `None` if a wallet is missing.
-pub async fn transfer_accounts(
+/// Names one ledger account.
+#[derive(Debug, Clone)]
+pub enum AccountRef<'a> {
+    Wallet {
+        user_id: Uuid,
+        currency: &'a str,
+    },
+    House {
+        kind: &'static str,
+        channel: &'static str,
+        currency: &'a str,
+        shard: i16,
+    },
+}
+
+impl<'a> AccountRef<'a> {
+    pub fn wallet(user_id: Uuid, currency: &'a str) -> Self {
+        AccountRef::Wallet { user_id, currency }
+    }
+
+    pub fn house(kind: &'static str, currency: &'a str) -> Self {
+        AccountRef::House {
+            kind,
+            channel: "",
+            currency,
+            shard: 0,
+        }
+    }
+
+    pub fn float(channel: &'static str, currency: &'a str) -> Self {
+        AccountRef::House {
+            kind: "float",
+            channel,
+            currency,
+            shard: 0,
+        }
+    }
+
+    pub fn fee_revenue(currency: &'a str, tx_id: Uuid) -> Self {
+        AccountRef::House {
+            kind: "fee_revenue",
+            channel: "",
+            currency,
+            shard: fee_shard(tx_id),
+        }
+    }
+}
+
+/// The ids of `refs`, in the same order, in one round trip; `None` if any
+/// account does not exist (an unsupported currency, an unknown user).
+pub async fn resolve(
     conn: &mut PgConnection,
-    source_user: Uuid,
-    target_user: Uuid,
-    currency: &str,
-    shard: i16,
-) -> sqlx::Result<Option<TransferAccounts>> {
+    refs: &[AccountRef<'_>],
+) -> sqlx::Result<Option<Vec<i64>>> {
+    let mut kinds = Vec::with_capacity(refs.len());
+    let mut users = Vec::with_capacity(refs.len());
+    let mut channels = Vec::with_capacity(refs.len());
+    let mut currencies = Vec::with_capacity(refs.len());
+    let mut shards = Vec::with_capacity(refs.len());
+    for account in refs {
+        match account {
+            AccountRef::Wallet { user_id, currency } => {
+                kinds.push("wallet".to_owned());
+                users.push(Some(*user_id));
+                channels.push(String::new());
+                currencies.push((*currency).to_owned());
+                shards.push(0i16);
+            }
+            AccountRef::House {
+                kind,
+                channel,
+                currency,
+                shard,
+            } => {
+                kinds.push((*kind).to_owned());
+                users.push(None);
+                channels.push((*channel).to_owned());
+                currencies.push((*currency).to_owned());
+                shards.push(*shard);
+            }
+        }
+    }
     let rows = sqlx::query!(
         r#"
-        SELECT id, kind, user_id FROM accounts
-        WHERE currency = $3
-          AND ((kind = 'wallet' AND user_id IN ($1, $2))
-               OR (kind = 'fee_revenue' AND shard = $4))
+        SELECT r.ord AS "ord!", a.id
+        FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::smallint[])
+             WITH ORDINALITY AS r (kind, user_id, channel, currency, shard, ord)
+        JOIN accounts a ON a.kind = r.kind AND a.currency = r.currency
+         AND CASE WHEN r.kind = 'wallet' THEN a.user_id = r.user_id
+                  ELSE a.channel = r.channel AND a.shard = r.shard END
+        ORDER BY r.ord
         "#,
-        source_user,
-        target_user,
-        currency,
-        shard,
+        &kinds,
+        &users as &[Option<Uuid>],
+        &channels,
+        &currencies,
+        &shards,
     )
     .fetch_all(conn)
     .await?;
-    let find = |pred: &dyn Fn(&str, Option<Uuid>) -> bool| {
-        rows.iter().find(|r| pred(&r.kind, r.user_id)).map(|r| r.id)
-    };
-    Ok(Some(TransferAccounts {
-        source_wallet: match find(&|k, u| k == "wallet" && u == Some(source_user)) {
-            Some(id) => id,
-            None => return Ok(None),
-        },
-        target_wallet: match find(&|k, u| k == "wallet" && u == Some(target_user)) {
-            Some(id) => id,
-            None => return Ok(None),
-        },
-        fee_revenue: match find(&|k, _| k == "fee_revenue") {
-            Some(id) => id,
-            None => return Ok(None),
-        },
-    }))
-}
-
-/// A user's wallet in `currency`.
-pub async fn wallet_id(
-    conn: &mut PgConnection,
-    user_id: Uuid,
-    currency: &str,
-) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar!(
-        "SELECT id FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND currency = $2",
-        user_id,
-        currency
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// The float account of `channel` (treasury, mpesa, agent) in `currency`.
-pub async fn float_id(
-    conn: &mut PgConnection,
-    channel: &str,
-    currency: &str,
-) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar!(
-        "SELECT id FROM accounts WHERE kind = 'float' AND channel = $1 AND currency = $2 AND shard = 0",
-        channel,
-        currency
-    )
-    .fetch_optional(conn)
-    .await
-}
-
-/// Whether ChainPay supports `currency`.
-pub async fn currency_exists(conn: &mut PgConnection, currency: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM currencies WHERE code = $1) AS "exists!""#,
-        currency
-    )
-    .fetch_one(conn)
-    .await
+    if rows.len() != refs.len() {
+        return Ok(None);
+    }
+    Ok(Some(rows.into_iter().map(|row| row.id).collect()))
 }

@@ -13,6 +13,9 @@ pub struct Movement {
     pub facts: TxFacts,
     pub note: Option<String>,
     pub entry: JournalEntry,
+    /// USD value for the sender's AML windows; `None` for movements that do
+    /// not count towards them (funding, deposits, reversals).
+    pub usd_cents: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,11 +69,21 @@ pub async fn post(
         .iter()
         .map(|p| (p.account_id, p.amount_minor))
         .unzip();
+    let conversion = facts.conversion.as_ref();
+    let rate = match conversion {
+        Some(leg) => Some(
+            leg.rate
+                .parse::<rust_decimal::Decimal>()
+                .map_err(|e| PostError::Database(sqlx::Error::Decode(e.into())))?,
+        ),
+        None => None,
+    };
     let result = sqlx::query!(
         r#"
         WITH tx AS (
-            INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, note, signature, created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, note, signature,
+                                      created_at, to_currency, converted_amount, rate, usd_cents)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $16, $17, $18)
         ), legs AS (
             INSERT INTO postings (tx_id, account_id, amount)
             SELECT $1, account_id, amount FROM unnest($11::bigint[], $12::bigint[]) AS l (account_id, amount)
@@ -93,6 +106,10 @@ pub async fn post(
         &posting_amounts,
         &account_ids,
         &deltas,
+        conversion.map(|leg| leg.to_currency.clone()),
+        conversion.map(|leg| leg.converted_minor),
+        rate,
+        movement.usd_cents,
     )
     .execute(&mut *conn)
     .await;

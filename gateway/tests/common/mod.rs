@@ -11,7 +11,7 @@
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chainpay_gateway::config::{LogFormat, Settings};
+use chainpay_gateway::config::Settings;
 use chainpay_gateway::db::{self, ClusterOptions, EmbeddedPostgres, MIGRATOR};
 use chainpay_gateway::http::AppState;
 use chainpay_gateway::startup;
@@ -192,6 +192,8 @@ impl Default for TestOptions {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// A superuser connection to the test database, for set-up, inspection
+    /// and tampering; the application itself runs as `chainpay_app`.
     pub pool: PgPool,
     pub database: String,
     pub state: AppState,
@@ -200,30 +202,51 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
+async fn superuser_pool(database: &str) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(database_options(database).await)
+        .await
+        .unwrap()
+}
+
+/// The application's state on a test database, exactly as `serve` builds it.
+async fn build_state(settings: &Settings, database: &str) -> AppState {
+    let pool = db::connect_pool(database_options(database).await, settings.db_pool_size)
+        .await
+        .unwrap();
+    startup::build_state(settings.clone(), pool).await.unwrap()
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_with(TestOptions::default()).await
 }
 
+/// Logs go through the test writer, so only failing tests show them.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 pub async fn spawn_with(options: TestOptions) -> TestApp {
+    init_logging();
     let database = fresh_database().await;
-    let pool = db::connect_pool(database_options(&database).await, 60)
-        .await
-        .unwrap();
+    let pool = superuser_pool(&database).await;
     let settings = Settings {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database_url: None,
         data_dir: std::env::temp_dir(),
         rate_limit_per_user: options.rate_limit_per_user,
         rate_limit_per_ip: options.rate_limit_per_ip,
-        jwt_secret: None,
         // Fixed per test database, so a "restart" sees the same keys.
         master_key_hex: Some("11".repeat(32)),
         db_pool_size: 60,
-        log_format: LogFormat::Pretty,
+        ..Settings::defaults()
     };
-    let state = startup::build_state(settings.clone(), pool.clone())
-        .await
-        .unwrap();
+    let state = build_state(&settings, &database).await;
     if options.seed_demo {
         chainpay_gateway::seed::seed_demo(&pool, &state.keys.tx_signing)
             .await
@@ -269,13 +292,7 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             server.await.unwrap();
         }
-        let pool = db::connect_pool(database_options(&self.database).await, 60)
-            .await
-            .unwrap();
-        self.state = startup::build_state(self.settings.clone(), pool.clone())
-            .await
-            .unwrap();
-        self.pool = pool;
+        self.state = build_state(&self.settings, &self.database).await;
         self.client = reqwest::Client::new();
         self.start().await;
     }
@@ -384,6 +401,18 @@ impl TestApp {
             currency,
             amount_minor,
         )
+        .await
+        .unwrap();
+    }
+
+    /// Raises every KYC tier's limits far out of reach, for tests about
+    /// something other than AML (the limits are data, so this is one UPDATE).
+    pub async fn lift_limits(&self) {
+        sqlx::query(
+            "UPDATE compliance_tiers SET single_max_usd_cents = 1000000000000, daily_max_usd_cents = 1000000000000,
+                                         hourly_max_count = 1000000 WHERE can_transact",
+        )
+        .execute(&self.pool)
         .await
         .unwrap();
     }

@@ -1,0 +1,62 @@
+//! KYC tier limits and the rolling AML windows, read and decided inside the
+//! movement's own transaction.
+//!
+//! The sender's user row is locked first (`FOR NO KEY UPDATE`, which does not
+//! block the foreign-key checks of other movements), so two concurrent
+//! movements by one sender are judged one after the other and cannot both
+//! slip under a daily limit. The windows read only the sender's last 24 hours
+//! through `transactions_limits_window`, however long their history.
+
+use chainpay_core::compliance::{self, Activity, Decision, TierLimits};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::rules::Rules;
+
+/// Decides an outgoing movement worth `usd_cents` by `user_id`.
+pub async fn check_outgoing(
+    conn: &mut PgConnection,
+    rules: &Rules,
+    user_id: Uuid,
+    usd_cents: i64,
+) -> sqlx::Result<Decision> {
+    let row = sqlx::query!(
+        r#"
+        SELECT t.can_transact, t.single_max_usd_cents, t.daily_max_usd_cents, t.hourly_max_count,
+               w.count_last_hour AS "count_last_hour!", w.volume AS "volume!", w.in_band AS "in_band!"
+        FROM users u
+        JOIN compliance_tiers t ON t.kyc_status = u.kyc_status
+        CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS count_last_hour,
+                   coalesce(sum(usd_cents), 0)::bigint AS volume,
+                   count(*) FILTER (WHERE usd_cents BETWEEN $2 AND $3) AS in_band
+            FROM transactions
+            WHERE from_user_id = u.id AND usd_cents IS NOT NULL AND created_at > now() - interval '24 hours'
+        ) w
+        WHERE u.id = $1
+        FOR NO KEY UPDATE OF u
+        "#,
+        user_id,
+        rules.structuring.band_min_usd_cents,
+        rules.structuring.band_max_usd_cents,
+    )
+    .fetch_one(conn)
+    .await?;
+    let limits = TierLimits {
+        can_transact: row.can_transact,
+        single_max_usd_cents: row.single_max_usd_cents,
+        daily_max_usd_cents: row.daily_max_usd_cents,
+        hourly_max_count: i64::from(row.hourly_max_count),
+    };
+    let activity = Activity {
+        count_last_hour: row.count_last_hour,
+        volume_last_24h_usd_cents: row.volume,
+        in_band_last_24h: row.in_band,
+    };
+    Ok(compliance::evaluate(
+        &limits,
+        &rules.structuring,
+        activity,
+        usd_cents,
+    ))
+}

@@ -1,0 +1,174 @@
+//! Operator endpoints for the rate book: the USD legs and the spread.
+
+use axum::extract::State;
+use axum::Json;
+use chainpay_core::CurrencyCode;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::ApiJson;
+use crate::http::session::AdminUser;
+use crate::http::AppState;
+use crate::rules::parse_decimal;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_rates, put_rates))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UsdLeg {
+    pub currency: String,
+    /// Units of the currency one US dollar buys (decimal string).
+    pub usd_mid: String,
+    /// `admin`, `simulated` or `seed`.
+    pub source: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RateBookView {
+    /// Total bid/ask spread as a fraction (`0.015` = 1.5 %).
+    pub spread: String,
+    pub quote_ttl_seconds: i32,
+    pub legs: Vec<UsdLeg>,
+}
+
+async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
+    let settings = sqlx::query!("SELECT spread, quote_ttl_seconds FROM fx_settings")
+        .fetch_one(&state.pool)
+        .await?;
+    let legs = sqlx::query!(
+        "SELECT currency, usd_mid, source, updated_at FROM fx_rates ORDER BY currency"
+    )
+    .fetch_all(&state.pool)
+    .await?
+    .into_iter()
+    .map(|row| UsdLeg {
+        currency: row.currency,
+        usd_mid: row.usd_mid.normalize().to_string(),
+        source: row.source,
+        updated_at: row.updated_at,
+    })
+    .collect();
+    Ok(RateBookView {
+        spread: settings.spread.normalize().to_string(),
+        quote_ttl_seconds: settings.quote_ttl_seconds,
+        legs,
+    })
+}
+
+/// The rate book as stored.
+#[utoipa::path(get, path = "/admin/fx/rates", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = RateBookView), (status = 403, body = Problem)))]
+async fn get_rates(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> ApiResult<Json<RateBookView>> {
+    Ok(Json(rate_book(&state).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetLeg {
+    pub currency: String,
+    /// Units of the currency one US dollar buys, e.g. `"129.50"`.
+    pub usd_mid: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SetRates {
+    #[serde(default)]
+    pub rates: Vec<SetLeg>,
+    /// New total spread, e.g. `"0.015"`.
+    pub spread: Option<String>,
+}
+
+/// Set USD legs and/or the spread. Quotes already given keep their rates.
+#[utoipa::path(put, path = "/admin/fx/rates", tag = "admin", security(("bearer" = [])), request_body = SetRates,
+    responses((status = 200, body = RateBookView), (status = 400, body = Problem), (status = 403, body = Problem)))]
+async fn put_rates(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiJson(body): ApiJson<SetRates>,
+) -> ApiResult<Json<RateBookView>> {
+    let mut legs: Vec<(String, Decimal)> = Vec::new();
+    for leg in &body.rates {
+        let currency =
+            CurrencyCode::parse(&leg.currency).map_err(|e| ApiError::Validation(e.to_string()))?;
+        let mid = parse_decimal(&leg.usd_mid)
+            .filter(|mid| {
+                *mid > Decimal::ZERO
+                    && mid.scale() <= 10
+                    && *mid < Decimal::from(100_000_000_000_000i64)
+            })
+            .ok_or_else(|| {
+                ApiError::Validation(format!("usd_mid of {currency} must be a positive decimal"))
+            })?;
+        if currency.as_str() == "USD" && mid != Decimal::ONE {
+            return Err(ApiError::Validation(
+                "the USD leg is 1 by definition".into(),
+            ));
+        }
+        legs.push((currency.to_string(), mid));
+    }
+    let spread = match body.spread.as_deref() {
+        Some(raw) => Some(
+            parse_decimal(raw)
+                .filter(|s| *s >= Decimal::ZERO && *s < Decimal::new(5, 1) && s.scale() <= 6)
+                .ok_or_else(|| {
+                    ApiError::Validation("spread must be a decimal from 0 to below 0.5".into())
+                })?,
+        ),
+        None => None,
+    };
+    if legs.is_empty() && spread.is_none() {
+        return Err(ApiError::Validation(
+            "nothing to change: give rates and/or spread".into(),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    for (currency, mid) in &legs {
+        let known = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM currencies WHERE code = $1) AS "known!""#,
+            currency
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if !known {
+            return Err(ApiError::Validation(format!(
+                "unsupported currency {currency}"
+            )));
+        }
+        sqlx::query!(
+            "INSERT INTO fx_rates (currency, usd_mid, source, updated_at) VALUES ($1, $2, 'admin', now())
+             ON CONFLICT (currency) DO UPDATE SET usd_mid = EXCLUDED.usd_mid, source = 'admin', updated_at = now()",
+            currency,
+            mid
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(spread) = spread {
+        sqlx::query!("UPDATE fx_settings SET spread = $1", spread)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let changes: Vec<_> = legs
+        .iter()
+        .map(|(c, m)| json!({"currency": c, "usd_mid": m.to_string()}))
+        .collect();
+    AuditEvent::new("config.fx_rates", Outcome::Success)
+        .actor(admin.0.user_id)
+        .detail(json!({"rates": changes, "spread": spread.map(|s| s.to_string())}))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    state.rules.invalidate().await;
+    Ok(Json(rate_book(&state).await?))
+}

@@ -1,0 +1,193 @@
+//! Operator endpoints for users: search, suspension, KYC status.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::session::AdminUser;
+use crate::http::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(suspend_user))
+        .routes(routes!(unsuspend_user))
+        .routes(routes!(set_kyc))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserSummary {
+    pub user_id: Uuid,
+    pub phone: String,
+    pub name: String,
+    pub role: String,
+    pub kyc_status: String,
+    pub suspended: bool,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserSummary>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserQuery {
+    /// Part of a name or phone number.
+    pub q: Option<String>,
+    /// At most 200 (default 50).
+    pub limit: Option<i64>,
+}
+
+/// Find users by name or phone (newest first).
+#[utoipa::path(get, path = "/admin/users", tag = "admin", security(("bearer" = [])), params(UserQuery),
+    responses((status = 200, body = UserList), (status = 403, body = Problem)))]
+async fn list_users(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiQuery(query): ApiQuery<UserQuery>,
+) -> ApiResult<Json<UserList>> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let needle = query.q.unwrap_or_default();
+    // Escape LIKE wildcards so a search for "50%" means the text "50%".
+    let pattern = format!(
+        "%{}%",
+        needle
+            .trim()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let users = sqlx::query_as!(
+        UserSummary,
+        r#"SELECT id AS user_id, phone, name, role, kyc_status, suspended, locked_until, created_at, last_login_at
+           FROM users WHERE phone ILIKE $1 OR name ILIKE $1
+           ORDER BY created_at DESC LIMIT $2"#,
+        pattern,
+        limit
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(UserList { users }))
+}
+
+/// Sets `suspended` on a user and audits it; an admin cannot suspend themself.
+async fn set_suspended(
+    state: &AppState,
+    admin: &AdminUser,
+    user_id: Uuid,
+    suspended: bool,
+) -> ApiResult<Json<UserSummary>> {
+    if suspended && user_id == admin.0.user_id {
+        return Err(ApiError::Validation(
+            "you cannot suspend your own account".into(),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let user = sqlx::query_as!(
+        UserSummary,
+        r#"UPDATE users SET suspended = $2 WHERE id = $1
+           RETURNING id AS user_id, phone, name, role, kyc_status, suspended, locked_until, created_at, last_login_at"#,
+        user_id,
+        suspended
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("user"))?;
+    let action = if suspended {
+        "admin.suspend"
+    } else {
+        "admin.unsuspend"
+    };
+    AuditEvent::new(action, Outcome::Success)
+        .actor(admin.0.user_id)
+        .subject(user_id)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(user))
+}
+
+/// Suspend a user: their tokens stop working at once and they cannot log in.
+#[utoipa::path(post, path = "/admin/users/{id}/suspend", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, body = UserSummary), (status = 404, body = Problem)))]
+async fn suspend_user(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<UserSummary>> {
+    set_suspended(&state, &admin, id, true).await
+}
+
+/// Lift a suspension.
+#[utoipa::path(post, path = "/admin/users/{id}/unsuspend", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, body = UserSummary), (status = 404, body = Problem)))]
+async fn unsuspend_user(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<UserSummary>> {
+    set_suspended(&state, &admin, id, false).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct KycRequest {
+    /// `PENDING`, `VERIFIED` or `REJECTED`.
+    pub status: String,
+}
+
+/// Record the outcome of identity verification.
+#[utoipa::path(post, path = "/admin/users/{id}/kyc", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")), request_body = KycRequest,
+    responses((status = 200, body = UserSummary), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn set_kyc(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiPath(user_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<KycRequest>,
+) -> ApiResult<Json<UserSummary>> {
+    let status = body.status.trim().to_ascii_uppercase();
+    if !["PENDING", "VERIFIED", "REJECTED"].contains(&status.as_str()) {
+        return Err(ApiError::Validation(
+            "status must be PENDING, VERIFIED or REJECTED".into(),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let previous = sqlx::query_scalar!(
+        "SELECT kyc_status FROM users WHERE id = $1 FOR UPDATE",
+        user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("user"))?;
+    let user = sqlx::query_as!(
+        UserSummary,
+        r#"UPDATE users SET kyc_status = $2 WHERE id = $1
+           RETURNING id AS user_id, phone, name, role, kyc_status, suspended, locked_until, created_at, last_login_at"#,
+        user_id,
+        status
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    AuditEvent::new("admin.kyc", Outcome::Success)
+        .actor(admin.0.user_id)
+        .subject(user_id)
+        .detail(json!({"from": previous, "to": status}))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(user))
+}

@@ -1,0 +1,138 @@
+//! Who takes part in a movement, and the AML gate every outgoing movement
+//! passes before it is posted.
+
+use chainpay_core::compliance::{Decision, Rule};
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::compliance::sanctions::{self, Party};
+use crate::compliance::{sars, Refusal};
+use crate::http::error::ApiError;
+use crate::http::AppState;
+use crate::rules::Rules;
+
+/// A user taking part in a movement.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub party: Party,
+    pub suspended: bool,
+    pub kyc_status: String,
+}
+
+impl Person {
+    /// Whether money may be paid to this person.
+    pub fn can_receive(&self) -> bool {
+        !self.suspended && self.kyc_status != "REJECTED"
+    }
+}
+
+/// The sender, the counterparty named by phone (if any and registered) and
+/// the current sanctions list version, in one round trip.
+pub struct Parties {
+    pub sender: Person,
+    pub counterparty: Option<Person>,
+    pub list_version: i64,
+}
+
+pub async fn load(
+    conn: &mut PgConnection,
+    sender_id: Uuid,
+    counterparty_phone: Option<&str>,
+) -> Result<Parties, ApiError> {
+    let rows = sqlx::query!(
+        r#"SELECT id, name, phone, suspended, kyc_status, screened_list_version, sanctions_match_id,
+                  (SELECT version FROM sanctions_list) AS "list_version!"
+           FROM users WHERE id = $1 OR phone = $2"#,
+        sender_id,
+        counterparty_phone
+    )
+    .fetch_all(conn)
+    .await?;
+    let list_version = rows.first().map_or(0, |row| row.list_version);
+    let mut sender = None;
+    let mut counterparty = None;
+    for row in rows {
+        let person = Person {
+            party: Party {
+                user_id: row.id,
+                name: row.name,
+                phone: row.phone,
+                screened_list_version: row.screened_list_version,
+                sanctions_match_id: row.sanctions_match_id,
+            },
+            suspended: row.suspended,
+            kyc_status: row.kyc_status,
+        };
+        if person.party.user_id == sender_id {
+            if Some(person.party.phone.as_str()) == counterparty_phone {
+                counterparty = Some(person.clone());
+            }
+            sender = Some(person);
+        } else {
+            counterparty = Some(person);
+        }
+    }
+    Ok(Parties {
+        sender: sender.ok_or(ApiError::Unauthorized)?,
+        counterparty,
+        list_version,
+    })
+}
+
+/// Screens `parties` and applies the sender's tier limits and rolling
+/// windows (locking the sender). `Ok(Some(rule))` means allowed, but a
+/// report under `rule` must be filed with the posted transaction.
+pub async fn aml_gate(
+    conn: &mut PgConnection,
+    state: &AppState,
+    rules: &Rules,
+    parties: &Parties,
+    usd_cents: i64,
+) -> Result<Option<Rule>, ApiError> {
+    let mut screened = vec![&parties.sender.party];
+    if let Some(counterparty) = &parties.counterparty {
+        screened.push(&counterparty.party);
+    }
+    let listed = sanctions::first_listed(
+        conn,
+        &state.sanctions,
+        rules.sanctions_threshold,
+        parties.list_version,
+        &screened,
+    )
+    .await?;
+    if let Some((party, hit)) = listed {
+        let finding = json!({
+            "party": party.user_id, "phone": party.phone, "listed_id": hit.listed_id,
+            "listed_name": hit.listed_name, "score": hit.score, "matched_on": hit.matched_on,
+            "sender": parties.sender.party.user_id, "usd_cents": usd_cents,
+        });
+        let refusal =
+            Refusal::new(Rule::Sanctions, finding.clone()).reported(Some(party.user_id), finding);
+        return Err(ApiError::Compliance(Box::new(refusal)));
+    }
+    let sender = parties.sender.party.user_id;
+    match crate::compliance::limits::check_outgoing(conn, rules, sender, usd_cents).await? {
+        Decision::Allow => Ok(None),
+        Decision::AllowAndReport(rule) => Ok(Some(rule)),
+        Decision::Reject(rule) => Err(ApiError::Compliance(Box::new(Refusal::new(
+            rule,
+            json!({"usd_cents": usd_cents}),
+        )))),
+    }
+}
+
+/// Files the report [`aml_gate`] asked for, with the posted transaction.
+pub async fn file_report(
+    conn: &mut PgConnection,
+    rule: Option<Rule>,
+    sender: Uuid,
+    tx_id: Uuid,
+    finding: Value,
+) -> sqlx::Result<()> {
+    if let Some(rule) = rule {
+        sars::open_or_append(conn, Some(sender), rule.as_str(), Some(tx_id), finding).await?;
+    }
+    Ok(())
+}

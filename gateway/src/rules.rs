@@ -1,0 +1,110 @@
+//! The money rules (rates, fees, AML settings) as read from PostgreSQL.
+//!
+//! They are small tables read by every money movement, so each instance
+//! keeps the last snapshot for at most [`MAX_AGE`] and drops it at once when
+//! it changes them itself. Another instance's change is seen within
+//! `MAX_AGE`; a conversion never depends on that, because it executes at its
+//! locked quote.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chainpay_core::compliance::StructuringRule;
+use chainpay_core::fees::{FeeBand, FeeKind, FeeSchedule};
+use chainpay_core::fx::RateBook;
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+/// How long a snapshot is used before it is read again.
+const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// One consistent snapshot of the rules.
+#[derive(Debug)]
+pub struct Rules {
+    pub rates: RateBook,
+    pub fees: FeeSchedule,
+    pub structuring: StructuringRule,
+    pub sanctions_threshold: f64,
+    pub quote_ttl_seconds: i64,
+}
+
+#[derive(Default)]
+pub struct RulesCache {
+    current: Mutex<Option<(Instant, Arc<Rules>)>>,
+}
+
+impl RulesCache {
+    /// The current rules, read from the database when the snapshot is stale.
+    pub async fn get(&self, pool: &PgPool) -> anyhow::Result<Arc<Rules>> {
+        let mut current = self.current.lock().await;
+        if let Some((loaded, rules)) = current.as_ref() {
+            if loaded.elapsed() < MAX_AGE {
+                return Ok(rules.clone());
+            }
+        }
+        let rules = Arc::new(load(pool).await?);
+        *current = Some((Instant::now(), rules.clone()));
+        Ok(rules)
+    }
+
+    /// Forgets the snapshot after this instance changed the rules.
+    pub async fn invalidate(&self) {
+        *self.current.lock().await = None;
+    }
+}
+
+async fn load(pool: &PgPool) -> anyhow::Result<Rules> {
+    let settings = sqlx::query!(
+        r#"SELECT f.spread, f.quote_ttl_seconds, c.structuring_min_usd_cents, c.structuring_max_usd_cents,
+                  c.structuring_count, c.sanctions_threshold
+           FROM fx_settings f, compliance_settings c"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let legs = sqlx::query!(
+        "SELECT r.currency, r.usd_mid, c.exponent FROM fx_rates r JOIN currencies c ON c.code = r.currency"
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut rates = RateBook::new(settings.spread)?;
+    for leg in legs {
+        rates = rates.with_leg(&leg.currency, leg.usd_mid, leg.exponent.max(0) as u32)?;
+    }
+    let bands = sqlx::query!(
+        "SELECT kind, from_usd_cents, rate, min_fee_usd_cents, max_fee_usd_cents FROM fee_bands"
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .filter_map(|band| {
+        Some(FeeBand {
+            kind: FeeKind::parse(&band.kind)?,
+            from_usd_cents: band.from_usd_cents,
+            rate: band.rate,
+            min_fee_usd_cents: band.min_fee_usd_cents,
+            max_fee_usd_cents: band.max_fee_usd_cents,
+        })
+    })
+    .collect();
+    Ok(Rules {
+        rates,
+        fees: FeeSchedule::new(bands),
+        structuring: StructuringRule {
+            band_min_usd_cents: settings.structuring_min_usd_cents,
+            band_max_usd_cents: settings.structuring_max_usd_cents,
+            count: i64::from(settings.structuring_count),
+        },
+        sanctions_threshold: settings
+            .sanctions_threshold
+            .to_f64()
+            .unwrap_or(chainpay_core::sanctions::MATCH_THRESHOLD),
+        quote_ttl_seconds: i64::from(settings.quote_ttl_seconds),
+    })
+}
+
+/// Parses a decimal from an API string, e.g. a rate `"129.50"`.
+pub fn parse_decimal(raw: &str) -> Option<Decimal> {
+    raw.trim().parse::<Decimal>().ok()
+}

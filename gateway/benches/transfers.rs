@@ -18,19 +18,18 @@
 //! `BENCH_PGBENCH` (`0` skips the baseline).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chainpay_gateway::config::Settings;
-use chainpay_gateway::db::{self, embedded, ClusterOptions, EmbeddedPostgres};
-use chainpay_gateway::startup;
+use chainpay_gateway::db::embedded;
 use serde_json::json;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Executor};
+use sqlx::ConnectOptions;
+use support::{recreate_database, target, Target};
 use uuid::Uuid;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_chainpay");
@@ -42,68 +41,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The server under test: connection options, plus the flags pgbench needs
-/// to reach it.
-struct Target {
-    options: PgConnectOptions,
-    pgbench_args: Vec<String>,
-    url_for: Box<dyn Fn(&str) -> String>,
-    _cluster: Option<EmbeddedPostgres>,
-}
-
-async fn target() -> Target {
-    if let Ok(url) = std::env::var("BENCH_DATABASE_URL") {
-        let options = PgConnectOptions::from_str(&url).unwrap();
-        let base = url.rsplit_once('/').unwrap().0.to_owned();
-        let host = options.get_host().to_owned();
-        let port = options.get_port().to_string();
-        let user = options.get_username().to_owned();
-        return Target {
-            options,
-            pgbench_args: vec!["-h".into(), host, "-p".into(), port, "-U".into(), user],
-            url_for: Box::new(move |db| format!("{base}/{db}")),
-            _cluster: None,
-        };
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-pg");
-    let cluster = EmbeddedPostgres::ensure_running(&dir, ClusterOptions::default())
-        .await
-        .unwrap();
-    let socket = dir.canonicalize().unwrap().join("pg");
-    let socket_text = socket.to_string_lossy().into_owned();
-    Target {
-        options: cluster.connect_options("postgres"),
-        pgbench_args: vec![
-            "-h".into(),
-            socket_text.clone(),
-            "-U".into(),
-            "chainpay".into(),
-        ],
-        url_for: Box::new(move |db| {
-            format!("postgres://chainpay@localhost/{db}?host={socket_text}")
-        }),
-        _cluster: Some(cluster),
-    }
-}
-
-async fn recreate_database(target: &Target, name: &str) {
-    let mut admin = target
-        .options
-        .clone()
-        .database("postgres")
-        .connect()
-        .await
-        .unwrap();
-    admin
-        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
 }
 
 fn pgbench_binary() -> PathBuf {
@@ -157,18 +94,8 @@ async fn pgbench_tps(target: &Target, seconds: usize) -> f64 {
 
 /// Users, their funding and their tokens, made directly through the library
 /// (registration's Argon2 cost is not what this benchmark measures).
-async fn prepare_users(url: &str, master_key: &str, users: usize) -> Vec<(String, String)> {
-    let settings = Settings {
-        database_url: Some(url.to_owned()),
-        data_dir: std::env::temp_dir(),
-        master_key_hex: Some(master_key.to_owned()),
-        db_pool_size: 4,
-        ..Settings::defaults()
-    };
-    let database = db::Database::open(&settings).await.unwrap();
-    let state = startup::build_state(settings, database.pool.clone())
-        .await
-        .unwrap();
+async fn prepare_users(target: &Target, master_key: &str, users: usize) -> Vec<(String, String)> {
+    let state = support::app_state(target, BENCH_DATABASE, master_key).await;
     let pin_hash =
         chainpay_core::crypto::pin_hash::hash_pin(&chainpay_core::Pin::parse("5831").unwrap());
     let ids: Vec<Uuid> = (0..users).map(|_| Uuid::new_v4()).collect();
@@ -180,22 +107,42 @@ async fn prepare_users(url: &str, master_key: &str, users: usize) -> Vec<(String
     .bind(&ids)
     .bind(&phones)
     .bind(&pin_hash)
-    .execute(&database.pool)
+    .execute(&state.pool)
     .await
     .unwrap();
-    let mut conn = database.pool.acquire().await.unwrap();
+    let mut conn = state.pool.acquire().await.unwrap();
     for id in &ids {
         chainpay_gateway::seed::fund(&mut conn, &state.keys.tx_signing, *id, "KES", 10_000_000)
             .await
             .unwrap();
     }
     drop(conn);
+    // Screen them as registration would have, so no transfer screens inline.
+    let rules = state.rules.get(&state.pool).await.unwrap();
+    while chainpay_gateway::compliance::sanctions::rescreen_stale(
+        &state.pool,
+        &state.sanctions,
+        rules.sanctions_threshold,
+    )
+    .await
+    .unwrap()
+        > 0
+    {}
+    // Statistics, as autovacuum would have gathered on a live database.
+    let mut owner = target
+        .options
+        .clone()
+        .database(BENCH_DATABASE)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE").execute(&mut owner).await.unwrap();
     let tokens = ids
         .iter()
         .zip(&phones)
         .map(|(id, phone)| (phone.clone(), state.jwt.issue(*id, "user").unwrap().0))
         .collect();
-    database.close().await;
+    state.pool.close().await;
     tokens
 }
 
@@ -245,13 +192,6 @@ fn sample_cpu(gateway_pid: u32) -> CpuSample {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 #[tokio::main]
 async fn main() {
     let seconds = env_usize("BENCH_SECONDS", 20);
@@ -272,7 +212,7 @@ async fn main() {
     let url = (target.url_for)(BENCH_DATABASE);
     let master_key = chainpay_core::crypto::aead::MasterKey::generate().to_hex();
     println!("preparing {users} funded users ...");
-    let accounts = Arc::new(prepare_users(&url, &master_key, users).await);
+    let accounts = Arc::new(prepare_users(&target, &master_key, users).await);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -327,7 +267,8 @@ async fn main() {
                     while Instant::now() < deadline {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let (_, token) = &accounts[n % accounts.len()];
-                        let (to_phone, _) = &accounts[(n + 1) % accounts.len()];
+                        // Half the population away, so concurrent requests rarely share a wallet.
+                        let (to_phone, _) = &accounts[(n + accounts.len() / 2) % accounts.len()];
                         let began = Instant::now();
                         let response = client
                             .post(format!("{base}/api/v1/wallet/send"))
@@ -389,11 +330,11 @@ async fn main() {
     println!("transfers/s         : {transfers_per_second:.0}");
     println!(
         "latency p50         : {:.2} ms",
-        percentile(&latencies, 0.50).as_secs_f64() * 1e3
+        support::percentile(&latencies, 0.50).as_secs_f64() * 1e3
     );
     println!(
         "latency p99         : {:.2} ms",
-        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+        support::percentile(&latencies, 0.99).as_secs_f64() * 1e3
     );
     if let Some(tps) = tps {
         println!("pgbench TPC-B tps   : {tps:.0}");

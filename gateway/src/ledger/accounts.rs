@@ -4,7 +4,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Shards of the fee revenue account per currency (see the accounts migration).
-pub const FEE_REVENUE_SHARDS: u128 = 8;
+pub const FEE_REVENUE_SHARDS: u128 = 32;
 
 /// The fee revenue shard a transaction posts to: spread by its id so that
 /// concurrent transfers rarely wait on the same row lock.
@@ -94,14 +94,21 @@ pub async fn resolve(
             }
         }
     }
+    // Each branch matches one of the two partial unique indexes exactly, so
+    // every reference is a single index probe however many accounts exist.
     let rows = sqlx::query!(
         r#"
-        SELECT r.ord AS "ord!", a.id
+        SELECT r.ord AS "ord!", a.id AS "id!"
         FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::smallint[])
              WITH ORDINALITY AS r (kind, user_id, channel, currency, shard, ord)
-        JOIN accounts a ON a.kind = r.kind AND a.currency = r.currency
-         AND CASE WHEN r.kind = 'wallet' THEN a.user_id = r.user_id
-                  ELSE a.channel = r.channel AND a.shard = r.shard END
+        CROSS JOIN LATERAL (
+            SELECT w.id FROM accounts w
+            WHERE r.kind = 'wallet' AND w.kind = 'wallet' AND w.user_id = r.user_id AND w.currency = r.currency
+            UNION ALL
+            SELECT h.id FROM accounts h
+            WHERE r.kind <> 'wallet' AND h.kind <> 'wallet' AND h.kind = r.kind AND h.channel = r.channel
+              AND h.currency = r.currency AND h.shard = r.shard
+        ) a
         ORDER BY r.ord
         "#,
         &kinds,

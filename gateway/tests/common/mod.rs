@@ -11,7 +11,8 @@
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chainpay_gateway::config::Settings;
+#[allow(unused_imports)]
+pub use chainpay_gateway::config::{FxFeed, Settings};
 use chainpay_gateway::db::{self, ClusterOptions, EmbeddedPostgres, MIGRATOR};
 use chainpay_gateway::http::AppState;
 use chainpay_gateway::startup;
@@ -177,6 +178,8 @@ pub struct TestOptions {
     pub rate_limit_per_user: u32,
     pub rate_limit_per_ip: u32,
     pub seed_demo: bool,
+    /// Any other setting, applied last.
+    pub configure: fn(&mut Settings),
 }
 
 impl Default for TestOptions {
@@ -185,6 +188,7 @@ impl Default for TestOptions {
             rate_limit_per_user: 0,
             rate_limit_per_ip: 0,
             seed_demo: true,
+            configure: |_| {},
         }
     }
 }
@@ -236,7 +240,7 @@ pub async fn spawn_with(options: TestOptions) -> TestApp {
     init_logging();
     let database = fresh_database().await;
     let pool = superuser_pool(&database).await;
-    let settings = Settings {
+    let mut settings = Settings {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: std::env::temp_dir(),
         rate_limit_per_user: options.rate_limit_per_user,
@@ -246,6 +250,7 @@ pub async fn spawn_with(options: TestOptions) -> TestApp {
         db_pool_size: 60,
         ..Settings::defaults()
     };
+    (options.configure)(&mut settings);
     let state = build_state(&settings, &database).await;
     if options.seed_demo {
         chainpay_gateway::seed::seed_demo(&pool, &state.keys.tx_signing)
@@ -355,6 +360,37 @@ impl TestApp {
         let response = self.register(phone, name, "5831").await;
         assert_eq!(response.status(), StatusCode::CREATED, "register {phone}");
         self.token(phone, "5831").await
+    }
+
+    /// Registers a user, marks their KYC `VERIFIED` through the admin API,
+    /// funds them with `usd_cents` US cents, and returns their token.
+    pub async fn verified_user(&self, phone: &str, name: &str, usd_cents: i64) -> String {
+        let token = self.new_user(phone, name).await;
+        let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
+            .bind(phone)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        let admin = self.admin_token().await;
+        let response = self
+            .post(
+                &format!("/api/v1/admin/users/{user_id}/kyc"),
+                Some(&admin),
+                json!({"status": "VERIFIED"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        if usd_cents > 0 {
+            self.fund(phone, "USD", usd_cents).await;
+        }
+        token
+    }
+
+    /// The body of a successful GET as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let response = self.get(path, token).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
     }
 
     pub async fn admin_token(&self) -> String {

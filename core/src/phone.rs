@@ -58,6 +58,17 @@ impl Msisdn {
         &self.0
     }
 
+    /// The currency a customer on this number thinks in: shillings for
+    /// Kenya, naira for Nigeria, pounds for the UK, dollars otherwise.
+    pub fn home_currency(&self) -> &'static str {
+        match self.country_calling_code() {
+            "254" => "KES",
+            "234" => "NGN",
+            "44" => "GBP",
+            _ => "USD",
+        }
+    }
+
     /// The country calling code's digits, e.g. `254`; decides the home currency.
     pub fn country_calling_code(&self) -> &str {
         let digits = &self.0[1..];

@@ -31,6 +31,19 @@ impl TxType {
             TxType::Funding => "funding",
         }
     }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            TxType::Transfer,
+            TxType::Conversion,
+            TxType::Deposit,
+            TxType::Withdrawal,
+            TxType::Reversal,
+            TxType::Funding,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == raw)
+    }
 }
 
 /// The immutable facts of a transaction. Status is deliberately absent: it
@@ -87,6 +100,12 @@ impl TxFacts {
     pub fn sign(&self, key: &SigningKey) -> String {
         key.sign(&self.canonical_bytes())
     }
+}
+
+/// The short reference customers see on screens and SMS: the first ten hex
+/// digits of the transaction id, upper case (`215F8C51F7`).
+pub fn reference(tx_id: Uuid) -> String {
+    tx_id.simple().to_string()[..10].to_ascii_uppercase()
 }
 
 /// The current time truncated to microseconds (PostgreSQL's precision).

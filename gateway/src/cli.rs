@@ -1,4 +1,4 @@
-//! The `chainpay` command line: `serve`, `users`, `reconcile`.
+//! The `chainpay` command line: `serve`, `users`, `reconcile`, `verify-chain`.
 //! Every subcommand reads the same configuration as `serve`.
 
 use std::process::ExitCode;
@@ -30,6 +30,9 @@ pub enum Command {
     Users,
     /// Check that the ledger balances; exits non-zero if it does not.
     Reconcile,
+    /// Validate the whole audit chain from the stored rows; exits non-zero
+    /// and names the first invalid block if it is not valid.
+    VerifyChain,
 }
 
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
@@ -37,6 +40,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Serve { demo } => serve(settings, demo).await,
         Command::Users => with_database(&settings, users).await,
         Command::Reconcile => with_database(&settings, reconcile).await,
+        Command::VerifyChain => with_database(&settings, verify_chain).await,
     }
 }
 
@@ -133,4 +137,22 @@ async fn reconcile(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+async fn verify_chain(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
+    let report = crate::chain::validate::validate(&pool).await?;
+    if report.valid {
+        println!(
+            "chain valid: {} blocks, {} transactions",
+            report.blocks_checked, report.transactions_checked
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "chain INVALID at block {}: {} ({} blocks checked before it)",
+        report.first_invalid_block.unwrap_or(report.blocks_checked),
+        report.reason.as_deref().unwrap_or("unknown"),
+        report.blocks_checked
+    );
+    Ok(ExitCode::from(1))
 }

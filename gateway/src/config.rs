@@ -46,6 +46,36 @@ pub struct Settings {
     /// `CHAINPAY_SANCTIONS_CSV`: an OFAC `sdn.csv` loaded at start, in
     /// addition to the bundled sample.
     pub sanctions_csv: Option<PathBuf>,
+    /// `CHAINPAY_NODE_NAME`: this instance's name as a chain sealing
+    /// authority; instances with different names seal with different keys.
+    pub node_name: String,
+    /// `CHAINPAY_BLOCK_INTERVAL_S`: the longest a committed transaction
+    /// waits to be sealed when fewer than 50 are pending.
+    pub block_interval_s: u32,
+    /// Africa's Talking credentials (`AT_USERNAME`, `AT_API_KEY`,
+    /// `AT_SENDER_ID`, `AT_BASE_URL`); `None` runs the SMS simulator.
+    pub africastalking: Option<AfricasTalking>,
+    /// `AT_WEBHOOK_TOKEN`: when set, the USSD and SMS webhooks must carry
+    /// `?token=<it>` (Africa's Talking does not sign its callbacks).
+    pub at_webhook_token: Option<String>,
+}
+
+/// How to reach Africa's Talking. `Debug` hides the key.
+#[derive(Clone)]
+pub struct AfricasTalking {
+    pub base_url: String,
+    pub username: String,
+    pub api_key: String,
+    pub sender_id: Option<String>,
+}
+
+impl std::fmt::Debug for AfricasTalking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfricasTalking")
+            .field("base_url", &self.base_url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where exchange rates come from.
@@ -81,6 +111,29 @@ fn env_u32(name: &str, default: u32) -> anyhow::Result<u32> {
         .with_context(|| format!("{name} must be a non-negative whole number"))
 }
 
+/// Africa's Talking credentials, when both the username and key are set.
+fn africastalking_from_env() -> anyhow::Result<Option<AfricasTalking>> {
+    match (env_opt("AT_USERNAME"), env_opt("AT_API_KEY")) {
+        (Some(username), Some(api_key)) => {
+            let default_base = if username == "sandbox" {
+                "https://api.sandbox.africastalking.com"
+            } else {
+                "https://api.africastalking.com"
+            };
+            Ok(Some(AfricasTalking {
+                base_url: env_or("AT_BASE_URL", default_base),
+                username,
+                api_key,
+                sender_id: env_opt("AT_SENDER_ID"),
+            }))
+        }
+        (None, None) => Ok(None),
+        _ => {
+            anyhow::bail!("set both AT_USERNAME and AT_API_KEY, or neither (to use the simulator)")
+        }
+    }
+}
+
 impl Settings {
     /// Every default, ignoring the environment (tests and benchmarks start here).
     pub fn defaults() -> Self {
@@ -97,6 +150,10 @@ impl Settings {
             fx_feed: FxFeed::Table,
             fx_feed_interval_s: 30,
             sanctions_csv: None,
+            node_name: "chainpay-node-1".to_owned(),
+            block_interval_s: 10,
+            africastalking: None,
+            at_webhook_token: None,
         }
     }
 
@@ -128,6 +185,10 @@ impl Settings {
             fx_feed,
             fx_feed_interval_s: env_u32("CHAINPAY_FX_FEED_INTERVAL_S", 30)?.max(1),
             sanctions_csv: env_opt("CHAINPAY_SANCTIONS_CSV").map(PathBuf::from),
+            node_name: env_or("CHAINPAY_NODE_NAME", "chainpay-node-1"),
+            block_interval_s: env_u32("CHAINPAY_BLOCK_INTERVAL_S", 10)?.max(1),
+            africastalking: africastalking_from_env()?,
+            at_webhook_token: env_opt("AT_WEBHOOK_TOKEN"),
         })
     }
 }

@@ -3,6 +3,9 @@
 //! PostgreSQL advisory lock; the rest is idempotent).
 //!
 //! - audit sealer: links committed audit rows into the hash chain (1 s);
+//! - block sealer: seals queued transactions into blocks when 50 are
+//!   waiting or the oldest has waited `CHAINPAY_BLOCK_INTERVAL_S`;
+//! - SMS outbox: sends queued messages through Africa's Talking (0.5 s);
 //! - sanctions re-screening: screens users against a changed list (10 s, or
 //!   at once when an operator adds an entry);
 //! - FX feed: the simulated random walk, when configured.
@@ -19,11 +22,17 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::audit::chain;
+use crate::chain::seal;
 use crate::compliance::sanctions;
 use crate::config::FxFeed;
 use crate::http::AppState;
+use crate::sms;
 
 const AUDIT_SEAL_PERIOD: Duration = Duration::from_secs(1);
+/// How often the SMS worker looks at the outbox.
+const SMS_PERIOD: Duration = Duration::from_millis(500);
+/// How often the block sealer looks at the queue.
+const BLOCK_SEAL_PERIOD: Duration = Duration::from_secs(1);
 const RESCREEN_PERIOD: Duration = Duration::from_secs(10);
 /// Advisory lock of the FX feed, so instances take turns.
 const FX_FEED_LOCK: i64 = 0x4348_4149_4e46_5846;
@@ -53,6 +62,47 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         move || {
             let pool = pool.clone();
             async move { chain::seal(&pool).await.map(|_| ()) }
+        },
+    )));
+
+    let block_state = state.clone();
+    let block_interval = Duration::from_secs(u64::from(state.settings.block_interval_s));
+    handles.push(tokio::spawn(every(
+        "block_seal",
+        BLOCK_SEAL_PERIOD,
+        None,
+        shutdown.clone(),
+        move || {
+            let state = block_state.clone();
+            async move {
+                seal::seal_due(&state.pool, &state.sealer, block_interval)
+                    .await
+                    .map(|_| ())
+            }
+        },
+    )));
+
+    let sms_state = state.clone();
+    let sms_client = std::sync::Arc::new(std::sync::OnceLock::new());
+    handles.push(tokio::spawn(every(
+        "sms_outbox",
+        SMS_PERIOD,
+        None,
+        shutdown.clone(),
+        move || {
+            let (state, client) = (sms_state.clone(), sms_client.clone());
+            async move {
+                let Some(self_url) = state.self_url.get() else {
+                    return Ok(());
+                };
+                if client.get().is_none() {
+                    let _ = client.set(sms::client(&state.settings, self_url)?);
+                }
+                match client.get() {
+                    Some(client) => sms::worker::send_due(&state.pool, client).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            }
         },
     )));
 

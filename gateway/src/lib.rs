@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod chain;
 pub mod cli;
 pub mod compliance;
 pub mod config;
@@ -14,9 +15,14 @@ pub mod jobs;
 pub mod ledger;
 pub mod metrics;
 pub mod movements;
+pub mod reversals;
 pub mod rules;
 pub mod secrets;
 pub mod seed;
+pub mod sim;
+pub mod sms;
 pub mod startup;
+pub mod statement;
 pub mod telemetry;
 pub mod transactions;
+pub mod ussd;

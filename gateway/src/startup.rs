@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::auth::jwt::JwtKeys;
+use crate::chain;
 use crate::compliance::sanctions::{self, ListCache};
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -29,7 +30,11 @@ pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<App
         let added = sanctions::import_sdn(&pool, &data).await?;
         tracing::info!(path = %path.display(), added, "loaded sanctions list");
     }
+    let sealer = chain::authority::load_or_enroll(&pool, &keys.master, &settings.node_name).await?;
+    chain::seal::ensure_genesis(&pool, &sealer).await?;
     Ok(AppState {
+        self_url: Arc::new(std::sync::OnceLock::new()),
+        sealer: Arc::new(sealer),
         pool,
         settings: Arc::new(settings),
         keys: Arc::new(keys),
@@ -48,6 +53,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let _ = state
+        .self_url
+        .set(format!("http://{}", listener.local_addr()?));
     let (stop_jobs, jobs_shutdown) = tokio::sync::watch::channel(false);
     let jobs = jobs::spawn_all(&state, jobs_shutdown);
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -55,10 +55,11 @@ pub async fn find(pool: &PgPool, tx_id: Uuid) -> sqlx::Result<Option<TxView>> {
         SELECT t.seq, t.tx_id, t.tx_type, t.status, t.amount, t.fee, t.currency,
                fu.phone AS "from_phone?", tu.phone AS "to_phone?", t.note, t.created_at, t.signature,
                t.to_currency, t.converted_amount, trim_scale(t.rate)::text AS rate,
-               NULL::bigint AS block_index, t.from_user_id, t.to_user_id
+               e.block_index AS "block_index?", t.from_user_id, t.to_user_id
         FROM transactions t
         LEFT JOIN users fu ON fu.id = t.from_user_id
         LEFT JOIN users tu ON tu.id = t.to_user_id
+        LEFT JOIN block_entries e ON e.tx_id = t.tx_id
         WHERE t.tx_id = $1
         "#,
         tx_id
@@ -88,10 +89,11 @@ pub async fn list_for_user(
         SELECT t.seq, t.tx_id, t.tx_type, t.status, t.amount, t.fee, t.currency,
                fu.phone AS "from_phone?", tu.phone AS "to_phone?", t.note, t.created_at, t.signature,
                t.to_currency, t.converted_amount, trim_scale(t.rate)::text AS rate,
-               NULL::bigint AS block_index, t.from_user_id, t.to_user_id
+               e.block_index AS "block_index?", t.from_user_id, t.to_user_id
         FROM page JOIN transactions t ON t.seq = page.seq
         LEFT JOIN users fu ON fu.id = t.from_user_id
         LEFT JOIN users tu ON tu.id = t.to_user_id
+        LEFT JOIN block_entries e ON e.tx_id = t.tx_id
         ORDER BY t.seq DESC
         "#,
         user_id,

@@ -150,6 +150,22 @@ async fn the_openapi_document_covers_every_api_route() {
         "POST /api/v1/admin/sanctions",
         "GET /api/v1/admin/audit-log",
         "GET /api/v1/admin/audit-log/verify",
+        "GET /api/v1/blockchain/stats",
+        "GET /api/v1/blockchain/blocks",
+        "GET /api/v1/blockchain/blocks/{index}",
+        "POST /api/v1/blockchain/mine",
+        "GET /api/v1/blockchain/validate",
+        "GET /api/v1/blockchain/proof/{tx_id}",
+        "GET /api/v1/blockchain/authorities",
+        "GET /api/v1/reversal/eligible",
+        "POST /api/v1/reversal/request",
+        "POST /api/v1/ussd",
+        "POST /api/v1/sms/inbound",
+        "POST /api/v1/sms/delivery",
+        "GET /api/v1/admin/reversals",
+        "POST /api/v1/admin/reversals/{id}/approve",
+        "POST /api/v1/admin/reversals/{id}/reject",
+        "GET /api/v1/admin/sms-outbox",
     ];
     for route in expected {
         assert!(

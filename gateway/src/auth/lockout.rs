@@ -31,7 +31,7 @@ pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
             SELECT id,
                    CASE WHEN locked_until IS NOT NULL AND locked_until <= now() THEN 0
                         ELSE failed_pin_attempts END + 1 AS attempts
-            FROM users WHERE id = $1 FOR UPDATE
+            FROM users WHERE id = $1 FOR NO KEY UPDATE
         )
         UPDATE users u
         SET failed_pin_attempts = c.attempts,

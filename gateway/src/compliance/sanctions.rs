@@ -176,7 +176,7 @@ pub async fn rescreen_stale(
     let version = list_version(&mut tx).await?;
     let stale = sqlx::query!(
         r#"SELECT id, name, phone, sanctions_match_id FROM users
-           WHERE screened_list_version < $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"#,
+           WHERE screened_list_version < $1 ORDER BY id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED"#,
         version,
         RESCREEN_BATCH
     )

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use chainpay_core::crypto::pin_hash;
 use chainpay_core::{Msisdn, Pin};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,11 +16,9 @@ use super::extract::ApiJson;
 use super::session::{AuthUser, IpRateLimited};
 use super::AppState;
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::lockout::{self, Attempt};
-use crate::compliance::sanctions;
-use crate::compliance::{sars, Refusal};
+use crate::auth::accounts::{self, RegisteredUser};
+use crate::auth::pins::{self, PinCheck};
 use crate::config::JWT_TTL_SECONDS;
-use chainpay_core::compliance::Rule;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,14 +35,6 @@ pub struct RegisterRequest {
     pub name: String,
     /// Exactly 4 digits, not an easily guessed pattern.
     pub pin: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RegisteredUser {
-    pub user_id: Uuid,
-    pub phone: String,
-    pub name: String,
-    pub kyc_status: String,
 }
 
 /// A display name: trimmed, 1–100 characters, no control characters.
@@ -74,34 +63,6 @@ fn parse_new_pin(raw: &str) -> Result<Pin, ApiError> {
     Ok(pin)
 }
 
-/// A wrong PIN is `invalid_credentials`, or `account_locked` when it was the last try.
-fn wrong_pin_error(locked: bool) -> ApiError {
-    if locked {
-        ApiError::AccountLocked {
-            retry_after_s: crate::config::LOCKOUT_MINUTES * 60,
-        }
-    } else {
-        ApiError::InvalidCredentials
-    }
-}
-
-/// Argon2id off the async runtime: it is slow on purpose.
-pub async fn hash_pin(pin: Pin) -> ApiResult<String> {
-    Ok(
-        tokio::task::spawn_blocking(move || pin_hash::hash_pin(&pin))
-            .await
-            .map_err(anyhow::Error::from)?,
-    )
-}
-
-pub async fn verify_pin(pin: Pin, stored_phc: String) -> ApiResult<bool> {
-    Ok(
-        tokio::task::spawn_blocking(move || pin_hash::verify_pin(&pin, &stored_phc))
-            .await
-            .map_err(anyhow::Error::from)?,
-    )
-}
-
 /// Create an account. New users start with KYC `PENDING`; names and phones
 /// on the sanctions list are refused (and reported).
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
@@ -117,72 +78,8 @@ async fn register(
     let phone = parse_phone(&body.phone)?;
     let name = parse_name(&body.name)?;
     let pin = parse_new_pin(&body.pin)?;
-    let pin_hash = hash_pin(pin).await?;
-    let rules = state.rules.get(&state.pool).await?;
-    let mut tx = state.pool.begin().await?;
-    let (list_version, hit) = sanctions::screen_person(
-        &mut tx,
-        &state.sanctions,
-        rules.sanctions_threshold,
-        &name,
-        phone.as_str(),
-    )
-    .await?;
-    if let Some(hit) = hit {
-        let finding = json!({"phone": phone.as_str(), "name": name, "listed_id": hit.listed_id,
-                             "listed_name": hit.listed_name, "score": hit.score, "matched_on": hit.matched_on});
-        sars::open_or_append(
-            &mut tx,
-            None,
-            Rule::Sanctions.as_str(),
-            None,
-            finding.clone(),
-        )
-        .await?;
-        AuditEvent::new("auth.register", Outcome::Rejected)
-            .subject(phone.as_str())
-            .detail(json!({"reason": "sanctioned", "rule": Rule::Sanctions.as_str(), "finding": finding}))
-            .record(&mut tx)
-            .await?;
-        tx.commit().await?;
-        return Err(ApiError::Compliance(Box::new(Refusal::new(
-            Rule::Sanctions,
-            finding,
-        ))));
-    }
-    let user_id = Uuid::new_v4();
-    let inserted = sqlx::query_scalar!(
-        "INSERT INTO users (id, phone, name, pin_hash, screened_list_version) VALUES ($1, $2, $3, $4, $5) RETURNING kyc_status",
-        user_id,
-        phone.as_str(),
-        name,
-        pin_hash,
-        list_version
-    )
-    .fetch_one(&mut *tx)
-    .await;
-    let kyc_status = match inserted {
-        Ok(status) => status,
-        Err(sqlx::Error::Database(e)) if e.constraint() == Some("users_phone_key") => {
-            return Err(ApiError::PhoneTaken)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    AuditEvent::new("auth.register", Outcome::Success)
-        .actor(user_id)
-        .subject(phone.as_str())
-        .record(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(RegisteredUser {
-            user_id,
-            phone: phone.to_string(),
-            name,
-            kyc_status,
-        }),
-    ))
+    let registered = accounts::register(&state, &phone, name, pin).await?;
+    Ok((StatusCode::CREATED, Json(registered)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -223,15 +120,13 @@ async fn login(
     let pin = parse_pin(&body.pin).map_err(|_| ApiError::InvalidCredentials)?;
     let mut conn = state.pool.acquire().await?;
     let user = sqlx::query!(
-        "SELECT id, name, role, pin_hash, suspended FROM users WHERE phone = $1",
+        "SELECT id, name, role, suspended FROM users WHERE phone = $1",
         phone.as_str()
     )
     .fetch_optional(&mut *conn)
     .await?;
     let Some(user) = user else {
-        tokio::task::spawn_blocking(move || pin_hash::burn_verification_time(&pin))
-            .await
-            .map_err(anyhow::Error::from)?;
+        pins::burn(pin).await?;
         AuditEvent::new("auth.login", Outcome::Failure)
             .subject(phone.as_str())
             .detail(json!({"reason": "unknown_phone"}))
@@ -240,26 +135,19 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     };
 
-    let locks_if_wrong = match lockout::begin_attempt(&mut conn, user.id).await? {
-        Attempt::Locked { retry_after_s } => {
-            AuditEvent::new("auth.login", Outcome::Rejected)
-                .actor(user.id)
-                .detail(json!({"reason": "locked"}))
-                .record(&mut conn)
-                .await?;
-            return Err(ApiError::AccountLocked { retry_after_s });
-        }
-        Attempt::Proceed { locks_if_wrong } => locks_if_wrong,
-    };
-    if !verify_pin(pin, user.pin_hash).await? {
-        AuditEvent::new("auth.login", Outcome::Failure)
+    let check = pins::check(&mut conn, user.id, pin).await?;
+    if check != PinCheck::Correct {
+        let (outcome, reason) = match check {
+            PinCheck::Locked { .. } => (Outcome::Rejected, "locked"),
+            _ => (Outcome::Failure, "wrong_pin"),
+        };
+        AuditEvent::new("auth.login", outcome)
             .actor(user.id)
-            .detail(json!({"reason": "wrong_pin", "locked": locks_if_wrong}))
+            .detail(json!({"reason": reason, "locked": !matches!(check, PinCheck::Wrong { locked: false })}))
             .record(&mut conn)
             .await?;
-        return Err(wrong_pin_error(locks_if_wrong));
+        return Err(accounts::wrong_pin_error(check));
     }
-    lockout::forgive(&mut conn, user.id).await?;
     if user.suspended {
         AuditEvent::new("auth.login", Outcome::Rejected)
             .actor(user.id)
@@ -334,40 +222,6 @@ async fn change_pin(
 ) -> ApiResult<StatusCode> {
     let old_pin = parse_pin(&body.old_pin).map_err(|_| ApiError::InvalidCredentials)?;
     let new_pin = parse_new_pin(&body.new_pin)?;
-    if old_pin == new_pin {
-        return Err(ApiError::Validation(
-            "the new PIN must differ from the old one".into(),
-        ));
-    }
-    let mut conn = state.pool.acquire().await?;
-    let locks_if_wrong = match lockout::begin_attempt(&mut conn, user.user_id).await? {
-        Attempt::Locked { retry_after_s } => return Err(ApiError::AccountLocked { retry_after_s }),
-        Attempt::Proceed { locks_if_wrong } => locks_if_wrong,
-    };
-    let stored = sqlx::query_scalar!("SELECT pin_hash FROM users WHERE id = $1", user.user_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !verify_pin(old_pin, stored).await? {
-        AuditEvent::new("auth.change_pin", Outcome::Failure)
-            .actor(user.user_id)
-            .detail(json!({"reason": "wrong_pin", "locked": locks_if_wrong}))
-            .record(&mut conn)
-            .await?;
-        return Err(wrong_pin_error(locks_if_wrong));
-    }
-    let new_hash = hash_pin(new_pin).await?;
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query!(
-        "UPDATE users SET pin_hash = $2, failed_pin_attempts = 0, locked_until = NULL WHERE id = $1",
-        user.user_id,
-        new_hash
-    )
-    .execute(&mut *tx)
-    .await?;
-    AuditEvent::new("auth.change_pin", Outcome::Success)
-        .actor(user.user_id)
-        .record(&mut tx)
-        .await?;
-    tx.commit().await?;
+    accounts::change_pin(&state, user.user_id, old_pin, new_pin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

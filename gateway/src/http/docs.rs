@@ -21,6 +21,9 @@ use super::AppState;
         (name = "auth", description = "Registration, login, PINs"),
         (name = "wallet", description = "Balances, transfers, conversions, history"),
         (name = "fx", description = "Exchange rates and locked conversion quotes"),
+        (name = "blockchain", description = "The audit chain: blocks, inclusion proofs, validation"),
+        (name = "reversal", description = "Customers asking for a transfer to be reversed"),
+        (name = "channels", description = "Africa's Talking webhooks: USSD, inbound SMS, delivery reports"),
         (name = "admin", description = "Operators only (role admin)"),
         (name = "meta", description = "This document")
     )

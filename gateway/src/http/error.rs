@@ -18,6 +18,9 @@ pub enum ApiError {
     Forbidden,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Not found, with a sentence saying why.
+    #[error("{0}")]
+    NotFoundBecause(&'static str),
     #[error("phone number or PIN is wrong")]
     InvalidCredentials,
     #[error("too many wrong PINs; try again in {retry_after_s} seconds")]
@@ -73,7 +76,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::AccountSuspended(_) | ApiError::KycRequired(_) => {
                 StatusCode::FORBIDDEN
             }
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NotFoundBecause(_) => StatusCode::NOT_FOUND,
             ApiError::AccountLocked { .. } => StatusCode::LOCKED,
             ApiError::PhoneTaken | ApiError::IdempotencyConflict => StatusCode::CONFLICT,
             ApiError::InsufficientFunds => StatusCode::UNPROCESSABLE_ENTITY,
@@ -93,7 +96,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_error",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFound(_) | ApiError::NotFoundBecause(_) => "not_found",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::AccountLocked { .. } => "account_locked",
             ApiError::WeakPin(_) => "weak_pin",

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod blockchain;
+pub mod channels;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -9,6 +11,7 @@ pub mod fx;
 pub mod middleware;
 pub mod ops;
 pub mod paging;
+pub mod reversal;
 pub mod session;
 pub mod transactions;
 pub mod wallet;
@@ -26,6 +29,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::jwt::JwtKeys;
+use crate::chain::authority::Sealer;
 use crate::compliance::sanctions::ListCache;
 use crate::config::Settings;
 use crate::jobs::JobSignals;
@@ -47,6 +51,11 @@ pub struct AppState {
     pub sanctions: Arc<ListCache>,
     /// Wake-ups for the background jobs.
     pub jobs: Arc<JobSignals>,
+    /// This instance's chain sealing authority.
+    pub sealer: Arc<Sealer>,
+    /// `http://host:port` of this instance's listener, once bound: where the
+    /// built-in simulators are reached, exactly as the real services would be.
+    pub self_url: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Largest request body accepted; every legitimate request is far smaller.
@@ -64,6 +73,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(wallet::router())
                 .merge(fx::router())
                 .merge(transactions::router())
+                .merge(blockchain::router())
+                .merge(reversal::router())
+                .merge(channels::router())
                 .merge(admin::router()),
         )
         .split_for_parts()
@@ -77,6 +89,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(ops::router())
+        .merge(crate::sim::router())
         .merge(docs::router(openapi))
         .fallback(middleware::not_found)
         .route_layer(axum::middleware::from_fn_with_state(

@@ -1,6 +1,6 @@
 //! Posting one journal entry: lock, check, write — inside the caller's
 //! database transaction, so the movement commits together with its audit
-//! row and idempotency record or not at all.
+//! row, its chain entry and its idempotency record or not at all.
 
 use chainpay_core::crypto::signing::SigningKey;
 use chainpay_core::ledger::JournalEntry;
@@ -28,7 +28,25 @@ pub enum PostError {
     Database(#[from] sqlx::Error),
 }
 
-/// Writes `movement` and returns its signature.
+/// What a posted movement left behind.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// HMAC-SHA3-256 of the transaction's canonical bytes.
+    pub signature: String,
+    /// New balance of every account the entry touched.
+    pub balances: Vec<(i64, i64)>,
+}
+
+impl Posted {
+    pub fn balance_of(&self, account_id: i64) -> i64 {
+        self.balances
+            .iter()
+            .find(|(id, _)| *id == account_id)
+            .map_or(0, |(_, balance)| *balance)
+    }
+}
+
+/// Writes `movement`; returns its signature and the new balances.
 ///
 /// Row locks are taken in ascending account-id order (one global order, so
 /// two entries can never wait on each other in a cycle), then each wallet's
@@ -38,11 +56,11 @@ pub async fn post(
     conn: &mut PgConnection,
     movement: &Movement,
     key: &SigningKey,
-) -> Result<String, PostError> {
+) -> Result<Posted, PostError> {
     let (account_ids, deltas): (Vec<i64>, Vec<i64>) =
         movement.entry.net_by_account().into_iter().unzip();
     let locked = sqlx::query!(
-        "SELECT id, kind, balance, locked FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        "SELECT id, kind, balance, locked FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
         &account_ids
     )
     .fetch_all(&mut *conn)
@@ -87,10 +105,13 @@ pub async fn post(
         ), legs AS (
             INSERT INTO postings (tx_id, account_id, amount)
             SELECT $1, account_id, amount FROM unnest($11::bigint[], $12::bigint[]) AS l (account_id, amount)
+        ), chained AS (
+            INSERT INTO chain_pending (tx_id) VALUES ($1)
         )
         UPDATE accounts a SET balance = a.balance + d.delta
         FROM unnest($13::bigint[], $14::bigint[]) AS d (id, delta)
         WHERE a.id = d.id
+        RETURNING a.id, a.balance
         "#,
         facts.tx_id,
         facts.tx_type.as_str(),
@@ -111,10 +132,13 @@ pub async fn post(
         rate,
         movement.usd_cents,
     )
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await;
     match result {
-        Ok(_) => Ok(signature),
+        Ok(rows) => Ok(Posted {
+            signature,
+            balances: rows.into_iter().map(|row| (row.id, row.balance)).collect(),
+        }),
         Err(sqlx::Error::Database(e))
             if e.constraint() == Some("accounts_wallet_not_overdrawn") =>
         {

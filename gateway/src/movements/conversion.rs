@@ -26,7 +26,10 @@ use crate::http::AppState;
 use crate::ledger::accounts::{self, AccountRef};
 use crate::ledger::post::{post, Movement};
 use crate::rules::Rules;
+use crate::sms::outbox;
 use crate::transactions::TxView;
+use chainpay_core::notify;
+use chainpay_core::ussd::money;
 
 /// The numbers of one conversion.
 #[derive(Debug, Clone)]
@@ -286,9 +289,25 @@ impl Operation for ConvertOrder {
             entry,
             usd_cents: Some(usd_cents),
         };
-        let signature = post(conn, &movement, &state.keys.tx_signing)
+        let posted = post(conn, &movement, &state.keys.tx_signing)
             .await
             .map_err(post_error)?;
+        let exponent = |currency: &str| rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
+        let message = notify::converted(
+            tx_id,
+            facts.created_at,
+            &money(from, price.amount_minor, exponent(from)),
+            &money(to, price.converted_minor, exponent(to)),
+            &rate,
+            &money(
+                to,
+                posted.balance_of(ledger_accounts.target_wallet),
+                exponent(to),
+            ),
+            &money(from, price.fee_minor, exponent(from)),
+        );
+        outbox::queue(conn, &parties.sender.party.phone, &message, Some(tx_id)).await?;
+        let signature = posted.signature;
         let detail = json!({"from": from, "to": to, "amount": price.amount_minor, "fee": price.fee_minor,
                             "converted_amount": price.converted_minor, "rate": rate, "usd_cents": usd_cents});
         parties::file_report(conn, report, self.user_id, tx_id, detail.clone()).await?;

@@ -18,7 +18,10 @@ use crate::http::AppState;
 use crate::ledger::accounts::{self, AccountRef};
 use crate::ledger::post::{post, Movement};
 use crate::rules::Rules;
+use crate::sms::outbox;
 use crate::transactions::TxView;
+use chainpay_core::notify;
+use chainpay_core::ussd::money;
 
 /// A validated request to pay `amount` of `currency` to `to_phone`.
 #[derive(Debug, Clone)]
@@ -180,9 +183,36 @@ impl Operation for SendOrder {
             entry,
             usd_cents: Some(priced.usd_cents),
         };
-        let signature = post(conn, &movement, &state.keys.tx_signing)
+        let posted = post(conn, &movement, &state.keys.tx_signing)
             .await
             .map_err(post_error)?;
+        let exponent = rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
+        let shown = |minor| money(currency, minor, exponent);
+        let (sender, recipient) = (&priced.parties.sender.party, &priced.recipient.party);
+        let sent = notify::sent(
+            tx_id,
+            facts.created_at,
+            &shown(facts.amount_minor),
+            notify::Party {
+                name: &recipient.name,
+                phone: &recipient.phone,
+            },
+            &shown(posted.balance_of(ledger_accounts.source_wallet)),
+            &shown(facts.fee_minor),
+        );
+        let received = notify::received(
+            tx_id,
+            facts.created_at,
+            &shown(facts.amount_minor),
+            notify::Party {
+                name: &sender.name,
+                phone: &sender.phone,
+            },
+            &shown(posted.balance_of(ledger_accounts.target_wallet)),
+        );
+        outbox::queue(conn, &sender.phone, &sent, Some(tx_id)).await?;
+        outbox::queue(conn, &recipient.phone, &received, Some(tx_id)).await?;
+        let signature = posted.signature;
         let detail = json!({"amount": facts.amount_minor, "fee": facts.fee_minor, "currency": currency,
                             "to": self.to_phone.as_str(), "usd_cents": priced.usd_cents});
         parties::file_report(conn, report, self.from_user_id, tx_id, detail.clone()).await?;

@@ -302,6 +302,26 @@ impl TestApp {
         self.start().await;
     }
 
+    /// Another gateway instance on the same database (as a second process
+    /// behind a load balancer would be), with its own settings tweaks.
+    pub async fn second_instance(&self, configure: fn(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let state = build_state(&settings, &self.database).await;
+        let mut other = TestApp {
+            base: String::new(),
+            client: reqwest::Client::new(),
+            pool: superuser_pool(&self.database).await,
+            database: self.database.clone(),
+            state,
+            settings,
+            shutdown: None,
+            server: None,
+        };
+        other.start().await;
+        other
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -1,6 +1,7 @@
 //! Operator endpoints (role `admin`; anyone else gets 403 `forbidden`).
 
 mod audit;
+mod channels;
 mod compliance;
 mod fx;
 mod overview;
@@ -19,4 +20,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(compliance::router())
         .merge(audit::router())
         .merge(fx::router())
+        .merge(channels::router())
 }

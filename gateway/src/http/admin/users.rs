@@ -167,7 +167,7 @@ async fn set_kyc(
     }
     let mut tx = state.pool.begin().await?;
     let previous = sqlx::query_scalar!(
-        "SELECT kyc_status FROM users WHERE id = $1 FOR UPDATE",
+        "SELECT kyc_status FROM users WHERE id = $1 FOR NO KEY UPDATE",
         user_id
     )
     .fetch_optional(&mut *tx)

@@ -1,0 +1,319 @@
+//! The USSD menu as a pure state machine.
+//!
+//! `state + input → step`, where a step either shows a screen (and the next
+//! state) or asks the gateway to do something ([`Effect`]: look up a
+//! recipient, move money, check a PIN) and report back ([`Outcome`]), after
+//! which the machine decides the screen. The machine never sees the
+//! database, the network or the clock, so every branch is a unit test.
+//!
+//! The state is stored between requests (by the gateway, in PostgreSQL) and
+//! never holds a PIN: a PIN travels only inside the [`Effect`] of the step
+//! where it is typed. Registration compares the confirmation with the first
+//! entry by reading it back from the session's own inputs, which Africa's
+//! Talking resends with every request.
+
+mod menu;
+pub mod text;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::phone::Msisdn;
+use crate::pin::Pin;
+pub use menu::{dial, input, outcome};
+pub use text::{Lang, Texts};
+
+/// What one USSD request answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// `CON …`: the session continues.
+    Con(String),
+    /// `END …`: the session is over.
+    End(String),
+}
+
+impl Screen {
+    /// The reply body as Africa's Talking expects it.
+    pub fn render(&self) -> String {
+        match self {
+            Screen::Con(text) => format!("CON {}", text::fit(text)),
+            Screen::End(text) => format!("END {}", text::fit(text)),
+        }
+    }
+}
+
+/// The registered caller, as the gateway knows them.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub lang: Lang,
+    pub home_currency: String,
+    pub kyc_status: String,
+}
+
+/// What the machine may read besides its state.
+pub struct Ctx<'a> {
+    pub caller: Option<&'a Caller>,
+    /// Every input of this session so far, this request's last.
+    pub inputs: &'a [String],
+    /// Minor-unit digits of a currency (2 for KES).
+    pub exponent: &'a (dyn Fn(&str) -> u32 + Sync),
+    /// Every supported currency (conversion targets).
+    pub currencies: &'a [String],
+}
+
+impl Ctx<'_> {
+    pub fn lang(&self) -> Lang {
+        self.caller.map_or(Lang::En, |c| c.lang)
+    }
+}
+
+/// Where the caller is in the menu. Serialised into the session row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "at", rename_all = "snake_case")]
+pub enum State {
+    RegisterName,
+    RegisterPin {
+        name: String,
+    },
+    /// `pin_at`: the position of the first PIN entry in the session's inputs.
+    RegisterConfirm {
+        name: String,
+        pin_at: usize,
+    },
+    Home,
+    SendPhone,
+    SendCurrency {
+        to: String,
+        to_name: String,
+        options: Vec<String>,
+    },
+    SendAmount {
+        to: String,
+        to_name: String,
+        currency: String,
+    },
+    SendConfirm {
+        to: String,
+        to_name: String,
+        currency: String,
+        amount: i64,
+        tries: u8,
+    },
+    BalancePin {
+        tries: u8,
+    },
+    StatementPin {
+        tries: u8,
+    },
+    Statement {
+        lines: Vec<String>,
+        page: usize,
+    },
+    ConvertFrom {
+        options: Vec<String>,
+    },
+    ConvertTo {
+        from: String,
+        options: Vec<String>,
+    },
+    ConvertAmount {
+        from: String,
+        to: String,
+    },
+    ConvertConfirm {
+        quote_id: Uuid,
+        to: String,
+        tries: u8,
+    },
+    ReverseChoose {
+        items: Vec<(Uuid, String)>,
+        page: usize,
+    },
+    ReverseReason {
+        tx_id: Uuid,
+        label: String,
+    },
+    ReverseConfirm {
+        tx_id: Uuid,
+        label: String,
+        reason: String,
+        tries: u8,
+    },
+    Account,
+    ChangePinOld,
+    ChangePinNew {
+        old_at: usize,
+    },
+    ChangePinConfirm {
+        old_at: usize,
+        new_at: usize,
+    },
+    Language,
+    /// The session is over; any further input only repeats that.
+    Ended,
+}
+
+/// Work only the gateway can do. PINs live here, never in [`State`].
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Register {
+        name: String,
+        pin: Pin,
+    },
+    FindRecipient {
+        phone: Msisdn,
+    },
+    /// The caller's wallets with money in them.
+    Holdings,
+    PreviewSend {
+        to: Msisdn,
+        currency: String,
+        amount: i64,
+    },
+    Send {
+        to: Msisdn,
+        currency: String,
+        amount: i64,
+        pin: Pin,
+    },
+    Balances {
+        pin: Pin,
+    },
+    Statement {
+        pin: Pin,
+    },
+    Quote {
+        from: String,
+        to: String,
+        amount: i64,
+    },
+    Convert {
+        quote_id: Uuid,
+        pin: Pin,
+    },
+    Eligible,
+    Reverse {
+        tx_id: Uuid,
+        reason: String,
+        pin: Pin,
+    },
+    ChangePin {
+        old: Pin,
+        new: Pin,
+    },
+    SetLanguage(Lang),
+}
+
+/// What the gateway reports back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Recipient {
+        name: String,
+    },
+    Holdings(Vec<(String, i64)>),
+    Preview {
+        fee: i64,
+    },
+    Sent {
+        reference: String,
+        balance: i64,
+    },
+    Balances(Vec<(String, i64)>),
+    Statement(Vec<String>),
+    Quote {
+        quote_id: Uuid,
+        amount: i64,
+        converted: i64,
+        rate: String,
+        fee: i64,
+    },
+    Converted {
+        reference: String,
+        converted: i64,
+        balance: i64,
+    },
+    Eligible(Vec<(Uuid, String)>),
+    ReversalRequested {
+        reference: String,
+    },
+    /// The number is not registered.
+    Unknown,
+    WrongPin {
+        locked: bool,
+    },
+    WeakPin,
+    /// Refused for a reason the customer can read (funds, limits, compliance).
+    Refused(String),
+    /// Something broke on our side.
+    Failed,
+}
+
+/// What the machine does next.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Show(Screen, State),
+    /// Do the effect, then call [`outcome`] with this state and the result.
+    Do(Effect, State),
+}
+
+/// Parses a typed amount in major units (`250`, `250.5`) into minor units.
+pub fn parse_amount(input: &str, exponent: u32) -> Option<i64> {
+    let (whole, fraction) = input.split_once('.').unwrap_or((input, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    if fraction.len() > exponent as usize || whole.len() > 13 {
+        return None;
+    }
+    let scale = 10i64.pow(exponent);
+    let whole: i64 = whole.parse().ok()?;
+    let fraction: i64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<width$}", width = exponent as usize)
+            .parse()
+            .ok()?
+    };
+    let minor = whole.checked_mul(scale)?.checked_add(fraction)?;
+    (minor > 0).then_some(minor)
+}
+
+/// `KES 1,250.75`.
+pub fn money(currency: &str, minor: i64, exponent: u32) -> String {
+    format!("{currency} {}", crate::money::format_minor(minor, exponent))
+}
+
+#[cfg(test)]
+mod machine_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_amounts_become_minor_units() {
+        assert_eq!(parse_amount("250", 2), Some(25_000));
+        assert_eq!(parse_amount("250.5", 2), Some(25_050));
+        assert_eq!(parse_amount("0.01", 2), Some(1));
+        assert_eq!(parse_amount("1500", 0), Some(1_500));
+        for bad in [
+            "",
+            "0",
+            "-5",
+            "1.234",
+            "1.5.0",
+            "abc",
+            ".5",
+            "12a",
+            "99999999999999",
+        ] {
+            assert_eq!(parse_amount(bad, 2), None, "{bad}");
+        }
+        assert_eq!(parse_amount("1.5", 0), None);
+    }
+}

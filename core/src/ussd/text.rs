@@ -1,0 +1,338 @@
+//! Every word a USSD screen shows, in English and Swahili, in one place.
+//!
+//! Screens are short on purpose: a USSD page holds 182 characters of the
+//! GSM 7-bit alphabet. [`fit`] enforces both before anything is sent.
+
+use serde::{Deserialize, Serialize};
+
+/// A screen's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    En,
+    Sw,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Sw => "sw",
+        }
+    }
+
+    pub fn parse(code: &str) -> Self {
+        if code == "sw" {
+            Lang::Sw
+        } else {
+            Lang::En
+        }
+    }
+}
+
+/// Longest screen body Africa's Talking delivers (GSM USSD limit).
+pub const MAX_SCREEN_CHARS: usize = 182;
+
+/// Folds text into printable ASCII (a subset of GSM-7: accents dropped,
+/// anything else `?`) and cuts it to fit one screen after the 4-character
+/// `CON `/`END ` prefix.
+pub fn fit(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let ascii: String = text
+        .nfkd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .map(|c| {
+            if c == '\n' || (' '..='~').contains(&c) && !"[]{}\\^~|`".contains(c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    let budget = MAX_SCREEN_CHARS - 4;
+    if ascii.chars().count() <= budget {
+        ascii
+    } else {
+        ascii.chars().take(budget).collect()
+    }
+}
+
+/// The phrases of one language.
+pub struct Texts(pub Lang);
+
+macro_rules! phrase {
+    ($name:ident, $en:expr, $sw:expr) => {
+        pub fn $name(&self) -> &'static str {
+            match self.0 {
+                Lang::En => $en,
+                Lang::Sw => $sw,
+            }
+        }
+    };
+}
+
+impl Texts {
+    phrase!(
+        welcome_new,
+        "Welcome to ChainPay.\nEnter your full name:",
+        "Karibu ChainPay.\nWeka jina lako kamili:"
+    );
+    phrase!(
+        name_hint,
+        "Name must be 2-50 letters. Enter your full name:",
+        "Jina liwe herufi 2-50. Weka jina lako kamili:"
+    );
+    phrase!(
+        choose_pin,
+        "Choose a 4-digit PIN:",
+        "Chagua PIN ya tarakimu 4:"
+    );
+    phrase!(
+        weak_pin,
+        "PIN too easy to guess (like 1234 or 1111). Choose another 4-digit PIN:",
+        "PIN ni rahisi kukisia (kama 1234 au 1111). Chagua PIN nyingine:"
+    );
+    phrase!(
+        pin_format,
+        "PIN must be 4 digits. Try again:",
+        "PIN iwe tarakimu 4. Jaribu tena:"
+    );
+    phrase!(confirm_pin, "Confirm your PIN:", "Thibitisha PIN yako:");
+    phrase!(
+        pins_differ,
+        "PINs did not match. Choose a 4-digit PIN:",
+        "PIN hazilingani. Chagua PIN ya tarakimu 4:"
+    );
+    phrase!(
+        enter_phone,
+        "Enter recipient phone number:",
+        "Weka namba ya simu ya mpokeaji:"
+    );
+    phrase!(
+        phone_hint,
+        "Invalid number. Enter phone e.g. 0712345678:",
+        "Namba si sahihi. Weka namba k.m. 0712345678:"
+    );
+    phrase!(
+        not_registered,
+        "That number is not on ChainPay. Enter another number:",
+        "Namba hiyo haiko ChainPay. Weka namba nyingine:"
+    );
+    phrase!(choose_currency, "Choose currency:", "Chagua sarafu:");
+    phrase!(invalid_choice, "Invalid choice.", "Chaguo si sahihi.");
+    phrase!(
+        amount_hint,
+        "Invalid amount. Enter amount e.g. 250 or 250.50:",
+        "Kiasi si sahihi. Weka kiasi k.m. 250 au 250.50:"
+    );
+    phrase!(enter_pin, "Enter PIN:", "Weka PIN:");
+    phrase!(
+        wrong_pin_try,
+        "Wrong PIN. Try again:",
+        "PIN si sahihi. Jaribu tena:"
+    );
+    phrase!(
+        wrong_pin_end,
+        "Wrong PIN entered 3 times. Session ended.",
+        "PIN si sahihi mara 3. Kipindi kimeisha."
+    );
+    phrase!(
+        locked,
+        "Too many wrong PINs. Your account is locked for 5 minutes.",
+        "PIN si sahihi mara nyingi. Akaunti imefungwa kwa dakika 5."
+    );
+    phrase!(no_funds, "Insufficient balance.", "Salio halitoshi.");
+    phrase!(
+        try_later,
+        "Service is busy. Please try again later.",
+        "Huduma ina shughuli. Tafadhali jaribu baadaye."
+    );
+    phrase!(
+        unavailable,
+        "This service is not available yet.",
+        "Huduma hii bado haipatikani."
+    );
+    phrase!(
+        no_balance,
+        "You have no money in any wallet yet.",
+        "Huna pesa kwenye pochi yoyote bado."
+    );
+    phrase!(
+        no_transactions,
+        "No transactions yet.",
+        "Hakuna miamala bado."
+    );
+    phrase!(more, "98 More", "98 Zaidi");
+    phrase!(nav, "0 Back 00 Home", "0 Nyuma 00 Mwanzo");
+    phrase!(convert_from, "Convert from:", "Badilisha kutoka:");
+    phrase!(convert_to, "Convert to:", "Badilisha kwenda:");
+    phrase!(
+        pin_changed,
+        "Your PIN has been changed.",
+        "PIN yako imebadilishwa."
+    );
+    phrase!(old_pin, "Enter current PIN:", "Weka PIN ya sasa:");
+    phrase!(
+        new_pin,
+        "Enter new 4-digit PIN:",
+        "Weka PIN mpya ya tarakimu 4:"
+    );
+    phrase!(
+        same_pin,
+        "New PIN must differ from the old one. Enter new PIN:",
+        "PIN mpya iwe tofauti na ya zamani. Weka PIN mpya:"
+    );
+    phrase!(
+        language_menu,
+        "Language:\n1. English\n2. Kiswahili",
+        "Lugha:\n1. English\n2. Kiswahili"
+    );
+    phrase!(language_set, "Language saved.", "Lugha imehifadhiwa.");
+    phrase!(
+        none_eligible,
+        "No transactions can be reversed. Only your transfers of the last 24 hours can.",
+        "Hakuna muamala unaoweza kurudishwa. Ni uhamisho wako wa saa 24 tu."
+    );
+    phrase!(choose_tx, "Choose transaction:", "Chagua muamala:");
+    phrase!(reason, "Reason for reversal:", "Sababu ya kurudisha:");
+    phrase!(
+        reason_hint,
+        "Give a reason of 3-100 characters:",
+        "Toa sababu ya herufi 3-100:"
+    );
+
+    pub fn main_menu(&self, name: &str) -> String {
+        let first = name.split_whitespace().next().unwrap_or(name);
+        match self.0 {
+            Lang::En => format!(
+                "Hi {first}\n1. Send money\n2. Deposit (M-Pesa)\n3. Withdraw\n4. Balance\n5. Convert currency\n6. Mini statement\n7. Reverse transaction\n8. My account"
+            ),
+            Lang::Sw => format!(
+                "Habari {first}\n1. Tuma pesa\n2. Weka (M-Pesa)\n3. Toa pesa\n4. Salio\n5. Badilisha sarafu\n6. Taarifa fupi\n7. Rudisha muamala\n8. Akaunti yangu"
+            ),
+        }
+    }
+
+    pub fn account_menu(&self) -> &'static str {
+        match self.0 {
+            Lang::En => "My account\n1. Change PIN\n2. Language\n3. KYC status\n0 Back",
+            Lang::Sw => "Akaunti yangu\n1. Badilisha PIN\n2. Lugha\n3. Hali ya KYC\n0 Nyuma",
+        }
+    }
+
+    pub fn registered(&self, name: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Welcome to ChainPay, {name}! Dial again to send money, check your balance and more."),
+            Lang::Sw => format!("Karibu ChainPay, {name}! Piga tena kutuma pesa, kuangalia salio na zaidi."),
+        }
+    }
+
+    pub fn enter_amount(&self, currency: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Enter amount ({currency}):"),
+            Lang::Sw => format!("Weka kiasi ({currency}):"),
+        }
+    }
+
+    pub fn confirm_send(&self, amount: &str, name: &str, phone: &str, fee: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Send {amount} to {name} {phone}?\nFee {fee}.\nEnter PIN to confirm or 0 to cancel:"),
+            Lang::Sw => format!("Tuma {amount} kwa {name} {phone}?\nAda {fee}.\nWeka PIN kuthibitisha au 0 kusitisha:"),
+        }
+    }
+
+    pub fn sent(&self, reference: &str, amount: &str, name: &str, balance: &str) -> String {
+        match self.0 {
+            Lang::En => format!("{reference} Confirmed. {amount} sent to {name}. New balance {balance}. SMS to follow."),
+            Lang::Sw => format!("{reference} Imethibitishwa. {amount} imetumwa kwa {name}. Salio jipya {balance}."),
+        }
+    }
+
+    pub fn kyc_status(&self, status: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Your KYC status: {status}."),
+            Lang::Sw => format!("Hali yako ya KYC: {status}."),
+        }
+    }
+
+    pub fn balances(&self, lines: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Your balance:\n{lines}"),
+            Lang::Sw => format!("Salio lako:\n{lines}"),
+        }
+    }
+
+    pub fn confirm_convert(&self, amount: &str, converted: &str, rate: &str, fee: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Convert {amount} to {converted}?\nRate {rate}. Fee {fee}.\nEnter PIN or 0 to cancel:"),
+            Lang::Sw => format!("Badilisha {amount} kuwa {converted}?\nKiwango {rate}. Ada {fee}.\nWeka PIN au 0 kusitisha:"),
+        }
+    }
+
+    pub fn converted(&self, reference: &str, converted: &str, balance: &str) -> String {
+        match self.0 {
+            Lang::En => {
+                format!("{reference} Confirmed. You received {converted}. New balance {balance}.")
+            }
+            Lang::Sw => {
+                format!("{reference} Imethibitishwa. Umepokea {converted}. Salio jipya {balance}.")
+            }
+        }
+    }
+
+    pub fn reversal_requested(&self, reference: &str) -> String {
+        match self.0 {
+            Lang::En => {
+                format!("Reversal of {reference} requested. We will SMS you when it is reviewed.")
+            }
+            Lang::Sw => {
+                format!("Ombi la kurudisha {reference} limepokelewa. Tutakutumia SMS likikaguliwa.")
+            }
+        }
+    }
+
+    pub fn refused(&self, message: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Not completed: {message}."),
+            Lang::Sw => format!("Haikukamilika: {message}."),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screens_fold_to_gsm_safe_ascii_and_fit_182_characters() {
+        assert_eq!(fit("Karibu Zoë — ¡hola!"), "Karibu Zoe ? ?hola!");
+        let long = "x".repeat(500);
+        assert_eq!(fit(&long).chars().count(), MAX_SCREEN_CHARS - 4);
+    }
+
+    #[test]
+    fn every_menu_fits_one_screen_in_both_languages() {
+        for lang in [Lang::En, Lang::Sw] {
+            let t = Texts(lang);
+            for screen in [
+                t.main_menu("Wanjiku Kamau-Otieno"),
+                t.account_menu().to_owned(),
+                t.weak_pin().to_owned(),
+                t.confirm_send(
+                    "KES 1,000,000.00",
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ ABCDEFGHIJKL",
+                    "+254712345678",
+                    "KES 5,000.00",
+                ),
+                t.confirm_convert("USD 2,000.00", "KES 257,057.50", "128.52875", "USD 10.00"),
+            ] {
+                assert!(
+                    screen.chars().count() + 4 <= MAX_SCREEN_CHARS,
+                    "{lang:?}: {} chars: {screen}",
+                    screen.len()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Validating the whole chain at a million transactions.
+//!
+//! `cargo bench -p chainpay-gateway --bench chain`
+//!
+//! Loads `BENCH_CHAIN_TXS` (1,000,000) transactions straight into the
+//! database, seals them into blocks of 50 with the production sealer, then
+//! times the production validator and reports its throughput against the
+//! raw SHA3-256 speed of hashing the same leaf bytes, measured in the same
+//! run, and the process's peak memory before and after validation (the
+//! validator streams: its memory must not grow with the chain).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use chainpay_gateway::chain::leaf::LeafRow;
+use chainpay_gateway::chain::{seal, validate};
+use sha3::{Digest, Sha3_256};
+use sqlx::{ConnectOptions, Connection};
+use uuid::Uuid;
+
+const DATABASE: &str = "chainpay_bench_chain";
+const LOAD_BATCH: i64 = 100_000;
+
+/// Peak resident memory of this process, in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let total: i64 = std::env::var("BENCH_CHAIN_TXS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let target = support::target().await;
+    support::recreate_database(&target, DATABASE).await;
+    let master_key = chainpay_core::crypto::aead::MasterKey::generate().to_hex();
+    let state = support::app_state(&target, DATABASE, &master_key).await;
+
+    println!("loading {total} transactions ...");
+    let began = Instant::now();
+    let mut owner = target
+        .options
+        .clone()
+        .database(DATABASE)
+        .connect()
+        .await
+        .unwrap();
+    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO users (id, phone, name, pin_hash) VALUES ($1, '+254718000001', 'Alice', 'x'), ($2, '+254718000002', 'Bob', 'x')",
+    )
+    .bind(alice)
+    .bind(bob)
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let mut loaded = 0;
+    while loaded < total {
+        let batch = LOAD_BATCH.min(total - loaded);
+        let mut tx = owner.begin().await.unwrap();
+        // A bulk load of history: the per-row balance trigger is not what is measured.
+        sqlx::query("SET LOCAL session_replication_role = replica")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(
+            "WITH t AS (
+                 INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, signature, created_at)
+                 SELECT gen_random_uuid(), 'transfer', 100 + n % 100000, n % 7, 'KES', $1, $2, 'bench',
+                        now() - interval '1 second' * ($3::bigint - n)
+                 FROM generate_series(1, $3::bigint) AS n
+                 RETURNING tx_id
+             ) INSERT INTO chain_pending (tx_id) SELECT tx_id FROM t",
+        )
+        .bind(alice)
+        .bind(bob)
+        .bind(batch)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        loaded += batch;
+    }
+    sqlx::query("ANALYZE").execute(&mut owner).await.unwrap();
+    println!("  loaded in {:.1} s", began.elapsed().as_secs_f64());
+
+    println!("sealing into blocks of {} ...", seal::BLOCK_CAPACITY);
+    let began = Instant::now();
+    let mut blocks = 0;
+    while seal::seal_next(&state.pool, &state.sealer)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        blocks += 1;
+    }
+    println!(
+        "  sealed {blocks} blocks in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+
+    let rss_before = peak_rss_mib();
+    let began = Instant::now();
+    let report = validate::validate(&state.pool).await.unwrap();
+    let validation = began.elapsed();
+    let rss_after = peak_rss_mib();
+    assert!(report.valid, "{report:?}");
+
+    // The same leaf bytes, hashed alone: fetched in pages, only hashing timed.
+    let mut hashing = Duration::ZERO;
+    let mut leaf_bytes = 0usize;
+    let mut after_seq = 0i64;
+    loop {
+        let rows = sqlx::query!(
+            r#"SELECT seq, tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, created_at,
+                      to_currency, converted_amount, trim_scale(rate)::text AS rate
+               FROM transactions WHERE seq > $1 ORDER BY seq LIMIT 50000"#,
+            after_seq
+        )
+        .fetch_all(&state.pool)
+        .await
+        .unwrap();
+        let Some(last) = rows.last() else { break };
+        after_seq = last.seq;
+        let leaves: Vec<Vec<u8>> = rows
+            .into_iter()
+            .map(|r| {
+                LeafRow {
+                    tx_id: r.tx_id,
+                    tx_type: r.tx_type,
+                    amount: r.amount,
+                    fee: r.fee,
+                    currency: r.currency,
+                    from_user_id: r.from_user_id,
+                    to_user_id: r.to_user_id,
+                    created_at: r.created_at,
+                    to_currency: r.to_currency,
+                    converted_amount: r.converted_amount,
+                    rate: r.rate,
+                }
+                .leaf()
+                .unwrap()
+            })
+            .collect();
+        let began = Instant::now();
+        for leaf in &leaves {
+            let mut hasher = Sha3_256::new();
+            hasher.update([0u8]);
+            hasher.update(leaf);
+            std::hint::black_box(hasher.finalize());
+            leaf_bytes += leaf.len() + 1;
+        }
+        hashing += began.elapsed();
+    }
+
+    let mib = leaf_bytes as f64 / (1024.0 * 1024.0);
+    println!();
+    println!("blocks checked          : {}", report.blocks_checked);
+    println!("transactions checked    : {}", report.transactions_checked);
+    println!(
+        "validation time         : {:.2} s",
+        validation.as_secs_f64()
+    );
+    println!(
+        "validation throughput   : {:.0} tx/s, {:.1} MiB/s of leaf bytes",
+        report.transactions_checked as f64 / validation.as_secs_f64(),
+        mib / validation.as_secs_f64()
+    );
+    println!(
+        "raw SHA3-256, same bytes: {:.0} leaves/s, {:.1} MiB/s ({:.2} s)",
+        report.transactions_checked as f64 / hashing.as_secs_f64(),
+        mib / hashing.as_secs_f64(),
+        hashing.as_secs_f64()
+    );
+    println!(
+        "validation / raw hashing: {:.3}",
+        hashing.as_secs_f64() / validation.as_secs_f64()
+    );
+    println!(
+        "peak RSS                : {rss_before:.0} MiB before validation, {rss_after:.0} MiB after"
+    );
+}

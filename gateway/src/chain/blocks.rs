@@ -1,0 +1,128 @@
+//! Reading blocks back as the API shows them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A block, in the contract's shape.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Block {
+    pub index: i64,
+    pub previous_hash: String,
+    pub merkle_root: String,
+    pub timestamp: DateTime<Utc>,
+    pub tx_count: i32,
+    pub sealer: String,
+    /// The canonical header string; `block_hash = SHA3-256(header)`.
+    pub header: String,
+    pub block_hash: String,
+    /// Ed25519 signature of the raw `block_hash` bytes by `sealer`, hex.
+    pub signature: String,
+    /// The block's leaves in Merkle order (single-block reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<Vec<BlockEntry>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BlockEntry {
+    pub tx_id: Uuid,
+    pub leaf_hash: String,
+}
+
+/// Chain totals.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChainStats {
+    /// Blocks in the chain, genesis included.
+    pub height: i64,
+    /// Transactions sealed into blocks.
+    pub transactions: i64,
+    /// Transactions committed and waiting for the next block.
+    pub pending: i64,
+    /// `block_hash` of the newest block.
+    pub head_hash: Option<String>,
+}
+
+/// A `blocks` row.
+struct BlockRow {
+    block_index: i64,
+    previous_hash: String,
+    merkle_root: String,
+    sealed_at: DateTime<Utc>,
+    tx_count: i32,
+    sealer: String,
+    header: String,
+    block_hash: String,
+    signature: String,
+}
+
+impl BlockRow {
+    fn into_block(self, transactions: Option<Vec<BlockEntry>>) -> Block {
+        Block {
+            index: self.block_index,
+            previous_hash: self.previous_hash,
+            merkle_root: self.merkle_root,
+            timestamp: self.sealed_at,
+            tx_count: self.tx_count,
+            sealer: self.sealer,
+            header: self.header,
+            block_hash: self.block_hash,
+            signature: self.signature,
+            transactions,
+        }
+    }
+}
+
+/// The newest `n` blocks, newest first.
+pub async fn latest(pool: &PgPool, n: i64) -> sqlx::Result<Vec<Block>> {
+    let rows = sqlx::query_as!(
+        BlockRow,
+        "SELECT block_index, previous_hash, merkle_root, sealed_at, tx_count, sealer, header, block_hash, signature
+         FROM blocks ORDER BY block_index DESC LIMIT $1",
+        n
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|row| row.into_block(None)).collect())
+}
+
+/// One block with its leaves.
+pub async fn by_index(pool: &PgPool, index: i64) -> sqlx::Result<Option<Block>> {
+    let row = sqlx::query_as!(
+        BlockRow,
+        "SELECT block_index, previous_hash, merkle_root, sealed_at, tx_count, sealer, header, block_hash, signature
+         FROM blocks WHERE block_index = $1",
+        index
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let entries = sqlx::query_as!(
+        BlockEntry,
+        "SELECT tx_id, leaf_hash FROM block_entries WHERE block_index = $1 ORDER BY leaf_index",
+        index
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(row.into_block(Some(entries))))
+}
+
+pub async fn stats(pool: &PgPool) -> sqlx::Result<ChainStats> {
+    let row = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM blocks) AS "height!",
+                  (SELECT coalesce(sum(tx_count), 0) FROM blocks)::bigint AS "transactions!",
+                  (SELECT count(*) FROM chain_pending) AS "pending!",
+                  (SELECT block_hash FROM blocks ORDER BY block_index DESC LIMIT 1) AS head_hash"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(ChainStats {
+        height: row.height,
+        transactions: row.transactions,
+        pending: row.pending,
+        head_hash: row.head_hash,
+    })
+}

@@ -1,0 +1,52 @@
+//! A block's leaves are the canonical bytes of its transactions, rebuilt
+//! from the stored rows (never stored themselves), so altering a row
+//! changes its leaf.
+
+use chainpay_core::transaction::{ConversionLeg, TxFacts, TxType};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The columns a leaf is made of.
+#[derive(Debug, Clone)]
+pub struct LeafRow {
+    pub tx_id: Uuid,
+    pub tx_type: String,
+    pub amount: i64,
+    pub fee: i64,
+    pub currency: String,
+    pub from_user_id: Option<Uuid>,
+    pub to_user_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub to_currency: Option<String>,
+    pub converted_amount: Option<i64>,
+    /// `trim_scale(rate)::text`, as the conversion signed it.
+    pub rate: Option<String>,
+}
+
+impl LeafRow {
+    /// The transaction's canonical bytes: the leaf.
+    pub fn leaf(&self) -> anyhow::Result<Vec<u8>> {
+        let tx_type = TxType::parse(&self.tx_type)
+            .ok_or_else(|| anyhow::anyhow!("unknown transaction type {}", self.tx_type))?;
+        let conversion = match (&self.to_currency, self.converted_amount, &self.rate) {
+            (Some(to_currency), Some(converted_minor), Some(rate)) => Some(ConversionLeg {
+                to_currency: to_currency.clone(),
+                converted_minor,
+                rate: rate.clone(),
+            }),
+            _ => None,
+        };
+        Ok(TxFacts {
+            tx_id: self.tx_id,
+            tx_type,
+            amount_minor: self.amount,
+            fee_minor: self.fee,
+            currency: self.currency.clone(),
+            from_user_id: self.from_user_id,
+            to_user_id: self.to_user_id,
+            created_at: self.created_at,
+            conversion,
+        }
+        .canonical_bytes())
+    }
+}

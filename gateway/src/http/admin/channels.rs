@@ -1,0 +1,152 @@
+//! Operator endpoints for reversals and the SMS outbox.
+
+use axum::extract::State;
+use axum::Json;
+use chainpay_core::Msisdn;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::session::AdminUser;
+use crate::http::AppState;
+use crate::reversals::{self, ReversalView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_reversals))
+        .routes(routes!(approve_reversal))
+        .routes(routes!(reject_reversal))
+        .routes(routes!(sms_outbox))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReversalQuery {
+    /// `PENDING`, `APPROVED` or `REJECTED`; all when absent.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReversalList {
+    pub reversals: Vec<ReversalView>,
+}
+
+/// Reversal requests, newest first.
+#[utoipa::path(get, path = "/admin/reversals", tag = "admin", security(("bearer" = [])), params(ReversalQuery),
+    responses((status = 200, body = ReversalList), (status = 403, body = Problem)))]
+async fn list_reversals(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiQuery(query): ApiQuery<ReversalQuery>,
+) -> ApiResult<Json<ReversalList>> {
+    let status = query.status.map(|s| s.trim().to_ascii_uppercase());
+    if status
+        .as_deref()
+        .is_some_and(|s| !["PENDING", "APPROVED", "REJECTED"].contains(&s))
+    {
+        return Err(ApiError::Validation(
+            "status must be PENDING, APPROVED or REJECTED".into(),
+        ));
+    }
+    Ok(Json(ReversalList {
+        reversals: reversals::list(&state, status.as_deref(), None).await?,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Decision {
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Approve: the recipient pays the amount back (the fee stays earned).
+#[utoipa::path(post, path = "/admin/reversals/{id}/approve", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Reversal id")), request_body = Decision,
+    responses((status = 200, body = ReversalView), (status = 404, body = Problem),
+              (status = 422, description = "insufficient_funds or not_eligible (already decided)", body = Problem)))]
+async fn approve_reversal(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Decision>,
+) -> ApiResult<Json<ReversalView>> {
+    Ok(Json(
+        reversals::decide(&state, admin.0.user_id, id, true, &body.note).await?,
+    ))
+}
+
+/// Reject: nothing moves; the customer is told by SMS.
+#[utoipa::path(post, path = "/admin/reversals/{id}/reject", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Reversal id")), request_body = Decision,
+    responses((status = 200, body = ReversalView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn reject_reversal(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Decision>,
+) -> ApiResult<Json<ReversalView>> {
+    Ok(Json(
+        reversals::decide(&state, admin.0.user_id, id, false, &body.note).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct OutboxQuery {
+    /// Only messages to this phone (any accepted format).
+    pub to: Option<String>,
+    /// At most 200 (default 50).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub to: String,
+    pub message: String,
+    /// `QUEUED`, `SENT`, `DELIVERED`, `FAILED` or `REJECTED`.
+    pub status: String,
+    pub attempts: i32,
+    pub at_message_id: Option<String>,
+    pub failure_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Outbox {
+    pub messages: Vec<OutboxMessage>,
+}
+
+/// SMS sent (or being sent) to customers, newest first, with delivery status.
+#[utoipa::path(get, path = "/admin/sms-outbox", tag = "admin", security(("bearer" = [])), params(OutboxQuery),
+    responses((status = 200, body = Outbox), (status = 400, body = Problem), (status = 403, body = Problem)))]
+async fn sms_outbox(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiQuery(query): ApiQuery<OutboxQuery>,
+) -> ApiResult<Json<Outbox>> {
+    let to = match query.to.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(raw) => Some(
+            Msisdn::parse(raw)
+                .map_err(|e| ApiError::Validation(format!("to: {e}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let messages = sqlx::query_as!(
+        OutboxMessage,
+        r#"SELECT id, to_phone AS "to", message, status, attempts, at_message_id, failure_reason, created_at, sent_at, delivered_at
+           FROM sms_outbox WHERE ($1::text IS NULL OR to_phone = $1) ORDER BY id DESC LIMIT $2"#,
+        to,
+        limit
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(Outbox { messages }))
+}

@@ -1,0 +1,180 @@
+//! Africa's Talking webhooks: USSD requests, inbound SMS and delivery
+//! reports. Not rate limited (the carrier retries on its own schedule) and
+//! not signed by Africa's Talking: when `AT_WEBHOOK_TOKEN` is set, each call
+//! must carry it as `?token=`.
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use chainpay_core::Msisdn;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ApiResult, Problem};
+use super::AppState;
+use crate::sms::{commands, outbox};
+use crate::ussd::{self, UssdRequest};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ussd_request))
+        .routes(routes!(sms_inbound))
+        .routes(routes!(sms_delivery))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WebhookToken {
+    /// Must equal `AT_WEBHOOK_TOKEN` when that is configured.
+    pub token: Option<String>,
+}
+
+fn check_token(state: &AppState, given: &WebhookToken) -> ApiResult<()> {
+    match &state.settings.at_webhook_token {
+        Some(expected) if given.token.as_deref() != Some(expected.as_str()) => {
+            Err(ApiError::Unauthorized)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Longest `text` accepted: far beyond any real session.
+const MAX_TEXT_CHARS: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(non_snake_case)]
+pub struct UssdForm {
+    pub sessionId: String,
+    pub serviceCode: Option<String>,
+    pub phoneNumber: String,
+    pub networkCode: Option<String>,
+    /// Every input of the session joined by `*`; empty on dial.
+    #[serde(default)]
+    pub text: String,
+}
+
+fn plain(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+/// A USSD step from Africa's Talking. Answers `CON …` (more input) or
+/// `END …` (session over), at most 182 characters. A retried request gets
+/// the same answer and never acts twice.
+#[utoipa::path(post, path = "/ussd", tag = "channels", params(WebhookToken),
+    request_body(content = UssdForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "CON/END screen", content_type = "text/plain", body = String),
+              (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn ussd_request(
+    State(state): State<AppState>,
+    Query(token): Query<WebhookToken>,
+    Form(form): Form<UssdForm>,
+) -> ApiResult<Response> {
+    check_token(&state, &token)?;
+    let session_id = form.sessionId.trim().to_owned();
+    if session_id.is_empty() || session_id.len() > 100 || form.text.chars().count() > MAX_TEXT_CHARS
+    {
+        return Err(ApiError::Validation(
+            "sessionId must be 1 to 100 characters and text at most 1000".into(),
+        ));
+    }
+    let phone = Msisdn::parse(&form.phoneNumber)
+        .map_err(|e| ApiError::Validation(format!("phoneNumber: {e}")))?;
+    let inputs = if form.text.is_empty() {
+        Vec::new()
+    } else {
+        form.text.split('*').map(str::to_owned).collect()
+    };
+    let request = UssdRequest {
+        session_id,
+        phone,
+        inputs,
+    };
+    match ussd::handle(&state, request).await {
+        Ok(reply) => Ok(plain(reply)),
+        Err(error) => {
+            // An error status would end the session with a carrier error
+            // message; an END screen at least tells the customer to retry.
+            tracing::error!(error = format!("{error:#}"), "USSD step failed");
+            Ok(plain("END Service is busy. Please try again later.".into()))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(non_snake_case)]
+pub struct InboundSms {
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub date: Option<String>,
+    /// Africa's Talking's id; a retried callback repeats it.
+    pub id: String,
+    pub linkId: Option<String>,
+}
+
+/// An SMS a customer texted to the short code: `BAL`, `MINI` or `HELP`.
+/// The reply goes out through the outbox; a repeated callback is ignored.
+#[utoipa::path(post, path = "/sms/inbound", tag = "channels", params(WebhookToken),
+    request_body(content = InboundSms, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Received"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn sms_inbound(
+    State(state): State<AppState>,
+    Query(token): Query<WebhookToken>,
+    Form(form): Form<InboundSms>,
+) -> ApiResult<StatusCode> {
+    check_token(&state, &token)?;
+    let from = Msisdn::parse(&form.from).map_err(|e| ApiError::Validation(format!("from: {e}")))?;
+    if form.id.trim().is_empty() || form.id.len() > 200 {
+        return Err(ApiError::Validation(
+            "id must be 1 to 200 characters".into(),
+        ));
+    }
+    commands::answer(
+        &state.pool,
+        form.id.trim(),
+        from.as_str(),
+        &form.to,
+        &form.text,
+    )
+    .await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(non_snake_case)]
+pub struct DeliveryReport {
+    /// The messageId Africa's Talking returned when it accepted the message.
+    pub id: String,
+    /// `Sent`, `Submitted`, `Buffered`, or final `Success`, `Failed`, `Rejected`.
+    pub status: String,
+    pub phoneNumber: Option<String>,
+    pub networkCode: Option<String>,
+    pub failureReason: Option<String>,
+    pub retryCount: Option<String>,
+}
+
+/// A delivery report for a message we sent.
+#[utoipa::path(post, path = "/sms/delivery", tag = "channels", params(WebhookToken),
+    request_body(content = DeliveryReport, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Recorded"), (status = 401, body = Problem)))]
+async fn sms_delivery(
+    State(state): State<AppState>,
+    Query(token): Query<WebhookToken>,
+    Form(report): Form<DeliveryReport>,
+) -> ApiResult<StatusCode> {
+    check_token(&state, &token)?;
+    let mut conn = state.pool.acquire().await?;
+    let known = outbox::apply_delivery_report(
+        &mut conn,
+        &report.id,
+        &report.status,
+        report.failureReason.as_deref(),
+    )
+    .await?;
+    if !known {
+        tracing::warn!(message_id = %report.id, "delivery report for an unknown message");
+    }
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,51 @@
+//! Queuing messages in the caller's transaction, so a movement and its
+//! confirmations commit together (and a crash after commit loses none).
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Longest message queued: six concatenated SMS parts.
+const MAX_MESSAGE_CHARS: usize = 918;
+
+pub async fn queue(
+    conn: &mut PgConnection,
+    to_phone: &str,
+    message: &str,
+    tx_id: Option<Uuid>,
+) -> sqlx::Result<()> {
+    let message: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    sqlx::query!(
+        "INSERT INTO sms_outbox (to_phone, message, tx_id) VALUES ($1, $2, $3)",
+        to_phone,
+        message,
+        tx_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Applies an Africa's Talking delivery report to the message it is about.
+/// `Success` is final delivery; `Failed` and `Rejected` are final failures;
+/// anything else (`Sent`, `Submitted`, `Buffered`) is progress.
+pub async fn apply_delivery_report(
+    conn: &mut PgConnection,
+    at_message_id: &str,
+    status: &str,
+    failure_reason: Option<&str>,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query!(
+        r#"UPDATE sms_outbox SET
+               at_status = $2,
+               status = CASE $2 WHEN 'Success' THEN 'DELIVERED' WHEN 'Failed' THEN 'FAILED' WHEN 'Rejected' THEN 'FAILED' ELSE status END,
+               delivered_at = CASE WHEN $2 = 'Success' THEN now() ELSE delivered_at END,
+               failure_reason = coalesce($3, failure_reason)
+           WHERE at_message_id = $1 AND status IN ('SENT', 'DELIVERED', 'FAILED')"#,
+        at_message_id,
+        status,
+        failure_reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}

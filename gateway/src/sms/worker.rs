@@ -1,0 +1,109 @@
+//! Sending the outbox.
+//!
+//! Each message is taken with `FOR UPDATE SKIP LOCKED` inside its own short
+//! transaction, sent, and its outcome recorded before the commit, so any
+//! number of instances share the work and none sends a message another is
+//! sending. Once Africa's Talking has accepted a message it is never sent
+//! again; refusals it calls final are not retried; anything else (network
+//! trouble, its 5xx codes) is retried with exponential backoff.
+
+use chainpay_core::africastalking::sms::{SmsClient, SmsError};
+use sqlx::PgPool;
+
+/// Messages sent per pass.
+const BATCH: usize = 100;
+/// Attempts before a message is given up as FAILED.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+/// Seconds to wait after the `attempts`-th failure: 5, 10, 20 ... capped at 10 minutes.
+pub fn backoff_seconds(attempts: i32) -> f64 {
+    (5.0 * 2f64.powi(attempts.clamp(0, 16) - 1)).min(600.0)
+}
+
+/// Sends what is due; returns how many messages were handled.
+pub async fn send_due(pool: &PgPool, client: &SmsClient) -> anyhow::Result<usize> {
+    let mut handled = 0;
+    while handled < BATCH {
+        let mut tx = pool.begin().await?;
+        let due = sqlx::query!(
+            "SELECT id, to_phone, message, attempts FROM sms_outbox
+             WHERE status = 'QUEUED' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(message) = due else {
+            break;
+        };
+        let attempts = message.attempts + 1;
+        match client.send(&message.to_phone, &message.message).await {
+            Ok(recipient) if recipient.accepted() => {
+                sqlx::query!(
+                    "UPDATE sms_outbox SET status = 'SENT', attempts = $2, at_message_id = $3, at_status = $4,
+                            at_status_code = $5, sent_at = now() WHERE id = $1",
+                    message.id,
+                    attempts,
+                    recipient.message_id,
+                    recipient.status,
+                    recipient.status_code
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok(recipient) if !recipient.retryable() => {
+                tracing::warn!(
+                    sms_id = message.id,
+                    status_code = recipient.status_code,
+                    "SMS refused for good"
+                );
+                sqlx::query!(
+                    "UPDATE sms_outbox SET status = 'REJECTED', attempts = $2, at_status = $3, at_status_code = $4,
+                            failure_reason = $3 WHERE id = $1",
+                    message.id,
+                    attempts,
+                    recipient.status,
+                    recipient.status_code
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            outcome => {
+                let reason = match &outcome {
+                    Ok(recipient) => format!("{} ({})", recipient.status, recipient.status_code),
+                    Err(SmsError::Unreachable(e)) | Err(SmsError::Refused { body: e, .. }) => {
+                        e.clone()
+                    }
+                };
+                tracing::warn!(sms_id = message.id, attempts, reason = %reason, "SMS not sent; will retry");
+                sqlx::query!(
+                    "UPDATE sms_outbox SET attempts = $2, failure_reason = $3,
+                            status = CASE WHEN $2::int >= $4::int THEN 'FAILED' ELSE 'QUEUED' END,
+                            next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1",
+                    message.id,
+                    attempts,
+                    reason,
+                    MAX_ATTEMPTS,
+                    backoff_seconds(attempts)
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        handled += 1;
+    }
+    Ok(handled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_ten_minutes() {
+        assert_eq!(backoff_seconds(1), 5.0);
+        assert_eq!(backoff_seconds(2), 10.0);
+        assert_eq!(backoff_seconds(4), 40.0);
+        assert_eq!(backoff_seconds(12), 600.0);
+    }
+}

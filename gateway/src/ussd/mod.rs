@@ -1,0 +1,207 @@
+//! Driving the USSD menu machine ([`chainpay_core::ussd`]) for Africa's
+//! Talking requests.
+//!
+//! A session's state lives in `ussd_sessions`, keyed by `sessionId`, with
+//! the number of inputs consumed so far. Africa's Talking resends every
+//! input of the session in `text`; inputs beyond that count are new and are
+//! fed to the machine one by one. A request with nothing new is a retry and
+//! gets the stored reply, and money moves under an idempotency key made of
+//! the session and the input's position, so a retry never acts twice — even
+//! when two instances race on the same step (the session row is updated only
+//! if nobody else advanced it first).
+//!
+//! Neither the PIN nor the raw `text` is logged or stored: the state holds
+//! no PIN (see the machine's docs) and logs name only the step.
+
+mod effects;
+
+use chainpay_core::ussd::{self, Caller, Ctx, Lang, Screen, State, Step};
+use chainpay_core::Msisdn;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::http::AppState;
+
+/// Most inputs one session may carry; a real session is a handful.
+const MAX_INPUTS: usize = 64;
+
+/// One Africa's Talking USSD request, validated.
+#[derive(Debug, Clone)]
+pub struct UssdRequest {
+    pub session_id: String,
+    pub phone: Msisdn,
+    /// Every input of the session so far (from `text`, split on `*`).
+    pub inputs: Vec<String>,
+}
+
+/// A registered caller as the effects need them.
+#[derive(Debug, Clone)]
+pub struct CallerRow {
+    pub user_id: Uuid,
+    pub phone: String,
+    pub caller: Caller,
+    pub suspended: bool,
+}
+
+async fn load_caller(state: &AppState, phone: &Msisdn) -> sqlx::Result<Option<CallerRow>> {
+    let row = sqlx::query!(
+        "SELECT id, name, language, kyc_status, suspended FROM users WHERE phone = $1",
+        phone.as_str()
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(row.map(|row| CallerRow {
+        user_id: row.id,
+        phone: phone.to_string(),
+        caller: Caller {
+            name: row.name,
+            lang: Lang::parse(&row.language),
+            home_currency: phone.home_currency().to_owned(),
+            kyc_status: row.kyc_status,
+        },
+        suspended: row.suspended,
+    }))
+}
+
+fn state_name(state: &State) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.get("at").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Answers one request with the `CON …`/`END …` body.
+pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<String> {
+    if request.inputs.len() > MAX_INPUTS {
+        return Ok(Screen::End(Texts::try_later()).render());
+    }
+    let stored = sqlx::query!(
+        "SELECT phone, state, step, last_reply FROM ussd_sessions WHERE session_id = $1",
+        request.session_id
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let (mut machine, consumed) = match stored {
+        Some(row) if row.phone != request.phone.as_str() => {
+            return Ok(Screen::End(Texts::try_later()).render());
+        }
+        // Nothing new: a retry (or a duplicate) gets the same answer.
+        Some(row) if request.inputs.len() <= row.step as usize => return Ok(row.last_reply),
+        Some(row) => (
+            Some(serde_json::from_value::<State>(row.state)?),
+            row.step as usize,
+        ),
+        None => (None, 0),
+    };
+    let mut caller = load_caller(state, &request.phone).await?;
+    if caller.as_ref().is_some_and(|c| c.suspended) {
+        return Ok(Screen::End(
+            "This account is suspended. Please contact ChainPay support.".into(),
+        )
+        .render());
+    }
+    let rules = state.rules.get(&state.pool).await?;
+    let currencies: Vec<String> = rules.rates.currencies().map(str::to_owned).collect();
+    let exponent = |currency: &str| rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
+
+    let mut screen = Screen::End(Texts::try_later());
+    if machine.is_none() {
+        let step = {
+            let ctx = Ctx {
+                caller: caller.as_ref().map(|c| &c.caller),
+                inputs: &[],
+                exponent: &exponent,
+                currencies: &currencies,
+            };
+            ussd::dial(&ctx)
+        };
+        let (shown, next) = run(state, &request, 0, &mut caller, step).await?;
+        screen = shown;
+        machine = Some(next);
+    }
+    for position in consumed..request.inputs.len() {
+        let current = machine.take().unwrap_or(State::Ended);
+        let step = {
+            let ctx = Ctx {
+                caller: caller.as_ref().map(|c| &c.caller),
+                inputs: &request.inputs[..=position],
+                exponent: &exponent,
+                currencies: &currencies,
+            };
+            ussd::input(current, &request.inputs[position], &ctx)
+        };
+        let (shown, next) = run(state, &request, position + 1, &mut caller, step).await?;
+        screen = shown;
+        machine = Some(next);
+    }
+    let next = machine.unwrap_or(State::Ended);
+    let reply = screen.render();
+    tracing::info!(session_id = %request.session_id, step = request.inputs.len(), at = %state_name(&next), "ussd step");
+    let saved = sqlx::query!(
+        "INSERT INTO ussd_sessions (session_id, phone, state, step, last_reply) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (session_id) DO UPDATE SET state = EXCLUDED.state, step = EXCLUDED.step,
+                last_reply = EXCLUDED.last_reply, updated_at = now()
+         WHERE ussd_sessions.step = $6",
+        request.session_id,
+        request.phone.as_str(),
+        serde_json::to_value(&next)?,
+        request.inputs.len() as i32,
+        reply,
+        consumed as i32
+    )
+    .execute(&state.pool)
+    .await?;
+    if saved.rows_affected() == 0 {
+        // Another instance answered this step first: answer as it did.
+        let theirs = sqlx::query_scalar!(
+            "SELECT last_reply FROM ussd_sessions WHERE session_id = $1",
+            request.session_id
+        )
+        .fetch_one(&state.pool)
+        .await?;
+        return Ok(theirs);
+    }
+    Ok(reply)
+}
+
+/// Resolves a step's effects until it shows a screen. `position` numbers
+/// the input being handled (0 for the dial), for idempotency keys.
+async fn run(
+    state: &AppState,
+    request: &UssdRequest,
+    position: usize,
+    caller: &mut Option<CallerRow>,
+    mut step: Step,
+) -> anyhow::Result<(Screen, State)> {
+    let rules = state.rules.get(&state.pool).await?;
+    let currencies: Vec<String> = rules.rates.currencies().map(str::to_owned).collect();
+    let exponent = |currency: &str| rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
+    // An effect can lead to another (recipient → holdings); a handful at most.
+    for _ in 0..4 {
+        match step {
+            Step::Show(screen, next) => return Ok((screen, next)),
+            Step::Do(effect, waiting) => {
+                let key = format!("ussd:{}:{position}", request.session_id);
+                let outcome = effects::perform(state, request, caller, effect, &key).await?;
+                let inputs = &request.inputs[..position.min(request.inputs.len())];
+                let ctx = Ctx {
+                    caller: caller.as_ref().map(|c| &c.caller),
+                    inputs,
+                    exponent: &exponent,
+                    currencies: &currencies,
+                };
+                step = ussd::outcome(waiting, outcome, &ctx);
+            }
+        }
+    }
+    Ok((Screen::End(Texts::try_later()), State::Ended))
+}
+
+/// Words the gateway itself needs outside the machine.
+struct Texts;
+
+impl Texts {
+    fn try_later() -> String {
+        ussd::Texts(Lang::En).try_later().to_owned()
+    }
+}

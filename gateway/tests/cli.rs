@@ -214,3 +214,62 @@ async fn an_external_database_is_created_when_missing_and_never_gets_demo_data()
     );
     assert!(stdout(&users).contains("0 user(s)"));
 }
+
+#[tokio::test]
+async fn the_phone_simulator_dials_the_menu_and_shows_the_sms_that_arrive() {
+    let dir = data_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let env = [
+        ("CHAINPAY_DATA_DIR", dir_text.as_str()),
+        ("CHAINPAY_ADDR", addr.as_str()),
+    ];
+    let mut server = chainpay(&["serve"], &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(&format!("http://{addr}"), &mut server).await;
+
+    let mut phone = chainpay(&["phone", "0700000001"], &env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = phone.stdin.as_mut().unwrap();
+        // Balance, then dial again and send KES 100.00 to the admin, then hang up.
+        stdin
+            .write_all(b"4\n1234\n\n1\n0700000000\n1\n100\n1234\nq\n")
+            .unwrap();
+    }
+    let output = tokio::task::spawn_blocking(move || phone.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains("Dialling *384*123#"), "{printed}");
+    assert!(printed.contains("Hi Demo\n1. Send money"), "{printed}");
+    assert!(
+        printed.contains("Your balance:\nKES 1,000,000.00"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("Confirmed. KES 100.00 sent to CHAINPAY ADMIN"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("[SMS from ChainPay]")
+            && printed.contains("sent to CHAINPAY ADMIN +254700000000"),
+        "{printed}"
+    );
+
+    assert!(terminate_and_wait(&mut server).success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

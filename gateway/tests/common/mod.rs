@@ -201,7 +201,7 @@ pub struct TestApp {
     pub pool: PgPool,
     pub database: String,
     pub state: AppState,
-    settings: Settings,
+    pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }

@@ -1,5 +1,7 @@
-//! The `chainpay` command line: `serve`, `users`, `reconcile`, `verify-chain`.
+//! The `chainpay` command line: `serve`, `users`, `reconcile`, `verify-chain`, `phone`.
 //! Every subcommand reads the same configuration as `serve`.
+
+mod phone;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,12 @@ pub enum Command {
     /// Validate the whole audit chain from the stored rows; exits non-zero
     /// and names the first invalid block if it is not valid.
     VerifyChain,
+    /// A feature phone in the terminal: dial the running server's USSD menu
+    /// as Africa's Talking would, and see the SMS the number receives.
+    Phone {
+        /// The phone number to dial from, e.g. 0700000001.
+        msisdn: String,
+    },
 }
 
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
@@ -41,6 +49,12 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Users => with_database(&settings, users).await,
         Command::Reconcile => with_database(&settings, reconcile).await,
         Command::VerifyChain => with_database(&settings, verify_chain).await,
+        Command::Phone { msisdn } => {
+            let database = Database::open(&settings).await?;
+            let result = phone::run(&settings, database.pool.clone(), &msisdn).await;
+            database.close().await;
+            result
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod chain;
 pub mod compliance;
 pub mod crypto;
+pub mod daraja;
 pub mod fees;
 pub mod fx;
 pub mod ledger;

@@ -18,6 +18,10 @@ pub enum TxType {
     Reversal,
     /// Funding from the treasury float (demo seed, operator top-ups).
     Funding,
+    /// A held withdrawal paid out to its channel's float.
+    Payout,
+    /// A held withdrawal that did not go through, returned to the customer.
+    Refund,
 }
 
 impl TxType {
@@ -29,6 +33,8 @@ impl TxType {
             TxType::Withdrawal => "withdrawal",
             TxType::Reversal => "reversal",
             TxType::Funding => "funding",
+            TxType::Payout => "payout",
+            TxType::Refund => "refund",
         }
     }
 
@@ -40,6 +46,8 @@ impl TxType {
             TxType::Withdrawal,
             TxType::Reversal,
             TxType::Funding,
+            TxType::Payout,
+            TxType::Refund,
         ]
         .into_iter()
         .find(|t| t.as_str() == raw)

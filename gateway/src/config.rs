@@ -58,6 +58,129 @@ pub struct Settings {
     /// `AT_WEBHOOK_TOKEN`: when set, the USSD and SMS webhooks must carry
     /// `?token=<it>` (Africa's Talking does not sign its callbacks).
     pub at_webhook_token: Option<String>,
+    /// M-Pesa (Daraja) settings: environment first, then `mpesa_config.json`.
+    pub mpesa: Mpesa,
+}
+
+/// Which Daraja ChainPay talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MpesaEnv {
+    Sandbox,
+    Production,
+    /// The built-in simulator on this gateway's own listener.
+    Simulator,
+}
+
+/// M-Pesa settings. `Debug` hides the secrets.
+#[derive(Clone)]
+pub struct Mpesa {
+    pub env: MpesaEnv,
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub shortcode: String,
+    pub passkey: String,
+    /// Where Daraja posts STK callbacks; default this instance's
+    /// `/api/v1/mpesa/callback`. The token is appended as `?token=`.
+    pub callback_url: Option<String>,
+    /// Shared secret in the callback URL; generated and stored once when unset.
+    pub callback_token: Option<String>,
+    pub b2c_shortcode: String,
+    pub b2c_initiator_name: String,
+    pub b2c_security_credential: String,
+    /// How long the simulated customer takes to accept a prompt.
+    pub sim_delay_ms: u64,
+    /// How long a deposit waits for its callback before STK Query is asked.
+    pub pending_timeout_s: u64,
+}
+
+impl std::fmt::Debug for Mpesa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mpesa")
+            .field("env", &self.env)
+            .field("shortcode", &self.shortcode)
+            .field("callback_url", &self.callback_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Mpesa {
+    fn default() -> Self {
+        Self {
+            env: MpesaEnv::Simulator,
+            consumer_key: "simulator".into(),
+            consumer_secret: "simulator".into(),
+            shortcode: chainpay_core::daraja::SANDBOX_SHORTCODE.into(),
+            passkey: chainpay_core::daraja::SANDBOX_PASSKEY.into(),
+            callback_url: None,
+            callback_token: None,
+            b2c_shortcode: "600000".into(),
+            b2c_initiator_name: "testapi".into(),
+            b2c_security_credential: "simulated-credential".into(),
+            sim_delay_ms: 2000,
+            pending_timeout_s: 120,
+        }
+    }
+}
+
+/// `mpesa_config.json`, in the original ChainPay's keys.
+#[derive(Debug, Default, serde::Deserialize)]
+struct MpesaFile {
+    environment: Option<String>,
+    consumer_key: Option<String>,
+    consumer_secret: Option<String>,
+    shortcode: Option<String>,
+    passkey: Option<String>,
+    callback_url: Option<String>,
+    callback_token: Option<String>,
+    b2c_shortcode: Option<String>,
+    b2c_initiator_name: Option<String>,
+    b2c_security_credential: Option<String>,
+}
+
+fn mpesa_from_env() -> anyhow::Result<Mpesa> {
+    let path = env_or("CHAINPAY_MPESA_CONFIG", "mpesa_config.json");
+    let file: MpesaFile = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text)
+            .with_context(|| format!("{path} is not valid M-Pesa configuration"))?,
+        Err(_) => MpesaFile::default(),
+    };
+    let pick = |name: &str, from_file: &Option<String>| env_opt(name).or_else(|| from_file.clone());
+    let defaults = Mpesa::default();
+    let consumer_key = pick("MPESA_CONSUMER_KEY", &file.consumer_key);
+    let consumer_secret = pick("MPESA_CONSUMER_SECRET", &file.consumer_secret);
+    let env = match pick("MPESA_ENV", &file.environment).as_deref() {
+        Some("sandbox") => MpesaEnv::Sandbox,
+        Some("production") => MpesaEnv::Production,
+        Some("simulator") => MpesaEnv::Simulator,
+        None if consumer_key.is_some() => MpesaEnv::Sandbox,
+        None => MpesaEnv::Simulator,
+        Some(other) => {
+            anyhow::bail!("MPESA_ENV must be sandbox, production or simulator, not `{other}`")
+        }
+    };
+    if env != MpesaEnv::Simulator && (consumer_key.is_none() || consumer_secret.is_none()) {
+        anyhow::bail!("MPESA_ENV={env:?} needs MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET");
+    }
+    Ok(Mpesa {
+        env,
+        consumer_key: consumer_key.unwrap_or(defaults.consumer_key),
+        consumer_secret: consumer_secret.unwrap_or(defaults.consumer_secret),
+        shortcode: pick("MPESA_SHORTCODE", &file.shortcode).unwrap_or(defaults.shortcode),
+        passkey: pick("MPESA_PASSKEY", &file.passkey).unwrap_or(defaults.passkey),
+        callback_url: pick("MPESA_CALLBACK_URL", &file.callback_url),
+        callback_token: pick("MPESA_CALLBACK_TOKEN", &file.callback_token),
+        b2c_shortcode: pick("MPESA_B2C_SHORTCODE", &file.b2c_shortcode)
+            .unwrap_or(defaults.b2c_shortcode),
+        b2c_initiator_name: pick("MPESA_B2C_INITIATOR_NAME", &file.b2c_initiator_name)
+            .unwrap_or(defaults.b2c_initiator_name),
+        b2c_security_credential: pick(
+            "MPESA_B2C_SECURITY_CREDENTIAL",
+            &file.b2c_security_credential,
+        )
+        .unwrap_or(defaults.b2c_security_credential),
+        sim_delay_ms: u64::from(env_u32("MPESA_SIM_DELAY_MS", 2000)?),
+        pending_timeout_s: u64::from(env_u32("MPESA_PENDING_TIMEOUT_S", 120)?.max(1)),
+    })
 }
 
 /// How to reach Africa's Talking. `Debug` hides the key.
@@ -154,6 +277,7 @@ impl Settings {
             block_interval_s: 10,
             africastalking: None,
             at_webhook_token: None,
+            mpesa: Mpesa::default(),
         }
     }
 
@@ -189,6 +313,7 @@ impl Settings {
             block_interval_s: env_u32("CHAINPAY_BLOCK_INTERVAL_S", 10)?.max(1),
             africastalking: africastalking_from_env()?,
             at_webhook_token: env_opt("AT_WEBHOOK_TOKEN"),
+            mpesa: mpesa_from_env()?,
         })
     }
 }

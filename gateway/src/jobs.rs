@@ -6,6 +6,8 @@
 //! - block sealer: seals queued transactions into blocks when 50 are
 //!   waiting or the oldest has waited `CHAINPAY_BLOCK_INTERVAL_S`;
 //! - SMS outbox: sends queued messages through Africa's Talking (0.5 s);
+//! - M-Pesa sweeper: asks STK Query about deposits whose callback is overdue;
+//! - Daraja simulator (simulator mode only): settles prompts and payouts;
 //! - sanctions re-screening: screens users against a changed list (10 s, or
 //!   at once when an operator adds an entry);
 //! - FX feed: the simulated random walk, when configured.
@@ -31,6 +33,10 @@ use crate::sms;
 const AUDIT_SEAL_PERIOD: Duration = Duration::from_secs(1);
 /// How often the SMS worker looks at the outbox.
 const SMS_PERIOD: Duration = Duration::from_millis(500);
+/// How often overdue deposits are looked for (STK Query).
+const MPESA_SWEEP_PERIOD: Duration = Duration::from_secs(2);
+/// How often the Daraja simulator's customers and network act.
+const DARAJA_SIM_PERIOD: Duration = Duration::from_millis(200);
 /// How often the block sealer looks at the queue.
 const BLOCK_SEAL_PERIOD: Duration = Duration::from_secs(1);
 const RESCREEN_PERIOD: Duration = Duration::from_secs(10);
@@ -105,6 +111,38 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
             }
         },
     )));
+
+    let mpesa_state = state.clone();
+    handles.push(tokio::spawn(every(
+        "mpesa_sweep",
+        MPESA_SWEEP_PERIOD,
+        None,
+        shutdown.clone(),
+        move || {
+            let state = mpesa_state.clone();
+            async move {
+                if state.self_url.get().is_some() {
+                    crate::mpesa::deposits::sweep(&state)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+                Ok(())
+            }
+        },
+    )));
+    if state.settings.mpesa.env == crate::config::MpesaEnv::Simulator {
+        let sim_state = state.clone();
+        handles.push(tokio::spawn(every(
+            "daraja_simulator",
+            DARAJA_SIM_PERIOD,
+            None,
+            shutdown.clone(),
+            move || {
+                let state = sim_state.clone();
+                async move { crate::sim::daraja::settle_due(&state).await }
+            },
+        )));
+    }
 
     let rescreen_state = state.clone();
     handles.push(tokio::spawn(every(

@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod ledger;
 pub mod metrics;
 pub mod movements;
+pub mod mpesa;
 pub mod reversals;
 pub mod rules;
 pub mod secrets;

@@ -255,6 +255,7 @@ pub async fn decide(
             note: Some(format!("Reversal of {original_ref}")),
             entry,
             usd_cents: None,
+            status: "COMPLETED",
         };
         let posted = post(&mut tx, &movement, &state.keys.tx_signing)
             .await

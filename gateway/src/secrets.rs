@@ -80,7 +80,11 @@ fn master_key_from_file(path: &Path) -> anyhow::Result<MasterKey> {
 
 /// The 32-byte secret called `name`, generated and stored on first use.
 /// `ON CONFLICT DO NOTHING` makes concurrent first starts agree on one value.
-async fn get_or_create(pool: &PgPool, master: &MasterKey, name: &str) -> anyhow::Result<[u8; 32]> {
+pub async fn get_or_create(
+    pool: &PgPool,
+    master: &MasterKey,
+    name: &str,
+) -> anyhow::Result<[u8; 32]> {
     let fresh = master.seal(&random_bytes::<32>(), name.as_bytes());
     sqlx::query!(
         "INSERT INTO server_secrets (name, sealed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",

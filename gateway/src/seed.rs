@@ -127,6 +127,7 @@ pub async fn fund(
             note: Some("Opening balance".into()),
             entry,
             usd_cents: None,
+            status: "COMPLETED",
         },
         key,
     )

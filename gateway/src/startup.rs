@@ -32,7 +32,14 @@ pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<App
     }
     let sealer = chain::authority::load_or_enroll(&pool, &keys.master, &settings.node_name).await?;
     chain::seal::ensure_genesis(&pool, &sealer).await?;
+    let callback_token = match &settings.mpesa.callback_token {
+        Some(token) => token.clone(),
+        None => hex::encode(
+            crate::secrets::get_or_create(&pool, &keys.master, "mpesa_callback_token").await?,
+        ),
+    };
     Ok(AppState {
+        mpesa: Arc::new(crate::mpesa::MpesaService::new(callback_token)),
         self_url: Arc::new(std::sync::OnceLock::new()),
         sealer: Arc::new(sealer),
         pool,

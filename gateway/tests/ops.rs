@@ -166,6 +166,15 @@ async fn the_openapi_document_covers_every_api_route() {
         "POST /api/v1/admin/reversals/{id}/approve",
         "POST /api/v1/admin/reversals/{id}/reject",
         "GET /api/v1/admin/sms-outbox",
+        "GET /api/v1/admin/mpesa-transactions",
+        "POST /api/v1/mpesa/initiate",
+        "POST /api/v1/mpesa/callback",
+        "POST /api/v1/mpesa/b2c/result",
+        "POST /api/v1/mpesa/b2c/timeout",
+        "GET /api/v1/mpesa/status/{ref}",
+        "GET /api/v1/mpesa/history",
+        "POST /api/v1/wallet/deposit",
+        "POST /api/v1/wallet/withdraw",
     ];
     for route in expected {
         assert!(

@@ -323,7 +323,51 @@ async fn zero_goes_back_double_zero_goes_home_and_bad_input_asks_again() {
     assert!(s.press("0").await.starts_with("CON Hi Demo"));
     s.keys(&["8", "1"]).await;
     assert!(s.press("00").await.starts_with("CON Hi Demo"));
-    assert_eq!(s.press("2").await, "END This service is not available yet.");
+    assert_eq!(
+        s.keys(&["3", "2"]).await,
+        "END Agent withdrawals are not available yet. Withdraw to M-Pesa instead."
+    );
+}
+
+#[tokio::test]
+async fn deposits_prompt_the_phone_and_withdrawals_pay_out_to_mpesa() {
+    let app = spawn_app().await;
+    let demo = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&demo, "KES").await;
+    let (mut s, _) = Session::dial(&app, USER_PHONE).await;
+    assert!(s.press("2").await.contains("Enter amount (KES)"));
+    assert!(
+        s.press("12.50").await.contains("Invalid amount"),
+        "M-Pesa takes whole shillings"
+    );
+    let prompt = s.press("100").await;
+    assert_eq!(prompt, "END Check your phone: enter your M-Pesa PIN to deposit KES 100.00. We will SMS you when it arrives.");
+    // The simulated customer accepts within seconds and the wallet is credited.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.balance(&demo, "KES").await != before + 10_000 {
+        assert!(Instant::now() < deadline, "the deposit was never credited");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let (mut s, _) = Session::dial(&app, USER_PHONE).await;
+    s.keys(&["3", "1"]).await;
+    let confirm = s.press("500").await;
+    assert!(
+        confirm.contains("Withdraw KES 500.00 to your M-Pesa?\nFee KES 10.00."),
+        "{confirm}"
+    );
+    let done = s.press("1234").await;
+    assert!(
+        done.contains("KES 500.00 is on its way to your M-Pesa"),
+        "{done}"
+    );
+    assert_eq!(app.balance(&demo, "KES").await, before + 10_000 - 51_000);
+    let conversation: Option<String> =
+        sqlx::query_scalar("SELECT conversation_id FROM mpesa_withdrawals")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(conversation.unwrap().starts_with("AG_"));
 }
 
 #[tokio::test]

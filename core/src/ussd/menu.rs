@@ -76,6 +76,7 @@ fn wrong_pin(ctx: &Ctx, mut state: State, locked: bool) -> Step {
     }
     let tries = match &mut state {
         State::SendConfirm { tries, .. }
+        | State::WithdrawConfirm { tries, .. }
         | State::BalancePin { tries }
         | State::StatementPin { tries }
         | State::ConvertConfirm { tries, .. }
@@ -126,6 +127,8 @@ fn back(state: State, ctx: &Ctx) -> Step {
             },
         ),
         State::ChangePinOld | State::Language => con(t.account_menu(), State::Account),
+        State::WithdrawAmount => con(t.withdraw_menu(), State::WithdrawMethod),
+        State::WithdrawConfirm { .. } => con(t.enter_amount("KES"), State::WithdrawAmount),
         State::ChangePinNew { .. } | State::ChangePinConfirm { .. } => {
             con(t.old_pin(), State::ChangePinOld)
         }
@@ -154,6 +157,10 @@ pub fn input(state: State, raw: &str, ctx: &Ctx) -> Step {
         | State::SendCurrency { .. }
         | State::SendAmount { .. }
         | State::SendConfirm { .. } => send(state, input, ctx),
+        State::DepositAmount
+        | State::WithdrawMethod
+        | State::WithdrawAmount
+        | State::WithdrawConfirm { .. } => mpesa(state, input, ctx),
         State::BalancePin { tries } => pin_screen(ctx, input, State::BalancePin { tries }, |pin| {
             Effect::Balances { pin }
         }),
@@ -189,7 +196,8 @@ fn main_menu(input: &str, ctx: &Ctx) -> Step {
     let t = t(ctx);
     match input {
         "1" => con(t.enter_phone(), State::SendPhone),
-        "2" | "3" => end(t.unavailable()),
+        "2" => con(t.enter_amount("KES"), State::DepositAmount),
+        "3" => con(t.withdraw_menu(), State::WithdrawMethod),
         "4" => con(t.enter_pin(), State::BalancePin { tries: 0 }),
         "5" => Step::Do(Effect::Holdings, State::ConvertFrom { options: vec![] }),
         "6" => con(t.enter_pin(), State::StatementPin { tries: 0 }),
@@ -208,6 +216,47 @@ fn main_menu(input: &str, ctx: &Ctx) -> Step {
                 State::Home,
             )
         }
+    }
+}
+
+/// M-Pesa deposits (a prompt on the phone) and withdrawals (PIN-confirmed).
+fn mpesa(state: State, input: &str, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    match state {
+        State::DepositAmount => match parse_amount(input, 0) {
+            Some(shillings) => Step::Do(
+                Effect::Deposit {
+                    amount: shillings * 100,
+                },
+                State::DepositAmount,
+            ),
+            None => con(t.amount_hint(), State::DepositAmount),
+        },
+        State::WithdrawMethod => match input {
+            "1" => con(t.enter_amount("KES"), State::WithdrawAmount),
+            "2" => end(t.agents_unavailable()),
+            _ => con(
+                format!("{}\n{}", t.invalid_choice(), t.withdraw_menu()),
+                State::WithdrawMethod,
+            ),
+        },
+        State::WithdrawAmount => match parse_amount(input, 0) {
+            Some(shillings) => {
+                let amount = shillings * 100;
+                Step::Do(
+                    Effect::PreviewWithdraw { amount },
+                    State::WithdrawConfirm { amount, tries: 0 },
+                )
+            }
+            None => con(t.amount_hint(), State::WithdrawAmount),
+        },
+        State::WithdrawConfirm { amount, tries } => pin_screen(
+            ctx,
+            input,
+            State::WithdrawConfirm { amount, tries },
+            |pin| Effect::Withdraw { amount, pin },
+        ),
+        _ => home(ctx),
     }
 }
 
@@ -688,6 +737,30 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             &fmt(ctx, &currency, balance),
         )),
 
+        (State::DepositAmount, Outcome::DepositStarted) => {
+            let amount = ctx
+                .inputs
+                .last()
+                .and_then(|a| parse_amount(a.trim(), 0))
+                .unwrap_or(0)
+                * 100;
+            end(t.deposit_started(&fmt(ctx, "KES", amount)))
+        }
+        (State::DepositAmount, Outcome::Refused(message)) => con(
+            format!("{}\n{}", t.refused(&message), t.enter_amount("KES")),
+            State::DepositAmount,
+        ),
+        (State::WithdrawConfirm { amount, tries }, Outcome::Preview { fee }) => con(
+            t.confirm_withdraw(&fmt(ctx, "KES", amount), &fmt(ctx, "KES", fee)),
+            State::WithdrawConfirm { amount, tries },
+        ),
+        (State::WithdrawConfirm { amount, .. }, Outcome::Withdrawn { reference, balance }) => {
+            end(t.withdrawn(
+                &reference,
+                &fmt(ctx, "KES", amount),
+                &fmt(ctx, "KES", balance),
+            ))
+        }
         (State::BalancePin { .. }, Outcome::Balances(wallets)) => {
             if wallets.is_empty() {
                 end(t.no_balance())

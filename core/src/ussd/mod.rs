@@ -100,6 +100,13 @@ pub enum State {
         amount: i64,
         tries: u8,
     },
+    DepositAmount,
+    WithdrawMethod,
+    WithdrawAmount,
+    WithdrawConfirm {
+        amount: i64,
+        tries: u8,
+    },
     BalancePin {
         tries: u8,
     },
@@ -177,6 +184,17 @@ pub enum Effect {
         amount: i64,
         pin: Pin,
     },
+    /// Prompt the caller's phone (M-Pesa STK Push) for a KES deposit.
+    Deposit {
+        amount: i64,
+    },
+    PreviewWithdraw {
+        amount: i64,
+    },
+    Withdraw {
+        amount: i64,
+        pin: Pin,
+    },
     Balances {
         pin: Pin,
     },
@@ -217,6 +235,12 @@ pub enum Outcome {
         fee: i64,
     },
     Sent {
+        reference: String,
+        balance: i64,
+    },
+    /// The M-Pesa prompt is on its way to the phone.
+    DepositStarted,
+    Withdrawn {
         reference: String,
         balance: i64,
     },

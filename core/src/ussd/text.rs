@@ -149,11 +149,6 @@ impl Texts {
         "Huduma ina shughuli. Tafadhali jaribu baadaye."
     );
     phrase!(
-        unavailable,
-        "This service is not available yet.",
-        "Huduma hii bado haipatikani."
-    );
-    phrase!(
         no_balance,
         "You have no money in any wallet yet.",
         "Huna pesa kwenye pochi yoyote bado."
@@ -196,6 +191,16 @@ impl Texts {
     );
     phrase!(choose_tx, "Choose transaction:", "Chagua muamala:");
     phrase!(reason, "Reason for reversal:", "Sababu ya kurudisha:");
+    phrase!(
+        withdraw_menu,
+        "Withdraw:\n1. To M-Pesa\n2. At an agent",
+        "Toa pesa:\n1. Kwenda M-Pesa\n2. Kwa wakala"
+    );
+    phrase!(
+        agents_unavailable,
+        "Agent withdrawals are not available yet. Withdraw to M-Pesa instead.",
+        "Kutoa kwa wakala bado hakupatikani. Toa kwenda M-Pesa."
+    );
     phrase!(
         reason_hint,
         "Give a reason of 3-100 characters:",
@@ -246,6 +251,27 @@ impl Texts {
         match self.0 {
             Lang::En => format!("{reference} Confirmed. {amount} sent to {name}. New balance {balance}. SMS to follow."),
             Lang::Sw => format!("{reference} Imethibitishwa. {amount} imetumwa kwa {name}. Salio jipya {balance}."),
+        }
+    }
+
+    pub fn deposit_started(&self, amount: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Check your phone: enter your M-Pesa PIN to deposit {amount}. We will SMS you when it arrives."),
+            Lang::Sw => format!("Angalia simu yako: weka PIN ya M-Pesa kuweka {amount}. Tutakutumia SMS ikifika."),
+        }
+    }
+
+    pub fn confirm_withdraw(&self, amount: &str, fee: &str) -> String {
+        match self.0 {
+            Lang::En => format!("Withdraw {amount} to your M-Pesa?\nFee {fee}.\nEnter PIN to confirm or 0 to cancel:"),
+            Lang::Sw => format!("Toa {amount} kwenda M-Pesa yako?\nAda {fee}.\nWeka PIN kuthibitisha au 0 kusitisha:"),
+        }
+    }
+
+    pub fn withdrawn(&self, reference: &str, amount: &str, balance: &str) -> String {
+        match self.0 {
+            Lang::En => format!("{reference} {amount} is on its way to your M-Pesa. New balance {balance}. SMS to follow."),
+            Lang::Sw => format!("{reference} {amount} inatumwa kwa M-Pesa yako. Salio jipya {balance}."),
         }
     }
 

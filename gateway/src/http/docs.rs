@@ -22,6 +22,7 @@ use super::AppState;
         (name = "wallet", description = "Balances, transfers, conversions, history"),
         (name = "fx", description = "Exchange rates and locked conversion quotes"),
         (name = "blockchain", description = "The audit chain: blocks, inclusion proofs, validation"),
+        (name = "mpesa", description = "M-Pesa deposits (STK Push), their status, and Daraja callbacks"),
         (name = "reversal", description = "Customers asking for a transfer to be reversed"),
         (name = "channels", description = "Africa's Talking webhooks: USSD, inbound SMS, delivery reports"),
         (name = "admin", description = "Operators only (role admin)"),

@@ -47,6 +47,9 @@ pub enum ApiError {
     QuoteExpired(&'static str),
     #[error("{0}")]
     NotEligible(&'static str),
+    /// A payment network (M-Pesa) refused or could not be reached.
+    #[error("{0}")]
+    Upstream(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -87,6 +90,7 @@ impl ApiError {
             },
             ApiError::QuoteExpired(_) => StatusCode::CONFLICT,
             ApiError::NotEligible(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,6 +118,7 @@ impl ApiError {
             },
             ApiError::QuoteExpired(_) => "quote_expired",
             ApiError::NotEligible(_) => "not_eligible",
+            ApiError::Upstream(_) => "mpesa_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }

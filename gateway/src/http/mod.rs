@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod fx;
 pub mod middleware;
+pub mod mpesa;
 pub mod ops;
 pub mod paging;
 pub mod reversal;
@@ -56,6 +57,8 @@ pub struct AppState {
     /// `http://host:port` of this instance's listener, once bound: where the
     /// built-in simulators are reached, exactly as the real services would be.
     pub self_url: Arc<std::sync::OnceLock<String>>,
+    /// The Daraja client and the M-Pesa callback secret.
+    pub mpesa: Arc<crate::mpesa::MpesaService>,
 }
 
 /// Largest request body accepted; every legitimate request is far smaller.
@@ -75,6 +78,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(transactions::router())
                 .merge(blockchain::router())
                 .merge(reversal::router())
+                .merge(mpesa::router())
                 .merge(channels::router())
                 .merge(admin::router()),
         )

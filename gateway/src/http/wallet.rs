@@ -19,6 +19,7 @@ use crate::idempotency::IdempotencyKey;
 use crate::movements::conversion::{ConvertOrder, ConvertTerms};
 use crate::movements::transfer::{SendOrder, SendPreview};
 use crate::movements::{self, Operation};
+use crate::mpesa::withdrawals::{self, WithdrawOrder};
 use crate::transactions::{self, TxView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(send))
         .routes(routes!(preview_send))
         .routes(routes!(convert))
+        .routes(routes!(deposit))
+        .routes(routes!(withdraw))
         .routes(routes!(list_transactions))
 }
 
@@ -277,4 +280,87 @@ async fn list_transactions(
         transactions,
         next_cursor,
     }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DepositRequest {
+    /// KES cents, whole shillings.
+    pub amount: i64,
+    pub currency: String,
+    /// `mpesa`.
+    pub method: String,
+    /// The Safaricom number to prompt; the caller's own by default.
+    pub phone: Option<String>,
+}
+
+/// Deposit through M-Pesa (as `/mpesa/initiate`).
+#[utoipa::path(post, path = "/wallet/deposit", tag = "wallet", security(("bearer" = [])), request_body = DepositRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 202, body = crate::mpesa::deposits::Initiated), (status = 400, body = Problem),
+              (status = 502, description = "mpesa_unavailable", body = Problem)))]
+async fn deposit(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<DepositRequest>,
+) -> ApiResult<Response> {
+    if body.method != "mpesa" || !body.currency.eq_ignore_ascii_case("KES") {
+        return Err(ApiError::Validation(
+            "deposits are in KES through method `mpesa`".into(),
+        ));
+    }
+    super::mpesa::start_deposit(&state, &user, &headers, body.amount, body.phone.as_deref()).await
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WithdrawRequest {
+    /// KES cents, whole shillings.
+    pub amount: i64,
+    pub currency: String,
+    /// `mpesa` (to the caller's own number) or `agent`.
+    pub method: String,
+    pub agent_number: Option<String>,
+}
+
+/// Withdraw KES to the caller's M-Pesa number. The money is held at once and
+/// paid out by M-Pesa (202, status `PENDING`); a failed payout is refunded.
+#[utoipa::path(post, path = "/wallet/withdraw", tag = "wallet", security(("bearer" = [])), request_body = WithdrawRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 202, body = TxView), (status = 400, body = Problem),
+              (status = 422, description = "insufficient_funds, limit_exceeded, velocity_exceeded or not_eligible", body = Problem)))]
+async fn withdraw(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<WithdrawRequest>,
+) -> ApiResult<Response> {
+    if !body.currency.eq_ignore_ascii_case("KES") {
+        return Err(ApiError::Validation("withdrawals are in KES".into()));
+    }
+    match body.method.as_str() {
+        "mpesa" => {}
+        "agent" => {
+            return Err(ApiError::NotEligible(
+                "agent withdrawals are not available yet; withdraw to M-Pesa",
+            ))
+        }
+        _ => {
+            return Err(ApiError::Validation(
+                "method must be `mpesa` or `agent`".into(),
+            ))
+        }
+    }
+    let phone = Msisdn::parse(&user.phone).map_err(|e| ApiError::Internal(e.into()))?;
+    let order = WithdrawOrder::new(user.user_id, &phone, body.amount)?;
+    let fingerprint = format!("POST /wallet/withdraw|{}|mpesa", body.amount);
+    let key = IdempotencyKey::from_headers(&headers, user.user_id, &fingerprint)?;
+    let reply = movements::run(&state, &order, key).await?;
+    // Send the payout once the hold is committed; a replay finds it sent.
+    let held = reply.body["tx_id"]
+        .as_str()
+        .and_then(|id| uuid::Uuid::parse_str(id).ok());
+    if let (true, Some(tx_id)) = (reply.status.is_success(), held) {
+        withdrawals::submit(&state, tx_id).await?;
+    }
+    Ok(replayable(reply.status, reply.body, reply.replayed))
 }

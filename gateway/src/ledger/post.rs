@@ -16,6 +16,9 @@ pub struct Movement {
     /// USD value for the sender's AML windows; `None` for movements that do
     /// not count towards them (funding, deposits, reversals).
     pub usd_cents: Option<i64>,
+    /// `COMPLETED`, or `PENDING` for a movement that waits on a channel
+    /// (a withdrawal held until M-Pesa pays out).
+    pub status: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,8 +103,8 @@ pub async fn post(
         r#"
         WITH tx AS (
             INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, note, signature,
-                                      created_at, to_currency, converted_amount, rate, usd_cents)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $16, $17, $18)
+                                      created_at, to_currency, converted_amount, rate, usd_cents, status)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $15, $16, $17, $18, $19)
         ), legs AS (
             INSERT INTO postings (tx_id, account_id, amount)
             SELECT $1, account_id, amount FROM unnest($11::bigint[], $12::bigint[]) AS l (account_id, amount)
@@ -131,6 +134,7 @@ pub async fn post(
         conversion.map(|leg| leg.converted_minor),
         rate,
         movement.usd_cents,
+        movement.status,
     )
     .fetch_all(&mut *conn)
     .await;

@@ -288,6 +288,7 @@ impl Operation for ConvertOrder {
             note: None,
             entry,
             usd_cents: Some(usd_cents),
+            status: "COMPLETED",
         };
         let posted = post(conn, &movement, &state.keys.tx_signing)
             .await

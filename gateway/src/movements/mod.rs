@@ -77,8 +77,14 @@ pub async fn run<O: Operation>(
     match op.execute(&mut tx, state, &rules).await {
         Ok(view) => {
             let body = serde_json::to_value(&view).map_err(anyhow::Error::from)?;
+            // A movement that waits on a channel is accepted, not done.
+            let status = if view.status == "PENDING" {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::CREATED
+            };
             if let Some(key) = &key {
-                if !key.save(&mut tx, StatusCode::CREATED, &body).await? {
+                if !key.save(&mut tx, status, &body).await? {
                     tx.rollback().await?;
                     return replay_winner(state, key).await;
                 }
@@ -87,7 +93,7 @@ pub async fn run<O: Operation>(
             count(state, op, "completed");
             tracing::info!(tx_id = %view.tx_id, kind = O::KIND, amount = view.amount, currency = %view.currency, "movement completed");
             Ok(Reply {
-                status: StatusCode::CREATED,
+                status,
                 body,
                 replayed: false,
             })

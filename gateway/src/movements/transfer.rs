@@ -182,6 +182,7 @@ impl Operation for SendOrder {
             note: self.note.clone(),
             entry,
             usd_cents: Some(priced.usd_cents),
+            status: "COMPLETED",
         };
         let posted = post(conn, &movement, &state.keys.tx_signing)
             .await

@@ -2,7 +2,6 @@
 //! the REST API uses (registration, PIN checks with the account lockout,
 //! the movement pipeline with its AML rules and idempotency).
 
-use axum::http::StatusCode;
 use chainpay_core::ussd::{Effect, Outcome};
 use chainpay_core::{Amount, CurrencyCode, Pin};
 use serde_json::json;
@@ -18,8 +17,10 @@ use crate::idempotency::IdempotencyKey;
 use crate::movements::conversion::{self, ConvertOrder, ConvertTerms};
 use crate::movements::transfer::SendOrder;
 use crate::movements::{self, Operation};
+use crate::mpesa::withdrawals::{self, WithdrawOrder};
 use crate::transactions::TxView;
 use crate::{reversals, statement};
+use chainpay_core::Msisdn;
 
 /// What a refusal tells the caller.
 fn refused(error: &ApiError) -> Outcome {
@@ -69,7 +70,7 @@ async fn move_money<O: Operation>(
         ),
     };
     match movements::run(state, op, Some(key)).await {
-        Ok(reply) if reply.status == StatusCode::CREATED => {
+        Ok(reply) if reply.status.is_success() => {
             serde_json::from_value(reply.body).map_err(|_| Outcome::Failed)
         }
         Ok(reply) => Err(Outcome::Refused(
@@ -178,6 +179,45 @@ pub async fn perform(
                     reference: chainpay_core::transaction::reference(view.tx_id),
                     balance: wallet_balance(state, who.user_id, &currency).await?,
                 },
+                Err(outcome) => outcome,
+            }
+        }
+        Effect::Deposit { amount } => {
+            let phone = Msisdn::parse(&who.phone)?;
+            match crate::mpesa::deposits::initiate(state, who.user_id, &phone, amount).await {
+                Ok(_) => Outcome::DepositStarted,
+                Err(error) => refused(&error),
+            }
+        }
+        Effect::PreviewWithdraw { amount } => {
+            let rules = state.rules.get(&state.pool).await?;
+            let phone = Msisdn::parse(&who.phone)?;
+            match WithdrawOrder::new(who.user_id, &phone, amount)
+                .and_then(|order| order.fee(&rules))
+            {
+                Ok(fee) => Outcome::Preview { fee },
+                Err(error) => refused(&error),
+            }
+        }
+        Effect::Withdraw { amount, pin } => {
+            if let Some(wrong) = pin_gate(state, &who, pin).await? {
+                return Ok(wrong);
+            }
+            let phone = Msisdn::parse(&who.phone)?;
+            let order = match WithdrawOrder::new(who.user_id, &phone, amount) {
+                Ok(order) => order,
+                Err(error) => return Ok(refused(&error)),
+            };
+            match move_money(state, &who, &order, key).await {
+                Ok(view) => {
+                    if let Err(error) = withdrawals::submit(state, view.tx_id).await {
+                        tracing::error!(error = %error, "B2C submission failed");
+                    }
+                    Outcome::Withdrawn {
+                        reference: chainpay_core::transaction::reference(view.tx_id),
+                        balance: wallet_balance(state, who.user_id, "KES").await?,
+                    }
+                }
                 Err(outcome) => outcome,
             }
         }

@@ -22,6 +22,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(approve_reversal))
         .routes(routes!(reject_reversal))
         .routes(routes!(sms_outbox))
+        .routes(routes!(mpesa_transactions))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MpesaTransactions {
+    pub deposits: Vec<crate::mpesa::deposits::DepositView>,
+    pub withdrawals: Vec<crate::mpesa::withdrawals::WithdrawalView>,
+}
+
+/// Every M-Pesa deposit and withdrawal, newest first (up to 200 of each).
+#[utoipa::path(get, path = "/admin/mpesa-transactions", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = MpesaTransactions), (status = 403, body = Problem)))]
+async fn mpesa_transactions(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> ApiResult<Json<MpesaTransactions>> {
+    Ok(Json(MpesaTransactions {
+        deposits: crate::mpesa::deposits::history(&state, None, 200).await?,
+        withdrawals: crate::mpesa::withdrawals::list(&state, 200).await?,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

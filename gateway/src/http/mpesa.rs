@@ -1,0 +1,185 @@
+//! M-Pesa endpoints: starting a deposit, its status and history, and the
+//! Daraja callbacks (STK results, B2C results and queue timeouts).
+//!
+//! Callbacks carry `?token=` (Daraja does not sign them); they are always
+//! acknowledged quickly in Daraja's shape once the token is right, whatever
+//! they say, and never move money twice.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chainpay_core::Msisdn;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiJson, ApiPath};
+use super::session::AuthUser;
+use super::AppState;
+use crate::idempotency::{IdempotencyKey, Prior};
+use crate::mpesa::deposits::{self, DepositView, Initiated};
+use crate::mpesa::{self, withdrawals};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(initiate))
+        .routes(routes!(callback))
+        .routes(routes!(b2c_result))
+        .routes(routes!(b2c_timeout))
+        .routes(routes!(status))
+        .routes(routes!(history))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InitiateRequest {
+    /// KES cents, whole shillings (10000 = KES 100).
+    pub amount: i64,
+    /// The Safaricom number to prompt; the caller's own by default.
+    pub phone: Option<String>,
+}
+
+/// Starts a deposit: `Idempotency-Key` makes a retry answer as the first
+/// request did without prompting the phone again.
+pub async fn start_deposit(
+    state: &AppState,
+    user: &AuthUser,
+    headers: &HeaderMap,
+    amount: i64,
+    phone: Option<&str>,
+) -> ApiResult<Response> {
+    let phone = match phone.map(str::trim).filter(|p| !p.is_empty()) {
+        Some(raw) => Msisdn::parse(raw).map_err(|e| ApiError::Validation(format!("phone: {e}")))?,
+        None => Msisdn::parse(&user.phone).map_err(|e| ApiError::Internal(e.into()))?,
+    };
+    let fingerprint = format!("POST /mpesa/initiate|{amount}|{phone}");
+    let key = IdempotencyKey::from_headers(headers, user.user_id, &fingerprint)?;
+    if let Some(key) = &key {
+        if let Prior::Replay { status, body } = key.prior(&state.pool).await? {
+            return Ok(super::wallet::replayable(status, body, true));
+        }
+    }
+    let initiated: Initiated = deposits::initiate(state, user.user_id, &phone, amount).await?;
+    let body = serde_json::to_value(&initiated).map_err(anyhow::Error::from)?;
+    if let Some(key) = &key {
+        let mut conn = state.pool.acquire().await?;
+        key.save(&mut conn, StatusCode::ACCEPTED, &body).await?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Deposit KES from M-Pesa: the phone gets an STK prompt; the wallet is
+/// credited when Safaricom confirms. Poll `/mpesa/status/{ref}`.
+#[utoipa::path(post, path = "/mpesa/initiate", tag = "mpesa", security(("bearer" = [])), request_body = InitiateRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 202, body = Initiated), (status = 400, body = Problem),
+              (status = 502, description = "mpesa_unavailable", body = Problem)))]
+async fn initiate(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<InitiateRequest>,
+) -> ApiResult<Response> {
+    start_deposit(&state, &user, &headers, body.amount, body.phone.as_deref()).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CallbackToken {
+    /// Must equal `MPESA_CALLBACK_TOKEN`.
+    pub token: Option<String>,
+}
+
+fn ack(description: &str) -> Response {
+    (
+        StatusCode::OK,
+        Json(json!({"ResultCode": 0, "ResultDesc": description})),
+    )
+        .into_response()
+}
+
+/// Daraja's STK Push result for a deposit.
+#[utoipa::path(post, path = "/mpesa/callback", tag = "mpesa", params(CallbackToken),
+    responses((status = 200, description = "`{ResultCode: 0, ResultDesc}`"), (status = 401, body = Problem)))]
+async fn callback(
+    State(state): State<AppState>,
+    Query(token): Query<CallbackToken>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    if !mpesa::token_matches(&state, token.token.as_deref()) {
+        deposits::reject_callback(&state, body).await?;
+        return Err(ApiError::Unauthorized);
+    }
+    let outcome = deposits::on_callback(&state, body).await?;
+    tracing::info!(outcome = %outcome, "M-Pesa STK callback");
+    Ok(ack("Accepted"))
+}
+
+async fn b2c(
+    state: &AppState,
+    token: &CallbackToken,
+    body: Value,
+    timed_out: bool,
+) -> ApiResult<Response> {
+    if !mpesa::token_matches(state, token.token.as_deref()) {
+        return Err(ApiError::Unauthorized);
+    }
+    let outcome = withdrawals::on_result(state, body, timed_out).await?;
+    tracing::info!(outcome = %outcome, timed_out, "M-Pesa B2C result");
+    Ok(ack("Accepted"))
+}
+
+/// Daraja's B2C result for a withdrawal.
+#[utoipa::path(post, path = "/mpesa/b2c/result", tag = "mpesa", params(CallbackToken),
+    responses((status = 200, description = "Acknowledged"), (status = 401, body = Problem)))]
+async fn b2c_result(
+    State(state): State<AppState>,
+    Query(token): Query<CallbackToken>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    b2c(&state, &token, body, false).await
+}
+
+/// Daraja's queue timeout for a withdrawal: refunded.
+#[utoipa::path(post, path = "/mpesa/b2c/timeout", tag = "mpesa", params(CallbackToken),
+    responses((status = 200, description = "Acknowledged"), (status = 401, body = Problem)))]
+async fn b2c_timeout(
+    State(state): State<AppState>,
+    Query(token): Query<CallbackToken>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    b2c(&state, &token, body, true).await
+}
+
+/// One of the caller's deposits.
+#[utoipa::path(get, path = "/mpesa/status/{ref}", tag = "mpesa", security(("bearer" = [])),
+    params(("ref" = Uuid, Path, description = "The deposit's ref")),
+    responses((status = 200, body = DepositView), (status = 404, body = Problem)))]
+async fn status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(reference): ApiPath<Uuid>,
+) -> ApiResult<Json<DepositView>> {
+    let owner = (!user.is_admin()).then_some(user.user_id);
+    deposits::find(&state, owner, reference)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("deposit"))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DepositHistory {
+    pub deposits: Vec<DepositView>,
+}
+
+/// The caller's deposits, newest first.
+#[utoipa::path(get, path = "/mpesa/history", tag = "mpesa", security(("bearer" = [])),
+    responses((status = 200, body = DepositHistory)))]
+async fn history(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<DepositHistory>> {
+    Ok(Json(DepositHistory {
+        deposits: deposits::history(&state, Some(user.user_id), 100).await?,
+    }))
+}

@@ -70,8 +70,8 @@ impl FeeSchedule {
     fn band(&self, kind: FeeKind, usd_cents: i64) -> Option<&FeeBand> {
         self.bands
             .iter()
-            .filter(|b| b.kind == kind && b.from_usd_cents <= usd_cents)
-            .last()
+            .rev()
+            .find(|b| b.kind == kind && b.from_usd_cents <= usd_cents)
     }
 
     /// The fee, in minor units of `currency`, for moving `amount_minor` of it.

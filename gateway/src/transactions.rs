@@ -47,6 +47,39 @@ pub struct TxView {
     pub seq: i64,
 }
 
+impl TxView {
+    /// A movement just posted, as its response shows it (no block yet).
+    pub fn posted(
+        movement: &crate::ledger::post::Movement,
+        signature: String,
+        from_phone: Option<String>,
+        to_phone: Option<String>,
+    ) -> Self {
+        let facts = &movement.facts;
+        let conversion = facts.conversion.as_ref();
+        Self {
+            tx_id: facts.tx_id,
+            tx_type: facts.tx_type.as_str().to_owned(),
+            status: movement.status.to_owned(),
+            amount: facts.amount_minor,
+            fee: facts.fee_minor,
+            currency: facts.currency.clone(),
+            from_phone,
+            to_phone,
+            note: movement.note.clone(),
+            created_at: facts.created_at,
+            signature,
+            to_currency: conversion.map(|leg| leg.to_currency.clone()),
+            converted_amount: conversion.map(|leg| leg.converted_minor),
+            rate: conversion.map(|leg| leg.rate.clone()),
+            block_index: None,
+            from_user_id: facts.from_user_id,
+            to_user_id: facts.to_user_id,
+            seq: 0,
+        }
+    }
+}
+
 /// One transaction by id.
 pub async fn find(pool: &PgPool, tx_id: Uuid) -> sqlx::Result<Option<TxView>> {
     sqlx::query_as!(

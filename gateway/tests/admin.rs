@@ -1,4 +1,5 @@
 //! Operator endpoints: access control, users, KYC, stats, ledger check.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Registration, login, lockout, PIN changes, tokens, suspension, rate limits.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The blockchain audit layer: inclusion proofs checked by an independent
 //! RFC 9162 verifier, tamper detection by the API and the CLI, restarts, and
 //! two instances sealing one chain.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -90,7 +91,7 @@ fn rfc9162_verify(
         }
         if fnode % 2 == 1 || fnode == snode {
             r = sha3(&[&[1u8], p, &r]);
-            if fnode % 2 == 0 {
+            if fnode.is_multiple_of(2) {
                 loop {
                     fnode /= 2;
                     snode /= 2;
@@ -359,13 +360,7 @@ async fn tamper_and_validate(statement: &str) -> (Value, std::process::Output) {
     let clean = app.get_json("/api/v1/blockchain/validate", &admin).await;
     assert_eq!(clean["valid"], true, "{clean}");
     assert_eq!(clean["blocks_checked"], 4);
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query(statement).execute(&mut *tx).await.unwrap();
-    tx.commit().await.unwrap();
+    app.tamper(&[statement]).await;
     let report = app.get_json("/api/v1/blockchain/validate", &admin).await;
     let url = database_url(&app.database).await;
     let cli = Command::new(env!("CARGO_BIN_EXE_chainpay"))
@@ -478,21 +473,14 @@ async fn a_consistently_rewritten_block_still_fails_on_its_signature() {
         .unwrap()
         .replace(block["merkle_root"].as_str().unwrap(), &leaf_hash);
     let block_hash = hex::encode(sha3(&[header.as_bytes()]));
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    for statement in [
-        format!("UPDATE transactions SET amount = 999900 WHERE tx_id = '{id}'"),
-        format!("UPDATE block_entries SET leaf_hash = '{leaf_hash}' WHERE tx_id = '{id}'"),
-        format!(
+    app.tamper(&[
+        &format!("UPDATE transactions SET amount = 999900 WHERE tx_id = '{id}'"),
+        &format!("UPDATE block_entries SET leaf_hash = '{leaf_hash}' WHERE tx_id = '{id}'"),
+        &format!(
             "UPDATE blocks SET merkle_root = '{leaf_hash}', header = '{header}', block_hash = '{block_hash}' WHERE block_index = {index}"
         ),
-    ] {
-        sqlx::query(&statement).execute(&mut *tx).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    ])
+    .await;
     let admin = app.admin_token().await;
     let report = app.get_json("/api/v1/blockchain/validate", &admin).await;
     assert_eq!(report["first_invalid_block"], index);

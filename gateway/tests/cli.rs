@@ -1,5 +1,6 @@
 //! The `chainpay` binary itself: `serve` on the embedded default database,
 //! graceful shutdown, and the `users` and `reconcile` subcommands.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The AML rules at their boundaries, through the HTTP API: single and daily
 //! limits, hourly velocity, structuring reports, KYC tiers, sanctions, and
 //! the SAR review workflow.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -308,7 +309,7 @@ async fn a_sanctioned_name_with_a_typo_and_reordered_tokens_cannot_register_and_
     assert_eq!(case["user_id"], Value::Null);
     let finding = &case["detail"]["findings"][0];
     assert_eq!(finding["phone"], "+254713000006");
-    assert_eq!(finding["listed_id"].as_i64().is_some(), true);
+    assert!(finding["listed_id"].as_i64().is_some());
     assert!(finding["score"].as_f64().unwrap() >= 0.9);
     let audit = app
         .get_json("/api/v1/admin/audit-log?action=auth.register", &admin)

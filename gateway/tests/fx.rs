@@ -1,4 +1,5 @@
 //! Exchange rates, locked quotes and conversions through the HTTP API.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The spine's headline journey, end to end over HTTP and PostgreSQL.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! M-Pesa deposits and withdrawals against the Daraja simulator, over HTTP:
 //! every outcome code, repeated, lost, late, forged and tampered callbacks,
 //! restarts, and B2C success, failure and timeout.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

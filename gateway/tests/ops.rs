@@ -1,4 +1,5 @@
 //! Health, readiness, metrics, API documentation and request ids.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! SMS: the outbox and its worker against the Africa's Talking simulator,
 //! delivery reports, retries when Africa's Talking is down, and inbound
 //! commands.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Full USSD sessions over HTTP, as Africa's Talking drives them: a fresh
 //! `sessionId` per dial, `text` carrying every input so far.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

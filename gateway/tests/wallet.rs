@@ -1,4 +1,5 @@
 //! Sending money: idempotency, concurrency, bad input, history.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

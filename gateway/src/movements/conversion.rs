@@ -319,25 +319,11 @@ impl Operation for ConvertOrder {
             .record(conn)
             .await?;
         let phone = parties.sender.party.phone;
-        Ok(TxView {
-            tx_id,
-            tx_type: TxType::Conversion.as_str().to_owned(),
-            status: "COMPLETED".into(),
-            amount: price.amount_minor,
-            fee: price.fee_minor,
-            currency: from.to_owned(),
-            from_phone: Some(phone.clone()),
-            to_phone: Some(phone),
-            note: None,
-            created_at: facts.created_at,
+        Ok(TxView::posted(
+            &movement,
             signature,
-            to_currency: Some(to.to_owned()),
-            converted_amount: Some(price.converted_minor),
-            rate: Some(rate),
-            block_index: None,
-            from_user_id: facts.from_user_id,
-            to_user_id: facts.to_user_id,
-            seq: 0,
-        })
+            Some(phone.clone()),
+            Some(phone),
+        ))
     }
 }

@@ -223,25 +223,11 @@ impl Operation for SendOrder {
             .detail(detail)
             .record(conn)
             .await?;
-        Ok(TxView {
-            tx_id,
-            tx_type: TxType::Transfer.as_str().to_owned(),
-            status: "COMPLETED".into(),
-            amount: facts.amount_minor,
-            fee: facts.fee_minor,
-            currency: facts.currency,
-            from_phone: Some(priced.parties.sender.party.phone.clone()),
-            to_phone: Some(self.to_phone.to_string()),
-            note: self.note.clone(),
-            created_at: facts.created_at,
+        Ok(TxView::posted(
+            &movement,
             signature,
-            to_currency: None,
-            converted_amount: None,
-            rate: None,
-            block_index: None,
-            from_user_id: facts.from_user_id,
-            to_user_id: facts.to_user_id,
-            seq: 0,
-        })
+            Some(priced.parties.sender.party.phone.clone()),
+            Some(self.to_phone.to_string()),
+        ))
     }
 }

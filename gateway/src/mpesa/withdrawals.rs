@@ -176,26 +176,12 @@ impl Operation for WithdrawOrder {
             .detail(detail)
             .record(conn)
             .await?;
-        Ok(TxView {
-            tx_id,
-            tx_type: TxType::Withdrawal.as_str().to_owned(),
-            status: "PENDING".into(),
-            amount,
-            fee,
-            currency: "KES".into(),
-            from_phone: Some(parties.sender.party.phone),
-            to_phone: Some(format!("+{}", self.daraja_phone)),
-            note: movement.note,
-            created_at: facts.created_at,
-            signature: posted.signature,
-            to_currency: None,
-            converted_amount: None,
-            rate: None,
-            block_index: None,
-            from_user_id: facts.from_user_id,
-            to_user_id: None,
-            seq: 0,
-        })
+        Ok(TxView::posted(
+            &movement,
+            posted.signature,
+            Some(parties.sender.party.phone),
+            Some(format!("+{}", self.daraja_phone)),
+        ))
     }
 }
 

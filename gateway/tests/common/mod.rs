@@ -485,6 +485,21 @@ impl TestApp {
         assert_eq!(report["balanced"], true, "ledger check: {report:#}");
     }
 
+    /// Runs `statements` in one transaction as the superuser with the
+    /// append-only triggers switched off, as an attacker with database
+    /// access would.
+    pub async fn tamper(&self, statements: &[&str]) {
+        let mut tx = self.pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL session_replication_role = replica")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for statement in statements {
+            sqlx::query(statement).execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
     /// Total of every account in `currency` straight from the database.
     pub async fn currency_total(&self, currency: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(

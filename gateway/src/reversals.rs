@@ -283,8 +283,15 @@ pub async fn decide(
             false,
             &shown(posted.balance_of(ids[0])),
         );
-        outbox::queue(&mut tx, &request.sender_phone, &back, Some(facts.tx_id)).await?;
-        outbox::queue(&mut tx, &request.recipient_phone, &taken, Some(facts.tx_id)).await?;
+        outbox::queue_all(
+            &mut tx,
+            &[
+                (&request.sender_phone, &back),
+                (&request.recipient_phone, &taken),
+            ],
+            Some(facts.tx_id),
+        )
+        .await?;
         reversal_tx_id = Some(facts.tx_id);
     } else {
         let message = format!(

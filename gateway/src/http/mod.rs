@@ -93,7 +93,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(ops::router())
-        .merge(crate::sim::router())
+        .merge(crate::sim::router(&state.settings))
         .merge(docs::router(openapi))
         .fallback(middleware::not_found)
         .route_layer(axum::middleware::from_fn_with_state(

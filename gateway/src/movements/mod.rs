@@ -56,22 +56,16 @@ pub struct Reply {
     pub replayed: bool,
 }
 
-/// Runs `op` once per idempotency key. Business refusals are audited and,
-/// when keyed, saved so a retry sees the same answer.
+/// Runs `op` once per idempotency key: the outcome saved first is the
+/// answer to every copy. Business refusals are audited and, when keyed,
+/// saved so a retry sees the same answer.
 pub async fn run<O: Operation>(
     state: &AppState,
     op: &O,
     key: Option<IdempotencyKey>,
 ) -> Result<Reply, ApiError> {
-    if let Some(key) = &key {
-        if let Prior::Replay { status, body } = key.prior(&state.pool).await? {
-            return Ok(Reply {
-                status,
-                body,
-                replayed: true,
-            });
-        }
-    }
+    // No look-up before the work: a retry is rare, and the key's unique
+    // index catches it when the outcome is saved (the earlier answer wins).
     let rules = state.rules.get(&state.pool).await?;
     let mut tx = state.pool.begin().await?;
     match op.execute(&mut tx, state, &rules).await {
@@ -101,6 +95,17 @@ pub async fn run<O: Operation>(
         Err(ApiError::Internal(error)) => Err(ApiError::Internal(error)),
         Err(refusal) => {
             tx.rollback().await?;
+            // A retry refused now (say, by the velocity its first try
+            // counted) still gets the first answer.
+            if let Some(key) = &key {
+                if let Prior::Replay { status, body } = key.prior(&state.pool).await? {
+                    return Ok(Reply {
+                        status,
+                        body,
+                        replayed: true,
+                    });
+                }
+            }
             record_refusal(state, op, key.as_ref(), &refusal).await?;
             Err(refusal)
         }

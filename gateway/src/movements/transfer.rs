@@ -211,8 +211,12 @@ impl Operation for SendOrder {
             },
             &shown(posted.balance_of(ledger_accounts.target_wallet)),
         );
-        outbox::queue(conn, &sender.phone, &sent, Some(tx_id)).await?;
-        outbox::queue(conn, &recipient.phone, &received, Some(tx_id)).await?;
+        outbox::queue_all(
+            conn,
+            &[(&sender.phone, &sent), (&recipient.phone, &received)],
+            Some(tx_id),
+        )
+        .await?;
         let signature = posted.signature;
         let detail = json!({"amount": facts.amount_minor, "fee": facts.fee_minor, "currency": currency,
                             "to": self.to_phone.as_str(), "usd_cents": priced.usd_cents});

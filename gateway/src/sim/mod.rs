@@ -8,10 +8,18 @@ pub mod daraja;
 
 use axum::Router;
 
+use crate::config::{MpesaEnv, Settings};
 use crate::http::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .nest("/sim/at", africastalking::router())
-        .nest("/sim/daraja", daraja::router())
+/// The simulators these settings call for: none when real credentials are
+/// configured, so a production gateway exposes no simulator endpoint.
+pub fn router(settings: &Settings) -> Router<AppState> {
+    let mut router = Router::new();
+    if settings.africastalking.is_none() {
+        router = router.nest("/sim/at", africastalking::router());
+    }
+    if settings.mpesa.env == MpesaEnv::Simulator {
+        router = router.nest("/sim/daraja", daraja::router());
+    }
+    router
 }

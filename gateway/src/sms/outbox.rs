@@ -13,11 +13,28 @@ pub async fn queue(
     message: &str,
     tx_id: Option<Uuid>,
 ) -> sqlx::Result<()> {
-    let message: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    queue_all(conn, &[(to_phone, message)], tx_id).await
+}
+
+/// Queues several messages in one round trip (a movement's confirmations).
+pub async fn queue_all(
+    conn: &mut PgConnection,
+    messages: &[(&str, &str)],
+    tx_id: Option<Uuid>,
+) -> sqlx::Result<()> {
+    let phones: Vec<String> = messages
+        .iter()
+        .map(|(phone, _)| (*phone).to_owned())
+        .collect();
+    let texts: Vec<String> = messages
+        .iter()
+        .map(|(_, text)| text.chars().take(MAX_MESSAGE_CHARS).collect())
+        .collect();
     sqlx::query!(
-        "INSERT INTO sms_outbox (to_phone, message, tx_id) VALUES ($1, $2, $3)",
-        to_phone,
-        message,
+        "INSERT INTO sms_outbox (to_phone, message, tx_id)
+         SELECT phone, message, $3 FROM unnest($1::text[], $2::text[]) AS m (phone, message)",
+        &phones,
+        &texts,
         tx_id
     )
     .execute(conn)

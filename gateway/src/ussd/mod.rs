@@ -73,7 +73,7 @@ fn state_name(state: &State) -> String {
 /// Answers one request with the `CON …`/`END …` body.
 pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<String> {
     if request.inputs.len() > MAX_INPUTS {
-        return Ok(Screen::End(Texts::try_later()).render());
+        return Ok(Screen::End(try_later()).render());
     }
     let stored = sqlx::query!(
         "SELECT phone, state, step, last_reply FROM ussd_sessions WHERE session_id = $1",
@@ -83,7 +83,7 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
     .await?;
     let (mut machine, consumed) = match stored {
         Some(row) if row.phone != request.phone.as_str() => {
-            return Ok(Screen::End(Texts::try_later()).render());
+            return Ok(Screen::End(try_later()).render());
         }
         // Nothing new: a retry (or a duplicate) gets the same answer.
         Some(row) if request.inputs.len() <= row.step as usize => return Ok(row.last_reply),
@@ -104,7 +104,11 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
     let currencies: Vec<String> = rules.rates.currencies().map(str::to_owned).collect();
     let exponent = |currency: &str| rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
 
-    let mut screen = Screen::End(Texts::try_later());
+    let env = Env {
+        exponent: &exponent,
+        currencies: &currencies,
+    };
+    let mut screen = Screen::End(try_later());
     if machine.is_none() {
         let step = {
             let ctx = Ctx {
@@ -115,7 +119,7 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
             };
             ussd::dial(&ctx)
         };
-        let (shown, next) = run(state, &request, 0, &mut caller, step).await?;
+        let (shown, next) = run(state, &request, &env, 0, &mut caller, step).await?;
         screen = shown;
         machine = Some(next);
     }
@@ -130,7 +134,7 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
             };
             ussd::input(current, &request.inputs[position], &ctx)
         };
-        let (shown, next) = run(state, &request, position + 1, &mut caller, step).await?;
+        let (shown, next) = run(state, &request, &env, position + 1, &mut caller, step).await?;
         screen = shown;
         machine = Some(next);
     }
@@ -169,13 +173,11 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
 async fn run(
     state: &AppState,
     request: &UssdRequest,
+    env: &Env<'_>,
     position: usize,
     caller: &mut Option<CallerRow>,
     mut step: Step,
 ) -> anyhow::Result<(Screen, State)> {
-    let rules = state.rules.get(&state.pool).await?;
-    let currencies: Vec<String> = rules.rates.currencies().map(str::to_owned).collect();
-    let exponent = |currency: &str| rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
     // An effect can lead to another (recipient → holdings); a handful at most.
     for _ in 0..4 {
         match step {
@@ -187,21 +189,22 @@ async fn run(
                 let ctx = Ctx {
                     caller: caller.as_ref().map(|c| &c.caller),
                     inputs,
-                    exponent: &exponent,
-                    currencies: &currencies,
+                    exponent: env.exponent,
+                    currencies: env.currencies,
                 };
                 step = ussd::outcome(waiting, outcome, &ctx);
             }
         }
     }
-    Ok((Screen::End(Texts::try_later()), State::Ended))
+    Ok((Screen::End(try_later()), State::Ended))
 }
 
-/// Words the gateway itself needs outside the machine.
-struct Texts;
+/// What the machine reads about currencies, for this request.
+struct Env<'a> {
+    exponent: &'a (dyn Fn(&str) -> u32 + Sync),
+    currencies: &'a [String],
+}
 
-impl Texts {
-    fn try_later() -> String {
-        ussd::Texts(Lang::En).try_later().to_owned()
-    }
+fn try_later() -> String {
+    ussd::Texts(Lang::En).try_later().to_owned()
 }

@@ -101,3 +101,31 @@ pub async fn get_or_create(
         .try_into()
         .map_err(|_| anyhow::anyhow!("stored secret {name} has the wrong length"))
 }
+
+/// Compares a presented secret with ours in constant time (for a given
+/// length), so response timing does not leak how much of it was right.
+pub fn same_secret(given: Option<&str>, expected: &str) -> bool {
+    let Some(given) = given else {
+        return false;
+    };
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_matches_only_itself() {
+        assert!(same_secret(Some("s3cret"), "s3cret"));
+        assert!(!same_secret(Some("s3creT"), "s3cret"));
+        assert!(!same_secret(Some("s3cre"), "s3cret"));
+        assert!(!same_secret(None, "s3cret"));
+    }
+}

@@ -2,13 +2,13 @@
 //! USSD screens and SMS replies (`25/11 -KES 255.00 to BARAKA JUMA`).
 
 use chainpay_core::ussd::money;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Movements shown.
 pub const MINI_STATEMENT_ROWS: i64 = 5;
 
-pub async fn mini(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Vec<String>> {
+pub async fn mini(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Vec<String>> {
     let rows = sqlx::query!(
         r#"
         WITH page AS (
@@ -30,7 +30,7 @@ pub async fn mini(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Vec<String>> {
         user_id,
         MINI_STATEMENT_ROWS
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()

@@ -33,7 +33,7 @@ pub struct WebhookToken {
 
 fn check_token(state: &AppState, given: &WebhookToken) -> ApiResult<()> {
     match &state.settings.at_webhook_token {
-        Some(expected) if given.token.as_deref() != Some(expected.as_str()) => {
+        Some(expected) if !crate::secrets::same_secret(given.token.as_deref(), expected) => {
             Err(ApiError::Unauthorized)
         }
         _ => Ok(()),

@@ -90,16 +90,7 @@ pub fn callback_url(state: &AppState, path: &str) -> Result<String, ApiError> {
     ))
 }
 
-/// Constant-time comparison of a callback's token with ours.
+/// Whether a callback carries our token.
 pub fn token_matches(state: &AppState, given: Option<&str>) -> bool {
-    let expected = state.mpesa.callback_token.as_bytes();
-    let Some(given) = given.map(str::as_bytes) else {
-        return false;
-    };
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    crate::secrets::same_secret(given, &state.mpesa.callback_token)
 }

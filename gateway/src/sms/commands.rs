@@ -105,7 +105,7 @@ pub async fn answer(
             }
         }
         (Some(user), Command::MiniStatement) => {
-            let lines = statement::mini(pool, user.id).await?;
+            let lines = statement::mini(&mut tx, user.id).await?;
             if lines.is_empty() {
                 "ChainPay: no transactions yet.".to_owned()
             } else {

@@ -227,7 +227,10 @@ pub async fn perform(
         },
         Effect::Statement { pin } => match pin_gate(state, &who, pin).await? {
             Some(wrong) => wrong,
-            None => Outcome::Statement(statement::mini(&state.pool, who.user_id).await?),
+            None => {
+                let mut conn = state.pool.acquire().await?;
+                Outcome::Statement(statement::mini(&mut conn, who.user_id).await?)
+            }
         },
         Effect::Quote { from, to, amount } => {
             let parsed = (

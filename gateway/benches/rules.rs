@@ -18,6 +18,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use chainpay_gateway::compliance::limits;
+use chainpay_gateway::movements::parties;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
@@ -113,6 +114,9 @@ async fn main() {
             let rules = rules.clone();
             Box::pin(async move {
                 let mut tx = conn.begin().await.unwrap();
+                // What every outgoing movement does: lock the sender (with the
+                // parties' screening state), then read and decide the windows.
+                parties::load(&mut tx, sender, None).await.unwrap();
                 limits::check_outgoing(&mut tx, &rules, sender, 100)
                     .await
                     .unwrap();

@@ -507,3 +507,28 @@ async fn sars_move_from_open_to_review_to_filed_with_notes_and_no_way_back() {
             .unwrap();
     assert_eq!(reviews, 2);
 }
+
+#[tokio::test]
+async fn concurrent_payments_cannot_slip_past_the_daily_limit_together() {
+    let app = spawn_app().await;
+    let token = app.verified_user("+254713000011", "Racer", 1_000_000).await;
+    // Six payments of USD 1,500.00 at once: only three fit in USD 5,000.00.
+    let payments = (0..6).map(|_| pay(&app, &token, 150_000));
+    let statuses: Vec<StatusCode> = futures::future::join_all(payments)
+        .await
+        .into_iter()
+        .map(|r| r.status())
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 3, "{statuses:?}");
+    let volume: i64 = sqlx::query_scalar(
+        "SELECT sum(usd_cents)::bigint FROM transactions t JOIN users u ON u.id = t.from_user_id WHERE u.phone = '+254713000011'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(volume <= 500_000, "{volume}");
+}

@@ -1,11 +1,14 @@
 //! KYC tier limits and the rolling AML windows, read and decided inside the
 //! movement's own transaction.
 //!
-//! The sender's user row is locked first (`FOR NO KEY UPDATE`, which does not
-//! block the foreign-key checks of other movements), so two concurrent
-//! movements by one sender are judged one after the other and cannot both
-//! slip under a daily limit. The windows read only the sender's last 24 hours
-//! through `transactions_limits_window`, however long their history.
+//! The caller must already hold the sender's row lock (taken by
+//! [`crate::movements::parties::load`], `FOR NO KEY UPDATE`, which does not
+//! block the foreign-key checks of other movements) from an earlier
+//! statement of the same transaction: this statement's fresh snapshot then
+//! includes every movement by the sender that committed before the lock was
+//! granted, so two concurrent movements cannot both slip under a limit. The
+//! windows read only the sender's last 24 hours through
+//! `transactions_limits_window`, however long their history.
 
 use chainpay_core::compliance::{self, Activity, Decision, TierLimits};
 use sqlx::PgConnection;
@@ -34,7 +37,6 @@ pub async fn check_outgoing(
             WHERE from_user_id = u.id AND usd_cents IS NOT NULL AND created_at > now() - interval '24 hours'
         ) w
         WHERE u.id = $1
-        FOR NO KEY UPDATE OF u
         "#,
         user_id,
         rules.structuring.band_min_usd_cents,

@@ -29,6 +29,12 @@ impl Person {
 
 /// The sender, the counterparty named by phone (if any and registered) and
 /// the current sanctions list version, in one round trip.
+///
+/// Inside a movement's transaction this also locks the sender's row (and
+/// only theirs), so a sender's movements are decided one at a time: the AML
+/// windows, read by a *later* statement, then see every movement that
+/// committed while this one waited. (Reading them in the locking statement
+/// would not: its snapshot predates the wait.)
 pub struct Parties {
     pub sender: Person,
     pub counterparty: Option<Person>,
@@ -41,9 +47,10 @@ pub async fn load(
     counterparty_phone: Option<&str>,
 ) -> Result<Parties, ApiError> {
     let rows = sqlx::query!(
-        r#"SELECT id, name, phone, suspended, kyc_status, screened_list_version, sanctions_match_id,
+        r#"WITH sender AS (SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE)
+           SELECT id, name, phone, suspended, kyc_status, screened_list_version, sanctions_match_id,
                   (SELECT version FROM sanctions_list) AS "list_version!"
-           FROM users WHERE id = $1 OR phone = $2"#,
+           FROM users WHERE (id = $1 OR phone = $2) AND EXISTS (SELECT 1 FROM sender)"#,
         sender_id,
         counterparty_phone
     )

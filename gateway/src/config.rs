@@ -15,7 +15,9 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone)]
+/// `Debug` leaves out the secrets (JWT secret, master key, database URL
+/// with its password): settings may be logged.
+#[derive(Clone)]
 pub struct Settings {
     /// `CHAINPAY_ADDR`: where `serve` listens.
     pub listen_addr: SocketAddr,
@@ -201,6 +203,23 @@ impl std::fmt::Debug for AfricasTalking {
     }
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen_addr", &self.listen_addr)
+            .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .field("data_dir", &self.data_dir)
+            .field("rate_limit_per_user", &self.rate_limit_per_user)
+            .field("rate_limit_per_ip", &self.rate_limit_per_ip)
+            .field("fx_feed", &self.fx_feed)
+            .field("node_name", &self.node_name)
+            .field("block_interval_s", &self.block_interval_s)
+            .field("africastalking", &self.africastalking)
+            .field("mpesa", &self.mpesa)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where exchange rates come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FxFeed {
@@ -315,5 +334,31 @@ impl Settings {
             at_webhook_token: env_opt("AT_WEBHOOK_TOKEN"),
             mpesa: mpesa_from_env()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let settings = Settings {
+            jwt_secret: Some("jwt-secret-value-0123456789abcdef".into()),
+            master_key_hex: Some("ab".repeat(32)),
+            database_url: Some("postgres://app:hunter2@db/chainpay".into()),
+            at_webhook_token: Some("hook-token".into()),
+            ..Settings::defaults()
+        };
+        let shown = format!("{settings:?}");
+        for secret in [
+            "jwt-secret-value",
+            &"ab".repeat(32),
+            "hunter2",
+            "hook-token",
+            "simulated-credential",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }

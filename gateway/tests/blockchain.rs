@@ -138,30 +138,16 @@ async fn check_proof(app: &TestApp, tx_id: &str) -> Value {
         unhex(proof["merkle_root"].as_str().unwrap()),
     ));
     let block: Value = app
-        .client
-        .get(app.url(&format!(
+        .get_public(&format!(
             "/api/v1/blockchain/blocks/{}",
             proof["block_index"]
-        )))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ))
+        .await;
     let header = block["header"].as_str().unwrap();
     assert!(header.contains(proof["merkle_root"].as_str().unwrap()));
     assert_eq!(hex::encode(sha3(&[header.as_bytes()])), block["block_hash"]);
     assert_eq!(block["block_hash"], proof["block_hash"]);
-    let authorities: Value = app
-        .client
-        .get(app.url("/api/v1/blockchain/authorities"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let authorities: Value = app.get_public("/api/v1/blockchain/authorities").await;
     let key = authorities["authorities"]
         .as_array()
         .unwrap()
@@ -188,15 +174,7 @@ async fn check_proof(app: &TestApp, tx_id: &str) -> Value {
 async fn wait_until_sealed(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let stats: Value = app
-            .client
-            .get(app.url("/api/v1/blockchain/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats: Value = app.get_public("/api/v1/blockchain/stats").await;
         if stats["pending"] == 0 {
             return;
         }
@@ -309,30 +287,14 @@ async fn every_committed_movement_is_queued_once_and_refusals_never() {
         .await
         .unwrap();
     assert_problem(user_mine, StatusCode::FORBIDDEN, "forbidden").await;
-    let blocks: Value = app
-        .client
-        .get(app.url("/api/v1/blockchain/blocks?n=5"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let blocks: Value = app.get_public("/api/v1/blockchain/blocks?n=5").await;
     let blocks = blocks["blocks"].as_array().unwrap();
     assert_eq!(blocks.len(), 2);
     assert_eq!(blocks[0]["index"], 1, "newest first");
     assert_eq!(blocks[0]["previous_hash"], blocks[1]["block_hash"]);
     assert_eq!(blocks[1]["previous_hash"], "0".repeat(64));
     assert_eq!(after["head_hash"], blocks[0]["block_hash"]);
-    let block: Value = app
-        .client
-        .get(app.url("/api/v1/blockchain/blocks/1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let block: Value = app.get_public("/api/v1/blockchain/blocks/1").await;
     assert_eq!(block["transactions"].as_array().unwrap().len(), 13);
     assert_problem(
         app.client
@@ -500,15 +462,7 @@ async fn after_a_restart_the_chain_continues_from_its_head_and_nothing_pending_i
     let first = mine(&app).await;
     let waiting = transfers(&app, 3).await;
     app.restart().await;
-    let stats: Value = app
-        .client
-        .get(app.url("/api/v1/blockchain/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = app.get_public("/api/v1/blockchain/stats").await;
     assert_eq!(stats["pending"], 3);
     assert_eq!(stats["head_hash"], first["block_hash"]);
     let next = mine(&app).await;

@@ -44,15 +44,7 @@ async fn free_conversions(app: &TestApp) {
 #[tokio::test]
 async fn every_pair_is_quoted_and_cross_rates_follow_the_usd_legs() {
     let app = spawn_app().await;
-    let rates: Value = app
-        .client
-        .get(app.url("/api/v1/fx/rates"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rates: Value = app.get_public("/api/v1/fx/rates").await;
     let rates = rates["rates"].as_array().unwrap();
     assert_eq!(rates.len(), 5 * 4, "every ordered pair of five currencies");
     let pair = |name: &str| rates.iter().find(|r| r["pair"] == name).unwrap().clone();

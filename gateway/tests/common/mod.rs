@@ -406,6 +406,13 @@ impl TestApp {
         token
     }
 
+    /// The body of a successful GET of a public endpoint, as JSON.
+    pub async fn get_public(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     /// The body of a successful GET as JSON.
     pub async fn get_json(&self, path: &str, token: &str) -> Value {
         let response = self.get(path, token).await;

@@ -8,6 +8,8 @@
 //! - SMS outbox: sends queued messages through Africa's Talking (0.5 s);
 //! - M-Pesa sweeper: asks STK Query about deposits whose callback is overdue;
 //! - Daraja simulator (simulator mode only): settles prompts and payouts;
+//! - housekeeping: prunes finished USSD sessions, idle rate-limit windows,
+//!   expired revocations and quotes, week-old idempotency records (10 min);
 //! - sanctions re-screening: screens users against a changed list (10 s, or
 //!   at once when an operator adds an entry);
 //! - FX feed: the simulated random walk, when configured.
@@ -37,6 +39,8 @@ const SMS_PERIOD: Duration = Duration::from_millis(500);
 const MPESA_SWEEP_PERIOD: Duration = Duration::from_secs(2);
 /// How often the Daraja simulator's customers and network act.
 const DARAJA_SIM_PERIOD: Duration = Duration::from_millis(200);
+/// How often finished sessions, old windows and expired records are pruned.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(600);
 /// How often the block sealer looks at the queue.
 const BLOCK_SEAL_PERIOD: Duration = Duration::from_secs(1);
 const RESCREEN_PERIOD: Duration = Duration::from_secs(10);
@@ -143,6 +147,23 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
             },
         )));
     }
+
+    let pool = state.pool.clone();
+    handles.push(tokio::spawn(every(
+        "housekeeping",
+        HOUSEKEEPING_PERIOD,
+        None,
+        shutdown.clone(),
+        move || {
+            let pool = pool.clone();
+            async move {
+                crate::housekeeping::prune(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(Into::into)
+            }
+        },
+    )));
 
     let rescreen_state = state.clone();
     handles.push(tokio::spawn(every(

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compliance;
 pub mod config;
 pub mod db;
+pub mod housekeeping;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;

@@ -192,3 +192,36 @@ async fn the_openapi_document_covers_every_api_route() {
     let console = app.client.get(app.url("/console/")).send().await.unwrap();
     assert_eq!(console.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn housekeeping_prunes_what_has_served_its_purpose_and_nothing_recent() {
+    let app = spawn_app().await;
+    let user = app.token(USER_PHONE, DEMO_PIN).await;
+    app.send(&user, ADMIN_PHONE, 100, "KES").await;
+    for statement in [
+        "INSERT INTO ussd_sessions (session_id, phone, state, step, last_reply, updated_at)
+         VALUES ('old', '+254700000001', '{\"at\":\"ended\"}', 1, 'END bye', now() - interval '2 days'),
+                ('live', '+254700000001', '{\"at\":\"home\"}', 0, 'CON hi', now())",
+        "INSERT INTO rate_limits (bucket, hits) VALUES ('ip:old', ARRAY[now() - interval '2 hours']), ('ip:new', ARRAY[now()])",
+        "INSERT INTO revoked_tokens (jti, user_id, expires_at)
+         SELECT gen_random_uuid(), id, now() - interval '1 minute' FROM users WHERE phone = '+254700000001'",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
+    let removed = chainpay_gateway::housekeeping::prune(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(removed, 3);
+    let sessions: Vec<String> = sqlx::query_scalar("SELECT session_id FROM ussd_sessions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, ["live"]);
+    let buckets: Vec<String> =
+        sqlx::query_scalar("SELECT bucket FROM rate_limits WHERE bucket LIKE 'ip:%'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(buckets, ["ip:new"]);
+    app.assert_balanced().await;
+}

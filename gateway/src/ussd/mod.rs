@@ -110,15 +110,7 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
     };
     let mut screen = Screen::End(try_later());
     if machine.is_none() {
-        let step = {
-            let ctx = Ctx {
-                caller: caller.as_ref().map(|c| &c.caller),
-                inputs: &[],
-                exponent: &exponent,
-                currencies: &currencies,
-            };
-            ussd::dial(&ctx)
-        };
+        let step = { ussd::dial(&env.ctx(caller.as_ref(), &[])) };
         let (shown, next) = run(state, &request, &env, 0, &mut caller, step).await?;
         screen = shown;
         machine = Some(next);
@@ -126,12 +118,7 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
     for position in consumed..request.inputs.len() {
         let current = machine.take().unwrap_or(State::Ended);
         let step = {
-            let ctx = Ctx {
-                caller: caller.as_ref().map(|c| &c.caller),
-                inputs: &request.inputs[..=position],
-                exponent: &exponent,
-                currencies: &currencies,
-            };
+            let ctx = env.ctx(caller.as_ref(), &request.inputs[..=position]);
             ussd::input(current, &request.inputs[position], &ctx)
         };
         let (shown, next) = run(state, &request, &env, position + 1, &mut caller, step).await?;
@@ -186,12 +173,7 @@ async fn run(
                 let key = format!("ussd:{}:{position}", request.session_id);
                 let outcome = effects::perform(state, request, caller, effect, &key).await?;
                 let inputs = &request.inputs[..position.min(request.inputs.len())];
-                let ctx = Ctx {
-                    caller: caller.as_ref().map(|c| &c.caller),
-                    inputs,
-                    exponent: env.exponent,
-                    currencies: env.currencies,
-                };
+                let ctx = env.ctx(caller.as_ref(), inputs);
                 step = ussd::outcome(waiting, outcome, &ctx);
             }
         }
@@ -203,6 +185,17 @@ async fn run(
 struct Env<'a> {
     exponent: &'a (dyn Fn(&str) -> u32 + Sync),
     currencies: &'a [String],
+}
+
+impl Env<'_> {
+    fn ctx<'c>(&'c self, caller: Option<&'c CallerRow>, inputs: &'c [String]) -> Ctx<'c> {
+        Ctx {
+            caller: caller.map(|c| &c.caller),
+            inputs,
+            exponent: self.exponent,
+            currencies: self.currencies,
+        }
+    }
 }
 
 fn try_later() -> String {

@@ -573,3 +573,17 @@ async fn malformed_ussd_requests_are_refused_and_a_configured_token_is_required(
         .unwrap();
     assert_problem(bad_phone, StatusCode::BAD_REQUEST, "validation_error").await;
 }
+
+#[tokio::test]
+async fn a_session_idle_past_its_lifetime_starts_afresh() {
+    let app = spawn_app().await;
+    let (mut s, _) = Session::dial(&app, USER_PHONE).await;
+    s.press("1").await;
+    sqlx::query("UPDATE ussd_sessions SET updated_at = now() - interval '10 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // The same sessionId again, as a new dial: the menu, not the old screen.
+    s.inputs.clear();
+    assert!(s.post().await.starts_with("CON Hi Demo"));
+}

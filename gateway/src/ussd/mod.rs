@@ -24,6 +24,9 @@ use crate::http::AppState;
 
 /// Most inputs one session may carry; a real session is a handful.
 const MAX_INPUTS: usize = 64;
+/// A USSD session's lifetime on Kenyan networks; a stored session idle for
+/// longer is over, and the same `sessionId` starts afresh.
+const SESSION_LIFETIME_S: f64 = 180.0;
 
 /// One Africa's Talking USSD request, validated.
 #[derive(Debug, Clone)]
@@ -76,8 +79,10 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
         return Ok(Screen::End(try_later()).render());
     }
     let stored = sqlx::query!(
-        "SELECT phone, state, step, last_reply FROM ussd_sessions WHERE session_id = $1",
-        request.session_id
+        "SELECT phone, state, step, last_reply FROM ussd_sessions
+         WHERE session_id = $1 AND updated_at > now() - make_interval(secs => $2)",
+        request.session_id,
+        SESSION_LIFETIME_S
     )
     .fetch_optional(&state.pool)
     .await?;
@@ -132,13 +137,14 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
         "INSERT INTO ussd_sessions (session_id, phone, state, step, last_reply) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (session_id) DO UPDATE SET state = EXCLUDED.state, step = EXCLUDED.step,
                 last_reply = EXCLUDED.last_reply, updated_at = now()
-         WHERE ussd_sessions.step = $6",
+         WHERE ussd_sessions.step = $6 OR ussd_sessions.updated_at <= now() - make_interval(secs => $7)",
         request.session_id,
         request.phone.as_str(),
         serde_json::to_value(&next)?,
         request.inputs.len() as i32,
         reply,
-        consumed as i32
+        consumed as i32,
+        SESSION_LIFETIME_S
     )
     .execute(&state.pool)
     .await?;

@@ -610,3 +610,28 @@ async fn withdrawals_follow_the_rules_of_any_outgoing_movement() {
         .unwrap();
     assert_eq!(payouts, 1);
 }
+
+#[tokio::test]
+async fn a_deposit_recorded_but_never_sent_to_safaricom_fails_instead_of_blocking_the_sweeper() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    // The gateway stopped between recording the deposit and calling Daraja.
+    let stuck = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO mpesa_deposits (ref, user_id, phone, amount, created_at)
+         SELECT $1, id, '254700000001', 10000, now() - interval '1 minute' FROM users WHERE phone = $2",
+    )
+    .bind(stuck)
+    .bind(USER_PHONE)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let lost = initiate(&app, &token, 20_000).await;
+    answer(&app, &lost["checkout_request_id"], 0, false).await;
+    let failed = wait_for_status(&app, &token, &json!(stuck.to_string()), "FAILED").await;
+    assert_eq!(
+        failed["result_desc"],
+        "the payment prompt was never confirmed sent"
+    );
+    wait_for_status(&app, &token, &lost["ref"], "CONFIRMED").await;
+}

@@ -439,6 +439,16 @@ pub async fn sweep(state: &AppState) -> Result<usize, ApiError> {
             amount: row.amount,
         };
         let Some(checkout) = row.checkout_request_id else {
+            // Recorded, but the prompt was never confirmed sent (the gateway
+            // stopped in between): there is nothing to ask Safaricom about.
+            sqlx::query!(
+                "UPDATE mpesa_deposits SET status = 'FAILED', result_desc = 'the payment prompt was never confirmed sent',
+                        settled_at = now() WHERE ref = $1",
+                pending.reference
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
             continue;
         };
         match super::client(state)?.stk_query(&checkout).await {

@@ -168,6 +168,19 @@ fn bad_password(state: &AppState, shortcode: &str, stamp: &str, given: &str) -> 
         .then(|| bad_request("Password"))
 }
 
+/// The checks every STK request passes first: a valid token, then a
+/// password that agrees with the shortcode, timestamp and our passkey.
+async fn refuse_stk(
+    state: &AppState,
+    headers: &HeaderMap,
+    (shortcode, stamp, password): (&str, &str, &str),
+) -> Option<Response> {
+    match unauthorized(state, headers).await {
+        Some(refused) => Some(refused),
+        None => bad_password(state, shortcode, stamp, password),
+    }
+}
+
 fn is_daraja_phone(phone: &str) -> bool {
     phone.len() == 12
         && (phone.starts_with("2547") || phone.starts_with("2541"))
@@ -179,15 +192,12 @@ async fn stk_push(
     headers: HeaderMap,
     Json(request): Json<StkPushRequest>,
 ) -> Response {
-    if let Some(refused) = unauthorized(&state, &headers).await {
-        return refused;
-    }
-    if let Some(refused) = bad_password(
-        &state,
-        &request.business_short_code,
-        &request.timestamp,
-        &request.password,
-    ) {
+    let stamp = (
+        request.business_short_code.as_str(),
+        request.timestamp.as_str(),
+        request.password.as_str(),
+    );
+    if let Some(refused) = refuse_stk(&state, &headers, stamp).await {
         return refused;
     }
     if request.transaction_type != "CustomerPayBillOnline"
@@ -248,15 +258,12 @@ async fn stk_query(
     headers: HeaderMap,
     Json(request): Json<StkQueryRequest>,
 ) -> Response {
-    if let Some(refused) = unauthorized(&state, &headers).await {
-        return refused;
-    }
-    if let Some(refused) = bad_password(
-        &state,
-        &request.business_short_code,
-        &request.timestamp,
-        &request.password,
-    ) {
+    let stamp = (
+        request.business_short_code.as_str(),
+        request.timestamp.as_str(),
+        request.password.as_str(),
+    );
+    if let Some(refused) = refuse_stk(&state, &headers, stamp).await {
         return refused;
     }
     let push = sqlx::query!(

@@ -38,13 +38,19 @@ pub struct Activity {
 }
 
 /// Which rule fired; stored in audit rows and SARs by [`Rule::as_str`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Rule {
+    #[serde(rename = "kyc_tier")]
     KycTier,
+    #[serde(rename = "single_transaction_limit")]
     SingleLimit,
+    #[serde(rename = "daily_volume_limit")]
     DailyLimit,
+    #[serde(rename = "hourly_velocity")]
     HourlyVelocity,
+    #[serde(rename = "structuring")]
     Structuring,
+    #[serde(rename = "sanctions")]
     Sanctions,
 }
 

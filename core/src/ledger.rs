@@ -24,22 +24,25 @@ pub enum LedgerError {
 
 /// One side of a movement: `amount_minor` is added to the account's balance
 /// (negative takes money out).
+/// One leg of a journal entry: a signed change to an account's balance.
+/// `A` names the account: an id once resolved, or whatever reference the
+/// caller resolves later (the gateway's `AccountRef`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Posting {
-    pub account_id: i64,
+pub struct Posting<A = i64> {
+    pub account: A,
     pub currency: CurrencyCode,
     pub amount_minor: i64,
 }
 
-/// A balanced set of postings. Existing means balanced: the constructor is
-/// the only way to make one.
+/// Postings that sum to zero in every currency. A value of this type is
+/// balanced by construction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalEntry {
-    postings: Vec<Posting>,
+pub struct JournalEntry<A = i64> {
+    postings: Vec<Posting<A>>,
 }
 
-impl JournalEntry {
-    pub fn new(postings: Vec<Posting>) -> Result<Self, LedgerError> {
+impl<A> JournalEntry<A> {
+    pub fn new(postings: Vec<Posting<A>>) -> Result<Self, LedgerError> {
         if postings.len() < 2 {
             return Err(LedgerError::TooFewPostings);
         }
@@ -59,42 +62,96 @@ impl JournalEntry {
         Ok(Self { postings })
     }
 
-    pub fn postings(&self) -> &[Posting] {
+    pub fn postings(&self) -> &[Posting<A>] {
         &self.postings
     }
 
-    /// Net change per account, in ascending account-id order. Applying
-    /// balance updates (and taking row locks) in this one global order is what
-    /// keeps concurrent entries from deadlocking.
-    pub fn net_by_account(&self) -> Vec<(i64, i64)> {
-        let mut net: BTreeMap<i64, i64> = BTreeMap::new();
+    /// The same entry with each account named another way (references
+    /// resolved to ids); still balanced, since amounts do not change.
+    pub fn map_accounts<B, E>(
+        self,
+        mut resolve: impl FnMut(A) -> Result<B, E>,
+    ) -> Result<JournalEntry<B>, E> {
+        let postings = self
+            .postings
+            .into_iter()
+            .map(|p| {
+                Ok(Posting {
+                    account: resolve(p.account)?,
+                    currency: p.currency,
+                    amount_minor: p.amount_minor,
+                })
+            })
+            .collect::<Result<Vec<_>, E>>()?;
+        Ok(JournalEntry { postings })
+    }
+
+    /// The entry that undoes this one: every posting with its sign flipped.
+    pub fn reversed(self) -> Self {
+        let postings = self
+            .postings
+            .into_iter()
+            .map(|p| Posting {
+                amount_minor: -p.amount_minor,
+                ..p
+            })
+            .collect();
+        Self { postings }
+    }
+}
+
+impl<A: Ord + Clone> JournalEntry<A> {
+    /// The net change per account, in ascending account order: the order
+    /// rows are locked in, so two entries never wait on each other in a cycle.
+    pub fn net_by_account(&self) -> Vec<(A, i64)> {
+        let mut net: BTreeMap<A, i64> = BTreeMap::new();
         for posting in &self.postings {
-            *net.entry(posting.account_id).or_insert(0) += posting.amount_minor;
+            *net.entry(posting.account.clone()).or_insert(0) += posting.amount_minor;
         }
         net.into_iter().collect()
     }
 }
 
-/// The accounts a same-currency transfer touches.
-#[derive(Debug, Clone, Copy)]
-pub struct TransferAccounts {
-    pub source_wallet: i64,
-    pub target_wallet: i64,
-    pub fee_revenue: i64,
+/// `amount_minor` from one account to another: deposits, payouts,
+/// reversals, funding.
+pub fn move_entry<A>(
+    from: A,
+    to: A,
+    currency: &CurrencyCode,
+    amount_minor: i64,
+) -> Result<JournalEntry<A>, LedgerError> {
+    let posting = |account, amount_minor| Posting {
+        account,
+        currency: currency.clone(),
+        amount_minor,
+    };
+    JournalEntry::new(vec![
+        posting(from, -amount_minor),
+        posting(to, amount_minor),
+    ])
 }
 
-/// Postings for "source pays `amount` to target plus `fee` to the house".
-pub fn transfer_entry(
-    accounts: TransferAccounts,
+/// The accounts of a payment with a fee: the payer's wallet, whoever is
+/// paid (a wallet, or a hold for money on its way out) and fee revenue.
+#[derive(Debug, Clone)]
+pub struct TransferAccounts<A = i64> {
+    pub source_wallet: A,
+    pub target_wallet: A,
+    pub fee_revenue: A,
+}
+
+/// Source pays `amount + fee`; target receives `amount`; the house keeps the fee.
+pub fn transfer_entry<A>(
+    accounts: TransferAccounts<A>,
     currency: &CurrencyCode,
     amount_minor: i64,
     fee_minor: i64,
-) -> Result<JournalEntry, LedgerError> {
+) -> Result<JournalEntry<A>, LedgerError> {
     let total = amount_minor
         .checked_add(fee_minor)
         .ok_or(LedgerError::Overflow)?;
-    let posting = |account_id, amount_minor| Posting {
-        account_id,
+    let posting = |account, amount_minor| Posting {
+        account,
         currency: currency.clone(),
         amount_minor,
     };
@@ -108,35 +165,32 @@ pub fn transfer_entry(
     JournalEntry::new(postings)
 }
 
-/// The accounts a conversion touches: the customer's two wallets, the FX
-/// position account of each currency, and a fee revenue account in the
-/// source currency.
-#[derive(Debug, Clone, Copy)]
-pub struct ConversionAccounts {
-    pub source_wallet: i64,
-    pub target_wallet: i64,
-    pub source_position: i64,
-    pub target_position: i64,
-    pub fee_revenue: i64,
+/// The accounts of a conversion between one customer's two wallets.
+#[derive(Debug, Clone)]
+pub struct ConversionAccounts<A = i64> {
+    pub source_wallet: A,
+    pub target_wallet: A,
+    pub source_position: A,
+    pub target_position: A,
+    pub fee_revenue: A,
 }
 
-/// Postings for "the customer sells `amount` (+ `fee`) of `source` and
-/// receives `converted` of `target`": the house's FX position takes the
-/// source money and pays out the target money, so each currency balances
-/// on its own.
-pub fn conversion_entry(
-    accounts: ConversionAccounts,
+/// The customer pays `amount + fee` in the source currency and receives
+/// `converted` in the target; the house's FX positions take the other side
+/// of each, so each currency balances on its own.
+pub fn conversion_entry<A>(
+    accounts: ConversionAccounts<A>,
     source: &CurrencyCode,
     target: &CurrencyCode,
     amount_minor: i64,
     converted_minor: i64,
     fee_minor: i64,
-) -> Result<JournalEntry, LedgerError> {
+) -> Result<JournalEntry<A>, LedgerError> {
     let total = amount_minor
         .checked_add(fee_minor)
         .ok_or(LedgerError::Overflow)?;
-    let posting = |account_id, currency: &CurrencyCode, amount_minor| Posting {
-        account_id,
+    let posting = |account, currency: &CurrencyCode, amount_minor| Posting {
+        account,
         currency: currency.clone(),
         amount_minor,
     };
@@ -164,9 +218,9 @@ mod tests {
         CurrencyCode::parse("USD").unwrap()
     }
 
-    fn posting(account_id: i64, currency: CurrencyCode, amount_minor: i64) -> Posting {
+    fn posting(account: i64, currency: CurrencyCode, amount_minor: i64) -> Posting {
         Posting {
-            account_id,
+            account,
             currency,
             amount_minor,
         }
@@ -187,7 +241,7 @@ mod tests {
     #[test]
     fn single_and_zero_postings_are_refused() {
         assert_eq!(
-            JournalEntry::new(vec![posting(1, kes(), 0)]),
+            JournalEntry::<i64>::new(vec![posting(1, kes(), 0)]),
             Err(LedgerError::TooFewPostings)
         );
         assert_eq!(
@@ -251,5 +305,17 @@ mod tests {
         };
         let entry = transfer_entry(accounts, &kes(), 500, 0).unwrap();
         assert_eq!(entry.postings().len(), 2);
+    }
+
+    #[test]
+    fn a_reversed_entry_undoes_the_original_exactly() {
+        let accounts = TransferAccounts {
+            source_wallet: 1,
+            target_wallet: 2,
+            fee_revenue: 3,
+        };
+        let entry = transfer_entry(accounts, &kes(), 500, 20).unwrap();
+        let undone = entry.clone().reversed();
+        assert_eq!(undone.net_by_account(), vec![(1, 520), (2, -500), (3, -20)]);
     }
 }

@@ -108,6 +108,12 @@ pub fn format_minor(minor: i64, exponent: u32) -> String {
     }
 }
 
+/// An amount with its currency for people: `show("KES", 125075, 2)` is
+/// `KES 1,250.75`. The one way every channel shows money.
+pub fn show(currency: &str, minor: i64, exponent: u32) -> String {
+    format!("{currency} {}", format_minor(minor, exponent))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

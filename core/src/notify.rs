@@ -1,12 +1,17 @@
-//! SMS wording, M-Pesa style: the reference first, then what happened, the
-//! counterparty, the time (East Africa Time), the new balance and the fee.
-//! Each message ends with the full transaction id, the receipt a customer
-//! can check against the chain (`GET /api/v1/blockchain/proof/{tx_id}`).
+//! Every SMS a customer receives, in English and Swahili, in one place.
+//!
+//! Confirmations read like M-Pesa's: the reference first, then what
+//! happened, the counterparty, the time (East Africa Time), the new balance
+//! and the fee. Each ends with the full transaction id, the receipt a
+//! customer can check against the chain. Amounts arrive already shown with
+//! their currency ([`crate::money::show`]).
 
 use chrono::{DateTime, FixedOffset, Utc};
 use uuid::Uuid;
 
+use crate::lang::Lang;
 use crate::transaction::reference;
+use crate::ussd::SERVICE_CODE;
 
 /// Kenya time: UTC+3, no daylight saving.
 fn eat(at: DateTime<Utc>) -> String {
@@ -20,133 +25,275 @@ fn eat(at: DateTime<Utc>) -> String {
 /// An amount already formatted with its currency (`KES 250.00`).
 pub type Shown = str;
 
+/// The other side of a movement, as a message names them.
 pub struct Party<'a> {
     pub name: &'a str,
     pub phone: &'a str,
 }
 
-pub fn sent(
-    tx_id: Uuid,
-    at: DateTime<Utc>,
-    amount: &Shown,
-    to: Party,
-    balance: &Shown,
-    fee: &Shown,
-) -> String {
-    format!(
-        "{} Confirmed. {amount} sent to {} {} on {}. New balance is {balance}. Fee {fee}. Receipt {tx_id}",
-        reference(tx_id),
-        to.name.to_uppercase(),
-        to.phone,
-        eat(at)
-    )
+/// What a movement message says about itself: its id and when it happened.
+#[derive(Debug, Clone, Copy)]
+pub struct Receipt {
+    pub tx_id: Uuid,
+    pub at: DateTime<Utc>,
 }
 
-pub fn received(
-    tx_id: Uuid,
-    at: DateTime<Utc>,
-    amount: &Shown,
-    from: Party,
-    balance: &Shown,
-) -> String {
-    format!(
-        "{} Confirmed. You have received {amount} from {} {} on {}. New balance is {balance}. Receipt {tx_id}",
-        reference(tx_id),
-        from.name.to_uppercase(),
-        from.phone,
-        eat(at)
-    )
+impl Receipt {
+    fn head(&self) -> String {
+        reference(self.tx_id)
+    }
+
+    fn when(&self) -> String {
+        eat(self.at)
+    }
 }
 
-pub fn converted(
-    tx_id: Uuid,
-    at: DateTime<Utc>,
-    amount: &Shown,
-    got: &Shown,
-    rate: &str,
-    balance: &Shown,
-    fee: &Shown,
-) -> String {
-    format!(
-        "{} Confirmed. {amount} converted to {got} at {rate} on {}. New balance is {balance}. Fee {fee}. Receipt {tx_id}",
-        reference(tx_id),
-        eat(at)
-    )
-}
+/// The messages of one language.
+pub struct Sms(pub Lang);
 
-pub fn deposited(
-    tx_id: Uuid,
-    at: DateTime<Utc>,
-    amount: &Shown,
-    mpesa_receipt: &str,
-    balance: &Shown,
-) -> String {
-    format!(
-        "{} Confirmed. {amount} deposited from M-Pesa ({mpesa_receipt}) on {}. New balance is {balance}. Receipt {tx_id}",
-        reference(tx_id),
-        eat(at)
-    )
-}
+impl Sms {
+    pub fn sent(
+        &self,
+        r: Receipt,
+        amount: &Shown,
+        to: Party,
+        balance: &Shown,
+        fee: &Shown,
+    ) -> String {
+        let (head, when, id, name) = (r.head(), r.when(), r.tx_id, to.name.to_uppercase());
+        match self.0 {
+            Lang::En => format!(
+                "{head} Confirmed. {amount} sent to {name} {} on {when}. New balance is {balance}. Fee {fee}. Receipt {id}",
+                to.phone
+            ),
+            Lang::Sw => format!(
+                "{head} Imethibitishwa. {amount} imetumwa kwa {name} {} tarehe {when}. Salio jipya ni {balance}. Ada {fee}. Risiti {id}",
+                to.phone
+            ),
+        }
+    }
 
-pub fn withdrawn(
-    tx_id: Uuid,
-    at: DateTime<Utc>,
-    amount: &Shown,
-    to_phone: &str,
-    balance: &Shown,
-    fee: &Shown,
-) -> String {
-    format!(
-        "{} Confirmed. {amount} withdrawn to M-Pesa {to_phone} on {}. New balance is {balance}. Fee {fee}. Receipt {tx_id}",
-        reference(tx_id),
-        eat(at)
-    )
-}
+    pub fn received(&self, r: Receipt, amount: &Shown, from: Party, balance: &Shown) -> String {
+        let (head, when, id, name) = (r.head(), r.when(), r.tx_id, from.name.to_uppercase());
+        match self.0 {
+            Lang::En => format!(
+                "{head} Confirmed. You have received {amount} from {name} {} on {when}. New balance is {balance}. Receipt {id}",
+                from.phone
+            ),
+            Lang::Sw => format!(
+                "{head} Imethibitishwa. Umepokea {amount} kutoka kwa {name} {} tarehe {when}. Salio jipya ni {balance}. Risiti {id}",
+                from.phone
+            ),
+        }
+    }
 
-pub fn reversed(
-    tx_id: Uuid,
-    at: DateTime<Utc>,
-    original: Uuid,
-    amount: &Shown,
-    credited: bool,
-    balance: &Shown,
-) -> String {
-    let what = if credited {
-        "returned to you"
-    } else {
-        "taken back from you"
-    };
-    format!(
-        "{} Confirmed. Transaction {} was reversed on {}: {amount} {what}. New balance is {balance}. Receipt {tx_id}",
-        reference(tx_id),
-        reference(original),
-        eat(at)
-    )
+    pub fn converted(
+        &self,
+        r: Receipt,
+        amount: &Shown,
+        got: &Shown,
+        rate: &str,
+        balance: &Shown,
+        fee: &Shown,
+    ) -> String {
+        let (head, when, id) = (r.head(), r.when(), r.tx_id);
+        match self.0 {
+            Lang::En => format!(
+                "{head} Confirmed. {amount} converted to {got} at {rate} on {when}. New balance is {balance}. Fee {fee}. Receipt {id}"
+            ),
+            Lang::Sw => format!(
+                "{head} Imethibitishwa. {amount} imebadilishwa kuwa {got} kwa kiwango {rate} tarehe {when}. Salio jipya ni {balance}. Ada {fee}. Risiti {id}"
+            ),
+        }
+    }
+
+    pub fn deposited(
+        &self,
+        r: Receipt,
+        amount: &Shown,
+        mpesa_receipt: Option<&str>,
+        balance: &Shown,
+    ) -> String {
+        let (head, when, id) = (r.head(), r.when(), r.tx_id);
+        match (self.0, mpesa_receipt) {
+            (Lang::En, Some(m)) => format!(
+                "{head} Confirmed. {amount} deposited from M-Pesa ({m}) on {when}. New balance is {balance}. Receipt {id}"
+            ),
+            (Lang::En, None) => format!(
+                "{head} Confirmed. {amount} deposited from M-Pesa on {when}. New balance is {balance}. Receipt {id}"
+            ),
+            (Lang::Sw, Some(m)) => format!(
+                "{head} Imethibitishwa. {amount} imewekwa kutoka M-Pesa ({m}) tarehe {when}. Salio jipya ni {balance}. Risiti {id}"
+            ),
+            (Lang::Sw, None) => format!(
+                "{head} Imethibitishwa. {amount} imewekwa kutoka M-Pesa tarehe {when}. Salio jipya ni {balance}. Risiti {id}"
+            ),
+        }
+    }
+
+    pub fn withdrawn(
+        &self,
+        r: Receipt,
+        amount: &Shown,
+        to_phone: &str,
+        balance: &Shown,
+        fee: &Shown,
+    ) -> String {
+        let (head, when, id) = (r.head(), r.when(), r.tx_id);
+        match self.0 {
+            Lang::En => format!(
+                "{head} Confirmed. {amount} withdrawn to M-Pesa {to_phone} on {when}. New balance is {balance}. Fee {fee}. Receipt {id}"
+            ),
+            Lang::Sw => format!(
+                "{head} Imethibitishwa. {amount} imetolewa kwenda M-Pesa {to_phone} tarehe {when}. Salio jipya ni {balance}. Ada {fee}. Risiti {id}"
+            ),
+        }
+    }
+
+    /// A payout M-Pesa did not make; `reason` is Safaricom's own wording.
+    pub fn withdrawal_failed(
+        &self,
+        amount: &Shown,
+        reason: &str,
+        returned: &Shown,
+        balance: &Shown,
+    ) -> String {
+        match self.0 {
+            Lang::En => format!(
+                "ChainPay: your withdrawal of {amount} to M-Pesa did not go through ({reason}). {returned} has been returned. New balance is {balance}."
+            ),
+            Lang::Sw => format!(
+                "ChainPay: utoaji wako wa {amount} kwenda M-Pesa haukufanikiwa ({reason}). {returned} imerudishwa. Salio jipya ni {balance}."
+            ),
+        }
+    }
+
+    pub fn reversed(
+        &self,
+        r: Receipt,
+        original: Uuid,
+        amount: &Shown,
+        credited: bool,
+        balance: &Shown,
+    ) -> String {
+        let (head, when, id, original) = (r.head(), r.when(), r.tx_id, reference(original));
+        match (self.0, credited) {
+            (Lang::En, true) => format!(
+                "{head} Confirmed. Transaction {original} was reversed on {when}: {amount} returned to you. New balance is {balance}. Receipt {id}"
+            ),
+            (Lang::En, false) => format!(
+                "{head} Confirmed. Transaction {original} was reversed on {when}: {amount} taken back from you. New balance is {balance}. Receipt {id}"
+            ),
+            (Lang::Sw, true) => format!(
+                "{head} Imethibitishwa. Muamala {original} umerudishwa tarehe {when}: {amount} imerudishwa kwako. Salio jipya ni {balance}. Risiti {id}"
+            ),
+            (Lang::Sw, false) => format!(
+                "{head} Imethibitishwa. Muamala {original} umerudishwa tarehe {when}: {amount} imechukuliwa kutoka kwako. Salio jipya ni {balance}. Risiti {id}"
+            ),
+        }
+    }
+
+    /// An operator turned a reversal request down; `note` is theirs, if any.
+    pub fn reversal_declined(&self, original: Uuid, amount: &Shown, note: &str) -> String {
+        let original = reference(original);
+        let reason = match (self.0, note.is_empty()) {
+            (_, true) => String::new(),
+            (Lang::En, false) => format!(" Reason: {note}"),
+            (Lang::Sw, false) => format!(" Sababu: {note}"),
+        };
+        match self.0 {
+            Lang::En => format!(
+                "ChainPay: your request to reverse {original} ({amount}) was declined.{reason}"
+            ),
+            Lang::Sw => format!(
+                "ChainPay: ombi lako la kurudisha {original} ({amount}) limekataliwa.{reason}"
+            ),
+        }
+    }
+
+    pub fn help(&self) -> String {
+        match self.0 {
+            Lang::En => format!(
+                "ChainPay: text BAL for your balance, MINI for your last 5 transactions. Dial {SERVICE_CODE} to send money. ChainPay never asks for your PIN by SMS."
+            ),
+            Lang::Sw => format!(
+                "ChainPay: tuma BAL kupata salio, MINI kwa miamala 5 ya mwisho. Piga {SERVICE_CODE} kutuma pesa. ChainPay haitakuuliza PIN kwa SMS."
+            ),
+        }
+    }
+
+    /// The `BAL` reply: each non-empty wallet, already shown.
+    pub fn balances(&self, wallets: &[String]) -> String {
+        match (self.0, wallets.is_empty()) {
+            (Lang::En, true) => "ChainPay balance: you have no money in any wallet yet.".to_owned(),
+            (Lang::Sw, true) => "Salio la ChainPay: huna pesa kwenye pochi yoyote bado.".to_owned(),
+            (Lang::En, false) => format!("ChainPay balance: {}.", wallets.join(", ")),
+            (Lang::Sw, false) => format!("Salio la ChainPay: {}.", wallets.join(", ")),
+        }
+    }
+
+    /// The `MINI` reply: statement lines, newest first.
+    pub fn mini_statement(&self, lines: &[String]) -> String {
+        match (self.0, lines.is_empty()) {
+            (Lang::En, true) => "ChainPay: no transactions yet.".to_owned(),
+            (Lang::Sw, true) => "ChainPay: hakuna miamala bado.".to_owned(),
+            (Lang::En, false) => format!("ChainPay last {}: {}", lines.len(), lines.join("; ")),
+            (Lang::Sw, false) => format!(
+                "ChainPay miamala {} ya mwisho: {}",
+                lines.len(),
+                lines.join("; ")
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn receipt() -> Receipt {
+        Receipt {
+            tx_id: Uuid::parse_str("215f8c51-f7b1-4401-bcb4-2ceae6a0a31b").unwrap(),
+            at: DateTime::from_timestamp(1_764_082_268, 0).unwrap(), // 2025-11-25 14:51:08 UTC
+        }
+    }
+
+    fn baraka() -> Party<'static> {
+        Party {
+            name: "Baraka Juma",
+            phone: "+254712345678",
+        }
+    }
+
     #[test]
     fn messages_read_like_mpesa_and_carry_the_receipt() {
-        let tx_id = Uuid::parse_str("215f8c51-f7b1-4401-bcb4-2ceae6a0a31b").unwrap();
-        let at = DateTime::from_timestamp(1_764_082_268, 0).unwrap(); // 2025-11-25 14:51:08 UTC
-        let text = sent(
-            tx_id,
-            at,
-            "KES 250.00",
-            Party {
-                name: "Baraka Juma",
-                phone: "+254712345678",
-            },
-            "KES 745.00",
-            "KES 5.00",
-        );
+        let text = Sms(Lang::En).sent(receipt(), "KES 250.00", baraka(), "KES 745.00", "KES 5.00");
         assert_eq!(
             text,
             "215F8C51F7 Confirmed. KES 250.00 sent to BARAKA JUMA +254712345678 on 25/11/25 at 5:51 PM. \
              New balance is KES 745.00. Fee KES 5.00. Receipt 215f8c51-f7b1-4401-bcb4-2ceae6a0a31b"
         );
+    }
+
+    #[test]
+    fn a_swahili_customer_reads_swahili_with_the_same_facts() {
+        let text = Sms(Lang::Sw).received(receipt(), "KES 250.00", baraka(), "KES 745.00");
+        assert!(
+            text.starts_with(
+                "215F8C51F7 Imethibitishwa. Umepokea KES 250.00 kutoka kwa BARAKA JUMA"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("Risiti 215f8c51-f7b1-4401-bcb4-2ceae6a0a31b"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_message_asks_for_a_pin() {
+        for lang in [Lang::En, Lang::Sw] {
+            assert!(Sms(lang).help().contains(SERVICE_CODE));
+        }
     }
 }

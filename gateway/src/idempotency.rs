@@ -1,104 +1,153 @@
-//! `Idempotency-Key` handling for requests that move money.
+//! Idempotency keys for requests that move money.
 //!
-//! The outcome of a keyed request (success or a business refusal) is saved in
-//! the same database transaction as its effects. A retry with the same key and
-//! body gets the saved response back and moves nothing; the same key with a
-//! different body is a conflict. Two copies racing each other serialise on the
-//! key's unique index: the second waits for the first to commit, then replays.
+//! The outcome of a keyed request — its result, or its refusal as data — is
+//! saved in the same database transaction as its effects. A retry with the
+//! same key and request gets the saved outcome back and moves nothing; the
+//! same key with a different request is a conflict. Two copies racing each
+//! other serialise on the key's unique index: the second waits for the
+//! first to commit, then replays. A request that must call another service
+//! before it knows its outcome [`claim`](IdempotencyKey::claim)s the key
+//! first, in the transaction that records it; a copy arriving while it is
+//! in flight is refused as a conflict.
 
-use axum::http::{HeaderMap, StatusCode};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::http::error::ApiError;
+use crate::error::Error;
 
-pub const HEADER: &str = "idempotency-key";
-const MAX_KEY_LEN: usize = 255;
+/// Longest key a client may choose.
+pub const MAX_KEY_LEN: usize = 255;
 
 /// A client-chosen key, scoped to the user who sent it.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
     pub user_id: Uuid,
     pub key: String,
+    /// SHA3-256 of the request's fingerprint (route and canonical body).
     pub request_hash: String,
 }
 
+/// A saved outcome, as stored.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Saved<T> {
+    Ok(T),
+    Err(Error),
+}
+
 /// What an earlier request with the same key left behind.
-#[derive(Debug)]
-pub enum Prior {
-    Fresh,
-    Replay { status: StatusCode, body: Value },
+pub enum Prior<T> {
+    /// Finished: its outcome, to replay.
+    Done(Result<T, Error>),
+    /// Claimed and not finished yet.
+    InFlight,
 }
 
 impl IdempotencyKey {
-    /// Reads the header, if any. `fingerprint` identifies the request
-    /// (route and canonical body) so a reused key with another body is caught.
-    pub fn from_headers(
-        headers: &HeaderMap,
-        user_id: Uuid,
-        fingerprint: &str,
-    ) -> Result<Option<Self>, ApiError> {
-        let Some(raw) = headers.get(HEADER) else {
-            return Ok(None);
-        };
-        let key = raw
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN)
-            .ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
-                ))
-            })?;
-        Ok(Some(Self {
+    /// A key for `user_id`'s request identified by `fingerprint`.
+    pub fn new(user_id: Uuid, key: &str, fingerprint: &str) -> Result<Self, Error> {
+        let key = key.trim();
+        if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::Validation(format!(
+                "Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+            )));
+        }
+        Ok(Self {
             user_id,
             key: key.to_owned(),
             request_hash: chainpay_core::crypto::sha3_256_hex(fingerprint.as_bytes()),
-        }))
+        })
     }
 
-    /// Looks for a finished request with this key.
-    pub async fn prior(&self, pool: &PgPool) -> Result<Prior, ApiError> {
+    /// The earlier request with this key, if any.
+    pub async fn prior<T: DeserializeOwned>(
+        &self,
+        pool: &PgPool,
+    ) -> Result<Option<Prior<T>>, Error> {
         let saved = sqlx::query!(
-            "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+            "SELECT request_hash, outcome FROM idempotency_keys WHERE user_id = $1 AND key = $2",
             self.user_id,
             self.key
         )
         .fetch_optional(pool)
         .await?;
-        match saved {
-            None => Ok(Prior::Fresh),
-            Some(row) if row.request_hash != self.request_hash => {
-                Err(ApiError::IdempotencyConflict)
-            }
-            Some(row) => Ok(Prior::Replay {
-                status: StatusCode::from_u16(row.response_status as u16).unwrap_or(StatusCode::OK),
-                body: row.response_body,
-            }),
+        let Some(row) = saved else {
+            return Ok(None);
+        };
+        if row.request_hash != self.request_hash {
+            return Err(Error::IdempotencyConflict);
         }
+        let Some(outcome) = row.outcome else {
+            return Ok(Some(Prior::InFlight));
+        };
+        let saved: Saved<T> = serde_json::from_value(outcome)
+            .map_err(|e| Error::internal(format!("unreadable idempotency record: {e}")))?;
+        Ok(Some(Prior::Done(match saved {
+            Saved::Ok(result) => Ok(result),
+            Saved::Err(error) => Err(error),
+        })))
     }
 
     /// Saves the outcome inside the caller's transaction. `false` means
     /// another request with this key committed first: roll back and replay.
-    pub async fn save(
+    pub async fn save<T: Serialize>(
         &self,
         conn: &mut PgConnection,
-        status: StatusCode,
-        body: &Value,
-    ) -> sqlx::Result<bool> {
+        outcome: Result<&T, &Error>,
+    ) -> Result<bool, Error> {
+        let saved = stored(outcome);
         let inserted = sqlx::query!(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, outcome) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
             self.user_id,
             self.key,
             self.request_hash,
-            status.as_u16() as i16,
-            body
+            saved
         )
         .execute(conn)
         .await?;
         Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Takes the key for a request whose outcome comes later, inside the
+    /// caller's transaction. `false`: another request holds it already.
+    pub async fn claim(&self, conn: &mut PgConnection) -> Result<bool, Error> {
+        let inserted = sqlx::query!(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            self.user_id,
+            self.key,
+            self.request_hash
+        )
+        .execute(conn)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Records the outcome of a claimed request.
+    pub async fn finish<T: Serialize>(
+        &self,
+        pool: &PgPool,
+        outcome: Result<&T, &Error>,
+    ) -> Result<(), Error> {
+        let saved = stored(outcome);
+        sqlx::query!(
+            "UPDATE idempotency_keys SET outcome = $3 WHERE user_id = $1 AND key = $2 AND outcome IS NULL",
+            self.user_id,
+            self.key,
+            saved
+        )
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The stored form of an outcome (see [`Saved`]).
+fn stored<T: Serialize>(outcome: Result<&T, &Error>) -> serde_json::Value {
+    match outcome {
+        Ok(result) => serde_json::json!({ "ok": result }),
+        Err(error) => serde_json::json!({ "err": error }),
     }
 }

@@ -15,22 +15,24 @@
 //! - FX feed: the simulated random walk, when configured.
 
 use std::collections::BTreeMap;
-use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chainpay_core::fx::{RandomWalk, RateSource};
+use futures::future::BoxFuture;
+use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinHandle;
 
 use crate::audit::chain;
 use crate::chain::seal;
 use crate::compliance::sanctions;
 use crate::config::FxFeed;
-use crate::http::AppState;
 use crate::sms;
+use crate::state::AppState;
 
 const AUDIT_SEAL_PERIOD: Duration = Duration::from_secs(1);
 /// How often the SMS worker looks at the outbox.
@@ -47,205 +49,155 @@ const RESCREEN_PERIOD: Duration = Duration::from_secs(10);
 /// Advisory lock of the FX feed, so instances take turns.
 const FX_FEED_LOCK: i64 = 0x4348_4149_4e46_5846;
 
-/// Ways to wake a job before its next period.
-#[derive(Default)]
-pub struct JobSignals {
-    rescreen: Notify,
+/// One background job: what it is called, how often it runs, and one pass
+/// of its work. A pass that fails is logged with its cause and tried again
+/// next period.
+struct Job {
+    name: &'static str,
+    period: Duration,
+    /// Runs early when notified (the sanctions list changed, say).
+    wake: Option<fn(&AppState) -> &Notify>,
+    tick: Tick,
 }
 
-impl JobSignals {
-    /// The sanctions list changed: screen users again now.
-    pub fn wake_rescreen(&self) {
-        self.rescreen.notify_one();
+type Tick = Box<dyn Fn(AppState) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// The jobs these settings call for.
+fn jobs(state: &AppState) -> Vec<Job> {
+    let mut jobs = vec![
+        Job {
+            name: "audit_seal",
+            period: AUDIT_SEAL_PERIOD,
+            wake: None,
+            tick: Box::new(|state| {
+                Box::pin(async move { chain::seal(&state.pool).await.map(|_| ()) })
+            }),
+        },
+        Job {
+            name: "block_seal",
+            period: BLOCK_SEAL_PERIOD,
+            wake: None,
+            tick: Box::new(|state| Box::pin(seal_blocks(state))),
+        },
+        Job {
+            name: "sms_outbox",
+            period: SMS_PERIOD,
+            wake: None,
+            tick: Box::new(|state| Box::pin(send_sms(state))),
+        },
+        Job {
+            name: "mpesa_sweep",
+            period: MPESA_SWEEP_PERIOD,
+            wake: None,
+            tick: Box::new(|state| {
+                Box::pin(
+                    async move { Ok(crate::mpesa::deposits::sweep(&state).await.map(|_| ())?) },
+                )
+            }),
+        },
+        Job {
+            name: "housekeeping",
+            period: HOUSEKEEPING_PERIOD,
+            wake: None,
+            tick: Box::new(|state| {
+                Box::pin(
+                    async move { Ok(crate::housekeeping::prune(&state.pool).await.map(|_| ())?) },
+                )
+            }),
+        },
+        Job {
+            name: "sanctions_rescreen",
+            period: RESCREEN_PERIOD,
+            wake: Some(|state| &state.jobs.rescreen),
+            tick: Box::new(|state| Box::pin(rescreen(state))),
+        },
+    ];
+    if state.settings.mpesa.env == crate::config::MpesaEnv::Simulator {
+        jobs.push(Job {
+            name: "daraja_simulator",
+            period: DARAJA_SIM_PERIOD,
+            wake: None,
+            tick: Box::new(|state| {
+                Box::pin(async move { crate::sim::daraja::settle_due(&state).await })
+            }),
+        });
     }
+    if state.settings.fx_feed == FxFeed::Simulated {
+        let walk = Arc::new(Mutex::new(RandomWalk::new(
+            StdRng::from_entropy(),
+            Decimal::new(3, 3),
+        )));
+        jobs.push(Job {
+            name: "fx_feed",
+            period: Duration::from_secs(u64::from(state.settings.fx_feed_interval_s)),
+            wake: None,
+            tick: Box::new(move |state| Box::pin(fx_step(state, walk.clone()))),
+        });
+    }
+    jobs
 }
 
 /// Starts every job; they stop when `shutdown` turns true.
 pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
-    let mut handles = Vec::new();
-    let pool = state.pool.clone();
-    handles.push(tokio::spawn(every(
-        "audit_seal",
-        AUDIT_SEAL_PERIOD,
-        None,
-        shutdown.clone(),
-        move || {
-            let pool = pool.clone();
-            async move { chain::seal(&pool).await.map(|_| ()) }
-        },
-    )));
-
-    let block_state = state.clone();
-    let block_interval = Duration::from_secs(u64::from(state.settings.block_interval_s));
-    handles.push(tokio::spawn(every(
-        "block_seal",
-        BLOCK_SEAL_PERIOD,
-        None,
-        shutdown.clone(),
-        move || {
-            let state = block_state.clone();
-            async move {
-                seal::seal_due(&state.pool, &state.sealer, block_interval)
-                    .await
-                    .map(|_| ())
-            }
-        },
-    )));
-
-    let sms_state = state.clone();
-    let sms_client = std::sync::Arc::new(std::sync::OnceLock::new());
-    handles.push(tokio::spawn(every(
-        "sms_outbox",
-        SMS_PERIOD,
-        None,
-        shutdown.clone(),
-        move || {
-            let (state, client) = (sms_state.clone(), sms_client.clone());
-            async move {
-                let Some(self_url) = state.self_url.get() else {
-                    return Ok(());
-                };
-                if client.get().is_none() {
-                    let _ = client.set(sms::client(&state.settings, self_url)?);
-                }
-                match client.get() {
-                    Some(client) => sms::worker::send_due(&state.pool, client).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            }
-        },
-    )));
-
-    let mpesa_state = state.clone();
-    handles.push(tokio::spawn(every(
-        "mpesa_sweep",
-        MPESA_SWEEP_PERIOD,
-        None,
-        shutdown.clone(),
-        move || {
-            let state = mpesa_state.clone();
-            async move {
-                if state.self_url.get().is_some() {
-                    crate::mpesa::deposits::sweep(&state)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                }
-                Ok(())
-            }
-        },
-    )));
-    if state.settings.mpesa.env == crate::config::MpesaEnv::Simulator {
-        let sim_state = state.clone();
-        handles.push(tokio::spawn(every(
-            "daraja_simulator",
-            DARAJA_SIM_PERIOD,
-            None,
-            shutdown.clone(),
-            move || {
-                let state = sim_state.clone();
-                async move { crate::sim::daraja::settle_due(&state).await }
-            },
-        )));
-    }
-
-    let pool = state.pool.clone();
-    handles.push(tokio::spawn(every(
-        "housekeeping",
-        HOUSEKEEPING_PERIOD,
-        None,
-        shutdown.clone(),
-        move || {
-            let pool = pool.clone();
-            async move {
-                crate::housekeeping::prune(&pool)
-                    .await
-                    .map(|_| ())
-                    .map_err(Into::into)
-            }
-        },
-    )));
-
-    let rescreen_state = state.clone();
-    handles.push(tokio::spawn(every(
-        "sanctions_rescreen",
-        RESCREEN_PERIOD,
-        Some(state.jobs.clone()),
-        shutdown.clone(),
-        move || {
-            let state = rescreen_state.clone();
-            async move {
-                let rules = state.rules.get(&state.pool).await?;
-                while sanctions::rescreen_stale(
-                    &state.pool,
-                    &state.sanctions,
-                    rules.sanctions_threshold,
-                )
-                .await?
-                    > 0
-                {}
-                Ok(())
-            }
-        },
-    )));
-
-    if state.settings.fx_feed == FxFeed::Simulated {
-        let period = Duration::from_secs(u64::from(state.settings.fx_feed_interval_s));
-        let pool = state.pool.clone();
-        let rules = state.rules.clone();
-        let walk = std::sync::Arc::new(tokio::sync::Mutex::new(RandomWalk::new(
-            rand::rngs::StdRng::from_entropy(),
-            Decimal::new(3, 3),
-        )));
-        handles.push(tokio::spawn(every(
-            "fx_feed",
-            period,
-            None,
-            shutdown,
-            move || {
-                let (pool, rules, walk) = (pool.clone(), rules.clone(), walk.clone());
-                async move {
-                    let mut walk = walk.lock().await;
-                    if fx_tick(&pool, &mut *walk, period).await? {
-                        rules.invalidate().await;
-                    }
-                    Ok(())
-                }
-            },
-        )));
-    }
-    handles
+    jobs(state)
+        .into_iter()
+        .map(|job| tokio::spawn(every(job, state.clone(), shutdown.clone())))
+        .collect()
 }
 
-/// Runs `tick` now and then every `period` (or when woken) until shutdown.
-async fn every<F, Fut>(
-    name: &'static str,
-    period: Duration,
-    wake: Option<std::sync::Arc<JobSignals>>,
-    mut shutdown: watch::Receiver<bool>,
-    mut tick: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
+async fn seal_blocks(state: AppState) -> anyhow::Result<()> {
+    let interval = Duration::from_secs(u64::from(state.settings.block_interval_s));
+    seal::seal_due(&state.pool, &state.sealer, interval).await?;
+    Ok(())
+}
+
+async fn send_sms(state: AppState) -> anyhow::Result<()> {
+    if state.self_url.get().is_none() {
+        return Ok(());
+    }
+    sms::worker::send_due(&state.pool, state.sms()?).await?;
+    Ok(())
+}
+
+async fn rescreen(state: AppState) -> anyhow::Result<()> {
+    let rules = state.rules.get(&state.pool).await?;
+    while sanctions::rescreen_stale(&state.pool, &state.sanctions, rules.sanctions_threshold)
+        .await?
+        > 0
+    {}
+    Ok(())
+}
+
+async fn fx_step(state: AppState, walk: Arc<Mutex<RandomWalk<StdRng>>>) -> anyhow::Result<()> {
+    let period = Duration::from_secs(u64::from(state.settings.fx_feed_interval_s));
+    let mut walk = walk.lock().await;
+    if fx_tick(&state.pool, &mut *walk, period).await? {
+        state.rules.invalidate().await;
+    }
+    Ok(())
+}
+
+/// Runs the job now and then every period (or when woken) until shutdown.
+async fn every(job: Job, state: AppState, mut shutdown: watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow() {
             return;
         }
-        if let Err(error) = tick().await {
+        if let Err(error) = (job.tick)(state.clone()).await {
             tracing::warn!(
-                job = name,
+                job = job.name,
                 error = format!("{error:#}"),
                 "background job failed; retrying next period"
             );
         }
         let woken = async {
-            match &wake {
-                Some(signals) => signals.rescreen.notified().await,
+            match job.wake {
+                Some(notify) => notify(&state).notified().await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
-            () = tokio::time::sleep(period) => {}
+            () = tokio::time::sleep(job.period) => {}
             () = woken => {}
             _ = shutdown.changed() => return,
         }

@@ -1,18 +1,34 @@
 //! The ChainPay gateway: HTTP API, webhooks, jobs and CLI over PostgreSQL.
 //! `main.rs` only parses the command line; everything lives here so the
 //! integration tests can start the real application in-process.
+//!
+//! Dependencies run one way:
+//!
+//! - edges: `http` (REST and webhooks), `jobs`, `sim` (simulators), `cli`,
+//!   `startup`;
+//! - features: `movements`, `mpesa`, `reversals`, `ussd`, `auth`,
+//!   `compliance`, `sms`, `statement`, `housekeeping`, `seed`;
+//! - foundations: `state`, `error`, `ledger`, `chain`, `audit`, `rules`,
+//!   `idempotency`, `transactions`, `clients`, `db`, `config`, `secrets`,
+//!   `jwt`, `metrics`, `telemetry`.
+//!
+//! Nothing outside `http` knows about HTTP: features return
+//! [`error::Error`], which each channel words in its own home.
 
 pub mod audit;
 pub mod auth;
 pub mod chain;
 pub mod cli;
+pub mod clients;
 pub mod compliance;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod housekeeping;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;
+pub mod jwt;
 pub mod ledger;
 pub mod metrics;
 pub mod movements;
@@ -24,6 +40,7 @@ pub mod seed;
 pub mod sim;
 pub mod sms;
 pub mod startup;
+pub mod state;
 pub mod statement;
 pub mod telemetry;
 pub mod transactions;

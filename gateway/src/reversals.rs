@@ -2,26 +2,30 @@
 //! operator decides. An approval never edits the original: it posts a
 //! correcting entry (the recipient pays the amount back; the fee stays
 //! earned) and marks the original `REVERSED`, all in one transaction with
-//! its audit row, chain entry and SMS to both parties.
+//! its audit row, chain entry and SMS to both parties. The request's
+//! lifecycle is [`ReversalStatus`]'s.
 
-use chainpay_core::ledger::{JournalEntry, Posting};
-use chainpay_core::notify;
+use chainpay_core::ledger::move_entry;
+use chainpay_core::money::show;
+use chainpay_core::notify::Sms;
+use chainpay_core::refusal::Refusal;
+use chainpay_core::status::{ReversalStatus, TxStatus};
 use chainpay_core::transaction::{now_micros, reference, TxFacts, TxType};
-use chainpay_core::ussd::money;
-use chainpay_core::CurrencyCode;
+use chainpay_core::{CurrencyCode, Lang};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
-use crate::http::error::ApiError;
-use crate::http::AppState;
-use crate::ledger::accounts::{self, AccountRef};
-use crate::ledger::post::{post, Movement};
-use crate::movements::post_error;
+use crate::error::{Error, Missing};
+use crate::ledger::accounts::AccountRef;
+use crate::movements::book::{book, Booking};
+use crate::rules::Rules;
 use crate::sms::outbox;
+use crate::state::AppState;
 
 /// How long after a transfer its sender may ask for a reversal.
 pub const WINDOW_HOURS: i32 = 24;
@@ -42,23 +46,18 @@ pub struct EligibleTx {
 impl EligibleTx {
     /// `25/11 KES 250.00 BARAKA`: short enough for a USSD list line.
     pub fn label(&self) -> String {
-        let first = self
-            .to_name
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_uppercase();
         format!(
-            "{} {} {first}",
+            "{} {} {}",
             self.created_at.format("%d/%m"),
-            money(&self.currency, self.amount, self.exponent.max(0) as u32)
+            show(&self.currency, self.amount, self.exponent.max(0) as u32),
+            chainpay_core::statement::first_name(&self.to_name)
         )
     }
 }
 
 /// The caller's completed transfers of the last [`WINDOW_HOURS`] with no
 /// reversal pending or done, newest first.
-pub async fn eligible(state: &AppState, user_id: Uuid) -> sqlx::Result<Vec<EligibleTx>> {
+pub async fn eligible(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Vec<EligibleTx>> {
     sqlx::query_as!(
         EligibleTx,
         r#"SELECT t.tx_id, t.created_at, t.amount, t.currency, c.exponent::int AS "exponent!", u.name AS to_name
@@ -73,7 +72,7 @@ pub async fn eligible(state: &AppState, user_id: Uuid) -> sqlx::Result<Vec<Eligi
         WINDOW_HOURS,
         MAX_ELIGIBLE
     )
-    .fetch_all(&state.pool)
+    .fetch_all(pool)
     .await
 }
 
@@ -85,28 +84,26 @@ pub struct ReversalRequested {
 
 /// Files a request for one of the caller's eligible transfers.
 pub async fn request(
-    state: &AppState,
+    pool: &PgPool,
     user_id: Uuid,
     tx_id: Uuid,
     reason: &str,
-) -> Result<ReversalRequested, ApiError> {
+) -> Result<ReversalRequested, Error> {
     let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
     if !(3..=500).contains(&reason.chars().count()) {
-        return Err(ApiError::Validation(
+        return Err(Error::Validation(
             "reason must be 3 to 500 characters".into(),
         ));
     }
-    if !eligible(state, user_id)
+    if !eligible(pool, user_id)
         .await?
         .iter()
         .any(|t| t.tx_id == tx_id)
     {
-        return Err(ApiError::NotEligible(
-            "only your own transfers of the last 24 hours without a reversal request can be reversed",
-        ));
+        return Err(Refusal::ReversalNotEligible.into());
     }
     let reversal_id = Uuid::new_v4();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let inserted = sqlx::query!(
         "INSERT INTO reversal_requests (id, tx_id, requester_id, reason) VALUES ($1, $2, $3, $4)",
         reversal_id,
@@ -119,9 +116,7 @@ pub async fn request(
     match inserted {
         Ok(_) => {}
         Err(sqlx::Error::Database(e)) if e.constraint() == Some("reversal_requests_one_live") => {
-            return Err(ApiError::NotEligible(
-                "a reversal of this transaction was already requested",
-            ));
+            return Err(Refusal::ReversalAlreadyRequested.into());
         }
         Err(e) => return Err(e.into()),
     }
@@ -134,7 +129,7 @@ pub async fn request(
     tx.commit().await?;
     Ok(ReversalRequested {
         reversal_id,
-        status: "PENDING".into(),
+        status: ReversalStatus::Pending.as_str().into(),
     })
 }
 
@@ -157,8 +152,8 @@ pub struct ReversalView {
 }
 
 pub async fn list(
-    state: &AppState,
-    status: Option<&str>,
+    pool: &PgPool,
+    status: Option<ReversalStatus>,
     id: Option<Uuid>,
 ) -> sqlx::Result<Vec<ReversalView>> {
     sqlx::query_as!(
@@ -168,11 +163,55 @@ pub async fn list(
            FROM reversal_requests r JOIN users u ON u.id = r.requester_id JOIN transactions t ON t.tx_id = r.tx_id
            WHERE ($1::text IS NULL OR r.status = $1) AND ($2::uuid IS NULL OR r.id = $2)
            ORDER BY r.created_at DESC LIMIT 200"#,
-        status,
+        status.map(ReversalStatus::as_str),
         id
     )
-    .fetch_all(&state.pool)
+    .fetch_all(pool)
     .await
+}
+
+/// A pending request, locked, with what deciding it needs.
+struct Pending {
+    tx_id: Uuid,
+    amount: i64,
+    currency: String,
+    sender: Uuid,
+    sender_phone: String,
+    sender_name: String,
+    sender_lang: Lang,
+    recipient: Uuid,
+    recipient_phone: String,
+    recipient_lang: Lang,
+}
+
+async fn lock_pending(conn: &mut PgConnection, reversal_id: Uuid) -> Result<Pending, Error> {
+    let row = sqlx::query!(
+        r#"SELECT r.status, r.tx_id, t.amount, t.currency, t.from_user_id AS "sender!", t.to_user_id AS "recipient!",
+                  s.phone AS sender_phone, s.name AS sender_name, s.language AS sender_language,
+                  p.phone AS recipient_phone, p.language AS recipient_language
+           FROM reversal_requests r JOIN transactions t ON t.tx_id = r.tx_id
+           JOIN users s ON s.id = t.from_user_id JOIN users p ON p.id = t.to_user_id
+           WHERE r.id = $1 FOR UPDATE OF r"#,
+        reversal_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(Error::NotFound(Missing::ReversalRequest))?;
+    if row.status != ReversalStatus::Pending.as_str() {
+        return Err(Refusal::ReversalAlreadyDecided.into());
+    }
+    Ok(Pending {
+        tx_id: row.tx_id,
+        amount: row.amount,
+        currency: row.currency,
+        sender: row.sender,
+        sender_phone: row.sender_phone,
+        sender_name: row.sender_name,
+        sender_lang: Lang::parse(&row.sender_language),
+        recipient: row.recipient,
+        recipient_phone: row.recipient_phone,
+        recipient_lang: Lang::parse(&row.recipient_language),
+    })
 }
 
 /// Approves (posting the correcting entry) or rejects a pending request.
@@ -182,150 +221,119 @@ pub async fn decide(
     reversal_id: Uuid,
     approve: bool,
     note: &str,
-) -> Result<ReversalView, ApiError> {
+) -> Result<ReversalView, Error> {
     let note = note.trim();
     if note.chars().count() > 500 {
-        return Err(ApiError::Validation(
+        return Err(Error::Validation(
             "note must be at most 500 characters".into(),
         ));
     }
     let rules = state.rules.get(&state.pool).await?;
     let mut tx = state.pool.begin().await?;
-    let request = sqlx::query!(
-        r#"SELECT r.status, r.tx_id, t.amount, t.currency, t.from_user_id AS "sender!", t.to_user_id AS "recipient!",
-                  s.phone AS sender_phone, s.name AS sender_name, p.phone AS recipient_phone
-           FROM reversal_requests r JOIN transactions t ON t.tx_id = r.tx_id
-           JOIN users s ON s.id = t.from_user_id JOIN users p ON p.id = t.to_user_id
-           WHERE r.id = $1 FOR UPDATE OF r"#,
-        reversal_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound("reversal request"))?;
-    if request.status != "PENDING" {
-        return Err(ApiError::NotEligible(
-            "this reversal request has already been decided",
-        ));
-    }
-    let exponent = rules
-        .rates
-        .leg(&request.currency)
-        .map_or(2, |leg| leg.exponent);
-    let shown = |minor| money(&request.currency, minor, exponent);
-    let original_ref = reference(request.tx_id);
-    let mut reversal_tx_id = None;
-    if approve {
-        let currency =
-            CurrencyCode::parse(&request.currency).map_err(|e| ApiError::Internal(e.into()))?;
-        let ids = accounts::resolve(
-            &mut tx,
-            &[
-                AccountRef::wallet(request.recipient, &request.currency),
-                AccountRef::wallet(request.sender, &request.currency),
-            ],
-        )
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("wallets missing for a reversal")))?;
-        let entry = JournalEntry::new(vec![
-            Posting {
-                account_id: ids[0],
-                currency: currency.clone(),
-                amount_minor: -request.amount,
-            },
-            Posting {
-                account_id: ids[1],
-                currency,
-                amount_minor: request.amount,
-            },
-        ])
-        .map_err(|e| ApiError::Internal(e.into()))?;
-        let facts = TxFacts {
-            tx_id: Uuid::new_v4(),
-            tx_type: TxType::Reversal,
-            amount_minor: request.amount,
-            fee_minor: 0,
-            currency: request.currency.clone(),
-            from_user_id: Some(request.recipient),
-            to_user_id: Some(request.sender),
-            created_at: now_micros(),
-            conversion: None,
-        };
-        let movement = Movement {
-            facts: facts.clone(),
-            note: Some(format!("Reversal of {original_ref}")),
-            entry,
-            usd_cents: None,
-            status: "COMPLETED",
-        };
-        let posted = post(&mut tx, &movement, &state.keys.tx_signing)
-            .await
-            .map_err(post_error)?;
-        sqlx::query!(
-            "UPDATE transactions SET status = 'REVERSED' WHERE tx_id = $1",
-            request.tx_id
-        )
-        .execute(&mut *tx)
-        .await?;
-        let at = facts.created_at;
-        let back = notify::reversed(
-            facts.tx_id,
-            at,
-            request.tx_id,
-            &shown(request.amount),
-            true,
-            &shown(posted.balance_of(ids[1])),
-        );
-        let taken = notify::reversed(
-            facts.tx_id,
-            at,
-            request.tx_id,
-            &shown(request.amount),
-            false,
-            &shown(posted.balance_of(ids[0])),
-        );
-        outbox::queue_all(
-            &mut tx,
-            &[
-                (&request.sender_phone, &back),
-                (&request.recipient_phone, &taken),
-            ],
-            Some(facts.tx_id),
-        )
-        .await?;
-        reversal_tx_id = Some(facts.tx_id);
+    let pending = lock_pending(&mut tx, reversal_id).await?;
+    let (status, reversal_tx_id) = if approve {
+        let tx_id = post_correction(&mut tx, state, &rules, &pending).await?;
+        (ReversalStatus::Approved, Some(tx_id))
     } else {
-        let message = format!(
-            "ChainPay: your request to reverse {original_ref} ({}) was declined.{}",
-            shown(request.amount),
-            if note.is_empty() {
-                String::new()
-            } else {
-                format!(" Reason: {note}")
-            }
-        );
-        outbox::queue(&mut tx, &request.sender_phone, &message, None).await?;
-    }
-    let status = if approve { "APPROVED" } else { "REJECTED" };
+        let shown = rules.show(&pending.currency, pending.amount);
+        let message = Sms(pending.sender_lang).reversal_declined(pending.tx_id, &shown, note);
+        outbox::queue(&mut tx, &pending.sender_phone, &message, None).await?;
+        (ReversalStatus::Rejected, None)
+    };
     sqlx::query!(
         "UPDATE reversal_requests SET status = $2, admin_id = $3, admin_note = $4, reversal_tx_id = $5, reviewed_at = now()
          WHERE id = $1",
         reversal_id,
-        status,
+        status.as_str(),
         admin_id,
         (!note.is_empty()).then_some(note),
         reversal_tx_id
     )
     .execute(&mut *tx)
     .await?;
-    AuditEvent::new(if approve { "admin.reversal_approve" } else { "admin.reversal_reject" }, Outcome::Success)
+    let action = if approve {
+        "admin.reversal_approve"
+    } else {
+        "admin.reversal_reject"
+    };
+    AuditEvent::new(action, Outcome::Success)
         .actor(admin_id)
         .subject(reversal_id)
-        .detail(json!({"tx_id": request.tx_id, "reversal_tx_id": reversal_tx_id, "note": note, "sender": request.sender_name}))
+        .detail(json!({"tx_id": pending.tx_id, "reversal_tx_id": reversal_tx_id, "note": note, "sender": pending.sender_name}))
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    list(state, None, Some(reversal_id))
+    list(&state.pool, None, Some(reversal_id))
         .await?
         .pop()
-        .ok_or(ApiError::NotFound("reversal request"))
+        .ok_or(Error::NotFound(Missing::ReversalRequest))
+}
+
+/// The recipient pays the amount back to the sender; the original is marked
+/// `REVERSED`. Returns the correcting transaction's id.
+async fn post_correction(
+    conn: &mut PgConnection,
+    state: &AppState,
+    rules: &Rules,
+    pending: &Pending,
+) -> Result<Uuid, Error> {
+    let currency = CurrencyCode::parse(&pending.currency).map_err(|e| Error::Internal(e.into()))?;
+    let (payer, payee) = (
+        AccountRef::wallet(pending.recipient, &pending.currency),
+        AccountRef::wallet(pending.sender, &pending.currency),
+    );
+    let entry = move_entry(payer.clone(), payee.clone(), &currency, pending.amount)
+        .map_err(|e| Error::Internal(e.into()))?;
+    let tx_id = Uuid::new_v4();
+    let booking = Booking {
+        facts: TxFacts {
+            tx_id,
+            tx_type: TxType::Reversal,
+            amount_minor: pending.amount,
+            fee_minor: 0,
+            currency: pending.currency.clone(),
+            from_user_id: Some(pending.recipient),
+            to_user_id: Some(pending.sender),
+            created_at: now_micros(),
+            conversion: None,
+        },
+        entry,
+        note: Some(format!("Reversal of {}", reference(pending.tx_id))),
+        usd_cents: None,
+        status: TxStatus::Completed,
+        audit: AuditEvent::new("reversal.posted", Outcome::Success)
+            .actor(pending.sender)
+            .detail(json!({"original": pending.tx_id, "amount": pending.amount, "currency": pending.currency})),
+    };
+    let shown = |minor| rules.show(&pending.currency, minor);
+    book(conn, &state.keys.tx_signing, booking, |booked| {
+        let (receipt, amount) = (booked.receipt(), shown(pending.amount));
+        let back = Sms(pending.sender_lang).reversed(
+            receipt,
+            pending.tx_id,
+            &amount,
+            true,
+            &shown(booked.balance_of(&payee)),
+        );
+        let taken = Sms(pending.recipient_lang).reversed(
+            receipt,
+            pending.tx_id,
+            &amount,
+            false,
+            &shown(booked.balance_of(&payer)),
+        );
+        vec![
+            (pending.sender_phone.clone(), back),
+            (pending.recipient_phone.clone(), taken),
+        ]
+    })
+    .await?;
+    sqlx::query!(
+        "UPDATE transactions SET status = $2 WHERE tx_id = $1",
+        pending.tx_id,
+        TxStatus::Reversed.as_str()
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(tx_id)
 }

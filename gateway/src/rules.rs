@@ -1,4 +1,5 @@
-//! The money rules (rates, fees, AML settings) as read from PostgreSQL.
+//! The money rules (rates, fees, AML settings) and the sanctions list, as
+//! read from PostgreSQL and cached per instance.
 //!
 //! They are small tables read by every money movement, so each instance
 //! keeps the last snapshot for at most [`MAX_AGE`] and drops it at once when
@@ -12,9 +13,10 @@ use std::time::{Duration, Instant};
 use chainpay_core::compliance::StructuringRule;
 use chainpay_core::fees::{FeeBand, FeeKind, FeeSchedule};
 use chainpay_core::fx::RateBook;
+use chainpay_core::sanctions::{self, ListedName};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::Mutex;
 
 /// How long a snapshot is used before it is read again.
@@ -28,6 +30,18 @@ pub struct Rules {
     pub structuring: StructuringRule,
     pub sanctions_threshold: f64,
     pub quote_ttl_seconds: i64,
+}
+
+impl Rules {
+    /// Minor-unit digits of `currency` (2 when it is unknown).
+    pub fn exponent(&self, currency: &str) -> u32 {
+        self.rates.leg(currency).map_or(2, |leg| leg.exponent)
+    }
+
+    /// `KES 1,250.75`: an amount as customers read it.
+    pub fn show(&self, currency: &str, minor: i64) -> String {
+        chainpay_core::money::show(currency, minor, self.exponent(currency))
+    }
 }
 
 #[derive(Default)]
@@ -99,7 +113,7 @@ async fn load(pool: &PgPool) -> anyhow::Result<Rules> {
         sanctions_threshold: settings
             .sanctions_threshold
             .to_f64()
-            .unwrap_or(chainpay_core::sanctions::MATCH_THRESHOLD),
+            .unwrap_or(sanctions::MATCH_THRESHOLD),
         quote_ttl_seconds: i64::from(settings.quote_ttl_seconds),
     })
 }
@@ -107,4 +121,41 @@ async fn load(pool: &PgPool) -> anyhow::Result<Rules> {
 /// Parses a decimal from an API string, e.g. a rate `"129.50"`.
 pub fn parse_decimal(raw: &str) -> Option<Decimal> {
     raw.trim().parse::<Decimal>().ok()
+}
+
+/// The tokenised list of the version last read, shared by requests.
+#[derive(Default)]
+pub struct ListCache {
+    current: Mutex<Option<(i64, Arc<Vec<ListedName>>)>>,
+}
+
+impl ListCache {
+    /// The list at `version`, read from the database unless already held.
+    pub async fn get(
+        &self,
+        conn: &mut PgConnection,
+        version: i64,
+    ) -> sqlx::Result<Arc<Vec<ListedName>>> {
+        let mut current = self.current.lock().await;
+        if let Some((held, list)) = current.as_ref() {
+            if *held == version {
+                return Ok(list.clone());
+            }
+        }
+        let rows = sqlx::query!("SELECT id, name, phone FROM sanctions_entries ORDER BY id")
+            .fetch_all(conn)
+            .await?;
+        let list = Arc::new(
+            rows.into_iter()
+                .map(|row| ListedName {
+                    id: row.id,
+                    tokens: sanctions::normalize(&row.name),
+                    name: row.name,
+                    phone: row.phone,
+                })
+                .collect::<Vec<_>>(),
+        );
+        *current = Some((version, list.clone()));
+        Ok(list)
+    }
 }

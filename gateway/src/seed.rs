@@ -3,15 +3,16 @@
 
 use chainpay_core::crypto::pin_hash;
 use chainpay_core::crypto::signing::SigningKey;
-use chainpay_core::ledger::{JournalEntry, Posting};
+use chainpay_core::ledger::move_entry;
+use chainpay_core::status::TxStatus;
 use chainpay_core::transaction::{now_micros, TxFacts, TxType};
 use chainpay_core::{CurrencyCode, Pin};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
-use crate::ledger::accounts::{self, AccountRef};
-use crate::ledger::post::{post, Movement};
+use crate::ledger::accounts::AccountRef;
+use crate::movements::book::{book, Booking};
 
 pub const DEMO_ADMIN_PHONE: &str = "+254700000000";
 pub const DEMO_USER_PHONE: &str = "+254700000001";
@@ -86,51 +87,31 @@ pub async fn fund(
     amount_minor: i64,
 ) -> anyhow::Result<Uuid> {
     let code = CurrencyCode::parse(currency)?;
-    let [wallet, float] = accounts::resolve(
-        conn,
-        &[
-            AccountRef::wallet(user_id, currency),
-            AccountRef::float("treasury", currency),
-        ],
-    )
-    .await?
-    .and_then(|ids| <[i64; 2]>::try_from(ids).ok())
-    .ok_or_else(|| anyhow::anyhow!("no {currency} wallet or treasury float"))?;
-    let entry = JournalEntry::new(vec![
-        Posting {
-            account_id: float,
-            currency: code.clone(),
-            amount_minor: -amount_minor,
-        },
-        Posting {
-            account_id: wallet,
-            currency: code,
-            amount_minor,
-        },
-    ])?;
-    let facts = TxFacts {
-        tx_id: Uuid::new_v4(),
-        tx_type: TxType::Funding,
+    let entry = move_entry(
+        AccountRef::float("treasury", currency),
+        AccountRef::wallet(user_id, currency),
+        &code,
         amount_minor,
-        fee_minor: 0,
-        currency: currency.to_owned(),
-        from_user_id: None,
-        to_user_id: Some(user_id),
-        created_at: now_micros(),
-        conversion: None,
-    };
-    let tx_id = facts.tx_id;
-    post(
-        conn,
-        &Movement {
-            facts,
-            note: Some("Opening balance".into()),
-            entry,
-            usd_cents: None,
-            status: "COMPLETED",
+    )?;
+    let tx_id = Uuid::new_v4();
+    let booking = Booking {
+        facts: TxFacts {
+            tx_id,
+            tx_type: TxType::Funding,
+            amount_minor,
+            fee_minor: 0,
+            currency: currency.to_owned(),
+            from_user_id: None,
+            to_user_id: Some(user_id),
+            created_at: now_micros(),
+            conversion: None,
         },
-        key,
-    )
-    .await?;
+        entry,
+        note: Some("Opening balance".into()),
+        usd_cents: None,
+        status: TxStatus::Completed,
+        audit: AuditEvent::new("demo.fund", Outcome::Success).actor(user_id),
+    };
+    book(conn, key, booking, |_| Vec::new()).await?;
     Ok(tx_id)
 }

@@ -2,27 +2,24 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
-use crate::auth::jwt::JwtKeys;
 use crate::chain;
-use crate::compliance::sanctions::{self, ListCache};
+use crate::compliance::sanctions;
 use crate::config::Settings;
-use crate::http::{self, AppState};
-use crate::jobs::{self, JobSignals};
+use crate::http;
+use crate::jobs;
 use crate::metrics::Metrics;
-use crate::rules::RulesCache;
 use crate::secrets::ServerKeys;
+use crate::state::{AppState, Parts};
 
 /// Loads the server keys, brings reference data up to date (the sanctions
 /// list) and builds the shared state for a migrated database.
 pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<AppState> {
     let keys = ServerKeys::load(&settings, &pool).await?;
-    let jwt = JwtKeys::new(&keys.jwt_secret);
     sanctions::import_sdn(&pool, sanctions::BUNDLED_SDN_SAMPLE).await?;
     if let Some(path) = &settings.sanctions_csv {
         let data = std::fs::read(path)
@@ -32,25 +29,20 @@ pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<App
     }
     let sealer = chain::authority::load_or_enroll(&pool, &keys.master, &settings.node_name).await?;
     chain::seal::ensure_genesis(&pool, &sealer).await?;
-    let callback_token = match &settings.mpesa.callback_token {
+    let mpesa_callback_token = match &settings.mpesa.callback_token {
         Some(token) => token.clone(),
         None => hex::encode(
             crate::secrets::get_or_create(&pool, &keys.master, "mpesa_callback_token").await?,
         ),
     };
-    Ok(AppState {
-        mpesa: Arc::new(crate::mpesa::MpesaService::new(callback_token)),
-        self_url: Arc::new(std::sync::OnceLock::new()),
-        sealer: Arc::new(sealer),
+    Ok(AppState::new(Parts {
         pool,
-        settings: Arc::new(settings),
-        keys: Arc::new(keys),
-        jwt: Arc::new(jwt),
-        metrics: Arc::new(Metrics::new()?),
-        rules: Arc::new(RulesCache::default()),
-        sanctions: Arc::new(ListCache::default()),
-        jobs: Arc::new(JobSignals::default()),
-    })
+        settings,
+        keys,
+        metrics: Metrics::new()?,
+        sealer,
+        mpesa_callback_token,
+    }))
 }
 
 /// Serves (with the background jobs) until `shutdown` resolves, then

@@ -1,14 +1,17 @@
 //! The mini statement: a customer's last few movements as short lines, for
-//! USSD screens and SMS replies (`25/11 -KES 255.00 to BARAKA JUMA`).
+//! USSD screens and SMS replies (`25/11 -KES 255.00 to BARAKA`), worded by
+//! core's [`chainpay_core::statement`] in the customer's language.
 
-use chainpay_core::ussd::money;
+use chainpay_core::money::show;
+use chainpay_core::statement::{first_name, Entry, Line};
+use chainpay_core::Lang;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Movements shown.
 pub const MINI_STATEMENT_ROWS: i64 = 5;
 
-pub async fn mini(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Vec<String>> {
+pub async fn mini(conn: &mut PgConnection, user_id: Uuid, lang: Lang) -> sqlx::Result<Vec<String>> {
     let rows = sqlx::query!(
         r#"
         WITH page AS (
@@ -35,45 +38,44 @@ pub async fn mini(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Vec<St
     Ok(rows
         .into_iter()
         .map(|row| {
-            let date = row.created_at.format("%d/%m");
-            let shown = |minor| money(&row.currency, minor, row.exponent.max(0) as u32);
-            let first = |name: Option<String>| {
-                name.unwrap_or_default()
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_uppercase()
-            };
+            let shown = |minor| show(&row.currency, minor, row.exponent.max(0) as u32);
+            let name = |name: Option<String>| first_name(&name.unwrap_or_default());
             let outgoing = row.from_user_id == Some(user_id);
-            match (row.tx_type.as_str(), outgoing) {
-                ("conversion", _) => {
-                    let to = row.to_currency.unwrap_or_default();
-                    let got = money(
-                        &to,
+            let entry = match (row.tx_type.as_str(), outgoing) {
+                ("conversion", _) => Entry::Converted {
+                    paid: shown(row.amount + row.fee),
+                    got: show(
+                        &row.to_currency.unwrap_or_default(),
                         row.converted_amount.unwrap_or(0),
                         row.to_exponent.unwrap_or(2).max(0) as u32,
-                    );
-                    format!("{date} {} to {got}", shown(row.amount + row.fee))
-                }
-                ("deposit", _) | ("funding", _) => format!("{date} +{} deposit", shown(row.amount)),
-                ("withdrawal", _) => format!("{date} -{} withdrawal", shown(row.amount + row.fee)),
-                (kind, true) => format!(
-                    "{date} -{} {} {}",
-                    shown(row.amount + row.fee),
-                    if kind == "reversal" { "reversed" } else { "to" },
-                    first(row.to_name)
-                ),
-                (kind, false) => format!(
-                    "{date} +{} {} {}",
-                    shown(row.amount),
-                    if kind == "reversal" {
-                        "reversal"
-                    } else {
-                        "from"
-                    },
-                    first(row.from_name)
-                ),
+                    ),
+                },
+                ("deposit" | "funding", _) => Entry::Deposit {
+                    amount: shown(row.amount),
+                },
+                ("withdrawal", _) => Entry::Withdrawal {
+                    amount: shown(row.amount + row.fee),
+                },
+                ("reversal", true) => Entry::ReversedOut {
+                    amount: shown(row.amount),
+                },
+                ("reversal", false) => Entry::ReversedIn {
+                    amount: shown(row.amount),
+                },
+                (_, true) => Entry::Sent {
+                    amount: shown(row.amount + row.fee),
+                    to: name(row.to_name),
+                },
+                (_, false) => Entry::Received {
+                    amount: shown(row.amount),
+                    from: name(row.from_name),
+                },
+            };
+            Line {
+                at: row.created_at,
+                entry,
             }
+            .render(lang)
         })
         .collect())
 }

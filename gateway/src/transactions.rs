@@ -60,7 +60,7 @@ impl TxView {
         Self {
             tx_id: facts.tx_id,
             tx_type: facts.tx_type.as_str().to_owned(),
-            status: movement.status.to_owned(),
+            status: movement.status.as_str().to_owned(),
             amount: facts.amount_minor,
             fee: facts.fee_minor,
             currency: facts.currency.clone(),

@@ -1,6 +1,4 @@
-//! Africa's Talking: the SMS API client and the wire shapes of its webhooks.
-//!
-//! The same client talks to the live service, the sandbox and ChainPay's
-//! own simulator; only the base URL differs.
+//! Africa's Talking: the wire shapes of its SMS API. (The HTTP client is
+//! the gateway's, `sms::client`; nothing in core does network I/O.)
 
 pub mod sms;

@@ -1,9 +1,9 @@
-//! Safaricom Daraja (M-Pesa): the client ChainPay uses for STK Push
-//! deposits, STK Query and B2C payouts, and the wire shapes of its
-//! callbacks. The same client talks to Safaricom's sandbox, production, or
-//! ChainPay's simulator; only the base URL differs.
+//! Safaricom Daraja (M-Pesa): the wire shapes of STK Push, STK Query, B2C
+//! and their callbacks, the result codes and their meanings, the password
+//! and timestamp rules and the phone and amount limits. The HTTP client is
+//! the gateway's (`mpesa::client`); nothing in core does network I/O.
 
-pub mod client;
+pub mod codes;
 pub mod wire;
 
 use chrono::{DateTime, FixedOffset, Utc};

@@ -6,13 +6,22 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::codes::ResultCode;
+use super::MAX_KES;
+
+/// A callback amount that is missing, not a number, fractional or out of range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the callback's amount is missing or not whole shillings within M-Pesa's limits")]
+pub struct UntrustedAmount;
+
 /// Reads a code given as a number or a numeric string.
-pub fn code(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+pub fn code(value: &Value) -> Option<ResultCode> {
+    let code = match value {
+        Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
-    }
+    };
+    code.map(ResultCode)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,9 +41,6 @@ pub struct ErrorBody {
     #[serde(rename = "errorMessage")]
     pub error_message: String,
 }
-
-/// STK Query's "still processing" error code: pending, not failed.
-pub const STILL_PROCESSING: &str = "500.001.1001";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StkPushRequest {
@@ -162,9 +168,29 @@ impl StkCallback {
             .as_ref()
     }
 
-    /// Amount in whole shillings (Daraja may send `1.0`).
-    pub fn amount_shillings(&self) -> Option<f64> {
-        self.item("Amount").and_then(Value::as_f64)
+    /// The amount paid, in KES cents. Daraja sends whole shillings as a JSON
+    /// number (sometimes written `1.0`); anything else — a string, a missing
+    /// item, a fraction of a shilling, zero, or more than one payment may be
+    /// — is not an amount we can trust, and never matches a deposit.
+    pub fn amount_minor(&self) -> Result<i64, UntrustedAmount> {
+        let value = self.item("Amount").ok_or(UntrustedAmount)?;
+        let Value::Number(number) = value else {
+            return Err(UntrustedAmount);
+        };
+        let shillings = match number.as_i64() {
+            Some(whole) => whole,
+            None => {
+                let float = number.as_f64().ok_or(UntrustedAmount)?;
+                if float.fract() != 0.0 || !(1.0..=MAX_KES as f64).contains(&float) {
+                    return Err(UntrustedAmount);
+                }
+                float as i64
+            }
+        };
+        if !(1..=MAX_KES).contains(&shillings) {
+            return Err(UntrustedAmount);
+        }
+        Ok(shillings * 100)
     }
 
     pub fn receipt(&self) -> Option<String> {
@@ -260,8 +286,8 @@ mod tests {
         let body = r#"{"Body":{"stkCallback":{"MerchantRequestID":"29115-34620561-1","CheckoutRequestID":"ws_CO_191220191020363925","ResultCode":0,"ResultDesc":"The service request is processed successfully.","CallbackMetadata":{"Item":[{"Name":"Amount","Value":1.00},{"Name":"MpesaReceiptNumber","Value":"NLJ7RT61SV"},{"Name":"Balance"},{"Name":"TransactionDate","Value":20191219102115},{"Name":"PhoneNumber","Value":254708374149}]}}}}"#;
         let callback: StkCallbackEnvelope = serde_json::from_str(body).unwrap();
         let stk = callback.body.stk_callback;
-        assert_eq!(code(&stk.result_code), Some(0));
-        assert_eq!(stk.amount_shillings(), Some(1.0));
+        assert_eq!(code(&stk.result_code), Some(ResultCode::SUCCESS));
+        assert_eq!(stk.amount_minor(), Ok(100));
         assert_eq!(stk.receipt().as_deref(), Some("NLJ7RT61SV"));
         assert_eq!(stk.phone().as_deref(), Some("254708374149"));
     }
@@ -273,14 +299,52 @@ mod tests {
             .unwrap()
             .body
             .stk_callback;
-        assert_eq!(code(&stk.result_code), Some(1032));
+        assert_eq!(code(&stk.result_code), Some(ResultCode::CANCELLED));
         assert_eq!(stk.receipt(), None);
+    }
+
+    fn with_amount(amount: &str) -> StkCallback {
+        let body = format!(
+            r#"{{"Body":{{"stkCallback":{{"MerchantRequestID":"1","CheckoutRequestID":"ws_CO_1","ResultCode":0,"ResultDesc":"ok","CallbackMetadata":{{"Item":[{amount}{{"Name":"MpesaReceiptNumber","Value":"NLJ7RT61SV"}}]}}}}}}}}"#
+        );
+        serde_json::from_str::<StkCallbackEnvelope>(&body)
+            .unwrap()
+            .body
+            .stk_callback
+    }
+
+    #[test]
+    fn only_whole_shillings_sent_as_a_number_are_an_amount() {
+        assert_eq!(
+            with_amount(r#"{"Name":"Amount","Value":250},"#).amount_minor(),
+            Ok(25_000)
+        );
+        assert_eq!(
+            with_amount(r#"{"Name":"Amount","Value":250.0},"#).amount_minor(),
+            Ok(25_000)
+        );
+        for untrusted in [
+            r#"{"Name":"Amount","Value":"250"},"#,
+            r#"{"Name":"Amount","Value":250.5},"#,
+            r#"{"Name":"Amount","Value":0},"#,
+            r#"{"Name":"Amount","Value":-5},"#,
+            r#"{"Name":"Amount","Value":250001},"#,
+            r#"{"Name":"Amount","Value":1e300},"#,
+            r#"{"Name":"Amount"},"#,
+            "",
+        ] {
+            assert_eq!(
+                with_amount(untrusted).amount_minor(),
+                Err(UntrustedAmount),
+                "{untrusted}"
+            );
+        }
     }
 
     #[test]
     fn codes_come_as_numbers_or_strings() {
-        assert_eq!(code(&serde_json::json!("1037")), Some(1037));
-        assert_eq!(code(&serde_json::json!(0)), Some(0));
+        assert_eq!(code(&serde_json::json!("1037")), Some(ResultCode(1037)));
+        assert_eq!(code(&serde_json::json!(0)), Some(ResultCode(0)));
         assert_eq!(code(&serde_json::json!(null)), None);
     }
 }

@@ -7,7 +7,8 @@
 
 use uuid::Uuid;
 
-use super::{money, parse_amount, Ctx, Effect, Outcome, Screen, State, Step, Texts};
+use super::{parse_amount, Ctx, Effect, Outcome, Screen, State, Step, Texts};
+use crate::money::show;
 use crate::phone::Msisdn;
 use crate::pin::{Pin, PinError};
 
@@ -41,7 +42,7 @@ pub fn dial(ctx: &Ctx) -> Step {
 }
 
 fn fmt(ctx: &Ctx, currency: &str, minor: i64) -> String {
-    money(currency, minor, (ctx.exponent)(currency))
+    show(currency, minor, (ctx.exponent)(currency))
 }
 
 fn numbered(title: &str, options: &[String]) -> String {
@@ -646,7 +647,7 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
         (State::RegisterConfirm { name, .. }, Outcome::WeakPin) => {
             con(t.weak_pin(), State::RegisterPin { name })
         }
-        (State::RegisterConfirm { .. }, Outcome::Refused(message)) => end(t.refused(&message)),
+        (State::RegisterConfirm { .. }, Outcome::Refused(refusal)) => end(t.refused(refusal)),
 
         (State::SendPhone, Outcome::Recipient { name }) => {
             let to = ctx
@@ -665,8 +666,8 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             )
         }
         (State::SendPhone, Outcome::Unknown) => con(t.not_registered(), State::SendPhone),
-        (State::SendPhone, Outcome::Refused(message)) => con(
-            format!("{}\n{}", t.refused(&message), t.enter_phone()),
+        (State::SendPhone, Outcome::Refused(refusal)) => con(
+            format!("{}\n{}", t.refused(refusal), t.enter_phone()),
             State::SendPhone,
         ),
         (State::SendCurrency { to, to_name, .. }, Outcome::Holdings(held)) => {
@@ -746,8 +747,8 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
                 * 100;
             end(t.deposit_started(&fmt(ctx, "KES", amount)))
         }
-        (State::DepositAmount, Outcome::Refused(message)) => con(
-            format!("{}\n{}", t.refused(&message), t.enter_amount("KES")),
+        (State::DepositAmount, Outcome::Refused(refusal)) => con(
+            format!("{}\n{}", t.refused(refusal), t.enter_amount("KES")),
             State::DepositAmount,
         ),
         (State::WithdrawConfirm { amount, tries }, Outcome::Preview { fee }) => con(
@@ -815,8 +816,8 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
                 },
             )
         }
-        (State::ConvertAmount { from, to }, Outcome::Refused(message)) => con(
-            format!("{}\n{}", t.refused(&message), t.enter_amount(&from)),
+        (State::ConvertAmount { from, to }, Outcome::Refused(refusal)) => con(
+            format!("{}\n{}", t.refused(refusal), t.enter_amount(&from)),
             State::ConvertAmount { from, to },
         ),
         (
@@ -856,7 +857,8 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             end(Texts(lang).language_set())
         }
 
-        (_, Outcome::Refused(message)) => end(t.refused(&message)),
+        (_, Outcome::Refused(refusal)) => end(t.refused(refusal)),
+        (_, Outcome::Invalid) => end(t.invalid_request()),
         _ => end(t.try_later()),
     }
 }

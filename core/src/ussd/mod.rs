@@ -18,10 +18,15 @@ pub mod text;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::lang::Lang;
 use crate::phone::Msisdn;
 use crate::pin::Pin;
+use crate::refusal::Refusal;
 pub use menu::{dial, input, outcome};
-pub use text::{Lang, Texts};
+pub use text::Texts;
+
+/// The short code customers dial (Africa's Talking's `serviceCode`).
+pub const SERVICE_CODE: &str = "*384*123#";
 
 /// What one USSD request answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,7 +274,9 @@ pub enum Outcome {
     },
     WeakPin,
     /// Refused for a reason the customer can read (funds, limits, compliance).
-    Refused(String),
+    Refused(Refusal),
+    /// The request's details were not accepted (a validation problem).
+    Invalid,
     /// Something broke on our side.
     Failed,
 }
@@ -305,11 +312,6 @@ pub fn parse_amount(input: &str, exponent: u32) -> Option<i64> {
     };
     let minor = whole.checked_mul(scale)?.checked_add(fraction)?;
     (minor > 0).then_some(minor)
-}
-
-/// `KES 1,250.75`.
-pub fn money(currency: &str, minor: i64, exponent: u32) -> String {
-    format!("{currency} {}", crate::money::format_minor(minor, exponent))
 }
 
 #[cfg(test)]

@@ -3,33 +3,9 @@
 //! Screens are short on purpose: a USSD page holds 182 characters of the
 //! GSM 7-bit alphabet. [`fit`] enforces both before anything is sent.
 
-use serde::{Deserialize, Serialize};
-
-/// A screen's language.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    #[default]
-    En,
-    Sw,
-}
-
-impl Lang {
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Sw => "sw",
-        }
-    }
-
-    pub fn parse(code: &str) -> Self {
-        if code == "sw" {
-            Lang::Sw
-        } else {
-            Lang::En
-        }
-    }
-}
+use crate::compliance::Rule;
+pub use crate::lang::Lang;
+use crate::refusal::Refusal;
 
 /// Longest screen body Africa's Talking delivers (GSM USSD limit).
 pub const MAX_SCREEN_CHARS: usize = 182;
@@ -202,6 +178,16 @@ impl Texts {
         "Kutoa kwa wakala bado hakupatikani. Toa kwenda M-Pesa."
     );
     phrase!(
+        suspended,
+        "This account is suspended. Please contact ChainPay support.",
+        "Akaunti hii imesimamishwa. Tafadhali wasiliana na huduma ya ChainPay."
+    );
+    phrase!(
+        invalid_request,
+        "Not completed: the details were not accepted. Please try again.",
+        "Haikukamilika: maelezo hayakukubaliwa. Tafadhali jaribu tena."
+    );
+    phrase!(
         reason_hint,
         "Give a reason of 3-100 characters:",
         "Toa sababu ya herufi 3-100:"
@@ -318,10 +304,98 @@ impl Texts {
         }
     }
 
-    pub fn refused(&self, message: &str) -> String {
+    pub fn refused(&self, refusal: Refusal) -> String {
+        let reason = self.refusal(refusal);
         match self.0 {
-            Lang::En => format!("Not completed: {message}."),
-            Lang::Sw => format!("Haikukamilika: {message}."),
+            Lang::En => format!("Not completed: {reason}."),
+            Lang::Sw => format!("Haikukamilika: {reason}."),
+        }
+    }
+
+    /// Why something was refused, as the tail of a sentence.
+    pub fn refusal(&self, refusal: Refusal) -> &'static str {
+        let sw = self.0 == Lang::Sw;
+        let pick = |en: &'static str, sw_text: &'static str| if sw { sw_text } else { en };
+        match refusal {
+            Refusal::InsufficientFunds => {
+                pick("your balance is not enough", "salio lako halitoshi")
+            }
+            Refusal::AccountSuspended => {
+                pick("this account is suspended", "akaunti hii imesimamishwa")
+            }
+            Refusal::RecipientCannotReceive => pick(
+                "the recipient cannot receive payments",
+                "mpokeaji hawezi kupokea malipo",
+            ),
+            Refusal::SelfPayment => {
+                pick("you cannot send money to yourself", "huwezi kujitumia pesa")
+            }
+            Refusal::AmountNotPriceable => pick(
+                "that amount cannot be converted",
+                "kiasi hicho hakiwezi kubadilishwa",
+            ),
+            Refusal::QuoteUsed => pick("this rate was already used", "bei hii imeshatumika"),
+            Refusal::QuoteExpired => pick(
+                "the rate has expired; please start again",
+                "bei imepitwa na muda; tafadhali anza tena",
+            ),
+            Refusal::ReversalNotEligible => pick(
+                "this transfer cannot be reversed",
+                "muamala huu hauwezi kurudishwa",
+            ),
+            Refusal::ReversalAlreadyRequested => pick(
+                "a reversal was already requested",
+                "ombi la kurudisha limeshatumwa",
+            ),
+            Refusal::ReversalAlreadyDecided => pick(
+                "this request was already decided",
+                "ombi hili limeshaamuliwa",
+            ),
+            Refusal::AgentsUnavailable => pick(
+                "agent withdrawals are not available yet",
+                "kutoa kwa wakala bado hakupatikani",
+            ),
+            Refusal::MpesaRefused => pick("M-Pesa refused the request", "M-Pesa imekataa ombi"),
+            Refusal::MpesaUnreachable => pick(
+                "M-Pesa cannot be reached; try again shortly",
+                "M-Pesa haipatikani; jaribu tena baadaye",
+            ),
+            Refusal::PhoneTaken => pick(
+                "this number is already registered",
+                "namba hii imeshasajiliwa",
+            ),
+            Refusal::Compliance(rule) => self.rule(rule),
+        }
+    }
+
+    fn rule(&self, rule: Rule) -> &'static str {
+        let sw = self.0 == Lang::Sw;
+        let pick = |en: &'static str, sw_text: &'static str| if sw { sw_text } else { en };
+        match rule {
+            Rule::KycTier => pick(
+                "your account cannot move money until your identity is verified",
+                "akaunti yako haiwezi kutuma pesa hadi utambulisho wako uthibitishwe",
+            ),
+            Rule::SingleLimit => pick(
+                "this amount is above your limit for one transaction",
+                "kiasi hiki kinazidi kikomo chako cha muamala mmoja",
+            ),
+            Rule::DailyLimit => pick(
+                "this would take you over your daily limit",
+                "hii itazidi kikomo chako cha siku",
+            ),
+            Rule::HourlyVelocity => pick(
+                "too many transactions in the last hour; try again later",
+                "miamala mingi mno ndani ya saa moja; jaribu baadaye",
+            ),
+            Rule::Structuring => pick(
+                "this transaction cannot be completed",
+                "muamala huu hauwezi kukamilika",
+            ),
+            Rule::Sanctions => pick(
+                "this transaction cannot be completed; contact support",
+                "muamala huu hauwezi kukamilika; wasiliana na huduma kwa wateja",
+            ),
         }
     }
 }
@@ -335,6 +409,47 @@ mod tests {
         assert_eq!(fit("Karibu Zoë — ¡hola!"), "Karibu Zoe ? ?hola!");
         let long = "x".repeat(500);
         assert_eq!(fit(&long).chars().count(), MAX_SCREEN_CHARS - 4);
+    }
+
+    #[test]
+    fn every_refusal_reads_in_both_languages_and_fits_a_screen() {
+        let rules = [
+            Rule::KycTier,
+            Rule::SingleLimit,
+            Rule::DailyLimit,
+            Rule::HourlyVelocity,
+            Rule::Structuring,
+            Rule::Sanctions,
+        ];
+        let mut refusals = vec![
+            Refusal::InsufficientFunds,
+            Refusal::AccountSuspended,
+            Refusal::RecipientCannotReceive,
+            Refusal::SelfPayment,
+            Refusal::AmountNotPriceable,
+            Refusal::QuoteUsed,
+            Refusal::QuoteExpired,
+            Refusal::ReversalNotEligible,
+            Refusal::ReversalAlreadyRequested,
+            Refusal::ReversalAlreadyDecided,
+            Refusal::AgentsUnavailable,
+            Refusal::MpesaRefused,
+            Refusal::MpesaUnreachable,
+            Refusal::PhoneTaken,
+        ];
+        refusals.extend(rules.map(Refusal::Compliance));
+        for refusal in refusals {
+            let (en, sw) = (
+                Texts(Lang::En).refused(refusal),
+                Texts(Lang::Sw).refused(refusal),
+            );
+            assert_ne!(en, sw, "{refusal:?} is not translated");
+            assert!(sw.starts_with("Haikukamilika: "), "{sw}");
+            assert!(
+                en.chars().count() + 4 <= MAX_SCREEN_CHARS
+                    && sw.chars().count() + 4 <= MAX_SCREEN_CHARS
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Opening accounts and changing PINs, shared by the REST API and USSD.
 
 use chainpay_core::compliance::Rule;
+use chainpay_core::refusal::Refusal;
 use chainpay_core::{Msisdn, Pin};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -9,10 +10,10 @@ use uuid::Uuid;
 
 use super::pins::{self, PinCheck};
 use crate::audit::{AuditEvent, Outcome};
-use crate::compliance::{sanctions, sars, Refusal};
+use crate::compliance::{sanctions, sars};
 use crate::config::LOCKOUT_MINUTES;
-use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::error::{ComplianceRefusal, Error};
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisteredUser {
@@ -30,7 +31,7 @@ pub async fn register(
     phone: &Msisdn,
     name: String,
     pin: Pin,
-) -> Result<RegisteredUser, ApiError> {
+) -> Result<RegisteredUser, Error> {
     let pin_hash = pins::hash(pin).await?;
     let rules = state.rules.get(&state.pool).await?;
     let mut tx = state.pool.begin().await?;
@@ -59,10 +60,7 @@ pub async fn register(
             .record(&mut tx)
             .await?;
         tx.commit().await?;
-        return Err(ApiError::Compliance(Box::new(Refusal::new(
-            Rule::Sanctions,
-            finding,
-        ))));
+        return Err(ComplianceRefusal::new(Rule::Sanctions, finding).into());
     }
     let user_id = Uuid::new_v4();
     let inserted = sqlx::query_scalar!(
@@ -79,7 +77,7 @@ pub async fn register(
     let kyc_status = match inserted {
         Ok(status) => status,
         Err(sqlx::Error::Database(e)) if e.constraint() == Some("users_phone_key") => {
-            return Err(ApiError::PhoneTaken)
+            return Err(Refusal::PhoneTaken.into())
         }
         Err(e) => return Err(e.into()),
     };
@@ -98,26 +96,21 @@ pub async fn register(
 }
 
 /// A wrong PIN is `invalid_credentials`, or `account_locked` when it locked the account.
-pub fn wrong_pin_error(check: PinCheck) -> ApiError {
+pub fn wrong_pin_error(check: PinCheck) -> Error {
     match check {
-        PinCheck::Wrong { locked: true } => ApiError::AccountLocked {
+        PinCheck::Wrong { locked: true } => Error::AccountLocked {
             retry_after_s: LOCKOUT_MINUTES * 60,
         },
-        PinCheck::Locked { retry_after_s } => ApiError::AccountLocked { retry_after_s },
-        PinCheck::Wrong { locked: false } | PinCheck::Correct => ApiError::InvalidCredentials,
+        PinCheck::Locked { retry_after_s } => Error::AccountLocked { retry_after_s },
+        PinCheck::Wrong { locked: false } | PinCheck::Correct => Error::InvalidCredentials,
     }
 }
 
 /// Replaces the PIN after checking the old one (which counts towards the
 /// lockout). `new` must already have passed the strength rules.
-pub async fn change_pin(
-    state: &AppState,
-    user_id: Uuid,
-    old: Pin,
-    new: Pin,
-) -> Result<(), ApiError> {
+pub async fn change_pin(state: &AppState, user_id: Uuid, old: Pin, new: Pin) -> Result<(), Error> {
     if old == new {
-        return Err(ApiError::Validation(
+        return Err(Error::Validation(
             "the new PIN must differ from the old one".into(),
         ));
     }

@@ -1,7 +1,6 @@
 //! Who is calling: tokens, the PIN lockout and rate limiting.
 
 pub mod accounts;
-pub mod jwt;
 pub mod lockout;
 pub mod pins;
 pub mod rate_limit;

@@ -6,16 +6,14 @@
 //! version is screened again on the spot (and the background job brings
 //! every user up to date, opening a report for anyone a new entry matches).
 
-use std::sync::Arc;
-
-use chainpay_core::sanctions::{self, Hit, ListedName};
+use chainpay_core::sanctions::{self, Hit};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::sars;
 use crate::audit::{AuditEvent, Outcome};
+use crate::rules::ListCache;
 
 /// The OFAC sample that ships with ChainPay (see `data/README.md`).
 pub const BUNDLED_SDN_SAMPLE: &[u8] = include_bytes!("../../../data/ofac_sdn_sample.csv");
@@ -23,43 +21,6 @@ pub const BUNDLED_SDN_SAMPLE: &[u8] = include_bytes!("../../../data/ofac_sdn_sam
 pub const OFAC_SOURCE: &str = "OFAC-SDN";
 /// Users re-screened per pass of the background job.
 const RESCREEN_BATCH: i64 = 500;
-
-/// The tokenised list of the version last read, shared by requests.
-#[derive(Default)]
-pub struct ListCache {
-    current: Mutex<Option<(i64, Arc<Vec<ListedName>>)>>,
-}
-
-impl ListCache {
-    /// The list at `version`, read from the database unless already held.
-    pub async fn get(
-        &self,
-        conn: &mut PgConnection,
-        version: i64,
-    ) -> sqlx::Result<Arc<Vec<ListedName>>> {
-        let mut current = self.current.lock().await;
-        if let Some((held, list)) = current.as_ref() {
-            if *held == version {
-                return Ok(list.clone());
-            }
-        }
-        let rows = sqlx::query!("SELECT id, name, phone FROM sanctions_entries ORDER BY id")
-            .fetch_all(conn)
-            .await?;
-        let list = Arc::new(
-            rows.into_iter()
-                .map(|row| ListedName {
-                    id: row.id,
-                    tokens: sanctions::normalize(&row.name),
-                    name: row.name,
-                    phone: row.phone,
-                })
-                .collect::<Vec<_>>(),
-        );
-        *current = Some((version, list.clone()));
-        Ok(list)
-    }
-}
 
 /// A party to a movement, with their stored screening result.
 #[derive(Debug, Clone)]

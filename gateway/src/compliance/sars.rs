@@ -9,19 +9,6 @@ use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
 
-/// Case statuses in review order.
-pub const STATUSES: [&str; 4] = ["OPEN", "UNDER_REVIEW", "FILED", "DISMISSED"];
-
-/// Whether an operator may move a case from `from` to `to`. Staying in the
-/// same open status only adds a note; closed cases stay closed.
-pub fn transition_allowed(from: &str, to: &str) -> bool {
-    matches!(
-        (from, to),
-        ("OPEN", "OPEN" | "UNDER_REVIEW")
-            | ("UNDER_REVIEW", "UNDER_REVIEW" | "FILED" | "DISMISSED")
-    )
-}
-
 /// Opens a case for `user_id` under `rule`, or adds this finding to the
 /// open one. Returns the case id. Runs in the caller's transaction.
 pub async fn open_or_append(
@@ -58,21 +45,4 @@ pub async fn open_or_append(
     }
     event.record(conn).await?;
     Ok(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cases_move_forward_only() {
-        assert!(transition_allowed("OPEN", "UNDER_REVIEW"));
-        assert!(transition_allowed("UNDER_REVIEW", "FILED"));
-        assert!(transition_allowed("UNDER_REVIEW", "DISMISSED"));
-        assert!(!transition_allowed("OPEN", "DISMISSED"));
-        assert!(!transition_allowed("OPEN", "FILED"));
-        assert!(!transition_allowed("FILED", "OPEN"));
-        assert!(!transition_allowed("DISMISSED", "UNDER_REVIEW"));
-        assert!(!transition_allowed("UNDER_REVIEW", "OPEN"));
-    }
 }

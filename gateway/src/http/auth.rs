@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use chainpay_core::refusal::Refusal;
 use chainpay_core::{Msisdn, Pin};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -58,8 +59,7 @@ fn parse_pin(raw: &str) -> Result<Pin, ApiError> {
 
 fn parse_new_pin(raw: &str) -> Result<Pin, ApiError> {
     let pin = parse_pin(raw)?;
-    pin.check_strength()
-        .map_err(|e| ApiError::WeakPin(e.to_string()))?;
+    pin.check_strength().map_err(|_| ApiError::WeakPin)?;
     Ok(pin)
 }
 
@@ -154,7 +154,7 @@ async fn login(
             .detail(json!({"reason": "suspended"}))
             .record(&mut conn)
             .await?;
-        return Err(ApiError::AccountSuspended("this account is suspended"));
+        return Err(ApiError::Refused(Refusal::AccountSuspended));
     }
     let (access_token, _) = state.jwt.issue(user.id, &user.role)?;
     sqlx::query!(

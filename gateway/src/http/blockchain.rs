@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Missing, Problem};
 use super::extract::{ApiPath, ApiQuery};
 use super::session::AdminUser;
 use super::AppState;
@@ -80,7 +80,7 @@ async fn get_block(
     blocks::by_index(&state.pool, index)
         .await?
         .map(Json)
-        .ok_or(ApiError::NotFound("block"))
+        .ok_or(ApiError::NotFound(Missing::Block))
 }
 
 /// Seal the pending transactions into a block now (up to 50).
@@ -123,10 +123,8 @@ async fn get_proof(
 ) -> ApiResult<Json<InclusionProof>> {
     match proof::inclusion_proof(&state.pool, tx_id).await? {
         Ok(proof) => Ok(Json(proof)),
-        Err(NoProof::Unknown) => Err(ApiError::NotFound("transaction")),
-        Err(NoProof::Pending) => Err(ApiError::NotFoundBecause(
-            "the transaction is not sealed into a block yet; try again shortly",
-        )),
+        Err(NoProof::Unknown) => Err(ApiError::NotFound(Missing::Transaction)),
+        Err(NoProof::Pending) => Err(ApiError::NotFound(Missing::UnsealedTransaction)),
     }
 }
 

@@ -1,64 +1,18 @@
-//! The one error type of the API, rendered as RFC 9457 problem+json with a
-//! stable `code`. Internal details are logged, never returned.
+//! The API's wording of the domain [`Error`]: RFC 9457 problem+json with a
+//! stable `code`. This is the REST channel's home for refusal sentences;
+//! internal details are logged, never returned.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chainpay_core::compliance::Rule;
+use chainpay_core::refusal::Refusal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    Validation(String),
-    #[error("authentication required")]
-    Unauthorized,
-    #[error("you are not allowed to do this")]
-    Forbidden,
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// Not found, with a sentence saying why.
-    #[error("{0}")]
-    NotFoundBecause(&'static str),
-    #[error("phone number or PIN is wrong")]
-    InvalidCredentials,
-    #[error("too many wrong PINs; try again in {retry_after_s} seconds")]
-    AccountLocked { retry_after_s: i64 },
-    #[error("{0}")]
-    WeakPin(String),
-    #[error("this phone number is already registered")]
-    PhoneTaken,
-    #[error("insufficient funds")]
-    InsufficientFunds,
-    #[error("{0}")]
-    AccountSuspended(&'static str),
-    #[error("{0}")]
-    KycRequired(&'static str),
-    #[error("this Idempotency-Key was already used with a different request")]
-    IdempotencyConflict,
-    #[error("too many requests; retry in {retry_after_s} seconds")]
-    RateLimited { retry_after_s: i64 },
-    /// An AML rule refused the movement. The customer sees only the rule's
-    /// plain message; which list or score fired stays in the audit log.
-    #[error("{}", .0.message)]
-    Compliance(Box<crate::compliance::Refusal>),
-    #[error("{0}")]
-    QuoteExpired(&'static str),
-    #[error("{0}")]
-    NotEligible(&'static str),
-    /// A payment network (M-Pesa) refused or could not be reached.
-    #[error("{0}")]
-    Upstream(&'static str),
-    #[error("internal error")]
-    Internal(#[from] anyhow::Error),
-}
+pub use crate::error::{Error as ApiError, Missing};
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
-        ApiError::Internal(error.into())
-    }
-}
+pub type ApiResult<T> = Result<T, ApiError>;
 
 /// RFC 9457 problem details plus ChainPay's stable `code`.
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
@@ -71,79 +25,144 @@ pub struct Problem {
     pub code: String,
 }
 
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Validation(_) | ApiError::WeakPin(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::AccountSuspended(_) | ApiError::KycRequired(_) => {
-                StatusCode::FORBIDDEN
-            }
-            ApiError::NotFound(_) | ApiError::NotFoundBecause(_) => StatusCode::NOT_FOUND,
-            ApiError::AccountLocked { .. } => StatusCode::LOCKED,
-            ApiError::PhoneTaken | ApiError::IdempotencyConflict => StatusCode::CONFLICT,
-            ApiError::InsufficientFunds => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Compliance(refusal) => match refusal.rule {
-                Rule::KycTier | Rule::Sanctions => StatusCode::FORBIDDEN,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            },
-            ApiError::QuoteExpired(_) => StatusCode::CONFLICT,
-            ApiError::NotEligible(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+pub fn status(error: &ApiError) -> StatusCode {
+    match error {
+        ApiError::Validation(_) | ApiError::WeakPin => StatusCode::BAD_REQUEST,
+        ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        ApiError::Forbidden => StatusCode::FORBIDDEN,
+        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::AccountLocked { .. } => StatusCode::LOCKED,
+        ApiError::IdempotencyConflict | ApiError::RequestInFlight => StatusCode::CONFLICT,
+        ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ApiError::Refused(refusal) => refusal_status(*refusal),
+        ApiError::Compliance(compliance) => refusal_status(Refusal::Compliance(compliance.rule)),
+        ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
+}
 
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::Validation(_) => "validation_error",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
-            ApiError::NotFound(_) | ApiError::NotFoundBecause(_) => "not_found",
-            ApiError::InvalidCredentials => "invalid_credentials",
-            ApiError::AccountLocked { .. } => "account_locked",
-            ApiError::WeakPin(_) => "weak_pin",
-            ApiError::PhoneTaken => "phone_taken",
-            ApiError::InsufficientFunds => "insufficient_funds",
-            ApiError::AccountSuspended(_) => "account_suspended",
-            ApiError::KycRequired(_) => "kyc_required",
-            ApiError::IdempotencyConflict => "idempotency_conflict",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Compliance(refusal) => match refusal.rule {
-                Rule::KycTier => "kyc_required",
-                Rule::SingleLimit | Rule::DailyLimit | Rule::Structuring => "limit_exceeded",
-                Rule::HourlyVelocity => "velocity_exceeded",
-                Rule::Sanctions => "sanctioned",
-            },
-            ApiError::QuoteExpired(_) => "quote_expired",
-            ApiError::NotEligible(_) => "not_eligible",
-            ApiError::Upstream(_) => "mpesa_unavailable",
-            ApiError::Internal(_) => "internal_error",
-        }
+fn refusal_status(refusal: Refusal) -> StatusCode {
+    match refusal {
+        Refusal::SelfPayment => StatusCode::BAD_REQUEST,
+        Refusal::AccountSuspended
+        | Refusal::RecipientCannotReceive
+        | Refusal::Compliance(Rule::KycTier | Rule::Sanctions) => StatusCode::FORBIDDEN,
+        Refusal::PhoneTaken | Refusal::QuoteUsed | Refusal::QuoteExpired => StatusCode::CONFLICT,
+        Refusal::MpesaRefused | Refusal::MpesaUnreachable => StatusCode::BAD_GATEWAY,
+        Refusal::InsufficientFunds
+        | Refusal::AmountNotPriceable
+        | Refusal::ReversalNotEligible
+        | Refusal::ReversalAlreadyRequested
+        | Refusal::ReversalAlreadyDecided
+        | Refusal::AgentsUnavailable
+        | Refusal::Compliance(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
+}
 
-    pub fn problem(&self) -> Problem {
-        let status = self.status();
-        Problem {
-            type_uri: format!(
-                "https://chainpay.dev/problems/{}",
-                self.code().replace('_', "-")
-            ),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: self.to_string(),
-            code: self.code().to_owned(),
-        }
+/// The stable code clients switch on.
+pub fn code(error: &ApiError) -> &'static str {
+    match error {
+        ApiError::Validation(_) => "validation_error",
+        ApiError::Unauthorized => "unauthorized",
+        ApiError::Forbidden => "forbidden",
+        ApiError::NotFound(_) => "not_found",
+        ApiError::InvalidCredentials => "invalid_credentials",
+        ApiError::AccountLocked { .. } => "account_locked",
+        ApiError::WeakPin => "weak_pin",
+        ApiError::IdempotencyConflict | ApiError::RequestInFlight => "idempotency_conflict",
+        ApiError::RateLimited { .. } => "rate_limited",
+        ApiError::Refused(refusal) => refusal_code(*refusal),
+        ApiError::Compliance(compliance) => refusal_code(Refusal::Compliance(compliance.rule)),
+        ApiError::Internal(_) => "internal_error",
     }
+}
 
-    fn retry_after(&self) -> Option<i64> {
-        match self {
-            ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s } => {
-                Some((*retry_after_s).max(1))
-            }
-            _ => None,
+fn refusal_code(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::InsufficientFunds => "insufficient_funds",
+        Refusal::AccountSuspended | Refusal::RecipientCannotReceive => "account_suspended",
+        Refusal::SelfPayment | Refusal::AmountNotPriceable => "validation_error",
+        Refusal::QuoteUsed | Refusal::QuoteExpired => "quote_expired",
+        Refusal::ReversalNotEligible
+        | Refusal::ReversalAlreadyRequested
+        | Refusal::ReversalAlreadyDecided
+        | Refusal::AgentsUnavailable => "not_eligible",
+        Refusal::MpesaRefused | Refusal::MpesaUnreachable => "mpesa_unavailable",
+        Refusal::PhoneTaken => "phone_taken",
+        Refusal::Compliance(Rule::KycTier) => "kyc_required",
+        Refusal::Compliance(Rule::SingleLimit | Rule::DailyLimit | Rule::Structuring) => {
+            "limit_exceeded"
         }
+        Refusal::Compliance(Rule::HourlyVelocity) => "velocity_exceeded",
+        Refusal::Compliance(Rule::Sanctions) => "sanctioned",
+    }
+}
+
+/// The sentence an API client (and through it, a person) reads.
+pub fn detail(error: &ApiError) -> String {
+    match error {
+        ApiError::Refused(refusal) => refusal_detail(*refusal).to_owned(),
+        ApiError::Compliance(compliance) => {
+            refusal_detail(Refusal::Compliance(compliance.rule)).to_owned()
+        }
+        ApiError::NotFound(Missing::UnsealedTransaction) => {
+            "the transaction is not sealed into a block yet; try again shortly".to_owned()
+        }
+        ApiError::Internal(_) => "internal error".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn refusal_detail(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::InsufficientFunds => "insufficient funds",
+        Refusal::AccountSuspended => "this account is suspended",
+        Refusal::RecipientCannotReceive => "the recipient's account cannot receive payments",
+        Refusal::SelfPayment => "you cannot send money to yourself",
+        Refusal::AmountNotPriceable => "this amount cannot be priced in that currency",
+        Refusal::QuoteUsed => "this quote has already been used; ask for a new one",
+        Refusal::QuoteExpired => "this quote has expired; ask for a new one",
+        Refusal::ReversalNotEligible => {
+            "only your own transfers of the last 24 hours without a reversal request can be reversed"
+        }
+        Refusal::ReversalAlreadyRequested => "a reversal of this transaction was already requested",
+        Refusal::ReversalAlreadyDecided => "this reversal request has already been decided",
+        Refusal::AgentsUnavailable => "agent withdrawals are not available yet; withdraw to M-Pesa",
+        Refusal::MpesaRefused => {
+            "M-Pesa refused the payment request; check the number and try again"
+        }
+        Refusal::MpesaUnreachable => "M-Pesa is not reachable right now; try again shortly",
+        Refusal::PhoneTaken => "this phone number is already registered",
+        Refusal::Compliance(rule) => match rule {
+            Rule::KycTier => "your account cannot move money until your identity is verified",
+            Rule::SingleLimit => "this amount is above your limit for a single transaction",
+            Rule::DailyLimit => "this amount would take you over your daily limit",
+            Rule::HourlyVelocity => "too many transactions in the last hour; please try again later",
+            Rule::Structuring => "this transaction cannot be completed",
+            Rule::Sanctions => "this transaction cannot be completed; contact support",
+        },
+    }
+}
+
+pub fn problem(error: &ApiError) -> Problem {
+    let status = status(error);
+    Problem {
+        type_uri: format!(
+            "https://chainpay.dev/problems/{}",
+            code(error).replace('_', "-")
+        ),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail(error),
+        code: code(error).to_owned(),
+    }
+}
+
+fn retry_after(error: &ApiError) -> Option<i64> {
+    match error {
+        ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s } => {
+            Some((*retry_after_s).max(1))
+        }
+        _ => None,
     }
 }
 
@@ -167,7 +186,7 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(error) = &self {
             tracing::error!(error = format!("{error:#}"), "request failed");
         }
-        problem_response(&self.problem(), self.retry_after())
+        problem_response(&problem(&self), retry_after(&self))
     }
 }
 
@@ -194,4 +213,8 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+impl From<FormRejection> for ApiError {
+    fn from(rejection: FormRejection) -> Self {
+        ApiError::Validation(rejection.body_text())
+    }
+}

@@ -13,7 +13,7 @@ use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use super::error::{problem_response, ApiError, Problem};
+use super::error::{problem, problem_response, ApiError, Missing, Problem};
 use super::AppState;
 use crate::audit::REQUEST_ID;
 
@@ -85,6 +85,6 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
 }
 
 pub async fn not_found() -> Response<Body> {
-    let problem: Problem = ApiError::NotFound("route").problem();
+    let problem: Problem = problem(&ApiError::NotFound(Missing::Route));
     problem_response(&problem, None)
 }

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use sqlx::PgPool;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -29,37 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::auth::jwt::JwtKeys;
-use crate::chain::authority::Sealer;
-use crate::compliance::sanctions::ListCache;
-use crate::config::Settings;
-use crate::jobs::JobSignals;
-use crate::metrics::Metrics;
-use crate::rules::RulesCache;
-use crate::secrets::ServerKeys;
-
-/// Everything a handler may need; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub settings: Arc<Settings>,
-    pub keys: Arc<ServerKeys>,
-    pub jwt: Arc<JwtKeys>,
-    pub metrics: Arc<Metrics>,
-    /// Snapshot of the money rules (rates, fees, AML settings).
-    pub rules: Arc<RulesCache>,
-    /// The tokenised sanctions list of the current version.
-    pub sanctions: Arc<ListCache>,
-    /// Wake-ups for the background jobs.
-    pub jobs: Arc<JobSignals>,
-    /// This instance's chain sealing authority.
-    pub sealer: Arc<Sealer>,
-    /// `http://host:port` of this instance's listener, once bound: where the
-    /// built-in simulators are reached, exactly as the real services would be.
-    pub self_url: Arc<std::sync::OnceLock<String>>,
-    /// The Daraja client and the M-Pesa callback secret.
-    pub mpesa: Arc<crate::mpesa::MpesaService>,
-}
+pub use crate::state::AppState;
 
 /// Largest request body accepted; every legitimate request is far smaller.
 const MAX_BODY_BYTES: usize = 64 * 1024;

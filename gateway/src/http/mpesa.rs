@@ -17,12 +17,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiPath};
+use super::error::{ApiError, ApiResult, Missing, Problem};
+use super::extract::{idempotency_key, reply_response, ApiJson, ApiPath};
 use super::session::AuthUser;
 use super::AppState;
-use crate::idempotency::{IdempotencyKey, Prior};
-use crate::mpesa::deposits::{self, DepositView, Initiated};
+use crate::mpesa::deposits::{self, DepositOrder, DepositView, Initiated};
 use crate::mpesa::{self, withdrawals};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -56,20 +55,11 @@ pub async fn start_deposit(
         Some(raw) => Msisdn::parse(raw).map_err(|e| ApiError::Validation(format!("phone: {e}")))?,
         None => Msisdn::parse(&user.phone).map_err(|e| ApiError::Internal(e.into()))?,
     };
+    let order = DepositOrder::new(user.user_id, &phone, amount)?;
     let fingerprint = format!("POST /mpesa/initiate|{amount}|{phone}");
-    let key = IdempotencyKey::from_headers(headers, user.user_id, &fingerprint)?;
-    if let Some(key) = &key {
-        if let Prior::Replay { status, body } = key.prior(&state.pool).await? {
-            return Ok(super::wallet::replayable(status, body, true));
-        }
-    }
-    let initiated: Initiated = deposits::initiate(state, user.user_id, &phone, amount).await?;
-    let body = serde_json::to_value(&initiated).map_err(anyhow::Error::from)?;
-    if let Some(key) = &key {
-        let mut conn = state.pool.acquire().await?;
-        key.save(&mut conn, StatusCode::ACCEPTED, &body).await?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let key = idempotency_key(headers, user.user_id, &fingerprint)?;
+    let reply = deposits::initiate(state, &order, key.as_ref()).await;
+    Ok(reply_response(reply, |_| StatusCode::ACCEPTED))
 }
 
 /// Deposit KES from M-Pesa: the phone gets an STK prompt; the wallet is
@@ -167,7 +157,7 @@ async fn status(
     deposits::find(&state, owner, reference)
         .await?
         .map(Json)
-        .ok_or(ApiError::NotFound("deposit"))
+        .ok_or(ApiError::NotFound(Missing::Deposit))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

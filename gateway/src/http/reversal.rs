@@ -32,7 +32,7 @@ pub struct EligibleList {
     responses((status = 200, body = EligibleList), (status = 401, body = Problem)))]
 async fn eligible(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<EligibleList>> {
     let mut views = Vec::new();
-    for tx in reversals::eligible(&state, user.user_id).await? {
+    for tx in reversals::eligible(&state.pool, user.user_id).await? {
         if let Some(view) = transactions::find(&state.pool, tx.tx_id).await? {
             views.push(view);
         }
@@ -58,6 +58,6 @@ async fn request_reversal(
     user: AuthUser,
     ApiJson(body): ApiJson<ReversalRequest>,
 ) -> ApiResult<(StatusCode, Json<ReversalRequested>)> {
-    let requested = reversals::request(&state, user.user_id, body.tx_id, &body.reason).await?;
+    let requested = reversals::request(&state.pool, user.user_id, body.tx_id, &body.reason).await?;
     Ok((StatusCode::CREATED, Json(requested)))
 }

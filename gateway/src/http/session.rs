@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use chainpay_core::refusal::Refusal;
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::auth::jwt::Claims;
 use crate::auth::rate_limit::{self, Admission};
+use crate::jwt::Claims;
 
 /// An authenticated, active user. Checked against PostgreSQL on every
 /// request: a logged-out token, a suspended user or a deleted user stops
@@ -63,7 +64,7 @@ impl FromRequestParts<AppState> for AuthUser {
             return Err(ApiError::Unauthorized);
         }
         if row.suspended {
-            return Err(ApiError::AccountSuspended("this account is suspended"));
+            return Err(ApiError::Refused(Refusal::AccountSuspended));
         }
         let bucket = format!("user:{}", claims.sub);
         if let Admission::Limited { retry_after_s } =

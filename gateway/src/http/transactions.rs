@@ -6,7 +6,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Missing, Problem};
 use super::extract::ApiPath;
 use super::session::AuthUser;
 use super::AppState;
@@ -33,6 +33,6 @@ async fn get_transaction(
                 || tx.from_user_id == Some(user.user_id)
                 || tx.to_user_id == Some(user.user_id)
         })
-        .ok_or(ApiError::NotFound("transaction"))?;
+        .ok_or(ApiError::NotFound(Missing::Transaction))?;
     Ok(Json(tx))
 }

@@ -1,9 +1,11 @@
 //! The caller's wallets: balances, sending money, history.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
+use chainpay_core::refusal::Refusal;
+use chainpay_core::status::TxStatus;
 use chainpay_core::{Amount, CurrencyCode, Msisdn};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,11 +13,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{idempotency_key, reply_response, ApiJson, ApiQuery};
 use super::paging::{next_cursor, PageQuery};
 use super::session::AuthUser;
 use super::AppState;
-use crate::idempotency::IdempotencyKey;
 use crate::movements::conversion::{ConvertOrder, ConvertTerms};
 use crate::movements::transfer::{SendOrder, SendPreview};
 use crate::movements::{self, Operation};
@@ -142,9 +143,20 @@ async fn run_keyed<O: Operation>(
     fingerprint: &str,
     op: &O,
 ) -> ApiResult<Response> {
-    let key = IdempotencyKey::from_headers(headers, user_id, fingerprint)?;
-    let reply = movements::run(state, op, key).await?;
-    Ok(replayable(reply.status, reply.body, reply.replayed))
+    let key = idempotency_key(headers, user_id, fingerprint)?;
+    let reply = movements::run(state, op, key).await;
+    Ok(movement_response(reply))
+}
+
+/// A movement's response: 201 when done, 202 when it waits on a channel.
+pub fn movement_response(reply: movements::Reply) -> Response {
+    reply_response(reply, |view| {
+        if view.status == TxStatus::Pending.as_str() {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::CREATED
+        }
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -234,24 +246,6 @@ async fn convert(
     run_keyed(&state, &headers, user.user_id, &fingerprint, &order).await
 }
 
-/// A saved or fresh JSON reply; replays carry `Idempotent-Replayed: true`
-/// and keep the problem+json content type of a saved refusal.
-pub fn replayable(status: StatusCode, body: serde_json::Value, replayed: bool) -> Response {
-    let is_problem = !status.is_success();
-    let mut response = (status, Json(body)).into_response();
-    let headers = response.headers_mut();
-    if is_problem {
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/problem+json"),
-        );
-    }
-    if replayed {
-        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    response
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TransactionPage {
     pub transactions: Vec<TxView>,
@@ -339,11 +333,7 @@ async fn withdraw(
     }
     match body.method.as_str() {
         "mpesa" => {}
-        "agent" => {
-            return Err(ApiError::NotEligible(
-                "agent withdrawals are not available yet; withdraw to M-Pesa",
-            ))
-        }
+        "agent" => return Err(Refusal::AgentsUnavailable.into()),
         _ => {
             return Err(ApiError::Validation(
                 "method must be `mpesa` or `agent`".into(),
@@ -353,14 +343,11 @@ async fn withdraw(
     let phone = Msisdn::parse(&user.phone).map_err(|e| ApiError::Internal(e.into()))?;
     let order = WithdrawOrder::new(user.user_id, &phone, body.amount)?;
     let fingerprint = format!("POST /wallet/withdraw|{}|mpesa", body.amount);
-    let key = IdempotencyKey::from_headers(&headers, user.user_id, &fingerprint)?;
-    let reply = movements::run(&state, &order, key).await?;
+    let key = idempotency_key(&headers, user.user_id, &fingerprint)?;
+    let reply = movements::run(&state, &order, key).await;
     // Send the payout once the hold is committed; a replay finds it sent.
-    let held = reply.body["tx_id"]
-        .as_str()
-        .and_then(|id| uuid::Uuid::parse_str(id).ok());
-    if let (true, Some(tx_id)) = (reply.status.is_success(), held) {
-        withdrawals::submit(&state, tx_id).await?;
+    if let Ok(view) = &reply.outcome {
+        withdrawals::submit(&state, view.tx_id).await?;
     }
-    Ok(replayable(reply.status, reply.body, reply.replayed))
+    Ok(movement_response(reply))
 }

@@ -13,7 +13,7 @@ pub fn fee_shard(tx_id: Uuid) -> i16 {
 }
 
 /// Names one ledger account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountRef<'a> {
     Wallet {
         user_id: Uuid,
@@ -44,6 +44,16 @@ impl<'a> AccountRef<'a> {
     pub fn float(channel: &'static str, currency: &'a str) -> Self {
         AccountRef::House {
             kind: "float",
+            channel,
+            currency,
+            shard: 0,
+        }
+    }
+
+    /// Money on its way out through `channel`, held until it is paid or refunded.
+    pub fn payout_hold(channel: &'static str, currency: &'a str) -> Self {
+        AccountRef::House {
+            kind: "payout_hold",
             channel,
             currency,
             shard: 0,

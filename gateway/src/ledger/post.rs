@@ -4,6 +4,7 @@
 
 use chainpay_core::crypto::signing::SigningKey;
 use chainpay_core::ledger::JournalEntry;
+use chainpay_core::status::TxStatus;
 use chainpay_core::transaction::TxFacts;
 use sqlx::PgConnection;
 
@@ -18,7 +19,7 @@ pub struct Movement {
     pub usd_cents: Option<i64>,
     /// `COMPLETED`, or `PENDING` for a movement that waits on a channel
     /// (a withdrawal held until M-Pesa pays out).
-    pub status: &'static str,
+    pub status: TxStatus,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,7 @@ pub async fn post(
         .entry
         .postings()
         .iter()
-        .map(|p| (p.account_id, p.amount_minor))
+        .map(|p| (p.account, p.amount_minor))
         .unzip();
     let conversion = facts.conversion.as_ref();
     let rate = match conversion {
@@ -134,7 +135,7 @@ pub async fn post(
         conversion.map(|leg| leg.converted_minor),
         rate,
         movement.usd_cents,
-        movement.status,
+        movement.status.as_str(),
     )
     .fetch_all(&mut *conn)
     .await;

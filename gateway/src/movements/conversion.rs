@@ -7,6 +7,9 @@
 
 use chainpay_core::fees::FeeKind;
 use chainpay_core::ledger::{conversion_entry, ConversionAccounts};
+use chainpay_core::notify::Sms;
+use chainpay_core::refusal::Refusal;
+use chainpay_core::status::TxStatus;
 use chainpay_core::transaction::{now_micros, ConversionLeg, TxFacts, TxType};
 use chainpay_core::{Amount, CurrencyCode};
 use chrono::{DateTime, Utc};
@@ -17,19 +20,16 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::book::{book, Booking};
 use super::parties;
 use super::transfer::fx_error;
-use super::{post_error, Operation};
+use super::Operation;
 use crate::audit::{AuditEvent, Outcome};
-use crate::http::error::ApiError;
-use crate::http::AppState;
-use crate::ledger::accounts::{self, AccountRef};
-use crate::ledger::post::{post, Movement};
+use crate::error::{Error, Missing};
+use crate::ledger::accounts::AccountRef;
 use crate::rules::Rules;
-use crate::sms::outbox;
+use crate::state::AppState;
 use crate::transactions::TxView;
-use chainpay_core::notify;
-use chainpay_core::ussd::money;
 
 /// The numbers of one conversion.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub fn price(
     from: CurrencyCode,
     to: CurrencyCode,
     amount: Amount,
-) -> Result<Price, ApiError> {
+) -> Result<Price, Error> {
     let conversion = rules
         .rates
         .convert(&from, &to, amount.minor())
@@ -96,7 +96,7 @@ pub async fn quote(
     from: CurrencyCode,
     to: CurrencyCode,
     amount: Amount,
-) -> Result<Quote, ApiError> {
+) -> Result<Quote, Error> {
     let rules = state.rules.get(&state.pool).await?;
     let price = price(&rules, from, to, amount)?;
     let quote_id = Uuid::new_v4();
@@ -152,7 +152,7 @@ impl ConvertOrder {
         conn: &mut PgConnection,
         rules: &Rules,
         tx_id: Uuid,
-    ) -> Result<Price, ApiError> {
+    ) -> Result<Price, Error> {
         let quote_id = match &self.terms {
             ConvertTerms::Spot { from, to, amount } => {
                 return price(rules, from.clone(), to.clone(), *amount)
@@ -168,16 +168,12 @@ impl ConvertOrder {
         .fetch_optional(&mut *conn)
         .await?
         .filter(|q| q.user_id.is_none_or(|owner| owner == self.user_id))
-        .ok_or(ApiError::NotFound("quote"))?;
+        .ok_or(Error::NotFound(Missing::Quote))?;
         if quote.used_by_tx.is_some() {
-            return Err(ApiError::QuoteExpired(
-                "this quote has already been used; ask for a new one",
-            ));
+            return Err(Refusal::QuoteUsed.into());
         }
         if quote.expired {
-            return Err(ApiError::QuoteExpired(
-                "this quote has expired; ask for a new one",
-            ));
+            return Err(Refusal::QuoteExpired.into());
         }
         sqlx::query!(
             "UPDATE fx_quotes SET used_by_tx = $2 WHERE quote_id = $1",
@@ -187,7 +183,7 @@ impl ConvertOrder {
         .execute(&mut *conn)
         .await?;
         let currency =
-            |code: &str| CurrencyCode::parse(code).map_err(|e| ApiError::Internal(e.into()));
+            |code: &str| CurrencyCode::parse(code).map_err(|e| Error::Internal(e.into()));
         Ok(Price {
             from: currency(&quote.from_currency)?,
             to: currency(&quote.to_currency)?,
@@ -228,7 +224,7 @@ impl Operation for ConvertOrder {
         conn: &mut PgConnection,
         state: &AppState,
         rules: &Rules,
-    ) -> Result<TxView, ApiError> {
+    ) -> Result<TxView, Error> {
         let tx_id = Uuid::new_v4();
         let price = self.settle_price(conn, rules, tx_id).await?;
         let (from, to) = (price.from.as_str(), price.to.as_str());
@@ -238,92 +234,65 @@ impl Operation for ConvertOrder {
             .map_err(fx_error)?;
         let parties = parties::load(conn, self.user_id, None).await?;
         let report = parties::aml_gate(conn, state, rules, &parties, usd_cents).await?;
-
-        let ids = accounts::resolve(
-            conn,
-            &[
-                AccountRef::wallet(self.user_id, from),
-                AccountRef::wallet(self.user_id, to),
-                AccountRef::house("fx_position", from),
-                AccountRef::house("fx_position", to),
-                AccountRef::fee_revenue(from, tx_id),
-            ],
-        )
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("accounts missing for {from}/{to}")))?;
-        let ledger_accounts = ConversionAccounts {
-            source_wallet: ids[0],
-            target_wallet: ids[1],
-            source_position: ids[2],
-            target_position: ids[3],
-            fee_revenue: ids[4],
+        let target = AccountRef::wallet(self.user_id, to);
+        let accounts = ConversionAccounts {
+            source_wallet: AccountRef::wallet(self.user_id, from),
+            target_wallet: target.clone(),
+            source_position: AccountRef::house("fx_position", from),
+            target_position: AccountRef::house("fx_position", to),
+            fee_revenue: AccountRef::fee_revenue(from, tx_id),
         };
         let entry = conversion_entry(
-            ledger_accounts,
+            accounts,
             &price.from,
             &price.to,
             price.amount_minor,
             price.converted_minor,
             price.fee_minor,
         )
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
+        .map_err(|e| Error::Validation(e.to_string()))?;
         let rate = price.rate.normalize().to_string();
-        let facts = TxFacts {
-            tx_id,
-            tx_type: TxType::Conversion,
-            amount_minor: price.amount_minor,
-            fee_minor: price.fee_minor,
-            currency: from.to_owned(),
-            from_user_id: Some(self.user_id),
-            to_user_id: Some(self.user_id),
-            created_at: now_micros(),
-            conversion: Some(ConversionLeg {
-                to_currency: to.to_owned(),
-                converted_minor: price.converted_minor,
-                rate: rate.clone(),
-            }),
-        };
-        let movement = Movement {
-            facts: facts.clone(),
-            note: None,
-            entry,
-            usd_cents: Some(usd_cents),
-            status: "COMPLETED",
-        };
-        let posted = post(conn, &movement, &state.keys.tx_signing)
-            .await
-            .map_err(post_error)?;
-        let exponent = |currency: &str| rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
-        let message = notify::converted(
-            tx_id,
-            facts.created_at,
-            &money(from, price.amount_minor, exponent(from)),
-            &money(to, price.converted_minor, exponent(to)),
-            &rate,
-            &money(
-                to,
-                posted.balance_of(ledger_accounts.target_wallet),
-                exponent(to),
-            ),
-            &money(from, price.fee_minor, exponent(from)),
-        );
-        outbox::queue(conn, &parties.sender.party.phone, &message, Some(tx_id)).await?;
-        let signature = posted.signature;
         let detail = json!({"from": from, "to": to, "amount": price.amount_minor, "fee": price.fee_minor,
                             "converted_amount": price.converted_minor, "rate": rate, "usd_cents": usd_cents});
-        parties::file_report(conn, report, self.user_id, tx_id, detail.clone()).await?;
-        AuditEvent::new(Self::ACTION, Outcome::Success)
-            .actor(self.user_id)
-            .subject(tx_id)
-            .detail(detail)
-            .record(conn)
-            .await?;
-        let phone = parties.sender.party.phone;
-        Ok(TxView::posted(
-            &movement,
-            signature,
-            Some(phone.clone()),
-            Some(phone),
-        ))
+        let booking = Booking {
+            facts: TxFacts {
+                tx_id,
+                tx_type: TxType::Conversion,
+                amount_minor: price.amount_minor,
+                fee_minor: price.fee_minor,
+                currency: from.to_owned(),
+                from_user_id: Some(self.user_id),
+                to_user_id: Some(self.user_id),
+                created_at: now_micros(),
+                conversion: Some(ConversionLeg {
+                    to_currency: to.to_owned(),
+                    converted_minor: price.converted_minor,
+                    rate: rate.clone(),
+                }),
+            },
+            entry,
+            note: None,
+            usd_cents: Some(usd_cents),
+            status: TxStatus::Completed,
+            audit: AuditEvent::new(Self::ACTION, Outcome::Success)
+                .actor(self.user_id)
+                .detail(detail.clone()),
+        };
+        let customer = &parties.sender;
+        let booked = book(conn, &state.keys.tx_signing, booking, |booked| {
+            let message = Sms(customer.lang).converted(
+                booked.receipt(),
+                &rules.show(from, price.amount_minor),
+                &rules.show(to, price.converted_minor),
+                &rate,
+                &rules.show(to, booked.balance_of(&target)),
+                &rules.show(from, price.fee_minor),
+            );
+            vec![(customer.party.phone.clone(), message)]
+        })
+        .await?;
+        parties::file_report(conn, report, self.user_id, tx_id, detail).await?;
+        let phone = customer.party.phone.clone();
+        Ok(booked.view(Some(phone.clone()), Some(phone)))
     }
 }

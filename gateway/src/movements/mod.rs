@@ -1,29 +1,29 @@
 //! Money movements requested by customers, run through one pipeline.
 //!
-//! Each kind of movement ([`transfer`], [`conversion`]) says how to execute
-//! itself inside a database transaction; [`run`] does the rest the same way
-//! for all of them: the `Idempotency-Key` record, commit or rollback, the
-//! audit row of a refusal (with the AML rule that fired and any report it
-//! opens), and metrics.
+//! Each kind of movement ([`transfer`], [`conversion`], M-Pesa withdrawals)
+//! says how to execute itself inside a database transaction and books
+//! itself through [`book`]; [`run`] does the rest the same way for all of
+//! them: the idempotency record, commit or rollback, the audit row of a
+//! refusal (with the AML rule that fired and any report it opens), and
+//! metrics.
 
+pub mod book;
 pub mod conversion;
 pub mod parties;
 pub mod transfer;
 
 use std::future::Future;
 
-use axum::http::StatusCode;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::compliance::sars;
-use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::error::Error;
 use crate::idempotency::{IdempotencyKey, Prior};
-use crate::ledger::post::PostError;
 use crate::rules::Rules;
+use crate::state::AppState;
 use crate::transactions::TxView;
 
 /// A customer's request to move money.
@@ -45,69 +45,76 @@ pub trait Operation: Sync {
         conn: &mut PgConnection,
         state: &AppState,
         rules: &Rules,
-    ) -> impl Future<Output = Result<TxView, ApiError>> + Send;
+    ) -> impl Future<Output = Result<TxView, Error>> + Send;
 }
 
-/// The response a movement request gets: status and JSON body, exactly as
-/// saved for replays.
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
+/// What a keyed request comes to: its result or refusal, and whether that
+/// is a replay of an earlier request with the same key.
+pub struct Reply<T = TxView> {
+    pub outcome: Result<T, Error>,
     pub replayed: bool,
+}
+
+impl<T> Reply<T> {
+    pub fn fresh(outcome: Result<T, Error>) -> Self {
+        Self {
+            outcome,
+            replayed: false,
+        }
+    }
+
+    pub fn replayed(outcome: Result<T, Error>) -> Self {
+        Self {
+            outcome,
+            replayed: true,
+        }
+    }
 }
 
 /// Runs `op` once per idempotency key: the outcome saved first is the
 /// answer to every copy. Business refusals are audited and, when keyed,
 /// saved so a retry sees the same answer.
-pub async fn run<O: Operation>(
+pub async fn run<O: Operation>(state: &AppState, op: &O, key: Option<IdempotencyKey>) -> Reply {
+    match attempt(state, op, key.as_ref()).await {
+        Ok(reply) => reply,
+        Err(error) => Reply::fresh(Err(error)),
+    }
+}
+
+async fn attempt<O: Operation>(
     state: &AppState,
     op: &O,
-    key: Option<IdempotencyKey>,
-) -> Result<Reply, ApiError> {
+    key: Option<&IdempotencyKey>,
+) -> Result<Reply, Error> {
     // No look-up before the work: a retry is rare, and the key's unique
     // index catches it when the outcome is saved (the earlier answer wins).
     let rules = state.rules.get(&state.pool).await?;
     let mut tx = state.pool.begin().await?;
     match op.execute(&mut tx, state, &rules).await {
         Ok(view) => {
-            let body = serde_json::to_value(&view).map_err(anyhow::Error::from)?;
-            // A movement that waits on a channel is accepted, not done.
-            let status = if view.status == "PENDING" {
-                StatusCode::ACCEPTED
-            } else {
-                StatusCode::CREATED
-            };
-            if let Some(key) = &key {
-                if !key.save(&mut tx, status, &body).await? {
+            if let Some(key) = key {
+                if !key.save(&mut tx, Ok(&view)).await? {
                     tx.rollback().await?;
-                    return replay_winner(state, key).await;
+                    return replay(state, key).await;
                 }
             }
             tx.commit().await?;
             count(state, op, "completed");
             tracing::info!(tx_id = %view.tx_id, kind = O::KIND, amount = view.amount, currency = %view.currency, "movement completed");
-            Ok(Reply {
-                status,
-                body,
-                replayed: false,
-            })
+            Ok(Reply::fresh(Ok(view)))
         }
-        Err(ApiError::Internal(error)) => Err(ApiError::Internal(error)),
+        Err(Error::Internal(error)) => Err(Error::Internal(error)),
         Err(refusal) => {
             tx.rollback().await?;
             // A retry refused now (say, by the velocity its first try
             // counted) still gets the first answer.
-            if let Some(key) = &key {
-                if let Prior::Replay { status, body } = key.prior(&state.pool).await? {
-                    return Ok(Reply {
-                        status,
-                        body,
-                        replayed: true,
-                    });
+            if let Some(key) = key {
+                if let Some(Prior::Done(outcome)) = key.prior(&state.pool).await? {
+                    return Ok(Reply::replayed(outcome));
                 }
             }
-            record_refusal(state, op, key.as_ref(), &refusal).await?;
-            Err(refusal)
+            record_refusal(state, op, key, &refusal).await?;
+            Ok(Reply::fresh(Err(refusal)))
         }
     }
 }
@@ -120,17 +127,16 @@ fn count<O: Operation>(state: &AppState, op: &O, outcome: &str) {
         .inc();
 }
 
-/// Another request with the same key committed first: answer as it did.
-async fn replay_winner(state: &AppState, key: &IdempotencyKey) -> Result<Reply, ApiError> {
+/// Another request with the same key got there first: answer as it did,
+/// or say it is still in flight.
+pub async fn replay<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    key: &IdempotencyKey,
+) -> Result<Reply<T>, Error> {
     match key.prior(&state.pool).await? {
-        Prior::Replay { status, body } => Ok(Reply {
-            status,
-            body,
-            replayed: true,
-        }),
-        Prior::Fresh => Err(ApiError::Internal(anyhow::anyhow!(
-            "idempotency record vanished"
-        ))),
+        Some(Prior::Done(outcome)) => Ok(Reply::replayed(outcome)),
+        Some(Prior::InFlight) => Err(Error::RequestInFlight),
+        None => Err(Error::internal("idempotency record vanished")),
     }
 }
 
@@ -140,12 +146,12 @@ async fn record_refusal<O: Operation>(
     state: &AppState,
     op: &O,
     key: Option<&IdempotencyKey>,
-    refusal: &ApiError,
-) -> Result<(), ApiError> {
+    refusal: &Error,
+) -> Result<(), Error> {
     let mut tx = state.pool.begin().await?;
     let mut detail = op.describe();
-    detail["reason"] = json!(refusal.code());
-    if let ApiError::Compliance(compliance) = refusal {
+    detail["reason"] = json!(refusal.label());
+    if let Error::Compliance(compliance) = refusal {
         detail["rule"] = json!(compliance.rule.as_str());
         detail["finding"] = compliance.detail.clone();
         if let Some((party, finding)) = &compliance.report {
@@ -165,23 +171,13 @@ async fn record_refusal<O: Operation>(
         .record(&mut tx)
         .await?;
     if let Some(key) = key {
-        let problem = serde_json::to_value(refusal.problem()).map_err(anyhow::Error::from)?;
-        if !key.save(&mut tx, refusal.status(), &problem).await? {
+        if !key.save::<TxView>(&mut tx, Err(refusal)).await? {
             // A concurrent copy already answered; nothing of ours to keep.
             tx.rollback().await?;
             return Ok(());
         }
     }
     tx.commit().await?;
-    count(state, op, refusal.code());
+    count(state, op, refusal.label());
     Ok(())
-}
-
-/// Maps a ledger posting failure to the API's answer.
-pub fn post_error(error: PostError) -> ApiError {
-    match error {
-        PostError::InsufficientFunds => ApiError::InsufficientFunds,
-        PostError::UnknownAccount => ApiError::Internal(anyhow::anyhow!("ledger account vanished")),
-        PostError::Database(e) => e.into(),
-    }
 }

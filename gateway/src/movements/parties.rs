@@ -2,15 +2,16 @@
 //! passes before it is posted.
 
 use chainpay_core::compliance::{Decision, Rule};
+use chainpay_core::Lang;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::compliance::sanctions::{self, Party};
-use crate::compliance::{sars, Refusal};
-use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::compliance::sars;
+use crate::error::{ComplianceRefusal, Error};
 use crate::rules::Rules;
+use crate::state::AppState;
 
 /// A user taking part in a movement.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct Person {
     pub party: Party,
     pub suspended: bool,
     pub kyc_status: String,
+    /// The language their SMS are written in.
+    pub lang: Lang,
 }
 
 impl Person {
@@ -45,10 +48,10 @@ pub async fn load(
     conn: &mut PgConnection,
     sender_id: Uuid,
     counterparty_phone: Option<&str>,
-) -> Result<Parties, ApiError> {
+) -> Result<Parties, Error> {
     let rows = sqlx::query!(
         r#"WITH sender AS (SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE)
-           SELECT id, name, phone, suspended, kyc_status, screened_list_version, sanctions_match_id,
+           SELECT id, name, phone, suspended, kyc_status, language, screened_list_version, sanctions_match_id,
                   (SELECT version FROM sanctions_list) AS "list_version!"
            FROM users WHERE (id = $1 OR phone = $2) AND EXISTS (SELECT 1 FROM sender)"#,
         sender_id,
@@ -70,6 +73,7 @@ pub async fn load(
             },
             suspended: row.suspended,
             kyc_status: row.kyc_status,
+            lang: Lang::parse(&row.language),
         };
         if person.party.user_id == sender_id {
             if Some(person.party.phone.as_str()) == counterparty_phone {
@@ -81,7 +85,7 @@ pub async fn load(
         }
     }
     Ok(Parties {
-        sender: sender.ok_or(ApiError::Unauthorized)?,
+        sender: sender.ok_or(Error::Unauthorized)?,
         counterparty,
         list_version,
     })
@@ -96,7 +100,7 @@ pub async fn aml_gate(
     rules: &Rules,
     parties: &Parties,
     usd_cents: i64,
-) -> Result<Option<Rule>, ApiError> {
+) -> Result<Option<Rule>, Error> {
     let mut screened = vec![&parties.sender.party];
     if let Some(counterparty) = &parties.counterparty {
         screened.push(&counterparty.party);
@@ -115,18 +119,17 @@ pub async fn aml_gate(
             "listed_name": hit.listed_name, "score": hit.score, "matched_on": hit.matched_on,
             "sender": parties.sender.party.user_id, "usd_cents": usd_cents,
         });
-        let refusal =
-            Refusal::new(Rule::Sanctions, finding.clone()).reported(Some(party.user_id), finding);
-        return Err(ApiError::Compliance(Box::new(refusal)));
+        let refusal = ComplianceRefusal::new(Rule::Sanctions, finding.clone())
+            .reported(Some(party.user_id), finding);
+        return Err(refusal.into());
     }
     let sender = parties.sender.party.user_id;
     match crate::compliance::limits::check_outgoing(conn, rules, sender, usd_cents).await? {
         Decision::Allow => Ok(None),
         Decision::AllowAndReport(rule) => Ok(Some(rule)),
-        Decision::Reject(rule) => Err(ApiError::Compliance(Box::new(Refusal::new(
-            rule,
-            json!({"usd_cents": usd_cents}),
-        )))),
+        Decision::Reject(rule) => {
+            Err(ComplianceRefusal::new(rule, json!({"usd_cents": usd_cents})).into())
+        }
     }
 }
 

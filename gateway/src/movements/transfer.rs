@@ -2,6 +2,9 @@
 
 use chainpay_core::fees::FeeKind;
 use chainpay_core::ledger::{transfer_entry, TransferAccounts};
+use chainpay_core::notify::{Party, Sms};
+use chainpay_core::refusal::Refusal;
+use chainpay_core::status::TxStatus;
 use chainpay_core::transaction::{now_micros, TxFacts, TxType};
 use chainpay_core::{Amount, CurrencyCode, Msisdn};
 use serde::{Deserialize, Serialize};
@@ -10,18 +13,15 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::book::{book, Booking};
 use super::parties::{self, Parties, Person};
-use super::{post_error, Operation};
+use super::Operation;
 use crate::audit::{AuditEvent, Outcome};
-use crate::http::error::ApiError;
-use crate::http::AppState;
-use crate::ledger::accounts::{self, AccountRef};
-use crate::ledger::post::{post, Movement};
+use crate::error::{Error, Missing};
+use crate::ledger::accounts::AccountRef;
 use crate::rules::Rules;
-use crate::sms::outbox;
+use crate::state::AppState;
 use crate::transactions::TxView;
-use chainpay_core::notify;
-use chainpay_core::ussd::money;
 
 /// A validated request to pay `amount` of `currency` to `to_phone`.
 #[derive(Debug, Clone)]
@@ -55,26 +55,22 @@ struct Priced {
 }
 
 impl SendOrder {
-    async fn price(&self, conn: &mut PgConnection, rules: &Rules) -> Result<Priced, ApiError> {
+    async fn price(&self, conn: &mut PgConnection, rules: &Rules) -> Result<Priced, Error> {
         let currency = self.currency.as_str();
         rules
             .rates
             .leg(currency)
-            .map_err(|_| ApiError::Validation(format!("unsupported currency {currency}")))?;
+            .map_err(|_| Error::Validation(format!("unsupported currency {currency}")))?;
         let parties = parties::load(conn, self.from_user_id, Some(self.to_phone.as_str())).await?;
         let recipient = parties
             .counterparty
             .clone()
-            .ok_or(ApiError::NotFound("recipient"))?;
+            .ok_or(Error::NotFound(Missing::Recipient))?;
         if recipient.party.user_id == self.from_user_id {
-            return Err(ApiError::Validation(
-                "you cannot send money to yourself".into(),
-            ));
+            return Err(Refusal::SelfPayment.into());
         }
         if !recipient.can_receive() {
-            return Err(ApiError::AccountSuspended(
-                "the recipient's account cannot receive payments",
-            ));
+            return Err(Refusal::RecipientCannotReceive.into());
         }
         let amount = self.amount.minor();
         let usd_cents = rules.rates.usd_cents(currency, amount).map_err(fx_error)?;
@@ -91,7 +87,7 @@ impl SendOrder {
     }
 
     /// The fee and recipient a transfer would have, without moving money.
-    pub async fn preview(&self, state: &AppState) -> Result<SendPreview, ApiError> {
+    pub async fn preview(&self, state: &AppState) -> Result<SendPreview, Error> {
         let rules = state.rules.get(&state.pool).await?;
         let mut conn = state.pool.acquire().await?;
         let priced = self.price(&mut conn, &rules).await?;
@@ -107,8 +103,8 @@ impl SendOrder {
 }
 
 /// Amount problems found while pricing are the client's to fix.
-pub fn fx_error(error: chainpay_core::fx::FxError) -> ApiError {
-    ApiError::Validation(error.to_string())
+pub fn fx_error(error: chainpay_core::fx::FxError) -> Error {
+    Error::Validation(error.to_string())
 }
 
 impl Operation for SendOrder {
@@ -132,105 +128,74 @@ impl Operation for SendOrder {
         conn: &mut PgConnection,
         state: &AppState,
         rules: &Rules,
-    ) -> Result<TxView, ApiError> {
+    ) -> Result<TxView, Error> {
         let priced = self.price(conn, rules).await?;
         let report =
             parties::aml_gate(conn, state, rules, &priced.parties, priced.usd_cents).await?;
-
         let currency = self.currency.as_str();
+        let (amount, fee) = (self.amount.minor(), priced.fee_minor);
         let tx_id = Uuid::new_v4();
-        let recipient_id = priced.recipient.party.user_id;
-        let ids = accounts::resolve(
-            conn,
-            &[
-                AccountRef::wallet(self.from_user_id, currency),
-                AccountRef::wallet(recipient_id, currency),
-                AccountRef::fee_revenue(currency, tx_id),
-            ],
-        )
-        .await?
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!(
-                "wallet or fee account missing for {currency}"
-            ))
-        })?;
-        let ledger_accounts = TransferAccounts {
-            source_wallet: ids[0],
-            target_wallet: ids[1],
-            fee_revenue: ids[2],
+        let (sender, recipient) = (&priced.parties.sender, &priced.recipient);
+        let source = AccountRef::wallet(self.from_user_id, currency);
+        let target = AccountRef::wallet(recipient.party.user_id, currency);
+        let accounts = TransferAccounts {
+            source_wallet: source.clone(),
+            target_wallet: target.clone(),
+            fee_revenue: AccountRef::fee_revenue(currency, tx_id),
         };
-        let entry = transfer_entry(
-            ledger_accounts,
-            &self.currency,
-            self.amount.minor(),
-            priced.fee_minor,
-        )
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
-        let facts = TxFacts {
-            tx_id,
-            tx_type: TxType::Transfer,
-            amount_minor: self.amount.minor(),
-            fee_minor: priced.fee_minor,
-            currency: currency.to_owned(),
-            from_user_id: Some(self.from_user_id),
-            to_user_id: Some(recipient_id),
-            created_at: now_micros(),
-            conversion: None,
-        };
-        let movement = Movement {
-            facts: facts.clone(),
-            note: self.note.clone(),
-            entry,
-            usd_cents: Some(priced.usd_cents),
-            status: "COMPLETED",
-        };
-        let posted = post(conn, &movement, &state.keys.tx_signing)
-            .await
-            .map_err(post_error)?;
-        let exponent = rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
-        let shown = |minor| money(currency, minor, exponent);
-        let (sender, recipient) = (&priced.parties.sender.party, &priced.recipient.party);
-        let sent = notify::sent(
-            tx_id,
-            facts.created_at,
-            &shown(facts.amount_minor),
-            notify::Party {
-                name: &recipient.name,
-                phone: &recipient.phone,
-            },
-            &shown(posted.balance_of(ledger_accounts.source_wallet)),
-            &shown(facts.fee_minor),
-        );
-        let received = notify::received(
-            tx_id,
-            facts.created_at,
-            &shown(facts.amount_minor),
-            notify::Party {
-                name: &sender.name,
-                phone: &sender.phone,
-            },
-            &shown(posted.balance_of(ledger_accounts.target_wallet)),
-        );
-        outbox::queue_all(
-            conn,
-            &[(&sender.phone, &sent), (&recipient.phone, &received)],
-            Some(tx_id),
-        )
-        .await?;
-        let signature = posted.signature;
-        let detail = json!({"amount": facts.amount_minor, "fee": facts.fee_minor, "currency": currency,
+        let entry = transfer_entry(accounts, &self.currency, amount, fee)
+            .map_err(|e| Error::Validation(e.to_string()))?;
+        let detail = json!({"amount": amount, "fee": fee, "currency": currency,
                             "to": self.to_phone.as_str(), "usd_cents": priced.usd_cents});
-        parties::file_report(conn, report, self.from_user_id, tx_id, detail.clone()).await?;
-        AuditEvent::new(Self::ACTION, Outcome::Success)
-            .actor(self.from_user_id)
-            .subject(tx_id)
-            .detail(detail)
-            .record(conn)
-            .await?;
-        Ok(TxView::posted(
-            &movement,
-            signature,
-            Some(priced.parties.sender.party.phone.clone()),
+        let booking = Booking {
+            facts: TxFacts {
+                tx_id,
+                tx_type: TxType::Transfer,
+                amount_minor: amount,
+                fee_minor: fee,
+                currency: currency.to_owned(),
+                from_user_id: Some(self.from_user_id),
+                to_user_id: Some(recipient.party.user_id),
+                created_at: now_micros(),
+                conversion: None,
+            },
+            entry,
+            note: self.note.clone(),
+            usd_cents: Some(priced.usd_cents),
+            status: TxStatus::Completed,
+            audit: AuditEvent::new(Self::ACTION, Outcome::Success)
+                .actor(self.from_user_id)
+                .detail(detail.clone()),
+        };
+        let shown = |minor| rules.show(currency, minor);
+        let booked = book(conn, &state.keys.tx_signing, booking, |booked| {
+            let receipt = booked.receipt();
+            let (payer, payee) = (&sender.party, &recipient.party);
+            let sent = Sms(sender.lang).sent(
+                receipt,
+                &shown(amount),
+                Party {
+                    name: &payee.name,
+                    phone: &payee.phone,
+                },
+                &shown(booked.balance_of(&source)),
+                &shown(fee),
+            );
+            let received = Sms(recipient.lang).received(
+                receipt,
+                &shown(amount),
+                Party {
+                    name: &payer.name,
+                    phone: &payer.phone,
+                },
+                &shown(booked.balance_of(&target)),
+            );
+            vec![(payer.phone.clone(), sent), (payee.phone.clone(), received)]
+        })
+        .await?;
+        parties::file_report(conn, report, self.from_user_id, tx_id, detail).await?;
+        Ok(booked.view(
+            Some(sender.party.phone.clone()),
             Some(self.to_phone.to_string()),
         ))
     }

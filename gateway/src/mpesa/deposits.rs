@@ -1,20 +1,22 @@
 //! STK Push deposits: `PENDING → CONFIRMED | FAILED | EXPIRED`, plus
 //! `DUPLICATE` for a receipt already credited and `SUSPENSE` for money that
 //! arrived but did not match the request (held for review, never credited
-//! to the wallet).
+//! to the wallet). The lifecycle itself is [`DepositStatus`]'s.
 //!
 //! The deposit row is written before Safaricom is called. Its settlement —
 //! from a callback or from STK Query when the callback is lost — happens
 //! under the row's lock and only while it is `PENDING`, so a wallet is
 //! credited once however many times, and by whichever path, the answer comes.
 
-use chainpay_core::daraja::client::{DarajaError, StkStatus};
-use chainpay_core::daraja::wire::{self, StkCallbackEnvelope};
+use chainpay_core::daraja::codes::ResultCode;
+use chainpay_core::daraja::wire::{self, StkCallback, StkCallbackEnvelope, UntrustedAmount};
 use chainpay_core::daraja::{daraja_phone, whole_shillings, MAX_KES};
-use chainpay_core::ledger::{JournalEntry, Posting};
+use chainpay_core::ledger::move_entry;
+use chainpay_core::notify::Sms;
+use chainpay_core::refusal::Refusal;
+use chainpay_core::status::{DepositStatus, TxStatus};
 use chainpay_core::transaction::{now_micros, TxFacts, TxType};
-use chainpay_core::ussd::money;
-use chainpay_core::{notify, CurrencyCode, Msisdn};
+use chainpay_core::{CurrencyCode, Lang, Msisdn};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -23,16 +25,15 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
+use crate::clients::daraja::{DarajaError, StkStatus};
 use crate::compliance::sars;
-use crate::http::error::ApiError;
-use crate::http::AppState;
-use crate::ledger::accounts::{self, AccountRef};
-use crate::ledger::post::{post, Movement};
-use crate::movements::post_error;
-use crate::sms::outbox;
+use crate::error::Error;
+use crate::idempotency::IdempotencyKey;
+use crate::ledger::accounts::AccountRef;
+use crate::movements::book::{book, Booking};
+use crate::movements::{self, Reply};
+use crate::state::AppState;
 
-/// ResultCodes that mean the prompt timed out rather than failed.
-const EXPIRED_CODES: [i64; 2] = [1037, 1019];
 /// Seconds between STK Queries of one deposit.
 const QUERY_SPACING_S: f64 = 10.0;
 /// Deposits the sweeper settles per pass.
@@ -65,48 +66,65 @@ pub struct DepositView {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
-/// Validates and starts an STK Push for `amount_minor` KES cents.
+/// A validated deposit request.
+pub struct DepositOrder {
+    pub user_id: Uuid,
+    /// The number prompted, as Daraja wants it (`2547…`).
+    pub daraja_phone: String,
+    pub amount_minor: i64,
+}
+
+impl DepositOrder {
+    pub fn new(user_id: Uuid, phone: &Msisdn, amount_minor: i64) -> Result<Self, Error> {
+        whole_shillings(amount_minor)
+            .filter(|kes| *kes <= MAX_KES)
+            .ok_or_else(|| Error::Validation(format!("amount must be whole shillings from KES 1 to KES {MAX_KES}, in cents (10000 = KES 100)")))?;
+        let daraja_phone = daraja_phone(phone).map_err(|e| Error::Validation(e.to_string()))?;
+        Ok(Self {
+            user_id,
+            daraja_phone,
+            amount_minor,
+        })
+    }
+}
+
+/// Records the deposit, then prompts the phone. With a key, the key is
+/// claimed in the transaction that records the deposit, before Safaricom
+/// is called: a copy of the request replays the first one's answer (or is
+/// told it is still in flight) and never prompts the phone again.
 pub async fn initiate(
     state: &AppState,
-    user_id: Uuid,
-    phone: &Msisdn,
-    amount_minor: i64,
-) -> Result<Initiated, ApiError> {
-    let shillings = whole_shillings(amount_minor)
-        .filter(|kes| *kes <= MAX_KES)
-        .ok_or_else(|| ApiError::Validation(format!("amount must be whole shillings from KES 1 to KES {MAX_KES}, in cents (10000 = KES 100)")))?;
-    let daraja_phone = daraja_phone(phone).map_err(|e| ApiError::Validation(e.to_string()))?;
-    let client = super::client(state)?;
-    let callback = super::callback_url(state, "/api/v1/mpesa/callback")?;
-    let reference = Uuid::new_v4();
-    let mut tx = state.pool.begin().await?;
-    sqlx::query!(
-        "INSERT INTO mpesa_deposits (ref, user_id, phone, amount) VALUES ($1, $2, $3, $4)",
-        reference,
-        user_id,
-        daraja_phone,
-        amount_minor
-    )
-    .execute(&mut *tx)
-    .await?;
-    AuditEvent::new("mpesa.initiate", Outcome::Success)
-        .actor(user_id)
-        .subject(reference)
-        .detail(json!({"amount": amount_minor, "phone": daraja_phone}))
-        .record(&mut tx)
-        .await?;
-    tx.commit().await?;
+    order: &DepositOrder,
+    key: Option<&IdempotencyKey>,
+) -> Reply<Initiated> {
+    match start(state, order, key).await {
+        Ok(reply) => reply,
+        Err(error) => Reply::fresh(Err(error)),
+    }
+}
 
+async fn start(
+    state: &AppState,
+    order: &DepositOrder,
+    key: Option<&IdempotencyKey>,
+) -> Result<Reply<Initiated>, Error> {
+    let client = state.daraja()?;
+    let callback = super::callback_url(state, "/api/v1/mpesa/callback")?;
+    let Some(reference) = record(state, order, key).await? else {
+        let key =
+            key.ok_or_else(|| Error::internal("a deposit was refused a key it did not have"))?;
+        return movements::replay(state, key).await;
+    };
     let pushed = client
         .stk_push(
-            &daraja_phone,
-            shillings,
+            &order.daraja_phone,
+            order.amount_minor / 100,
             &callback,
             "ChainPay",
             "Wallet deposit",
         )
         .await;
-    match pushed {
+    let outcome = match pushed {
         Ok(ack) => {
             sqlx::query!(
                 "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3 WHERE ref = $1",
@@ -118,30 +136,70 @@ pub async fn initiate(
             .await?;
             Ok(Initiated {
                 reference,
-                status: "PENDING".into(),
+                status: DepositStatus::Pending.as_str().into(),
                 checkout_request_id: ack.checkout_request_id,
             })
         }
-        Err(error) => {
-            // Without a CheckoutRequestID there is nothing to pay against.
-            sqlx::query!(
-                "UPDATE mpesa_deposits SET status = 'FAILED', result_desc = $2, settled_at = now() WHERE ref = $1",
-                reference,
-                error.to_string()
-            )
-            .execute(&state.pool)
-            .await?;
-            tracing::warn!(%reference, error = %error, "STK Push failed");
-            Err(match error {
-                DarajaError::Refused { .. } => ApiError::Upstream(
-                    "M-Pesa refused the payment request; check the number and try again",
-                ),
-                DarajaError::Unreachable(_) => {
-                    ApiError::Upstream("M-Pesa is not reachable right now; try again shortly")
-                }
-            })
+        Err(error) => Err(prompt_failed(state, reference, error).await?),
+    };
+    if let Some(key) = key {
+        key.finish(&state.pool, outcome.as_ref()).await?;
+    }
+    Ok(Reply::fresh(outcome))
+}
+
+/// The deposit row, its audit row and the key's claim, committed before
+/// Safaricom is called. `None`: the key was claimed by an earlier request.
+async fn record(
+    state: &AppState,
+    order: &DepositOrder,
+    key: Option<&IdempotencyKey>,
+) -> Result<Option<Uuid>, Error> {
+    let reference = Uuid::new_v4();
+    let mut tx = state.pool.begin().await?;
+    if let Some(key) = key {
+        if !key.claim(&mut tx).await? {
+            return Ok(None);
         }
     }
+    sqlx::query!(
+        "INSERT INTO mpesa_deposits (ref, user_id, phone, amount) VALUES ($1, $2, $3, $4)",
+        reference,
+        order.user_id,
+        order.daraja_phone,
+        order.amount_minor
+    )
+    .execute(&mut *tx)
+    .await?;
+    AuditEvent::new("mpesa.initiate", Outcome::Success)
+        .actor(order.user_id)
+        .subject(reference)
+        .detail(json!({"amount": order.amount_minor, "phone": order.daraja_phone}))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(reference))
+}
+
+/// Without a CheckoutRequestID there is nothing to pay against: the deposit fails.
+async fn prompt_failed(
+    state: &AppState,
+    reference: Uuid,
+    error: DarajaError,
+) -> Result<Error, Error> {
+    sqlx::query!(
+        "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now() WHERE ref = $1",
+        reference,
+        DepositStatus::Failed.as_str(),
+        error.to_string()
+    )
+    .execute(&state.pool)
+    .await?;
+    tracing::warn!(%reference, error = %error, "STK Push failed");
+    Ok(match error {
+        DarajaError::Refused { .. } => Refusal::MpesaRefused.into(),
+        DarajaError::Unreachable(_) => Refusal::MpesaUnreachable.into(),
+    })
 }
 
 /// The locked deposit being settled.
@@ -154,16 +212,37 @@ struct Pending {
 
 /// What Safaricom said about a deposit.
 enum Answer {
-    /// Paid. Details are present on a callback and absent on STK Query.
+    /// Paid. A callback reports the amount, receipt and phone; STK Query
+    /// reports none of them (`amount: None`).
     Paid {
-        shillings: Option<f64>,
+        amount: Option<Result<i64, UntrustedAmount>>,
         receipt: Option<String>,
         phone: Option<String>,
     },
     Unpaid {
-        code: i64,
+        code: ResultCode,
         desc: String,
     },
+}
+
+impl Answer {
+    fn from_callback(stk: &StkCallback) -> Self {
+        match wire::code(&stk.result_code) {
+            Some(code) if code.is_success() => Answer::Paid {
+                amount: Some(stk.amount_minor()),
+                receipt: stk.receipt(),
+                phone: stk.phone(),
+            },
+            Some(code) => Answer::Unpaid {
+                code,
+                desc: stk.result_desc.clone(),
+            },
+            None => Answer::Unpaid {
+                code: ResultCode(-1),
+                desc: "no ResultCode in the callback".into(),
+            },
+        }
+    }
 }
 
 /// Settles a locked PENDING deposit; returns its new status.
@@ -172,146 +251,172 @@ async fn settle(
     state: &AppState,
     deposit: &Pending,
     answer: Answer,
-) -> Result<&'static str, ApiError> {
-    let (shillings, receipt, phone) = match answer {
+) -> Result<DepositStatus, Error> {
+    match answer {
         Answer::Unpaid { code, desc } => {
-            let status = if EXPIRED_CODES.contains(&code) {
-                "EXPIRED"
+            let status = if code.is_expiry() {
+                DepositStatus::Expired
             } else {
-                "FAILED"
+                DepositStatus::Failed
             };
             sqlx::query!(
                 "UPDATE mpesa_deposits SET status = $2, result_code = $3, result_desc = $4, settled_at = now() WHERE ref = $1",
                 deposit.reference,
-                status,
-                code as i32,
+                status.as_str(),
+                code.0 as i32,
                 desc
             )
             .execute(&mut *conn)
             .await?;
-            return Ok(status);
+            Ok(status)
         }
         Answer::Paid {
-            shillings,
+            amount,
             receipt,
             phone,
-        } => (shillings, receipt, phone),
-    };
-    if let Some(receipt) = &receipt {
-        let credited = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $1 AND status IN ('CONFIRMED', 'SUSPENSE')) AS "seen!""#,
-            receipt
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        if credited {
-            sqlx::query!(
-                "UPDATE mpesa_deposits SET status = 'DUPLICATE', mpesa_receipt = $2, result_code = 0, settled_at = now() WHERE ref = $1",
-                deposit.reference,
-                receipt
-            )
-            .execute(&mut *conn)
-            .await?;
-            return Ok("DUPLICATE");
+        } => {
+            if let Some(receipt) = &receipt {
+                if already_credited(conn, deposit, receipt).await? {
+                    return Ok(DepositStatus::Duplicate);
+                }
+            }
+            credit(conn, state, deposit, amount, receipt, phone).await
         }
     }
-    let expected = deposit.amount as f64 / 100.0;
-    let amount_ok = shillings.is_none_or(|paid| (paid - expected).abs() < 0.005);
+}
+
+/// A receipt credits once, whichever deposit it arrives on: a repeat marks
+/// this deposit `DUPLICATE`.
+async fn already_credited(
+    conn: &mut PgConnection,
+    deposit: &Pending,
+    receipt: &str,
+) -> Result<bool, Error> {
+    let booked: Vec<String> = DepositStatus::ALL
+        .iter()
+        .filter(|s| s.booked())
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let credited = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $1 AND status = ANY($2)) AS "seen!""#,
+        receipt,
+        &booked
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if credited {
+        sqlx::query!(
+            "UPDATE mpesa_deposits SET status = $3, mpesa_receipt = $2, result_code = 0, settled_at = now() WHERE ref = $1",
+            deposit.reference,
+            receipt,
+            DepositStatus::Duplicate.as_str()
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(credited)
+}
+
+/// Books money that arrived: to the wallet when amount and phone match the
+/// request exactly, otherwise to suspense with a report.
+async fn credit(
+    conn: &mut PgConnection,
+    state: &AppState,
+    deposit: &Pending,
+    paid: Option<Result<i64, UntrustedAmount>>,
+    receipt: Option<String>,
+    phone: Option<String>,
+) -> Result<DepositStatus, Error> {
+    let amount_ok = paid.is_none_or(|paid| paid == Ok(deposit.amount));
     let phone_ok = phone
         .as_deref()
         .is_none_or(|paid_by| paid_by == deposit.phone);
     let matched = amount_ok && phone_ok;
-    // What actually arrived is what is booked: the callback's amount when it
-    // differs (to suspense), ours otherwise.
-    let amount = match shillings {
-        Some(paid) if !amount_ok => (paid * 100.0).round() as i64,
+    // What arrived is what is booked: the callback's amount when it is an
+    // amount at all, ours when it is not (the report says what was sent).
+    let amount = match paid {
+        Some(Ok(paid)) => paid,
         _ => deposit.amount,
     };
-    let status = if matched { "CONFIRMED" } else { "SUSPENSE" };
-    let credit = if matched {
+    let status = if matched {
+        DepositStatus::Confirmed
+    } else {
+        DepositStatus::Suspense
+    };
+    let target = if matched {
         AccountRef::wallet(deposit.user_id, "KES")
     } else {
         AccountRef::house("suspense", "KES")
     };
-    let ids = accounts::resolve(conn, &[AccountRef::float("mpesa", "KES"), credit])
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("M-Pesa float or KES wallet missing")))?;
-    let kes = CurrencyCode::parse("KES").map_err(|e| ApiError::Internal(e.into()))?;
-    let entry = JournalEntry::new(vec![
-        Posting {
-            account_id: ids[0],
-            currency: kes.clone(),
-            amount_minor: -amount,
-        },
-        Posting {
-            account_id: ids[1],
-            currency: kes,
+    let tx_id = Uuid::new_v4();
+    let kes = CurrencyCode::parse("KES").map_err(|e| Error::Internal(e.into()))?;
+    let booking = Booking {
+        facts: TxFacts {
+            tx_id,
+            tx_type: TxType::Deposit,
             amount_minor: amount,
+            fee_minor: 0,
+            currency: "KES".into(),
+            from_user_id: None,
+            to_user_id: matched.then_some(deposit.user_id),
+            created_at: now_micros(),
+            conversion: None,
         },
-    ])
-    .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let facts = TxFacts {
-        tx_id: Uuid::new_v4(),
-        tx_type: TxType::Deposit,
-        amount_minor: amount,
-        fee_minor: 0,
-        currency: "KES".into(),
-        from_user_id: None,
-        to_user_id: matched.then_some(deposit.user_id),
-        created_at: now_micros(),
-        conversion: None,
-    };
-    let note = receipt.as_ref().map(|r| format!("M-Pesa {r}"));
-    let movement = Movement {
-        facts: facts.clone(),
-        note,
-        entry,
+        entry: move_entry(AccountRef::float("mpesa", "KES"), target.clone(), &kes, amount)
+            .map_err(|e| Error::Internal(e.into()))?,
+        note: receipt.as_ref().map(|r| format!("M-Pesa {r}")),
         usd_cents: None,
-        status: "COMPLETED",
+        status: TxStatus::Completed,
+        audit: AuditEvent::new("mpesa.deposit", Outcome::Success)
+            .actor(deposit.user_id)
+            .subject(deposit.reference)
+            .detail(json!({"status": status.as_str(), "amount": amount, "receipt": receipt, "tx_id": tx_id})),
     };
-    let posted = post(conn, &movement, &state.keys.tx_signing)
-        .await
-        .map_err(post_error)?;
+    let lang = customer_language(conn, deposit.user_id).await?;
+    let rules = state.rules.get(&state.pool).await?;
+    book(conn, &state.keys.tx_signing, booking, |booked| {
+        if !matched {
+            return Vec::new();
+        }
+        let message = Sms(lang).deposited(
+            booked.receipt(),
+            &rules.show("KES", amount),
+            receipt.as_deref(),
+            &rules.show("KES", booked.balance_of(&target)),
+        );
+        vec![(format!("+{}", deposit.phone), message)]
+    })
+    .await?;
     sqlx::query!(
         "UPDATE mpesa_deposits SET status = $2, mpesa_receipt = $3, result_code = 0, tx_id = $4, settled_at = now() WHERE ref = $1",
         deposit.reference,
-        status,
+        status.as_str(),
         receipt,
-        facts.tx_id
+        tx_id
     )
     .execute(&mut *conn)
     .await?;
-    if matched {
-        let message = notify::deposited(
-            facts.tx_id,
-            facts.created_at,
-            &money("KES", amount, 2),
-            receipt.as_deref().unwrap_or("confirmed by M-Pesa"),
-            &money("KES", posted.balance_of(ids[1]), 2),
-        );
-        let to = format!("+{}", deposit.phone);
-        outbox::queue(conn, &to, &message, Some(facts.tx_id)).await?;
-    } else {
-        let finding = json!({"deposit": deposit.reference, "expected_amount": deposit.amount, "paid_amount": amount,
-                             "expected_phone": deposit.phone, "paid_phone": phone, "receipt": receipt});
+    if !matched {
+        let finding = json!({"deposit": deposit.reference, "expected_amount": deposit.amount,
+                             "paid_amount": paid.map(|p| p.ok()), "expected_phone": deposit.phone,
+                             "paid_phone": phone, "receipt": receipt});
         sars::open_or_append(
             conn,
             Some(deposit.user_id),
             "mpesa_mismatch",
-            Some(facts.tx_id),
+            Some(tx_id),
             finding,
         )
         .await?;
     }
-    AuditEvent::new("mpesa.deposit", Outcome::Success)
-        .actor(deposit.user_id)
-        .subject(deposit.reference)
-        .detail(
-            json!({"status": status, "amount": amount, "receipt": receipt, "tx_id": facts.tx_id}),
-        )
-        .record(conn)
-        .await?;
     Ok(status)
+}
+
+async fn customer_language(conn: &mut PgConnection, user_id: Uuid) -> Result<Lang, Error> {
+    let code = sqlx::query_scalar!("SELECT language FROM users WHERE id = $1", user_id)
+        .fetch_one(conn)
+        .await?;
+    Ok(Lang::parse(&code))
 }
 
 async fn record_callback(
@@ -334,7 +439,7 @@ async fn record_callback(
 }
 
 /// Applies a Daraja STK callback. Returns what happened, for the log.
-pub async fn on_callback(state: &AppState, body: Value) -> Result<String, ApiError> {
+pub async fn on_callback(state: &AppState, body: Value) -> Result<String, Error> {
     let mut tx = state.pool.begin().await?;
     let Ok(envelope) = serde_json::from_value::<StkCallbackEnvelope>(body.clone()) else {
         record_callback(&mut tx, "stk", None, &body, "unreadable").await?;
@@ -346,47 +451,7 @@ pub async fn on_callback(state: &AppState, body: Value) -> Result<String, ApiErr
         return Ok("unreadable".into());
     };
     let stk = envelope.body.stk_callback;
-    let deposit = sqlx::query!(
-        "SELECT ref, user_id, phone, amount, status FROM mpesa_deposits WHERE checkout_request_id = $1 FOR UPDATE",
-        stk.checkout_request_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let outcome = match deposit {
-        None => {
-            AuditEvent::new("mpesa.callback", Outcome::Rejected)
-                .subject(&stk.checkout_request_id)
-                .detail(json!({"reason": "unknown CheckoutRequestID"}))
-                .record(&mut tx)
-                .await?;
-            "unknown".to_owned()
-        }
-        Some(row) if row.status != "PENDING" => format!("already {}", row.status),
-        Some(row) => {
-            let pending = Pending {
-                reference: row.r#ref,
-                user_id: row.user_id,
-                phone: row.phone,
-                amount: row.amount,
-            };
-            let answer = match wire::code(&stk.result_code) {
-                Some(0) => Answer::Paid {
-                    shillings: stk.amount_shillings(),
-                    receipt: stk.receipt(),
-                    phone: stk.phone(),
-                },
-                Some(code) => Answer::Unpaid {
-                    code,
-                    desc: stk.result_desc.clone(),
-                },
-                None => Answer::Unpaid {
-                    code: -1,
-                    desc: "no ResultCode in the callback".into(),
-                },
-            };
-            settle(&mut tx, state, &pending, answer).await?.to_owned()
-        }
-    };
+    let outcome = apply_callback(&mut tx, state, &stk).await?;
     record_callback(
         &mut tx,
         "stk",
@@ -399,8 +464,41 @@ pub async fn on_callback(state: &AppState, body: Value) -> Result<String, ApiErr
     Ok(outcome)
 }
 
+/// Settles the deposit a readable callback is about, if it is still pending.
+async fn apply_callback(
+    conn: &mut PgConnection,
+    state: &AppState,
+    stk: &StkCallback,
+) -> Result<String, Error> {
+    let deposit = sqlx::query!(
+        "SELECT ref, user_id, phone, amount, status FROM mpesa_deposits WHERE checkout_request_id = $1 FOR UPDATE",
+        stk.checkout_request_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = deposit else {
+        AuditEvent::new("mpesa.callback", Outcome::Rejected)
+            .subject(&stk.checkout_request_id)
+            .detail(json!({"reason": "unknown CheckoutRequestID"}))
+            .record(conn)
+            .await?;
+        return Ok("unknown".to_owned());
+    };
+    if row.status != DepositStatus::Pending.as_str() {
+        return Ok(format!("already {}", row.status));
+    }
+    let pending = Pending {
+        reference: row.r#ref,
+        user_id: row.user_id,
+        phone: row.phone,
+        amount: row.amount,
+    };
+    let status = settle(conn, state, &pending, Answer::from_callback(stk)).await?;
+    Ok(status.as_str().to_owned())
+}
+
 /// A forged or misrouted callback (wrong token): nothing moves; it is audited.
-pub async fn reject_callback(state: &AppState, body: Value) -> Result<(), ApiError> {
+pub async fn reject_callback(state: &AppState, body: Value) -> Result<(), Error> {
     let mut tx = state.pool.begin().await?;
     record_callback(&mut tx, "stk", None, &body, "bad token").await?;
     AuditEvent::new("mpesa.callback", Outcome::Rejected)
@@ -413,85 +511,83 @@ pub async fn reject_callback(state: &AppState, body: Value) -> Result<(), ApiErr
 
 /// Asks STK Query about deposits whose callback is overdue and settles them
 /// on a definitive answer. Returns how many were looked at.
-pub async fn sweep(state: &AppState) -> Result<usize, ApiError> {
-    let timeout_s = state.settings.mpesa.pending_timeout_s as f64;
+pub async fn sweep(state: &AppState) -> Result<usize, Error> {
     let mut looked = 0;
-    while looked < SWEEP_BATCH {
-        let mut tx = state.pool.begin().await?;
-        let due = sqlx::query!(
-            "SELECT ref, user_id, phone, amount, checkout_request_id FROM mpesa_deposits
-             WHERE status = 'PENDING' AND created_at < now() - make_interval(secs => $1)
-               AND (last_query_at IS NULL OR last_query_at < now() - make_interval(secs => $2))
-             ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-            timeout_s,
-            QUERY_SPACING_S
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = due else {
-            break;
-        };
+    while looked < SWEEP_BATCH && sweep_one(state).await? {
         looked += 1;
-        let pending = Pending {
-            reference: row.r#ref,
-            user_id: row.user_id,
-            phone: row.phone,
-            amount: row.amount,
-        };
-        let Some(checkout) = row.checkout_request_id else {
-            // Recorded, but the prompt was never confirmed sent (the gateway
-            // stopped in between): there is nothing to ask Safaricom about.
+    }
+    Ok(looked)
+}
+
+/// Settles the oldest overdue deposit if STK Query has a definitive answer.
+/// `false` when nothing is due.
+async fn sweep_one(state: &AppState) -> Result<bool, Error> {
+    let timeout_s = state.settings.mpesa.pending_timeout_s as f64;
+    let mut tx = state.pool.begin().await?;
+    let due = sqlx::query!(
+        "SELECT ref, user_id, phone, amount, checkout_request_id FROM mpesa_deposits
+         WHERE status = $3 AND created_at < now() - make_interval(secs => $1)
+           AND (last_query_at IS NULL OR last_query_at < now() - make_interval(secs => $2))
+         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        timeout_s,
+        QUERY_SPACING_S,
+        DepositStatus::Pending.as_str()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = due else {
+        return Ok(false);
+    };
+    let pending = Pending {
+        reference: row.r#ref,
+        user_id: row.user_id,
+        phone: row.phone,
+        amount: row.amount,
+    };
+    let Some(checkout) = row.checkout_request_id else {
+        // Recorded, but the prompt was never confirmed sent (the gateway
+        // stopped in between): there is nothing to ask Safaricom about.
+        sqlx::query!(
+            "UPDATE mpesa_deposits SET status = $2, result_desc = 'the payment prompt was never confirmed sent',
+                    settled_at = now() WHERE ref = $1",
+            pending.reference,
+            DepositStatus::Failed.as_str()
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(true);
+    };
+    match state.daraja()?.stk_query(&checkout).await {
+        Ok(StkStatus::Final {
+            result_code,
+            result_desc,
+        }) => {
+            let answer = if result_code.is_success() {
+                Answer::Paid {
+                    amount: None,
+                    receipt: None,
+                    phone: None,
+                }
+            } else {
+                Answer::Unpaid {
+                    code: result_code,
+                    desc: result_desc,
+                }
+            };
+            settle(&mut tx, state, &pending, answer).await?;
+        }
+        Ok(StkStatus::Pending) | Err(_) => {
             sqlx::query!(
-                "UPDATE mpesa_deposits SET status = 'FAILED', result_desc = 'the payment prompt was never confirmed sent',
-                        settled_at = now() WHERE ref = $1",
+                "UPDATE mpesa_deposits SET query_attempts = query_attempts + 1, last_query_at = now() WHERE ref = $1",
                 pending.reference
             )
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            continue;
-        };
-        match super::client(state)?.stk_query(&checkout).await {
-            Ok(StkStatus::Final { result_code: 0, .. }) => {
-                settle(
-                    &mut tx,
-                    state,
-                    &pending,
-                    Answer::Paid {
-                        shillings: None,
-                        receipt: None,
-                        phone: None,
-                    },
-                )
-                .await?;
-            }
-            Ok(StkStatus::Final {
-                result_code,
-                result_desc,
-            }) => {
-                settle(
-                    &mut tx,
-                    state,
-                    &pending,
-                    Answer::Unpaid {
-                        code: result_code,
-                        desc: result_desc,
-                    },
-                )
-                .await?;
-            }
-            Ok(StkStatus::Pending) | Err(_) => {
-                sqlx::query!(
-                    "UPDATE mpesa_deposits SET query_attempts = query_attempts + 1, last_query_at = now() WHERE ref = $1",
-                    pending.reference
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
         }
-        tx.commit().await?;
     }
-    Ok(looked)
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// One of the user's deposits (`None` for another user's).

@@ -6,16 +6,17 @@
 //! that commits is the B2C request sent, once. Its result settles the hold
 //! exactly once under the withdrawal's row lock: success pays the hold out
 //! to the M-Pesa float; failure or a queue timeout returns amount and fee
-//! to the customer.
+//! to the customer. The lifecycle is [`WithdrawalStatus`]'s.
 
-use chainpay_core::daraja::client::DarajaError;
+use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::daraja::wire::{self, B2cResultEnvelope};
 use chainpay_core::daraja::{daraja_phone, whole_shillings, MAX_KES, MIN_B2C_KES};
 use chainpay_core::fees::FeeKind;
-use chainpay_core::ledger::{JournalEntry, Posting};
+use chainpay_core::ledger::{move_entry, transfer_entry, JournalEntry, TransferAccounts};
+use chainpay_core::notify::{Receipt, Sms};
+use chainpay_core::status::{TxStatus, WithdrawalStatus};
 use chainpay_core::transaction::{now_micros, TxFacts, TxType};
-use chainpay_core::ussd::money;
-use chainpay_core::{notify, Amount, CurrencyCode, Msisdn};
+use chainpay_core::{Amount, CurrencyCode, Lang, Msisdn};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -24,14 +25,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
-use crate::http::error::ApiError;
-use crate::http::AppState;
-use crate::ledger::accounts::{self, AccountRef};
-use crate::ledger::post::{post, Movement};
+use crate::clients::daraja::DarajaError;
+use crate::error::Error;
+use crate::ledger::accounts::AccountRef;
+use crate::movements::book::{book, Booking};
 use crate::movements::transfer::fx_error;
-use crate::movements::{parties, post_error, Operation};
+use crate::movements::{parties, Operation};
 use crate::rules::Rules;
-use crate::sms::outbox;
+use crate::state::AppState;
 use crate::transactions::TxView;
 
 /// A validated withdrawal request.
@@ -43,18 +44,30 @@ pub struct WithdrawOrder {
     pub amount: Amount,
 }
 
+/// The accounts of a withdrawal's hold; its refund is the same entry reversed.
+fn hold_accounts(user_id: Uuid, hold_tx_id: Uuid) -> TransferAccounts<AccountRef<'static>> {
+    TransferAccounts {
+        source_wallet: AccountRef::wallet(user_id, "KES"),
+        target_wallet: AccountRef::payout_hold("mpesa", "KES"),
+        fee_revenue: AccountRef::fee_revenue("KES", hold_tx_id),
+    }
+}
+
+fn kes() -> Result<CurrencyCode, Error> {
+    CurrencyCode::parse("KES").map_err(|e| Error::Internal(e.into()))
+}
+
 impl WithdrawOrder {
-    pub fn new(user_id: Uuid, phone: &Msisdn, amount_minor: i64) -> Result<Self, ApiError> {
+    pub fn new(user_id: Uuid, phone: &Msisdn, amount_minor: i64) -> Result<Self, Error> {
         let shillings = whole_shillings(amount_minor)
             .filter(|kes| (MIN_B2C_KES..=MAX_KES).contains(kes))
             .ok_or_else(|| {
-                ApiError::Validation(format!(
+                Error::Validation(format!(
                     "amount must be whole shillings from KES {MIN_B2C_KES} to KES {MAX_KES}, in cents (10000 = KES 100)"
                 ))
             })?;
-        let daraja_phone = daraja_phone(phone).map_err(|e| ApiError::Validation(e.to_string()))?;
-        let amount =
-            Amount::new(shillings * 100).map_err(|e| ApiError::Validation(e.to_string()))?;
+        let daraja_phone = daraja_phone(phone).map_err(|e| Error::Validation(e.to_string()))?;
+        let amount = Amount::new(shillings * 100).map_err(|e| Error::Validation(e.to_string()))?;
         Ok(Self {
             user_id,
             daraja_phone,
@@ -63,7 +76,7 @@ impl WithdrawOrder {
     }
 
     /// The fee this withdrawal would pay.
-    pub fn fee(&self, rules: &Rules) -> Result<i64, ApiError> {
+    pub fn fee(&self, rules: &Rules) -> Result<i64, Error> {
         rules
             .fees
             .fee(FeeKind::Withdraw, &rules.rates, "KES", self.amount.minor())
@@ -92,71 +105,38 @@ impl Operation for WithdrawOrder {
         conn: &mut PgConnection,
         state: &AppState,
         rules: &Rules,
-    ) -> Result<TxView, ApiError> {
+    ) -> Result<TxView, Error> {
         let amount = self.amount.minor();
         let fee = self.fee(rules)?;
         let usd_cents = rules.rates.usd_cents("KES", amount).map_err(fx_error)?;
         let parties = parties::load(conn, self.user_id, None).await?;
         let report = parties::aml_gate(conn, state, rules, &parties, usd_cents).await?;
-        let tx_id = Uuid::new_v4();
-        let ids = accounts::resolve(
-            conn,
-            &[
-                AccountRef::wallet(self.user_id, "KES"),
-                AccountRef::House {
-                    kind: "payout_hold",
-                    channel: "mpesa",
-                    currency: "KES",
-                    shard: 0,
-                },
-                AccountRef::fee_revenue("KES", tx_id),
-            ],
-        )
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("KES wallet or payout hold missing")))?;
-        let kes = CurrencyCode::parse("KES").map_err(|e| ApiError::Internal(e.into()))?;
-        let mut postings = vec![
-            Posting {
-                account_id: ids[0],
-                currency: kes.clone(),
-                amount_minor: -(amount + fee),
-            },
-            Posting {
-                account_id: ids[1],
-                currency: kes.clone(),
+        let (tx_id, reference) = (Uuid::new_v4(), Uuid::new_v4());
+        let entry = transfer_entry(hold_accounts(self.user_id, tx_id), &kes()?, amount, fee)
+            .map_err(|e| Error::Validation(e.to_string()))?;
+        let detail = json!({"amount": amount, "fee": fee, "withdrawal": reference, "phone": self.daraja_phone, "usd_cents": usd_cents});
+        let booking = Booking {
+            facts: TxFacts {
+                tx_id,
+                tx_type: TxType::Withdrawal,
                 amount_minor: amount,
+                fee_minor: fee,
+                currency: "KES".into(),
+                from_user_id: Some(self.user_id),
+                to_user_id: None,
+                created_at: now_micros(),
+                conversion: None,
             },
-        ];
-        if fee > 0 {
-            postings.push(Posting {
-                account_id: ids[2],
-                currency: kes,
-                amount_minor: fee,
-            });
-        }
-        let entry = JournalEntry::new(postings).map_err(|e| ApiError::Validation(e.to_string()))?;
-        let facts = TxFacts {
-            tx_id,
-            tx_type: TxType::Withdrawal,
-            amount_minor: amount,
-            fee_minor: fee,
-            currency: "KES".into(),
-            from_user_id: Some(self.user_id),
-            to_user_id: None,
-            created_at: now_micros(),
-            conversion: None,
-        };
-        let movement = Movement {
-            facts: facts.clone(),
-            note: Some(format!("To M-Pesa {}", self.daraja_phone)),
             entry,
+            note: Some(format!("To M-Pesa {}", self.daraja_phone)),
             usd_cents: Some(usd_cents),
-            status: "PENDING",
+            status: TxStatus::Pending,
+            audit: AuditEvent::new(Self::ACTION, Outcome::Success)
+                .actor(self.user_id)
+                .detail(detail.clone()),
         };
-        let posted = post(conn, &movement, &state.keys.tx_signing)
-            .await
-            .map_err(post_error)?;
-        let reference = Uuid::new_v4();
+        // The confirmation goes out when M-Pesa has paid, not now.
+        let booked = book(conn, &state.keys.tx_signing, booking, |_| Vec::new()).await?;
         sqlx::query!(
             "INSERT INTO mpesa_withdrawals (ref, user_id, phone, amount, fee, hold_tx_id) VALUES ($1, $2, $3, $4, $5, $6)",
             reference,
@@ -168,17 +148,8 @@ impl Operation for WithdrawOrder {
         )
         .execute(&mut *conn)
         .await?;
-        let detail = json!({"amount": amount, "fee": fee, "withdrawal": reference, "phone": self.daraja_phone, "usd_cents": usd_cents});
-        parties::file_report(conn, report, self.user_id, tx_id, detail.clone()).await?;
-        AuditEvent::new(Self::ACTION, Outcome::Success)
-            .actor(self.user_id)
-            .subject(tx_id)
-            .detail(detail)
-            .record(conn)
-            .await?;
-        Ok(TxView::posted(
-            &movement,
-            posted.signature,
+        parties::file_report(conn, report, self.user_id, tx_id, detail).await?;
+        Ok(booked.view(
             Some(parties.sender.party.phone),
             Some(format!("+{}", self.daraja_phone)),
         ))
@@ -187,11 +158,12 @@ impl Operation for WithdrawOrder {
 
 /// Sends the B2C request for the withdrawal held by `hold_tx_id`, unless it
 /// was already sent (a replayed request must not pay twice).
-pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), ApiError> {
+pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
     let claimed = sqlx::query!(
-        "UPDATE mpesa_withdrawals SET submitted_at = now() WHERE hold_tx_id = $1 AND submitted_at IS NULL AND status = 'PENDING'
+        "UPDATE mpesa_withdrawals SET submitted_at = now() WHERE hold_tx_id = $1 AND submitted_at IS NULL AND status = $2
          RETURNING ref, phone, amount",
-        hold_tx_id
+        hold_tx_id,
+        WithdrawalStatus::Pending.as_str()
     )
     .fetch_optional(&state.pool)
     .await?;
@@ -200,7 +172,8 @@ pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), ApiError> 
     };
     let result_url = super::callback_url(state, "/api/v1/mpesa/b2c/result")?;
     let timeout_url = super::callback_url(state, "/api/v1/mpesa/b2c/timeout")?;
-    let sent = super::client(state)?
+    let sent = state
+        .daraja()?
         .b2c(
             &withdrawal.r#ref.to_string(),
             &withdrawal.phone,
@@ -222,13 +195,8 @@ pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), ApiError> 
         Err(DarajaError::Refused { code, message }) => {
             // Safaricom said no outright: nothing was paid, so refund now.
             let mut tx = state.pool.begin().await?;
-            settle(
-                &mut tx,
-                state,
-                &withdrawal.r#ref.to_string(),
-                Err((-1, format!("{message} ({code})"))),
-            )
-            .await?;
+            let refused = Err((ResultCode(-1), format!("{message} ({code})")));
+            settle(&mut tx, state, withdrawal.r#ref, refused).await?;
             tx.commit().await?;
         }
         Err(DarajaError::Unreachable(error)) => {
@@ -247,19 +215,31 @@ pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Settles a PENDING withdrawal once: `Ok(receipt)` pays the hold out,
-/// `Err((code, desc))` refunds it. Returns the outcome for the log.
+/// A withdrawal locked for settlement.
+struct Held {
+    reference: Uuid,
+    user_id: Uuid,
+    user_phone: String,
+    lang: Lang,
+    phone: String,
+    amount: i64,
+    fee: i64,
+    hold_tx_id: Uuid,
+}
+
+/// What M-Pesa said: paid (with its receipt), or not (code and reason).
+type PayoutResult = Result<String, (ResultCode, String)>;
+
+/// Settles a PENDING withdrawal once: a receipt pays the hold out, a
+/// failure refunds it. Returns the outcome for the log.
 async fn settle(
     conn: &mut PgConnection,
     state: &AppState,
-    reference: &str,
-    result: Result<String, (i64, String)>,
-) -> Result<String, ApiError> {
-    let Ok(reference) = Uuid::parse_str(reference) else {
-        return Ok("unknown".into());
-    };
+    reference: Uuid,
+    result: PayoutResult,
+) -> Result<String, Error> {
     let row = sqlx::query!(
-        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, u.phone AS user_phone
+        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, u.phone AS user_phone, u.language
          FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w",
         reference
     )
@@ -268,151 +248,193 @@ async fn settle(
     let Some(row) = row else {
         return Ok("unknown".into());
     };
-    if row.status != "PENDING" {
-        return Ok(format!("already {}", row.status));
-    }
-    let kes = CurrencyCode::parse("KES").map_err(|e| ApiError::Internal(e.into()))?;
-    let success = result.is_ok();
-    let refs = [
-        AccountRef::House {
-            kind: "payout_hold",
-            channel: "mpesa",
-            currency: "KES",
-            shard: 0,
-        },
-        if success {
-            AccountRef::float("mpesa", "KES")
-        } else {
-            AccountRef::wallet(row.user_id, "KES")
-        },
-        AccountRef::fee_revenue("KES", row.hold_tx_id),
-    ];
-    let ids = accounts::resolve(conn, &refs)
-        .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("payout accounts missing")))?;
-    let mut postings = vec![Posting {
-        account_id: ids[0],
-        currency: kes.clone(),
-        amount_minor: -row.amount,
-    }];
-    let returned = if success {
-        row.amount
+    let next = if result.is_ok() {
+        WithdrawalStatus::Completed
     } else {
-        row.amount + row.fee
+        WithdrawalStatus::Failed
     };
-    postings.push(Posting {
-        account_id: ids[1],
-        currency: kes.clone(),
-        amount_minor: returned,
-    });
-    if !success && row.fee > 0 {
-        postings.push(Posting {
-            account_id: ids[2],
-            currency: kes,
-            amount_minor: -row.fee,
-        });
+    let current = WithdrawalStatus::parse(&row.status)
+        .ok_or_else(|| Error::internal(format!("unknown withdrawal status {}", row.status)))?;
+    if !current.can_become(next) {
+        return Ok(format!("already {current}"));
     }
-    let entry = JournalEntry::new(postings).map_err(|e| ApiError::Internal(e.into()))?;
-    let facts = TxFacts {
-        tx_id: Uuid::new_v4(),
-        tx_type: if success {
-            TxType::Payout
-        } else {
-            TxType::Refund
+    let held = Held {
+        reference,
+        user_id: row.user_id,
+        user_phone: row.user_phone,
+        lang: Lang::parse(&row.language),
+        phone: row.phone,
+        amount: row.amount,
+        fee: row.fee,
+        hold_tx_id: row.hold_tx_id,
+    };
+    let settle_tx_id = match &result {
+        Ok(_) => pay_out(conn, state, &held).await?,
+        Err((_, reason)) => refund(conn, state, &held, reason).await?,
+    };
+    record_settlement(conn, &held, next, &result, settle_tx_id).await?;
+    Ok(next.as_str().to_owned())
+}
+
+/// The hold goes to the M-Pesa float: the customer has been paid.
+async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Result<Uuid, Error> {
+    let tx_id = Uuid::new_v4();
+    let entry = move_entry(
+        AccountRef::payout_hold("mpesa", "KES"),
+        AccountRef::float("mpesa", "KES"),
+        &kes()?,
+        held.amount,
+    )
+    .map_err(|e| Error::Internal(e.into()))?;
+    let balance = sqlx::query_scalar!(
+        "SELECT balance FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND currency = 'KES'",
+        held.user_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let rules = state.rules.get(&state.pool).await?;
+    let booking = settlement_booking(held, tx_id, TxType::Payout, held.amount, entry);
+    book(conn, &state.keys.tx_signing, booking, |booked| {
+        let message = Sms(held.lang).withdrawn(
+            Receipt {
+                tx_id: held.hold_tx_id,
+                at: booked.movement.facts.created_at,
+            },
+            &rules.show("KES", held.amount),
+            &format!("+{}", held.phone),
+            &rules.show("KES", balance),
+            &rules.show("KES", held.fee),
+        );
+        vec![(held.user_phone.clone(), message)]
+    })
+    .await?;
+    Ok(tx_id)
+}
+
+/// Amount and fee go back to the customer: the hold entry, reversed.
+async fn refund(
+    conn: &mut PgConnection,
+    state: &AppState,
+    held: &Held,
+    reason: &str,
+) -> Result<Uuid, Error> {
+    let tx_id = Uuid::new_v4();
+    let accounts = hold_accounts(held.user_id, held.hold_tx_id);
+    let wallet = accounts.source_wallet.clone();
+    let entry: JournalEntry<AccountRef> = transfer_entry(accounts, &kes()?, held.amount, held.fee)
+        .map_err(|e| Error::Internal(e.into()))?
+        .reversed();
+    let returned = held.amount + held.fee;
+    let rules = state.rules.get(&state.pool).await?;
+    let booking = settlement_booking(held, tx_id, TxType::Refund, returned, entry);
+    book(conn, &state.keys.tx_signing, booking, |booked| {
+        let message = Sms(held.lang).withdrawal_failed(
+            &rules.show("KES", held.amount),
+            reason,
+            &rules.show("KES", returned),
+            &rules.show("KES", booked.balance_of(&wallet)),
+        );
+        vec![(held.user_phone.clone(), message)]
+    })
+    .await?;
+    Ok(tx_id)
+}
+
+fn settlement_booking<'a>(
+    held: &Held,
+    tx_id: Uuid,
+    tx_type: TxType,
+    amount_minor: i64,
+    entry: JournalEntry<AccountRef<'a>>,
+) -> Booking<'a> {
+    Booking {
+        facts: TxFacts {
+            tx_id,
+            tx_type,
+            amount_minor,
+            fee_minor: 0,
+            currency: "KES".into(),
+            from_user_id: None,
+            to_user_id: (tx_type == TxType::Refund).then_some(held.user_id),
+            created_at: now_micros(),
+            conversion: None,
         },
-        amount_minor: returned,
-        fee_minor: 0,
-        currency: "KES".into(),
-        from_user_id: None,
-        to_user_id: (!success).then_some(row.user_id),
-        created_at: now_micros(),
-        conversion: None,
-    };
-    let movement = Movement {
-        facts: facts.clone(),
-        note: None,
         entry,
+        note: None,
         usd_cents: None,
-        status: "COMPLETED",
-    };
-    post(conn, &movement, &state.keys.tx_signing)
-        .await
-        .map_err(post_error)?;
-    let (status, receipt, code, desc) = match &result {
-        Ok(receipt) => ("COMPLETED", Some(receipt.clone()), 0, "paid out".to_owned()),
-        Err((code, desc)) => ("FAILED", None, *code, desc.clone()),
+        status: TxStatus::Completed,
+        audit: AuditEvent::new("mpesa.withdrawal", Outcome::Success)
+            .actor(held.user_id)
+            .subject(held.reference)
+            .detail(json!({"tx_id": tx_id, "type": tx_type.as_str()})),
+    }
+}
+
+/// The withdrawal's new status and its hold transaction's, once.
+async fn record_settlement(
+    conn: &mut PgConnection,
+    held: &Held,
+    status: WithdrawalStatus,
+    result: &PayoutResult,
+    settle_tx_id: Uuid,
+) -> Result<(), Error> {
+    let (receipt, code, desc) = match result {
+        Ok(receipt) => (
+            Some(receipt.clone()),
+            ResultCode::SUCCESS,
+            "paid out".to_owned(),
+        ),
+        Err((code, desc)) => (None, *code, desc.clone()),
     };
     sqlx::query!(
         "UPDATE mpesa_withdrawals SET status = $2, mpesa_receipt = $3, result_code = $4, result_desc = $5,
                 settle_tx_id = $6, settled_at = now() WHERE ref = $1",
-        reference,
-        status,
+        held.reference,
+        status.as_str(),
         receipt,
-        code as i32,
+        code.0 as i32,
         desc,
-        facts.tx_id
+        settle_tx_id
     )
     .execute(&mut *conn)
     .await?;
+    let hold_status = if status == WithdrawalStatus::Completed {
+        TxStatus::Completed
+    } else {
+        TxStatus::Failed
+    };
     sqlx::query!(
         "UPDATE transactions SET status = $2 WHERE tx_id = $1",
-        row.hold_tx_id,
-        if success { "COMPLETED" } else { "FAILED" }
+        held.hold_tx_id,
+        hold_status.as_str()
     )
     .execute(&mut *conn)
     .await?;
-    let balance = sqlx::query_scalar!(
-        "SELECT balance FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND currency = 'KES'",
-        row.user_id
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let message = if success {
-        notify::withdrawn(
-            row.hold_tx_id,
-            facts.created_at,
-            &money("KES", row.amount, 2),
-            &format!("+{}", row.phone),
-            &money("KES", balance, 2),
-            &money("KES", row.fee, 2),
-        )
-    } else {
-        format!(
-            "ChainPay: your withdrawal of {} to M-Pesa did not go through ({desc}). {} has been returned. New balance is {}.",
-            money("KES", row.amount, 2),
-            money("KES", returned, 2),
-            money("KES", balance, 2)
-        )
-    };
-    outbox::queue(conn, &row.user_phone, &message, Some(facts.tx_id)).await?;
-    AuditEvent::new("mpesa.withdrawal", Outcome::Success)
-        .actor(row.user_id)
-        .subject(reference)
-        .detail(json!({"status": status, "code": code, "desc": desc, "tx_id": facts.tx_id}))
-        .record(conn)
-        .await?;
-    Ok(status.to_owned())
+    Ok(())
 }
 
 /// Applies a B2C result (or, with `timed_out`, a queue timeout).
-pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result<String, ApiError> {
+pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result<String, Error> {
     let mut tx = state.pool.begin().await?;
     let outcome = match serde_json::from_value::<B2cResultEnvelope>(body.clone()) {
         Err(_) => "unreadable".to_owned(),
         Ok(envelope) => {
             let result = envelope.result;
-            let code = wire::code(&result.result_code).unwrap_or(-1);
-            let answer = if code == 0 && !timed_out {
-                Ok(result.transaction_id.clone())
-            } else if timed_out {
+            let code = wire::code(&result.result_code).unwrap_or(ResultCode(-1));
+            let answer = if timed_out {
                 Err((
                     code,
                     format!("timed out in M-Pesa's queue: {}", result.result_desc),
                 ))
+            } else if code.is_success() {
+                Ok(result.transaction_id.clone())
             } else {
                 Err((code, result.result_desc.clone()))
             };
-            settle(&mut tx, state, &result.originator_conversation_id, answer).await?
+            match Uuid::parse_str(&result.originator_conversation_id) {
+                Ok(reference) => settle(&mut tx, state, reference, answer).await?,
+                Err(_) => "unknown".to_owned(),
+            }
         }
     };
     if outcome == "unknown" || outcome == "unreadable" {
@@ -421,13 +443,14 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
             .record(&mut tx)
             .await?;
     }
+    let kind = if timed_out {
+        "b2c_timeout"
+    } else {
+        "b2c_result"
+    };
     sqlx::query!(
         "INSERT INTO mpesa_callbacks (kind, reference, body, outcome) VALUES ($1, NULL, $2, $3)",
-        if timed_out {
-            "b2c_timeout"
-        } else {
-            "b2c_result"
-        },
+        kind,
         body,
         outcome
     )

@@ -16,8 +16,10 @@ use chainpay_core::Msisdn;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::http::AppState;
-use crate::sms::{SIMULATOR_API_KEY, SIMULATOR_USERNAME};
+use crate::state::AppState;
+use crate::state::{
+    SMS_SIMULATOR_API_KEY as SIMULATOR_API_KEY, SMS_SIMULATOR_USERNAME as SIMULATOR_USERNAME,
+};
 
 /// How long the simulated network takes to report delivery.
 const DELIVERY_DELAY: Duration = Duration::from_millis(200);

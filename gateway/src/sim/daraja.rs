@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use chainpay_core::daraja::codes::{error, ResultCode};
 use chainpay_core::daraja::wire::{
     B2cAck, B2cRequest, ErrorBody, StkPushAck, StkPushRequest, StkQueryRequest,
 };
@@ -23,7 +24,7 @@ use rand::Rng;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::AppState;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,7 +52,7 @@ fn daraja_error(status: StatusCode, code: &str, message: &str) -> Response {
 fn bad_request(field: &str) -> Response {
     daraja_error(
         StatusCode::BAD_REQUEST,
-        "400.002.02",
+        error::BAD_REQUEST,
         &format!("Bad Request - Invalid {field}"),
     )
 }
@@ -72,15 +73,7 @@ fn receipt() -> String {
 }
 
 fn description(code: i64) -> &'static str {
-    match code {
-        0 => "The service request is processed successfully.",
-        1 => "The balance is insufficient for the transaction.",
-        1019 => "Transaction has expired.",
-        1032 => "Request cancelled by user.",
-        1037 => "DS timeout user cannot be reached.",
-        2001 => "The initiator information is invalid.",
-        _ => "The transaction could not be completed.",
-    }
+    ResultCode(code).description()
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +89,7 @@ async fn oauth(
     if query.grant_type.as_deref() != Some("client_credentials") {
         return daraja_error(
             StatusCode::BAD_REQUEST,
-            "400.008.02",
+            error::INVALID_GRANT_TYPE,
             "Invalid grant type passed",
         );
     }
@@ -112,7 +105,7 @@ async fn oauth(
     if given != format!("Basic {expected}") {
         return daraja_error(
             StatusCode::BAD_REQUEST,
-            "400.008.01",
+            error::INVALID_CREDENTIALS,
             "Invalid Authentication passed",
         );
     }
@@ -126,7 +119,7 @@ async fn oauth(
     if stored.is_err() {
         return daraja_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "500.001.1001",
+            error::STILL_PROCESSING,
             "Internal Server Error",
         );
     }
@@ -150,7 +143,7 @@ async fn unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response>
     (!valid).then(|| {
         daraja_error(
             StatusCode::UNAUTHORIZED,
-            "404.001.03",
+            error::INVALID_ACCESS_TOKEN,
             "Invalid Access Token",
         )
     })
@@ -239,7 +232,7 @@ async fn stk_push(
     if stored.is_err() {
         return daraja_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "500.001.1001",
+            error::STILL_PROCESSING,
             "Internal Server Error",
         );
     }
@@ -275,7 +268,7 @@ async fn stk_query(
     match push {
         Ok(Some(push)) if push.status == "PENDING" => daraja_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "500.001.1001",
+            error::STILL_PROCESSING,
             "The transaction is being processed",
         ),
         Ok(Some(push)) => Json(json!({
@@ -290,7 +283,7 @@ async fn stk_query(
         Ok(None) => bad_request("CheckoutRequestID"),
         Err(_) => daraja_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "500.001.1001",
+            error::STILL_PROCESSING,
             "Internal Server Error",
         ),
     }

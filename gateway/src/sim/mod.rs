@@ -9,7 +9,7 @@ pub mod daraja;
 use axum::Router;
 
 use crate::config::{MpesaEnv, Settings};
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// The simulators these settings call for: none when real credentials are
 /// configured, so a production gateway exposes no simulator endpoint.

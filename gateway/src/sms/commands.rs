@@ -2,16 +2,18 @@
 //! from identifies them, so commands only ever read; no PIN travels by SMS.
 //!
 //! `BAL` — balances; `MINI` — the last five movements; `HELP` (or anything
-//! else) — what the short code can do.
+//! else) — what the short code can do. The replies' wording is core's
+//! (`chainpay_core::notify`), in the customer's language.
 
-use chainpay_core::ussd::money;
-use sqlx::PgPool;
+use chainpay_core::money::show;
+use chainpay_core::notify::Sms;
+use chainpay_core::Lang;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use super::outbox;
+use crate::error::Error;
 use crate::statement;
-
-/// The short code customers dial, shown in replies.
-pub const USSD_CODE: &str = "*384*123#";
 
 /// What a text asks for: its first word, case-insensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,23 +46,17 @@ impl Command {
     }
 }
 
-fn help() -> String {
-    format!(
-        "ChainPay: text BAL for your balance, MINI for your last 5 transactions. Dial {USSD_CODE} to send money. \
-         ChainPay never asks for your PIN by SMS."
-    )
-}
-
 /// Answers one inbound SMS exactly once: `at_id` is Africa's Talking's id,
-/// and a retried callback with the same id queues nothing. Returns whether
-/// a reply was queued.
+/// and a retried callback with the same id queues nothing. Only registered,
+/// active customers are answered (anyone can put any number in `from`, and
+/// every reply costs the operator money). Returns whether a reply was queued.
 pub async fn answer(
     pool: &PgPool,
     at_id: &str,
     from: &str,
     to: &str,
     text: &str,
-) -> anyhow::Result<bool> {
+) -> Result<bool, Error> {
     let command = Command::parse(text);
     let mut tx = pool.begin().await?;
     let fresh = sqlx::query!(
@@ -74,48 +70,43 @@ pub async fn answer(
     .await?
     .rows_affected()
         == 1;
-    if !fresh {
-        return Ok(false);
-    }
     let user = sqlx::query!(
-        "SELECT id FROM users WHERE phone = $1 AND NOT suspended",
+        "SELECT id, language FROM users WHERE phone = $1 AND NOT suspended",
         from
     )
     .fetch_optional(&mut *tx)
     .await?;
-    let reply = match (user, command) {
-        (None, _) => format!("Welcome to ChainPay. Dial {USSD_CODE} to open an account."),
-        (Some(_), Command::Help) => help(),
-        (Some(user), Command::Balance) => {
-            let wallets = sqlx::query!(
-                "SELECT a.currency, a.balance, c.exponent FROM accounts a JOIN currencies c ON c.code = a.currency
-                 WHERE a.kind = 'wallet' AND a.user_id = $1 AND a.balance <> 0 ORDER BY a.currency",
-                user.id
-            )
-            .fetch_all(&mut *tx)
-            .await?;
-            if wallets.is_empty() {
-                "ChainPay balance: you have no money in any wallet yet.".to_owned()
-            } else {
-                let lines: Vec<String> = wallets
-                    .iter()
-                    .map(|w| money(&w.currency, w.balance, w.exponent.max(0) as u32))
-                    .collect();
-                format!("ChainPay balance: {}.", lines.join(", "))
-            }
-        }
-        (Some(user), Command::MiniStatement) => {
-            let lines = statement::mini(&mut tx, user.id).await?;
-            if lines.is_empty() {
-                "ChainPay: no transactions yet.".to_owned()
-            } else {
-                format!("ChainPay last {}: {}", lines.len(), lines.join("; "))
-            }
+    let Some(user) = user.filter(|_| fresh) else {
+        tx.commit().await?;
+        return Ok(false);
+    };
+    let sms = Sms(Lang::parse(&user.language));
+    let reply = match command {
+        Command::Help => sms.help(),
+        Command::Balance => sms.balances(&balances(&mut tx, user.id).await?),
+        Command::MiniStatement => {
+            let lines = statement::mini(&mut tx, user.id, sms.0).await?;
+            sms.mini_statement(&lines)
         }
     };
     outbox::queue(&mut tx, from, &reply, None).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// The customer's non-empty wallets, shown.
+async fn balances(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Vec<String>> {
+    let wallets = sqlx::query!(
+        "SELECT a.currency, a.balance, c.exponent FROM accounts a JOIN currencies c ON c.code = a.currency
+         WHERE a.kind = 'wallet' AND a.user_id = $1 AND a.balance <> 0 ORDER BY a.currency",
+        user_id
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(wallets
+        .iter()
+        .map(|w| show(&w.currency, w.balance, w.exponent.max(0) as u32))
+        .collect())
 }
 
 #[cfg(test)]

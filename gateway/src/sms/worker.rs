@@ -7,7 +7,7 @@
 //! again; refusals it calls final are not retried; anything else (network
 //! trouble, its 5xx codes) is retried with exponential backoff.
 
-use chainpay_core::africastalking::sms::{SmsClient, SmsError};
+use crate::clients::africastalking::{SmsClient, SmsError};
 use sqlx::PgPool;
 
 /// Messages sent per pass.

@@ -1,9 +1,12 @@
 //! Carrying out what the menu machine asks for, through the same services
 //! the REST API uses (registration, PIN checks with the account lockout,
-//! the movement pipeline with its AML rules and idempotency).
+//! the movement pipeline with its AML rules and idempotency). Domain
+//! errors become [`Outcome`]s by kind; the machine words them.
 
+use chainpay_core::refusal::Refusal;
+use chainpay_core::transaction::reference;
 use chainpay_core::ussd::{Effect, Outcome};
-use chainpay_core::{Amount, CurrencyCode, Pin};
+use chainpay_core::{Amount, CurrencyCode, Msisdn, Pin};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -11,26 +14,37 @@ use super::{load_caller, CallerRow, UssdRequest};
 use crate::audit::{AuditEvent, Outcome as AuditOutcome};
 use crate::auth::accounts;
 use crate::auth::pins::{self, PinCheck};
-use crate::http::error::ApiError;
-use crate::http::AppState;
+use crate::error::Error;
 use crate::idempotency::IdempotencyKey;
 use crate::movements::conversion::{self, ConvertOrder, ConvertTerms};
 use crate::movements::transfer::SendOrder;
 use crate::movements::{self, Operation};
+use crate::mpesa::deposits::{self, DepositOrder};
 use crate::mpesa::withdrawals::{self, WithdrawOrder};
+use crate::state::AppState;
 use crate::transactions::TxView;
 use crate::{reversals, statement};
-use chainpay_core::Msisdn;
 
-/// What a refusal tells the caller.
-fn refused(error: &ApiError) -> Outcome {
+/// What a refusal tells the caller, by kind.
+fn refused(error: &Error) -> Outcome {
     match error {
-        ApiError::Internal(_) => Outcome::Failed,
-        ApiError::InsufficientFunds => Outcome::Refused("your balance is not enough".into()),
-        ApiError::InvalidCredentials => Outcome::WrongPin { locked: false },
-        ApiError::AccountLocked { .. } => Outcome::WrongPin { locked: true },
-        ApiError::WeakPin(_) => Outcome::WeakPin,
-        other => Outcome::Refused(other.to_string()),
+        Error::InvalidCredentials => Outcome::WrongPin { locked: false },
+        Error::AccountLocked { .. } => Outcome::WrongPin { locked: true },
+        Error::WeakPin => Outcome::WeakPin,
+        Error::Validation(_) | Error::NotFound(_) => Outcome::Invalid,
+        Error::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "USSD effect failed");
+            Outcome::Failed
+        }
+        other => other.refusal().map_or(Outcome::Failed, Outcome::Refused),
+    }
+}
+
+/// The outcome of a domain call: `done` on success, the refusal otherwise.
+fn or_refused<T>(result: Result<T, Error>, done: impl FnOnce(T) -> Outcome) -> Outcome {
+    match result {
+        Ok(value) => done(value),
+        Err(error) => refused(&error),
     }
 }
 
@@ -39,20 +53,19 @@ async fn pin_gate(
     state: &AppState,
     caller: &CallerRow,
     pin: Pin,
-) -> anyhow::Result<Option<Outcome>> {
+) -> Result<Option<Outcome>, Error> {
     let mut conn = state.pool.acquire().await?;
     let check = pins::check(&mut conn, caller.user_id, pin).await?;
     if check == PinCheck::Correct {
         return Ok(None);
     }
+    let locked = !matches!(check, PinCheck::Wrong { locked: false });
     AuditEvent::new("ussd.pin", AuditOutcome::Failure)
         .actor(caller.user_id)
-        .detail(json!({"locked": !matches!(check, PinCheck::Wrong { locked: false })}))
+        .detail(json!({ "locked": locked }))
         .record(&mut conn)
         .await?;
-    Ok(Some(Outcome::WrongPin {
-        locked: !matches!(check, PinCheck::Wrong { locked: false }),
-    }))
+    Ok(Some(Outcome::WrongPin { locked }))
 }
 
 /// Runs a movement keyed by the session and step, so a retried step moves nothing twice.
@@ -62,40 +75,27 @@ async fn move_money<O: Operation>(
     op: &O,
     key: &str,
 ) -> Result<TxView, Outcome> {
-    let key = IdempotencyKey {
-        user_id: caller.user_id,
-        key: key.to_owned(),
-        request_hash: chainpay_core::crypto::sha3_256_hex(
-            format!("ussd|{}|{}", O::ACTION, op.describe()).as_bytes(),
-        ),
-    };
-    match movements::run(state, op, Some(key)).await {
-        Ok(reply) if reply.status.is_success() => {
-            serde_json::from_value(reply.body).map_err(|_| Outcome::Failed)
-        }
-        Ok(reply) => Err(Outcome::Refused(
-            reply.body["detail"]
-                .as_str()
-                .unwrap_or("not completed")
-                .to_owned(),
-        )),
-        Err(error) => Err(refused(&error)),
-    }
+    let fingerprint = format!("ussd|{}|{}", O::ACTION, op.describe());
+    let key = IdempotencyKey::new(caller.user_id, key, &fingerprint).map_err(|e| refused(&e))?;
+    movements::run(state, op, Some(key))
+        .await
+        .outcome
+        .map_err(|error| refused(&error))
 }
 
-async fn wallet_balance(state: &AppState, user_id: Uuid, currency: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
+async fn wallet_balance(state: &AppState, user_id: Uuid, currency: &str) -> Result<i64, Error> {
+    let balance = sqlx::query_scalar!(
         "SELECT balance FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND currency = $2",
         user_id,
         currency
     )
     .fetch_optional(&state.pool)
-    .await
-    .map(|balance| balance.unwrap_or(0))
+    .await?;
+    Ok(balance.unwrap_or(0))
 }
 
 /// The caller's non-empty wallets, home currency first.
-async fn holdings(state: &AppState, caller: &CallerRow) -> sqlx::Result<Vec<(String, i64)>> {
+async fn holdings(state: &AppState, caller: &CallerRow) -> Result<Vec<(String, i64)>, Error> {
     let rows = sqlx::query!(
         "SELECT currency, balance FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND balance - locked > 0
          ORDER BY currency <> $2, currency",
@@ -110,194 +110,27 @@ async fn holdings(state: &AppState, caller: &CallerRow) -> sqlx::Result<Vec<(Str
         .collect())
 }
 
+/// Carries out `effect` for the caller; `key` identifies the step (for
+/// idempotency). Only broken infrastructure is an `Err`.
 pub async fn perform(
     state: &AppState,
     request: &UssdRequest,
     caller: &mut Option<CallerRow>,
     effect: Effect,
     key: &str,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, Error> {
     if let Effect::Register { name, pin } = effect {
-        return Ok(
-            match accounts::register(state, &request.phone, name, pin).await {
-                Ok(_) => {
-                    *caller = load_caller(state, &request.phone).await?;
-                    Outcome::Done
-                }
-                Err(ApiError::PhoneTaken) => {
-                    Outcome::Refused("this number is already registered".into())
-                }
-                Err(error) => refused(&error),
-            },
-        );
+        let registered = accounts::register(state, &request.phone, name, pin).await;
+        if registered.is_ok() {
+            *caller = load_caller(state, &request.phone).await?;
+        }
+        return Ok(or_refused(registered, |_| Outcome::Done));
     }
     let Some(who) = caller.clone() else {
         return Ok(Outcome::Failed);
     };
-    let outcome = match effect {
-        Effect::Register { .. } => Outcome::Failed,
-        Effect::FindRecipient { phone } => {
-            if phone.as_str() == who.phone {
-                Outcome::Refused("you cannot send money to yourself".into())
-            } else {
-                let name =
-                    sqlx::query_scalar!("SELECT name FROM users WHERE phone = $1", phone.as_str())
-                        .fetch_optional(&state.pool)
-                        .await?;
-                name.map_or(Outcome::Unknown, |name| Outcome::Recipient {
-                    name: name.to_uppercase(),
-                })
-            }
-        }
-        Effect::Holdings => Outcome::Holdings(holdings(state, &who).await?),
-        Effect::PreviewSend {
-            to,
-            currency,
-            amount,
-        } => match send_order(&who, to, &currency, amount) {
-            Ok(order) => match order.preview(state).await {
-                Ok(preview) => Outcome::Preview { fee: preview.fee },
-                Err(error) => refused(&error),
-            },
-            Err(error) => refused(&error),
-        },
-        Effect::Send {
-            to,
-            currency,
-            amount,
-            pin,
-        } => {
-            if let Some(wrong) = pin_gate(state, &who, pin).await? {
-                return Ok(wrong);
-            }
-            let order = match send_order(&who, to, &currency, amount) {
-                Ok(order) => order,
-                Err(error) => return Ok(refused(&error)),
-            };
-            match move_money(state, &who, &order, key).await {
-                Ok(view) => Outcome::Sent {
-                    reference: chainpay_core::transaction::reference(view.tx_id),
-                    balance: wallet_balance(state, who.user_id, &currency).await?,
-                },
-                Err(outcome) => outcome,
-            }
-        }
-        Effect::Deposit { amount } => {
-            let phone = Msisdn::parse(&who.phone)?;
-            match crate::mpesa::deposits::initiate(state, who.user_id, &phone, amount).await {
-                Ok(_) => Outcome::DepositStarted,
-                Err(error) => refused(&error),
-            }
-        }
-        Effect::PreviewWithdraw { amount } => {
-            let rules = state.rules.get(&state.pool).await?;
-            let phone = Msisdn::parse(&who.phone)?;
-            match WithdrawOrder::new(who.user_id, &phone, amount)
-                .and_then(|order| order.fee(&rules))
-            {
-                Ok(fee) => Outcome::Preview { fee },
-                Err(error) => refused(&error),
-            }
-        }
-        Effect::Withdraw { amount, pin } => {
-            if let Some(wrong) = pin_gate(state, &who, pin).await? {
-                return Ok(wrong);
-            }
-            let phone = Msisdn::parse(&who.phone)?;
-            let order = match WithdrawOrder::new(who.user_id, &phone, amount) {
-                Ok(order) => order,
-                Err(error) => return Ok(refused(&error)),
-            };
-            match move_money(state, &who, &order, key).await {
-                Ok(view) => {
-                    if let Err(error) = withdrawals::submit(state, view.tx_id).await {
-                        tracing::error!(error = %error, "B2C submission failed");
-                    }
-                    Outcome::Withdrawn {
-                        reference: chainpay_core::transaction::reference(view.tx_id),
-                        balance: wallet_balance(state, who.user_id, "KES").await?,
-                    }
-                }
-                Err(outcome) => outcome,
-            }
-        }
-        Effect::Balances { pin } => match pin_gate(state, &who, pin).await? {
-            Some(wrong) => wrong,
-            None => Outcome::Balances(holdings(state, &who).await?),
-        },
-        Effect::Statement { pin } => match pin_gate(state, &who, pin).await? {
-            Some(wrong) => wrong,
-            None => {
-                let mut conn = state.pool.acquire().await?;
-                Outcome::Statement(statement::mini(&mut conn, who.user_id).await?)
-            }
-        },
-        Effect::Quote { from, to, amount } => {
-            let parsed = (
-                CurrencyCode::parse(&from),
-                CurrencyCode::parse(&to),
-                Amount::new(amount),
-            );
-            match parsed {
-                (Ok(from), Ok(to), Ok(amount)) => {
-                    match conversion::quote(state, Some(who.user_id), from, to, amount).await {
-                        Ok(quote) => Outcome::Quote {
-                            quote_id: quote.quote_id,
-                            amount: quote.amount,
-                            converted: quote.converted_amount,
-                            rate: quote.rate,
-                            fee: quote.fee,
-                        },
-                        Err(error) => refused(&error),
-                    }
-                }
-                _ => Outcome::Refused("that amount cannot be converted".into()),
-            }
-        }
-        Effect::Convert { quote_id, pin } => {
-            if let Some(wrong) = pin_gate(state, &who, pin).await? {
-                return Ok(wrong);
-            }
-            let order = ConvertOrder {
-                user_id: who.user_id,
-                terms: ConvertTerms::Quoted(quote_id),
-            };
-            match move_money(state, &who, &order, key).await {
-                Ok(view) => {
-                    let to = view.to_currency.clone().unwrap_or_default();
-                    Outcome::Converted {
-                        reference: chainpay_core::transaction::reference(view.tx_id),
-                        converted: view.converted_amount.unwrap_or(0),
-                        balance: wallet_balance(state, who.user_id, &to).await?,
-                    }
-                }
-                Err(outcome) => outcome,
-            }
-        }
-        Effect::Eligible => Outcome::Eligible(
-            reversals::eligible(state, who.user_id)
-                .await?
-                .into_iter()
-                .map(|t| (t.tx_id, t.label()))
-                .collect(),
-        ),
-        Effect::Reverse { tx_id, reason, pin } => {
-            if let Some(wrong) = pin_gate(state, &who, pin).await? {
-                return Ok(wrong);
-            }
-            match reversals::request(state, who.user_id, tx_id, &reason).await {
-                Ok(_) => Outcome::ReversalRequested {
-                    reference: chainpay_core::transaction::reference(tx_id),
-                },
-                Err(error) => refused(&error),
-            }
-        }
-        Effect::ChangePin { old, new } => {
-            match accounts::change_pin(state, who.user_id, old, new).await {
-                Ok(()) => Outcome::Done,
-                Err(error) => refused(&error),
-            }
-        }
+    match effect {
+        Effect::Register { .. } => Ok(Outcome::Failed),
         Effect::SetLanguage(lang) => {
             sqlx::query!(
                 "UPDATE users SET language = $2 WHERE id = $1",
@@ -309,23 +142,234 @@ pub async fn perform(
             if let Some(row) = caller.as_mut() {
                 row.caller.lang = lang;
             }
-            Outcome::Done
+            Ok(Outcome::Done)
         }
+        effect => perform_for(state, &who, effect, key).await,
+    }
+}
+
+/// Effects of a registered caller.
+async fn perform_for(
+    state: &AppState,
+    who: &CallerRow,
+    effect: Effect,
+    key: &str,
+) -> Result<Outcome, Error> {
+    Ok(match effect {
+        Effect::FindRecipient { phone } => find_recipient(state, who, &phone).await?,
+        Effect::Holdings => Outcome::Holdings(holdings(state, who).await?),
+        Effect::PreviewSend {
+            to,
+            currency,
+            amount,
+        } => match send_order(who, to, &currency, amount) {
+            Ok(order) => or_refused(order.preview(state).await, |p| Outcome::Preview {
+                fee: p.fee,
+            }),
+            Err(error) => refused(&error),
+        },
+        Effect::Send {
+            to,
+            currency,
+            amount,
+            pin,
+        } => gated(state, who, pin, send(state, who, to, currency, amount, key)).await?,
+        Effect::Deposit { amount } => {
+            let phone = Msisdn::parse(&who.phone).map_err(|e| Error::Internal(e.into()))?;
+            let fingerprint = format!("ussd|mpesa.initiate|{amount}");
+            let started = match (
+                DepositOrder::new(who.user_id, &phone, amount),
+                IdempotencyKey::new(who.user_id, key, &fingerprint),
+            ) {
+                (Ok(order), Ok(key)) => deposits::initiate(state, &order, Some(&key)).await.outcome,
+                (Err(error), _) | (_, Err(error)) => Err(error),
+            };
+            or_refused(started, |_| Outcome::DepositStarted)
+        }
+        Effect::PreviewWithdraw { amount } => {
+            let rules = state.rules.get(&state.pool).await?;
+            let fee = withdraw_order(who, amount).and_then(|order| order.fee(&rules));
+            or_refused(fee, |fee| Outcome::Preview { fee })
+        }
+        Effect::Withdraw { amount, pin } => {
+            gated(state, who, pin, withdraw(state, who, amount, key)).await?
+        }
+        Effect::Balances { pin } => {
+            gated(state, who, pin, async {
+                Ok(Outcome::Balances(holdings(state, who).await?))
+            })
+            .await?
+        }
+        Effect::Statement { pin } => {
+            gated(state, who, pin, async {
+                let mut conn = state.pool.acquire().await?;
+                let lines = statement::mini(&mut conn, who.user_id, who.caller.lang).await?;
+                Ok(Outcome::Statement(lines))
+            })
+            .await?
+        }
+        Effect::Quote { from, to, amount } => quote(state, who, &from, &to, amount).await,
+        Effect::Convert { quote_id, pin } => {
+            gated(state, who, pin, convert(state, who, quote_id, key)).await?
+        }
+        Effect::Eligible => Outcome::Eligible(
+            reversals::eligible(&state.pool, who.user_id)
+                .await?
+                .into_iter()
+                .map(|t| (t.tx_id, t.label()))
+                .collect(),
+        ),
+        Effect::Reverse { tx_id, reason, pin } => {
+            gated(state, who, pin, async {
+                let requested = reversals::request(&state.pool, who.user_id, tx_id, &reason).await;
+                Ok(or_refused(requested, |_| Outcome::ReversalRequested {
+                    reference: reference(tx_id),
+                }))
+            })
+            .await?
+        }
+        Effect::ChangePin { old, new } => or_refused(
+            accounts::change_pin(state, who.user_id, old, new).await,
+            |()| Outcome::Done,
+        ),
+        Effect::Register { .. } | Effect::SetLanguage(_) => Outcome::Failed,
+    })
+}
+
+/// Runs `then` only when `pin` is the caller's PIN.
+async fn gated(
+    state: &AppState,
+    who: &CallerRow,
+    pin: Pin,
+    then: impl std::future::Future<Output = Result<Outcome, Error>>,
+) -> Result<Outcome, Error> {
+    match pin_gate(state, who, pin).await? {
+        Some(wrong) => Ok(wrong),
+        None => then.await,
+    }
+}
+
+async fn find_recipient(
+    state: &AppState,
+    who: &CallerRow,
+    phone: &Msisdn,
+) -> Result<Outcome, Error> {
+    if phone.as_str() == who.phone {
+        return Ok(Outcome::Refused(Refusal::SelfPayment));
+    }
+    let name = sqlx::query_scalar!("SELECT name FROM users WHERE phone = $1", phone.as_str())
+        .fetch_optional(&state.pool)
+        .await?;
+    Ok(name.map_or(Outcome::Unknown, |name| Outcome::Recipient {
+        name: name.to_uppercase(),
+    }))
+}
+
+async fn send(
+    state: &AppState,
+    who: &CallerRow,
+    to: Msisdn,
+    currency: String,
+    amount: i64,
+    key: &str,
+) -> Result<Outcome, Error> {
+    let order = match send_order(who, to, &currency, amount) {
+        Ok(order) => order,
+        Err(error) => return Ok(refused(&error)),
     };
-    Ok(outcome)
+    Ok(match move_money(state, who, &order, key).await {
+        Ok(view) => Outcome::Sent {
+            reference: reference(view.tx_id),
+            balance: wallet_balance(state, who.user_id, &currency).await?,
+        },
+        Err(outcome) => outcome,
+    })
+}
+
+async fn withdraw(
+    state: &AppState,
+    who: &CallerRow,
+    amount: i64,
+    key: &str,
+) -> Result<Outcome, Error> {
+    let order = match withdraw_order(who, amount) {
+        Ok(order) => order,
+        Err(error) => return Ok(refused(&error)),
+    };
+    Ok(match move_money(state, who, &order, key).await {
+        Ok(view) => {
+            if let Err(error) = withdrawals::submit(state, view.tx_id).await {
+                tracing::error!(error = %error, "B2C submission failed");
+            }
+            Outcome::Withdrawn {
+                reference: reference(view.tx_id),
+                balance: wallet_balance(state, who.user_id, "KES").await?,
+            }
+        }
+        Err(outcome) => outcome,
+    })
+}
+
+async fn quote(state: &AppState, who: &CallerRow, from: &str, to: &str, amount: i64) -> Outcome {
+    let parsed = (
+        CurrencyCode::parse(from),
+        CurrencyCode::parse(to),
+        Amount::new(amount),
+    );
+    let (Ok(from), Ok(to), Ok(amount)) = parsed else {
+        return Outcome::Refused(Refusal::AmountNotPriceable);
+    };
+    or_refused(
+        conversion::quote(state, Some(who.user_id), from, to, amount).await,
+        |quote| Outcome::Quote {
+            quote_id: quote.quote_id,
+            amount: quote.amount,
+            converted: quote.converted_amount,
+            rate: quote.rate,
+            fee: quote.fee,
+        },
+    )
+}
+
+async fn convert(
+    state: &AppState,
+    who: &CallerRow,
+    quote_id: Uuid,
+    key: &str,
+) -> Result<Outcome, Error> {
+    let order = ConvertOrder {
+        user_id: who.user_id,
+        terms: ConvertTerms::Quoted(quote_id),
+    };
+    Ok(match move_money(state, who, &order, key).await {
+        Ok(view) => {
+            let to = view.to_currency.clone().unwrap_or_default();
+            Outcome::Converted {
+                reference: reference(view.tx_id),
+                converted: view.converted_amount.unwrap_or(0),
+                balance: wallet_balance(state, who.user_id, &to).await?,
+            }
+        }
+        Err(outcome) => outcome,
+    })
+}
+
+fn withdraw_order(who: &CallerRow, amount: i64) -> Result<WithdrawOrder, Error> {
+    let phone = Msisdn::parse(&who.phone).map_err(|e| Error::Internal(e.into()))?;
+    WithdrawOrder::new(who.user_id, &phone, amount)
 }
 
 fn send_order(
     who: &CallerRow,
-    to: chainpay_core::Msisdn,
+    to: Msisdn,
     currency: &str,
     amount: i64,
-) -> Result<SendOrder, ApiError> {
+) -> Result<SendOrder, Error> {
     Ok(SendOrder {
         from_user_id: who.user_id,
         to_phone: to,
-        amount: Amount::new(amount).map_err(|e| ApiError::Validation(e.to_string()))?,
-        currency: CurrencyCode::parse(currency).map_err(|e| ApiError::Validation(e.to_string()))?,
+        amount: Amount::new(amount).map_err(|e| Error::Validation(e.to_string()))?,
+        currency: CurrencyCode::parse(currency).map_err(|e| Error::Validation(e.to_string()))?,
         note: None,
     })
 }

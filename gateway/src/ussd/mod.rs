@@ -15,12 +15,13 @@
 
 mod effects;
 
-use chainpay_core::ussd::{self, Caller, Ctx, Lang, Screen, State, Step};
-use chainpay_core::Msisdn;
+use chainpay_core::ussd::{self, Caller, Ctx, Screen, State, Step, Texts};
+use chainpay_core::{Lang, Msisdn};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::http::AppState;
+use crate::error::Error;
+use crate::state::AppState;
 
 /// Most inputs one session may carry; a real session is a handful.
 const MAX_INPUTS: usize = 64;
@@ -46,7 +47,7 @@ pub struct CallerRow {
     pub suspended: bool,
 }
 
-async fn load_caller(state: &AppState, phone: &Msisdn) -> sqlx::Result<Option<CallerRow>> {
+async fn load_caller(state: &AppState, phone: &Msisdn) -> Result<Option<CallerRow>, Error> {
     let row = sqlx::query!(
         "SELECT id, name, language, kyc_status, suspended FROM users WHERE phone = $1",
         phone.as_str()
@@ -73,11 +74,19 @@ fn state_name(state: &State) -> String {
         .unwrap_or_default()
 }
 
-/// Answers one request with the `CON …`/`END …` body.
-pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<String> {
-    if request.inputs.len() > MAX_INPUTS {
-        return Ok(Screen::End(try_later()).render());
-    }
+/// The stored session a request continues, if it is still alive.
+enum Session {
+    /// No live session: this request dials in.
+    New,
+    /// A live session: its state and the inputs it has consumed.
+    Continues(State, usize),
+    /// Nothing new in this request (a retry): the stored reply.
+    Replay(String),
+    /// The `sessionId` belongs to another phone.
+    Foreign,
+}
+
+async fn load_session(state: &AppState, request: &UssdRequest) -> Result<Session, Error> {
     let stored = sqlx::query!(
         "SELECT phone, state, step, last_reply FROM ussd_sessions
          WHERE session_id = $1 AND updated_at > now() - make_interval(secs => $2)",
@@ -86,36 +95,43 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
     )
     .fetch_optional(&state.pool)
     .await?;
-    let (mut machine, consumed) = match stored {
-        Some(row) if row.phone != request.phone.as_str() => {
-            return Ok(Screen::End(try_later()).render());
-        }
-        // Nothing new: a retry (or a duplicate) gets the same answer.
-        Some(row) if request.inputs.len() <= row.step as usize => return Ok(row.last_reply),
-        Some(row) => (
-            Some(serde_json::from_value::<State>(row.state)?),
+    Ok(match stored {
+        None => Session::New,
+        Some(row) if row.phone != request.phone.as_str() => Session::Foreign,
+        Some(row) if request.inputs.len() <= row.step as usize => Session::Replay(row.last_reply),
+        Some(row) => Session::Continues(
+            serde_json::from_value::<State>(row.state).map_err(|e| Error::Internal(e.into()))?,
             row.step as usize,
         ),
-        None => (None, 0),
+    })
+}
+
+/// Answers one request with the `CON …`/`END …` body.
+pub async fn handle(state: &AppState, request: UssdRequest) -> Result<String, Error> {
+    if request.inputs.len() > MAX_INPUTS {
+        return Ok(Screen::End(Texts(Lang::En).try_later().to_owned()).render());
+    }
+    let (mut machine, consumed) = match load_session(state, &request).await? {
+        Session::Replay(reply) => return Ok(reply),
+        Session::Foreign => return Ok(Screen::End(Texts(Lang::En).try_later().to_owned()).render()),
+        Session::New => (None, 0),
+        Session::Continues(machine, consumed) => (Some(machine), consumed),
     };
     let mut caller = load_caller(state, &request.phone).await?;
-    if caller.as_ref().is_some_and(|c| c.suspended) {
-        return Ok(Screen::End(
-            "This account is suspended. Please contact ChainPay support.".into(),
-        )
-        .render());
+    if let Some(suspended) = caller.as_ref().filter(|c| c.suspended) {
+        return Ok(Screen::End(Texts(suspended.caller.lang).suspended().to_owned()).render());
     }
     let rules = state.rules.get(&state.pool).await?;
     let currencies: Vec<String> = rules.rates.currencies().map(str::to_owned).collect();
-    let exponent = |currency: &str| rules.rates.leg(currency).map_or(2, |leg| leg.exponent);
-
+    let exponent = |currency: &str| rules.exponent(currency);
     let env = Env {
         exponent: &exponent,
         currencies: &currencies,
     };
-    let mut screen = Screen::End(try_later());
+    let lang = caller.as_ref().map_or(Lang::En, |c| c.caller.lang);
+    let mut screen = Screen::End(Texts(lang).try_later().to_owned());
     if machine.is_none() {
-        let step = { ussd::dial(&env.ctx(caller.as_ref(), &[])) };
+        let step = ussd::dial(&env.ctx(caller.as_ref(), &[]));
         let (shown, next) = run(state, &request, &env, 0, &mut caller, step).await?;
         screen = shown;
         machine = Some(next);
@@ -131,8 +147,19 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
         machine = Some(next);
     }
     let next = machine.unwrap_or(State::Ended);
-    let reply = screen.render();
     tracing::info!(session_id = %request.session_id, step = request.inputs.len(), at = %state_name(&next), "ussd step");
+    save_session(state, &request, consumed, &next, screen.render()).await
+}
+
+/// Stores the session's new state and reply, unless another instance
+/// answered this step first — then its reply is the answer.
+async fn save_session(
+    state: &AppState,
+    request: &UssdRequest,
+    consumed: usize,
+    next: &State,
+    reply: String,
+) -> Result<String, Error> {
     let saved = sqlx::query!(
         "INSERT INTO ussd_sessions (session_id, phone, state, step, last_reply) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (session_id) DO UPDATE SET state = EXCLUDED.state, step = EXCLUDED.step,
@@ -140,7 +167,7 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
          WHERE ussd_sessions.step = $6 OR ussd_sessions.updated_at <= now() - make_interval(secs => $7)",
         request.session_id,
         request.phone.as_str(),
-        serde_json::to_value(&next)?,
+        serde_json::to_value(next).map_err(|e| Error::Internal(e.into()))?,
         request.inputs.len() as i32,
         reply,
         consumed as i32,
@@ -148,17 +175,16 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> anyhow::Result<St
     )
     .execute(&state.pool)
     .await?;
-    if saved.rows_affected() == 0 {
-        // Another instance answered this step first: answer as it did.
-        let theirs = sqlx::query_scalar!(
-            "SELECT last_reply FROM ussd_sessions WHERE session_id = $1",
-            request.session_id
-        )
-        .fetch_one(&state.pool)
-        .await?;
-        return Ok(theirs);
+    if saved.rows_affected() == 1 {
+        return Ok(reply);
     }
-    Ok(reply)
+    let theirs = sqlx::query_scalar!(
+        "SELECT last_reply FROM ussd_sessions WHERE session_id = $1",
+        request.session_id
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(theirs)
 }
 
 /// Resolves a step's effects until it shows a screen. `position` numbers
@@ -170,7 +196,7 @@ async fn run(
     position: usize,
     caller: &mut Option<CallerRow>,
     mut step: Step,
-) -> anyhow::Result<(Screen, State)> {
+) -> Result<(Screen, State), Error> {
     // An effect can lead to another (recipient → holdings); a handful at most.
     for _ in 0..4 {
         match step {
@@ -184,7 +210,11 @@ async fn run(
             }
         }
     }
-    Ok((Screen::End(try_later()), State::Ended))
+    let lang = caller.as_ref().map_or(Lang::En, |c| c.caller.lang);
+    Ok((
+        Screen::End(Texts(lang).try_later().to_owned()),
+        State::Ended,
+    ))
 }
 
 /// What the machine reads about currencies, for this request.
@@ -202,8 +232,4 @@ impl Env<'_> {
             currencies: self.currencies,
         }
     }
-}
-
-fn try_later() -> String {
-    ussd::Texts(Lang::En).try_later().to_owned()
 }

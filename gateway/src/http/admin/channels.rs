@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use chainpay_core::status::ReversalStatus;
 use chainpay_core::Msisdn;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -63,17 +64,14 @@ async fn list_reversals(
     _admin: AdminUser,
     ApiQuery(query): ApiQuery<ReversalQuery>,
 ) -> ApiResult<Json<ReversalList>> {
-    let status = query.status.map(|s| s.trim().to_ascii_uppercase());
-    if status
-        .as_deref()
-        .is_some_and(|s| !["PENDING", "APPROVED", "REJECTED"].contains(&s))
-    {
-        return Err(ApiError::Validation(
-            "status must be PENDING, APPROVED or REJECTED".into(),
-        ));
-    }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(raw) => Some(ReversalStatus::parse(raw).ok_or_else(|| {
+            ApiError::Validation("status must be PENDING, APPROVED or REJECTED".into())
+        })?),
+    };
     Ok(Json(ReversalList {
-        reversals: reversals::list(&state, status.as_deref(), None).await?,
+        reversals: reversals::list(&state.pool, status, None).await?,
     }))
 }
 

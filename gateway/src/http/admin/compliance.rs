@@ -14,12 +14,12 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
-use crate::compliance::sars;
-use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Missing, Problem};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::paging::{next_cursor, PageQuery};
 use crate::http::session::AdminUser;
 use crate::http::AppState;
+use chainpay_core::status::SarStatus;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -114,19 +114,16 @@ async fn list_sars(
         before: query.before,
     };
     let (limit, before) = (page.limit()?, page.before()?);
-    let status = query.status.map(|s| s.trim().to_ascii_uppercase());
-    if status
-        .as_deref()
-        .is_some_and(|s| !sars::STATUSES.contains(&s))
-    {
-        return Err(ApiError::Validation(
-            "status must be OPEN, UNDER_REVIEW, FILED or DISMISSED".into(),
-        ));
-    }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(raw) => Some(SarStatus::parse(raw).ok_or_else(|| {
+            ApiError::Validation("status must be OPEN, UNDER_REVIEW, FILED or DISMISSED".into())
+        })?),
+    };
     let ids = sqlx::query_scalar!(
         "SELECT id FROM sars WHERE id < $1 AND ($2::text IS NULL OR status = $2) ORDER BY id DESC LIMIT $3",
         before,
-        status,
+        status.map(SarStatus::as_str),
         limit
     )
     .fetch_all(&state.pool)
@@ -155,7 +152,9 @@ async fn review_sar(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<SarReview>,
 ) -> ApiResult<Json<Sar>> {
-    let to = body.status.trim().to_ascii_uppercase();
+    let to = SarStatus::parse(&body.status).ok_or_else(|| {
+        ApiError::Validation("status must be OPEN, UNDER_REVIEW, FILED or DISMISSED".into())
+    })?;
     let note = body.note.trim();
     if note.is_empty() || note.chars().count() > 2000 {
         return Err(ApiError::Validation(
@@ -166,8 +165,10 @@ async fn review_sar(
     let from = sqlx::query_scalar!("SELECT status FROM sars WHERE id = $1 FOR UPDATE", id)
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or(ApiError::NotFound("SAR"))?;
-    if !sars::transition_allowed(&from, &to) {
+        .ok_or(ApiError::NotFound(Missing::Sar))?;
+    let from = SarStatus::parse(&from)
+        .ok_or_else(|| ApiError::internal(format!("SAR {id} has an unknown status {from}")))?;
+    if !from.can_become(to) {
         return Err(ApiError::Validation(format!(
             "a SAR cannot move from {from} to {to}"
         )));
@@ -175,7 +176,7 @@ async fn review_sar(
     sqlx::query!(
         "UPDATE sars SET status = $2, updated_at = now() WHERE id = $1",
         id,
-        to
+        to.as_str()
     )
     .execute(&mut *tx)
     .await?;
@@ -183,8 +184,8 @@ async fn review_sar(
         "INSERT INTO sar_notes (sar_id, author_id, from_status, to_status, note) VALUES ($1, $2, $3, $4, $5)",
         id,
         admin.0.user_id,
-        from,
-        to,
+        from.as_str(),
+        to.as_str(),
         note
     )
     .execute(&mut *tx)
@@ -200,7 +201,7 @@ async fn review_sar(
         .await?
         .pop()
         .map(Json)
-        .ok_or(ApiError::NotFound("SAR"))
+        .ok_or(ApiError::NotFound(Missing::Sar))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
-use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Missing, Problem};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::session::AdminUser;
 use crate::http::AppState;
@@ -104,7 +104,7 @@ async fn set_suspended(
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(ApiError::NotFound("user"))?;
+    .ok_or(ApiError::NotFound(Missing::User))?;
     let action = if suspended {
         "admin.suspend"
     } else {
@@ -172,7 +172,7 @@ async fn set_kyc(
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or(ApiError::NotFound("user"))?;
+    .ok_or(ApiError::NotFound(Missing::User))?;
     let user = sqlx::query_as!(
         UserSummary,
         r#"UPDATE users SET kyc_status = $2 WHERE id = $1

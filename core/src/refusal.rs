@@ -1,0 +1,66 @@
+//! Why a request was refused, in terms a customer can act on.
+//!
+//! The domain decides *that* and *why*; each channel words it in its own
+//! home: the REST `detail` in the gateway's HTTP error mapping, USSD screens
+//! in [`crate::ussd::text`], SMS in [`crate::notify`] — the last two in
+//! English and Swahili.
+
+use serde::{Deserialize, Serialize};
+
+use crate::compliance::Rule;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "rule")]
+pub enum Refusal {
+    /// The paying wallet does not hold amount and fee.
+    InsufficientFunds,
+    /// The caller's own account is suspended.
+    AccountSuspended,
+    /// The other party's account is suspended or rejected.
+    RecipientCannotReceive,
+    /// Paying oneself.
+    SelfPayment,
+    /// An amount the rate book cannot price (too small to convert, say).
+    AmountNotPriceable,
+    /// A quote that has been used already.
+    QuoteUsed,
+    QuoteExpired,
+    /// Not one of the caller's reversible transfers.
+    ReversalNotEligible,
+    ReversalAlreadyRequested,
+    ReversalAlreadyDecided,
+    /// Withdrawing at an agent before agents exist.
+    AgentsUnavailable,
+    /// Safaricom refused the request outright.
+    MpesaRefused,
+    /// Safaricom could not be reached.
+    MpesaUnreachable,
+    /// Registering a number that already has an account.
+    PhoneTaken,
+    /// An AML rule refused the movement.
+    Compliance(Rule),
+}
+
+impl Refusal {
+    /// A stable name for logs, metrics and audit rows (the AML rule's own
+    /// name for a compliance refusal).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::InsufficientFunds => "insufficient_funds",
+            Refusal::AccountSuspended => "account_suspended",
+            Refusal::RecipientCannotReceive => "recipient_cannot_receive",
+            Refusal::SelfPayment => "self_payment",
+            Refusal::AmountNotPriceable => "amount_not_priceable",
+            Refusal::QuoteUsed => "quote_used",
+            Refusal::QuoteExpired => "quote_expired",
+            Refusal::ReversalNotEligible => "reversal_not_eligible",
+            Refusal::ReversalAlreadyRequested => "reversal_already_requested",
+            Refusal::ReversalAlreadyDecided => "reversal_already_decided",
+            Refusal::AgentsUnavailable => "agents_unavailable",
+            Refusal::MpesaRefused => "mpesa_refused",
+            Refusal::MpesaUnreachable => "mpesa_unreachable",
+            Refusal::PhoneTaken => "phone_taken",
+            Refusal::Compliance(rule) => rule.as_str(),
+        }
+    }
+}

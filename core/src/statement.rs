@@ -1,0 +1,99 @@
+//! Mini-statement lines, short enough for a USSD screen or an SMS:
+//! `25/11 -KES 255.00 to BARAKA`. One wording for both channels, in
+//! English and Swahili.
+
+use chrono::{DateTime, Utc};
+
+use crate::lang::Lang;
+
+/// What one movement was, from the statement owner's side. Amounts are
+/// already shown with their currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Sent {
+        amount: String,
+        to: String,
+    },
+    Received {
+        amount: String,
+        from: String,
+    },
+    Converted {
+        paid: String,
+        got: String,
+    },
+    Deposit {
+        amount: String,
+    },
+    Withdrawal {
+        amount: String,
+    },
+    /// A reversal that took money back from the owner.
+    ReversedOut {
+        amount: String,
+    },
+    /// A reversal that returned money to the owner.
+    ReversedIn {
+        amount: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub at: DateTime<Utc>,
+    pub entry: Entry,
+}
+
+/// The first name, upper-cased, as statements show counterparties.
+pub fn first_name(name: &str) -> String {
+    name.split_whitespace().next().unwrap_or("").to_uppercase()
+}
+
+impl Line {
+    pub fn render(&self, lang: Lang) -> String {
+        let date = self.at.format("%d/%m");
+        let sw = lang == Lang::Sw;
+        let text = match &self.entry {
+            Entry::Sent { amount, to } => {
+                format!("-{amount} {} {to}", if sw { "kwa" } else { "to" })
+            }
+            Entry::Received { amount, from } => {
+                format!("+{amount} {} {from}", if sw { "kutoka" } else { "from" })
+            }
+            Entry::Converted { paid, got } => {
+                format!("{paid} {} {got}", if sw { "kuwa" } else { "to" })
+            }
+            Entry::Deposit { amount } => {
+                format!("+{amount} {}", if sw { "kuweka" } else { "deposit" })
+            }
+            Entry::Withdrawal { amount } => {
+                format!("-{amount} {}", if sw { "kutoa" } else { "withdrawal" })
+            }
+            Entry::ReversedOut { amount } => {
+                format!("-{amount} {}", if sw { "imerudishwa" } else { "reversed" })
+            }
+            Entry::ReversedIn { amount } => {
+                format!("+{amount} {}", if sw { "marejesho" } else { "reversal" })
+            }
+        };
+        format!("{date} {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_short_and_in_the_customers_language() {
+        let line = Line {
+            at: DateTime::from_timestamp(1_764_082_268, 0).unwrap(),
+            entry: Entry::Sent {
+                amount: "KES 255.00".into(),
+                to: first_name("Baraka Juma"),
+            },
+        };
+        assert_eq!(line.render(Lang::En), "25/11 -KES 255.00 to BARAKA");
+        assert_eq!(line.render(Lang::Sw), "25/11 -KES 255.00 kwa BARAKA");
+    }
+}

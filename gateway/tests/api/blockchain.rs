@@ -1,0 +1,538 @@
+//! The blockchain audit layer: inclusion proofs checked by an independent
+//! RFC 9162 verifier, tamper detection by the API and the CLI, restarts, and
+//! two instances sealing one chain.
+
+use std::process::Command;
+
+use crate::support::*;
+use ed25519_dalek::Verifier;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha3::{Digest, Sha3_256};
+
+/// An app whose background sealer never fires on its own during a test:
+/// blocks are sealed only by `POST /blockchain/mine` (or by 50 pending).
+async fn quiet_app() -> TestApp {
+    spawn_with(TestOptions {
+        configure: |settings| settings.block_interval_s = 3600,
+        ..TestOptions::default()
+    })
+    .await
+}
+
+/// Commits `n` transfers from the demo user; returns their ids in order.
+async fn transfers(app: &TestApp, n: usize) -> Vec<String> {
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let response = app.send(&token, ADMIN_PHONE, 100 + i as i64, "KES").await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        ids.push(
+            response.json::<Value>().await.unwrap()["tx_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    ids
+}
+
+/// Seals what is pending; returns the new block.
+async fn mine(app: &TestApp) -> Value {
+    let admin = app.admin_token().await;
+    let response = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/blockchain/mine",
+            Some(&admin),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.unwrap()
+}
+
+// --- An independent RFC 9162 verifier (not the production code) ----------------
+
+fn sha3(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha3_256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+fn unhex(text: &str) -> [u8; 32] {
+    hex::decode(text).unwrap().try_into().unwrap()
+}
+
+/// RFC 9162 §2.1.3.2, step by step.
+fn rfc9162_verify(
+    leaf_index: u64,
+    tree_size: u64,
+    leaf_hash: [u8; 32],
+    path: &[[u8; 32]],
+    root: [u8; 32],
+) -> bool {
+    if leaf_index >= tree_size {
+        return false;
+    }
+    let mut fnode = leaf_index;
+    let mut snode = tree_size - 1;
+    let mut r = leaf_hash;
+    for p in path {
+        if snode == 0 {
+            return false;
+        }
+        if fnode % 2 == 1 || fnode == snode {
+            r = sha3(&[&[1u8], p, &r]);
+            if fnode.is_multiple_of(2) {
+                loop {
+                    fnode /= 2;
+                    snode /= 2;
+                    if fnode % 2 == 1 || fnode == 0 {
+                        break;
+                    }
+                }
+            }
+        } else {
+            r = sha3(&[&[1u8], &r, p]);
+        }
+        fnode /= 2;
+        snode /= 2;
+    }
+    snode == 0 && r == root
+}
+
+/// Checks a proof the way a receipt holder would: leaf → leaf hash → root
+/// → block hash → signature, using only the published bytes and keys.
+async fn check_proof(app: &TestApp, tx_id: &str) -> Value {
+    let proof = app
+        .client
+        .get(app.url(&format!("/api/v1/blockchain/proof/{tx_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proof.status(), StatusCode::OK);
+    let proof: Value = proof.json().await.unwrap();
+    let leaf = proof["leaf"].as_str().unwrap();
+    assert!(leaf.contains(tx_id), "the leaf names the transaction");
+    let leaf_hash = sha3(&[&[0u8], leaf.as_bytes()]);
+    assert_eq!(hex::encode(leaf_hash), proof["leaf_hash"]);
+    let path: Vec<[u8; 32]> = proof["audit_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| unhex(h.as_str().unwrap()))
+        .collect();
+    assert!(rfc9162_verify(
+        proof["leaf_index"].as_u64().unwrap(),
+        proof["tree_size"].as_u64().unwrap(),
+        leaf_hash,
+        &path,
+        unhex(proof["merkle_root"].as_str().unwrap()),
+    ));
+    let block: Value = app
+        .get_public(&format!(
+            "/api/v1/blockchain/blocks/{}",
+            proof["block_index"]
+        ))
+        .await;
+    let header = block["header"].as_str().unwrap();
+    assert!(header.contains(proof["merkle_root"].as_str().unwrap()));
+    assert_eq!(hex::encode(sha3(&[header.as_bytes()])), block["block_hash"]);
+    assert_eq!(block["block_hash"], proof["block_hash"]);
+    let authorities: Value = app.get_public("/api/v1/blockchain/authorities").await;
+    let key = authorities["authorities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == block["sealer"])
+        .unwrap()["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&unhex(&key)).unwrap();
+    let signature: [u8; 64] = hex::decode(block["signature"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let block_hash = unhex(block["block_hash"].as_str().unwrap());
+    key.verify(
+        &block_hash,
+        &ed25519_dalek::Signature::from_bytes(&signature),
+    )
+    .unwrap();
+    proof
+}
+
+async fn wait_until_sealed(app: &TestApp) {
+    eventually("the sealer to drain the queue", secs(30), async || {
+        let stats: Value = app.get_public("/api/v1/blockchain/stats").await;
+        (stats["pending"] == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn proofs_verify_for_first_middle_and_last_leaves_of_blocks_of_1_2_3_7_and_50() {
+    let app = quiet_app().await;
+    app.lift_limits().await;
+    mine(&app).await; // the demo seed's opening balances
+    for size in [1usize, 2, 3, 7, 50] {
+        let ids = transfers(&app, size).await;
+        // Fifty pending seal a block at once, by themselves; smaller ones wait for a miner.
+        if size < 50 {
+            assert_eq!(mine(&app).await["tx_count"], size);
+        } else {
+            wait_until_sealed(&app).await;
+        }
+        let mut block_index = None;
+        for position in [0, size / 2, size - 1] {
+            let proof = check_proof(&app, &ids[position]).await;
+            assert_eq!(
+                proof["tree_size"], size,
+                "all {size} transfers share one block"
+            );
+            assert_eq!(proof["leaf_index"], position);
+            block_index = Some(proof["block_index"].as_i64().unwrap());
+        }
+        // The receipt names the block once sealed.
+        let token = app.token(USER_PHONE, DEMO_PIN).await;
+        let receipt = app
+            .get_json(&format!("/api/v1/transactions/{}", ids[0]), &token)
+            .await;
+        assert_eq!(receipt["block_index"].as_i64(), block_index);
+    }
+}
+
+#[tokio::test]
+async fn every_committed_movement_is_queued_once_and_refusals_never() {
+    let app = quiet_app().await;
+    let stats = |app: &TestApp| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/blockchain/stats");
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let before = stats(&app).await;
+    assert_eq!(before["height"], 1, "genesis only");
+    assert_eq!(before["pending"], 10, "the ten opening balances");
+    let ids = transfers(&app, 3).await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    assert_eq!(
+        app.send(&token, ADMIN_PHONE, 1_000_000_000_000, "KES")
+            .await
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let pending_proof = app
+        .client
+        .get(app.url(&format!("/api/v1/blockchain/proof/{}", ids[0])))
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(pending_proof, StatusCode::NOT_FOUND, "not_found").await;
+    assert!(body["detail"].as_str().unwrap().contains("not sealed"));
+    assert_eq!(stats(&app).await["pending"], 13);
+    mine(&app).await;
+    let after = stats(&app).await;
+    assert_eq!(
+        (
+            after["height"].as_i64(),
+            after["transactions"].as_i64(),
+            after["pending"].as_i64()
+        ),
+        (Some(2), Some(13), Some(0))
+    );
+    let admin = app.admin_token().await;
+    let empty = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/blockchain/mine",
+            Some(&admin),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), StatusCode::OK);
+    assert_eq!(empty.json::<Value>().await.unwrap()["block"], Value::Null);
+    let user_mine = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/blockchain/mine",
+            Some(&token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_problem(user_mine, StatusCode::FORBIDDEN, "forbidden").await;
+    let blocks: Value = app.get_public("/api/v1/blockchain/blocks?n=5").await;
+    let blocks = blocks["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0]["index"], 1, "newest first");
+    assert_eq!(blocks[0]["previous_hash"], blocks[1]["block_hash"]);
+    assert_eq!(blocks[1]["previous_hash"], "0".repeat(64));
+    assert_eq!(after["head_hash"], blocks[0]["block_hash"]);
+    let block: Value = app.get_public("/api/v1/blockchain/blocks/1").await;
+    assert_eq!(block["transactions"].as_array().unwrap().len(), 13);
+    assert_problem(
+        app.client
+            .get(app.url("/api/v1/blockchain/blocks/99"))
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+}
+
+// --- Tampering ------------------------------------------------------------------
+
+/// Genesis plus blocks 1–3, then `statement` run as the superuser with
+/// triggers disabled; returns what the API and the CLI say.
+async fn tamper_and_validate(statement: &str) -> (Value, std::process::Output) {
+    let app = quiet_app().await;
+    for _ in 0..3 {
+        transfers(&app, 2).await;
+        mine(&app).await;
+    }
+    let admin = app.admin_token().await;
+    let clean = app.get_json("/api/v1/blockchain/validate", &admin).await;
+    assert_eq!(clean["valid"], true, "{clean}");
+    assert_eq!(clean["blocks_checked"], 4);
+    app.tamper(&[statement]).await;
+    let report = app.get_json("/api/v1/blockchain/validate", &admin).await;
+    let url = database_url(&app.database).await;
+    let cli = Command::new(env!("CARGO_BIN_EXE_chainpay"))
+        .arg("verify-chain")
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (report, cli)
+}
+
+async fn assert_detected(statement: &str, block: i64, reason: &str) {
+    let (report, cli) = tamper_and_validate(statement).await;
+    assert_eq!(report["valid"], false, "{statement}");
+    assert_eq!(report["first_invalid_block"], block, "{report}");
+    assert!(
+        report["reason"].as_str().unwrap().contains(reason),
+        "{report}"
+    );
+    assert_eq!(cli.status.code(), Some(1), "verify-chain exits non-zero");
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        printed.contains(&format!("INVALID at block {block}")),
+        "{printed}"
+    );
+}
+
+const BLOCK_TWO_TX: &str =
+    "(SELECT tx_id FROM block_entries WHERE block_index = 2 AND leaf_index = 1)";
+
+#[tokio::test]
+async fn an_amount_changed_in_a_transaction_row_is_detected() {
+    assert_detected(
+        &format!("UPDATE transactions SET amount = amount + 1 WHERE tx_id = {BLOCK_TWO_TX}"),
+        2,
+        "does not match its leaf",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_leaf_hash_is_detected() {
+    assert_detected(
+        &format!(
+            "UPDATE block_entries SET leaf_hash = repeat('a', 64) WHERE tx_id = {BLOCK_TWO_TX}"
+        ),
+        2,
+        "does not match its leaf",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_merkle_root_is_detected() {
+    assert_detected(
+        "UPDATE blocks SET merkle_root = repeat('b', 64) WHERE block_index = 2",
+        2,
+        "Merkle root",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_previous_hash_is_detected() {
+    assert_detected(
+        "UPDATE blocks SET previous_hash = repeat('c', 64) WHERE block_index = 2",
+        2,
+        "previous_hash",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_signature_is_detected() {
+    assert_detected(
+        "UPDATE blocks SET signature = (SELECT signature FROM blocks WHERE block_index = 1) WHERE block_index = 2",
+        2,
+        "signature",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_deleted_block_is_detected() {
+    assert_detected(
+        "DELETE FROM blocks WHERE block_index = 2",
+        2,
+        "block 2 is missing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_consistently_rewritten_block_still_fails_on_its_signature() {
+    // The attacker changes an amount and recomputes the leaf, root, header
+    // and hash of a one-transaction block, but cannot sign without the key.
+    let app = quiet_app().await;
+    mine(&app).await;
+    let id = transfers(&app, 1).await.remove(0);
+    let block = mine(&app).await;
+    let index = block["index"].as_i64().unwrap();
+    let proof = check_proof(&app, &id).await;
+    let forged_leaf = proof["leaf"]
+        .as_str()
+        .unwrap()
+        .replacen("|100|", "|999900|", 1);
+    let leaf_hash = hex::encode(sha3(&[&[0u8], forged_leaf.as_bytes()]));
+    let header = block["header"]
+        .as_str()
+        .unwrap()
+        .replace(block["merkle_root"].as_str().unwrap(), &leaf_hash);
+    let block_hash = hex::encode(sha3(&[header.as_bytes()]));
+    app.tamper(&[
+        &format!("UPDATE transactions SET amount = 999900 WHERE tx_id = '{id}'"),
+        &format!("UPDATE block_entries SET leaf_hash = '{leaf_hash}' WHERE tx_id = '{id}'"),
+        &format!(
+            "UPDATE blocks SET merkle_root = '{leaf_hash}', header = '{header}', block_hash = '{block_hash}' WHERE block_index = {index}"
+        ),
+    ])
+    .await;
+    let admin = app.admin_token().await;
+    let report = app.get_json("/api/v1/blockchain/validate", &admin).await;
+    assert_eq!(report["first_invalid_block"], index);
+    assert!(
+        report["reason"].as_str().unwrap().contains("signature"),
+        "{report}"
+    );
+}
+
+// --- Durability and concurrency ------------------------------------------------------
+
+#[tokio::test]
+async fn after_a_restart_the_chain_continues_from_its_head_and_nothing_pending_is_lost() {
+    let mut app = quiet_app().await;
+    mine(&app).await;
+    let sealed = transfers(&app, 2).await;
+    let first = mine(&app).await;
+    let waiting = transfers(&app, 3).await;
+    app.restart().await;
+    let stats: Value = app.get_public("/api/v1/blockchain/stats").await;
+    assert_eq!(stats["pending"], 3);
+    assert_eq!(stats["head_hash"], first["block_hash"]);
+    let next = mine(&app).await;
+    assert_eq!(next["index"], first["index"].as_i64().unwrap() + 1);
+    assert_eq!(next["previous_hash"], first["block_hash"]);
+    assert_eq!(next["tx_count"], 3);
+    for id in sealed.iter().chain(&waiting) {
+        check_proof(&app, id).await;
+    }
+    let admin = app.admin_token().await;
+    assert_eq!(
+        app.get_json("/api/v1/blockchain/validate", &admin).await["valid"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn two_instances_sealing_at_once_produce_one_linear_chain() {
+    let first = spawn_with(TestOptions {
+        configure: |settings| settings.block_interval_s = 1,
+        ..TestOptions::default()
+    })
+    .await;
+    first.lift_limits().await;
+    let second = first
+        .second_instance(|settings| {
+            settings.node_name = "chainpay-node-2".into();
+            settings.block_interval_s = 1;
+        })
+        .await;
+    let admin_one = first.admin_token().await;
+    let admin_two = second.admin_token().await;
+    let token = first.token(USER_PHONE, DEMO_PIN).await;
+    // Transfers through both instances while both mine as fast as they can.
+    let work = (0..120).map(|i| {
+        let (app, admin) = if i % 2 == 0 {
+            (&first, &admin_one)
+        } else {
+            (&second, &admin_two)
+        };
+        let token = token.clone();
+        async move {
+            assert_eq!(
+                app.send(&token, ADMIN_PHONE, 100, "KES").await.status(),
+                StatusCode::CREATED
+            );
+            app.request(
+                reqwest::Method::POST,
+                "/api/v1/blockchain/mine",
+                Some(admin),
+            )
+            .send()
+            .await
+            .unwrap();
+        }
+    });
+    futures::future::join_all(work).await;
+    wait_until_sealed(&first).await;
+    let report = first
+        .get_json("/api/v1/blockchain/validate", &admin_one)
+        .await;
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["transactions_checked"], 130);
+    let sealers: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT sealer FROM blocks ORDER BY sealer")
+            .fetch_all(&first.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        sealers,
+        ["chainpay-node-1", "chainpay-node-2"],
+        "both instances sealed blocks"
+    );
+    let indices: Vec<i64> =
+        sqlx::query_scalar("SELECT block_index FROM blocks ORDER BY block_index")
+            .fetch_all(&first.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        indices,
+        (0..indices.len() as i64).collect::<Vec<_>>(),
+        "no gaps, no forks"
+    );
+}

@@ -1,0 +1,260 @@
+//! The `chainpay` binary itself: `serve` on the embedded default database,
+//! graceful shutdown, and the `users` and `reconcile` subcommands.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_chainpay");
+
+/// A private data directory the `postgres` user can traverse (as root the
+/// embedded cluster runs as `postgres`).
+fn data_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("chainpay-cli-{}", uuid::Uuid::new_v4().simple()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `chainpay <args>` with a clean configuration environment.
+fn chainpay(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("CHAINPAY_MASTER_KEY")
+        .env_remove("CHAINPAY_JWT_SECRET")
+        .env("RUST_LOG", "warn");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    chainpay(args, env).output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn wait_until_healthy(base: &str, server: &mut std::process::Child) {
+    let client = reqwest::Client::new();
+    eventually("chainpay serve to become healthy", secs(120), async || {
+        if let Some(status) = server.try_wait().unwrap() {
+            panic!("chainpay serve exited early with {status}");
+        }
+        let response = client.get(format!("{base}/healthz")).send().await.ok()?;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+}
+
+async fn terminate_and_wait(server: &mut std::process::Child) -> std::process::ExitStatus {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    eventually("chainpay serve to stop on SIGTERM", secs(60), async || {
+        server.try_wait().unwrap()
+    })
+    .await
+}
+
+fn cluster_is_running(dir: &Path) -> bool {
+    dir.join("pg").join("postmaster.pid").exists()
+}
+
+#[tokio::test]
+async fn serve_on_the_embedded_default_seeds_demo_users_and_stops_cleanly_on_sigterm() {
+    let dir = data_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let env = [
+        ("CHAINPAY_DATA_DIR", dir_text.as_str()),
+        ("CHAINPAY_ADDR", addr.as_str()),
+    ];
+    let mut server = chainpay(&["serve"], &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{addr}");
+    wait_until_healthy(&base, &mut server).await;
+
+    // The contract's demo user exists with the contract's opening balances.
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"phone": USER_PHONE, "pin": DEMO_PIN}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let balances: Value = client
+        .get(format!("{base}/api/v1/wallet/balances"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kes = balances["wallets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["currency"] == "KES")
+        .unwrap();
+    assert_eq!(kes["balance"], 100_000_000);
+    // The cluster listens on a socket inside the data directory, not on TCP.
+    assert!(dir.join("pg").join(".s.PGSQL.5432").exists());
+    let conf = std::fs::read_to_string(dir.join("pg").join("postgresql.conf")).unwrap();
+    assert!(conf.contains("listen_addresses = ''"));
+
+    let status = terminate_and_wait(&mut server).await;
+    assert!(status.success(), "serve exited with {status}");
+    assert!(
+        !cluster_is_running(&dir),
+        "serve stops the cluster it started"
+    );
+
+    // One-shot commands read the same configuration and find the same data.
+    let users = run(&["users"], &env);
+    assert!(users.status.success());
+    let listing = stdout(&users);
+    assert!(
+        listing.contains(ADMIN_PHONE) && listing.contains(USER_PHONE),
+        "{listing}"
+    );
+    assert!(listing.contains("KES 1,000,000.00"), "{listing}");
+    assert!(listing.contains("2 user(s)"), "{listing}");
+
+    let reconcile = run(&["reconcile"], &env);
+    assert!(reconcile.status.success(), "{}", stdout(&reconcile));
+    assert!(stdout(&reconcile).contains("BALANCED"));
+
+    // Restarting does not seed the demo users twice.
+    let mut again = chainpay(&["serve"], &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(&base, &mut again).await;
+    assert!(terminate_and_wait(&mut again).await.success());
+    assert!(stdout(&run(&["users"], &env)).contains("2 user(s)"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn reconcile_exits_non_zero_and_names_the_account_that_does_not_add_up() {
+    let app = spawn_app().await;
+    let url = database_url(&app.database).await;
+    let env = [("DATABASE_URL", url.as_str())];
+    let clean = run(&["reconcile"], &env);
+    assert!(clean.status.success(), "{}", stdout(&clean));
+
+    let account_id: i64 = sqlx::query_scalar(
+        "UPDATE accounts SET balance = balance + 1 WHERE id = (SELECT min(id) FROM accounts WHERE kind = 'wallet') RETURNING id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let broken = run(&["reconcile"], &env);
+    assert_eq!(broken.status.code(), Some(1));
+    let report = stdout(&broken);
+    assert!(report.contains("DISCREPANCIES FOUND"), "{report}");
+    assert!(
+        report.contains(&format!("\"account_id\":{account_id}")),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn an_external_database_is_created_when_missing_and_never_gets_demo_data() {
+    let app = spawn_app().await;
+    let name = format!("cli_new_{}", uuid::Uuid::new_v4().simple());
+    let url = database_url(&app.database)
+        .await
+        .replace(&app.database, &name);
+    let users = run(&["users"], &[("DATABASE_URL", url.as_str())]);
+    assert!(
+        users.status.success(),
+        "{}",
+        String::from_utf8_lossy(&users.stderr)
+    );
+    assert!(stdout(&users).contains("0 user(s)"));
+}
+
+#[tokio::test]
+async fn the_phone_simulator_dials_the_menu_and_shows_the_sms_that_arrive() {
+    let dir = data_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let env = [
+        ("CHAINPAY_DATA_DIR", dir_text.as_str()),
+        ("CHAINPAY_ADDR", addr.as_str()),
+    ];
+    let mut server = chainpay(&["serve"], &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(&format!("http://{addr}"), &mut server).await;
+
+    let mut phone = chainpay(&["phone", "0700000001"], &env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = phone.stdin.as_mut().unwrap();
+        // Balance, then dial again and send KES 100.00 to the admin, then hang up.
+        stdin
+            .write_all(b"4\n1234\n\n1\n0700000000\n1\n100\n1234\nq\n")
+            .unwrap();
+    }
+    let output = tokio::task::spawn_blocking(move || phone.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(printed.contains("Dialling *384*123#"), "{printed}");
+    assert!(printed.contains("Hi Demo\n1. Send money"), "{printed}");
+    assert!(
+        printed.contains("Your balance:\nKES 1,000,000.00"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("Confirmed. KES 100.00 sent to CHAINPAY ADMIN"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("[SMS from ChainPay]")
+            && printed.contains("sent to CHAINPAY ADMIN +254700000000"),
+        "{printed}"
+    );
+
+    assert!(terminate_and_wait(&mut server).await.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

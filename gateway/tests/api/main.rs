@@ -1,0 +1,20 @@
+//! The gateway's integration tests: the real application on a random port,
+//! over real HTTP, against a fresh PostgreSQL database per test. One test
+//! binary (one link, one embedded cluster per run), a module per area.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod admin;
+mod audit;
+mod auth;
+mod blockchain;
+mod cli;
+mod compliance;
+mod fx;
+mod journey;
+mod mpesa;
+mod ops;
+mod sms;
+mod ussd;
+mod wallet;

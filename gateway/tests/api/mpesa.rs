@@ -1,0 +1,691 @@
+//! M-Pesa deposits and withdrawals against the Daraja simulator, over HTTP:
+//! every outcome code, repeated, lost, late, forged and tampered callbacks,
+//! restarts, and B2C success, failure and timeout.
+
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// Prompts are answered only when a test says so, and overdue deposits are
+/// queried after a second.
+async fn mpesa_app() -> TestApp {
+    spawn_with(TestOptions {
+        configure: |settings| {
+            settings.mpesa.sim_delay_ms = 600_000;
+            settings.mpesa.pending_timeout_s = 1;
+        },
+        ..TestOptions::default()
+    })
+    .await
+}
+
+async fn initiate(app: &TestApp, token: &str, amount: i64) -> Value {
+    let response = app
+        .post(
+            "/api/v1/mpesa/initiate",
+            Some(token),
+            json!({"amount": amount}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "PENDING");
+    body
+}
+
+/// The simulated customer answers the prompt.
+async fn answer(app: &TestApp, checkout: &Value, result_code: i64, deliver: bool) {
+    let response = app
+        .client
+        .post(app.url(&format!("/sim/daraja/stk/{}", checkout.as_str().unwrap())))
+        .json(&json!({"result_code": result_code, "deliver": deliver}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn status(app: &TestApp, token: &str, reference: &Value) -> Value {
+    app.get_json(
+        &format!("/api/v1/mpesa/status/{}", reference.as_str().unwrap()),
+        token,
+    )
+    .await
+}
+
+async fn wait_for_status(app: &TestApp, token: &str, reference: &Value, wanted: &str) -> Value {
+    eventually(
+        &format!("the deposit to become {wanted}"),
+        secs(20),
+        async || {
+            let deposit = status(app, token, reference).await;
+            (deposit["status"] == wanted).then_some(deposit)
+        },
+    )
+    .await
+}
+
+fn callback_url(app: &TestApp) -> String {
+    app.url(&format!(
+        "/api/v1/mpesa/callback?token={}",
+        app.state.mpesa_callback_token
+    ))
+}
+
+fn success_callback(checkout: &Value, amount_kes: f64, receipt: &str, phone: i64) -> Value {
+    json!({"Body": {"stkCallback": {
+        "MerchantRequestID": "29115-34620561-1",
+        "CheckoutRequestID": checkout,
+        "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "CallbackMetadata": {"Item": [
+            {"Name": "Amount", "Value": amount_kes},
+            {"Name": "MpesaReceiptNumber", "Value": receipt},
+            {"Name": "Balance"},
+            {"Name": "TransactionDate", "Value": 20261125102115i64},
+            {"Name": "PhoneNumber", "Value": phone}
+        ]}
+    }}})
+}
+
+#[tokio::test]
+async fn a_deposit_is_credited_once_the_customer_accepts_the_prompt() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let started = initiate(&app, &token, 10_000).await;
+    assert!(started["checkout_request_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("ws_CO_"));
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before,
+        "nothing before Safaricom confirms"
+    );
+    answer(&app, &started["checkout_request_id"], 0, true).await;
+    let deposit = wait_for_status(&app, &token, &started["ref"], "CONFIRMED").await;
+    assert_eq!(deposit["amount"], 10_000);
+    assert_eq!(deposit["mpesa_receipt"].as_str().unwrap().len(), 10);
+    assert_eq!(app.balance(&token, "KES").await, before + 10_000);
+    let history = app.get_json("/api/v1/mpesa/history", &token).await;
+    assert_eq!(history["deposits"][0]["ref"], started["ref"]);
+    let sms: String = sqlx::query_scalar(
+        "SELECT message FROM sms_outbox WHERE to_phone = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(USER_PHONE)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(sms.contains("KES 100.00 deposited from M-Pesa"), "{sms}");
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn the_simulated_customer_accepts_by_themself_after_the_configured_delay() {
+    let app = spawn_with(TestOptions {
+        configure: |settings| settings.mpesa.sim_delay_ms = 300,
+        ..TestOptions::default()
+    })
+    .await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let started = app
+        .post(
+            "/api/v1/wallet/deposit",
+            Some(&token),
+            json!({"amount": 5_000, "currency": "KES", "method": "mpesa"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    wait_for_status(&app, &token, &started["ref"], "CONFIRMED").await;
+}
+
+#[tokio::test]
+async fn cancelled_timed_out_underfunded_and_wrong_pin_prompts_credit_nothing() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    for (code, status_wanted, desc) in [
+        (1032, "FAILED", "Request cancelled by user."),
+        (1037, "EXPIRED", "DS timeout user cannot be reached."),
+        (
+            1,
+            "FAILED",
+            "The balance is insufficient for the transaction.",
+        ),
+        (2001, "FAILED", "The initiator information is invalid."),
+    ] {
+        let started = initiate(&app, &token, 10_000).await;
+        answer(&app, &started["checkout_request_id"], code, true).await;
+        let deposit = wait_for_status(&app, &token, &started["ref"], status_wanted).await;
+        assert_eq!(deposit["result_desc"], desc);
+    }
+    assert_eq!(app.balance(&token, "KES").await, before);
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn the_same_callback_delivered_ten_times_at_once_credits_once() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let started = initiate(&app, &token, 25_000).await;
+    let callback = success_callback(
+        &started["checkout_request_id"],
+        250.0,
+        "NLJ7RT61SV",
+        254700000001,
+    );
+    let storm = (0..10).map(|_| app.client.post(callback_url(&app)).json(&callback).send());
+    for response in futures::future::join_all(storm).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.json::<Value>().await.unwrap()["ResultCode"], 0);
+    }
+    assert_eq!(
+        status(&app, &token, &started["ref"]).await["status"],
+        "CONFIRMED"
+    );
+    assert_eq!(app.balance(&token, "KES").await, before + 25_000);
+    let deposits: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transactions WHERE tx_type = 'deposit'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(deposits, 1);
+    // A second deposit answered with a receipt already used is a duplicate.
+    let other = initiate(&app, &token, 25_000).await;
+    let replayed = success_callback(
+        &other["checkout_request_id"],
+        250.0,
+        "NLJ7RT61SV",
+        254700000001,
+    );
+    app.client
+        .post(callback_url(&app))
+        .json(&replayed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&app, &token, &other["ref"]).await["status"],
+        "DUPLICATE"
+    );
+    assert_eq!(app.balance(&token, "KES").await, before + 25_000);
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let started = initiate(&app, &token, 10_000).await;
+
+    let unknown = success_callback(&json!("ws_CO_000000"), 100.0, "AAAAAAAAAA", 254700000001);
+    assert_eq!(
+        app.client
+            .post(callback_url(&app))
+            .json(&unknown)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    let forged = success_callback(
+        &started["checkout_request_id"],
+        100.0,
+        "BBBBBBBBBB",
+        254700000001,
+    );
+    let bad_token = app
+        .client
+        .post(app.url("/api/v1/mpesa/callback?token=guess"))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_token, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let no_token = app
+        .client
+        .post(app.url("/api/v1/mpesa/callback"))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(&app, &token, &started["ref"]).await["status"],
+        "PENDING"
+    );
+
+    // The right callback with a different amount: the money goes to suspense
+    // with a report, never to the wallet.
+    let tampered = success_callback(
+        &started["checkout_request_id"],
+        1_000.0,
+        "CCCCCCCCCC",
+        254700000001,
+    );
+    app.client
+        .post(callback_url(&app))
+        .json(&tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&app, &token, &started["ref"]).await["status"],
+        "SUSPENSE"
+    );
+    assert_eq!(app.balance(&token, "KES").await, before);
+    let suspense: i64 = sqlx::query_scalar(
+        "SELECT balance FROM accounts WHERE kind = 'suspense' AND currency = 'KES'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(suspense, 100_000);
+    let admin = app.admin_token().await;
+    let sars = app.get_json("/api/v1/admin/suspicious", &admin).await;
+    assert_eq!(sars["sars"][0]["rule"], "mpesa_mismatch");
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT detail->>'reason' FROM audit_log WHERE action = 'mpesa.callback' AND outcome = 'rejected' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        ["unknown CheckoutRequestID", "bad token", "bad token"]
+    );
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_callback_amount_that_is_not_exactly_the_request_never_credits_the_wallet() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    // As a string, missing, or a fraction of a shilling: none of these is an
+    // amount we can trust, so each goes to suspense with a report.
+    let untrusted = [json!("100"), Value::Null, json!(100.5)];
+    for (n, amount) in untrusted.into_iter().enumerate() {
+        let started = initiate(&app, &token, 10_000).await;
+        let mut callback = success_callback(
+            &started["checkout_request_id"],
+            100.0,
+            &format!("AMOUNT000{n}"),
+            254700000001,
+        );
+        let items = &mut callback["Body"]["stkCallback"]["CallbackMetadata"]["Item"];
+        match amount {
+            Value::Null => {
+                items.as_array_mut().unwrap().remove(0);
+            }
+            amount => items[0]["Value"] = amount,
+        }
+        let acknowledged = app
+            .client
+            .post(callback_url(&app))
+            .json(&callback)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(acknowledged.status(), StatusCode::OK);
+        assert_eq!(
+            status(&app, &token, &started["ref"]).await["status"],
+            "SUSPENSE"
+        );
+    }
+    assert_eq!(app.balance(&token, "KES").await, before);
+    let suspense: i64 = sqlx::query_scalar(
+        "SELECT balance FROM accounts WHERE kind = 'suspense' AND currency = 'KES'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        suspense, 30_000,
+        "what was asked for is held until reviewed"
+    );
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_lost_callback_is_recovered_by_stk_query_exactly_once() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let started = initiate(&app, &token, 30_000).await;
+    // The customer pays but Safaricom's callback never arrives.
+    answer(&app, &started["checkout_request_id"], 0, false).await;
+    let deposit = wait_for_status(&app, &token, &started["ref"], "CONFIRMED").await;
+    assert!(
+        deposit["mpesa_receipt"].is_null(),
+        "STK Query does not tell the receipt"
+    );
+    assert_eq!(app.balance(&token, "KES").await, before + 30_000);
+    // The callback turns up late after all: nothing more is credited.
+    let late = success_callback(
+        &started["checkout_request_id"],
+        300.0,
+        "LATE000001",
+        254700000001,
+    );
+    // The callback is applied before it is acknowledged.
+    let acknowledged = app
+        .client
+        .post(callback_url(&app))
+        .json(&late)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acknowledged.status(), StatusCode::OK);
+    let outcome: String = sqlx::query_scalar(
+        "SELECT outcome FROM mpesa_callbacks WHERE reference = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(started["checkout_request_id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "already CONFIRMED");
+    assert_eq!(app.balance(&token, "KES").await, before + 30_000);
+    // A prompt nobody answered stays pending while Safaricom says it is processing.
+    let waiting = initiate(&app, &token, 10_000).await;
+    eventually("the sweeper to ask STK Query", secs(20), async || {
+        let queried: i32 =
+            sqlx::query_scalar("SELECT query_attempts FROM mpesa_deposits WHERE ref = $1::uuid")
+                .bind(waiting["ref"].as_str().unwrap())
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        (queried >= 1).then_some(())
+    })
+    .await;
+    let still = status(&app, &token, &waiting["ref"]).await;
+    assert_eq!(still["status"], "PENDING");
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_restart_while_deposits_are_pending_loses_none() {
+    let mut app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let first = initiate(&app, &token, 10_000).await;
+    let second = initiate(&app, &token, 20_000).await;
+    app.restart().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    answer(&app, &first["checkout_request_id"], 0, true).await;
+    answer(&app, &second["checkout_request_id"], 0, false).await;
+    wait_for_status(&app, &token, &first["ref"], "CONFIRMED").await;
+    wait_for_status(&app, &token, &second["ref"], "CONFIRMED").await;
+    assert_eq!(app.balance(&token, "KES").await, before + 30_000);
+}
+
+#[tokio::test]
+async fn bad_deposit_requests_are_refused() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    for body in [
+        json!({"amount": 10_050}),
+        json!({"amount": 0}),
+        json!({"amount": 30_000_000}),
+        json!({"amount": 10_000, "phone": "0732345678"}),
+        json!({"amount": 10_000, "phone": "nope"}),
+    ] {
+        let response = app
+            .post("/api/v1/mpesa/initiate", Some(&token), body.clone())
+            .await;
+        assert_problem(response, StatusCode::BAD_REQUEST, "validation_error").await;
+    }
+    let deposits: i64 = sqlx::query_scalar("SELECT count(*) FROM mpesa_deposits")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(deposits, 0);
+    // One OAuth token serves many concurrent requests.
+    let starts = (0..5).map(|_| {
+        app.post(
+            "/api/v1/mpesa/initiate",
+            Some(&token),
+            json!({"amount": 10_000}),
+        )
+    });
+    futures::future::join_all(starts).await;
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM sim_daraja_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 1);
+}
+
+// --- Withdrawals (B2C) ---------------------------------------------------------
+
+async fn withdraw(app: &TestApp, token: &str, amount: i64) -> Value {
+    let response = app
+        .post(
+            "/api/v1/wallet/withdraw",
+            Some(token),
+            json!({"amount": amount, "currency": "KES", "method": "mpesa"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let tx: Value = response.json().await.unwrap();
+    assert_eq!(tx["status"], "PENDING");
+    tx
+}
+
+async fn conversation_of(app: &TestApp, hold_tx: &Value) -> String {
+    sqlx::query_scalar("SELECT conversation_id FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid")
+        .bind(hold_tx["tx_id"].as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+async fn settle_payout(app: &TestApp, conversation: &str, body: Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/sim/daraja/b2c/{conversation}")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn payout_hold(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT balance FROM accounts WHERE kind = 'payout_hold' AND currency = 'KES'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_withdrawal_is_held_then_paid_out_on_success() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let tx = withdraw(&app, &token, 50_000).await;
+    let fee = tx["fee"].as_i64().unwrap();
+    assert_eq!(fee, 1_000, "KES 500.00 ≈ USD 3.86: 2 %");
+    assert_eq!(app.balance(&token, "KES").await, before - 51_000);
+    assert_eq!(payout_hold(&app).await, 50_000);
+    settle_payout(
+        &app,
+        &conversation_of(&app, &tx).await,
+        json!({"result_code": 0}),
+    )
+    .await;
+    let done = app
+        .get_json(
+            &format!("/api/v1/transactions/{}", tx["tx_id"].as_str().unwrap()),
+            &token,
+        )
+        .await;
+    assert_eq!(done["status"], "COMPLETED");
+    assert_eq!(payout_hold(&app).await, 0);
+    assert_eq!(app.balance(&token, "KES").await, before - 51_000);
+    let admin = app.admin_token().await;
+    let listing = app
+        .get_json("/api/v1/admin/mpesa-transactions", &admin)
+        .await;
+    assert_eq!(listing["withdrawals"][0]["status"], "COMPLETED");
+    assert!(listing["withdrawals"][0]["mpesa_receipt"].is_string());
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_failed_or_timed_out_payout_returns_amount_and_fee_once() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let failed = withdraw(&app, &token, 20_000).await;
+    let timed_out = withdraw(&app, &token, 30_000).await;
+    settle_payout(
+        &app,
+        &conversation_of(&app, &failed).await,
+        json!({"result_code": 2001}),
+    )
+    .await;
+    settle_payout(
+        &app,
+        &conversation_of(&app, &timed_out).await,
+        json!({"timeout": true}),
+    )
+    .await;
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before,
+        "both refunded in full"
+    );
+    assert_eq!(payout_hold(&app).await, 0);
+    for tx in [&failed, &timed_out] {
+        let view = app
+            .get_json(
+                &format!("/api/v1/transactions/{}", tx["tx_id"].as_str().unwrap()),
+                &token,
+            )
+            .await;
+        assert_eq!(view["status"], "FAILED");
+    }
+    // A repeated result changes nothing.
+    let result = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": sqlx::query_scalar::<_, uuid::Uuid>("SELECT ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid")
+            .bind(failed["tx_id"].as_str().unwrap()).fetch_one(&app.pool).await.unwrap(),
+        "ConversationID": "x", "TransactionID": "LATE"}});
+    let url = app.url(&format!(
+        "/api/v1/mpesa/b2c/result?token={}",
+        app.state.mpesa_callback_token
+    ));
+    assert_eq!(
+        app.client
+            .post(url)
+            .json(&result)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(app.balance(&token, "KES").await, before);
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn withdrawals_follow_the_rules_of_any_outgoing_movement() {
+    let app = mpesa_app().await;
+    let poor = app.new_user("+254716000001", "Poor Person").await;
+    let response = app
+        .post(
+            "/api/v1/wallet/withdraw",
+            Some(&poor),
+            json!({"amount": 10_000, "currency": "KES", "method": "mpesa"}),
+        )
+        .await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    )
+    .await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let agent = app
+        .post(
+            "/api/v1/wallet/withdraw",
+            Some(&token),
+            json!({"amount": 10_000, "currency": "KES", "method": "agent"}),
+        )
+        .await;
+    assert_problem(agent, StatusCode::UNPROCESSABLE_ENTITY, "not_eligible").await;
+    let cents = app
+        .post(
+            "/api/v1/wallet/withdraw",
+            Some(&token),
+            json!({"amount": 10_050, "currency": "KES", "method": "mpesa"}),
+        )
+        .await;
+    assert_problem(cents, StatusCode::BAD_REQUEST, "validation_error").await;
+    // A PENDING customer may move USD 100 a day: KES 15,000 is about USD 116.
+    app.fund("+254716000001", "KES", 2_000_000).await;
+    let over = app
+        .post(
+            "/api/v1/wallet/withdraw",
+            Some(&poor),
+            json!({"amount": 1_500_000, "currency": "KES", "method": "mpesa"}),
+        )
+        .await;
+    assert_problem(over, StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded").await;
+    // A retried request with the same key holds the money once and pays out once.
+    let key_send = || {
+        app.request(
+            reqwest::Method::POST,
+            "/api/v1/wallet/withdraw",
+            Some(&token),
+        )
+        .header("Idempotency-Key", "wd-1")
+        .json(&json!({"amount": 10_000, "currency": "KES", "method": "mpesa"}))
+        .send()
+    };
+    let first = key_send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let again = key_send().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let payouts: i64 = sqlx::query_scalar("SELECT count(*) FROM sim_daraja_b2c")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(payouts, 1);
+}
+
+#[tokio::test]
+async fn a_deposit_recorded_but_never_sent_to_safaricom_fails_instead_of_blocking_the_sweeper() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    // The gateway stopped between recording the deposit and calling Daraja.
+    let stuck = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO mpesa_deposits (ref, user_id, phone, amount, created_at)
+         SELECT $1, id, '254700000001', 10000, now() - interval '1 minute' FROM users WHERE phone = $2",
+    )
+    .bind(stuck)
+    .bind(USER_PHONE)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let lost = initiate(&app, &token, 20_000).await;
+    answer(&app, &lost["checkout_request_id"], 0, false).await;
+    let failed = wait_for_status(&app, &token, &json!(stuck.to_string()), "FAILED").await;
+    assert_eq!(
+        failed["result_desc"],
+        "the payment prompt was never confirmed sent"
+    );
+    wait_for_status(&app, &token, &lost["ref"], "CONFIRMED").await;
+}

@@ -1,0 +1,224 @@
+//! Health, readiness, metrics, API documentation and request ids.
+
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    app.state.pool.close().await;
+    let app_pool_closed = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(app_pool_closed.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_transfers() {
+    let app = spawn_app().await;
+    let user = app.token(USER_PHONE, DEMO_PIN).await;
+    app.send(&user, ADMIN_PHONE, 100, "KES").await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#"chainpay_http_requests_total{method="POST",route="/api/v1/wallet/send",status="201"} 1"#), "{text}");
+    assert!(text.contains("chainpay_http_request_duration_seconds_bucket"));
+    assert!(
+        text.contains(
+            r#"chainpay_transfers_total{currency="KES",outcome="completed",type="transfer"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn every_request_gets_a_request_id_and_unknown_routes_are_problems() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/api/v1/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .is_empty());
+    assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+    let echoed = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "abc-123");
+}
+
+#[tokio::test]
+async fn the_request_id_is_recorded_on_audit_rows() {
+    let app = spawn_app().await;
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-request-id", "trace-me-42")
+        .json(&serde_json::json!({"phone": USER_PHONE, "pin": DEMO_PIN}))
+        .send()
+        .await
+        .unwrap();
+    let request_id: Option<String> =
+        sqlx::query_scalar("SELECT request_id FROM audit_log WHERE action = 'auth.login'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(request_id.as_deref(), Some("trace-me-42"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_api_route() {
+    let app = spawn_app().await;
+    let spec: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    let documented: Vec<String> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
+        .collect();
+    let expected = [
+        "POST /api/v1/auth/register",
+        "POST /api/v1/auth/login",
+        "POST /api/v1/auth/logout",
+        "POST /api/v1/auth/change-pin",
+        "GET /api/v1/wallet/balances",
+        "POST /api/v1/wallet/send",
+        "GET /api/v1/wallet/transactions",
+        "GET /api/v1/transactions/{tx_id}",
+        "GET /api/v1/admin/stats",
+        "GET /api/v1/admin/users",
+        "POST /api/v1/admin/users/{id}/suspend",
+        "POST /api/v1/admin/users/{id}/unsuspend",
+        "POST /api/v1/admin/users/{id}/kyc",
+        "GET /api/v1/admin/ledger/check",
+        "GET /api/v1/openapi.json",
+        "GET /api/v1/wallet/send/preview",
+        "POST /api/v1/wallet/convert",
+        "GET /api/v1/fx/rates",
+        "GET /api/v1/fx/quote",
+        "GET /api/v1/admin/fx/rates",
+        "PUT /api/v1/admin/fx/rates",
+        "GET /api/v1/admin/suspicious",
+        "POST /api/v1/admin/sars/{id}",
+        "GET /api/v1/admin/sanctions",
+        "POST /api/v1/admin/sanctions",
+        "GET /api/v1/admin/audit-log",
+        "GET /api/v1/admin/audit-log/verify",
+        "GET /api/v1/blockchain/stats",
+        "GET /api/v1/blockchain/blocks",
+        "GET /api/v1/blockchain/blocks/{index}",
+        "POST /api/v1/blockchain/mine",
+        "GET /api/v1/blockchain/validate",
+        "GET /api/v1/blockchain/proof/{tx_id}",
+        "GET /api/v1/blockchain/authorities",
+        "GET /api/v1/reversal/eligible",
+        "POST /api/v1/reversal/request",
+        "POST /api/v1/ussd",
+        "POST /api/v1/sms/inbound",
+        "POST /api/v1/sms/delivery",
+        "GET /api/v1/admin/reversals",
+        "POST /api/v1/admin/reversals/{id}/approve",
+        "POST /api/v1/admin/reversals/{id}/reject",
+        "GET /api/v1/admin/sms-outbox",
+        "GET /api/v1/admin/mpesa-transactions",
+        "POST /api/v1/mpesa/initiate",
+        "POST /api/v1/mpesa/callback",
+        "POST /api/v1/mpesa/b2c/result",
+        "POST /api/v1/mpesa/b2c/timeout",
+        "GET /api/v1/mpesa/status/{ref}",
+        "GET /api/v1/mpesa/history",
+        "POST /api/v1/wallet/deposit",
+        "POST /api/v1/wallet/withdraw",
+    ];
+    for route in expected {
+        assert!(
+            documented.contains(&route.to_owned()),
+            "{route} missing from {documented:?}"
+        );
+    }
+    assert_eq!(documented.len(), expected.len(), "{documented:?}");
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+
+    let docs = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(docs.status(), StatusCode::OK);
+    assert!(docs.text().await.unwrap().contains("/api/v1/openapi.json"));
+    let console = app.client.get(app.url("/console/")).send().await.unwrap();
+    assert_eq!(console.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn housekeeping_prunes_what_has_served_its_purpose_and_nothing_recent() {
+    let app = spawn_app().await;
+    let user = app.token(USER_PHONE, DEMO_PIN).await;
+    app.send(&user, ADMIN_PHONE, 100, "KES").await;
+    for statement in [
+        "INSERT INTO ussd_sessions (session_id, phone, state, step, last_reply, updated_at)
+         VALUES ('old', '+254700000001', '{\"at\":\"ended\"}', 1, 'END bye', now() - interval '2 days'),
+                ('live', '+254700000001', '{\"at\":\"home\"}', 0, 'CON hi', now())",
+        "INSERT INTO rate_limits (bucket, hits) VALUES ('ip:old', ARRAY[now() - interval '2 hours']), ('ip:new', ARRAY[now()])",
+        "INSERT INTO revoked_tokens (jti, user_id, expires_at)
+         SELECT gen_random_uuid(), id, now() - interval '1 minute' FROM users WHERE phone = '+254700000001'",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
+    let removed = chainpay_gateway::housekeeping::prune(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(removed, 3);
+    let sessions: Vec<String> = sqlx::query_scalar("SELECT session_id FROM ussd_sessions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(sessions, ["live"]);
+    let buckets: Vec<String> =
+        sqlx::query_scalar("SELECT bucket FROM rate_limits WHERE bucket LIKE 'ip:%'")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(buckets, ["ip:new"]);
+    app.assert_balanced().await;
+}

@@ -1,0 +1,563 @@
+//! Test harness: the real application on a random port, over real HTTP,
+//! against a fresh PostgreSQL database per test.
+//!
+//! The database server is `CHAINPAY_TEST_DATABASE_URL` when set; otherwise a
+//! throw-away embedded cluster in the system temp directory, started by
+//! whichever test process gets there first (the same code path as
+//! `chainpay serve`'s embedded default). Each test gets its own database,
+//! cloned from a template migrated once per migration set.
+
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[allow(unused_imports)]
+pub use chainpay_gateway::config::{FxFeed, Settings};
+use chainpay_gateway::db::{self, ClusterOptions, EmbeddedPostgres, MIGRATOR};
+use chainpay_gateway::http::AppState;
+use chainpay_gateway::startup;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, Executor, PgPool};
+use tokio::sync::{oneshot, OnceCell};
+
+pub const ADMIN_PHONE: &str = "+254700000000";
+pub const USER_PHONE: &str = "+254700000001";
+pub const DEMO_PIN: &str = "1234";
+
+/// Where test databases live, once per test process.
+struct Server {
+    options: PgConnectOptions,
+    /// URL form, for child processes (the `chainpay` binary under test).
+    url_base: String,
+}
+
+static SERVER: OnceCell<Server> = OnceCell::const_new();
+
+async fn server() -> &'static Server {
+    SERVER
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("CHAINPAY_TEST_DATABASE_URL") {
+                let options = PgConnectOptions::from_str(&url).unwrap();
+                let url_base = url.rsplit_once('/').unwrap().0.to_owned();
+                return Server {
+                    options,
+                    url_base: format!("{url_base}/{{db}}"),
+                };
+            }
+            let dir = std::env::temp_dir().join("chainpay-test-pg");
+            let cluster = EmbeddedPostgres::ensure_running(
+                &dir,
+                ClusterOptions {
+                    durability_off: true,
+                },
+            )
+            .await
+            .expect("start the embedded test PostgreSQL");
+            let socket = dir.canonicalize().unwrap().join("pg");
+            Server {
+                options: cluster.connect_options("postgres"),
+                url_base: format!(
+                    "postgres://chainpay@localhost/{{db}}?host={}",
+                    socket.display()
+                ),
+            }
+        })
+        .await
+}
+
+fn migrations_fingerprint() -> String {
+    let mut all = Vec::new();
+    for migration in MIGRATOR.iter() {
+        all.extend_from_slice(&migration.checksum);
+    }
+    chainpay_core::crypto::sha3_256_hex(&all)[..16].to_owned()
+}
+
+/// Creates a fresh, migrated database and returns its name.
+pub async fn fresh_database() -> String {
+    let server = server().await;
+    let mut admin = server
+        .options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .unwrap();
+    let template = format!("chainpay_tpl_{}", migrations_fingerprint());
+    admin
+        .execute("SELECT pg_advisory_lock(727274)")
+        .await
+        .unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+    if !exists {
+        let building = format!("{template}_building");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {building}").as_str())
+            .await
+            .unwrap();
+        admin
+            .execute(format!("CREATE DATABASE {building}").as_str())
+            .await
+            .unwrap();
+        let mut conn = server
+            .options
+            .clone()
+            .database(&building)
+            .connect()
+            .await
+            .unwrap();
+        MIGRATOR.run(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        admin
+            .execute(format!("ALTER DATABASE {building} RENAME TO {template}").as_str())
+            .await
+            .unwrap();
+        drop_stale_databases(&mut admin).await;
+    }
+    admin
+        .execute("SELECT pg_advisory_unlock(727274)")
+        .await
+        .unwrap();
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let name = format!("test_{created}_{}", uuid::Uuid::new_v4().simple());
+    admin
+        .execute(format!("CREATE DATABASE {name} TEMPLATE {template}").as_str())
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    name
+}
+
+/// Test databases older than two hours belong to finished runs.
+async fn drop_stale_databases(admin: &mut sqlx::PgConnection) {
+    let cutoff = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7200;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap();
+    for name in names {
+        let created: u64 = name
+            .split('_')
+            .nth(1)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(u64::MAX);
+        if created < cutoff {
+            let _ = admin
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await;
+        }
+    }
+}
+
+/// Connection options for a test database, as the superuser.
+pub async fn database_options(name: &str) -> PgConnectOptions {
+    server().await.options.clone().database(name)
+}
+
+/// A URL for the test database that a child process can use as DATABASE_URL.
+pub async fn database_url(name: &str) -> String {
+    server().await.url_base.replace("{db}", name)
+}
+
+pub struct TestOptions {
+    pub rate_limit_per_user: u32,
+    pub rate_limit_per_ip: u32,
+    pub seed_demo: bool,
+    /// Any other setting, applied last.
+    pub configure: fn(&mut Settings),
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_user: 0,
+            rate_limit_per_ip: 0,
+            seed_demo: true,
+            configure: |_| {},
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// A superuser connection to the test database, for set-up, inspection
+    /// and tampering; the application itself runs as `chainpay_app`.
+    pub pool: PgPool,
+    pub database: String,
+    pub state: AppState,
+    pub settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn superuser_pool(database: &str) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(database_options(database).await)
+        .await
+        .unwrap()
+}
+
+/// The application's state on a test database, exactly as `serve` builds it.
+async fn build_state(settings: &Settings, database: &str) -> AppState {
+    let pool = db::connect_pool(database_options(database).await, settings.db_pool_size)
+        .await
+        .unwrap();
+    startup::build_state(settings.clone(), pool).await.unwrap()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(TestOptions::default()).await
+}
+
+/// Logs go through the test writer, so only failing tests show them.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+pub async fn spawn_with(options: TestOptions) -> TestApp {
+    init_logging();
+    let database = fresh_database().await;
+    let pool = superuser_pool(&database).await;
+    let mut settings = Settings {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: std::env::temp_dir(),
+        rate_limit_per_user: options.rate_limit_per_user,
+        rate_limit_per_ip: options.rate_limit_per_ip,
+        // Fixed per test database, so a "restart" sees the same keys.
+        master_key_hex: Some("11".repeat(32)),
+        db_pool_size: 60,
+        ..Settings::defaults()
+    };
+    (options.configure)(&mut settings);
+    let state = build_state(&settings, &database).await;
+    if options.seed_demo {
+        chainpay_gateway::seed::seed_demo(&pool, &state.keys.tx_signing)
+            .await
+            .unwrap();
+    }
+    let mut app = TestApp {
+        base: String::new(),
+        client: reqwest::Client::new(),
+        pool,
+        database,
+        state,
+        settings,
+        shutdown: None,
+        server: None,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let state = self.state.clone();
+        self.server = Some(tokio::spawn(async move {
+            startup::serve(listener, state, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        }));
+        self.shutdown = Some(tx);
+    }
+
+    /// Stops the server and starts a brand-new application (fresh state,
+    /// keys reloaded from the database) on the same database: what survives
+    /// is only what PostgreSQL holds.
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+        self.state = build_state(&self.settings, &self.database).await;
+        self.client = reqwest::Client::new();
+        self.start().await;
+    }
+
+    /// Another gateway instance on the same database (as a second process
+    /// behind a load balancer would be), with its own settings tweaks.
+    pub async fn second_instance(&self, configure: fn(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let state = build_state(&settings, &self.database).await;
+        let mut other = TestApp {
+            base: String::new(),
+            client: reqwest::Client::new(),
+            pool: superuser_pool(&self.database).await,
+            database: self.database.clone(),
+            state,
+            settings,
+            shutdown: None,
+            server: None,
+        };
+        other.start().await;
+        other
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register(&self, phone: &str, name: &str, pin: &str) -> Response {
+        self.post(
+            "/api/v1/auth/register",
+            None,
+            json!({"phone": phone, "name": name, "pin": pin}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, phone: &str, pin: &str) -> Response {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"phone": phone, "pin": pin}),
+        )
+        .await
+    }
+
+    /// Logs in and returns the bearer token; panics if login fails.
+    pub async fn token(&self, phone: &str, pin: &str) -> String {
+        let response = self.login(phone, pin).await;
+        assert_eq!(response.status(), StatusCode::OK, "login {phone}");
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers a user with a strong PIN and returns their token.
+    pub async fn new_user(&self, phone: &str, name: &str) -> String {
+        let response = self.register(phone, name, "5831").await;
+        assert_eq!(response.status(), StatusCode::CREATED, "register {phone}");
+        self.token(phone, "5831").await
+    }
+
+    /// Registers a user, marks their KYC `VERIFIED` through the admin API,
+    /// funds them with `usd_cents` US cents, and returns their token.
+    pub async fn verified_user(&self, phone: &str, name: &str, usd_cents: i64) -> String {
+        let token = self.new_user(phone, name).await;
+        let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
+            .bind(phone)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        let admin = self.admin_token().await;
+        let response = self
+            .post(
+                &format!("/api/v1/admin/users/{user_id}/kyc"),
+                Some(&admin),
+                json!({"status": "VERIFIED"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        if usd_cents > 0 {
+            self.fund(phone, "USD", usd_cents).await;
+        }
+        token
+    }
+
+    /// The body of a successful GET of a public endpoint, as JSON.
+    pub async fn get_public(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// The body of a successful GET as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let response = self.get(path, token).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token(ADMIN_PHONE, DEMO_PIN).await
+    }
+
+    pub async fn balance(&self, token: &str, currency: &str) -> i64 {
+        let body: Value = self
+            .get("/api/v1/wallet/balances", token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["wallets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["currency"] == currency)
+            .map(|w| w["balance"].as_i64().unwrap())
+            .unwrap()
+    }
+
+    pub async fn send(&self, token: &str, to: &str, amount: i64, currency: &str) -> Response {
+        self.post(
+            "/api/v1/wallet/send",
+            Some(token),
+            json!({"to_phone": to, "amount": amount, "currency": currency}),
+        )
+        .await
+    }
+
+    /// Moves money from the treasury into a user's wallet (test set-up).
+    pub async fn fund(&self, phone: &str, currency: &str, amount_minor: i64) {
+        let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
+            .bind(phone)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+        let mut conn = self.pool.acquire().await.unwrap();
+        chainpay_gateway::seed::fund(
+            &mut conn,
+            &self.state.keys.tx_signing,
+            user_id,
+            currency,
+            amount_minor,
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Raises every KYC tier's limits far out of reach, for tests about
+    /// something other than AML (the limits are data, so this is one UPDATE).
+    pub async fn lift_limits(&self) {
+        sqlx::query(
+            "UPDATE compliance_tiers SET single_max_usd_cents = 1000000000000, daily_max_usd_cents = 1000000000000,
+                                         hourly_max_count = 1000000 WHERE can_transact",
+        )
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    pub async fn ledger_check(&self) -> Value {
+        let admin = self.admin_token().await;
+        let response = self.get("/api/v1/admin/ledger/check", &admin).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn assert_balanced(&self) {
+        let report = self.ledger_check().await;
+        assert_eq!(report["balanced"], true, "ledger check: {report:#}");
+    }
+
+    /// Runs `statements` in one transaction as the superuser with the
+    /// append-only triggers switched off, as an attacker with database
+    /// access would.
+    pub async fn tamper(&self, statements: &[&str]) {
+        let mut tx = self.pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL session_replication_role = replica")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for statement in statements {
+            sqlx::query(statement).execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    /// Total of every account in `currency` straight from the database.
+    pub async fn currency_total(&self, currency: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT coalesce(sum(balance), 0)::bigint FROM accounts WHERE currency = $1",
+        )
+        .bind(currency)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+}
+
+/// Asserts a problem+json response with the given status and code, and
+/// returns its body.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "expected {status} {code}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body:#}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// How often [`eventually`] looks again.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Polls `check` until it yields a value, failing the test with `what` when
+/// `timeout` passes first: the one way tests wait for background work.
+pub async fn eventually<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Seconds, for [`eventually`]'s timeouts.
+pub fn secs(seconds: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(seconds)
+}

@@ -82,6 +82,28 @@ pub struct ConversionLeg {
 }
 
 impl TxFacts {
+    /// A single-currency movement happening now.
+    pub fn now(
+        tx_id: Uuid,
+        tx_type: TxType,
+        currency: &str,
+        (amount_minor, fee_minor): (i64, i64),
+        from_user_id: Option<Uuid>,
+        to_user_id: Option<Uuid>,
+    ) -> Self {
+        Self {
+            tx_id,
+            tx_type,
+            amount_minor,
+            fee_minor,
+            currency: currency.to_owned(),
+            from_user_id,
+            to_user_id,
+            created_at: now_micros(),
+            conversion: None,
+        }
+    }
+
     /// `chainpay-tx-v1|<tx_id>|<type>|<amount>|<fee>|<currency>|<from>|<to>|<created_at>`
     /// with `-` for a missing party and RFC 3339 UTC time in microseconds;
     /// a conversion appends `|<to_currency>|<converted_amount>|<rate>`.

@@ -57,13 +57,49 @@ async fn main() {
         .connect()
         .await
         .unwrap();
+    load_history(&mut owner, total).await;
+    println!("  loaded in {:.1} s", began.elapsed().as_secs_f64());
+
+    println!("sealing into blocks of {} ...", seal::BLOCK_CAPACITY);
+    let began = Instant::now();
+    let mut blocks = 0;
+    while seal::seal_next(&state.pool, &state.sealer)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        blocks += 1;
+    }
+    println!(
+        "  sealed {blocks} blocks in {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
+
+    let rss_before = peak_rss_mib();
+    let began = Instant::now();
+    let report = validate::validate(&state.pool).await.unwrap();
+    let validation = began.elapsed();
+    let rss_after = peak_rss_mib();
+    assert!(report.valid, "{report:?}");
+    let (hashing, leaf_bytes) = raw_hashing(&state.pool).await;
+    print_report(
+        &report,
+        validation,
+        hashing,
+        leaf_bytes,
+        (rss_before, rss_after),
+    );
+}
+
+/// `total` transfers between two users, queued for sealing.
+async fn load_history(owner: &mut sqlx::PgConnection, total: i64) {
     let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
     sqlx::query(
         "INSERT INTO users (id, phone, name, pin_hash) VALUES ($1, '+254718000001', 'Alice', 'x'), ($2, '+254718000002', 'Bob', 'x')",
     )
     .bind(alice)
     .bind(bob)
-    .execute(&mut owner)
+    .execute(&mut *owner)
     .await
     .unwrap();
     let mut loaded = 0;
@@ -93,32 +129,11 @@ async fn main() {
         tx.commit().await.unwrap();
         loaded += batch;
     }
-    sqlx::query("ANALYZE").execute(&mut owner).await.unwrap();
-    println!("  loaded in {:.1} s", began.elapsed().as_secs_f64());
+    sqlx::query("ANALYZE").execute(&mut *owner).await.unwrap();
+}
 
-    println!("sealing into blocks of {} ...", seal::BLOCK_CAPACITY);
-    let began = Instant::now();
-    let mut blocks = 0;
-    while seal::seal_next(&state.pool, &state.sealer)
-        .await
-        .unwrap()
-        .is_some()
-    {
-        blocks += 1;
-    }
-    println!(
-        "  sealed {blocks} blocks in {:.1} s",
-        began.elapsed().as_secs_f64()
-    );
-
-    let rss_before = peak_rss_mib();
-    let began = Instant::now();
-    let report = validate::validate(&state.pool).await.unwrap();
-    let validation = began.elapsed();
-    let rss_after = peak_rss_mib();
-    assert!(report.valid, "{report:?}");
-
-    // The same leaf bytes, hashed alone: fetched in pages, only hashing timed.
+/// The same leaf bytes, hashed alone: fetched in pages, only hashing timed.
+async fn raw_hashing(pool: &sqlx::PgPool) -> (Duration, usize) {
     let mut hashing = Duration::ZERO;
     let mut leaf_bytes = 0usize;
     let mut after_seq = 0i64;
@@ -129,7 +144,7 @@ async fn main() {
                FROM transactions WHERE seq > $1 ORDER BY seq LIMIT 50000"#,
             after_seq
         )
-        .fetch_all(&state.pool)
+        .fetch_all(pool)
         .await
         .unwrap();
         let Some(last) = rows.last() else { break };
@@ -164,7 +179,16 @@ async fn main() {
         }
         hashing += began.elapsed();
     }
+    (hashing, leaf_bytes)
+}
 
+fn print_report(
+    report: &validate::ChainReport,
+    validation: Duration,
+    hashing: Duration,
+    leaf_bytes: usize,
+    (rss_before, rss_after): (f64, f64),
+) {
     let mib = leaf_bytes as f64 / (1024.0 * 1024.0);
     println!();
     println!("blocks checked          : {}", report.blocks_checked);

@@ -61,6 +61,24 @@ async fn connect(target: &support::Target) -> PgConnection {
         .unwrap()
 }
 
+/// Past transfers `from..to`, newest first, one every ~8.6 minutes over 60
+/// days. They carry no postings: only the windows read them here.
+async fn add_history(pool: &sqlx::PgPool, (sender, other): (Uuid, Uuid), from: i32, to: i32) {
+    sqlx::query(
+        "INSERT INTO transactions (tx_id, tx_type, amount, currency, from_user_id, to_user_id, signature, created_at, usd_cents)
+         SELECT gen_random_uuid(), 'transfer', 100, 'USD', $1, $2, 'bench',
+                now() - (n * interval '60 days' / 10000), 100
+         FROM generate_series($3::int, $4::int - 1) AS n",
+    )
+    .bind(sender)
+    .bind(other)
+    .bind(from)
+    .bind(to)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 #[tokio::main]
 async fn main() {
     let iterations: usize = std::env::var("BENCH_ITERATIONS")
@@ -86,21 +104,7 @@ async fn main() {
     let mut history = 0;
     println!("AML check per outgoing movement ({iterations} iterations each)\n");
     for size in [0, 1_000, 10_000] {
-        // Past transfers, newest first, one every ~8.6 minutes over 60 days.
-        // They carry no postings: only the windows read them here.
-        sqlx::query(
-            "INSERT INTO transactions (tx_id, tx_type, amount, currency, from_user_id, to_user_id, signature, created_at, usd_cents)
-             SELECT gen_random_uuid(), 'transfer', 100, 'USD', $1, $2, 'bench',
-                    now() - (n * interval '60 days' / 10000), 100
-             FROM generate_series($3::int, $4::int - 1) AS n",
-        )
-        .bind(sender)
-        .bind(other)
-        .bind(history)
-        .bind(size)
-        .execute(&state.pool)
-        .await
-        .unwrap();
+        add_history(&state.pool, (sender, other), history, size).await;
         history = size;
         // As autovacuum would; a fresh connection so no plan prepared
         // against the smaller table is reused.

@@ -213,17 +213,52 @@ async fn main() {
     let master_key = chainpay_core::crypto::aead::MasterKey::generate().to_hex();
     println!("preparing {users} funded users ...");
     let accounts = Arc::new(prepare_users(&target, &master_key, users).await);
+    let (mut server, base) = start_gateway(&url, &master_key).await;
+    let load = Load {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(clients)
+            .build()
+            .unwrap(),
+        base,
+        accounts,
+        clients,
+        next: Arc::new(AtomicUsize::new(0)),
+    };
+    println!("warming up ...");
+    load.run(Duration::from_secs(2)).await;
+    println!("HTTP /wallet/send: {clients} clients, {users} users, {seconds} s ...");
+    let cpu_before = sample_cpu(server.id());
+    let began = Instant::now();
+    let (mut latencies, failures) = load.run(Duration::from_secs(seconds as u64)).await;
+    let elapsed = began.elapsed().as_secs_f64();
+    let cpu_after = sample_cpu(server.id());
+    latencies.sort();
+    report(
+        &latencies,
+        failures,
+        elapsed,
+        tps,
+        (&cpu_before, &cpu_after),
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = server.wait();
+}
 
+/// The release gateway on `url`, once it answers `/readyz`.
+async fn start_gateway(url: &str, master_key: &str) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut server = Command::new(BINARY)
+    let server = Command::new(BINARY)
         .args(["serve"])
-        .env("DATABASE_URL", &url)
-        .env("CHAINPAY_MASTER_KEY", &master_key)
+        .env("DATABASE_URL", url)
+        .env("CHAINPAY_MASTER_KEY", master_key)
         .env("CHAINPAY_ADDR", &addr)
         .env("CHAINPAY_RATE_LIMIT", "0")
         .env("RUST_LOG", "warn")
@@ -232,10 +267,7 @@ async fn main() {
         .spawn()
         .unwrap();
     let base = format!("http://{addr}");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::new();
     let started = Instant::now();
     while client
         .get(format!("{base}/readyz"))
@@ -251,91 +283,101 @@ async fn main() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (server, base)
+}
 
-    let next = Arc::new(AtomicUsize::new(0));
-    let run = |duration: Duration| {
-        let handles: Vec<_> = (0..clients)
+/// Keyed transfers from `clients` concurrent clients across the population.
+struct Load {
+    client: reqwest::Client,
+    base: String,
+    accounts: Arc<Vec<(String, String)>>,
+    clients: usize,
+    next: Arc<AtomicUsize>,
+}
+
+impl Load {
+    /// Every client sends for `duration`; returns the latencies of completed
+    /// transfers and the number of failed requests.
+    async fn run(&self, duration: Duration) -> (Vec<Duration>, usize) {
+        let handles: Vec<_> = (0..self.clients)
             .map(|_| {
-                let client = client.clone();
-                let accounts = accounts.clone();
-                let next = next.clone();
-                let base = base.clone();
-                tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    let mut failures = 0usize;
-                    let deadline = Instant::now() + duration;
-                    while Instant::now() < deadline {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        let (_, token) = &accounts[n % accounts.len()];
-                        // Half the population away, so concurrent requests rarely share a wallet.
-                        let (to_phone, _) = &accounts[(n + accounts.len() / 2) % accounts.len()];
-                        let began = Instant::now();
-                        let response = client
-                            .post(format!("{base}/api/v1/wallet/send"))
-                            .bearer_auth(token)
-                            .header("Idempotency-Key", Uuid::new_v4().to_string())
-                            .json(
-                                &json!({"to_phone": to_phone, "amount": 10_000, "currency": "KES"}),
-                            )
-                            .send()
-                            .await;
-                        match response {
-                            Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
-                                let _ = r.bytes().await;
-                                latencies.push(began.elapsed());
-                            }
-                            Ok(r) => {
-                                if failures == 0 {
-                                    eprintln!(
-                                        "unexpected {}: {}",
-                                        r.status(),
-                                        r.text().await.unwrap_or_default()
-                                    );
-                                }
-                                failures += 1;
-                            }
-                            Err(_) => failures += 1,
-                        }
-                    }
-                    (latencies, failures)
-                })
+                let (client, accounts) = (self.client.clone(), self.accounts.clone());
+                let (next, base) = (self.next.clone(), self.base.clone());
+                tokio::spawn(
+                    async move { one_client(client, base, accounts, next, duration).await },
+                )
             })
             .collect();
-        async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0;
-            for handle in handles {
-                let (l, f) = handle.await.unwrap();
-                latencies.extend(l);
-                failures += f;
-            }
-            (latencies, failures)
+        let mut latencies = Vec::new();
+        let mut failures = 0;
+        for handle in handles {
+            let (l, f) = handle.await.unwrap();
+            latencies.extend(l);
+            failures += f;
         }
-    };
+        (latencies, failures)
+    }
+}
 
-    println!("warming up ...");
-    run(Duration::from_secs(2)).await;
-    println!("HTTP /wallet/send: {clients} clients, {users} users, {seconds} s ...");
-    let cpu_before = sample_cpu(server.id());
-    let began = Instant::now();
-    let (mut latencies, failures) = run(Duration::from_secs(seconds as u64)).await;
-    let elapsed = began.elapsed().as_secs_f64();
-    let cpu_after = sample_cpu(server.id());
-    latencies.sort();
+async fn one_client(
+    client: reqwest::Client,
+    base: String,
+    accounts: Arc<Vec<(String, String)>>,
+    next: Arc<AtomicUsize>,
+    duration: Duration,
+) -> (Vec<Duration>, usize) {
+    let mut latencies = Vec::new();
+    let mut failures = 0usize;
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        let (_, token) = &accounts[n % accounts.len()];
+        // Half the population away, so concurrent requests rarely share a wallet.
+        let (to_phone, _) = &accounts[(n + accounts.len() / 2) % accounts.len()];
+        let began = Instant::now();
+        let response = client
+            .post(format!("{base}/api/v1/wallet/send"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", Uuid::new_v4().to_string())
+            .json(&json!({"to_phone": to_phone, "amount": 10_000, "currency": "KES"}))
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
+                let _ = r.bytes().await;
+                latencies.push(began.elapsed());
+            }
+            Ok(r) => {
+                if failures == 0 {
+                    eprintln!(
+                        "unexpected {}: {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    );
+                }
+                failures += 1;
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    (latencies, failures)
+}
 
+fn report(
+    latencies: &[Duration],
+    failures: usize,
+    elapsed: f64,
+    tps: Option<f64>,
+    (before, after): (&CpuSample, &CpuSample),
+) {
     let transfers_per_second = latencies.len() as f64 / elapsed;
     println!();
     println!("transfers completed : {}", latencies.len());
     println!("failed requests     : {failures}");
     println!("transfers/s         : {transfers_per_second:.0}");
-    println!(
-        "latency p50         : {:.2} ms",
-        support::percentile(&latencies, 0.50).as_secs_f64() * 1e3
-    );
-    println!(
-        "latency p99         : {:.2} ms",
-        support::percentile(&latencies, 0.99).as_secs_f64() * 1e3
-    );
+    let ms = |q| support::percentile(latencies, q).as_secs_f64() * 1e3;
+    println!("latency p50         : {:.2} ms", ms(0.50));
+    println!("latency p99         : {:.2} ms", ms(0.99));
     if let Some(tps) = tps {
         println!("pgbench TPC-B tps   : {tps:.0}");
         println!("ratio transfers/tps : {:.2}", transfers_per_second / tps);
@@ -344,14 +386,8 @@ async fn main() {
         |before: f64, after: f64| (after - before) * 1e6 / latencies.len().max(1) as f64;
     println!(
         "CPU per transfer    : gateway {:.0} us, PostgreSQL {:.0} us, load generator {:.0} us",
-        per_transfer(cpu_before.gateway, cpu_after.gateway),
-        per_transfer(cpu_before.postgres, cpu_after.postgres),
-        per_transfer(cpu_before.load, cpu_after.load),
+        per_transfer(before.gateway, after.gateway),
+        per_transfer(before.postgres, after.postgres),
+        per_transfer(before.load, after.load),
     );
-
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = server.wait();
 }

@@ -62,77 +62,58 @@ struct Job {
 
 type Tick = Box<dyn Fn(AppState) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
+impl Job {
+    fn new(
+        name: &'static str,
+        period: Duration,
+        tick: impl Fn(AppState) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name,
+            period,
+            wake: None,
+            tick: Box::new(tick),
+        }
+    }
+}
+
 /// The jobs these settings call for.
 fn jobs(state: &AppState) -> Vec<Job> {
     let mut jobs = vec![
+        Job::new("audit_seal", AUDIT_SEAL_PERIOD, |state| {
+            Box::pin(async move { chain::seal(&state.pool).await.map(|_| ()) })
+        }),
+        Job::new("block_seal", BLOCK_SEAL_PERIOD, |state| {
+            Box::pin(seal_blocks(state))
+        }),
+        Job::new("sms_outbox", SMS_PERIOD, |state| Box::pin(send_sms(state))),
+        Job::new("mpesa_sweep", MPESA_SWEEP_PERIOD, |state| {
+            Box::pin(async move { Ok(crate::mpesa::deposits::sweep(&state).await.map(|_| ())?) })
+        }),
+        Job::new("housekeeping", HOUSEKEEPING_PERIOD, |state| {
+            Box::pin(async move { Ok(crate::housekeeping::prune(&state.pool).await.map(|_| ())?) })
+        }),
         Job {
-            name: "audit_seal",
-            period: AUDIT_SEAL_PERIOD,
-            wake: None,
-            tick: Box::new(|state| {
-                Box::pin(async move { chain::seal(&state.pool).await.map(|_| ()) })
-            }),
-        },
-        Job {
-            name: "block_seal",
-            period: BLOCK_SEAL_PERIOD,
-            wake: None,
-            tick: Box::new(|state| Box::pin(seal_blocks(state))),
-        },
-        Job {
-            name: "sms_outbox",
-            period: SMS_PERIOD,
-            wake: None,
-            tick: Box::new(|state| Box::pin(send_sms(state))),
-        },
-        Job {
-            name: "mpesa_sweep",
-            period: MPESA_SWEEP_PERIOD,
-            wake: None,
-            tick: Box::new(|state| {
-                Box::pin(
-                    async move { Ok(crate::mpesa::deposits::sweep(&state).await.map(|_| ())?) },
-                )
-            }),
-        },
-        Job {
-            name: "housekeeping",
-            period: HOUSEKEEPING_PERIOD,
-            wake: None,
-            tick: Box::new(|state| {
-                Box::pin(
-                    async move { Ok(crate::housekeeping::prune(&state.pool).await.map(|_| ())?) },
-                )
-            }),
-        },
-        Job {
-            name: "sanctions_rescreen",
-            period: RESCREEN_PERIOD,
             wake: Some(|state| &state.jobs.rescreen),
-            tick: Box::new(|state| Box::pin(rescreen(state))),
+            ..Job::new("sanctions_rescreen", RESCREEN_PERIOD, |state| {
+                Box::pin(rescreen(state))
+            })
         },
     ];
     if state.settings.mpesa.env == crate::config::MpesaEnv::Simulator {
-        jobs.push(Job {
-            name: "daraja_simulator",
-            period: DARAJA_SIM_PERIOD,
-            wake: None,
-            tick: Box::new(|state| {
-                Box::pin(async move { crate::sim::daraja::settle_due(&state).await })
-            }),
-        });
+        jobs.push(Job::new("daraja_simulator", DARAJA_SIM_PERIOD, |state| {
+            Box::pin(async move { crate::sim::daraja::settle_due(&state).await })
+        }));
     }
     if state.settings.fx_feed == FxFeed::Simulated {
         let walk = Arc::new(Mutex::new(RandomWalk::new(
             StdRng::from_entropy(),
             Decimal::new(3, 3),
         )));
-        jobs.push(Job {
-            name: "fx_feed",
-            period: Duration::from_secs(u64::from(state.settings.fx_feed_interval_s)),
-            wake: None,
-            tick: Box::new(move |state| Box::pin(fx_step(state, walk.clone()))),
-        });
+        let period = Duration::from_secs(u64::from(state.settings.fx_feed_interval_s));
+        jobs.push(Job::new("fx_feed", period, move |state| {
+            Box::pin(fx_step(state, walk.clone()))
+        }));
     }
     jobs
 }

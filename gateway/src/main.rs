@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use chainpay_gateway::cli::{self, Cli};
+use chainpay_gateway::cli::{self, Cli, Command};
 use chainpay_gateway::config::Settings;
 use chainpay_gateway::telemetry;
 use clap::Parser;
@@ -16,7 +16,11 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
-    match cli::run(cli, settings).await {
+    let ran = match cli.command {
+        Command::Serve { demo } => chainpay_gateway::http::server::run(settings, demo).await,
+        _ => cli::run(cli, settings).await,
+    };
+    match ran {
         Ok(code) => code,
         Err(error) => {
             tracing::error!("{error:#}");

@@ -10,7 +10,7 @@ use chainpay_core::money::show;
 use chainpay_core::notify::Sms;
 use chainpay_core::refusal::Refusal;
 use chainpay_core::status::{ReversalStatus, TxStatus};
-use chainpay_core::transaction::{now_micros, reference, TxFacts, TxType};
+use chainpay_core::transaction::{reference, TxFacts, TxType};
 use chainpay_core::{CurrencyCode, Lang};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -286,17 +286,7 @@ async fn post_correction(
         .map_err(|e| Error::Internal(e.into()))?;
     let tx_id = Uuid::new_v4();
     let booking = Booking {
-        facts: TxFacts {
-            tx_id,
-            tx_type: TxType::Reversal,
-            amount_minor: pending.amount,
-            fee_minor: 0,
-            currency: pending.currency.clone(),
-            from_user_id: Some(pending.recipient),
-            to_user_id: Some(pending.sender),
-            created_at: now_micros(),
-            conversion: None,
-        },
+        facts: TxFacts::now(tx_id, TxType::Reversal, &pending.currency, (pending.amount, 0), Some(pending.recipient), Some(pending.sender)),
         entry,
         note: Some(format!("Reversal of {}", reference(pending.tx_id))),
         usd_cents: None,

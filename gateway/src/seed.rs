@@ -5,7 +5,7 @@ use chainpay_core::crypto::pin_hash;
 use chainpay_core::crypto::signing::SigningKey;
 use chainpay_core::ledger::move_entry;
 use chainpay_core::status::TxStatus;
-use chainpay_core::transaction::{now_micros, TxFacts, TxType};
+use chainpay_core::transaction::{TxFacts, TxType};
 use chainpay_core::{CurrencyCode, Pin};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -95,17 +95,14 @@ pub async fn fund(
     )?;
     let tx_id = Uuid::new_v4();
     let booking = Booking {
-        facts: TxFacts {
+        facts: TxFacts::now(
             tx_id,
-            tx_type: TxType::Funding,
-            amount_minor,
-            fee_minor: 0,
-            currency: currency.to_owned(),
-            from_user_id: None,
-            to_user_id: Some(user_id),
-            created_at: now_micros(),
-            conversion: None,
-        },
+            TxType::Funding,
+            currency,
+            (amount_minor, 0),
+            None,
+            Some(user_id),
+        ),
         entry,
         note: Some("Opening balance".into()),
         usd_cents: None,

@@ -1,17 +1,11 @@
-//! Assembling the application from settings and serving it.
-
-use std::future::Future;
-use std::net::SocketAddr;
+//! Assembling the application state from settings, and the shutdown signal.
 
 use anyhow::Context;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 use crate::chain;
 use crate::compliance::sanctions;
 use crate::config::Settings;
-use crate::http;
-use crate::jobs;
 use crate::metrics::Metrics;
 use crate::secrets::ServerKeys;
 use crate::state::{AppState, Parts};
@@ -43,30 +37,6 @@ pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<App
         sealer,
         mpesa_callback_token,
     }))
-}
-
-/// Serves (with the background jobs) until `shutdown` resolves, then
-/// finishes in-flight requests and stops the jobs.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let _ = state
-        .self_url
-        .set(format!("http://{}", listener.local_addr()?));
-    let (stop_jobs, jobs_shutdown) = tokio::sync::watch::channel(false);
-    let jobs = jobs::spawn_all(&state, jobs_shutdown);
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let _ = stop_jobs.send(true);
-    for job in jobs {
-        let _ = job.await;
-    }
-    served?;
-    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

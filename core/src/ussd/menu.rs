@@ -323,58 +323,32 @@ fn send(state: State, input: &str, ctx: &Ctx) -> Step {
             to_name,
             options,
         } => match pick(&options, input) {
-            Some(currency) => con(
-                t.enter_amount(currency),
-                State::SendAmount {
-                    to,
-                    to_name,
-                    currency: currency.clone(),
-                },
-            ),
-            None => con(
-                format!(
-                    "{}\n{}",
-                    t.invalid_choice(),
-                    numbered(t.choose_currency(), &options)
-                ),
-                State::SendCurrency {
+            Some(currency) => {
+                let currency = currency.clone();
+                con(
+                    t.enter_amount(&currency),
+                    State::SendAmount {
+                        to,
+                        to_name,
+                        currency,
+                    },
+                )
+            }
+            None => {
+                let menu = numbered(t.choose_currency(), &options);
+                let again = State::SendCurrency {
                     to,
                     to_name,
                     options,
-                },
-            ),
+                };
+                con(format!("{}\n{menu}", t.invalid_choice()), again)
+            }
         },
         State::SendAmount {
             to,
             to_name,
             currency,
-        } => match (
-            parse_amount(input, (ctx.exponent)(&currency)),
-            Msisdn::parse(&to),
-        ) {
-            (Some(amount), Ok(phone)) => Step::Do(
-                Effect::PreviewSend {
-                    to: phone,
-                    currency: currency.clone(),
-                    amount,
-                },
-                State::SendConfirm {
-                    to,
-                    to_name,
-                    currency,
-                    amount,
-                    tries: 0,
-                },
-            ),
-            _ => con(
-                t.amount_hint(),
-                State::SendAmount {
-                    to,
-                    to_name,
-                    currency,
-                },
-            ),
-        },
+        } => send_amount(to, to_name, currency, input, ctx),
         State::SendConfirm {
             to,
             to_name,
@@ -403,6 +377,40 @@ fn send(state: State, input: &str, ctx: &Ctx) -> Step {
     }
 }
 
+/// The amount of a payment: previewed (fee and recipient) before the PIN.
+fn send_amount(to: String, to_name: String, currency: String, input: &str, ctx: &Ctx) -> Step {
+    match (
+        parse_amount(input, (ctx.exponent)(&currency)),
+        Msisdn::parse(&to),
+    ) {
+        (Some(amount), Ok(phone)) => {
+            let preview = Effect::PreviewSend {
+                to: phone,
+                currency: currency.clone(),
+                amount,
+            };
+            Step::Do(
+                preview,
+                State::SendConfirm {
+                    to,
+                    to_name,
+                    currency,
+                    amount,
+                    tries: 0,
+                },
+            )
+        }
+        _ => con(
+            t(ctx).amount_hint(),
+            State::SendAmount {
+                to,
+                to_name,
+                currency,
+            },
+        ),
+    }
+}
+
 fn statement_page(ctx: &Ctx, lines: Vec<String>, page: usize) -> Step {
     let t = t(ctx);
     let pages = lines.len().div_ceil(PAGE_ITEMS).max(1);
@@ -426,6 +434,14 @@ fn statement_page(ctx: &Ctx, lines: Vec<String>, page: usize) -> Step {
     )
 }
 
+/// "Invalid choice" above the same list again.
+fn choose_again(ctx: &Ctx, title: &str, options: &[String], state: State) -> Step {
+    con(
+        format!("{}\n{}", t(ctx).invalid_choice(), numbered(title, options)),
+        state,
+    )
+}
+
 fn convert(state: State, input: &str, ctx: &Ctx) -> Step {
     let t = t(ctx);
     match state {
@@ -437,21 +453,22 @@ fn convert(state: State, input: &str, ctx: &Ctx) -> Step {
                     .filter(|c| *c != from)
                     .cloned()
                     .collect();
+                let menu = numbered(t.convert_to(), &targets);
                 con(
-                    numbered(t.convert_to(), &targets),
+                    menu,
                     State::ConvertTo {
                         from: from.clone(),
                         options: targets,
                     },
                 )
             }
-            None => con(
-                format!(
-                    "{}\n{}",
-                    t.invalid_choice(),
-                    numbered(t.convert_from(), &options)
-                ),
-                State::ConvertFrom { options },
+            None => choose_again(
+                ctx,
+                t.convert_from(),
+                &options,
+                State::ConvertFrom {
+                    options: options.clone(),
+                },
             ),
         },
         State::ConvertTo { from, options } => match pick(&options, input) {
@@ -462,40 +479,37 @@ fn convert(state: State, input: &str, ctx: &Ctx) -> Step {
                     to: to.clone(),
                 },
             ),
-            None => con(
-                format!(
-                    "{}\n{}",
-                    t.invalid_choice(),
-                    numbered(t.convert_to(), &options)
-                ),
-                State::ConvertTo { from, options },
-            ),
+            None => {
+                let again = State::ConvertTo {
+                    from,
+                    options: options.clone(),
+                };
+                choose_again(ctx, t.convert_to(), &options, again)
+            }
         },
         State::ConvertAmount { from, to } => match parse_amount(input, (ctx.exponent)(&from)) {
-            Some(amount) => Step::Do(
-                Effect::Quote {
+            Some(amount) => {
+                let quote = Effect::Quote {
                     from: from.clone(),
                     to: to.clone(),
                     amount,
-                },
-                State::ConvertAmount { from, to },
-            ),
+                };
+                Step::Do(quote, State::ConvertAmount { from, to })
+            }
             None => con(t.amount_hint(), State::ConvertAmount { from, to }),
         },
         State::ConvertConfirm {
             quote_id,
             to,
             tries,
-        } => pin_screen(
-            ctx,
-            input,
-            State::ConvertConfirm {
+        } => {
+            let confirm = State::ConvertConfirm {
                 quote_id,
                 to,
                 tries,
-            },
-            |pin| Effect::Convert { quote_id, pin },
-        ),
+            };
+            pin_screen(ctx, input, confirm, |pin| Effect::Convert { quote_id, pin })
+        }
         _ => home(ctx),
     }
 }
@@ -638,17 +652,64 @@ fn account(state: State, input: &str, ctx: &Ctx) -> Step {
 
 /// What an effect produced, in the state that asked for it.
 pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
+    match (state, result) {
+        (_, Outcome::Failed) => end(t(ctx).try_later()),
+        (state, Outcome::WrongPin { locked }) => wrong_pin(ctx, state, locked),
+        (State::RegisterConfirm { name, .. }, result) => registration_outcome(name, result, ctx),
+        (
+            state @ (State::SendPhone | State::SendCurrency { .. } | State::SendConfirm { .. }),
+            result,
+        ) => send_outcome(state, result, ctx),
+        (state @ (State::DepositAmount | State::WithdrawConfirm { .. }), result) => {
+            mpesa_outcome(state, result, ctx)
+        }
+        (State::BalancePin { .. }, Outcome::Balances(wallets)) => balances(wallets, ctx),
+        (State::StatementPin { .. }, Outcome::Statement(lines)) if lines.is_empty() => {
+            end(t(ctx).no_transactions())
+        }
+        (State::StatementPin { .. }, Outcome::Statement(lines)) => statement_page(ctx, lines, 0),
+        (
+            state @ (State::ConvertFrom { .. }
+            | State::ConvertAmount { .. }
+            | State::ConvertConfirm { .. }),
+            result,
+        ) => convert_outcome(state, result, ctx),
+        (State::ReverseChoose { .. }, Outcome::Eligible(items)) if items.is_empty() => {
+            end(t(ctx).none_eligible())
+        }
+        (State::ReverseChoose { .. }, Outcome::Eligible(items)) => reverse_page(ctx, items, 0),
+        (State::ReverseConfirm { .. }, Outcome::ReversalRequested { reference }) => {
+            end(t(ctx).reversal_requested(&reference))
+        }
+        (state @ (State::ChangePinConfirm { .. } | State::Language), result) => {
+            account_outcome(state, result, ctx)
+        }
+        (_, result) => ended(result, ctx),
+    }
+}
+
+/// An outcome the screen has no special answer for ends the session.
+fn ended(result: Outcome, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    match result {
+        Outcome::Refused(refusal) => end(t.refused(refusal)),
+        Outcome::Invalid => end(t.invalid_request()),
+        _ => end(t.try_later()),
+    }
+}
+
+fn registration_outcome(name: String, result: Outcome, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    match result {
+        Outcome::Done => end(t.registered(&name)),
+        Outcome::WeakPin => con(t.weak_pin(), State::RegisterPin { name }),
+        other => ended(other, ctx),
+    }
+}
+
+fn send_outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
     let t = t(ctx);
     match (state, result) {
-        (_, Outcome::Failed) => end(t.try_later()),
-        (state, Outcome::WrongPin { locked }) => wrong_pin(ctx, state, locked),
-
-        (State::RegisterConfirm { name, .. }, Outcome::Done) => end(t.registered(&name)),
-        (State::RegisterConfirm { name, .. }, Outcome::WeakPin) => {
-            con(t.weak_pin(), State::RegisterPin { name })
-        }
-        (State::RegisterConfirm { .. }, Outcome::Refused(refusal)) => end(t.refused(refusal)),
-
         (State::SendPhone, Outcome::Recipient { name }) => {
             let to = ctx
                 .inputs
@@ -656,12 +717,13 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
                 .and_then(|p| Msisdn::parse(p).ok())
                 .map(|p| p.to_string())
                 .unwrap_or_default();
+            let options = vec![];
             Step::Do(
                 Effect::Holdings,
                 State::SendCurrency {
                     to,
                     to_name: name,
-                    options: vec![],
+                    options,
                 },
             )
         }
@@ -671,30 +733,7 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             State::SendPhone,
         ),
         (State::SendCurrency { to, to_name, .. }, Outcome::Holdings(held)) => {
-            let home = ctx
-                .caller
-                .map_or_else(|| "KES".to_owned(), |c| c.home_currency.clone());
-            let mut options = vec![home.clone()];
-            options.extend(held.into_iter().map(|(c, _)| c).filter(|c| *c != home));
-            if options.len() == 1 {
-                con(
-                    t.enter_amount(&home),
-                    State::SendAmount {
-                        to,
-                        to_name,
-                        currency: home,
-                    },
-                )
-            } else {
-                con(
-                    numbered(t.choose_currency(), &options),
-                    State::SendCurrency {
-                        to,
-                        to_name,
-                        options,
-                    },
-                )
-            }
+            choose_currency(to, to_name, held, ctx)
         }
         (
             State::SendConfirm {
@@ -737,15 +776,49 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             &to_name,
             &fmt(ctx, &currency, balance),
         )),
+        (_, result) => ended(result, ctx),
+    }
+}
 
+/// The currencies a payment can be made in: the home currency first, then
+/// any other the caller holds. With only one, no question is asked.
+fn choose_currency(to: String, to_name: String, held: Vec<(String, i64)>, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    let home = ctx
+        .caller
+        .map_or_else(|| "KES".to_owned(), |c| c.home_currency.clone());
+    let mut options = vec![home.clone()];
+    options.extend(held.into_iter().map(|(c, _)| c).filter(|c| *c != home));
+    if options.len() == 1 {
+        return con(
+            t.enter_amount(&home),
+            State::SendAmount {
+                to,
+                to_name,
+                currency: home,
+            },
+        );
+    }
+    con(
+        numbered(t.choose_currency(), &options),
+        State::SendCurrency {
+            to,
+            to_name,
+            options,
+        },
+    )
+}
+
+fn mpesa_outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    match (state, result) {
         (State::DepositAmount, Outcome::DepositStarted) => {
-            let amount = ctx
+            let shillings = ctx
                 .inputs
                 .last()
                 .and_then(|a| parse_amount(a.trim(), 0))
-                .unwrap_or(0)
-                * 100;
-            end(t.deposit_started(&fmt(ctx, "KES", amount)))
+                .unwrap_or(0);
+            end(t.deposit_started(&fmt(ctx, "KES", shillings * 100)))
         }
         (State::DepositAmount, Outcome::Refused(refusal)) => con(
             format!("{}\n{}", t.refused(refusal), t.enter_amount("KES")),
@@ -762,29 +835,29 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
                 &fmt(ctx, "KES", balance),
             ))
         }
-        (State::BalancePin { .. }, Outcome::Balances(wallets)) => {
-            if wallets.is_empty() {
-                end(t.no_balance())
-            } else {
-                let lines: Vec<String> = wallets
-                    .iter()
-                    .map(|(c, minor)| fmt(ctx, c, *minor))
-                    .collect();
-                end(t.balances(&lines.join("\n")))
-            }
-        }
-        (State::StatementPin { .. }, Outcome::Statement(lines)) => {
-            if lines.is_empty() {
-                end(t.no_transactions())
-            } else {
-                statement_page(ctx, lines, 0)
-            }
-        }
+        (_, result) => ended(result, ctx),
+    }
+}
 
+fn balances(wallets: Vec<(String, i64)>, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    if wallets.is_empty() {
+        return end(t.no_balance());
+    }
+    let lines: Vec<String> = wallets
+        .iter()
+        .map(|(c, minor)| fmt(ctx, c, *minor))
+        .collect();
+    end(t.balances(&lines.join("\n")))
+}
+
+fn convert_outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    match (state, result) {
+        (State::ConvertFrom { .. }, Outcome::Holdings(held)) if held.is_empty() => {
+            end(t.no_balance())
+        }
         (State::ConvertFrom { .. }, Outcome::Holdings(held)) => {
-            if held.is_empty() {
-                return end(t.no_balance());
-            }
             let options: Vec<String> = held.into_iter().map(|(c, _)| c).collect();
             con(
                 numbered(t.convert_from(), &options),
@@ -832,18 +905,13 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             &fmt(ctx, &to, converted),
             &fmt(ctx, &to, balance),
         )),
+        (_, result) => ended(result, ctx),
+    }
+}
 
-        (State::ReverseChoose { .. }, Outcome::Eligible(items)) => {
-            if items.is_empty() {
-                end(t.none_eligible())
-            } else {
-                reverse_page(ctx, items, 0)
-            }
-        }
-        (State::ReverseConfirm { .. }, Outcome::ReversalRequested { reference }) => {
-            end(t.reversal_requested(&reference))
-        }
-
+fn account_outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    match (state, result) {
         (State::ChangePinConfirm { .. }, Outcome::Done) => end(t.pin_changed()),
         (State::ChangePinConfirm { old_at, .. }, Outcome::WeakPin) => {
             con(t.weak_pin(), State::ChangePinNew { old_at })
@@ -856,9 +924,6 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             };
             end(Texts(lang).language_set())
         }
-
-        (_, Outcome::Refused(refusal)) => end(t.refused(refusal)),
-        (_, Outcome::Invalid) => end(t.invalid_request()),
-        _ => end(t.try_later()),
+        (_, result) => ended(result, ctx),
     }
 }

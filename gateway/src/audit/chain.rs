@@ -117,78 +117,49 @@ impl Verification {
     }
 }
 
+/// One link of the chain with the audit row it covers (absent if removed).
+struct LinkRow {
+    seq: i64,
+    audit_id: i64,
+    prev_hash: String,
+    entry_hash: String,
+    id: Option<i64>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    actor_user_id: Option<uuid::Uuid>,
+    action: Option<String>,
+    outcome: Option<String>,
+    subject: Option<String>,
+    detail: Option<serde_json::Value>,
+    request_id: Option<String>,
+}
+
 /// Links what is pending, then recomputes the whole chain page by page.
 pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
     seal(pool).await?;
     let unsealed = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM audit_pending"#)
         .fetch_one(pool)
         .await?;
+    let broken = |checked, id, reason| Ok(Verification::broken(checked, unsealed, id, reason));
     let mut checked = 0i64;
-    let mut expected_seq = 1i64;
     let mut prev_hash = GENESIS_HASH.to_owned();
     loop {
-        let page = sqlx::query!(
+        let page = sqlx::query_as!(
+            LinkRow,
             r#"SELECT c.seq, c.audit_id, c.prev_hash, c.entry_hash,
                       a.id AS "id?", a.at AS "at?", a.actor_user_id, a.action AS "action?", a.outcome AS "outcome?",
                       a.subject, a.detail AS "detail?", a.request_id
                FROM audit_chain c LEFT JOIN audit_log a ON a.id = c.audit_id
-               WHERE c.seq >= $1 ORDER BY c.seq LIMIT $2"#,
-            expected_seq,
+               WHERE c.seq > $1 ORDER BY c.seq LIMIT $2"#,
+            checked,
             BATCH
         )
         .fetch_all(pool)
         .await?;
         for row in &page {
-            if row.seq != expected_seq {
-                return Ok(Verification::broken(
-                    checked,
-                    unsealed,
-                    row.audit_id,
-                    format!("chain entry {expected_seq} is missing"),
-                ));
-            }
-            if row.prev_hash != prev_hash {
-                return Ok(Verification::broken(
-                    checked,
-                    unsealed,
-                    row.audit_id,
-                    "link to the previous entry is broken".into(),
-                ));
-            }
-            let (Some(id), Some(at), Some(action), Some(outcome), Some(detail)) = (
-                row.id,
-                row.at,
-                row.action.clone(),
-                row.outcome.clone(),
-                row.detail.clone(),
-            ) else {
-                return Ok(Verification::broken(
-                    checked,
-                    unsealed,
-                    row.audit_id,
-                    "the audit row was removed".into(),
-                ));
-            };
-            let record = AuditRecord {
-                id,
-                at,
-                actor_user_id: row.actor_user_id,
-                action,
-                outcome,
-                subject: row.subject.clone(),
-                detail,
-                request_id: row.request_id.clone(),
-            };
-            if record.link_hash(&prev_hash) != row.entry_hash {
-                return Ok(Verification::broken(
-                    checked,
-                    unsealed,
-                    id,
-                    "the audit row was altered".into(),
-                ));
+            if let Err(reason) = check_link(row, checked + 1, &prev_hash) {
+                return broken(checked, row.id.unwrap_or(row.audit_id), reason);
             }
             prev_hash = row.entry_hash.clone();
-            expected_seq += 1;
             checked += 1;
         }
         if (page.len() as i64) < BATCH {
@@ -204,12 +175,7 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
     .fetch_optional(pool)
     .await?;
     if let Some(id) = orphan {
-        return Ok(Verification::broken(
-            checked,
-            unsealed,
-            id,
-            "the audit row is not in the chain".into(),
-        ));
+        return broken(checked, id, "the audit row is not in the chain".into());
     }
     Ok(Verification {
         valid: true,
@@ -218,4 +184,38 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
         first_broken_id: None,
         reason: None,
     })
+}
+
+/// Checks one link: its position, its link to the previous entry, and its
+/// hash over the audit row as stored now.
+fn check_link(row: &LinkRow, expected_seq: i64, prev_hash: &str) -> Result<(), String> {
+    if row.seq != expected_seq {
+        return Err(format!("chain entry {expected_seq} is missing"));
+    }
+    if row.prev_hash != prev_hash {
+        return Err("link to the previous entry is broken".into());
+    }
+    let (Some(id), Some(at), Some(action), Some(outcome), Some(detail)) = (
+        row.id,
+        row.at,
+        row.action.clone(),
+        row.outcome.clone(),
+        row.detail.clone(),
+    ) else {
+        return Err("the audit row was removed".into());
+    };
+    let record = AuditRecord {
+        id,
+        at,
+        actor_user_id: row.actor_user_id,
+        action,
+        outcome,
+        subject: row.subject.clone(),
+        detail,
+        request_id: row.request_id.clone(),
+    };
+    if record.link_hash(prev_hash) != row.entry_hash {
+        return Err("the audit row was altered".into());
+    }
+    Ok(())
 }

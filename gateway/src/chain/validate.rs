@@ -58,6 +58,20 @@ struct Entry {
     row: Option<LeafRow>,
 }
 
+/// A stored block, as validation reads it.
+struct BlockRow {
+    block_index: i64,
+    previous_hash: String,
+    merkle_root: String,
+    sealed_at: chrono::DateTime<chrono::Utc>,
+    tx_count: i32,
+    sealer: String,
+    header: String,
+    block_hash: String,
+    signature: String,
+}
+
+/// Walks the whole chain, page by page, and names the first invalid block.
 pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
     let authorities: HashMap<String, String> =
         sqlx::query!("SELECT name, public_key FROM chain_authorities")
@@ -73,7 +87,8 @@ pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
     let mut expected_index = 0i64;
     let mut previous_hash = GENESIS_PREVIOUS_HASH.to_owned();
     loop {
-        let blocks = sqlx::query!(
+        let blocks = sqlx::query_as!(
+            BlockRow,
             "SELECT block_index, previous_hash, merkle_root, sealed_at, tx_count, sealer, header, block_hash, signature
              FROM blocks WHERE block_index >= $1 ORDER BY block_index LIMIT $2",
             expected_index,
@@ -86,74 +101,13 @@ pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
         };
         let mut entries = entries_of(pool, expected_index, last).await?;
         for block in &blocks {
-            let index = block.block_index;
-            if index != expected_index {
-                return Ok(
-                    walk.invalid(expected_index, format!("block {expected_index} is missing"))
-                );
+            if block.block_index != expected_index {
+                let reason = format!("block {expected_index} is missing");
+                return Ok(walk.invalid(expected_index, reason));
             }
-            if block.previous_hash != previous_hash {
-                return Ok(walk.invalid(
-                    index,
-                    "previous_hash does not match the previous block's hash".into(),
-                ));
-            }
-            let leaves = entries.remove(&index).unwrap_or_default();
-            if leaves.len() != usize::try_from(block.tx_count).unwrap_or(usize::MAX) {
-                return Ok(walk.invalid(
-                    index,
-                    format!(
-                        "the block says {} transactions but has {}",
-                        block.tx_count,
-                        leaves.len()
-                    ),
-                ));
-            }
-            let mut hashes = Vec::with_capacity(leaves.len());
-            for (position, entry) in leaves.iter().enumerate() {
-                if usize::try_from(entry.leaf_index).ok() != Some(position) {
-                    return Ok(walk.invalid(index, format!("leaf {position} is missing")));
-                }
-                let Some(row) = &entry.row else {
-                    return Ok(
-                        walk.invalid(index, format!("transaction {} is missing", entry.tx_id))
-                    );
-                };
-                let rebuilt = merkle::leaf_hash(&row.leaf()?);
-                if hex::encode(rebuilt) != entry.leaf_hash {
-                    return Ok(walk.invalid(
-                        index,
-                        format!("transaction {} does not match its leaf", entry.tx_id),
-                    ));
-                }
-                hashes.push(rebuilt);
-            }
-            if hex::encode(merkle::root(&hashes)) != block.merkle_root {
-                return Ok(walk.invalid(
-                    index,
-                    "the Merkle root does not match the block's transactions".into(),
-                ));
-            }
-            let header = BlockHeader {
-                index,
-                previous_hash: block.previous_hash.clone(),
-                merkle_root: block.merkle_root.clone(),
-                timestamp: block.sealed_at,
-                tx_count: block.tx_count,
-                sealer: block.sealer.clone(),
-            };
-            let block_hash = header.hash();
-            if header.canonical() != block.header || hex::encode(block_hash) != block.block_hash {
-                return Ok(walk.invalid(index, "the block hash does not match its header".into()));
-            }
-            let signed = authorities
-                .get(&block.sealer)
-                .is_some_and(|key| verify_signature(key, &block_hash, &block.signature));
-            if !signed {
-                return Ok(walk.invalid(
-                    index,
-                    format!("the signature of {} does not verify", block.sealer),
-                ));
+            let leaves = entries.remove(&block.block_index).unwrap_or_default();
+            if let Err(reason) = check_block(block, &leaves, &previous_hash, &authorities) {
+                return Ok(walk.invalid(block.block_index, reason));
             }
             previous_hash = block.block_hash.clone();
             expected_index += 1;
@@ -161,8 +115,94 @@ pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
             walk.transactions_checked += leaves.len() as i64;
         }
     }
-    if let Some(orphan) = orphaned_entry(pool, expected_index).await? {
-        return Ok(walk.invalid(orphan, format!("block {orphan} is missing")));
+    if let Some(reason) = stray_transactions(pool, expected_index).await? {
+        return Ok(walk.invalid(reason.0, reason.1));
+    }
+    Ok(ChainReport {
+        valid: true,
+        blocks_checked: walk.blocks_checked,
+        transactions_checked: walk.transactions_checked,
+        first_invalid_block: None,
+        reason: None,
+    })
+}
+
+/// Checks one block against its predecessor's hash, its rebuilt leaves,
+/// its header and its sealer's signature; `Err` says what is wrong.
+fn check_block(
+    block: &BlockRow,
+    leaves: &[Entry],
+    previous_hash: &str,
+    authorities: &HashMap<String, String>,
+) -> Result<(), String> {
+    if block.previous_hash != previous_hash {
+        return Err("previous_hash does not match the previous block's hash".into());
+    }
+    if leaves.len() != usize::try_from(block.tx_count).unwrap_or(usize::MAX) {
+        return Err(format!(
+            "the block says {} transactions but has {}",
+            block.tx_count,
+            leaves.len()
+        ));
+    }
+    let hashes = rebuilt_leaves(leaves)?;
+    if hex::encode(merkle::root(&hashes)) != block.merkle_root {
+        return Err("the Merkle root does not match the block's transactions".into());
+    }
+    let header = BlockHeader {
+        index: block.block_index,
+        previous_hash: block.previous_hash.clone(),
+        merkle_root: block.merkle_root.clone(),
+        timestamp: block.sealed_at,
+        tx_count: block.tx_count,
+        sealer: block.sealer.clone(),
+    };
+    let block_hash = header.hash();
+    if header.canonical() != block.header || hex::encode(block_hash) != block.block_hash {
+        return Err("the block hash does not match its header".into());
+    }
+    let signed = authorities
+        .get(&block.sealer)
+        .is_some_and(|key| verify_signature(key, &block_hash, &block.signature));
+    if !signed {
+        return Err(format!("the signature of {} does not verify", block.sealer));
+    }
+    Ok(())
+}
+
+/// Each leaf rebuilt from its transaction row, checked against the stored hash.
+fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
+    let mut hashes = Vec::with_capacity(leaves.len());
+    for (position, entry) in leaves.iter().enumerate() {
+        if usize::try_from(entry.leaf_index).ok() != Some(position) {
+            return Err(format!("leaf {position} is missing"));
+        }
+        let Some(row) = &entry.row else {
+            return Err(format!("transaction {} is missing", entry.tx_id));
+        };
+        let leaf = row
+            .leaf()
+            .map_err(|e| format!("transaction {}: {e}", entry.tx_id))?;
+        let rebuilt = merkle::leaf_hash(&leaf);
+        if hex::encode(rebuilt) != entry.leaf_hash {
+            return Err(format!(
+                "transaction {} does not match its leaf",
+                entry.tx_id
+            ));
+        }
+        hashes.push(rebuilt);
+    }
+    Ok(hashes)
+}
+
+/// After the last block: an entry of a block that does not exist, or a
+/// transaction in no block and not queued, is a break in the chain.
+async fn stray_transactions(
+    pool: &PgPool,
+    next_index: i64,
+) -> anyhow::Result<Option<(i64, String)>> {
+    if let Some(orphan) = orphaned_entry(pool, next_index).await? {
+        return Ok(Some((orphan, format!("block {orphan} is missing"))));
     }
     let unchained = sqlx::query_scalar!(
         "SELECT t.tx_id FROM transactions t
@@ -172,19 +212,12 @@ pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
     )
     .fetch_optional(pool)
     .await?;
-    if let Some(tx_id) = unchained {
-        return Ok(walk.invalid(
-            expected_index,
+    Ok(unchained.map(|tx_id| {
+        (
+            next_index,
             format!("transaction {tx_id} is in no block and not queued"),
-        ));
-    }
-    Ok(ChainReport {
-        valid: true,
-        blocks_checked: walk.blocks_checked,
-        transactions_checked: walk.transactions_checked,
-        first_invalid_block: None,
-        reason: None,
-    })
+        )
+    }))
 }
 
 /// The entries of blocks `first..=last` with their transaction rows, by block.

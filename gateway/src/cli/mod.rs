@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 use crate::config::Settings;
 use crate::db::Database;
 use crate::ledger::check;
-use crate::startup;
 
 #[derive(Debug, Parser)]
 #[command(name = "chainpay", version, about = "ChainPay mobile-money gateway")]
@@ -45,7 +44,8 @@ pub enum Command {
 
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { demo } => serve(settings, demo).await,
+        // The binary runs the server itself (the HTTP edge), see `main.rs`.
+        Command::Serve { .. } => anyhow::bail!("serve is run by the binary"),
         Command::Users => with_database(&settings, users).await,
         Command::Reconcile => with_database(&settings, reconcile).await,
         Command::VerifyChain => with_database(&settings, verify_chain).await,
@@ -56,23 +56,6 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             result
         }
     }
-}
-
-async fn serve(settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
-    let database = Database::open(&settings).await?;
-    let seed = demo || database.embedded.is_some();
-    let listener = tokio::net::TcpListener::bind(settings.listen_addr).await?;
-    let addr = listener.local_addr()?;
-    let state = startup::build_state(settings, database.pool.clone()).await?;
-    if seed {
-        crate::seed::seed_demo(&state.pool, &state.keys.tx_signing).await?;
-    }
-    tracing::info!(%addr, "ChainPay listening: API http://{addr}/api/v1, docs http://{addr}/docs, console http://{addr}/console/");
-    let served = startup::serve(listener, state, startup::shutdown_signal()).await;
-    database.close().await;
-    served?;
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the database for a one-shot command and closes it afterwards

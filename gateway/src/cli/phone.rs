@@ -9,13 +9,12 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use chainpay_core::ussd::SERVICE_CODE;
 use chainpay_core::Msisdn;
 use sqlx::PgPool;
 
 use crate::config::Settings;
 
-/// The short code shown while dialling.
-const SERVICE_CODE: &str = "*384*123#";
 /// How long to wait for SMS after a session ends.
 const SMS_WAIT: Duration = Duration::from_secs(4);
 

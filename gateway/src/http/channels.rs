@@ -7,7 +7,8 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
-use chainpay_core::Msisdn;
+use chainpay_core::ussd::{Screen, Texts};
+use chainpay_core::{Lang, Msisdn};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -97,7 +98,8 @@ async fn ussd_request(
             // An error status would end the session with a carrier error
             // message; an END screen at least tells the customer to retry.
             tracing::error!(error = format!("{error:#}"), "USSD step failed");
-            Ok(plain("END Service is busy. Please try again later.".into()))
+            let busy = Screen::End(Texts(Lang::En).try_later().to_owned());
+            Ok(plain(busy.render()))
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod mpesa;
 pub mod ops;
 pub mod paging;
 pub mod reversal;
+pub mod server;
 pub mod session;
 pub mod transactions;
 pub mod wallet;

@@ -4,7 +4,7 @@
 //! reads cannot make a balanced ledger look unbalanced (or the reverse).
 
 use serde::Serialize;
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -44,70 +44,17 @@ pub struct LedgerReport {
     pub discrepancies: Vec<Discrepancy>,
 }
 
+/// Runs every check on one consistent snapshot.
 pub async fn check(pool: &PgPool) -> sqlx::Result<LedgerReport> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let mut discrepancies = Vec::new();
-
-    let accounts = sqlx::query!(
-        r#"
-        SELECT a.id, a.kind, a.currency, a.balance, coalesce(p.total, 0)::bigint AS "postings_sum!"
-        FROM accounts a
-        LEFT JOIN (SELECT account_id, sum(amount) AS total FROM postings GROUP BY account_id) p ON p.account_id = a.id
-        WHERE a.balance <> coalesce(p.total, 0)
-        ORDER BY a.id
-        "#
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    discrepancies.extend(accounts.into_iter().map(|r| Discrepancy::AccountBalance {
-        account_id: r.id,
-        account_kind: r.kind,
-        currency: r.currency,
-        balance: r.balance,
-        postings_sum: r.postings_sum,
-    }));
-
-    let totals = sqlx::query!(
-        r#"SELECT currency, sum(balance)::bigint AS "total!" FROM accounts GROUP BY currency HAVING sum(balance) <> 0 ORDER BY currency"#
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    discrepancies.extend(totals.into_iter().map(|r| Discrepancy::CurrencyTotal {
-        currency: r.currency,
-        total: r.total,
-    }));
-
-    let entries = sqlx::query!(
-        r#"
-        SELECT p.tx_id, a.currency, sum(p.amount)::bigint AS "sum!"
-        FROM postings p JOIN accounts a ON a.id = p.account_id
-        GROUP BY p.tx_id, a.currency HAVING sum(p.amount) <> 0
-        ORDER BY p.tx_id LIMIT 1000
-        "#
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    discrepancies.extend(entries.into_iter().map(|r| Discrepancy::UnbalancedEntry {
-        tx_id: r.tx_id,
-        currency: r.currency,
-        sum: r.sum,
-    }));
-
-    let negatives = sqlx::query!(
-        "SELECT id, currency, balance FROM accounts WHERE kind = 'wallet' AND balance < 0 ORDER BY id"
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    discrepancies.extend(negatives.into_iter().map(|r| Discrepancy::NegativeWallet {
-        account_id: r.id,
-        currency: r.currency,
-        balance: r.balance,
-    }));
-
+    let mut discrepancies = balances_against_postings(&mut tx).await?;
+    discrepancies.extend(currency_totals(&mut tx).await?);
+    discrepancies.extend(unbalanced_entries(&mut tx).await?);
+    discrepancies.extend(negative_wallets(&mut tx).await?);
     let counts = sqlx::query!(
         r#"SELECT (SELECT count(*) FROM accounts) AS "accounts!", (SELECT count(*) FROM transactions) AS "transactions!""#
     )
@@ -120,4 +67,83 @@ pub async fn check(pool: &PgPool) -> sqlx::Result<LedgerReport> {
         transactions_checked: counts.transactions,
         discrepancies,
     })
+}
+
+/// Accounts whose balance is not the sum of their postings.
+async fn balances_against_postings(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrepancy>> {
+    let accounts = sqlx::query!(
+        r#"
+        SELECT a.id, a.kind, a.currency, a.balance, coalesce(p.total, 0)::bigint AS "postings_sum!"
+        FROM accounts a
+        LEFT JOIN (SELECT account_id, sum(amount) AS total FROM postings GROUP BY account_id) p ON p.account_id = a.id
+        WHERE a.balance <> coalesce(p.total, 0)
+        ORDER BY a.id
+        "#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(accounts
+        .into_iter()
+        .map(|r| Discrepancy::AccountBalance {
+            account_id: r.id,
+            account_kind: r.kind,
+            currency: r.currency,
+            balance: r.balance,
+            postings_sum: r.postings_sum,
+        })
+        .collect())
+}
+
+/// Currencies whose accounts do not sum to zero.
+async fn currency_totals(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrepancy>> {
+    let totals = sqlx::query!(
+        r#"SELECT currency, sum(balance)::bigint AS "total!" FROM accounts GROUP BY currency HAVING sum(balance) <> 0 ORDER BY currency"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(totals
+        .into_iter()
+        .map(|r| Discrepancy::CurrencyTotal {
+            currency: r.currency,
+            total: r.total,
+        })
+        .collect())
+}
+
+/// Journal entries whose postings do not sum to zero in a currency.
+async fn unbalanced_entries(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrepancy>> {
+    let entries = sqlx::query!(
+        r#"
+        SELECT p.tx_id, a.currency, sum(p.amount)::bigint AS "sum!"
+        FROM postings p JOIN accounts a ON a.id = p.account_id
+        GROUP BY p.tx_id, a.currency HAVING sum(p.amount) <> 0
+        ORDER BY p.tx_id LIMIT 1000
+        "#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(entries
+        .into_iter()
+        .map(|r| Discrepancy::UnbalancedEntry {
+            tx_id: r.tx_id,
+            currency: r.currency,
+            sum: r.sum,
+        })
+        .collect())
+}
+
+async fn negative_wallets(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrepancy>> {
+    let negatives = sqlx::query!(
+        "SELECT id, currency, balance FROM accounts WHERE kind = 'wallet' AND balance < 0 ORDER BY id"
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(negatives
+        .into_iter()
+        .map(|r| Discrepancy::NegativeWallet {
+            account_id: r.id,
+            currency: r.currency,
+            balance: r.balance,
+        })
+        .collect())
 }

@@ -63,9 +63,32 @@ pub async fn post(
 ) -> Result<Posted, PostError> {
     let (account_ids, deltas): (Vec<i64>, Vec<i64>) =
         movement.entry.net_by_account().into_iter().unzip();
+    lock_and_check(conn, &account_ids, &deltas).await?;
+    let signature = movement.facts.sign(key);
+    match write(conn, movement, &signature, &account_ids, &deltas).await {
+        Ok(balances) => Ok(Posted {
+            signature,
+            balances,
+        }),
+        Err(sqlx::Error::Database(e))
+            if e.constraint() == Some("accounts_wallet_not_overdrawn") =>
+        {
+            Err(PostError::InsufficientFunds)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Locks the accounts (ascending ids) and checks no wallet would go below
+/// what it has reserved.
+async fn lock_and_check(
+    conn: &mut PgConnection,
+    account_ids: &[i64],
+    deltas: &[i64],
+) -> Result<(), PostError> {
     let locked = sqlx::query!(
         "SELECT id, kind, balance, locked FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        &account_ids
+        account_ids
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -73,7 +96,7 @@ pub async fn post(
         return Err(PostError::UnknownAccount);
     }
     // Both lists are in ascending account-id order.
-    for ((row, account_id), delta) in locked.iter().zip(&account_ids).zip(&deltas) {
+    for ((row, account_id), delta) in locked.iter().zip(account_ids).zip(deltas) {
         assert_eq!(
             row.id, *account_id,
             "locked rows and deltas are in the same order"
@@ -82,9 +105,19 @@ pub async fn post(
             return Err(PostError::InsufficientFunds);
         }
     }
+    Ok(())
+}
 
+/// The transaction row, its postings, its chain entry and the new
+/// balances, in one statement; returns (account id, new balance).
+async fn write(
+    conn: &mut PgConnection,
+    movement: &Movement,
+    signature: &str,
+    account_ids: &[i64],
+    deltas: &[i64],
+) -> sqlx::Result<Vec<(i64, i64)>> {
     let facts = &movement.facts;
-    let signature = facts.sign(key);
     let (posting_accounts, posting_amounts): (Vec<i64>, Vec<i64>) = movement
         .entry
         .postings()
@@ -96,11 +129,11 @@ pub async fn post(
         Some(leg) => Some(
             leg.rate
                 .parse::<rust_decimal::Decimal>()
-                .map_err(|e| PostError::Database(sqlx::Error::Decode(e.into())))?,
+                .map_err(|e| sqlx::Error::Decode(e.into()))?,
         ),
         None => None,
     };
-    let result = sqlx::query!(
+    let rows = sqlx::query!(
         r#"
         WITH tx AS (
             INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, note, signature,
@@ -129,8 +162,8 @@ pub async fn post(
         facts.created_at,
         &posting_accounts,
         &posting_amounts,
-        &account_ids,
-        &deltas,
+        account_ids,
+        deltas,
         conversion.map(|leg| leg.to_currency.clone()),
         conversion.map(|leg| leg.converted_minor),
         rate,
@@ -138,17 +171,6 @@ pub async fn post(
         movement.status.as_str(),
     )
     .fetch_all(&mut *conn)
-    .await;
-    match result {
-        Ok(rows) => Ok(Posted {
-            signature,
-            balances: rows.into_iter().map(|row| (row.id, row.balance)).collect(),
-        }),
-        Err(sqlx::Error::Database(e))
-            if e.constraint() == Some("accounts_wallet_not_overdrawn") =>
-        {
-            Err(PostError::InsufficientFunds)
-        }
-        Err(e) => Err(e.into()),
-    }
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.id, row.balance)).collect())
 }

@@ -10,7 +10,7 @@ use chainpay_core::ledger::{conversion_entry, ConversionAccounts};
 use chainpay_core::notify::Sms;
 use chainpay_core::refusal::Refusal;
 use chainpay_core::status::TxStatus;
-use chainpay_core::transaction::{now_micros, ConversionLeg, TxFacts, TxType};
+use chainpay_core::transaction::{ConversionLeg, TxFacts, TxType};
 use chainpay_core::{Amount, CurrencyCode};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -234,57 +234,16 @@ impl Operation for ConvertOrder {
             .map_err(fx_error)?;
         let parties = parties::load(conn, self.user_id, None).await?;
         let report = parties::aml_gate(conn, state, rules, &parties, usd_cents).await?;
+        let booking = price.booking(self.user_id, tx_id, usd_cents)?;
+        let detail = booking.audit.detail.clone();
         let target = AccountRef::wallet(self.user_id, to);
-        let accounts = ConversionAccounts {
-            source_wallet: AccountRef::wallet(self.user_id, from),
-            target_wallet: target.clone(),
-            source_position: AccountRef::house("fx_position", from),
-            target_position: AccountRef::house("fx_position", to),
-            fee_revenue: AccountRef::fee_revenue(from, tx_id),
-        };
-        let entry = conversion_entry(
-            accounts,
-            &price.from,
-            &price.to,
-            price.amount_minor,
-            price.converted_minor,
-            price.fee_minor,
-        )
-        .map_err(|e| Error::Validation(e.to_string()))?;
-        let rate = price.rate.normalize().to_string();
-        let detail = json!({"from": from, "to": to, "amount": price.amount_minor, "fee": price.fee_minor,
-                            "converted_amount": price.converted_minor, "rate": rate, "usd_cents": usd_cents});
-        let booking = Booking {
-            facts: TxFacts {
-                tx_id,
-                tx_type: TxType::Conversion,
-                amount_minor: price.amount_minor,
-                fee_minor: price.fee_minor,
-                currency: from.to_owned(),
-                from_user_id: Some(self.user_id),
-                to_user_id: Some(self.user_id),
-                created_at: now_micros(),
-                conversion: Some(ConversionLeg {
-                    to_currency: to.to_owned(),
-                    converted_minor: price.converted_minor,
-                    rate: rate.clone(),
-                }),
-            },
-            entry,
-            note: None,
-            usd_cents: Some(usd_cents),
-            status: TxStatus::Completed,
-            audit: AuditEvent::new(Self::ACTION, Outcome::Success)
-                .actor(self.user_id)
-                .detail(detail.clone()),
-        };
         let customer = &parties.sender;
         let booked = book(conn, &state.keys.tx_signing, booking, |booked| {
             let message = Sms(customer.lang).converted(
                 booked.receipt(),
                 &rules.show(from, price.amount_minor),
                 &rules.show(to, price.converted_minor),
-                &rate,
+                &price.rate.normalize().to_string(),
                 &rules.show(to, booked.balance_of(&target)),
                 &rules.show(from, price.fee_minor),
             );
@@ -294,5 +253,49 @@ impl Operation for ConvertOrder {
         parties::file_report(conn, report, self.user_id, tx_id, detail).await?;
         let phone = customer.party.phone.clone();
         Ok(booked.view(Some(phone.clone()), Some(phone)))
+    }
+}
+
+impl Price {
+    /// The conversion as a booking: the customer's two wallets against the
+    /// house's FX positions, the fee to revenue.
+    fn booking(&self, user_id: Uuid, tx_id: Uuid, usd_cents: i64) -> Result<Booking<'_>, Error> {
+        let (from, to) = (self.from.as_str(), self.to.as_str());
+        let accounts = ConversionAccounts {
+            source_wallet: AccountRef::wallet(user_id, from),
+            target_wallet: AccountRef::wallet(user_id, to),
+            source_position: AccountRef::house("fx_position", from),
+            target_position: AccountRef::house("fx_position", to),
+            fee_revenue: AccountRef::fee_revenue(from, tx_id),
+        };
+        let (amount, converted, fee) = (self.amount_minor, self.converted_minor, self.fee_minor);
+        let entry = conversion_entry(accounts, &self.from, &self.to, amount, converted, fee)
+            .map_err(|e| Error::Validation(e.to_string()))?;
+        let rate = self.rate.normalize().to_string();
+        let detail = json!({"from": from, "to": to, "amount": amount, "fee": fee,
+                            "converted_amount": converted, "rate": rate, "usd_cents": usd_cents});
+        let mut facts = TxFacts::now(
+            tx_id,
+            TxType::Conversion,
+            from,
+            (amount, fee),
+            Some(user_id),
+            Some(user_id),
+        );
+        facts.conversion = Some(ConversionLeg {
+            to_currency: to.to_owned(),
+            converted_minor: converted,
+            rate,
+        });
+        Ok(Booking {
+            facts,
+            entry,
+            note: None,
+            usd_cents: Some(usd_cents),
+            status: TxStatus::Completed,
+            audit: AuditEvent::new(ConvertOrder::ACTION, Outcome::Success)
+                .actor(user_id)
+                .detail(detail),
+        })
     }
 }

@@ -5,7 +5,7 @@ use chainpay_core::ledger::{transfer_entry, TransferAccounts};
 use chainpay_core::notify::{Party, Sms};
 use chainpay_core::refusal::Refusal;
 use chainpay_core::status::TxStatus;
-use chainpay_core::transaction::{now_micros, TxFacts, TxType};
+use chainpay_core::transaction::{TxFacts, TxType};
 use chainpay_core::{Amount, CurrencyCode, Msisdn};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -148,17 +148,14 @@ impl Operation for SendOrder {
         let detail = json!({"amount": amount, "fee": fee, "currency": currency,
                             "to": self.to_phone.as_str(), "usd_cents": priced.usd_cents});
         let booking = Booking {
-            facts: TxFacts {
+            facts: TxFacts::now(
                 tx_id,
-                tx_type: TxType::Transfer,
-                amount_minor: amount,
-                fee_minor: fee,
-                currency: currency.to_owned(),
-                from_user_id: Some(self.from_user_id),
-                to_user_id: Some(recipient.party.user_id),
-                created_at: now_micros(),
-                conversion: None,
-            },
+                TxType::Transfer,
+                currency,
+                (amount, fee),
+                Some(self.from_user_id),
+                Some(recipient.party.user_id),
+            ),
             entry,
             note: self.note.clone(),
             usd_cents: Some(priced.usd_cents),

@@ -15,7 +15,7 @@ use chainpay_core::ledger::move_entry;
 use chainpay_core::notify::Sms;
 use chainpay_core::refusal::Refusal;
 use chainpay_core::status::{DepositStatus, TxStatus};
-use chainpay_core::transaction::{now_micros, TxFacts, TxType};
+use chainpay_core::transaction::{TxFacts, TxType};
 use chainpay_core::{CurrencyCode, Lang, Msisdn};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -317,6 +317,41 @@ async fn already_credited(
     Ok(credited)
 }
 
+/// What a paid answer says, against what was asked for.
+struct Payment {
+    /// What is booked: the callback's amount when it is an amount at all,
+    /// ours when it is not (the report says what was sent).
+    amount: i64,
+    matched: bool,
+    receipt: Option<String>,
+    phone: Option<String>,
+    reported_amount: Option<Option<i64>>,
+}
+
+impl Payment {
+    fn of(
+        deposit: &Pending,
+        paid: Option<Result<i64, UntrustedAmount>>,
+        receipt: Option<String>,
+        phone: Option<String>,
+    ) -> Self {
+        let amount_ok = paid.is_none_or(|paid| paid == Ok(deposit.amount));
+        let phone_ok = phone
+            .as_deref()
+            .is_none_or(|paid_by| paid_by == deposit.phone);
+        Self {
+            amount: match paid {
+                Some(Ok(paid)) => paid,
+                _ => deposit.amount,
+            },
+            matched: amount_ok && phone_ok,
+            receipt,
+            phone,
+            reported_amount: paid.map(|p| p.ok()),
+        }
+    }
+}
+
 /// Books money that arrived: to the wallet when amount and phone match the
 /// request exactly, otherwise to suspense with a report.
 async fn credit(
@@ -327,61 +362,30 @@ async fn credit(
     receipt: Option<String>,
     phone: Option<String>,
 ) -> Result<DepositStatus, Error> {
-    let amount_ok = paid.is_none_or(|paid| paid == Ok(deposit.amount));
-    let phone_ok = phone
-        .as_deref()
-        .is_none_or(|paid_by| paid_by == deposit.phone);
-    let matched = amount_ok && phone_ok;
-    // What arrived is what is booked: the callback's amount when it is an
-    // amount at all, ours when it is not (the report says what was sent).
-    let amount = match paid {
-        Some(Ok(paid)) => paid,
-        _ => deposit.amount,
-    };
-    let status = if matched {
-        DepositStatus::Confirmed
+    let payment = Payment::of(deposit, paid, receipt, phone);
+    let (status, target) = if payment.matched {
+        (
+            DepositStatus::Confirmed,
+            AccountRef::wallet(deposit.user_id, "KES"),
+        )
     } else {
-        DepositStatus::Suspense
-    };
-    let target = if matched {
-        AccountRef::wallet(deposit.user_id, "KES")
-    } else {
-        AccountRef::house("suspense", "KES")
+        (
+            DepositStatus::Suspense,
+            AccountRef::house("suspense", "KES"),
+        )
     };
     let tx_id = Uuid::new_v4();
-    let kes = CurrencyCode::parse("KES").map_err(|e| Error::Internal(e.into()))?;
-    let booking = Booking {
-        facts: TxFacts {
-            tx_id,
-            tx_type: TxType::Deposit,
-            amount_minor: amount,
-            fee_minor: 0,
-            currency: "KES".into(),
-            from_user_id: None,
-            to_user_id: matched.then_some(deposit.user_id),
-            created_at: now_micros(),
-            conversion: None,
-        },
-        entry: move_entry(AccountRef::float("mpesa", "KES"), target.clone(), &kes, amount)
-            .map_err(|e| Error::Internal(e.into()))?,
-        note: receipt.as_ref().map(|r| format!("M-Pesa {r}")),
-        usd_cents: None,
-        status: TxStatus::Completed,
-        audit: AuditEvent::new("mpesa.deposit", Outcome::Success)
-            .actor(deposit.user_id)
-            .subject(deposit.reference)
-            .detail(json!({"status": status.as_str(), "amount": amount, "receipt": receipt, "tx_id": tx_id})),
-    };
+    let booking = deposit_booking(deposit, &payment, tx_id, status, target.clone())?;
     let lang = customer_language(conn, deposit.user_id).await?;
     let rules = state.rules.get(&state.pool).await?;
     book(conn, &state.keys.tx_signing, booking, |booked| {
-        if !matched {
+        if !payment.matched {
             return Vec::new();
         }
         let message = Sms(lang).deposited(
             booked.receipt(),
-            &rules.show("KES", amount),
-            receipt.as_deref(),
+            &rules.show("KES", payment.amount),
+            payment.receipt.as_deref(),
             &rules.show("KES", booked.balance_of(&target)),
         );
         vec![(format!("+{}", deposit.phone), message)]
@@ -391,15 +395,15 @@ async fn credit(
         "UPDATE mpesa_deposits SET status = $2, mpesa_receipt = $3, result_code = 0, tx_id = $4, settled_at = now() WHERE ref = $1",
         deposit.reference,
         status.as_str(),
-        receipt,
+        payment.receipt,
         tx_id
     )
     .execute(&mut *conn)
     .await?;
-    if !matched {
+    if !payment.matched {
         let finding = json!({"deposit": deposit.reference, "expected_amount": deposit.amount,
-                             "paid_amount": paid.map(|p| p.ok()), "expected_phone": deposit.phone,
-                             "paid_phone": phone, "receipt": receipt});
+                             "paid_amount": payment.reported_amount, "expected_phone": deposit.phone,
+                             "paid_phone": payment.phone, "receipt": payment.receipt});
         sars::open_or_append(
             conn,
             Some(deposit.user_id),
@@ -410,6 +414,35 @@ async fn credit(
         .await?;
     }
     Ok(status)
+}
+
+/// The M-Pesa float pays `target` (the wallet, or suspense).
+fn deposit_booking<'a>(
+    deposit: &Pending,
+    payment: &Payment,
+    tx_id: Uuid,
+    status: DepositStatus,
+    target: AccountRef<'a>,
+) -> Result<Booking<'a>, Error> {
+    let kes = CurrencyCode::parse("KES").map_err(|e| Error::Internal(e.into()))?;
+    let entry = move_entry(
+        AccountRef::float("mpesa", "KES"),
+        target,
+        &kes,
+        payment.amount,
+    )
+    .map_err(|e| Error::Internal(e.into()))?;
+    Ok(Booking {
+        facts: TxFacts::now(tx_id, TxType::Deposit, "KES", (payment.amount, 0), None, payment.matched.then_some(deposit.user_id)),
+        entry,
+        note: payment.receipt.as_ref().map(|r| format!("M-Pesa {r}")),
+        usd_cents: None,
+        status: TxStatus::Completed,
+        audit: AuditEvent::new("mpesa.deposit", Outcome::Success)
+            .actor(deposit.user_id)
+            .subject(deposit.reference)
+            .detail(json!({"status": status.as_str(), "amount": payment.amount, "receipt": payment.receipt, "tx_id": tx_id})),
+    })
 }
 
 async fn customer_language(conn: &mut PgConnection, user_id: Uuid) -> Result<Lang, Error> {

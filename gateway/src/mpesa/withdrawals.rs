@@ -15,7 +15,7 @@ use chainpay_core::fees::FeeKind;
 use chainpay_core::ledger::{move_entry, transfer_entry, JournalEntry, TransferAccounts};
 use chainpay_core::notify::{Receipt, Sms};
 use chainpay_core::status::{TxStatus, WithdrawalStatus};
-use chainpay_core::transaction::{now_micros, TxFacts, TxType};
+use chainpay_core::transaction::{TxFacts, TxType};
 use chainpay_core::{Amount, CurrencyCode, Lang, Msisdn};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -116,17 +116,14 @@ impl Operation for WithdrawOrder {
             .map_err(|e| Error::Validation(e.to_string()))?;
         let detail = json!({"amount": amount, "fee": fee, "withdrawal": reference, "phone": self.daraja_phone, "usd_cents": usd_cents});
         let booking = Booking {
-            facts: TxFacts {
+            facts: TxFacts::now(
                 tx_id,
-                tx_type: TxType::Withdrawal,
-                amount_minor: amount,
-                fee_minor: fee,
-                currency: "KES".into(),
-                from_user_id: Some(self.user_id),
-                to_user_id: None,
-                created_at: now_micros(),
-                conversion: None,
-            },
+                TxType::Withdrawal,
+                "KES",
+                (amount, fee),
+                Some(self.user_id),
+                None,
+            ),
             entry,
             note: Some(format!("To M-Pesa {}", self.daraja_phone)),
             usd_cents: Some(usd_cents),
@@ -348,17 +345,14 @@ fn settlement_booking<'a>(
     entry: JournalEntry<AccountRef<'a>>,
 ) -> Booking<'a> {
     Booking {
-        facts: TxFacts {
+        facts: TxFacts::now(
             tx_id,
             tx_type,
-            amount_minor,
-            fee_minor: 0,
-            currency: "KES".into(),
-            from_user_id: None,
-            to_user_id: (tx_type == TxType::Refund).then_some(held.user_id),
-            created_at: now_micros(),
-            conversion: None,
-        },
+            "KES",
+            (amount_minor, 0),
+            None,
+            (tx_type == TxType::Refund).then_some(held.user_id),
+        ),
         entry,
         note: None,
         usd_cents: None,

@@ -7,8 +7,10 @@
 //! again; refusals it calls final are not retried; anything else (network
 //! trouble, its 5xx codes) is retried with exponential backoff.
 
+use chainpay_core::africastalking::sms::Recipient;
+
 use crate::clients::africastalking::{SmsClient, SmsError};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// Messages sent per pass.
 const BATCH: usize = 100;
@@ -23,76 +25,93 @@ pub fn backoff_seconds(attempts: i32) -> f64 {
 /// Sends what is due; returns how many messages were handled.
 pub async fn send_due(pool: &PgPool, client: &SmsClient) -> anyhow::Result<usize> {
     let mut handled = 0;
-    while handled < BATCH {
-        let mut tx = pool.begin().await?;
-        let due = sqlx::query!(
-            "SELECT id, to_phone, message, attempts FROM sms_outbox
-             WHERE status = 'QUEUED' AND next_attempt_at <= now()
-             ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(message) = due else {
-            break;
-        };
-        let attempts = message.attempts + 1;
-        match client.send(&message.to_phone, &message.message).await {
-            Ok(recipient) if recipient.accepted() => {
-                sqlx::query!(
-                    "UPDATE sms_outbox SET status = 'SENT', attempts = $2, at_message_id = $3, at_status = $4,
-                            at_status_code = $5, sent_at = now() WHERE id = $1",
-                    message.id,
-                    attempts,
-                    recipient.message_id,
-                    recipient.status,
-                    recipient.status_code
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-            Ok(recipient) if !recipient.retryable() => {
-                tracing::warn!(
-                    sms_id = message.id,
-                    status_code = recipient.status_code,
-                    "SMS refused for good"
-                );
-                sqlx::query!(
-                    "UPDATE sms_outbox SET status = 'REJECTED', attempts = $2, at_status = $3, at_status_code = $4,
-                            failure_reason = $3 WHERE id = $1",
-                    message.id,
-                    attempts,
-                    recipient.status,
-                    recipient.status_code
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-            outcome => {
-                let reason = match &outcome {
-                    Ok(recipient) => format!("{} ({})", recipient.status, recipient.status_code),
-                    Err(SmsError::Unreachable(e)) | Err(SmsError::Refused { body: e, .. }) => {
-                        e.clone()
-                    }
-                };
-                tracing::warn!(sms_id = message.id, attempts, reason = %reason, "SMS not sent; will retry");
-                sqlx::query!(
-                    "UPDATE sms_outbox SET attempts = $2, failure_reason = $3,
-                            status = CASE WHEN $2::int >= $4::int THEN 'FAILED' ELSE 'QUEUED' END,
-                            next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1",
-                    message.id,
-                    attempts,
-                    reason,
-                    MAX_ATTEMPTS,
-                    backoff_seconds(attempts)
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await?;
+    while handled < BATCH && send_one(pool, client).await? {
         handled += 1;
     }
     Ok(handled)
+}
+
+/// Takes the next due message, sends it and records what became of it in
+/// the same short transaction. `false` when nothing is due.
+async fn send_one(pool: &PgPool, client: &SmsClient) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let due = sqlx::query!(
+        "SELECT id, to_phone, message, attempts FROM sms_outbox
+         WHERE status = 'QUEUED' AND next_attempt_at <= now()
+         ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(message) = due else {
+        return Ok(false);
+    };
+    let attempts = message.attempts + 1;
+    let sent = client.send(&message.to_phone, &message.message).await;
+    record(&mut tx, message.id, attempts, sent).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Once Africa's Talking has accepted a message it is never sent again;
+/// a refusal it calls final is not retried; anything else waits and retries.
+async fn record(
+    conn: &mut PgConnection,
+    id: i64,
+    attempts: i32,
+    sent: Result<Recipient, SmsError>,
+) -> sqlx::Result<()> {
+    match sent {
+        Ok(recipient) if recipient.accepted() => {
+            sqlx::query!(
+                "UPDATE sms_outbox SET status = 'SENT', attempts = $2, at_message_id = $3, at_status = $4,
+                        at_status_code = $5, sent_at = now() WHERE id = $1",
+                id,
+                attempts,
+                recipient.message_id,
+                recipient.status,
+                recipient.status_code
+            )
+            .execute(conn)
+            .await?;
+        }
+        Ok(recipient) if !recipient.retryable() => {
+            tracing::warn!(
+                sms_id = id,
+                status_code = recipient.status_code,
+                "SMS refused for good"
+            );
+            sqlx::query!(
+                "UPDATE sms_outbox SET status = 'REJECTED', attempts = $2, at_status = $3, at_status_code = $4,
+                        failure_reason = $3 WHERE id = $1",
+                id,
+                attempts,
+                recipient.status,
+                recipient.status_code
+            )
+            .execute(conn)
+            .await?;
+        }
+        outcome => {
+            let reason = match &outcome {
+                Ok(recipient) => format!("{} ({})", recipient.status, recipient.status_code),
+                Err(SmsError::Unreachable(e)) | Err(SmsError::Refused { body: e, .. }) => e.clone(),
+            };
+            tracing::warn!(sms_id = id, attempts, reason = %reason, "SMS not sent; will retry");
+            sqlx::query!(
+                "UPDATE sms_outbox SET attempts = $2, failure_reason = $3,
+                        status = CASE WHEN $2::int >= $4::int THEN 'FAILED' ELSE 'QUEUED' END,
+                        next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1",
+                id,
+                attempts,
+                reason,
+                MAX_ATTEMPTS,
+                backoff_seconds(attempts)
+            )
+            .execute(conn)
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

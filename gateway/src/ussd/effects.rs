@@ -148,7 +148,7 @@ pub async fn perform(
     }
 }
 
-/// Effects of a registered caller.
+/// Effects of a registered caller: reading, or acting behind their PIN.
 async fn perform_for(
     state: &AppState,
     who: &CallerRow,
@@ -168,50 +168,12 @@ async fn perform_for(
             }),
             Err(error) => refused(&error),
         },
-        Effect::Send {
-            to,
-            currency,
-            amount,
-            pin,
-        } => gated(state, who, pin, send(state, who, to, currency, amount, key)).await?,
-        Effect::Deposit { amount } => {
-            let phone = Msisdn::parse(&who.phone).map_err(|e| Error::Internal(e.into()))?;
-            let fingerprint = format!("ussd|mpesa.initiate|{amount}");
-            let started = match (
-                DepositOrder::new(who.user_id, &phone, amount),
-                IdempotencyKey::new(who.user_id, key, &fingerprint),
-            ) {
-                (Ok(order), Ok(key)) => deposits::initiate(state, &order, Some(&key)).await.outcome,
-                (Err(error), _) | (_, Err(error)) => Err(error),
-            };
-            or_refused(started, |_| Outcome::DepositStarted)
-        }
         Effect::PreviewWithdraw { amount } => {
             let rules = state.rules.get(&state.pool).await?;
             let fee = withdraw_order(who, amount).and_then(|order| order.fee(&rules));
             or_refused(fee, |fee| Outcome::Preview { fee })
         }
-        Effect::Withdraw { amount, pin } => {
-            gated(state, who, pin, withdraw(state, who, amount, key)).await?
-        }
-        Effect::Balances { pin } => {
-            gated(state, who, pin, async {
-                Ok(Outcome::Balances(holdings(state, who).await?))
-            })
-            .await?
-        }
-        Effect::Statement { pin } => {
-            gated(state, who, pin, async {
-                let mut conn = state.pool.acquire().await?;
-                let lines = statement::mini(&mut conn, who.user_id, who.caller.lang).await?;
-                Ok(Outcome::Statement(lines))
-            })
-            .await?
-        }
         Effect::Quote { from, to, amount } => quote(state, who, &from, &to, amount).await,
-        Effect::Convert { quote_id, pin } => {
-            gated(state, who, pin, convert(state, who, quote_id, key)).await?
-        }
         Effect::Eligible => Outcome::Eligible(
             reversals::eligible(&state.pool, who.user_id)
                 .await?
@@ -219,6 +181,50 @@ async fn perform_for(
                 .map(|t| (t.tx_id, t.label()))
                 .collect(),
         ),
+        Effect::Deposit { amount } => deposit(state, who, amount, key).await?,
+        Effect::ChangePin { old, new } => or_refused(
+            accounts::change_pin(state, who.user_id, old, new).await,
+            |()| Outcome::Done,
+        ),
+        Effect::Register { .. } | Effect::SetLanguage(_) => Outcome::Failed,
+        pinned => pin_confirmed(state, who, pinned, key).await?,
+    })
+}
+
+/// Effects the caller confirmed with their PIN: run only when it is right.
+async fn pin_confirmed(
+    state: &AppState,
+    who: &CallerRow,
+    effect: Effect,
+    key: &str,
+) -> Result<Outcome, Error> {
+    match effect {
+        Effect::Send {
+            to,
+            currency,
+            amount,
+            pin,
+        } => gated(state, who, pin, send(state, who, to, currency, amount, key)).await,
+        Effect::Withdraw { amount, pin } => {
+            gated(state, who, pin, withdraw(state, who, amount, key)).await
+        }
+        Effect::Convert { quote_id, pin } => {
+            gated(state, who, pin, convert(state, who, quote_id, key)).await
+        }
+        Effect::Balances { pin } => {
+            gated(state, who, pin, async {
+                Ok(Outcome::Balances(holdings(state, who).await?))
+            })
+            .await
+        }
+        Effect::Statement { pin } => {
+            gated(state, who, pin, async {
+                let mut conn = state.pool.acquire().await?;
+                let lines = statement::mini(&mut conn, who.user_id, who.caller.lang).await?;
+                Ok(Outcome::Statement(lines))
+            })
+            .await
+        }
         Effect::Reverse { tx_id, reason, pin } => {
             gated(state, who, pin, async {
                 let requested = reversals::request(&state.pool, who.user_id, tx_id, &reason).await;
@@ -226,14 +232,29 @@ async fn perform_for(
                     reference: reference(tx_id),
                 }))
             })
-            .await?
+            .await
         }
-        Effect::ChangePin { old, new } => or_refused(
-            accounts::change_pin(state, who.user_id, old, new).await,
-            |()| Outcome::Done,
-        ),
-        Effect::Register { .. } | Effect::SetLanguage(_) => Outcome::Failed,
-    })
+        _ => Ok(Outcome::Failed),
+    }
+}
+
+/// An M-Pesa prompt to the caller's own phone, keyed by the session step.
+async fn deposit(
+    state: &AppState,
+    who: &CallerRow,
+    amount: i64,
+    key: &str,
+) -> Result<Outcome, Error> {
+    let phone = Msisdn::parse(&who.phone).map_err(|e| Error::Internal(e.into()))?;
+    let fingerprint = format!("ussd|mpesa.initiate|{amount}");
+    let started = match (
+        DepositOrder::new(who.user_id, &phone, amount),
+        IdempotencyKey::new(who.user_id, key, &fingerprint),
+    ) {
+        (Ok(order), Ok(key)) => deposits::initiate(state, &order, Some(&key)).await.outcome,
+        (Err(error), _) | (_, Err(error)) => Err(error),
+    };
+    Ok(or_refused(started, |_| Outcome::DepositStarted))
 }
 
 /// Runs `then` only when `pin` is the caller's PIN.

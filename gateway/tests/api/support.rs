@@ -277,7 +277,7 @@ impl TestApp {
         let (tx, rx) = oneshot::channel();
         let state = self.state.clone();
         self.server = Some(tokio::spawn(async move {
-            startup::serve(listener, state, async move {
+            chainpay_gateway::http::server::serve(listener, state, async move {
                 let _ = rx.await;
             })
             .await

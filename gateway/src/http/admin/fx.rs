@@ -97,36 +97,8 @@ async fn put_rates(
     admin: AdminUser,
     ApiJson(body): ApiJson<SetRates>,
 ) -> ApiResult<Json<RateBookView>> {
-    let mut legs: Vec<(String, Decimal)> = Vec::new();
-    for leg in &body.rates {
-        let currency =
-            CurrencyCode::parse(&leg.currency).map_err(|e| ApiError::Validation(e.to_string()))?;
-        let mid = parse_decimal(&leg.usd_mid)
-            .filter(|mid| {
-                *mid > Decimal::ZERO
-                    && mid.scale() <= 10
-                    && *mid < Decimal::from(100_000_000_000_000i64)
-            })
-            .ok_or_else(|| {
-                ApiError::Validation(format!("usd_mid of {currency} must be a positive decimal"))
-            })?;
-        if currency.as_str() == "USD" && mid != Decimal::ONE {
-            return Err(ApiError::Validation(
-                "the USD leg is 1 by definition".into(),
-            ));
-        }
-        legs.push((currency.to_string(), mid));
-    }
-    let spread = match body.spread.as_deref() {
-        Some(raw) => Some(
-            parse_decimal(raw)
-                .filter(|s| *s >= Decimal::ZERO && *s < Decimal::new(5, 1) && s.scale() <= 6)
-                .ok_or_else(|| {
-                    ApiError::Validation("spread must be a decimal from 0 to below 0.5".into())
-                })?,
-        ),
-        None => None,
-    };
+    let legs = parse_legs(&body.rates)?;
+    let spread = parse_spread(body.spread.as_deref())?;
     if legs.is_empty() && spread.is_none() {
         return Err(ApiError::Validation(
             "nothing to change: give rates and/or spread".into(),
@@ -134,25 +106,7 @@ async fn put_rates(
     }
     let mut tx = state.pool.begin().await?;
     for (currency, mid) in &legs {
-        let known = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM currencies WHERE code = $1) AS "known!""#,
-            currency
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !known {
-            return Err(ApiError::Validation(format!(
-                "unsupported currency {currency}"
-            )));
-        }
-        sqlx::query!(
-            "INSERT INTO fx_rates (currency, usd_mid, source, updated_at) VALUES ($1, $2, 'admin', now())
-             ON CONFLICT (currency) DO UPDATE SET usd_mid = EXCLUDED.usd_mid, source = 'admin', updated_at = now()",
-            currency,
-            mid
-        )
-        .execute(&mut *tx)
-        .await?;
+        store_leg(&mut tx, currency, *mid).await?;
     }
     if let Some(spread) = spread {
         sqlx::query!("UPDATE fx_settings SET spread = $1", spread)
@@ -171,4 +125,63 @@ async fn put_rates(
     tx.commit().await?;
     state.rules.invalidate().await;
     Ok(Json(rate_book(&state).await?))
+}
+
+/// Each leg as a positive decimal of at most 10 places; USD is 1.
+fn parse_legs(rates: &[SetLeg]) -> ApiResult<Vec<(String, Decimal)>> {
+    let mut legs = Vec::with_capacity(rates.len());
+    for leg in rates {
+        let currency =
+            CurrencyCode::parse(&leg.currency).map_err(|e| ApiError::Validation(e.to_string()))?;
+        let mid = parse_decimal(&leg.usd_mid)
+            .filter(|mid| {
+                *mid > Decimal::ZERO
+                    && mid.scale() <= 10
+                    && *mid < Decimal::from(100_000_000_000_000i64)
+            })
+            .ok_or_else(|| {
+                ApiError::Validation(format!("usd_mid of {currency} must be a positive decimal"))
+            })?;
+        if currency.as_str() == "USD" && mid != Decimal::ONE {
+            return Err(ApiError::Validation(
+                "the USD leg is 1 by definition".into(),
+            ));
+        }
+        legs.push((currency.to_string(), mid));
+    }
+    Ok(legs)
+}
+
+fn parse_spread(raw: Option<&str>) -> ApiResult<Option<Decimal>> {
+    raw.map(|raw| {
+        parse_decimal(raw)
+            .filter(|s| *s >= Decimal::ZERO && *s < Decimal::new(5, 1) && s.scale() <= 6)
+            .ok_or_else(|| {
+                ApiError::Validation("spread must be a decimal from 0 to below 0.5".into())
+            })
+    })
+    .transpose()
+}
+
+async fn store_leg(conn: &mut sqlx::PgConnection, currency: &str, mid: Decimal) -> ApiResult<()> {
+    let known = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM currencies WHERE code = $1) AS "known!""#,
+        currency
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !known {
+        return Err(ApiError::Validation(format!(
+            "unsupported currency {currency}"
+        )));
+    }
+    sqlx::query!(
+        "INSERT INTO fx_rates (currency, usd_mid, source, updated_at) VALUES ($1, $2, 'admin', now())
+         ON CONFLICT (currency) DO UPDATE SET usd_mid = EXCLUDED.usd_mid, source = 'admin', updated_at = now()",
+        currency,
+        mid
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -211,6 +211,21 @@ impl Sms {
         }
     }
 
+    /// The owner's account just locked after too many wrong PINs; `minutes`
+    /// is how long, or `None` until support unlocks it or the PIN is reset.
+    pub fn account_locked(&self, minutes: Option<i64>) -> String {
+        match (self.0, minutes) {
+            (Lang::En, Some(m)) => format!(
+                "ChainPay: your account is locked for {m} minutes after too many wrong PINs. If this was not you, call ChainPay support. ChainPay never asks for your PIN."
+            ),
+            (Lang::En, None) => "ChainPay: your account is locked after too many wrong PINs. Call ChainPay support to unlock it or reset your PIN. ChainPay never asks for your PIN.".to_owned(),
+            (Lang::Sw, Some(m)) => format!(
+                "ChainPay: akaunti yako imefungwa kwa dakika {m} baada ya PIN zisizo sahihi mara nyingi. Kama si wewe, piga huduma ya ChainPay. ChainPay haitakuuliza PIN."
+            ),
+            (Lang::Sw, None) => "ChainPay: akaunti yako imefungwa baada ya PIN zisizo sahihi mara nyingi. Piga huduma ya ChainPay kuifungua au kubadilisha PIN. ChainPay haitakuuliza PIN.".to_owned(),
+        }
+    }
+
     pub fn help(&self) -> String {
         match self.0 {
             Lang::En => format!(

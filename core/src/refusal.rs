@@ -31,6 +31,8 @@ pub enum Refusal {
     ReversalAlreadyDecided,
     /// Withdrawing at an agent before agents exist.
     AgentsUnavailable,
+    /// A deposit prompting a phone other than the customer's own.
+    PromptOwnPhoneOnly,
     /// Safaricom refused the request outright.
     MpesaRefused,
     /// Safaricom could not be reached.
@@ -57,6 +59,7 @@ impl Refusal {
             Refusal::ReversalAlreadyRequested => "reversal_already_requested",
             Refusal::ReversalAlreadyDecided => "reversal_already_decided",
             Refusal::AgentsUnavailable => "agents_unavailable",
+            Refusal::PromptOwnPhoneOnly => "prompt_own_phone_only",
             Refusal::MpesaRefused => "mpesa_refused",
             Refusal::MpesaUnreachable => "mpesa_unreachable",
             Refusal::PhoneTaken => "phone_taken",

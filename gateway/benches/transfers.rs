@@ -140,7 +140,7 @@ async fn prepare_users(target: &Target, master_key: &str, users: usize) -> Vec<(
     let tokens = ids
         .iter()
         .zip(&phones)
-        .map(|(id, phone)| (phone.clone(), state.jwt.issue(*id, "user").unwrap().0))
+        .map(|(id, phone)| (phone.clone(), state.jwt.issue(*id, "user", 0).unwrap().0))
         .collect();
     state.pool.close().await;
     tokens

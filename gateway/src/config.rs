@@ -15,10 +15,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the gateway runs: `production` refuses to start insecurely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    Development,
+    Production,
+}
+
 /// `Debug` leaves out the secrets (JWT secret, master key, database URL
 /// with its password): settings may be logged.
 #[derive(Clone)]
 pub struct Settings {
+    /// `CHAINPAY_ENV`: `development` (default) or `production`.
+    pub deployment: Deployment,
+    /// `CHAINPAY_METRICS_TOKEN`: `/metrics` on the main listener answers
+    /// only a bearer of this token.
+    pub metrics_token: Option<String>,
+    /// `CHAINPAY_METRICS_ADDR`: a separate listener serving only `/metrics`
+    /// (without a token), for a private network.
+    pub metrics_addr: Option<SocketAddr>,
     /// `CHAINPAY_ADDR`: where `serve` listens.
     pub listen_addr: SocketAddr,
     /// `DATABASE_URL`: an external PostgreSQL; `None` starts the embedded default.
@@ -93,6 +108,11 @@ pub struct Mpesa {
     pub sim_delay_ms: u64,
     /// How long a deposit waits for its callback before STK Query is asked.
     pub pending_timeout_s: u64,
+    /// `MPESA_PROMPT_OTHER_PHONES`: allow a deposit to prompt a phone other
+    /// than the customer's own (off: a customer could prompt anyone).
+    pub prompt_other_phones: bool,
+    /// `MPESA_PROMPTS_PER_PHONE_HOUR`: STK prompts one phone receives per hour.
+    pub prompts_per_phone_hour: u32,
 }
 
 impl std::fmt::Debug for Mpesa {
@@ -120,6 +140,8 @@ impl Default for Mpesa {
             b2c_security_credential: "simulated-credential".into(),
             sim_delay_ms: 2000,
             pending_timeout_s: 120,
+            prompt_other_phones: false,
+            prompts_per_phone_hour: 5,
         }
     }
 }
@@ -182,6 +204,8 @@ fn mpesa_from_env() -> anyhow::Result<Mpesa> {
         .unwrap_or(defaults.b2c_security_credential),
         sim_delay_ms: u64::from(env_u32("MPESA_SIM_DELAY_MS", 2000)?),
         pending_timeout_s: u64::from(env_u32("MPESA_PENDING_TIMEOUT_S", 120)?.max(1)),
+        prompt_other_phones: env_flag("MPESA_PROMPT_OTHER_PHONES")?,
+        prompts_per_phone_hour: env_u32("MPESA_PROMPTS_PER_PHONE_HOUR", 5)?,
     })
 }
 
@@ -229,9 +253,6 @@ pub enum FxFeed {
 
 /// Token lifetime fixed by the API contract.
 pub const JWT_TTL_SECONDS: i64 = 3600;
-/// Wrong PINs in a row that lock an account, and for how long.
-pub const LOCKOUT_THRESHOLD: i32 = 5;
-pub const LOCKOUT_MINUTES: i64 = 5;
 /// Width of the rate-limit sliding window.
 pub const RATE_WINDOW_SECONDS: i64 = 60;
 
@@ -244,6 +265,14 @@ fn env_or(name: &str, default: &str) -> String {
 
 fn env_opt(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_flag(name: &str) -> anyhow::Result<bool> {
+    match env_or(name, "0").as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        other => anyhow::bail!("{name} must be 1 or 0, not `{other}`"),
+    }
 }
 
 fn env_u32(name: &str, default: u32) -> anyhow::Result<u32> {
@@ -280,6 +309,9 @@ impl Settings {
     /// Every default, ignoring the environment (tests and benchmarks start here).
     pub fn defaults() -> Self {
         Self {
+            deployment: Deployment::Development,
+            metrics_token: None,
+            metrics_addr: None,
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
             database_url: None,
             data_dir: PathBuf::from("./.chainpay"),
@@ -313,7 +345,24 @@ impl Settings {
                 anyhow::bail!("CHAINPAY_FX_FEED must be `table` or `simulated`, not `{other}`")
             }
         };
+        let deployment = match env_or("CHAINPAY_ENV", "development").as_str() {
+            "development" => Deployment::Development,
+            "production" => Deployment::Production,
+            other => {
+                anyhow::bail!("CHAINPAY_ENV must be `development` or `production`, not `{other}`")
+            }
+        };
+        let metrics_addr = match env_opt("CHAINPAY_METRICS_ADDR") {
+            Some(addr) => Some(
+                addr.parse()
+                    .context("CHAINPAY_METRICS_ADDR must be host:port")?,
+            ),
+            None => None,
+        };
         Ok(Self {
+            deployment,
+            metrics_token: env_opt("CHAINPAY_METRICS_TOKEN"),
+            metrics_addr,
             listen_addr: env_or("CHAINPAY_ADDR", "127.0.0.1:8443")
                 .parse()
                 .context("CHAINPAY_ADDR must be host:port, e.g. 127.0.0.1:8443")?,
@@ -334,6 +383,37 @@ impl Settings {
             at_webhook_token: env_opt("AT_WEBHOOK_TOKEN"),
             mpesa: mpesa_from_env()?,
         })
+    }
+}
+
+impl Settings {
+    /// What keeps these settings from being safe in production, each item
+    /// naming what to set. Empty when they are.
+    pub fn production_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.mpesa.env == MpesaEnv::Simulator {
+            problems.push("M-Pesa would run on the simulator: set MPESA_CONSUMER_KEY, MPESA_CONSUMER_SECRET and MPESA_ENV=production".to_owned());
+        }
+        if self.africastalking.is_none() {
+            problems
+                .push("SMS would go to the simulator: set AT_USERNAME and AT_API_KEY".to_owned());
+        }
+        if self.at_webhook_token.is_none() {
+            problems.push(
+                "AT_WEBHOOK_TOKEN is unset: anyone could drive USSD and SMS as any phone"
+                    .to_owned(),
+            );
+        }
+        if self.master_key_hex.is_none() && !self.data_dir.join("master.key").exists() {
+            problems
+                .push("CHAINPAY_MASTER_KEY is unset: a master key would be generated".to_owned());
+        }
+        match &self.mpesa.callback_url {
+            Some(url) if url.starts_with("https://") => {}
+            Some(_) => problems.push("MPESA_CALLBACK_URL must be an https:// URL".to_owned()),
+            None => problems.push("MPESA_CALLBACK_URL is unset: Daraja would be told to call this instance over plain HTTP".to_owned()),
+        }
+        problems
     }
 }
 
@@ -360,5 +440,37 @@ mod tests {
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+    }
+
+    #[test]
+    fn production_names_every_insecure_setting_and_none_once_fixed() {
+        let mut settings = Settings {
+            deployment: Deployment::Production,
+            data_dir: std::env::temp_dir().join("chainpay-no-such-dir"),
+            ..Settings::defaults()
+        };
+        let problems = settings.production_problems().join("\n");
+        for named in [
+            "MPESA_CONSUMER_KEY",
+            "AT_USERNAME",
+            "AT_WEBHOOK_TOKEN",
+            "CHAINPAY_MASTER_KEY",
+            "MPESA_CALLBACK_URL",
+        ] {
+            assert!(problems.contains(named), "{named} not named in {problems}");
+        }
+        settings.mpesa.env = MpesaEnv::Production;
+        settings.mpesa.callback_url = Some("http://pay.example.com/api/v1/mpesa/callback".into());
+        assert!(settings.production_problems().join(" ").contains("https"));
+        settings.mpesa.callback_url = Some("https://pay.example.com/api/v1/mpesa/callback".into());
+        settings.africastalking = Some(AfricasTalking {
+            base_url: "https://api.africastalking.com".into(),
+            username: "chainpay".into(),
+            api_key: "key".into(),
+            sender_id: None,
+        });
+        settings.at_webhook_token = Some("hook".into());
+        settings.master_key_hex = Some("ab".repeat(32));
+        assert_eq!(settings.production_problems(), Vec::<String>::new());
     }
 }

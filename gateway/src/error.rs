@@ -26,12 +26,18 @@ pub enum Error {
     Unauthorized,
     #[error("you are not allowed to do this")]
     Forbidden,
+    /// Four eyes: a money correction needs an admin other than the one who
+    /// asked for it (or who is a party to it).
+    #[error("another admin must decide this: you asked for it or are a party to it")]
+    SecondAdminNeeded,
     #[error("{0} not found")]
     NotFound(Missing),
     #[error("phone number or PIN is wrong")]
     InvalidCredentials,
-    #[error("too many wrong PINs; try again in {retry_after_s} seconds")]
-    AccountLocked { retry_after_s: i64 },
+    /// Locked after too many wrong PINs: for `retry_after_s`, or (`None`)
+    /// until an admin unlocks the account or the PIN is reset.
+    #[error("{}", locked_sentence(*.retry_after_s))]
+    AccountLocked { retry_after_s: Option<i64> },
     #[error("PIN is too easy to guess: avoid repeated, sequential or common PINs")]
     WeakPin,
     #[error("this Idempotency-Key was already used with a different request")]
@@ -50,6 +56,13 @@ pub enum Error {
     #[error("internal error: {0:#}")]
     #[serde(skip)]
     Internal(#[from] anyhow::Error),
+}
+
+fn locked_sentence(retry_after_s: Option<i64>) -> String {
+    match retry_after_s {
+        Some(seconds) => format!("too many wrong PINs; try again in {seconds} seconds"),
+        None => "too many wrong PINs; the account is locked until ChainPay support unlocks it or the PIN is reset".into(),
+    }
 }
 
 impl From<sqlx::Error> for Error {
@@ -76,6 +89,7 @@ impl Error {
             Error::Validation(_) => "validation",
             Error::Unauthorized => "unauthorized",
             Error::Forbidden => "forbidden",
+            Error::SecondAdminNeeded => "second_admin_needed",
             Error::NotFound(_) => "not_found",
             Error::InvalidCredentials => "invalid_credentials",
             Error::AccountLocked { .. } => "account_locked",

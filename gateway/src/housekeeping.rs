@@ -44,6 +44,15 @@ pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
     .execute(pool)
     .await?
     .rows_affected();
+    // Africa's Talking retries an inbound SMS for about ten minutes.
+    removed += sqlx::query!(
+        "DELETE FROM sms_inbound WHERE at_id IN
+           (SELECT at_id FROM sms_inbound WHERE received_at < now() - interval '1 day' LIMIT $1)",
+        BATCH
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
     // Clients retry within minutes; a week covers any sane retry policy.
     removed += sqlx::query!(
         "DELETE FROM idempotency_keys WHERE (user_id, key) IN

@@ -164,7 +164,14 @@ async fn every(job: Job, state: AppState, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             return;
         }
-        if let Err(error) = (job.tick)(state.clone()).await {
+        // A pass is abandoned the moment shutdown is asked for: each is one
+        // database transaction (or idempotent steps), so dropping it rolls
+        // back, and waiting for a slow upstream must not hold the process.
+        let pass = tokio::select! {
+            result = (job.tick)(state.clone()) => result,
+            _ = shutdown.changed() => return,
+        };
+        if let Err(error) = pass {
             tracing::warn!(
                 job = job.name,
                 error = format!("{error:#}"),

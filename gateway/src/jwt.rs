@@ -1,7 +1,8 @@
 //! HS256 access tokens with a one-hour life.
 //!
 //! A token only says who the caller is; whether it still works (logged out,
-//! suspended user, changed role) is decided per request from PostgreSQL.
+//! logged out everywhere, PIN changed, suspended user, changed role) is
+//! decided per request from PostgreSQL.
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -17,6 +18,10 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub role: String,
+    /// The user's token epoch when it was issued: a token from an earlier
+    /// epoch no longer works.
+    #[serde(default)]
+    pub ep: i32,
 }
 
 pub struct JwtKeys {
@@ -38,7 +43,7 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid, role: &str) -> anyhow::Result<(String, Claims)> {
+    pub fn issue(&self, user_id: Uuid, role: &str, epoch: i32) -> anyhow::Result<(String, Claims)> {
         let iat = Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
@@ -46,6 +51,7 @@ impl JwtKeys {
             iat,
             exp: iat + JWT_TTL_SECONDS,
             role: role.to_owned(),
+            ep: epoch,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims))
@@ -70,7 +76,7 @@ mod tests {
 
     #[test]
     fn an_issued_token_verifies_and_expires_in_one_hour() {
-        let (token, claims) = keys().issue(Uuid::new_v4(), "user").unwrap();
+        let (token, claims) = keys().issue(Uuid::new_v4(), "user", 0).unwrap();
         assert_eq!(claims.exp - claims.iat, 3600);
         assert_eq!(keys().verify(&token).unwrap().jti, claims.jti);
     }
@@ -78,14 +84,14 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let (token, _) = JwtKeys::new(&[1; 32])
-            .issue(Uuid::new_v4(), "admin")
+            .issue(Uuid::new_v4(), "admin", 0)
             .unwrap();
         assert!(keys().verify(&token).is_none());
     }
 
     #[test]
     fn an_unsigned_alg_none_token_is_refused() {
-        let (token, _) = keys().issue(Uuid::new_v4(), "user").unwrap();
+        let (token, _) = keys().issue(Uuid::new_v4(), "user", 0).unwrap();
         let payload = token.split('.').nth(1).unwrap();
         let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(r#"{"alg":"none","typ":"JWT"}"#);
@@ -101,6 +107,7 @@ mod tests {
             iat: now - 7200,
             exp: now - 3600,
             role: "user".into(),
+            ep: 0,
         };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

@@ -10,6 +10,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_latency: HistogramVec,
     pub transfers: IntCounterVec,
+    /// Unauthenticated webhook calls refused (counted, never stored).
+    pub rejected_webhooks: IntCounterVec,
 }
 
 impl Metrics {
@@ -39,6 +41,14 @@ impl Metrics {
             ),
             &["type", "currency", "outcome"],
         )?;
+        let rejected_webhooks = IntCounterVec::new(
+            Opts::new(
+                "rejected_webhooks_total",
+                "Webhook calls refused before they were read, by webhook and reason",
+            ),
+            &["webhook", "reason"],
+        )?;
+        registry.register(Box::new(rejected_webhooks.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(transfers.clone()))?;
@@ -47,7 +57,15 @@ impl Metrics {
             http_requests,
             http_latency,
             transfers,
+            rejected_webhooks,
         })
+    }
+
+    /// Counts a webhook call refused for `reason` (a bad token, say).
+    pub fn reject_webhook(&self, webhook: &str, reason: &str) {
+        self.rejected_webhooks
+            .with_label_values(&[webhook, reason])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -173,6 +173,7 @@ pub async fn list(
 /// A pending request, locked, with what deciding it needs.
 struct Pending {
     tx_id: Uuid,
+    requester: Uuid,
     amount: i64,
     currency: String,
     sender: Uuid,
@@ -186,7 +187,7 @@ struct Pending {
 
 async fn lock_pending(conn: &mut PgConnection, reversal_id: Uuid) -> Result<Pending, Error> {
     let row = sqlx::query!(
-        r#"SELECT r.status, r.tx_id, t.amount, t.currency, t.from_user_id AS "sender!", t.to_user_id AS "recipient!",
+        r#"SELECT r.status, r.tx_id, r.requester_id, t.amount, t.currency, t.from_user_id AS "sender!", t.to_user_id AS "recipient!",
                   s.phone AS sender_phone, s.name AS sender_name, s.language AS sender_language,
                   p.phone AS recipient_phone, p.language AS recipient_language
            FROM reversal_requests r JOIN transactions t ON t.tx_id = r.tx_id
@@ -202,6 +203,7 @@ async fn lock_pending(conn: &mut PgConnection, reversal_id: Uuid) -> Result<Pend
     }
     Ok(Pending {
         tx_id: row.tx_id,
+        requester: row.requester_id,
         amount: row.amount,
         currency: row.currency,
         sender: row.sender,
@@ -231,6 +233,11 @@ pub async fn decide(
     let rules = state.rules.get(&state.pool).await?;
     let mut tx = state.pool.begin().await?;
     let pending = lock_pending(&mut tx, reversal_id).await?;
+    // Four eyes: whoever asked for the correction, or gains or loses by it,
+    // cannot be the one who approves it.
+    if approve && [pending.requester, pending.sender, pending.recipient].contains(&admin_id) {
+        return Err(Error::SecondAdminNeeded);
+    }
     let (status, reversal_tx_id) = if approve {
         let tx_id = post_correction(&mut tx, state, &rules, &pending).await?;
         (ReversalStatus::Approved, Some(tx_id))
@@ -259,7 +266,8 @@ pub async fn decide(
     AuditEvent::new(action, Outcome::Success)
         .actor(admin_id)
         .subject(reversal_id)
-        .detail(json!({"tx_id": pending.tx_id, "reversal_tx_id": reversal_tx_id, "note": note, "sender": pending.sender_name}))
+        .detail(json!({"tx_id": pending.tx_id, "reversal_tx_id": reversal_tx_id, "note": note, "sender": pending.sender_name,
+                       "requested_by": pending.requester, "decided_by": admin_id}))
         .record(&mut tx)
         .await?;
     tx.commit().await?;

@@ -23,6 +23,7 @@ pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<App
     }
     let sealer = chain::authority::load_or_enroll(&pool, &keys.master, &settings.node_name).await?;
     chain::seal::ensure_genesis(&pool, &sealer).await?;
+    warn_if_simulated(&settings);
     let mpesa_callback_token = match &settings.mpesa.callback_token {
         Some(token) => token.clone(),
         None => hex::encode(
@@ -60,4 +61,17 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+/// Says loudly, at every start, what is not real.
+fn warn_if_simulated(settings: &Settings) {
+    if settings.mpesa.env == crate::config::MpesaEnv::Simulator {
+        tracing::warn!("M-PESA IS SIMULATED: deposits and withdrawals go to the built-in Daraja simulator, not Safaricom (set MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET)");
+    }
+    if settings.africastalking.is_none() {
+        tracing::warn!("SMS IS SIMULATED: messages go to the built-in Africa's Talking simulator, not to phones (set AT_USERNAME and AT_API_KEY)");
+    }
+    if settings.at_webhook_token.is_none() {
+        tracing::warn!("AT_WEBHOOK_TOKEN is unset: anyone who can reach /api/v1/ussd and /api/v1/sms/* can act as any phone");
+    }
 }

@@ -115,8 +115,8 @@ impl Texts {
     );
     phrase!(
         locked,
-        "Too many wrong PINs. Your account is locked for 5 minutes.",
-        "PIN si sahihi mara nyingi. Akaunti imefungwa kwa dakika 5."
+        "Too many wrong PINs. Your account is locked; we have sent you an SMS.",
+        "PIN si sahihi mara nyingi. Akaunti imefungwa; tumekutumia SMS."
     );
     phrase!(no_funds, "Insufficient balance.", "Salio halitoshi.");
     phrase!(
@@ -355,6 +355,10 @@ impl Texts {
                 "agent withdrawals are not available yet",
                 "kutoa kwa wakala bado hakupatikani",
             ),
+            Refusal::PromptOwnPhoneOnly => pick(
+                "a deposit prompts only your own phone",
+                "kuweka pesa hutumia simu yako tu",
+            ),
             Refusal::MpesaRefused => pick("M-Pesa refused the request", "M-Pesa imekataa ombi"),
             Refusal::MpesaUnreachable => pick(
                 "M-Pesa cannot be reached; try again shortly",
@@ -433,6 +437,7 @@ mod tests {
             Refusal::ReversalAlreadyRequested,
             Refusal::ReversalAlreadyDecided,
             Refusal::AgentsUnavailable,
+            Refusal::PromptOwnPhoneOnly,
             Refusal::MpesaRefused,
             Refusal::MpesaUnreachable,
             Refusal::PhoneTaken,

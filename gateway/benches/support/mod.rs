@@ -84,7 +84,7 @@ pub async fn app_state(
         db_pool_size: 4,
         ..chainpay_gateway::config::Settings::defaults()
     };
-    let database = chainpay_gateway::db::Database::open(&settings)
+    let database = chainpay_gateway::db::Database::open(&settings, false)
         .await
         .unwrap();
     chainpay_gateway::startup::build_state(settings, database.pool)

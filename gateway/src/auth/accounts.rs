@@ -8,10 +8,11 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::lockout::Lock;
 use super::pins::{self, PinCheck};
+use super::session;
 use crate::audit::{AuditEvent, Outcome};
 use crate::compliance::{sanctions, sars};
-use crate::config::LOCKOUT_MINUTES;
 use crate::error::{ComplianceRefusal, Error};
 use crate::state::AppState;
 
@@ -98,11 +99,13 @@ pub async fn register(
 /// A wrong PIN is `invalid_credentials`, or `account_locked` when it locked the account.
 pub fn wrong_pin_error(check: PinCheck) -> Error {
     match check {
-        PinCheck::Wrong { locked: true } => Error::AccountLocked {
-            retry_after_s: LOCKOUT_MINUTES * 60,
+        PinCheck::Wrong { lock: Some(lock) } | PinCheck::Locked(lock) => Error::AccountLocked {
+            retry_after_s: match lock {
+                Lock::For { seconds } => Some(seconds),
+                Lock::UntilUnlocked => None,
+            },
         },
-        PinCheck::Locked { retry_after_s } => Error::AccountLocked { retry_after_s },
-        PinCheck::Wrong { locked: false } | PinCheck::Correct => Error::InvalidCredentials,
+        PinCheck::Wrong { lock: None } | PinCheck::Correct => Error::InvalidCredentials,
     }
 }
 
@@ -119,7 +122,7 @@ pub async fn change_pin(state: &AppState, user_id: Uuid, old: Pin, new: Pin) -> 
     if check != PinCheck::Correct {
         AuditEvent::new("auth.change_pin", Outcome::Failure)
             .actor(user_id)
-            .detail(json!({"reason": "wrong_pin", "locked": !matches!(check, PinCheck::Wrong { locked: false })}))
+            .detail(json!({"reason": "wrong_pin", "locked": check.locked()}))
             .record(&mut conn)
             .await?;
         return Err(wrong_pin_error(check));
@@ -127,12 +130,14 @@ pub async fn change_pin(state: &AppState, user_id: Uuid, old: Pin, new: Pin) -> 
     let new_hash = pins::hash(new).await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query!(
-        "UPDATE users SET pin_hash = $2, failed_pin_attempts = 0, locked_until = NULL WHERE id = $1",
+        "UPDATE users SET pin_hash = $2, failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1",
         user_id,
         new_hash
     )
     .execute(&mut *tx)
     .await?;
+    // Whoever else held a token for this account loses it with the old PIN.
+    session::end_all_tokens(&mut tx, user_id).await?;
     AuditEvent::new("auth.change_pin", Outcome::Success)
         .actor(user_id)
         .record(&mut tx)

@@ -1,31 +1,64 @@
-//! The five-wrong-PINs lockout, kept on the user's row in PostgreSQL.
+//! The wrong-PIN lockout, kept on the user's row in PostgreSQL, escalating:
+//! five wrong PINs lock the account for five minutes, the next five for an
+//! hour, and the five after that until an admin unlocks it or the PIN is
+//! reset. A correct PIN clears the count and the escalation.
 //!
 //! An attempt is counted *before* its PIN is checked and forgiven only when
 //! the PIN is right. So a burst of parallel guesses cannot slip more than
-//! [`LOCKOUT_THRESHOLD`] attempts past the counter, and the lock survives
-//! restarts and is shared by every gateway instance.
+//! [`THRESHOLD`] attempts past the counter, and the lock survives restarts
+//! and is shared by every gateway instance. At about ten guesses a day after
+//! the second lock, and none after the third, guessing a PIN is hopeless.
 
+use chainpay_core::Lang;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::config::{LOCKOUT_MINUTES, LOCKOUT_THRESHOLD};
+/// Wrong PINs in a row that lock an account.
+pub const THRESHOLD: i32 = 5;
+/// How long the first and the second lock last; the third lasts until an
+/// admin unlocks the account or the PIN is reset.
+pub const LOCK_MINUTES: [i32; 2] = [5, 60];
 
+/// A lock on an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lock {
+    For { seconds: i64 },
+    UntilUnlocked,
+}
+
+impl Lock {
+    fn read(seconds_left: Option<i64>) -> Self {
+        match seconds_left {
+            Some(seconds) => Lock::For {
+                seconds: seconds.max(1),
+            },
+            None => Lock::UntilUnlocked,
+        }
+    }
+}
+
+/// The account's owner, told by SMS when their account locks.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub phone: String,
+    pub lang: Lang,
+}
+
+#[derive(Debug, Clone)]
 pub enum Attempt {
-    /// Go ahead and check the PIN; `locks_if_wrong` says this is the last try.
+    /// Go ahead and check the PIN; `locks` is the lock this attempt set in
+    /// case the PIN is wrong (lifted again if it is right).
     Proceed {
-        locks_if_wrong: bool,
+        locks: Option<(Lock, Owner)>,
     },
-    Locked {
-        retry_after_s: i64,
-    },
+    Locked(Lock),
 }
 
 /// Counts one PIN attempt for `user_id`, starting a fresh count when an old
-/// lock has expired. The attempt that reaches the threshold sets the lock
-/// immediately; a correct PIN lifts it again in [`forgive`].
+/// lock has expired. The attempt that reaches the threshold sets the next
+/// lock of the escalation immediately; a correct PIN lifts it in [`forgive`].
 pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Attempt> {
-    let counted = sqlx::query_scalar!(
+    let counted = sqlx::query!(
         r#"
         WITH current AS (
             SELECT id,
@@ -35,39 +68,47 @@ pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
         )
         UPDATE users u
         SET failed_pin_attempts = c.attempts,
-            locked_until = CASE WHEN c.attempts >= $2 THEN now() + make_interval(mins => $3) ELSE NULL END
+            lockout_level = CASE WHEN c.attempts >= $2 THEN u.lockout_level + 1 ELSE u.lockout_level END,
+            locked_until = CASE WHEN c.attempts < $2 THEN NULL
+                                WHEN u.lockout_level = 0 THEN now() + make_interval(mins => $3)
+                                WHEN u.lockout_level = 1 THEN now() + make_interval(mins => $4)
+                                ELSE 'infinity' END
         FROM current c
         WHERE u.id = c.id AND (u.locked_until IS NULL OR u.locked_until <= now())
-        RETURNING u.failed_pin_attempts
+        RETURNING u.locked_until IS NOT NULL AS "locks!", u.phone, u.language,
+                  CASE WHEN u.locked_until = 'infinity' THEN NULL
+                       ELSE ceil(extract(epoch FROM u.locked_until - now()))::bigint END AS seconds_left
         "#,
         user_id,
-        LOCKOUT_THRESHOLD,
-        LOCKOUT_MINUTES as i32,
+        THRESHOLD,
+        LOCK_MINUTES[0],
+        LOCK_MINUTES[1],
     )
     .fetch_optional(&mut *conn)
     .await?;
-    match counted {
-        Some(attempts) => Ok(Attempt::Proceed {
-            locks_if_wrong: attempts >= LOCKOUT_THRESHOLD,
-        }),
-        None => {
-            let retry_after_s = sqlx::query_scalar!(
-                r#"SELECT ceil(extract(epoch FROM locked_until - now()))::bigint AS "s!" FROM users WHERE id = $1"#,
-                user_id
-            )
-            .fetch_one(&mut *conn)
-            .await?;
-            Ok(Attempt::Locked {
-                retry_after_s: retry_after_s.max(1),
-            })
-        }
+    if let Some(row) = counted {
+        let owner = Owner {
+            phone: row.phone,
+            lang: Lang::parse(&row.language),
+        };
+        let locks = row.locks.then(|| (Lock::read(row.seconds_left), owner));
+        return Ok(Attempt::Proceed { locks });
     }
+    let seconds_left = sqlx::query_scalar!(
+        r#"SELECT CASE WHEN locked_until = 'infinity' THEN NULL
+                       ELSE ceil(extract(epoch FROM locked_until - now()))::bigint END
+           FROM users WHERE id = $1"#,
+        user_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Attempt::Locked(Lock::read(seconds_left)))
 }
 
-/// A correct PIN clears the count and any lock the attempt set.
+/// A correct PIN clears the count, any lock the attempt set, and the escalation.
 pub async fn forgive(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL WHERE id = $1",
+        "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1",
         user_id
     )
     .execute(conn)

@@ -4,3 +4,4 @@ pub mod accounts;
 pub mod lockout;
 pub mod pins;
 pub mod rate_limit;
+pub mod session;

@@ -1,13 +1,11 @@
 //! Sliding-window rate limiting kept in PostgreSQL, so every gateway instance
 //! counts the same requests.
 //!
-//! Each bucket stores the times of the requests it admitted in the last 60 s
+//! Each bucket stores the times of the requests it admitted in its window
 //! (never more than the limit). One statement prunes, decides and records
 //! under the row's lock, so concurrent requests cannot overshoot.
 
 use sqlx::PgPool;
-
-use crate::config::RATE_WINDOW_SECONDS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -16,8 +14,13 @@ pub enum Admission {
 }
 
 /// Admits one request into `bucket` if fewer than `limit` were admitted in
-/// the window; `limit == 0` disables the check.
-pub async fn admit(pool: &PgPool, bucket: &str, limit: u32) -> sqlx::Result<Admission> {
+/// the last `window_s` seconds; `limit == 0` disables the check.
+pub async fn admit(
+    pool: &PgPool,
+    bucket: &str,
+    limit: u32,
+    window_s: i64,
+) -> sqlx::Result<Admission> {
     if limit == 0 {
         return Ok(Admission::Allowed);
     }
@@ -34,7 +37,7 @@ pub async fn admit(pool: &PgPool, bucket: &str, limit: u32) -> sqlx::Result<Admi
         "#,
         bucket,
         i64::from(limit),
-        RATE_WINDOW_SECONDS as f64,
+        window_s as f64,
     )
     .fetch_one(pool)
     .await?;

@@ -25,9 +25,12 @@ pub struct Block {
     pub transactions: Option<Vec<BlockEntry>>,
 }
 
+/// One leaf of a block. The transaction id is shown to admins only: the
+/// public sees hashes and counts, never which transactions a block holds.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BlockEntry {
-    pub tx_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tx_id: Option<Uuid>,
     pub leaf_hash: String,
 }
 
@@ -55,6 +58,16 @@ struct BlockRow {
     header: String,
     block_hash: String,
     signature: String,
+}
+
+impl Block {
+    /// The block as the public may see it: leaf hashes without transaction ids.
+    pub fn public(mut self) -> Self {
+        for entry in self.transactions.iter_mut().flatten() {
+            entry.tx_id = None;
+        }
+        self
+    }
 }
 
 impl BlockRow {
@@ -102,7 +115,7 @@ pub async fn by_index(pool: &PgPool, index: i64) -> sqlx::Result<Option<Block>> 
     };
     let entries = sqlx::query_as!(
         BlockEntry,
-        "SELECT tx_id, leaf_hash FROM block_entries WHERE block_index = $1 ORDER BY leaf_index",
+        r#"SELECT tx_id AS "tx_id?", leaf_hash FROM block_entries WHERE block_index = $1 ORDER BY leaf_index"#,
         index
     )
     .fetch_all(pool)

@@ -50,7 +50,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Reconcile => with_database(&settings, reconcile).await,
         Command::VerifyChain => with_database(&settings, verify_chain).await,
         Command::Phone { msisdn } => {
-            let database = Database::open(&settings).await?;
+            let database = Database::open(&settings, false).await?;
             let result = phone::run(&settings, database.pool.clone(), &msisdn).await;
             database.close().await;
             result
@@ -65,7 +65,7 @@ where
     F: FnOnce(sqlx::PgPool) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
 {
-    let database = Database::open(settings).await?;
+    let database = Database::open(settings, false).await?;
     let result = command(database.pool.clone()).await;
     database.close().await;
     result

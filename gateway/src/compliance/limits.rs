@@ -1,5 +1,6 @@
 //! KYC tier limits and the rolling AML windows, read and decided inside the
-//! movement's own transaction.
+//! movement's own transaction: [`check_outgoing`] for money leaving a
+//! wallet, [`check_incoming`] for deposits into it.
 //!
 //! The caller must already hold the sender's row lock (taken by
 //! [`crate::movements::parties::load`], `FOR NO KEY UPDATE`, which does not
@@ -54,6 +55,54 @@ pub async fn check_outgoing(
         count_last_hour: row.count_last_hour,
         volume_last_24h_usd_cents: row.volume,
         in_band_last_24h: row.in_band,
+    };
+    Ok(compliance::evaluate(
+        &limits,
+        &rules.structuring,
+        activity,
+        usd_cents,
+    ))
+}
+
+/// Decides a deposit worth `usd_cents` into `user_id`'s wallet against their
+/// tier: the single limit, the daily limit over their deposits of the last
+/// 24 hours still pending or credited, and the hourly count. The caller holds
+/// the user's row lock, so concurrent deposits are decided one at a time.
+pub async fn check_incoming(
+    conn: &mut PgConnection,
+    rules: &Rules,
+    user_id: Uuid,
+    usd_cents: i64,
+) -> sqlx::Result<Decision> {
+    let row = sqlx::query!(
+        r#"
+        SELECT t.can_transact, t.single_max_usd_cents, t.daily_max_usd_cents, t.hourly_max_count,
+               (SELECT coalesce(sum(amount), 0) FROM mpesa_deposits d
+                WHERE d.user_id = u.id AND d.status IN ('PENDING', 'CONFIRMED')
+                  AND d.created_at > now() - interval '24 hours')::bigint AS "kes_last_24h!",
+               (SELECT count(*) FROM mpesa_deposits d
+                WHERE d.user_id = u.id AND d.created_at > now() - interval '1 hour') AS "count_last_hour!"
+        FROM users u JOIN compliance_tiers t ON t.kyc_status = u.kyc_status
+        WHERE u.id = $1
+        "#,
+        user_id,
+    )
+    .fetch_one(conn)
+    .await?;
+    let limits = TierLimits {
+        can_transact: row.can_transact,
+        single_max_usd_cents: row.single_max_usd_cents,
+        daily_max_usd_cents: row.daily_max_usd_cents,
+        hourly_max_count: i64::from(row.hourly_max_count),
+    };
+    let activity = Activity {
+        count_last_hour: row.count_last_hour,
+        // A rate book that cannot price KES cannot have priced this deposit either.
+        volume_last_24h_usd_cents: rules
+            .rates
+            .usd_cents("KES", row.kes_last_24h)
+            .unwrap_or(i64::MAX),
+        in_band_last_24h: 0,
     };
     Ok(compliance::evaluate(
         &limits,

@@ -36,6 +36,10 @@ pub struct EmbeddedPostgres {
     bin_dir: PathBuf,
     run_as: Option<(Uid, Gid)>,
     started_here: bool,
+    /// Held for as long as this process owns the cluster: the owner is the
+    /// one that stops it, and only one process owns it at a time (the lock
+    /// goes with the process, however it ends).
+    owner: Option<Flock<fs::File>>,
 }
 
 /// The directory holding `initdb` and `pg_ctl`: from `PATH`, else the newest
@@ -99,6 +103,7 @@ impl EmbeddedPostgres {
             bin_dir,
             run_as,
             started_here: false,
+            owner: None,
         };
 
         // One process at a time decides whether to create or start the cluster.
@@ -115,11 +120,32 @@ impl EmbeddedPostgres {
         if !cluster.cluster_dir.join("PG_VERSION").exists() {
             cluster.init(options).await?;
         }
-        if !cluster.is_running().await? {
-            cluster.start().await?;
-            cluster.started_here = true;
+        cluster.owner = take_ownership(&data_dir)?;
+        let running = cluster.is_running().await?;
+        if !running && cluster.owner.is_none() {
+            bail!("the embedded PostgreSQL in {} is owned by another ChainPay process but not running; try again", data_dir.display());
         }
+        if !running {
+            cluster.start().await?;
+        }
+        // The owner stops the cluster on the way out, even one a process
+        // that died left running.
+        cluster.started_here = cluster.owner.is_some();
         Ok(cluster)
+    }
+
+    /// Whether this process owns the cluster (no other live process does).
+    pub fn owned(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// The process id written by the current owner, for error messages.
+    pub fn owner_pid(data_dir: &Path) -> Option<u32> {
+        fs::read_to_string(data_dir.join("owner.lock"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Connection options for `database` over the private socket.
@@ -267,6 +293,28 @@ impl EmbeddedPostgres {
             );
         }
         Ok(())
+    }
+}
+
+/// Takes the ownership lock of the cluster in `data_dir` if no live process
+/// holds it, and writes our pid into it.
+fn take_ownership(data_dir: &Path) -> anyhow::Result<Option<Flock<fs::File>>> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(data_dir.join("owner.lock"))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            use std::io::{Seek, Write};
+            lock.set_len(0)?;
+            lock.seek(std::io::SeekFrom::Start(0))?;
+            write!(lock, "{}", std::process::id())?;
+            Ok(Some(lock))
+        }
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(errno.into()),
     }
 }
 

@@ -26,8 +26,11 @@ pub struct Database {
 
 impl Database {
     /// `DATABASE_URL` when set (creating its database if missing), otherwise
-    /// the embedded default; migrations are applied either way.
-    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+    /// the embedded default; migrations are applied either way. A server
+    /// (`exclusive`) must own the embedded cluster: a second `serve` on the
+    /// same data directory refuses to share it; a one-shot command may
+    /// attach to a cluster another process owns.
+    pub async fn open(settings: &Settings, exclusive: bool) -> anyhow::Result<Self> {
         let (options, embedded) = match &settings.database_url {
             Some(url) => {
                 let options = PgConnectOptions::from_str(url)
@@ -38,6 +41,17 @@ impl Database {
                 let cluster =
                     EmbeddedPostgres::ensure_running(&settings.data_dir, ClusterOptions::default())
                         .await?;
+                if exclusive && !cluster.owned() {
+                    let pid = EmbeddedPostgres::owner_pid(&settings.data_dir).map_or_else(
+                        || "another process".to_owned(),
+                        |pid| format!("process {pid}"),
+                    );
+                    anyhow::bail!(
+                        "the embedded database in CHAINPAY_DATA_DIR {} is in use by {pid}; \
+                         stop it first, or give this instance its own CHAINPAY_DATA_DIR or a shared DATABASE_URL",
+                        settings.data_dir.display()
+                    );
+                }
                 (cluster.connect_options(EMBEDDED_DATABASE), Some(cluster))
             }
         };

@@ -19,6 +19,7 @@ use super::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::accounts::{self, RegisteredUser};
 use crate::auth::pins::{self, PinCheck};
+use crate::auth::session;
 use crate::config::JWT_TTL_SECONDS;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(logout))
+        .routes(routes!(logout_all))
         .routes(routes!(change_pin))
 }
 
@@ -105,7 +107,8 @@ pub struct LoginResponse {
 }
 
 /// Exchange phone and PIN for a one-hour bearer token. Five wrong PINs in a
-/// row lock the account for five minutes.
+/// row lock the account for five minutes, the next five for an hour, the
+/// five after that until an admin unlocks it; the owner is told by SMS.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
               (status = 401, description = "invalid_credentials", body = Problem),
@@ -120,7 +123,7 @@ async fn login(
     let pin = parse_pin(&body.pin).map_err(|_| ApiError::InvalidCredentials)?;
     let mut conn = state.pool.acquire().await?;
     let user = sqlx::query!(
-        "SELECT id, name, role, suspended FROM users WHERE phone = $1",
+        "SELECT id, name, role, suspended, token_epoch FROM users WHERE phone = $1",
         phone.as_str()
     )
     .fetch_optional(&mut *conn)
@@ -138,12 +141,12 @@ async fn login(
     let check = pins::check(&mut conn, user.id, pin).await?;
     if check != PinCheck::Correct {
         let (outcome, reason) = match check {
-            PinCheck::Locked { .. } => (Outcome::Rejected, "locked"),
+            PinCheck::Locked(_) => (Outcome::Rejected, "locked"),
             _ => (Outcome::Failure, "wrong_pin"),
         };
         AuditEvent::new("auth.login", outcome)
             .actor(user.id)
-            .detail(json!({"reason": reason, "locked": !matches!(check, PinCheck::Wrong { locked: false })}))
+            .detail(json!({"reason": reason, "locked": check.locked()}))
             .record(&mut conn)
             .await?;
         return Err(accounts::wrong_pin_error(check));
@@ -156,7 +159,7 @@ async fn login(
             .await?;
         return Err(ApiError::Refused(Refusal::AccountSuspended));
     }
-    let (access_token, _) = state.jwt.issue(user.id, &user.role)?;
+    let (access_token, _) = state.jwt.issue(user.id, &user.role, user.token_epoch)?;
     sqlx::query!(
         "UPDATE users SET last_login_at = now() WHERE id = $1",
         user.id
@@ -196,6 +199,20 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<Stat
     .execute(&mut *tx)
     .await?;
     AuditEvent::new("auth.logout", Outcome::Success)
+        .actor(user.user_id)
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End every token of the caller, on every device and every instance, at once.
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "every token of the caller ended"), (status = 401, body = Problem)))]
+async fn logout_all(State(state): State<AppState>, user: AuthUser) -> ApiResult<StatusCode> {
+    let mut tx = state.pool.begin().await?;
+    session::end_all_tokens(&mut tx, user.user_id).await?;
+    AuditEvent::new("auth.logout_all", Outcome::Success)
         .actor(user.user_id)
         .record(&mut tx)
         .await?;

@@ -1,8 +1,10 @@
 //! The chain explorer: blocks, proofs, authorities, validation and mining.
 //!
-//! Reading is public: a block lists only transaction ids and leaf hashes,
-//! and a proof is fetched by a transaction id, which only its receipt
-//! holders know. Validation (heavy) and mining are for admins.
+//! Public reads show hashes and counts only: a block's leaf hashes without
+//! the transaction ids (admins see those too). A proof, which carries the
+//! transaction's leaf, is given to the transaction's parties and to admins;
+//! an independent verifier gets it from the customer, as a receipt.
+//! Validation (heavy) and mining are for admins.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,7 +18,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, Missing, Problem};
 use super::extract::{ApiPath, ApiQuery};
-use super::session::AdminUser;
+use super::session::{AdminUser, AuthUser, MaybeAuthUser};
 use super::AppState;
 use crate::audit::{AuditEvent, Outcome};
 use crate::chain::authority::{self, Authority};
@@ -24,6 +26,7 @@ use crate::chain::blocks::{self, Block, ChainStats};
 use crate::chain::proof::{self, InclusionProof, NoProof};
 use crate::chain::seal;
 use crate::chain::validate::{self, ChainReport};
+use crate::transactions;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -69,18 +72,20 @@ async fn list_blocks(
     }))
 }
 
-/// One block with its transactions' ids and leaf hashes.
+/// One block with its leaf hashes (and, for an admin, its transactions' ids).
 #[utoipa::path(get, path = "/blockchain/blocks/{index}", tag = "blockchain",
     params(("index" = i64, Path, description = "Block index (0 is genesis)")),
     responses((status = 200, body = Block), (status = 404, body = Problem)))]
 async fn get_block(
     State(state): State<AppState>,
+    MaybeAuthUser(user): MaybeAuthUser,
     ApiPath(index): ApiPath<i64>,
 ) -> ApiResult<Json<Block>> {
-    blocks::by_index(&state.pool, index)
+    let block = blocks::by_index(&state.pool, index)
         .await?
-        .map(Json)
-        .ok_or(ApiError::NotFound(Missing::Block))
+        .ok_or(ApiError::NotFound(Missing::Block))?;
+    let admin = user.is_some_and(|u| u.is_admin());
+    Ok(Json(if admin { block } else { block.public() }))
 }
 
 /// Seal the pending transactions into a block now (up to 50).
@@ -112,15 +117,26 @@ async fn validate_chain(
     Ok(Json(validate::validate(&state.pool).await?))
 }
 
-/// The RFC 9162 inclusion proof of a transaction.
-#[utoipa::path(get, path = "/blockchain/proof/{tx_id}", tag = "blockchain",
+/// The RFC 9162 inclusion proof of a transaction, for its parties and admins.
+#[utoipa::path(get, path = "/blockchain/proof/{tx_id}", tag = "blockchain", security(("bearer" = [])),
     params(("tx_id" = Uuid, Path, description = "Transaction id from the receipt")),
-    responses((status = 200, body = InclusionProof),
-              (status = 404, description = "unknown, or not sealed into a block yet", body = Problem)))]
+    responses((status = 200, body = InclusionProof), (status = 401, body = Problem),
+              (status = 404, description = "unknown, not the caller's, or not sealed into a block yet", body = Problem)))]
 async fn get_proof(
     State(state): State<AppState>,
+    user: AuthUser,
     ApiPath(tx_id): ApiPath<Uuid>,
 ) -> ApiResult<Json<InclusionProof>> {
+    let party = transactions::find(&state.pool, tx_id)
+        .await?
+        .is_some_and(|tx| {
+            user.is_admin()
+                || tx.from_user_id == Some(user.user_id)
+                || tx.to_user_id == Some(user.user_id)
+        });
+    if !party {
+        return Err(ApiError::NotFound(Missing::Transaction));
+    }
     match proof::inclusion_proof(&state.pool, tx_id).await? {
         Ok(proof) => Ok(Json(proof)),
         Err(NoProof::Unknown) => Err(ApiError::NotFound(Missing::Transaction)),

@@ -32,9 +32,10 @@ pub struct WebhookToken {
     pub token: Option<String>,
 }
 
-fn check_token(state: &AppState, given: &WebhookToken) -> ApiResult<()> {
+fn check_token(state: &AppState, webhook: &str, given: &WebhookToken) -> ApiResult<()> {
     match &state.settings.at_webhook_token {
         Some(expected) if !crate::secrets::same_secret(given.token.as_deref(), expected) => {
+            state.metrics.reject_webhook(webhook, "bad_token");
             Err(ApiError::Unauthorized)
         }
         _ => Ok(()),
@@ -72,7 +73,7 @@ async fn ussd_request(
     Query(token): Query<WebhookToken>,
     Form(form): Form<UssdForm>,
 ) -> ApiResult<Response> {
-    check_token(&state, &token)?;
+    check_token(&state, "ussd", &token)?;
     let session_id = form.sessionId.trim().to_owned();
     if session_id.is_empty() || session_id.len() > 100 || form.text.chars().count() > MAX_TEXT_CHARS
     {
@@ -126,7 +127,7 @@ async fn sms_inbound(
     Query(token): Query<WebhookToken>,
     Form(form): Form<InboundSms>,
 ) -> ApiResult<StatusCode> {
-    check_token(&state, &token)?;
+    check_token(&state, "sms_inbound", &token)?;
     let from = Msisdn::parse(&form.from).map_err(|e| ApiError::Validation(format!("from: {e}")))?;
     if form.id.trim().is_empty() || form.id.len() > 200 {
         return Err(ApiError::Validation(
@@ -166,7 +167,7 @@ async fn sms_delivery(
     Query(token): Query<WebhookToken>,
     Form(report): Form<DeliveryReport>,
 ) -> ApiResult<StatusCode> {
-    check_token(&state, &token)?;
+    check_token(&state, "sms_delivery", &token)?;
     let mut conn = state.pool.acquire().await?;
     let known = outbox::apply_delivery_report(
         &mut conn,

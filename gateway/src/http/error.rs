@@ -29,7 +29,7 @@ pub fn status(error: &ApiError) -> StatusCode {
     match error {
         ApiError::Validation(_) | ApiError::WeakPin => StatusCode::BAD_REQUEST,
         ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-        ApiError::Forbidden => StatusCode::FORBIDDEN,
+        ApiError::Forbidden | ApiError::SecondAdminNeeded => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::AccountLocked { .. } => StatusCode::LOCKED,
         ApiError::IdempotencyConflict | ApiError::RequestInFlight => StatusCode::CONFLICT,
@@ -54,6 +54,7 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::ReversalAlreadyRequested
         | Refusal::ReversalAlreadyDecided
         | Refusal::AgentsUnavailable
+        | Refusal::PromptOwnPhoneOnly
         | Refusal::Compliance(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
@@ -63,7 +64,7 @@ pub fn code(error: &ApiError) -> &'static str {
     match error {
         ApiError::Validation(_) => "validation_error",
         ApiError::Unauthorized => "unauthorized",
-        ApiError::Forbidden => "forbidden",
+        ApiError::Forbidden | ApiError::SecondAdminNeeded => "forbidden",
         ApiError::NotFound(_) => "not_found",
         ApiError::InvalidCredentials => "invalid_credentials",
         ApiError::AccountLocked { .. } => "account_locked",
@@ -85,7 +86,8 @@ fn refusal_code(refusal: Refusal) -> &'static str {
         Refusal::ReversalNotEligible
         | Refusal::ReversalAlreadyRequested
         | Refusal::ReversalAlreadyDecided
-        | Refusal::AgentsUnavailable => "not_eligible",
+        | Refusal::AgentsUnavailable
+        | Refusal::PromptOwnPhoneOnly => "not_eligible",
         Refusal::MpesaRefused | Refusal::MpesaUnreachable => "mpesa_unavailable",
         Refusal::PhoneTaken => "phone_taken",
         Refusal::Compliance(Rule::KycTier) => "kyc_required",
@@ -127,6 +129,7 @@ fn refusal_detail(refusal: Refusal) -> &'static str {
         Refusal::ReversalAlreadyRequested => "a reversal of this transaction was already requested",
         Refusal::ReversalAlreadyDecided => "this reversal request has already been decided",
         Refusal::AgentsUnavailable => "agent withdrawals are not available yet; withdraw to M-Pesa",
+        Refusal::PromptOwnPhoneOnly => "a deposit prompts only your own registered phone number",
         Refusal::MpesaRefused => {
             "M-Pesa refused the payment request; check the number and try again"
         }
@@ -159,9 +162,8 @@ pub fn problem(error: &ApiError) -> Problem {
 
 fn retry_after(error: &ApiError) -> Option<i64> {
     match error {
-        ApiError::AccountLocked { retry_after_s } | ApiError::RateLimited { retry_after_s } => {
-            Some((*retry_after_s).max(1))
-        }
+        ApiError::AccountLocked { retry_after_s } => retry_after_s.map(|s| s.max(1)),
+        ApiError::RateLimited { retry_after_s } => Some((*retry_after_s).max(1)),
         _ => None,
     }
 }

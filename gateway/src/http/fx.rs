@@ -84,9 +84,11 @@ pub struct QuoteQuery {
     pub amount: i64,
 }
 
-/// A conversion price locked for 30 seconds. `converted_amount` is exactly
-/// what the target wallet receives; `fee` is charged in the source currency
-/// on top of `amount`. With a bearer token the quote is reserved to the caller.
+/// A conversion price. With a bearer token it is locked for the caller for
+/// 30 seconds (`quote_id`, `expires_at`); without one it is an indicative
+/// price (`indicative: true`) and nothing is stored. `converted_amount` is
+/// exactly what the target wallet receives; `fee` is charged in the source
+/// currency on top of `amount`.
 #[utoipa::path(get, path = "/fx/quote", tag = "fx", params(QuoteQuery),
     responses((status = 200, body = Quote), (status = 400, description = "validation_error", body = Problem)))]
 async fn quote(
@@ -100,6 +102,9 @@ async fn quote(
         CurrencyCode::parse(&query.to).map_err(|e| ApiError::Validation(format!("to: {e}")))?;
     let amount =
         Amount::new(query.amount).map_err(|e| ApiError::Validation(format!("amount: {e}")))?;
-    let quote = conversion::quote(&state, user.map(|u| u.user_id), from, to, amount).await?;
+    let quote = match user {
+        Some(user) => conversion::quote(&state, user.user_id, from, to, amount).await?,
+        None => conversion::indicative(&state, from, to, amount).await?,
+    };
     Ok(Json(quote))
 }

@@ -17,6 +17,31 @@ use super::error::{problem, problem_response, ApiError, Missing, Problem};
 use super::AppState;
 use crate::audit::REQUEST_ID;
 
+/// Longest client-chosen request id kept; longer or stranger ones are
+/// replaced by a fresh one, so an id can neither fill a log line or an audit
+/// row nor forge fields in them.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+fn acceptable_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Drops a client's `x-request-id` unless it is short and of a safe
+/// alphabet; the id layer then assigns a fresh UUID.
+pub async fn sanitize_request_id(mut request: Request) -> Request {
+    let unsafe_id = request
+        .headers()
+        .get("x-request-id")
+        .is_some_and(|id| !acceptable_request_id(id.as_bytes()));
+    if unsafe_id {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
 fn request_id(headers: &HeaderMap) -> String {
     headers
         .get("x-request-id")

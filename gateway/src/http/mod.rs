@@ -80,4 +80,7 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(middleware::trace_layer())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::map_request(
+            middleware::sanitize_request_id,
+        ))
 }

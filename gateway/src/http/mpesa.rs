@@ -100,7 +100,8 @@ async fn callback(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     if !mpesa::token_matches(&state, token.token.as_deref()) {
-        deposits::reject_callback(&state, body).await?;
+        // Counted, never stored: an unauthenticated caller writes nothing.
+        state.metrics.reject_webhook("mpesa_stk", "bad_token");
         return Err(ApiError::Unauthorized);
     }
     let outcome = deposits::on_callback(&state, body).await?;
@@ -115,6 +116,7 @@ async fn b2c(
     timed_out: bool,
 ) -> ApiResult<Response> {
     if !mpesa::token_matches(state, token.token.as_deref()) {
+        state.metrics.reject_webhook("mpesa_b2c", "bad_token");
         return Err(ApiError::Unauthorized);
     }
     let outcome = withdrawals::on_result(state, body, timed_out).await?;

@@ -4,10 +4,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use std::future::IntoFuture;
 
 use tokio::net::TcpListener;
 
-use crate::config::Settings;
+use crate::config::{Deployment, Settings};
 use crate::db::Database;
 use crate::jobs;
 use crate::startup;
@@ -16,7 +19,16 @@ use crate::state::AppState;
 /// `chainpay serve`: opens the database (the embedded default when no
 /// `DATABASE_URL`), seeds the demo data where asked, serves until SIGTERM.
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
-    let database = Database::open(&settings).await?;
+    if settings.deployment == Deployment::Production {
+        let problems = settings.production_problems();
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "CHAINPAY_ENV=production refuses to start:\n  - {}",
+                problems.join("\n  - ")
+            );
+        }
+    }
+    let database = Database::open(&settings, true).await?;
     let seed = demo || database.embedded.is_some();
     let listener = TcpListener::bind(settings.listen_addr).await?;
     let addr = listener.local_addr()?;
@@ -32,8 +44,13 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serves (with the background jobs) until `shutdown` resolves, then
-/// finishes in-flight requests and stops the jobs.
+/// How long in-flight requests get to finish after shutdown is asked for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves (with the background jobs, and the private metrics listener when
+/// `CHAINPAY_METRICS_ADDR` is set) until `shutdown` resolves; then stops the
+/// jobs at once (each abandons its current pass, which is one transaction
+/// and safe to abandon) and gives in-flight requests [`DRAIN_TIMEOUT`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -42,16 +59,45 @@ pub async fn serve(
     let _ = state
         .self_url
         .set(format!("http://{}", listener.local_addr()?));
-    let (stop_jobs, jobs_shutdown) = tokio::sync::watch::channel(false);
-    let jobs = jobs::spawn_all(&state, jobs_shutdown);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let jobs = jobs::spawn_all(&state, stopped.clone());
+    let metrics = match state.settings.metrics_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(%addr, "metrics listening on http://{addr}/metrics");
+            let app = super::ops::metrics_router(state.clone());
+            Some(tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(until(stopped.clone()))
+                    .into_future(),
+            ))
+        }
+        None => None,
+    };
     let app = super::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let _ = stop_jobs.send(true);
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(until(stopped))
+            .into_future(),
+    );
+    shutdown.await;
+    let _ = stop.send(true);
     for job in jobs {
         let _ = job.await;
     }
-    served?;
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+        Ok(served) => served??,
+        Err(_) => tracing::warn!(
+            "in-flight requests did not finish in {DRAIN_TIMEOUT:?}; stopping anyway"
+        ),
+    }
     Ok(())
+}
+
+/// Resolves once `stopped` turns true.
+async fn until(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }

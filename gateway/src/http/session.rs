@@ -6,34 +6,16 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use chainpay_core::refusal::Refusal;
-use uuid::Uuid;
 
 use super::error::ApiError;
 use super::AppState;
 use crate::auth::rate_limit::{self, Admission};
-use crate::jwt::Claims;
+use crate::auth::session;
+use crate::config::RATE_WINDOW_SECONDS;
 
-/// An authenticated, active user. Checked against PostgreSQL on every
-/// request: a logged-out token, a suspended user or a deleted user stops
-/// working immediately, on every instance.
-#[derive(Debug, Clone)]
-pub struct AuthUser {
-    pub user_id: Uuid,
-    pub phone: String,
-    pub name: String,
-    pub role: String,
-    pub kyc_status: String,
-    pub claims: Claims,
-}
+pub use crate::auth::session::AuthUser;
 
-impl AuthUser {
-    pub fn is_admin(&self) -> bool {
-        self.role == "admin"
-    }
-}
-
-fn bearer_token(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -41,6 +23,8 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
+/// An authenticated, active user (see [`crate::auth::session`]), within
+/// their per-user request budget.
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
@@ -49,38 +33,16 @@ impl FromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
-        let claims = state.jwt.verify(token).ok_or(ApiError::Unauthorized)?;
-        let row = sqlx::query!(
-            r#"SELECT phone, name, role, kyc_status, suspended,
-                      EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS "revoked!"
-               FROM users WHERE id = $1"#,
-            claims.sub,
-            claims.jti
-        )
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-        if row.revoked {
-            return Err(ApiError::Unauthorized);
-        }
-        if row.suspended {
-            return Err(ApiError::Refused(Refusal::AccountSuspended));
-        }
-        let bucket = format!("user:{}", claims.sub);
+        let user = session::authenticate(state, token).await?;
+        let bucket = format!("user:{}", user.user_id);
+        let limit = state.settings.rate_limit_per_user;
         if let Admission::Limited { retry_after_s } =
-            rate_limit::admit(&state.pool, &bucket, state.settings.rate_limit_per_user).await?
+            rate_limit::admit(&state.pool, &bucket, limit, RATE_WINDOW_SECONDS).await?
         {
             return Err(ApiError::RateLimited { retry_after_s });
         }
-        tracing::Span::current().record("user_id", tracing::field::display(claims.sub));
-        Ok(Self {
-            user_id: claims.sub,
-            phone: row.phone,
-            name: row.name,
-            role: row.role,
-            kyc_status: row.kyc_status,
-            claims,
-        })
+        tracing::Span::current().record("user_id", tracing::field::display(user.user_id));
+        Ok(user)
     }
 }
 
@@ -125,7 +87,8 @@ impl FromRequestParts<AppState> for IpRateLimited {
                 |ConnectInfo(addr)| addr.ip().to_string(),
             );
         let bucket = format!("ip:{ip}");
-        match rate_limit::admit(&state.pool, &bucket, state.settings.rate_limit_per_ip).await? {
+        let limit = state.settings.rate_limit_per_ip;
+        match rate_limit::admit(&state.pool, &bucket, limit, RATE_WINDOW_SECONDS).await? {
             Admission::Allowed => Ok(Self),
             Admission::Limited { retry_after_s } => Err(ApiError::RateLimited { retry_after_s }),
         }

@@ -73,10 +73,13 @@ pub fn price(
     })
 }
 
-/// A locked price, as `GET /fx/quote` returns it.
+/// A price, as `GET /fx/quote` returns it: locked for its owner (with a
+/// `quote_id` and `expires_at`), or indicative for an anonymous caller.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Quote {
-    pub quote_id: Uuid,
+    /// Convert with this id to execute exactly this price; absent on an
+    /// indicative price.
+    pub quote_id: Option<Uuid>,
     pub from: String,
     pub to: String,
     pub amount: i64,
@@ -86,13 +89,44 @@ pub struct Quote {
     pub rate: String,
     /// Charged in the source currency on top of `amount`.
     pub fee: i64,
-    pub expires_at: DateTime<Utc>,
+    /// Until when the locked price holds; absent on an indicative price.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `true` for an anonymous caller's price: shown, not locked, not stored.
+    pub indicative: bool,
 }
 
-/// Prices and stores a quote, valid for the configured time.
+impl Quote {
+    fn of(price: &Price) -> Self {
+        Quote {
+            quote_id: None,
+            from: price.from.to_string(),
+            to: price.to.to_string(),
+            amount: price.amount_minor,
+            converted_amount: price.converted_minor,
+            rate: price.rate.normalize().to_string(),
+            fee: price.fee_minor,
+            expires_at: None,
+            indicative: true,
+        }
+    }
+}
+
+/// The current price, for anyone, without writing anything.
+pub async fn indicative(
+    state: &AppState,
+    from: CurrencyCode,
+    to: CurrencyCode,
+    amount: Amount,
+) -> Result<Quote, Error> {
+    let rules = state.rules.get(&state.pool).await?;
+    Ok(Quote::of(&price(&rules, from, to, amount)?))
+}
+
+/// Prices and stores a quote for `user_id`, valid for the configured time;
+/// only they may convert with it.
 pub async fn quote(
     state: &AppState,
-    user_id: Option<Uuid>,
+    user_id: Uuid,
     from: CurrencyCode,
     to: CurrencyCode,
     amount: Amount,
@@ -117,14 +151,10 @@ pub async fn quote(
     .fetch_one(&state.pool)
     .await?;
     Ok(Quote {
-        quote_id,
-        from: price.from.to_string(),
-        to: price.to.to_string(),
-        amount: price.amount_minor,
-        converted_amount: price.converted_minor,
-        rate: price.rate.normalize().to_string(),
-        fee: price.fee_minor,
-        expires_at,
+        quote_id: Some(quote_id),
+        expires_at: Some(expires_at),
+        indicative: false,
+        ..Quote::of(&price)
     })
 }
 
@@ -167,7 +197,7 @@ impl ConvertOrder {
         )
         .fetch_optional(&mut *conn)
         .await?
-        .filter(|q| q.user_id.is_none_or(|owner| owner == self.user_id))
+        .filter(|q| q.user_id == self.user_id)
         .ok_or(Error::NotFound(Missing::Quote))?;
         if quote.used_by_tx.is_some() {
             return Err(Refusal::QuoteUsed.into());

@@ -99,7 +99,7 @@ async fn attempt<O: Operation>(
                 }
             }
             tx.commit().await?;
-            count(state, op, "completed");
+            count(state, O::KIND, op.currency(), "completed");
             tracing::info!(tx_id = %view.tx_id, kind = O::KIND, amount = view.amount, currency = %view.currency, "movement completed");
             Ok(Reply::fresh(Ok(view)))
         }
@@ -113,18 +113,37 @@ async fn attempt<O: Operation>(
                     return Ok(Reply::replayed(outcome));
                 }
             }
-            record_refusal(state, op, key, &refusal).await?;
+            let attempted = Attempted {
+                action: O::ACTION,
+                kind: O::KIND,
+                currency: op.currency(),
+                actor: op.actor(),
+                detail: op.describe(),
+            };
+            record_refusal(state, attempted, key, &refusal).await?;
             Ok(Reply::fresh(Err(refusal)))
         }
     }
 }
 
-fn count<O: Operation>(state: &AppState, op: &O, outcome: &str) {
+fn count(state: &AppState, kind: &str, currency: &str, outcome: &str) {
     state
         .metrics
         .transfers
-        .with_label_values(&[O::KIND, op.currency(), outcome])
+        .with_label_values(&[kind, currency, outcome])
         .inc();
+}
+
+/// A refused request, as its audit row and metrics describe it.
+pub struct Attempted<'a> {
+    /// Audit action, e.g. `wallet.send`.
+    pub action: &'static str,
+    /// Metrics label, e.g. `transfer`.
+    pub kind: &'static str,
+    pub currency: &'a str,
+    pub actor: Uuid,
+    /// What was asked for; the reason and rule are added.
+    pub detail: Value,
 }
 
 /// Another request with the same key got there first: answer as it did,
@@ -141,15 +160,16 @@ pub async fn replay<T: serde::de::DeserializeOwned>(
 }
 
 /// Audits a refusal (and opens the report a compliance refusal calls for)
-/// in its own transaction, since the movement's was rolled back.
-async fn record_refusal<O: Operation>(
+/// in its own transaction, since the request's was rolled back; a keyed
+/// request saves the refusal so a retry replays it.
+pub async fn record_refusal(
     state: &AppState,
-    op: &O,
+    attempted: Attempted<'_>,
     key: Option<&IdempotencyKey>,
     refusal: &Error,
 ) -> Result<(), Error> {
     let mut tx = state.pool.begin().await?;
-    let mut detail = op.describe();
+    let mut detail = attempted.detail;
     detail["reason"] = json!(refusal.label());
     if let Error::Compliance(compliance) = refusal {
         detail["rule"] = json!(compliance.rule.as_str());
@@ -165,19 +185,19 @@ async fn record_refusal<O: Operation>(
             .await?;
         }
     }
-    AuditEvent::new(O::ACTION, Outcome::Rejected)
-        .actor(op.actor())
+    AuditEvent::new(attempted.action, Outcome::Rejected)
+        .actor(attempted.actor)
         .detail(detail)
         .record(&mut tx)
         .await?;
     if let Some(key) = key {
-        if !key.save::<TxView>(&mut tx, Err(refusal)).await? {
+        if !key.save::<()>(&mut tx, Err(refusal)).await? {
             // A concurrent copy already answered; nothing of ours to keep.
             tx.rollback().await?;
             return Ok(());
         }
     }
     tx.commit().await?;
-    count(state, op, refusal.label());
+    count(state, attempted.kind, attempted.currency, refusal.label());
     Ok(())
 }

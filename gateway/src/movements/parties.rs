@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::compliance::sanctions::{self, Party};
-use crate::compliance::sars;
+use crate::compliance::{limits, sars};
 use crate::error::{ComplianceRefusal, Error};
 use crate::rules::Rules;
 use crate::state::AppState;
@@ -91,6 +91,15 @@ pub async fn load(
     })
 }
 
+/// Which way the money goes, for the tier limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Leaving the sender's wallet (sends, conversions, withdrawals).
+    Outgoing,
+    /// Coming into the customer's wallet from outside (deposits).
+    Incoming,
+}
+
 /// Screens `parties` and applies the sender's tier limits and rolling
 /// windows (locking the sender). `Ok(Some(rule))` means allowed, but a
 /// report under `rule` must be filed with the posted transaction.
@@ -100,6 +109,18 @@ pub async fn aml_gate(
     rules: &Rules,
     parties: &Parties,
     usd_cents: i64,
+) -> Result<Option<Rule>, Error> {
+    gate(conn, state, rules, parties, usd_cents, Direction::Outgoing).await
+}
+
+/// [`aml_gate`] in either direction.
+pub async fn gate(
+    conn: &mut PgConnection,
+    state: &AppState,
+    rules: &Rules,
+    parties: &Parties,
+    usd_cents: i64,
+    direction: Direction,
 ) -> Result<Option<Rule>, Error> {
     let mut screened = vec![&parties.sender.party];
     if let Some(counterparty) = &parties.counterparty {
@@ -124,7 +145,11 @@ pub async fn aml_gate(
         return Err(refusal.into());
     }
     let sender = parties.sender.party.user_id;
-    match crate::compliance::limits::check_outgoing(conn, rules, sender, usd_cents).await? {
+    let decision = match direction {
+        Direction::Outgoing => limits::check_outgoing(conn, rules, sender, usd_cents).await?,
+        Direction::Incoming => limits::check_incoming(conn, rules, sender, usd_cents).await?,
+    };
+    match decision {
         Decision::Allow => Ok(None),
         Decision::AllowAndReport(rule) => Ok(Some(rule)),
         Decision::Reject(rule) => {

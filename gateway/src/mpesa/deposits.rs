@@ -25,13 +25,16 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
+use crate::auth::rate_limit::{admit, Admission};
 use crate::clients::daraja::{DarajaError, StkStatus};
 use crate::compliance::sars;
 use crate::error::Error;
 use crate::idempotency::IdempotencyKey;
 use crate::ledger::accounts::AccountRef;
 use crate::movements::book::{book, Booking};
-use crate::movements::{self, Reply};
+use crate::movements::parties::{self, Direction};
+use crate::movements::transfer::fx_error;
+use crate::movements::{self, Attempted, Reply};
 use crate::state::AppState;
 
 /// Seconds between STK Queries of one deposit.
@@ -110,10 +113,39 @@ async fn start(
 ) -> Result<Reply<Initiated>, Error> {
     let client = state.daraja()?;
     let callback = super::callback_url(state, "/api/v1/mpesa/callback")?;
-    let Some(reference) = record(state, order, key).await? else {
-        let key =
-            key.ok_or_else(|| Error::internal("a deposit was refused a key it did not have"))?;
-        return movements::replay(state, key).await;
+    // A retry replays without counting as another prompt.
+    if let Some(key) = key {
+        if key.prior::<Initiated>(&state.pool).await?.is_some() {
+            return movements::replay(state, key).await;
+        }
+    }
+    // Prompts are rate limited per phone prompted, whoever asks.
+    let bucket = format!("stk:{}", order.daraja_phone);
+    let per_hour = state.settings.mpesa.prompts_per_phone_hour;
+    if let Admission::Limited { retry_after_s } =
+        admit(&state.pool, &bucket, per_hour, 3600).await?
+    {
+        return Ok(Reply::fresh(Err(Error::RateLimited { retry_after_s })));
+    }
+    let reference = match record(state, order, key).await {
+        Ok(Some(reference)) => reference,
+        Ok(None) => {
+            let key =
+                key.ok_or_else(|| Error::internal("a deposit was refused a key it did not have"))?;
+            return movements::replay(state, key).await;
+        }
+        Err(Error::Internal(cause)) => return Err(Error::Internal(cause)),
+        Err(refusal) => {
+            let attempted = Attempted {
+                action: "mpesa.initiate",
+                kind: "deposit",
+                currency: "KES",
+                actor: order.user_id,
+                detail: json!({"amount": order.amount_minor, "phone": order.daraja_phone}),
+            };
+            movements::record_refusal(state, attempted, key, &refusal).await?;
+            return Ok(Reply::fresh(Err(refusal)));
+        }
     };
     let pushed = client
         .stk_push(
@@ -149,18 +181,48 @@ async fn start(
 }
 
 /// The deposit row, its audit row and the key's claim, committed before
-/// Safaricom is called. `None`: the key was claimed by an earlier request.
+/// Safaricom is called, once the customer passes the same screening and
+/// tier limits as any movement (a suspended, rejected or sanctioned customer
+/// cannot deposit; a KYC-pending one only within their tier). `None`: the
+/// key was claimed by an earlier request.
 async fn record(
     state: &AppState,
     order: &DepositOrder,
     key: Option<&IdempotencyKey>,
 ) -> Result<Option<Uuid>, Error> {
     let reference = Uuid::new_v4();
+    let rules = state.rules.get(&state.pool).await?;
+    let usd_cents = rules
+        .rates
+        .usd_cents("KES", order.amount_minor)
+        .map_err(fx_error)?;
     let mut tx = state.pool.begin().await?;
     if let Some(key) = key {
         if !key.claim(&mut tx).await? {
             return Ok(None);
         }
+    }
+    let customer = parties::load(&mut tx, order.user_id, None).await?;
+    if customer.sender.suspended {
+        return Err(Refusal::AccountSuspended.into());
+    }
+    let own_phone = customer.sender.party.phone.trim_start_matches('+') == order.daraja_phone;
+    if !own_phone && !state.settings.mpesa.prompt_other_phones {
+        return Err(Refusal::PromptOwnPhoneOnly.into());
+    }
+    let report = parties::gate(
+        &mut tx,
+        state,
+        &rules,
+        &customer,
+        usd_cents,
+        Direction::Incoming,
+    )
+    .await?;
+    if let Some(rule) = report {
+        let finding =
+            json!({"deposit": reference, "amount": order.amount_minor, "usd_cents": usd_cents});
+        sars::open_or_append(&mut tx, Some(order.user_id), rule.as_str(), None, finding).await?;
     }
     sqlx::query!(
         "INSERT INTO mpesa_deposits (ref, user_id, phone, amount) VALUES ($1, $2, $3, $4)",
@@ -362,7 +424,11 @@ async fn credit(
     receipt: Option<String>,
     phone: Option<String>,
 ) -> Result<DepositStatus, Error> {
-    let payment = Payment::of(deposit, paid, receipt, phone);
+    let (lang, can_receive) = customer_standing(conn, deposit.user_id).await?;
+    let mut payment = Payment::of(deposit, paid, receipt, phone);
+    // A customer suspended, rejected or listed since the prompt was sent is
+    // not credited: the money waits in suspense for review.
+    payment.matched &= can_receive;
     let (status, target) = if payment.matched {
         (
             DepositStatus::Confirmed,
@@ -376,7 +442,6 @@ async fn credit(
     };
     let tx_id = Uuid::new_v4();
     let booking = deposit_booking(deposit, &payment, tx_id, status, target.clone())?;
-    let lang = customer_language(conn, deposit.user_id).await?;
     let rules = state.rules.get(&state.pool).await?;
     book(conn, &state.keys.tx_signing, booking, |booked| {
         if !payment.matched {
@@ -445,11 +510,16 @@ fn deposit_booking<'a>(
     })
 }
 
-async fn customer_language(conn: &mut PgConnection, user_id: Uuid) -> Result<Lang, Error> {
-    let code = sqlx::query_scalar!("SELECT language FROM users WHERE id = $1", user_id)
-        .fetch_one(conn)
-        .await?;
-    Ok(Lang::parse(&code))
+/// The customer's language, and whether money may still be paid to them.
+async fn customer_standing(conn: &mut PgConnection, user_id: Uuid) -> Result<(Lang, bool), Error> {
+    let row = sqlx::query!(
+        r#"SELECT language, NOT suspended AND kyc_status <> 'REJECTED' AND sanctions_match_id IS NULL AS "can_receive!"
+           FROM users WHERE id = $1"#,
+        user_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((Lang::parse(&row.language), row.can_receive))
 }
 
 async fn record_callback(
@@ -528,18 +598,6 @@ async fn apply_callback(
     };
     let status = settle(conn, state, &pending, Answer::from_callback(stk)).await?;
     Ok(status.as_str().to_owned())
-}
-
-/// A forged or misrouted callback (wrong token): nothing moves; it is audited.
-pub async fn reject_callback(state: &AppState, body: Value) -> Result<(), Error> {
-    let mut tx = state.pool.begin().await?;
-    record_callback(&mut tx, "stk", None, &body, "bad token").await?;
-    AuditEvent::new("mpesa.callback", Outcome::Rejected)
-        .detail(json!({"reason": "bad token"}))
-        .record(&mut tx)
-        .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Asks STK Query about deposits whose callback is overdue and settles them

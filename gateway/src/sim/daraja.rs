@@ -474,11 +474,42 @@ fn yes() -> bool {
     true
 }
 
+/// Simulator controls settle money, so only an admin may use them: behind a
+/// reverse proxy every caller looks like loopback, so the caller's address
+/// proves nothing.
+async fn refuse_non_admin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    match crate::auth::session::authenticate_admin(state, token).await {
+        Ok(_) => None,
+        Err(crate::error::Error::Internal(_)) => {
+            Some((StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response())
+        }
+        Err(crate::error::Error::Forbidden) => {
+            Some((StatusCode::FORBIDDEN, "simulator controls are for admins").into_response())
+        }
+        Err(_) => Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                "an admin's bearer token is required",
+            )
+                .into_response(),
+        ),
+    }
+}
+
 async fn control_stk(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(checkout): Path<String>,
     Json(control): Json<StkControl>,
 ) -> Response {
+    if let Some(refused) = refuse_non_admin(&state, &headers).await {
+        return refused;
+    }
     match settle_push(&state, &checkout, control.result_code, control.deliver).await {
         Ok(true) => Json(json!({"settled": true})).into_response(),
         Ok(false) => (
@@ -500,9 +531,13 @@ struct B2cControl {
 
 async fn control_b2c(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(conversation): Path<String>,
     Json(control): Json<B2cControl>,
 ) -> Response {
+    if let Some(refused) = refuse_non_admin(&state, &headers).await {
+        return refused;
+    }
     match settle_b2c(&state, &conversation, control.result_code, control.timeout).await {
         Ok(true) => Json(json!({"settled": true})).into_response(),
         Ok(false) => (

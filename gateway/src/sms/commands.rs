@@ -12,6 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::outbox;
+use crate::auth::rate_limit::{admit, Admission};
 use crate::error::Error;
 use crate::statement;
 
@@ -46,10 +47,16 @@ impl Command {
     }
 }
 
+/// Replies one number gets per hour: enough for a customer, useless for
+/// making the gateway text someone at the operator's cost.
+pub const REPLIES_PER_SENDER_HOUR: u32 = 10;
+
 /// Answers one inbound SMS exactly once: `at_id` is Africa's Talking's id,
 /// and a retried callback with the same id queues nothing. Only registered,
-/// active customers are answered (anyone can put any number in `from`, and
-/// every reply costs the operator money). Returns whether a reply was queued.
+/// active customers are answered, at most [`REPLIES_PER_SENDER_HOUR`] times
+/// an hour (anyone can put any number in `from`, and every reply costs the
+/// operator money); for anyone else nothing is written. Returns whether a
+/// reply was queued.
 pub async fn answer(
     pool: &PgPool,
     at_id: &str,
@@ -58,6 +65,23 @@ pub async fn answer(
     text: &str,
 ) -> Result<bool, Error> {
     let command = Command::parse(text);
+    let user = sqlx::query!(
+        "SELECT id, language FROM users WHERE phone = $1 AND NOT suspended",
+        from
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some(user) = user else {
+        return Ok(false);
+    };
+    let bucket = format!("sms:{from}");
+    if let Admission::Limited { .. } = admit(pool, &bucket, REPLIES_PER_SENDER_HOUR, 3600).await? {
+        tracing::warn!(
+            command = command.as_str(),
+            "inbound SMS over the hourly limit; not answered"
+        );
+        return Ok(false);
+    }
     let mut tx = pool.begin().await?;
     let fresh = sqlx::query!(
         "INSERT INTO sms_inbound (at_id, from_phone, to_code, command) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -70,16 +94,9 @@ pub async fn answer(
     .await?
     .rows_affected()
         == 1;
-    let user = sqlx::query!(
-        "SELECT id, language FROM users WHERE phone = $1 AND NOT suspended",
-        from
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(user) = user.filter(|_| fresh) else {
-        tx.commit().await?;
+    if !fresh {
         return Ok(false);
-    };
+    }
     let sms = Sms(Lang::parse(&user.language));
     let reply = match command {
         Command::Help => sms.help(),

@@ -59,7 +59,7 @@ async fn pin_gate(
     if check == PinCheck::Correct {
         return Ok(None);
     }
-    let locked = !matches!(check, PinCheck::Wrong { locked: false });
+    let locked = check.locked();
     AuditEvent::new("ussd.pin", AuditOutcome::Failure)
         .actor(caller.user_id)
         .detail(json!({ "locked": locked }))
@@ -341,9 +341,9 @@ async fn quote(state: &AppState, who: &CallerRow, from: &str, to: &str, amount: 
         return Outcome::Refused(Refusal::AmountNotPriceable);
     };
     or_refused(
-        conversion::quote(state, Some(who.user_id), from, to, amount).await,
+        conversion::quote(state, who.user_id, from, to, amount).await,
         |quote| Outcome::Quote {
-            quote_id: quote.quote_id,
+            quote_id: quote.quote_id.unwrap_or_default(),
             amount: quote.amount,
             converted: quote.converted_amount,
             rate: quote.rate,

@@ -286,7 +286,7 @@ async fn tokens_survive_a_restart_because_the_secret_is_persisted() {
 }
 
 #[tokio::test]
-async fn suspension_stops_existing_tokens_at_once_and_unsuspension_restores_access() {
+async fn suspension_ends_existing_tokens_at_once_and_unsuspension_lets_the_user_sign_in_again() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let user = app.token(USER_PHONE, DEMO_PIN).await;
@@ -306,10 +306,11 @@ async fn suspension_stops_existing_tokens_at_once_and_unsuspension_restores_acce
         )
         .await;
     assert_eq!(suspended.status(), StatusCode::OK);
+    // A suspension ends every token at once.
     assert_problem(
         app.get("/api/v1/wallet/balances", &user).await,
-        StatusCode::FORBIDDEN,
-        "account_suspended",
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
     )
     .await;
     assert_problem(
@@ -330,8 +331,14 @@ async fn suspension_stops_existing_tokens_at_once_and_unsuspension_restores_acce
         )
         .await;
     assert_eq!(restored.status(), StatusCode::OK);
+    // The ended token stays ended; signing in again works.
     assert_eq!(
         app.get("/api/v1/wallet/balances", &user).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let again = app.token(USER_PHONE, DEMO_PIN).await;
+    assert_eq!(
+        app.get("/api/v1/wallet/balances", &again).await.status(),
         StatusCode::OK
     );
 

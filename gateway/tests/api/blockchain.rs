@@ -108,12 +108,10 @@ fn rfc9162_verify(
 /// Checks a proof the way a receipt holder would: leaf → leaf hash → root
 /// → block hash → signature, using only the published bytes and keys.
 async fn check_proof(app: &TestApp, tx_id: &str) -> Value {
+    let admin = app.admin_token().await;
     let proof = app
-        .client
-        .get(app.url(&format!("/api/v1/blockchain/proof/{tx_id}")))
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/api/v1/blockchain/proof/{tx_id}"), &admin)
+        .await;
     assert_eq!(proof.status(), StatusCode::OK);
     let proof: Value = proof.json().await.unwrap();
     let leaf = proof["leaf"].as_str().unwrap();
@@ -236,11 +234,8 @@ async fn every_committed_movement_is_queued_once_and_refusals_never() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
     let pending_proof = app
-        .client
-        .get(app.url(&format!("/api/v1/blockchain/proof/{}", ids[0])))
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/api/v1/blockchain/proof/{}", ids[0]), &token)
+        .await;
     let body = assert_problem(pending_proof, StatusCode::NOT_FOUND, "not_found").await;
     assert!(body["detail"].as_str().unwrap().contains("not sealed"));
     assert_eq!(stats(&app).await["pending"], 13);

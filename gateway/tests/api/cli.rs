@@ -258,3 +258,118 @@ async fn the_phone_simulator_dials_the_menu_and_shows_the_sms_that_arrive() {
     assert!(terminate_and_wait(&mut server).await.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn production_mode_refuses_to_start_and_names_every_missing_setting() {
+    let dir = data_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let refused = run(
+        &["serve"],
+        &[
+            ("CHAINPAY_ENV", "production"),
+            ("CHAINPAY_DATA_DIR", dir_text.as_str()),
+        ],
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    for named in [
+        "CHAINPAY_ENV=production refuses to start",
+        "MPESA_CONSUMER_KEY",
+        "AT_USERNAME",
+        "AT_WEBHOOK_TOKEN",
+        "CHAINPAY_MASTER_KEY",
+        "MPESA_CALLBACK_URL",
+    ] {
+        assert!(said.contains(named), "{named} not named in: {said}");
+    }
+    assert!(!dir.join("pg").exists(), "nothing was started");
+}
+
+/// A listener that accepts connections and never answers: an upstream
+/// that hangs. Returns its port and how many connections it has taken.
+async fn tarpit() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = taken.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (port, taken)
+}
+
+#[tokio::test]
+async fn one_process_owns_the_embedded_cluster_and_sigterm_stops_it_promptly() {
+    let (upstream, taken) = tarpit().await;
+    let dir = data_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let at_base = format!("http://127.0.0.1:{upstream}");
+    let env = [
+        ("CHAINPAY_DATA_DIR", dir_text.as_str()),
+        ("CHAINPAY_ADDR", addr.as_str()),
+        ("AT_USERNAME", "chainpay"),
+        ("AT_API_KEY", "test-key"),
+        ("AT_BASE_URL", at_base.as_str()),
+    ];
+    let mut server = chainpay(&["serve"], &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{addr}");
+    wait_until_healthy(&base, &mut server).await;
+
+    // A second server on the same data directory is refused, clearly.
+    let other = format!("127.0.0.1:{}", free_port());
+    let second = run(
+        &["serve"],
+        &[
+            ("CHAINPAY_DATA_DIR", dir_text.as_str()),
+            ("CHAINPAY_ADDR", other.as_str()),
+        ],
+    );
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("is in use by process"), "{said}");
+
+    // A transfer queues SMS; the worker hangs on an upstream that never answers.
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"phone": USER_PHONE, "pin": DEMO_PIN}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent = client
+        .post(format!("{base}/api/v1/wallet/send"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .json(&json!({"to_phone": ADMIN_PHONE, "amount": 100, "currency": "KES"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    eventually(
+        "the SMS worker to reach the hanging upstream",
+        secs(20),
+        async || (taken.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(()),
+    )
+    .await;
+    let asked = std::time::Instant::now();
+    let status = terminate_and_wait(&mut server).await;
+    assert!(status.success(), "serve exited with {status}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "shutdown took {:?} with a job stuck upstream",
+        asked.elapsed()
+    );
+    assert!(!cluster_is_running(&dir), "the owner stopped the cluster");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -257,7 +257,7 @@ async fn kyc_tiers_limit_pending_users_and_stop_rejected_ones() {
         "account_suspended",
     )
     .await;
-    // SUSPENDED: the token stops working.
+    // SUSPENDED: the token stops working, and signing in is refused.
     app.post(
         &format!("/api/v1/admin/users/{user_id}/suspend"),
         Some(&admin),
@@ -266,6 +266,12 @@ async fn kyc_tiers_limit_pending_users_and_stop_rejected_ones() {
     .await;
     assert_problem(
         pay(&app, &pending, 1).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert_problem(
+        app.login("+254713000005", "5831").await,
         StatusCode::FORBIDDEN,
         "account_suspended",
     )

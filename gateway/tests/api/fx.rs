@@ -166,18 +166,15 @@ async fn a_quote_reserved_to_one_user_cannot_be_used_by_another() {
         "not_found",
     )
     .await;
-    // An anonymous quote is anyone's to use.
+    // An anonymous caller gets an indicative price: nothing to convert with.
     let open: Value = quote(&app, None, "USD", "EUR", 1_000)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        convert(&app, &admin, json!({"quote_id": open["quote_id"]}))
-            .await
-            .status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(open["indicative"], true);
+    assert!(open["quote_id"].is_null() && open["expires_at"].is_null());
+    assert_eq!(open["converted_amount"], mine["converted_amount"]);
 }
 
 #[tokio::test]

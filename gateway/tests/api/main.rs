@@ -15,6 +15,7 @@ mod fx;
 mod journey;
 mod mpesa;
 mod ops;
+mod security;
 mod sms;
 mod ussd;
 mod wallet;

@@ -35,15 +35,7 @@ async fn metrics_count_requests_by_route_and_transfers() {
     let app = spawn_app().await;
     let user = app.token(USER_PHONE, DEMO_PIN).await;
     app.send(&user, ADMIN_PHONE, 100, "KES").await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains(r#"chainpay_http_requests_total{method="POST",route="/api/v1/wallet/send",status="201"} 1"#), "{text}");
     assert!(text.contains("chainpay_http_request_duration_seconds_bucket"));
     assert!(
@@ -125,6 +117,7 @@ async fn the_openapi_document_covers_every_api_route() {
         "POST /api/v1/auth/login",
         "POST /api/v1/auth/logout",
         "POST /api/v1/auth/change-pin",
+        "POST /api/v1/auth/logout-all",
         "GET /api/v1/wallet/balances",
         "POST /api/v1/wallet/send",
         "GET /api/v1/wallet/transactions",
@@ -133,6 +126,7 @@ async fn the_openapi_document_covers_every_api_route() {
         "GET /api/v1/admin/users",
         "POST /api/v1/admin/users/{id}/suspend",
         "POST /api/v1/admin/users/{id}/unsuspend",
+        "POST /api/v1/admin/users/{id}/unlock",
         "POST /api/v1/admin/users/{id}/kyc",
         "GET /api/v1/admin/ledger/check",
         "GET /api/v1/openapi.json",

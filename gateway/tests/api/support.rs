@@ -24,6 +24,8 @@ use tokio::sync::{oneshot, OnceCell};
 pub const ADMIN_PHONE: &str = "+254700000000";
 pub const USER_PHONE: &str = "+254700000001";
 pub const DEMO_PIN: &str = "1234";
+/// `CHAINPAY_METRICS_TOKEN` of every test app.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
 
 /// Where test databases live, once per test process.
 struct Server {
@@ -247,8 +249,11 @@ pub async fn spawn_with(options: TestOptions) -> TestApp {
         // Fixed per test database, so a "restart" sees the same keys.
         master_key_hex: Some("11".repeat(32)),
         db_pool_size: 60,
+        metrics_token: Some(METRICS_TOKEN.to_owned()),
         ..Settings::defaults()
     };
+    // Tests prompt the demo phone many times; the limit has its own test.
+    settings.mpesa.prompts_per_phone_hour = 1_000;
     (options.configure)(&mut settings);
     let state = build_state(&settings, &database).await;
     if options.seed_demo {
@@ -421,6 +426,56 @@ impl TestApp {
 
     pub async fn admin_token(&self) -> String {
         self.token(ADMIN_PHONE, DEMO_PIN).await
+    }
+
+    /// Another admin (four eyes), registered and promoted; returns their token.
+    pub async fn second_admin(&self) -> String {
+        let phone = "+254799000099";
+        let token = self.new_user(phone, "Second Admin").await;
+        sqlx::query("UPDATE users SET role = 'admin', kyc_status = 'VERIFIED' WHERE phone = $1")
+            .bind(phone)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        let _ = token;
+        self.token(phone, "5831").await
+    }
+
+    /// The simulated customer answers an STK prompt (an admin's control).
+    pub async fn sim_answer(&self, checkout: &str, result_code: i64, deliver: bool) {
+        let admin = self.admin_token().await;
+        let response = self
+            .post(
+                &format!("/sim/daraja/stk/{checkout}"),
+                Some(&admin),
+                json!({"result_code": result_code, "deliver": deliver}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "simulator control");
+    }
+
+    /// The simulated network settles a B2C payout (an admin's control).
+    pub async fn sim_payout(&self, conversation: &str, control: Value) {
+        let admin = self.admin_token().await;
+        let response = self
+            .post(
+                &format!("/sim/daraja/b2c/{conversation}"),
+                Some(&admin),
+                control,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "simulator control");
+    }
+
+    /// The Prometheus text, as a bearer of the metrics token reads it.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .request(Method::GET, "/metrics", Some(METRICS_TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET /metrics");
+        response.text().await.unwrap()
     }
 
     pub async fn balance(&self, token: &str, currency: &str) -> i64 {

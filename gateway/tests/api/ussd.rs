@@ -497,13 +497,15 @@ async fn a_reversal_is_requested_over_ussd_and_decided_by_an_operator() {
     assert_eq!(request["reason"], "Wrong number");
     let admin_before = app.balance(&admin, "KES").await;
     let demo_before = app.balance(&demo, "KES").await;
+    // The admin received the transfer: another admin decides (four eyes).
+    let checker = app.second_admin().await;
     let approved: Value = app
         .post(
             &format!(
                 "/api/v1/admin/reversals/{}/approve",
                 request["reversal_id"].as_str().unwrap()
             ),
-            Some(&admin),
+            Some(&checker),
             serde_json::json!({"note": "Confirmed with both parties"}),
         )
         .await
@@ -530,7 +532,7 @@ async fn a_reversal_is_requested_over_ussd_and_decided_by_an_operator() {
                 "/api/v1/admin/reversals/{}/approve",
                 request["reversal_id"].as_str().unwrap()
             ),
-            Some(&admin),
+            Some(&checker),
             serde_json::json!({}),
         )
         .await;

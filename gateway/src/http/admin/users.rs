@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
+use crate::auth::session;
 use crate::http::error::{ApiError, ApiResult, Missing, Problem};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::session::AdminUser;
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(suspend_user))
         .routes(routes!(unsuspend_user))
         .routes(routes!(set_kyc))
+        .routes(routes!(unlock_user))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -105,6 +107,9 @@ async fn set_suspended(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound(Missing::User))?;
+    if suspended {
+        session::end_all_tokens(&mut tx, user_id).await?;
+    }
     let action = if suspended {
         "admin.suspend"
     } else {
@@ -186,6 +191,50 @@ async fn set_kyc(
         .actor(admin.0.user_id)
         .subject(user_id)
         .detail(json!({"from": previous, "to": status}))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UnlockRequest {
+    /// Why the account is unlocked (the customer was verified, say); kept in the audit log.
+    pub note: String,
+}
+
+/// Lift a wrong-PIN lockout, including one that lasts until an admin acts.
+/// The count and the escalation start over.
+#[utoipa::path(post, path = "/admin/users/{id}/unlock", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")), request_body = UnlockRequest,
+    responses((status = 200, body = UserSummary), (status = 400, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem)))]
+async fn unlock_user(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiPath(user_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<UnlockRequest>,
+) -> ApiResult<Json<UserSummary>> {
+    let note = body.note.trim();
+    if note.is_empty() || note.chars().count() > 500 {
+        return Err(ApiError::Validation(
+            "note must be 1 to 500 characters".into(),
+        ));
+    }
+    let mut tx = state.pool.begin().await?;
+    let user = sqlx::query_as!(
+        UserSummary,
+        r#"UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1
+           RETURNING id AS user_id, phone, name, role, kyc_status, suspended, locked_until, created_at, last_login_at"#,
+        user_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound(Missing::User))?;
+    AuditEvent::new("admin.unlock", Outcome::Success)
+        .actor(admin.0.user_id)
+        .subject(user_id)
+        .detail(json!({ "note": note }))
         .record(&mut tx)
         .await?;
     tx.commit().await?;

@@ -1,0 +1,80 @@
+//! Who a bearer token belongs to, decided against PostgreSQL on every use:
+//! a logged-out token, a token from before a PIN change, a PIN reset, a
+//! suspension or "log out everywhere", or a deleted user stops working at
+//! once, on every instance. The HTTP extractors and the simulators' admin
+//! controls both go through [`authenticate`].
+
+use chainpay_core::refusal::Refusal;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::jwt::Claims;
+use crate::state::AppState;
+
+/// An authenticated, active user.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: Uuid,
+    pub phone: String,
+    pub name: String,
+    pub role: String,
+    pub kyc_status: String,
+    pub claims: Claims,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+/// The active user `token` belongs to.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Error> {
+    let claims = state.jwt.verify(token).ok_or(Error::Unauthorized)?;
+    let row = sqlx::query!(
+        r#"SELECT phone, name, role, kyc_status, suspended, token_epoch,
+                  EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS "revoked!"
+           FROM users WHERE id = $1"#,
+        claims.sub,
+        claims.jti
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(Error::Unauthorized)?;
+    if row.revoked || row.token_epoch != claims.ep {
+        return Err(Error::Unauthorized);
+    }
+    if row.suspended {
+        return Err(Refusal::AccountSuspended.into());
+    }
+    Ok(AuthUser {
+        user_id: claims.sub,
+        phone: row.phone,
+        name: row.name,
+        role: row.role,
+        kyc_status: row.kyc_status,
+        claims,
+    })
+}
+
+/// An admin's token, or `Forbidden` for anyone else's.
+pub async fn authenticate_admin(state: &AppState, token: &str) -> Result<AuthUser, Error> {
+    let user = authenticate(state, token).await?;
+    if user.is_admin() {
+        Ok(user)
+    } else {
+        Err(Error::Forbidden)
+    }
+}
+
+/// Ends every token `user_id` holds now (a new epoch), inside the caller's
+/// transaction so it takes effect with whatever caused it.
+pub async fn end_all_tokens(conn: &mut sqlx::PgConnection, user_id: Uuid) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE users SET token_epoch = token_epoch + 1 WHERE id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

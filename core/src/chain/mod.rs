@@ -4,3 +4,4 @@
 
 pub mod block;
 pub mod merkle;
+pub mod receipt;

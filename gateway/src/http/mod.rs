@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod blockchain;
 pub mod channels;
+pub mod console;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(ops::router())
+        .merge(console::router())
         .merge(crate::sim::router(&state.settings))
         .merge(docs::router(openapi))
         .fallback(middleware::not_found)

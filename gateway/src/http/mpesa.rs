@@ -172,6 +172,6 @@ pub struct DepositHistory {
     responses((status = 200, body = DepositHistory)))]
 async fn history(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<DepositHistory>> {
     Ok(Json(DepositHistory {
-        deposits: deposits::history(&state, Some(user.user_id), 100).await?,
+        deposits: deposits::history(&state, Some(user.user_id), None, 100).await?,
     }))
 }

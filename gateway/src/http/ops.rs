@@ -1,8 +1,8 @@
-//! Operations endpoints: liveness, readiness, metrics, and the console.
+//! Operations endpoints: liveness, readiness and metrics.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -14,11 +14,6 @@ pub fn router() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route(
-            "/console",
-            get(|| async { Redirect::permanent("/console/") }),
-        )
-        .route("/console/", get(console))
 }
 
 /// 200 as soon as the process serves HTTP.
@@ -74,8 +69,4 @@ pub fn metrics_router(state: AppState) -> Router {
             get(|State(state): State<AppState>| async move { exposition(&state) }),
         )
         .with_state(state)
-}
-
-async fn console() -> Html<&'static str> {
-    Html(chainpay_console::PLACEHOLDER_HTML)
 }

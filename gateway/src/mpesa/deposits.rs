@@ -698,17 +698,21 @@ pub async fn find(
     .await
 }
 
-/// Deposits newest first: one user's, or everyone's (`None`).
+/// Deposits newest first: one user's, or everyone's (`None`), in one
+/// status or any.
 pub async fn history(
     state: &AppState,
     user_id: Option<Uuid>,
+    status: Option<DepositStatus>,
     limit: i64,
 ) -> sqlx::Result<Vec<DepositView>> {
     sqlx::query_as!(
         DepositView,
         r#"SELECT ref AS reference, status, amount, phone, mpesa_receipt, checkout_request_id, result_desc, tx_id, created_at, settled_at
-           FROM mpesa_deposits WHERE ($1::uuid IS NULL OR user_id = $1) ORDER BY created_at DESC LIMIT $2"#,
+           FROM mpesa_deposits WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)
+           ORDER BY created_at DESC LIMIT $3"#,
         user_id,
+        status.map(DepositStatus::as_str),
         limit
     )
     .fetch_all(&state.pool)

@@ -471,11 +471,17 @@ pub struct WithdrawalView {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
-pub async fn list(state: &AppState, limit: i64) -> sqlx::Result<Vec<WithdrawalView>> {
+/// Withdrawals newest first, in one status or any.
+pub async fn list(
+    state: &AppState,
+    status: Option<WithdrawalStatus>,
+    limit: i64,
+) -> sqlx::Result<Vec<WithdrawalView>> {
     sqlx::query_as!(
         WithdrawalView,
         r#"SELECT ref AS reference, status, amount, fee, phone, conversation_id, mpesa_receipt, result_desc, hold_tx_id, created_at, settled_at
-           FROM mpesa_withdrawals ORDER BY created_at DESC LIMIT $1"#,
+           FROM mpesa_withdrawals WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC LIMIT $2"#,
+        status.map(WithdrawalStatus::as_str),
         limit
     )
     .fetch_all(&state.pool)

@@ -104,8 +104,24 @@ async fn kyc_changes_are_validated_applied_and_audited() {
     )
     .await;
 
+    assert_problem(
+        app.post(
+            &path,
+            Some(&admin),
+            json!({"status": "VERIFIED", "note": "x".repeat(501)}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "validation_error",
+    )
+    .await;
+    let note = "National ID checked at the Moi Avenue branch";
     let verified: Value = app
-        .post(&path, Some(&admin), json!({"status": "verified"}))
+        .post(
+            &path,
+            Some(&admin),
+            json!({"status": "verified", "note": note}),
+        )
         .await
         .json()
         .await
@@ -116,7 +132,10 @@ async fn kyc_changes_are_validated_applied_and_audited() {
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    assert_eq!(detail, json!({"from": "PENDING", "to": "VERIFIED"}));
+    assert_eq!(
+        detail,
+        json!({"from": "PENDING", "to": "VERIFIED", "note": note})
+    );
 
     // A rejected user cannot move money.
     app.post(&path, Some(&admin), json!({"status": "REJECTED"}))

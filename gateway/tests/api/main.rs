@@ -11,6 +11,7 @@ mod auth;
 mod blockchain;
 mod cli;
 mod compliance;
+mod console;
 mod fx;
 mod journey;
 mod mpesa;

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use chainpay_core::status::ReversalStatus;
+use chainpay_core::status::{DepositStatus, ReversalStatus, WithdrawalStatus};
 use chainpay_core::Msisdn;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,16 +32,51 @@ pub struct MpesaTransactions {
     pub withdrawals: Vec<crate::mpesa::withdrawals::WithdrawalView>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MpesaQuery {
+    /// A deposit status (`PENDING`, `CONFIRMED`, `FAILED`, `EXPIRED`,
+    /// `DUPLICATE`, `SUSPENSE`) and/or a withdrawal status (`PENDING`,
+    /// `COMPLETED`, `FAILED`); each list is filtered by the status it knows.
+    pub status: Option<String>,
+}
+
 /// Every M-Pesa deposit and withdrawal, newest first (up to 200 of each).
-#[utoipa::path(get, path = "/admin/mpesa-transactions", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, body = MpesaTransactions), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/admin/mpesa-transactions", tag = "admin", security(("bearer" = [])), params(MpesaQuery),
+    responses((status = 200, body = MpesaTransactions), (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn mpesa_transactions(
     State(state): State<AppState>,
     _admin: AdminUser,
+    ApiQuery(query): ApiQuery<MpesaQuery>,
 ) -> ApiResult<Json<MpesaTransactions>> {
+    let raw = query
+        .status
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let (deposit, withdrawal) = match raw {
+        None => (None, None),
+        Some(raw) => {
+            let (d, w) = (DepositStatus::parse(raw), WithdrawalStatus::parse(raw));
+            if d.is_none() && w.is_none() {
+                return Err(ApiError::Validation(format!(
+                    "{raw} is not an M-Pesa status"
+                )));
+            }
+            (Some(d), Some(w))
+        }
+    };
+    // A status one list does not know leaves that list empty.
+    let deposits = match deposit {
+        Some(None) => Vec::new(),
+        other => crate::mpesa::deposits::history(&state, None, other.flatten(), 200).await?,
+    };
+    let withdrawals = match withdrawal {
+        Some(None) => Vec::new(),
+        other => crate::mpesa::withdrawals::list(&state, other.flatten(), 200).await?,
+    };
     Ok(Json(MpesaTransactions {
-        deposits: crate::mpesa::deposits::history(&state, None, 200).await?,
-        withdrawals: crate::mpesa::withdrawals::list(&state, 200).await?,
+        deposits,
+        withdrawals,
     }))
 }
 

@@ -24,7 +24,7 @@ use chainpay_core::status::SarStatus;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sars))
-        .routes(routes!(review_sar))
+        .routes(routes!(get_sar, review_sar))
         .routes(routes!(list_sanctions, add_sanction))
 }
 
@@ -133,6 +133,22 @@ async fn list_sars(
     Ok(Json(SarList { sars, next_cursor }))
 }
 
+/// One report, with its findings, linked transactions and review history.
+#[utoipa::path(get, path = "/admin/sars/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "SAR id")),
+    responses((status = 200, body = Sar), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_sar(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Sar>> {
+    load_sars(&state, &[id])
+        .await?
+        .pop()
+        .map(Json)
+        .ok_or(ApiError::NotFound(Missing::Sar))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SarReview {
     /// The new status: `UNDER_REVIEW`, then `FILED` or `DISMISSED`.
@@ -155,12 +171,7 @@ async fn review_sar(
     let to = SarStatus::parse(&body.status).ok_or_else(|| {
         ApiError::Validation("status must be OPEN, UNDER_REVIEW, FILED or DISMISSED".into())
     })?;
-    let note = body.note.trim();
-    if note.is_empty() || note.chars().count() > 2000 {
-        return Err(ApiError::Validation(
-            "note must be 1 to 2000 characters".into(),
-        ));
-    }
+    let note = super::note(&body.note, 1, 2000)?;
     let mut tx = state.pool.begin().await?;
     let from = sqlx::query_scalar!("SELECT status FROM sars WHERE id = $1 FOR UPDATE", id)
         .fetch_optional(&mut *tx)

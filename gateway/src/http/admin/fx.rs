@@ -30,6 +30,8 @@ pub struct UsdLeg {
     /// `admin`, `simulated` or `seed`.
     pub source: String,
     pub updated_at: DateTime<Utc>,
+    /// Minor-unit digits of the currency (2 for KES: 10000 is KES 100.00).
+    pub exponent: i16,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -45,7 +47,8 @@ async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
         .fetch_one(&state.pool)
         .await?;
     let legs = sqlx::query!(
-        "SELECT currency, usd_mid, source, updated_at FROM fx_rates ORDER BY currency"
+        "SELECT r.currency, r.usd_mid, r.source, r.updated_at, c.exponent
+         FROM fx_rates r JOIN currencies c ON c.code = r.currency ORDER BY r.currency"
     )
     .fetch_all(&state.pool)
     .await?
@@ -55,6 +58,7 @@ async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
         usd_mid: row.usd_mid.normalize().to_string(),
         source: row.source,
         updated_at: row.updated_at,
+        exponent: row.exponent,
     })
     .collect();
     Ok(RateBookView {

@@ -9,7 +9,24 @@ mod users;
 
 use utoipa_axum::router::OpenApiRouter;
 
+use super::error::{ApiError, ApiResult};
 use super::AppState;
+
+/// An operator's note, trimmed, of `min` to `max` characters with no
+/// control characters other than line breaks; kept in the audit trail.
+pub(super) fn note(raw: &str, min: usize, max: usize) -> ApiResult<String> {
+    let note = raw.trim();
+    let count = note.chars().count();
+    let clean = note
+        .chars()
+        .all(|c| !c.is_control() || c == '\n' || c == '\r');
+    if count < min || count > max || !clean {
+        return Err(ApiError::Validation(format!(
+            "note must be {min} to {max} characters, without control characters"
+        )));
+    }
+    Ok(note.to_owned())
+}
 
 pub use users::UserSummary;
 

@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unsuspend_user))
         .routes(routes!(set_kyc))
         .routes(routes!(unlock_user))
+        .routes(routes!(get_user))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -152,6 +153,10 @@ async fn unsuspend_user(
 pub struct KycRequest {
     /// `PENDING`, `VERIFIED` or `REJECTED`.
     pub status: String,
+    /// What was checked, or why the documents were refused (at most 500
+    /// characters); kept in the audit log.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// Record the outcome of identity verification.
@@ -170,6 +175,11 @@ async fn set_kyc(
             "status must be PENDING, VERIFIED or REJECTED".into(),
         ));
     }
+    let note = body
+        .note
+        .as_deref()
+        .map(|n| super::note(n, 0, 500))
+        .transpose()?;
     let mut tx = state.pool.begin().await?;
     let previous = sqlx::query_scalar!(
         "SELECT kyc_status FROM users WHERE id = $1 FOR NO KEY UPDATE",
@@ -190,7 +200,7 @@ async fn set_kyc(
     AuditEvent::new("admin.kyc", Outcome::Success)
         .actor(admin.0.user_id)
         .subject(user_id)
-        .detail(json!({"from": previous, "to": status}))
+        .detail(json!({"from": previous, "to": status, "note": note}))
         .record(&mut tx)
         .await?;
     tx.commit().await?;
@@ -215,12 +225,7 @@ async fn unlock_user(
     ApiPath(user_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<UnlockRequest>,
 ) -> ApiResult<Json<UserSummary>> {
-    let note = body.note.trim();
-    if note.is_empty() || note.chars().count() > 500 {
-        return Err(ApiError::Validation(
-            "note must be 1 to 500 characters".into(),
-        ));
-    }
+    let note = super::note(&body.note, 1, 500)?;
     let mut tx = state.pool.begin().await?;
     let user = sqlx::query_as!(
         UserSummary,
@@ -239,4 +244,67 @@ async fn unlock_user(
         .await?;
     tx.commit().await?;
     Ok(Json(user))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserWallet {
+    pub currency: String,
+    pub balance: i64,
+    pub locked: i64,
+}
+
+/// A user as an operator's page shows them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserDetail {
+    pub user: UserSummary,
+    pub language: String,
+    pub failed_pin_attempts: i32,
+    pub wallets: Vec<UserWallet>,
+    /// The newest 20, newest first.
+    pub transactions: Vec<crate::transactions::TxView>,
+}
+
+/// One user: profile, wallets and recent transactions.
+#[utoipa::path(get, path = "/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, body = UserDetail), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_user(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiPath(user_id): ApiPath<Uuid>,
+) -> ApiResult<Json<UserDetail>> {
+    let row = sqlx::query!(
+        r#"SELECT id, phone, name, role, kyc_status, suspended, locked_until, created_at, last_login_at,
+                  language, failed_pin_attempts FROM users WHERE id = $1"#,
+        user_id
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound(Missing::User))?;
+    let wallets = sqlx::query_as!(
+        UserWallet,
+        "SELECT currency, balance, locked FROM accounts WHERE kind = 'wallet' AND user_id = $1 ORDER BY currency",
+        user_id
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let transactions =
+        crate::transactions::list_for_user(&state.pool, user_id, i64::MAX, 20).await?;
+    Ok(Json(UserDetail {
+        user: UserSummary {
+            user_id: row.id,
+            phone: row.phone,
+            name: row.name,
+            role: row.role,
+            kyc_status: row.kyc_status,
+            suspended: row.suspended,
+            locked_until: row.locked_until,
+            created_at: row.created_at,
+            last_login_at: row.last_login_at,
+        },
+        language: row.language,
+        failed_pin_attempts: row.failed_pin_attempts,
+        wallets,
+        transactions,
+    }))
 }

@@ -1,0 +1,326 @@
+// What an operator does in the console, each checked against what the API
+// (and so the customer) sees. Tests run in this order on one database.
+
+import assert from 'node:assert/strict';
+
+import { ADMIN, BASE, CUSTOMER, balance, call, login, money, must, newCustomer, send } from './api.mjs';
+
+const SESSION_KEY = 'chainpay.console.session';
+const SIDEBAR = [
+  ['Overview', 'Overview'],
+  ['Users', 'Users'],
+  ['Transactions', 'Transactions'],
+  ['Audit log', 'Audit log'],
+  ['Suspicious activity', 'Suspicious activity'],
+  ['Reversals', 'Reversals'],
+  ['Chain explorer', 'Chain explorer'],
+  ['M-Pesa', 'M-Pesa'],
+  ['SMS', 'SMS outbox'],
+  ['Sanctions', 'Sanctions'],
+  ['FX and fees', 'FX and fees'],
+  ['Ledger', 'Ledger'],
+];
+
+/** Figures for README, written to figures.json by the runner. */
+export const figures = { first_load: null, page_render_ms: {} };
+
+async function signIn(page, who = ADMIN) {
+  await page.goto(`${BASE}/console/`);
+  await page.getByLabel('Phone', { exact: true }).fill(who.phone);
+  await page.getByLabel('PIN', { exact: true }).fill(who.pin);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+async function signedIn(page) {
+  await signIn(page);
+  await page.locator('nav.sidebar').waitFor();
+}
+
+/** Waits until the page titled `title` shows its data (nothing loading). */
+async function rendered(page, title) {
+  await page.waitForFunction(
+    (want) => document.querySelector('main h1')?.textContent.startsWith(want) && !document.querySelector('main .loading'),
+    title,
+  );
+}
+
+/** Opens a page from the sidebar; returns how long it took to show its data. */
+async function open(page, label, title = label) {
+  const started = Date.now();
+  await page.locator('nav.sidebar').getByRole('link', { name: label, exact: true }).click();
+  await rendered(page, title);
+  return Date.now() - started;
+}
+
+async function openDemoUser(page) {
+  await open(page, 'Users');
+  await page.getByLabel('Phone or name').fill('Demo User');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('link', { name: 'Demo User', exact: true }).click();
+  await rendered(page, 'Demo User');
+}
+
+async function firstLoad(page) {
+  const requests = [];
+  page.on('requestfinished', (request) => requests.push(request));
+  const started = Date.now();
+  const index = await page.goto(`${BASE}/console/`);
+  await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  const ms = Date.now() - started;
+  const headers = index.headers();
+  assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+  assert.match(headers['content-security-policy'], /script-src 'self' 'wasm-unsafe-eval'/);
+  const files = {};
+  let transferred = 0;
+  for (const request of requests) {
+    const sizes = await request.sizes();
+    const response = await request.response();
+    transferred += sizes.responseBodySize + sizes.responseHeadersSize;
+    files[new URL(request.url()).pathname] = {
+      bytes: sizes.responseBodySize,
+      encoding: response.headers()['content-encoding'] ?? 'identity',
+      type: response.headers()['content-type'],
+    };
+  }
+  assert.equal(files['/console/console_bg.wasm']?.type, 'application/wasm');
+  assert.notEqual(files['/console/console_bg.wasm']?.encoding, 'identity', 'the wasm travels compressed');
+  figures.first_load = { transferred_bytes: transferred, ms, files };
+  assert.ok(transferred < 1_000_000, `first load is ${transferred} bytes`);
+}
+
+async function overview(page) {
+  await signedIn(page);
+  await rendered(page, 'Overview');
+  assert.ok(Number(await page.locator('#users-count').textContent()) >= 2);
+  assert.equal(await page.locator('#ledger-balanced').textContent(), 'Yes');
+  assert.equal(await page.locator('#audit-valid').textContent(), 'Yes');
+}
+
+async function customerRefused(page) {
+  await signIn(page, CUSTOMER);
+  await page.getByRole('alert').filter({ hasText: 'is not an operator' }).waitFor();
+  assert.equal(await page.locator('nav.sidebar').count(), 0);
+  const wrong = await call('POST', '/auth/login', { body: { phone: ADMIN.phone, pin: '9999' } });
+  assert.equal(wrong.status, 401);
+}
+
+async function sessionEnds(page) {
+  await signedIn(page);
+  const token = await page.evaluate((key) => JSON.parse(sessionStorage.getItem(key)).token, SESSION_KEY);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign in' }).waitFor();
+  assert.equal((await call('GET', '/admin/overview', { token })).status, 401, 'sign-out ends the token');
+
+  // Every token of this admin ends elsewhere: the next call gets 401.
+  await signedIn(page);
+  await must(204, 'POST', '/auth/logout-all', { token: await login(ADMIN) });
+  await page.locator('nav.sidebar').getByRole('link', { name: 'Users', exact: true }).click();
+  await page.getByText('Your session ended. Sign in again.').waitFor();
+
+  // A session whose token has expired ends on reload.
+  await signedIn(page);
+  await page.evaluate((key) => {
+    const session = JSON.parse(sessionStorage.getItem(key));
+    sessionStorage.setItem(key, JSON.stringify({ ...session, expires_at_ms: Date.now() - 1000 }));
+  }, SESSION_KEY);
+  await page.reload();
+  await page.getByText('Your session expired. Sign in again.').waitFor();
+}
+
+async function everyPage(page) {
+  await signedIn(page);
+  await rendered(page, 'Overview');
+  for (const [label, title] of SIDEBAR.slice(1).concat([SIDEBAR[0]])) {
+    figures.page_render_ms[label] = await open(page, label, title);
+    await page.screenshot({ path: `${process.env.SCREENSHOTS ?? '.'}/page-${label.toLowerCase().replaceAll(' ', '-')}.png`, fullPage: true });
+  }
+  const slow = Object.entries(figures.page_render_ms).filter(([, ms]) => ms >= 1000);
+  assert.deepEqual(slow, [], 'every page shows its data within a second');
+}
+
+async function suspendAndUnsuspend(page) {
+  const token = await login(CUSTOMER);
+  assert.equal((await call('GET', '/wallet/balances', { token })).status, 200);
+  await signedIn(page);
+  await openDemoUser(page);
+  assert.equal(await page.locator('#user-status').textContent(), 'Active');
+  await page.locator('#suspend').click();
+  await page.locator('#user-status', { hasText: 'Suspended' }).waitFor();
+  assert.equal((await call('GET', '/wallet/balances', { token })).status, 401, 'a suspended customer’s token stops');
+  const refused = await call('POST', '/auth/login', { body: CUSTOMER });
+  assert.equal(refused.body.code, 'account_suspended');
+  await page.locator('#suspend', { hasText: 'Unsuspend' }).click();
+  await page.locator('#user-status', { hasText: 'Active' }).waitFor();
+  const fresh = await login(CUSTOMER);
+  assert.equal((await call('GET', '/wallet/balances', { token: fresh })).status, 200, 'after unsuspension the customer signs in again');
+  assert.equal((await call('GET', '/wallet/balances', { token })).status, 401, 'the suspension ended the old token for good');
+}
+
+async function reversalApproved(page) {
+  const payee = await newCustomer('+254711200001', 'Wrong Number');
+  const customer = await login(CUSTOMER);
+  const tx = await send(customer, payee.phone, 500);
+  const before = await balance(customer, 'USD');
+  const reason = 'Sent to the wrong number';
+  const request = await must(201, 'POST', '/reversal/request', { token: customer, body: { tx_id: tx.tx_id, reason } });
+
+  await signedIn(page);
+  await open(page, 'Reversals');
+  const card = page.locator(`article[data-reversal="${request.reversal_id}"]`);
+  await card.getByText(reason).waitFor();
+  await card.getByLabel('Note').fill('Payee confirmed by phone that the money is not theirs.');
+  await card.getByRole('button', { name: 'Approve' }).click();
+  await card.waitFor({ state: 'detached' });
+  await page.getByRole('button', { name: 'APPROVED' }).click();
+  await card.locator('.badge', { hasText: 'APPROVED' }).waitFor();
+
+  const after = await balance(customer, 'USD');
+  assert.equal(after, before + 500, 'the customer has the amount back');
+  assert.equal(await balance(payee.token, 'USD'), 0);
+  await openDemoUser(page);
+  const usd = page.locator('table tr', { has: page.locator('td', { hasText: /^USD$/ }) }).first();
+  assert.equal(await usd.locator('td').nth(1).textContent(), money('USD', after));
+}
+
+async function fourEyes(page) {
+  const admin = await login(ADMIN);
+  const tx = await send(admin, CUSTOMER.phone, 100);
+  const request = await must(201, 'POST', '/reversal/request', { token: admin, body: { tx_id: tx.tx_id, reason: 'My own test payment' } });
+  await signedIn(page);
+  await open(page, 'Reversals');
+  const card = page.locator(`article[data-reversal="${request.reversal_id}"]`);
+  await card.getByLabel('Note').fill('Approving my own request');
+  await card.getByRole('button', { name: 'Approve' }).click();
+  await card.getByRole('alert').filter({ hasText: 'another admin must decide this' }).waitFor();
+  const pending = await must(200, 'GET', '/admin/reversals?status=PENDING', { token: admin });
+  assert.ok(pending.reversals.some((r) => r.reversal_id === request.reversal_id), 'the request is still pending');
+}
+
+async function structuringReviewed(page) {
+  const customer = await login(CUSTOMER);
+  const sent = [];
+  for (let i = 0; i < 3; i += 1) sent.push(await send(customer, ADMIN.phone, 95_000));
+  await signedIn(page);
+  await open(page, 'Suspicious activity');
+  const row = page.locator('table.sars tr', { hasText: 'structuring' }).filter({ hasText: CUSTOMER.phone });
+  await row.getByRole('link').click();
+  await rendered(page, 'SAR');
+  assert.match(await page.locator('main h1').textContent(), /structuring/);
+  await page.getByRole('link', { name: sent[2].tx_id.slice(0, 8) }).waitFor();
+  const sarId = page.url().split('/').pop();
+  await page.getByLabel('Note').fill('Three payments just under USD 1,000 in a day; asked for the source of funds.');
+  await page.locator('#review-sar').click();
+  await page.getByText('Review saved.').waitFor();
+  await page.locator('ol.history li', { hasText: 'OPEN → UNDER_REVIEW' }).waitFor();
+  const sar = await must(200, 'GET', `/admin/sars/${sarId}`, { token: await login(ADMIN) });
+  assert.equal(sar.status, 'UNDER_REVIEW');
+}
+
+async function proofInBrowser(page) {
+  await signedIn(page);
+  await open(page, 'Chain explorer');
+  await page.locator('#mine').click();
+  await page.getByText('Sealed.').waitFor();
+  await page.locator('table.blocks tbody tr').first().getByRole('link').click();
+  await rendered(page, 'Block #');
+  await page.getByRole('link', { name: /verify$/ }).first().click();
+  const verdict = page.locator('#proof-verdict');
+  await verdict.filter({ hasText: 'Verified: every step holds.' }).waitFor();
+  assert.equal(await page.locator('ol.steps li.fail').count(), 0);
+  const leaf = await page.locator('#leaf').inputValue();
+  await page.locator('#leaf').fill(leaf.replace(/\d/, (d) => String((Number(d) + 1) % 10)));
+  await page.locator('#verify-proof').click();
+  await verdict.filter({ hasText: 'Not verified' }).waitFor();
+  assert.ok((await page.locator('ol.steps li.fail').count()) >= 1);
+}
+
+async function ledgerCheck(page) {
+  await signedIn(page);
+  await open(page, 'Ledger');
+  await page.locator('#run-ledger-check').click();
+  await page.locator('#ledger-verdict', { hasText: /^Balanced:/ }).waitFor();
+}
+
+async function auditLog(page) {
+  await signedIn(page);
+  await open(page, 'Audit log');
+  await page.locator('#verify-audit').click();
+  await page.locator('#audit-verdict', { hasText: /^Valid:/ }).waitFor();
+  await page.getByLabel('Action').fill('admin.suspend');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.locator('main table tbody tr', { hasText: 'admin.suspend' }).first().waitFor();
+  const actions = await page.locator('main table tbody tr td:nth-child(3)').allTextContents();
+  assert.ok(actions.length >= 1 && actions.every((a) => a === 'admin.suspend'), actions.join());
+}
+
+async function transactionLookup(page) {
+  const tx = await send(await login(CUSTOMER), ADMIN.phone, 250);
+  await signedIn(page);
+  await open(page, 'Transactions');
+  await page.getByLabel('Transaction id').fill(tx.tx_id);
+  await page.getByRole('button', { name: 'Open', exact: true }).click();
+  await rendered(page, 'Transaction');
+  await page.getByText(tx.tx_id, { exact: true }).waitFor();
+  await page.getByText(money('USD', 250), { exact: true }).first().waitFor();
+  await page.getByText(tx.signature).waitFor();
+  await open(page, 'Transactions');
+  await page.getByLabel('Phone', { exact: true }).fill(CUSTOMER.phone);
+  await page.getByRole('button', { name: 'Their transactions' }).click();
+  await rendered(page, 'Demo User');
+  await page.getByRole('link', { name: tx.tx_id.slice(0, 8) }).waitFor();
+}
+
+async function channels(page) {
+  const customer = await login(CUSTOMER);
+  const deposit = await must(202, 'POST', '/wallet/deposit', { token: customer, body: { amount: 10_000, currency: 'KES', method: 'mpesa' } });
+  const deadline = Date.now() + 20_000;
+  let status = deposit.status;
+  while (status !== 'CONFIRMED' && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    status = (await must(200, 'GET', `/mpesa/status/${deposit.ref}`, { token: customer })).status;
+  }
+  assert.equal(status, 'CONFIRMED', 'the simulated customer accepts the prompt');
+  await signedIn(page);
+  await open(page, 'M-Pesa');
+  await page.getByLabel('Status').selectOption('CONFIRMED');
+  const row = page.locator('table.deposits tr', { hasText: deposit.ref.slice(0, 8) });
+  await row.locator('.badge', { hasText: 'CONFIRMED' }).waitFor();
+  await open(page, 'SMS', 'SMS outbox');
+  await page.getByLabel('To phone').fill(CUSTOMER.phone);
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.locator('main table tbody tr', { hasText: 'KES 100.00' }).first().waitFor();
+}
+
+async function sanctionsAndFx(page) {
+  await signedIn(page);
+  await open(page, 'Sanctions');
+  await page.getByLabel('Name', { exact: true }).fill('Ivan Testovich Listed');
+  await page.getByRole('button', { name: 'Add to the list' }).click();
+  await page.getByText('Added; every customer is screened again.').waitFor();
+  await page.locator('table.sanctions tr', { hasText: 'Ivan Testovich Listed' }).waitFor();
+  await open(page, 'FX and fees');
+  await page.getByLabel('Currency').fill('KES');
+  await page.getByLabel('Units per US dollar').fill('131.25');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await page.getByText('Saved.').waitFor();
+  await page.locator('table.rates tr', { hasText: 'KES' }).filter({ hasText: '131.25' }).waitFor();
+  await page.locator('table.fees tbody tr').first().waitFor();
+}
+
+export const tests = [
+  ['first-load', 'the sign-in page loads compressed, under 1 MB, with a strict CSP', firstLoad],
+  ['overview', 'the demo admin signs in and sees the overview', overview],
+  ['customer-refused', 'a customer is refused with a clear message', customerRefused],
+  ['session-ends', 'the session ends on sign-out, on a 401 and on expiry', sessionEnds],
+  ['suspend', 'suspending the demo user stops their token; unsuspending lets them sign in', suspendAndUnsuspend],
+  ['reversal', 'a reversal a customer asked for is approved and their balance changes', reversalApproved],
+  ['four-eyes', 'an admin cannot approve a reversal they asked for, and the console says why', fourEyes],
+  ['sar', 'a structuring report is reviewed with a note', structuringReviewed],
+  ['proof', 'a proof verifies in the browser and fails for a tampered leaf', proofInBrowser],
+  ['ledger', 'the ledger check runs and the ledger is balanced', ledgerCheck],
+  ['audit', 'the audit log verifies and filters by action', auditLog],
+  ['transactions', 'a transaction is found by id and by phone', transactionLookup],
+  ['channels', 'M-Pesa deposits filter by status and the SMS outbox by phone', channels],
+  ['sanctions-fx', 'a sanctions entry is added and a rate is set', sanctionsAndFx],
+  ['every-page', 'every page renders its data within a second', everyPage],
+].map(([slug, name, run], n) => ({ slug: `${String(n + 1).padStart(2, '0')}-${slug}`, name, run }));

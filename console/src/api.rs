@@ -1,0 +1,421 @@
+//! Typed calls to `/api/v1` with the admin's bearer token, and the shapes
+//! the console reads. A 401 ends the session; any other refusal arrives as
+//! the problem+json `detail` the server wrote.
+
+use gloo_net::http::{Request, RequestBuilder};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::session::Auth;
+
+/// A refused or failed call, as the server explained it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Deserialize)]
+struct Problem {
+    detail: String,
+    code: String,
+}
+
+fn unreachable(error: impl std::fmt::Display) -> ApiError {
+    ApiError {
+        status: 0,
+        code: "network".into(),
+        detail: format!("ChainPay could not be reached: {error}"),
+    }
+}
+
+async fn send<T: DeserializeOwned>(
+    auth: Auth,
+    builder: RequestBuilder,
+    body: Option<&Value>,
+) -> ApiResult<T> {
+    let builder = match auth.token() {
+        Some(token) => builder.header("Authorization", &format!("Bearer {token}")),
+        None => builder,
+    };
+    let request = match body {
+        Some(body) => builder.json(body).map_err(unreachable)?,
+        None => builder.build().map_err(unreachable)?,
+    };
+    let response = request.send().await.map_err(unreachable)?;
+    let status = response.status();
+    if status == 401 && auth.token().is_some() {
+        auth.sign_out(Some("Your session ended. Sign in again."));
+    }
+    if !response.ok() {
+        let problem: Option<Problem> = response.json().await.ok();
+        return Err(match problem {
+            Some(problem) => ApiError {
+                status,
+                code: problem.code,
+                detail: problem.detail,
+            },
+            None => ApiError {
+                status,
+                code: "unknown".into(),
+                detail: format!("the server answered {status}"),
+            },
+        });
+    }
+    if status == 204 {
+        return serde_json::from_value(Value::Null).map_err(unreachable);
+    }
+    response.json().await.map_err(unreachable)
+}
+
+fn url(path: &str) -> String {
+    format!("/api/v1{path}")
+}
+
+pub async fn get<T: DeserializeOwned>(auth: Auth, path: &str) -> ApiResult<T> {
+    send(auth, Request::get(&url(path)), None).await
+}
+
+pub async fn post<T: DeserializeOwned>(auth: Auth, path: &str, body: Value) -> ApiResult<T> {
+    send(auth, Request::post(&url(path)), Some(&body)).await
+}
+
+pub async fn put<T: DeserializeOwned>(auth: Auth, path: &str, body: Value) -> ApiResult<T> {
+    send(auth, Request::put(&url(path)), Some(&body)).await
+}
+
+/// `application/x-www-form-urlencoded`-safe query value.
+pub fn encode(value: &str) -> String {
+    js_sys::encode_uri_component(value).into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LoginUser {
+    pub phone: String,
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LoginResponse {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub user: LoginUser,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct DayVolume {
+    pub currency: String,
+    pub amount: i64,
+    pub count: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Overview {
+    pub users: i64,
+    pub volume_today: Vec<DayVolume>,
+    pub pending_reversals: i64,
+    pub open_sars: i64,
+    pub pending_deposits: i64,
+    pub chain_height: i64,
+    pub chain_pending: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LedgerReport {
+    pub balanced: bool,
+    pub accounts_checked: i64,
+    pub transactions_checked: i64,
+    pub discrepancies: Vec<Value>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuditVerification {
+    pub valid: bool,
+    pub entries_checked: i64,
+    pub unsealed: i64,
+    pub first_broken_id: Option<i64>,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct UserSummary {
+    pub user_id: String,
+    pub phone: String,
+    pub name: String,
+    pub role: String,
+    pub kyc_status: String,
+    pub suspended: bool,
+    pub locked_until: Option<String>,
+    pub created_at: String,
+    pub last_login_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct UserList {
+    pub users: Vec<UserSummary>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Wallet {
+    pub currency: String,
+    pub balance: i64,
+    pub locked: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct UserDetail {
+    pub user: UserSummary,
+    pub language: String,
+    pub failed_pin_attempts: i32,
+    pub wallets: Vec<Wallet>,
+    pub transactions: Vec<Tx>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Tx {
+    pub tx_id: String,
+    #[serde(rename = "type")]
+    pub tx_type: String,
+    pub status: String,
+    pub amount: i64,
+    pub fee: i64,
+    pub currency: String,
+    pub from_phone: Option<String>,
+    pub to_phone: Option<String>,
+    pub note: Option<String>,
+    pub created_at: String,
+    pub signature: String,
+    pub to_currency: Option<String>,
+    pub converted_amount: Option<i64>,
+    pub rate: Option<String>,
+    pub block_index: Option<i64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub actor_user_id: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub subject: Option<String>,
+    pub detail: Value,
+    pub request_id: Option<String>,
+    pub entry_hash: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SarNote {
+    pub from_status: String,
+    pub to_status: String,
+    pub note: String,
+    pub at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Sar {
+    pub id: i64,
+    pub user_id: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    pub rule: String,
+    pub status: String,
+    pub tx_ids: Vec<String>,
+    pub detail: Value,
+    pub created_at: String,
+    pub updated_at: String,
+    pub notes: Vec<SarNote>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SarList {
+    pub sars: Vec<Sar>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Reversal {
+    pub reversal_id: String,
+    pub tx_id: String,
+    pub requester_phone: String,
+    pub amount: i64,
+    pub currency: String,
+    pub reason: String,
+    pub status: String,
+    pub admin_note: Option<String>,
+    pub reversal_tx_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReversalList {
+    pub reversals: Vec<Reversal>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Leaf {
+    pub tx_id: Option<String>,
+    pub leaf_hash: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Block {
+    pub index: i64,
+    pub previous_hash: String,
+    pub merkle_root: String,
+    pub timestamp: String,
+    pub tx_count: i32,
+    pub sealer: String,
+    pub header: String,
+    pub block_hash: String,
+    pub signature: String,
+    pub transactions: Option<Vec<Leaf>>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct BlockList {
+    pub blocks: Vec<Block>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ChainStats {
+    pub height: i64,
+    pub transactions: i64,
+    pub pending: i64,
+    pub head_hash: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Proof {
+    pub tx_id: String,
+    pub block_index: i64,
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    pub leaf: String,
+    pub leaf_hash: String,
+    pub audit_path: Vec<String>,
+    pub merkle_root: String,
+    pub block_hash: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Authority {
+    pub name: String,
+    pub public_key: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Authorities {
+    pub authorities: Vec<Authority>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Deposit {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub status: String,
+    pub amount: i64,
+    pub phone: String,
+    pub mpesa_receipt: Option<String>,
+    pub result_desc: Option<String>,
+    pub created_at: String,
+    pub settled_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Withdrawal {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub status: String,
+    pub amount: i64,
+    pub fee: i64,
+    pub phone: String,
+    pub mpesa_receipt: Option<String>,
+    pub result_desc: Option<String>,
+    pub created_at: String,
+    pub settled_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MpesaTransactions {
+    pub deposits: Vec<Deposit>,
+    pub withdrawals: Vec<Withdrawal>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct OutboxMessage {
+    pub to: String,
+    pub message: String,
+    pub status: String,
+    pub attempts: i32,
+    pub failure_reason: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Outbox {
+    pub messages: Vec<OutboxMessage>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SanctionEntry {
+    pub name: String,
+    pub phone: Option<String>,
+    pub source: String,
+    pub program: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SanctionList {
+    pub entries: Vec<SanctionEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct UsdLeg {
+    pub currency: String,
+    pub usd_mid: String,
+    pub source: String,
+    pub updated_at: String,
+    pub exponent: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RateBook {
+    pub spread: String,
+    pub quote_ttl_seconds: i32,
+    pub legs: Vec<UsdLeg>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct FeeBand {
+    pub kind: String,
+    pub from_usd_cents: i64,
+    pub rate: String,
+    pub min_fee_usd_cents: Option<i64>,
+    pub max_fee_usd_cents: Option<i64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct FeeBands {
+    pub bands: Vec<FeeBand>,
+}

@@ -1,0 +1,25 @@
+//! One page per file, each reachable from the sidebar.
+
+mod audit;
+mod chain;
+mod channels;
+mod ledger;
+mod overview;
+mod reversals;
+mod sanctions;
+mod sars;
+mod signin;
+mod transactions;
+mod users;
+
+pub use audit::AuditPage;
+pub use chain::{BlockPage, ChainPage, ProofPage};
+pub use channels::{MpesaPage, SmsPage};
+pub use ledger::{FxPage, LedgerPage};
+pub use overview::OverviewPage;
+pub use reversals::ReversalsPage;
+pub use sanctions::SanctionsPage;
+pub use sars::{SarPage, SarsPage};
+pub use signin::SignIn;
+pub use transactions::{TransactionPage, TransactionsPage, TxTable};
+pub use users::{UserPage, UsersPage};

@@ -1,0 +1,65 @@
+//! Project tasks, run as `cargo xtask <task>`:
+//!
+//! - `console` builds the operators' console from source — installing the
+//!   `wasm32-unknown-unknown` target and `wasm-bindgen-cli` at exactly the
+//!   version in `Cargo.lock` when missing — into `console/dist/`, which is
+//!   committed and embedded by the gateway; it writes `console/dist/STAMP`,
+//!   a hash of everything the bundle is built from.
+//! - `console --check` fails when `STAMP` does not match the sources, i.e.
+//!   the committed bundle is stale.
+//! - `test` runs the whole test suite: every Rust test, then the console's
+//!   browser tests in headless Chromium against a real gateway.
+
+mod bundle;
+mod e2e;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["console"] => bundle::build(),
+        ["console", "--check"] => bundle::check(),
+        ["test"] => e2e::test_all(),
+        ["e2e"] => e2e::browser_tests(),
+        _ => {
+            eprintln!("usage: cargo xtask console [--check] | test | e2e");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// `cargo`, as the one running this task.
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(root());
+    command
+}
+
+/// Runs `command`, failing with its name when it fails.
+fn run(command: &mut Command) -> anyhow::Result<()> {
+    let status = command.status()?;
+    anyhow::ensure!(status.success(), "{command:?} failed with {status}");
+    Ok(())
+}

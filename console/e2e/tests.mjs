@@ -2,6 +2,7 @@
 // (and so the customer) sees. Tests run in this order on one database.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 
 import { ADMIN, BASE, CUSTOMER, balance, call, login, money, must, newCustomer, send } from './api.mjs';
 
@@ -9,6 +10,9 @@ const SESSION_KEY = 'chainpay.console.session';
 const SIDEBAR = [
   ['Overview', 'Overview'],
   ['Users', 'Users'],
+  ['Agents', 'Agents'],
+  ['Treasury', 'Treasury'],
+  ['Vouchers', 'Vouchers'],
   ['Transactions', 'Transactions'],
   ['Audit log', 'Audit log'],
   ['Suspicious activity', 'Suspicious activity'],
@@ -307,6 +311,75 @@ async function sanctionsAndFx(page) {
   await page.locator('table.fees tbody tr').first().waitFor();
 }
 
+/** A second admin, made as operators make admins: on the server, by the CLI. */
+async function secondAdmin() {
+  const phone = '+254711900001';
+  const registered = await call('POST', '/auth/register', { body: { phone, name: 'Second Operator', pin: '5831' } });
+  if (registered.status === 201) {
+    const admin = await login(ADMIN);
+    await must(200, 'POST', `/admin/users/${registered.body.user_id}/kyc`, { token: admin, body: { status: 'VERIFIED' } });
+    execFileSync(process.env.CHAINPAY_BIN, ['promote', phone], { env: { ...process.env, RUST_LOG: 'error' } });
+  }
+  return login({ phone, pin: '5831' });
+}
+
+async function agentsAndTreasury(page) {
+  const agentPhone = '+254711900002';
+  const agent = await newCustomer(agentPhone, 'Mary Wanjiru');
+  const admin = await login(ADMIN);
+  const { user_id: agentId } = (await must(200, 'GET', `/admin/users?q=${encodeURIComponent(agentPhone)}`, { token: admin })).users[0];
+  await must(200, 'POST', `/admin/users/${agentId}/kyc`, { token: admin, body: { status: 'VERIFIED' } });
+
+  await signedIn(page);
+  await open(page, 'Agents');
+  await page.getByLabel('Customer phone').fill(agentPhone);
+  await page.locator('#appoint-agent').click();
+  await page.getByText('Appointed.').waitFor();
+  const row = page.locator('table.agents tr', { hasText: 'Mary Wanjiru' });
+  await row.getByText('none').waitFor();
+
+  await open(page, 'Treasury');
+  await page.getByLabel('Agent phone').fill(agentPhone);
+  await page.getByLabel('Amount').fill('100000');
+  await page.getByLabel('Currency').fill('KES');
+  await page.getByLabel('Bank reference').fill('EQUITY-20261201-0042');
+  await page.getByLabel('Proposal note').fill('Bank statement line 42');
+  await page.locator('#propose-issuance').click();
+  await page.getByText('Proposed; another admin must approve it.').waitFor();
+  const card = page.locator('article.request', { hasText: 'EQUITY-20261201-0042' });
+  await card.getByRole('button', { name: 'Approve' }).click();
+  await card.getByRole('alert').filter({ hasText: 'another admin must decide this' }).waitFor();
+
+  const pending = await must(200, 'GET', '/admin/treasury/issuances?status=PENDING', { token: admin });
+  const issuance = pending.issuances.find((i) => i.reference === 'EQUITY-20261201-0042');
+  await must(200, 'POST', `/admin/treasury/issuances/${issuance.id}/approve`, { token: await secondAdmin(), body: { note: 'seen' } });
+  await open(page, 'Agents');
+  await page.locator('table.agents tr', { hasText: 'Mary Wanjiru' }).getByText(money('KES', 10_000_000)).waitFor();
+
+  const cashIn = await must(201, 'POST', '/agent/cash-in', { token: agent.token, body: { customer_phone: CUSTOMER.phone, amount: 50_000, currency: 'KES' } });
+  await open(page, 'Transactions');
+  await page.getByLabel('Transaction id').fill(cashIn.tx_id);
+  await page.getByRole('button', { name: 'Open', exact: true }).click();
+  await rendered(page, 'Transaction');
+  await page.getByText('cash_in', { exact: true }).waitFor();
+}
+
+async function vouchersVerified(page) {
+  const customer = await login(CUSTOMER);
+  const voucher = await must(201, 'POST', '/vouchers', { token: customer, body: { amount: 25_000, currency: 'KES' } });
+  await signedIn(page);
+  await open(page, 'Vouchers');
+  const row = page.locator('table.vouchers tr', { hasText: voucher.code.slice(12) });
+  await row.getByRole('button', { name: 'Check signature' }).click();
+  assert.equal(await page.locator('#signed-voucher').inputValue(), voucher.signed);
+  assert.ok(!(await page.content()).includes(voucher.code), 'the console never shows a code');
+  await page.locator('#verify-voucher').click();
+  await page.locator('#voucher-verdict', { hasText: `Genuine: voucher` }).filter({ hasText: 'KES 250.00' }).waitFor();
+  await page.locator('#signed-voucher').fill(voucher.signed.replace('.25000.', '.95000.'));
+  await page.locator('#verify-voucher').click();
+  await page.locator('#voucher-verdict', { hasText: 'Not genuine: the signature does not match' }).waitFor();
+}
+
 export const tests = [
   ['first-load', 'the sign-in page loads compressed, under 1 MB, with a strict CSP', firstLoad],
   ['overview', 'the demo admin signs in and sees the overview', overview],
@@ -322,5 +395,7 @@ export const tests = [
   ['transactions', 'a transaction is found by id and by phone', transactionLookup],
   ['channels', 'M-Pesa deposits filter by status and the SMS outbox by phone', channels],
   ['sanctions-fx', 'a sanctions entry is added and a rate is set', sanctionsAndFx],
+  ['agents-treasury', 'an agent is appointed and float issued only by a second admin', agentsAndTreasury],
+  ['vouchers', 'a voucher’s signed form verifies in the browser and fails when altered', vouchersVerified],
   ['every-page', 'every page renders its data within a second', everyPage],
 ].map(([slug, name, run], n) => ({ slug: `${String(n + 1).padStart(2, '0')}-${slug}`, name, run }));

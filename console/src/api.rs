@@ -419,3 +419,70 @@ pub struct FeeBand {
 pub struct FeeBands {
     pub bands: Vec<FeeBand>,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct FloatBalance {
+    pub currency: String,
+    pub balance: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Agent {
+    pub agent_number: String,
+    pub phone: String,
+    pub name: String,
+    pub status: String,
+    pub created_at: String,
+    pub float: Vec<FloatBalance>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct AgentList {
+    pub agents: Vec<Agent>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Issuance {
+    pub id: String,
+    pub agent_number: String,
+    pub agent_phone: String,
+    pub agent_name: String,
+    pub amount: i64,
+    pub currency: String,
+    pub reference: String,
+    pub status: String,
+    pub proposal_note: Option<String>,
+    pub decision_note: Option<String>,
+    pub tx_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct IssuanceList {
+    pub issuances: Vec<Issuance>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Voucher {
+    pub serial: i64,
+    pub code_hint: String,
+    pub amount: i64,
+    pub fee: i64,
+    pub currency: String,
+    pub status: String,
+    pub expires_at: String,
+    pub created_at: String,
+    pub signed: String,
+    pub issuer_phone: String,
+    pub redeemed_by_phone: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct VoucherList {
+    pub vouchers: Vec<Voucher>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct VoucherAuthority {
+    pub public_key: String,
+}

@@ -63,6 +63,9 @@ fn Shell(currencies: Currencies) -> impl IntoView {
                     <Route path=path!("/sanctions") view=SanctionsPage/>
                     <Route path=path!("/fx") view=FxPage/>
                     <Route path=path!("/ledger") view=LedgerPage/>
+                    <Route path=path!("/agents") view=AgentsPage/>
+                    <Route path=path!("/treasury") view=TreasuryPage/>
+                    <Route path=path!("/vouchers") view=VouchersPage/>
                 </Routes>
             </main>
         </div>
@@ -84,6 +87,9 @@ fn Sidebar() -> impl IntoView {
     let links = [
         ("/", "Overview"),
         ("/users", "Users"),
+        ("/agents", "Agents"),
+        ("/treasury", "Treasury"),
+        ("/vouchers", "Vouchers"),
         ("/transactions", "Transactions"),
         ("/audit", "Audit log"),
         ("/sars", "Suspicious activity"),

@@ -18,6 +18,13 @@ pub enum FeeKind {
     Send,
     Withdraw,
     Convert,
+    /// Cash withdrawn at an agent.
+    CashOut,
+    /// Buying a voucher.
+    Voucher,
+    /// Cash deposited at an agent: free to the customer, so only the agent's
+    /// commission schedule has bands of this kind.
+    CashIn,
 }
 
 impl FeeKind {
@@ -26,6 +33,9 @@ impl FeeKind {
             FeeKind::Send => "send",
             FeeKind::Withdraw => "withdraw",
             FeeKind::Convert => "convert",
+            FeeKind::CashOut => "cash_out",
+            FeeKind::Voucher => "voucher",
+            FeeKind::CashIn => "cash_in",
         }
     }
 
@@ -34,6 +44,9 @@ impl FeeKind {
             "send" => Some(FeeKind::Send),
             "withdraw" => Some(FeeKind::Withdraw),
             "convert" => Some(FeeKind::Convert),
+            "cash_out" => Some(FeeKind::CashOut),
+            "voucher" => Some(FeeKind::Voucher),
+            "cash_in" => Some(FeeKind::CashIn),
             _ => None,
         }
     }
@@ -99,6 +112,29 @@ impl FeeSchedule {
         }
         Ok(fee.max(0))
     }
+}
+
+/// The smallest cash-in, in US cents: below it the commission (paid from
+/// fee revenue) would reward splitting one deposit into many.
+pub const MIN_CASH_IN_USD_CENTS: i64 = 100;
+
+/// What an agent earns for a cash-in or cash-out, from the commission
+/// schedule (bands of kind `CashIn`/`CashOut`, shaped like fee bands). A
+/// cash-out's commission is a share of the customer's `fee`, so it is never
+/// more than the fee; a cash-in's is paid from fee revenue.
+pub fn commission(
+    schedule: &FeeSchedule,
+    kind: FeeKind,
+    rates: &RateBook,
+    currency: &str,
+    amount_minor: i64,
+    fee_minor: i64,
+) -> Result<i64, FxError> {
+    let earned = schedule.fee(kind, rates, currency, amount_minor)?;
+    Ok(match kind {
+        FeeKind::CashOut => earned.min(fee_minor),
+        _ => earned,
+    })
 }
 
 #[cfg(test)]
@@ -199,6 +235,24 @@ mod tests {
                 .fee(FeeKind::Convert, &rates(), "USD", 5_000)
                 .unwrap(),
             0
+        );
+    }
+
+    #[test]
+    fn a_cash_out_commission_is_a_share_of_the_fee_and_never_more() {
+        let mut share = band(0, "0.004");
+        share.kind = FeeKind::CashOut;
+        share.min_fee_usd_cents = Some(4);
+        let commissions = FeeSchedule::new(vec![share]);
+        let earned = |amount, fee| {
+            commission(&commissions, FeeKind::CashOut, &rates(), "USD", amount, fee).unwrap()
+        };
+        assert_eq!(earned(100_000, 1_000), 400, "0.4 % of USD 1,000");
+        assert_eq!(earned(100, 3), 3, "the minimum is held to the fee");
+        assert_eq!(
+            commission(&commissions, FeeKind::CashIn, &rates(), "USD", 100_000, 0).unwrap(),
+            0,
+            "no cash-in band, no commission"
         );
     }
 }

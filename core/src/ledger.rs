@@ -206,6 +206,69 @@ pub fn conversion_entry<A>(
     JournalEntry::new(postings)
 }
 
+/// The accounts of a movement at an agent's counter.
+#[derive(Debug, Clone)]
+pub struct AgentAccounts<A = i64> {
+    pub customer_wallet: A,
+    pub agent_float: A,
+    pub fee_revenue: A,
+}
+
+/// Cash-in: the agent's float pays `amount` into the customer's wallet, and
+/// fee revenue pays the agent's `commission` into the float, in one entry.
+pub fn cash_in_entry<A>(
+    accounts: AgentAccounts<A>,
+    currency: &CurrencyCode,
+    amount_minor: i64,
+    commission_minor: i64,
+) -> Result<JournalEntry<A>, LedgerError> {
+    let posting = |account, amount_minor| Posting {
+        account,
+        currency: currency.clone(),
+        amount_minor,
+    };
+    let float_change = commission_minor
+        .checked_sub(amount_minor)
+        .ok_or(LedgerError::Overflow)?;
+    let mut postings = vec![
+        posting(accounts.agent_float, float_change),
+        posting(accounts.customer_wallet, amount_minor),
+    ];
+    if commission_minor > 0 {
+        postings.push(posting(accounts.fee_revenue, -commission_minor));
+    }
+    JournalEntry::new(postings)
+}
+
+/// Cash-out: the customer pays `amount + fee`; the agent's float receives
+/// `amount` and the `commission` (a share of the fee); fee revenue keeps
+/// the rest of the fee.
+pub fn cash_out_entry<A>(
+    accounts: AgentAccounts<A>,
+    currency: &CurrencyCode,
+    amount_minor: i64,
+    fee_minor: i64,
+    commission_minor: i64,
+) -> Result<JournalEntry<A>, LedgerError> {
+    let posting = |account, amount_minor| Posting {
+        account,
+        currency: currency.clone(),
+        amount_minor,
+    };
+    let total = amount_minor
+        .checked_add(fee_minor)
+        .ok_or(LedgerError::Overflow)?;
+    let kept = fee_minor - commission_minor.min(fee_minor);
+    let mut postings = vec![
+        posting(accounts.customer_wallet, -total),
+        posting(accounts.agent_float, total - kept),
+    ];
+    if kept > 0 {
+        postings.push(posting(accounts.fee_revenue, kept));
+    }
+    JournalEntry::new(postings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,5 +380,39 @@ mod tests {
         let entry = transfer_entry(accounts, &kes(), 500, 20).unwrap();
         let undone = entry.clone().reversed();
         assert_eq!(undone.net_by_account(), vec![(1, 520), (2, -500), (3, -20)]);
+    }
+
+    #[test]
+    fn a_cash_in_pays_the_customer_from_the_float_and_the_commission_from_revenue() {
+        let accounts = AgentAccounts {
+            customer_wallet: 1,
+            agent_float: 2,
+            fee_revenue: 3,
+        };
+        let entry = cash_in_entry(accounts, &kes(), 50_000, 100).unwrap();
+        assert_eq!(
+            entry.net_by_account(),
+            vec![(1, 50_000), (2, -49_900), (3, -100)]
+        );
+    }
+
+    #[test]
+    fn a_cash_out_shares_the_fee_between_agent_and_house() {
+        let accounts = AgentAccounts {
+            customer_wallet: 1,
+            agent_float: 2,
+            fee_revenue: 3,
+        };
+        let entry = cash_out_entry(accounts.clone(), &kes(), 50_000, 500, 200).unwrap();
+        assert_eq!(
+            entry.net_by_account(),
+            vec![(1, -50_500), (2, 50_200), (3, 300)]
+        );
+        let all_to_agent = cash_out_entry(accounts, &kes(), 50_000, 500, 900).unwrap();
+        assert_eq!(
+            all_to_agent.net_by_account(),
+            vec![(1, -50_500), (2, 50_500)],
+            "a commission is never more than the fee"
+        );
     }
 }

@@ -29,6 +29,7 @@ pub mod statement;
 pub mod status;
 pub mod transaction;
 pub mod ussd;
+pub mod voucher;
 
 pub use lang::Lang;
 pub use money::{Amount, CurrencyCode};

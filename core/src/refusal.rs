@@ -29,8 +29,18 @@ pub enum Refusal {
     ReversalNotEligible,
     ReversalAlreadyRequested,
     ReversalAlreadyDecided,
-    /// Withdrawing at an agent before agents exist.
-    AgentsUnavailable,
+    /// No active agent has that agent number.
+    AgentUnknown,
+    /// The agent's float does not hold the amount.
+    InsufficientFloat,
+    /// Below the smallest amount this movement allows.
+    BelowMinimum,
+    /// No active voucher has that code (counts as a wrong guess).
+    VoucherUnknown,
+    /// The voucher was redeemed, cancelled or has expired.
+    VoucherSpent,
+    /// Too many wrong voucher codes: redeeming is paused for a while.
+    VoucherGuessesExhausted,
     /// A deposit prompting a phone other than the customer's own.
     PromptOwnPhoneOnly,
     /// Safaricom refused the request outright.
@@ -58,7 +68,12 @@ impl Refusal {
             Refusal::ReversalNotEligible => "reversal_not_eligible",
             Refusal::ReversalAlreadyRequested => "reversal_already_requested",
             Refusal::ReversalAlreadyDecided => "reversal_already_decided",
-            Refusal::AgentsUnavailable => "agents_unavailable",
+            Refusal::AgentUnknown => "agent_unknown",
+            Refusal::InsufficientFloat => "insufficient_float",
+            Refusal::BelowMinimum => "below_minimum",
+            Refusal::VoucherUnknown => "voucher_unknown",
+            Refusal::VoucherSpent => "voucher_spent",
+            Refusal::VoucherGuessesExhausted => "voucher_guesses_exhausted",
             Refusal::PromptOwnPhoneOnly => "prompt_own_phone_only",
             Refusal::MpesaRefused => "mpesa_refused",
             Refusal::MpesaUnreachable => "mpesa_unreachable",

@@ -36,6 +36,28 @@ pub enum Entry {
     ReversedIn {
         amount: String,
     },
+    /// Cash paid in at an agent.
+    CashIn {
+        amount: String,
+        agent: String,
+    },
+    /// Cash taken out at an agent (amount and fee).
+    CashOut {
+        amount: String,
+        agent: String,
+    },
+    /// A voucher bought (amount and fee).
+    VoucherBought {
+        amount: String,
+    },
+    /// A voucher redeemed into the owner's wallet.
+    VoucherRedeemed {
+        amount: String,
+    },
+    /// A voucher's amount returned to its buyer (cancelled or expired).
+    VoucherReturned {
+        amount: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +96,34 @@ impl Line {
             }
             Entry::ReversedIn { amount } => {
                 format!("+{amount} {}", if sw { "marejesho" } else { "reversal" })
+            }
+            Entry::CashIn { amount, agent } => {
+                format!(
+                    "+{amount} {} {agent}",
+                    if sw { "taslimu kwa" } else { "cash in at" }
+                )
+            }
+            Entry::CashOut { amount, agent } => {
+                format!(
+                    "-{amount} {} {agent}",
+                    if sw { "kutoa kwa" } else { "cash out at" }
+                )
+            }
+            Entry::VoucherBought { amount } => {
+                format!("-{amount} {}", if sw { "vocha" } else { "voucher" })
+            }
+            Entry::VoucherRedeemed { amount } => {
+                format!("+{amount} {}", if sw { "vocha" } else { "voucher" })
+            }
+            Entry::VoucherReturned { amount } => {
+                format!(
+                    "+{amount} {}",
+                    if sw {
+                        "vocha imerudishwa"
+                    } else {
+                        "voucher refund"
+                    }
+                )
             }
         };
         format!("{date} {text}")

@@ -22,6 +22,18 @@ pub enum TxType {
     Payout,
     /// A held withdrawal that did not go through, returned to the customer.
     Refund,
+    /// An agent's float paid into a customer's wallet against cash.
+    CashIn,
+    /// A customer's wallet paid into an agent's float against cash.
+    CashOut,
+    /// E-money created by the treasury into an agent's float (four eyes).
+    Issuance,
+    /// A voucher bought: the wallet pays the voucher liability.
+    Voucher,
+    /// A voucher redeemed: the liability pays the redeemer.
+    Redemption,
+    /// A voucher cancelled or expired: the liability pays the issuer back.
+    VoucherRefund,
 }
 
 impl TxType {
@@ -35,6 +47,12 @@ impl TxType {
             TxType::Funding => "funding",
             TxType::Payout => "payout",
             TxType::Refund => "refund",
+            TxType::CashIn => "cash_in",
+            TxType::CashOut => "cash_out",
+            TxType::Issuance => "issuance",
+            TxType::Voucher => "voucher",
+            TxType::Redemption => "redemption",
+            TxType::VoucherRefund => "voucher_refund",
         }
     }
 
@@ -48,6 +66,12 @@ impl TxType {
             TxType::Funding,
             TxType::Payout,
             TxType::Refund,
+            TxType::CashIn,
+            TxType::CashOut,
+            TxType::Issuance,
+            TxType::Voucher,
+            TxType::Redemption,
+            TxType::VoucherRefund,
         ]
         .into_iter()
         .find(|t| t.as_str() == raw)

@@ -32,6 +32,10 @@ pub enum Error {
     SecondAdminNeeded,
     #[error("{0} not found")]
     NotFound(Missing),
+    /// The request clashes with the state of what it names (a reference
+    /// used already, a decision already made).
+    #[error("{0}")]
+    Conflict(String),
     #[error("phone number or PIN is wrong")]
     InvalidCredentials,
     /// Locked after too many wrong PINs: for `retry_after_s`, or (`None`)
@@ -91,6 +95,7 @@ impl Error {
             Error::Forbidden => "forbidden",
             Error::SecondAdminNeeded => "second_admin_needed",
             Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
             Error::InvalidCredentials => "invalid_credentials",
             Error::AccountLocked { .. } => "account_locked",
             Error::WeakPin => "weak_pin",
@@ -125,6 +130,9 @@ pub enum Missing {
     Quote,
     ReversalRequest,
     Sar,
+    Agent,
+    Issuance,
+    Voucher,
     Route,
     /// A transaction that exists but is not sealed into a block yet.
     UnsealedTransaction,
@@ -141,6 +149,9 @@ impl std::fmt::Display for Missing {
             Missing::Quote => "quote",
             Missing::ReversalRequest => "reversal request",
             Missing::Sar => "SAR",
+            Missing::Agent => "agent",
+            Missing::Issuance => "issuance",
+            Missing::Voucher => "voucher",
             Missing::Route => "route",
             Missing::UnsealedTransaction => "sealed block",
         })

@@ -23,7 +23,10 @@ pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
     .rows_affected();
     removed += sqlx::query!(
         "DELETE FROM rate_limits WHERE bucket IN
-           (SELECT bucket FROM rate_limits WHERE hits[cardinality(hits)] < now() - interval '1 hour' LIMIT $1)",
+           (SELECT bucket FROM rate_limits
+            WHERE hits[cardinality(hits)] < now() - CASE WHEN bucket LIKE 'voucher_guess:%'
+                                                         THEN interval '24 hours' ELSE interval '1 hour' END
+            LIMIT $1)",
         BATCH
     )
     .execute(pool)

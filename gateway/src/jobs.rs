@@ -46,6 +46,8 @@ const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(600);
 /// How often the block sealer looks at the queue.
 const BLOCK_SEAL_PERIOD: Duration = Duration::from_secs(1);
 const RESCREEN_PERIOD: Duration = Duration::from_secs(10);
+/// How often vouchers past their expiry are refunded.
+const VOUCHER_EXPIRY_PERIOD: Duration = Duration::from_secs(5);
 /// Advisory lock of the FX feed, so instances take turns.
 const FX_FEED_LOCK: i64 = 0x4348_4149_4e46_5846;
 
@@ -89,6 +91,9 @@ fn jobs(state: &AppState) -> Vec<Job> {
         Job::new("sms_outbox", SMS_PERIOD, |state| Box::pin(send_sms(state))),
         Job::new("mpesa_sweep", MPESA_SWEEP_PERIOD, |state| {
             Box::pin(async move { Ok(crate::mpesa::deposits::sweep(&state).await.map(|_| ())?) })
+        }),
+        Job::new("voucher_expiry", VOUCHER_EXPIRY_PERIOD, |state| {
+            Box::pin(async move { Ok(crate::vouchers::expire_due(&state).await.map(|_| ())?) })
         }),
         Job::new("housekeeping", HOUSEKEEPING_PERIOD, |state| {
             Box::pin(async move { Ok(crate::housekeeping::prune(&state.pool).await.map(|_| ())?) })
@@ -136,7 +141,7 @@ async fn send_sms(state: AppState) -> anyhow::Result<()> {
     if state.self_url.get().is_none() {
         return Ok(());
     }
-    sms::worker::send_due(&state.pool, state.sms()?).await?;
+    sms::worker::send_due(&state.pool, state.sms()?, &state.keys.master).await?;
     Ok(())
 }
 

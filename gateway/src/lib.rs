@@ -6,8 +6,9 @@
 //!
 //! - edges: `http` (REST and webhooks), `jobs`, `sim` (simulators), `cli`,
 //!   `startup`;
-//! - features: `movements`, `mpesa`, `reversals`, `ussd`, `auth`,
-//!   `compliance`, `sms`, `statement`, `housekeeping`, `seed`;
+//! - features: `movements`, `agents`, `treasury`, `vouchers`, `mpesa`,
+//!   `reversals`, `ussd`, `auth`, `compliance`, `sms`, `statement`,
+//!   `housekeeping`, `seed`;
 //! - foundations: `state`, `error`, `ledger`, `chain`, `audit`, `rules`,
 //!   `idempotency`, `transactions`, `clients`, `db`, `config`, `secrets`,
 //!   `jwt`, `metrics`, `telemetry`.
@@ -15,6 +16,7 @@
 //! Nothing outside `http` knows about HTTP: features return
 //! [`error::Error`], which each channel words in its own home.
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod chain;
@@ -44,4 +46,6 @@ pub mod state;
 pub mod statement;
 pub mod telemetry;
 pub mod transactions;
+pub mod treasury;
 pub mod ussd;
+pub mod vouchers;

@@ -27,6 +27,8 @@ const MAX_AGE: Duration = Duration::from_secs(1);
 pub struct Rules {
     pub rates: RateBook,
     pub fees: FeeSchedule,
+    /// What agents earn per cash-in and cash-out (`commission_bands`).
+    pub commissions: FeeSchedule,
     pub structuring: StructuringRule,
     pub sanctions_threshold: f64,
     pub quote_ttl_seconds: i64,
@@ -86,25 +88,11 @@ async fn load(pool: &PgPool) -> anyhow::Result<Rules> {
     for leg in legs {
         rates = rates.with_leg(&leg.currency, leg.usd_mid, leg.exponent.max(0) as u32)?;
     }
-    let bands = sqlx::query!(
-        "SELECT kind, from_usd_cents, rate, min_fee_usd_cents, max_fee_usd_cents FROM fee_bands"
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .filter_map(|band| {
-        Some(FeeBand {
-            kind: FeeKind::parse(&band.kind)?,
-            from_usd_cents: band.from_usd_cents,
-            rate: band.rate,
-            min_fee_usd_cents: band.min_fee_usd_cents,
-            max_fee_usd_cents: band.max_fee_usd_cents,
-        })
-    })
-    .collect();
+    let (fees, commissions) = schedules(pool).await?;
     Ok(Rules {
         rates,
-        fees: FeeSchedule::new(bands),
+        fees,
+        commissions,
         structuring: StructuringRule {
             band_min_usd_cents: settings.structuring_min_usd_cents,
             band_max_usd_cents: settings.structuring_max_usd_cents,
@@ -116,6 +104,41 @@ async fn load(pool: &PgPool) -> anyhow::Result<Rules> {
             .unwrap_or(sanctions::MATCH_THRESHOLD),
         quote_ttl_seconds: i64::from(settings.quote_ttl_seconds),
     })
+}
+
+/// The fee schedule and the commission schedule (same shape), in one read.
+async fn schedules(pool: &PgPool) -> anyhow::Result<(FeeSchedule, FeeSchedule)> {
+    let rows = sqlx::query!(
+        r#"SELECT false AS "commission!", kind, from_usd_cents, rate, min_fee_usd_cents AS min, max_fee_usd_cents AS max
+           FROM fee_bands
+           UNION ALL
+           SELECT true, kind, from_usd_cents, rate, min_usd_cents, max_usd_cents FROM commission_bands"#
+    )
+    .fetch_all(pool)
+    .await?;
+    let (mut fees, mut commissions) = (Vec::new(), Vec::new());
+    for row in rows {
+        let (Some(kind), Some(from_usd_cents), Some(rate)) = (
+            row.kind.as_deref().and_then(FeeKind::parse),
+            row.from_usd_cents,
+            row.rate,
+        ) else {
+            continue;
+        };
+        let band = FeeBand {
+            kind,
+            from_usd_cents,
+            rate,
+            min_fee_usd_cents: row.min,
+            max_fee_usd_cents: row.max,
+        };
+        if row.commission {
+            commissions.push(band);
+        } else {
+            fees.push(band);
+        }
+    }
+    Ok((FeeSchedule::new(fees), FeeSchedule::new(commissions)))
 }
 
 /// Parses a decimal from an API string, e.g. a rate `"129.50"`.

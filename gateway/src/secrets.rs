@@ -8,8 +8,10 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use chainpay_core::chain::block::AuthorityKey;
 use chainpay_core::crypto::aead::MasterKey;
 use chainpay_core::crypto::random_bytes;
 use chainpay_core::crypto::signing::SigningKey;
@@ -27,6 +29,10 @@ pub struct ServerKeys {
     pub master: MasterKey,
     pub jwt_secret: Vec<u8>,
     pub tx_signing: SigningKey,
+    /// Signs vouchers' offline form (Ed25519; its public half is published).
+    pub voucher_signing: Arc<AuthorityKey>,
+    /// Keys the digest vouchers are looked up by (HMAC-SHA3-256).
+    pub voucher_digest: SigningKey,
 }
 
 impl ServerKeys {
@@ -46,10 +52,17 @@ impl ServerKeys {
             None => get_or_create(pool, &master, "jwt_hs256").await?.to_vec(),
         };
         let tx_signing = SigningKey::from_bytes(get_or_create(pool, &master, "tx_signing").await?);
+        let voucher_signing = Arc::new(AuthorityKey::from_bytes(
+            &get_or_create(pool, &master, "voucher_ed25519").await?,
+        ));
+        let voucher_digest =
+            SigningKey::from_bytes(get_or_create(pool, &master, "voucher_digest").await?);
         Ok(Self {
             master,
             jwt_secret,
             tx_signing,
+            voucher_signing,
+            voucher_digest,
         })
     }
 }

@@ -11,8 +11,25 @@ use uuid::Uuid;
 /// Movements shown.
 pub const MINI_STATEMENT_ROWS: i64 = 5;
 
+/// One movement of the statement, as read.
+struct Row {
+    tx_type: String,
+    amount: i64,
+    fee: i64,
+    currency: String,
+    from_user_id: Option<Uuid>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    to_currency: Option<String>,
+    converted_amount: Option<i64>,
+    exponent: i16,
+    to_exponent: Option<i16>,
+    from_name: Option<String>,
+    to_name: Option<String>,
+}
+
 pub async fn mini(conn: &mut PgConnection, user_id: Uuid, lang: Lang) -> sqlx::Result<Vec<String>> {
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        Row,
         r#"
         WITH page AS (
             (SELECT seq FROM transactions WHERE from_user_id = $1 ORDER BY seq DESC LIMIT $2)
@@ -20,7 +37,7 @@ pub async fn mini(conn: &mut PgConnection, user_id: Uuid, lang: Lang) -> sqlx::R
             (SELECT seq FROM transactions WHERE to_user_id = $1 ORDER BY seq DESC LIMIT $2)
             ORDER BY seq DESC LIMIT $2
         )
-        SELECT t.tx_type, t.amount, t.fee, t.currency, t.from_user_id, t.to_user_id, t.created_at,
+        SELECT t.tx_type, t.amount, t.fee, t.currency, t.from_user_id, t.created_at,
                t.to_currency, t.converted_amount, c.exponent, tc.exponent AS "to_exponent?",
                fu.name AS "from_name?", tu.name AS "to_name?"
         FROM page JOIN transactions t ON t.seq = page.seq
@@ -37,45 +54,65 @@ pub async fn mini(conn: &mut PgConnection, user_id: Uuid, lang: Lang) -> sqlx::R
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| {
-            let shown = |minor| show(&row.currency, minor, row.exponent.max(0) as u32);
-            let name = |name: Option<String>| first_name(&name.unwrap_or_default());
-            let outgoing = row.from_user_id == Some(user_id);
-            let entry = match (row.tx_type.as_str(), outgoing) {
-                ("conversion", _) => Entry::Converted {
-                    paid: shown(row.amount + row.fee),
-                    got: show(
-                        &row.to_currency.unwrap_or_default(),
-                        row.converted_amount.unwrap_or(0),
-                        row.to_exponent.unwrap_or(2).max(0) as u32,
-                    ),
-                },
-                ("deposit" | "funding", _) => Entry::Deposit {
-                    amount: shown(row.amount),
-                },
-                ("withdrawal", _) => Entry::Withdrawal {
-                    amount: shown(row.amount + row.fee),
-                },
-                ("reversal", true) => Entry::ReversedOut {
-                    amount: shown(row.amount),
-                },
-                ("reversal", false) => Entry::ReversedIn {
-                    amount: shown(row.amount),
-                },
-                (_, true) => Entry::Sent {
-                    amount: shown(row.amount + row.fee),
-                    to: name(row.to_name),
-                },
-                (_, false) => Entry::Received {
-                    amount: shown(row.amount),
-                    from: name(row.from_name),
-                },
-            };
-            Line {
-                at: row.created_at,
-                entry,
-            }
-            .render(lang)
+        .filter_map(|row| {
+            let at = row.created_at;
+            entry(row, user_id).map(|entry| Line { at, entry }.render(lang))
         })
         .collect())
+}
+
+/// What one movement was from the owner's side; `None` for movements of an
+/// agent's float rather than their wallet (the agent summary shows those).
+fn entry(row: Row, user_id: Uuid) -> Option<Entry> {
+    let shown = |minor| show(&row.currency, minor, row.exponent.max(0) as u32);
+    let name = |name: Option<String>| first_name(&name.unwrap_or_default());
+    let outgoing = row.from_user_id == Some(user_id);
+    Some(match (row.tx_type.as_str(), outgoing) {
+        ("cash_in", true) | ("cash_out", false) | ("issuance", _) => return None,
+        ("conversion", _) => Entry::Converted {
+            paid: shown(row.amount + row.fee),
+            got: show(
+                &row.to_currency.unwrap_or_default(),
+                row.converted_amount.unwrap_or(0),
+                row.to_exponent.unwrap_or(2).max(0) as u32,
+            ),
+        },
+        ("deposit" | "funding", _) => Entry::Deposit {
+            amount: shown(row.amount),
+        },
+        ("withdrawal", _) => Entry::Withdrawal {
+            amount: shown(row.amount + row.fee),
+        },
+        ("reversal", true) => Entry::ReversedOut {
+            amount: shown(row.amount),
+        },
+        ("reversal", false) => Entry::ReversedIn {
+            amount: shown(row.amount),
+        },
+        ("cash_in", false) => Entry::CashIn {
+            amount: shown(row.amount),
+            agent: name(row.from_name),
+        },
+        ("cash_out", true) => Entry::CashOut {
+            amount: shown(row.amount + row.fee),
+            agent: name(row.to_name),
+        },
+        ("voucher", _) => Entry::VoucherBought {
+            amount: shown(row.amount + row.fee),
+        },
+        ("redemption", false) => Entry::VoucherRedeemed {
+            amount: shown(row.amount),
+        },
+        ("voucher_refund", _) => Entry::VoucherReturned {
+            amount: shown(row.amount),
+        },
+        (_, true) => Entry::Sent {
+            amount: shown(row.amount + row.fee),
+            to: name(row.to_name),
+        },
+        (_, false) => Entry::Received {
+            amount: shown(row.amount),
+            from: name(row.from_name),
+        },
+    })
 }

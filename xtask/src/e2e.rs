@@ -47,6 +47,8 @@ pub fn browser_tests() -> anyhow::Result<()> {
             .arg("run.mjs")
             .current_dir(&e2e)
             .env("BASE_URL", &base)
+            .env("CHAINPAY_BIN", root().join("target/debug/chainpay"))
+            .env("CHAINPAY_DATA_DIR", &data_dir)
             .env("CHROMIUM", CHROMIUM)
             .env("SCREENSHOTS", &screenshots))
     });

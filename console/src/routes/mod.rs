@@ -1,5 +1,6 @@
 //! One page per file, each reachable from the sidebar.
 
+mod agents;
 mod audit;
 mod chain;
 mod channels;
@@ -11,7 +12,9 @@ mod sars;
 mod signin;
 mod transactions;
 mod users;
+mod vouchers;
 
+pub use agents::{AgentsPage, TreasuryPage};
 pub use audit::AuditPage;
 pub use chain::{BlockPage, ChainPage, ProofPage};
 pub use channels::{MpesaPage, SmsPage};
@@ -23,3 +26,4 @@ pub use sars::{SarPage, SarsPage};
 pub use signin::SignIn;
 pub use transactions::{TransactionPage, TransactionsPage, TxTable};
 pub use users::{UserPage, UsersPage};
+pub use vouchers::VouchersPage;

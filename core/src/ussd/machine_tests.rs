@@ -33,6 +33,7 @@ impl Phone {
             lang: Lang::En,
             home_currency: "KES".into(),
             kyc_status: "VERIFIED".into(),
+            agent_number: None,
         }))
     }
 
@@ -231,7 +232,11 @@ fn zero_goes_back_and_double_zero_goes_home_from_anywhere() {
     phone.press("8").unwrap();
     phone.press("1").unwrap();
     assert!(con(phone.press("00")).starts_with("Hi Amina"));
-    assert!(con(phone.press("9")).starts_with("Invalid choice"));
+    assert!(con(phone.press("11")).starts_with("Invalid choice"));
+    assert!(
+        con(phone.press("10")).starts_with("Invalid choice"),
+        "only an agent has a counter"
+    );
 }
 
 #[test]

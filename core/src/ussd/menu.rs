@@ -17,21 +17,29 @@ pub const MAX_PIN_TRIES: u8 = 3;
 /// List items per page.
 const PAGE_ITEMS: usize = 4;
 
-fn t(ctx: &Ctx) -> Texts {
+pub(super) fn t(ctx: &Ctx) -> Texts {
     Texts(ctx.lang())
 }
 
-fn con(text: impl Into<String>, state: State) -> Step {
+pub(super) fn con(text: impl Into<String>, state: State) -> Step {
     Step::Show(Screen::Con(text.into()), state)
 }
 
-fn end(text: impl Into<String>) -> Step {
+pub(super) fn end(text: impl Into<String>) -> Step {
     Step::Show(Screen::End(text.into()), State::Ended)
 }
 
-fn home(ctx: &Ctx) -> Step {
+fn home_menu(ctx: &Ctx) -> String {
+    let caller = ctx.caller;
+    t(ctx).main_menu(
+        caller.map_or("", |c| c.name.as_str()),
+        caller.is_some_and(|c| c.agent_number.is_some()),
+    )
+}
+
+pub(super) fn home(ctx: &Ctx) -> Step {
     match ctx.caller {
-        Some(caller) => con(t(ctx).main_menu(&caller.name), State::Home),
+        Some(_) => con(home_menu(ctx), State::Home),
         None => con(t(ctx).welcome_new(), State::RegisterName),
     }
 }
@@ -41,7 +49,7 @@ pub fn dial(ctx: &Ctx) -> Step {
     home(ctx)
 }
 
-fn fmt(ctx: &Ctx, currency: &str, minor: i64) -> String {
+pub(super) fn fmt(ctx: &Ctx, currency: &str, minor: i64) -> String {
     show(currency, minor, (ctx.exponent)(currency))
 }
 
@@ -63,7 +71,12 @@ fn pick<'a, T>(options: &'a [T], input: &str) -> Option<&'a T> {
         .and_then(|i| options.get(i))
 }
 
-fn pin_screen(ctx: &Ctx, raw: &str, state: State, effect: impl FnOnce(Pin) -> Effect) -> Step {
+pub(super) fn pin_screen(
+    ctx: &Ctx,
+    raw: &str,
+    state: State,
+    effect: impl FnOnce(Pin) -> Effect,
+) -> Step {
     match Pin::parse(raw) {
         Ok(pin) => Step::Do(effect(pin), state),
         Err(_) => con(t(ctx).pin_format(), state),
@@ -81,7 +94,12 @@ fn wrong_pin(ctx: &Ctx, mut state: State, locked: bool) -> Step {
         | State::BalancePin { tries }
         | State::StatementPin { tries }
         | State::ConvertConfirm { tries, .. }
-        | State::ReverseConfirm { tries, .. } => tries,
+        | State::ReverseConfirm { tries, .. }
+        | State::VoucherConfirm { tries, .. }
+        | State::CashOutConfirm { tries, .. }
+        | State::CashInConfirm { tries, .. }
+        | State::FloatPin { tries }
+        | State::AgentVoucherPin { tries, .. } => tries,
         _ => return end(t(ctx).wrong_pin_end()),
     };
     *tries += 1;
@@ -128,7 +146,19 @@ fn back(state: State, ctx: &Ctx) -> Step {
             },
         ),
         State::ChangePinOld | State::Language => con(t.account_menu(), State::Account),
-        State::WithdrawAmount => con(t.withdraw_menu(), State::WithdrawMethod),
+        State::WithdrawAmount | State::AgentNumber => con(t.withdraw_menu(), State::WithdrawMethod),
+        State::VoucherAmount | State::VoucherConfirm { .. } | State::VoucherCode => {
+            con(t.vouchers_menu(), State::VoucherMenu)
+        }
+        State::AgentAmount { .. } | State::CashOutConfirm { .. } => {
+            con(t.enter_agent_number(), State::AgentNumber)
+        }
+        State::CashInPhone
+        | State::CashInAmount { .. }
+        | State::CashInConfirm { .. }
+        | State::FloatPin { .. }
+        | State::AgentVoucherCode
+        | State::AgentVoucherPin { .. } => super::counter::agent_home(ctx),
         State::WithdrawConfirm { .. } => con(t.enter_amount("KES"), State::WithdrawAmount),
         State::ChangePinNew { .. } | State::ChangePinConfirm { .. } => {
             con(t.old_pin(), State::ChangePinOld)
@@ -189,6 +219,20 @@ pub fn input(state: State, raw: &str, ctx: &Ctx) -> Step {
         | State::ChangePinNew { .. }
         | State::ChangePinConfirm { .. }
         | State::Language => account(state, input, ctx),
+        State::VoucherMenu
+        | State::VoucherAmount
+        | State::VoucherConfirm { .. }
+        | State::VoucherCode => super::counter::vouchers(state, input, ctx),
+        State::AgentNumber | State::AgentAmount { .. } | State::CashOutConfirm { .. } => {
+            super::counter::cash_out(state, input, ctx)
+        }
+        State::AgentMenu
+        | State::CashInPhone
+        | State::CashInAmount { .. }
+        | State::CashInConfirm { .. }
+        | State::FloatPin { .. }
+        | State::AgentVoucherCode
+        | State::AgentVoucherPin { .. } => super::counter::agent(state, input, ctx),
         State::Ended => end(t(ctx).try_later()),
     }
 }
@@ -210,13 +254,14 @@ fn main_menu(input: &str, ctx: &Ctx) -> Step {
             },
         ),
         "8" => con(t.account_menu(), State::Account),
-        _ => {
-            let name = ctx.caller.map_or("", |c| c.name.as_str());
-            con(
-                format!("{}\n{}", t.invalid_choice(), t.main_menu(name)),
-                State::Home,
-            )
+        "9" => con(t.vouchers_menu(), State::VoucherMenu),
+        "10" if ctx.caller.is_some_and(|c| c.agent_number.is_some()) => {
+            super::counter::agent_home(ctx)
         }
+        _ => con(
+            format!("{}\n{}", t.invalid_choice(), home_menu(ctx)),
+            State::Home,
+        ),
     }
 }
 
@@ -235,7 +280,7 @@ fn mpesa(state: State, input: &str, ctx: &Ctx) -> Step {
         },
         State::WithdrawMethod => match input {
             "1" => con(t.enter_amount("KES"), State::WithdrawAmount),
-            "2" => end(t.agents_unavailable()),
+            "2" => con(t.enter_agent_number(), State::AgentNumber),
             _ => con(
                 format!("{}\n{}", t.invalid_choice(), t.withdraw_menu()),
                 State::WithdrawMethod,
@@ -684,12 +729,25 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
         (state @ (State::ChangePinConfirm { .. } | State::Language), result) => {
             account_outcome(state, result, ctx)
         }
+        (
+            state @ (State::VoucherAmount
+            | State::VoucherConfirm { .. }
+            | State::VoucherCode
+            | State::AgentNumber
+            | State::AgentAmount { .. }
+            | State::CashOutConfirm { .. }
+            | State::CashInAmount { .. }
+            | State::CashInConfirm { .. }
+            | State::FloatPin { .. }
+            | State::AgentVoucherPin { .. }),
+            result,
+        ) => super::counter::outcome(state, result, ctx),
         (_, result) => ended(result, ctx),
     }
 }
 
 /// An outcome the screen has no special answer for ends the session.
-fn ended(result: Outcome, ctx: &Ctx) -> Step {
+pub(super) fn ended(result: Outcome, ctx: &Ctx) -> Step {
     let t = t(ctx);
     match result {
         Outcome::Refused(refusal) => end(t.refused(refusal)),

@@ -12,6 +12,8 @@
 //! entry by reading it back from the session's own inputs, which Africa's
 //! Talking resends with every request.
 
+mod counter;
+mod counter_text;
 mod menu;
 pub mod text;
 
@@ -22,6 +24,7 @@ pub use crate::lang::Lang;
 use crate::phone::Msisdn;
 use crate::pin::Pin;
 use crate::refusal::Refusal;
+pub use counter::VOUCHER_DAYS;
 pub use menu::{dial, input, outcome};
 pub use text::Texts;
 
@@ -54,6 +57,8 @@ pub struct Caller {
     pub lang: Lang,
     pub home_currency: String,
     pub kyc_status: String,
+    /// Their agent number, when they are an active agent.
+    pub agent_number: Option<String>,
 }
 
 /// What the machine may read besides its state.
@@ -162,6 +167,49 @@ pub enum State {
         new_at: usize,
     },
     Language,
+    VoucherMenu,
+    VoucherAmount,
+    VoucherConfirm {
+        currency: String,
+        amount: i64,
+        tries: u8,
+    },
+    VoucherCode,
+    /// Withdrawing at an agent: their number, then the amount.
+    AgentNumber,
+    AgentAmount {
+        agent: String,
+    },
+    CashOutConfirm {
+        agent: String,
+        agent_name: String,
+        currency: String,
+        amount: i64,
+        tries: u8,
+    },
+    /// An agent's own menu.
+    AgentMenu,
+    CashInPhone,
+    CashInAmount {
+        phone: String,
+    },
+    CashInConfirm {
+        phone: String,
+        name: String,
+        currency: String,
+        amount: i64,
+        tries: u8,
+    },
+    FloatPin {
+        tries: u8,
+    },
+    AgentVoucherCode,
+    /// `code_at`: the position of the typed code in the session's inputs
+    /// (the code itself is never stored).
+    AgentVoucherPin {
+        code_at: usize,
+        tries: u8,
+    },
     /// The session is over; any further input only repeats that.
     Ended,
 }
@@ -226,6 +274,49 @@ pub enum Effect {
         new: Pin,
     },
     SetLanguage(Lang),
+    PreviewVoucher {
+        currency: String,
+        amount: i64,
+    },
+    BuyVoucher {
+        currency: String,
+        amount: i64,
+        pin: Pin,
+    },
+    RedeemVoucher {
+        code: String,
+    },
+    PreviewCashOut {
+        agent: String,
+        currency: String,
+        amount: i64,
+    },
+    CashOut {
+        agent: String,
+        currency: String,
+        amount: i64,
+        pin: Pin,
+    },
+    PreviewCashIn {
+        phone: Msisdn,
+        currency: String,
+        amount: i64,
+    },
+    CashIn {
+        phone: Msisdn,
+        currency: String,
+        amount: i64,
+        pin: Pin,
+    },
+    /// The agent's float per currency.
+    Float {
+        pin: Pin,
+    },
+    /// An agent redeeming a bearer's voucher for cash.
+    CashVoucher {
+        code: String,
+        pin: Pin,
+    },
 }
 
 /// What the gateway reports back.
@@ -267,6 +358,32 @@ pub enum Outcome {
     ReversalRequested {
         reference: String,
     },
+    /// The code is on its way by SMS (never on a screen).
+    VoucherBought {
+        reference: String,
+    },
+    VoucherRedeemed {
+        reference: String,
+        currency: String,
+        amount: i64,
+        /// The wallet's, or for an agent the float's, new balance.
+        balance: i64,
+    },
+    /// The agent a cash-out would go to, and its fee.
+    AgentFound {
+        name: String,
+        fee: i64,
+    },
+    /// The customer a cash-in would reach, and the agent's commission.
+    CustomerFound {
+        name: String,
+        commission: i64,
+    },
+    CashedIn {
+        reference: String,
+        float: i64,
+    },
+    Float(Vec<(String, i64)>),
     /// The number is not registered.
     Unknown,
     WrongPin {

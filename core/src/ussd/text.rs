@@ -173,11 +173,6 @@ impl Texts {
         "Toa pesa:\n1. Kwenda M-Pesa\n2. Kwa wakala"
     );
     phrase!(
-        agents_unavailable,
-        "Agent withdrawals are not available yet. Withdraw to M-Pesa instead.",
-        "Kutoa kwa wakala bado hakupatikani. Toa kwenda M-Pesa."
-    );
-    phrase!(
         suspended,
         "This account is suspended. Please contact ChainPay support.",
         "Akaunti hii imesimamishwa. Tafadhali wasiliana na huduma ya ChainPay."
@@ -193,15 +188,21 @@ impl Texts {
         "Toa sababu ya herufi 3-100:"
     );
 
-    pub fn main_menu(&self, name: &str) -> String {
+    /// The home screen; an agent also sees their counter (`10`).
+    pub fn main_menu(&self, name: &str, agent: bool) -> String {
         let first = name.split_whitespace().next().unwrap_or(name);
-        match self.0 {
+        let menu = match self.0 {
             Lang::En => format!(
-                "Hi {first}\n1. Send money\n2. Deposit (M-Pesa)\n3. Withdraw\n4. Balance\n5. Convert currency\n6. Mini statement\n7. Reverse transaction\n8. My account"
+                "Hi {first}\n1. Send money\n2. Deposit (M-Pesa)\n3. Withdraw\n4. Balance\n5. Convert currency\n6. Mini statement\n7. Reverse transaction\n8. My account\n9. Vouchers"
             ),
             Lang::Sw => format!(
-                "Habari {first}\n1. Tuma pesa\n2. Weka (M-Pesa)\n3. Toa pesa\n4. Salio\n5. Badilisha sarafu\n6. Taarifa fupi\n7. Rudisha muamala\n8. Akaunti yangu"
+                "Habari {first}\n1. Tuma pesa\n2. Weka (M-Pesa)\n3. Toa pesa\n4. Salio\n5. Badilisha sarafu\n6. Taarifa fupi\n7. Rudisha muamala\n8. Akaunti yangu\n9. Vocha"
             ),
+        };
+        match (agent, self.0) {
+            (false, _) => menu,
+            (true, Lang::En) => format!("{menu}\n10. Agent"),
+            (true, Lang::Sw) => format!("{menu}\n10. Wakala"),
         }
     }
 
@@ -351,9 +352,29 @@ impl Texts {
                 "this request was already decided",
                 "ombi hili limeshaamuliwa",
             ),
-            Refusal::AgentsUnavailable => pick(
-                "agent withdrawals are not available yet",
-                "kutoa kwa wakala bado hakupatikani",
+            Refusal::AgentUnknown => pick(
+                "no active agent has that number",
+                "hakuna wakala hai mwenye namba hiyo",
+            ),
+            Refusal::InsufficientFloat => pick(
+                "the agent's float is not enough",
+                "float ya wakala haitoshi",
+            ),
+            Refusal::BelowMinimum => pick(
+                "the amount is below the minimum",
+                "kiasi ni chini ya kiwango cha chini",
+            ),
+            Refusal::VoucherUnknown => pick(
+                "that voucher code is not valid",
+                "namba hiyo ya vocha si sahihi",
+            ),
+            Refusal::VoucherSpent => pick(
+                "that voucher was already used or has expired",
+                "vocha hiyo imeshatumika au muda wake umeisha",
+            ),
+            Refusal::VoucherGuessesExhausted => pick(
+                "too many wrong codes; try again tomorrow",
+                "namba nyingi zisizo sahihi; jaribu kesho",
             ),
             Refusal::PromptOwnPhoneOnly => pick(
                 "a deposit prompts only your own phone",
@@ -436,7 +457,12 @@ mod tests {
             Refusal::ReversalNotEligible,
             Refusal::ReversalAlreadyRequested,
             Refusal::ReversalAlreadyDecided,
-            Refusal::AgentsUnavailable,
+            Refusal::AgentUnknown,
+            Refusal::InsufficientFloat,
+            Refusal::BelowMinimum,
+            Refusal::VoucherUnknown,
+            Refusal::VoucherSpent,
+            Refusal::VoucherGuessesExhausted,
             Refusal::PromptOwnPhoneOnly,
             Refusal::MpesaRefused,
             Refusal::MpesaUnreachable,
@@ -462,7 +488,7 @@ mod tests {
         for lang in [Lang::En, Lang::Sw] {
             let t = Texts(lang);
             for screen in [
-                t.main_menu("Wanjiku Kamau-Otieno"),
+                t.main_menu("Wanjiku Kamau-Otieno", true),
                 t.account_menu().to_owned(),
                 t.weak_pin().to_owned(),
                 t.confirm_send(

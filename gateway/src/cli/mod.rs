@@ -1,4 +1,5 @@
-//! The `chainpay` command line: `serve`, `users`, `reconcile`, `verify-chain`, `phone`.
+//! The `chainpay` command line: `serve`, `users`, `reconcile`, `verify-chain`,
+//! `phone`, `promote`, `voucher verify`.
 //! Every subcommand reads the same configuration as `serve`.
 
 mod phone;
@@ -40,6 +41,31 @@ pub enum Command {
         /// The phone number to dial from, e.g. 0700000001.
         msisdn: String,
     },
+    /// Make a registered, KYC-verified customer an admin. There is no API
+    /// for this on purpose: whoever runs the server decides who operates it.
+    Promote {
+        /// Their phone, e.g. 0700000002.
+        phone: String,
+    },
+    /// Vouchers.
+    Voucher {
+        #[command(subcommand)]
+        action: VoucherCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VoucherCommand {
+    /// Check a voucher's signed form (`cpv1.…`) without the server: exits 0
+    /// and prints what it states when the signature holds, 1 when it does not.
+    Verify {
+        /// The signed form.
+        signed: String,
+        /// The voucher key (hex, `GET /api/v1/vouchers/authority`); without
+        /// it, the key is read from this installation's database.
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
@@ -54,6 +80,71 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             let result = phone::run(&settings, database.pool.clone(), &msisdn).await;
             database.close().await;
             result
+        }
+        Command::Promote { phone } => {
+            let phone = chainpay_core::Msisdn::parse(&phone)?;
+            with_database(&settings, |pool| promote(pool, phone)).await
+        }
+        Command::Voucher {
+            action: VoucherCommand::Verify { signed, key },
+        } => {
+            let key = match key {
+                Some(key) => key,
+                None => {
+                    let database = Database::open(&settings, false).await?;
+                    let keys = crate::secrets::ServerKeys::load(&settings, &database.pool).await;
+                    database.close().await;
+                    keys?.voucher_signing.public_hex()
+                }
+            };
+            Ok(verify_voucher(&signed, &key))
+        }
+    }
+}
+
+async fn promote(pool: sqlx::PgPool, phone: chainpay_core::Msisdn) -> anyhow::Result<ExitCode> {
+    let mut tx = pool.begin().await?;
+    let promoted = sqlx::query_scalar!(
+        "UPDATE users SET role = 'admin' WHERE phone = $1 AND role = 'user' AND kyc_status = 'VERIFIED' AND NOT suspended
+         RETURNING id",
+        phone.as_str()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(user_id) = promoted else {
+        println!("{phone} is not a verified customer in good standing (or is already an admin or an agent)");
+        return Ok(ExitCode::FAILURE);
+    };
+    crate::audit::AuditEvent::new("cli.promote", crate::audit::Outcome::Success)
+        .subject(user_id)
+        .detail(serde_json::json!({ "phone": phone.as_str() }))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    println!("{phone} is now an admin");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_voucher(signed: &str, key: &str) -> ExitCode {
+    match chainpay_core::voucher::verify(signed, key) {
+        Ok(terms) => {
+            let state = if terms.expires_at > chrono::Utc::now() {
+                "valid until"
+            } else {
+                "expired"
+            };
+            println!(
+                "signature valid: voucher {} for {} {} (minor units), {state} {}",
+                terms.serial,
+                terms.amount_minor,
+                terms.currency,
+                terms.expires_at.to_rfc3339()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            println!("NOT VALID: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -35,7 +35,8 @@ pub async fn check_outgoing(
                    coalesce(sum(usd_cents), 0)::bigint AS volume,
                    count(*) FILTER (WHERE usd_cents BETWEEN $2 AND $3) AS in_band
             FROM transactions
-            WHERE from_user_id = u.id AND usd_cents IS NOT NULL AND created_at > now() - interval '24 hours'
+            WHERE from_user_id = u.id AND usd_cents IS NOT NULL AND tx_type NOT IN ('cash_in', 'redemption')
+              AND created_at > now() - interval '24 hours'
         ) w
         WHERE u.id = $1
         "#,
@@ -64,10 +65,12 @@ pub async fn check_outgoing(
     ))
 }
 
-/// Decides a deposit worth `usd_cents` into `user_id`'s wallet against their
-/// tier: the single limit, the daily limit over their deposits of the last
-/// 24 hours still pending or credited, and the hourly count. The caller holds
-/// the user's row lock, so concurrent deposits are decided one at a time.
+/// Decides money coming in from outside — an M-Pesa deposit, a cash-in at
+/// an agent, a voucher redeemed — worth `usd_cents` into `user_id`'s wallet
+/// against their tier: the single limit, the daily limit over the last 24
+/// hours of deposits still pending or credited plus cash-ins and
+/// redemptions, and the hourly count of all three. The caller holds the
+/// user's row lock, so concurrent ones are decided one at a time.
 pub async fn check_incoming(
     conn: &mut PgConnection,
     rules: &Rules,
@@ -81,8 +84,16 @@ pub async fn check_incoming(
                 WHERE d.user_id = u.id AND d.status IN ('PENDING', 'CONFIRMED')
                   AND d.created_at > now() - interval '24 hours')::bigint AS "kes_last_24h!",
                (SELECT count(*) FROM mpesa_deposits d
-                WHERE d.user_id = u.id AND d.created_at > now() - interval '1 hour') AS "count_last_hour!"
+                WHERE d.user_id = u.id AND d.created_at > now() - interval '1 hour') AS "count_last_hour!",
+               x.usd AS "other_usd_last_24h!", x.recent AS "other_count_last_hour!"
         FROM users u JOIN compliance_tiers t ON t.kyc_status = u.kyc_status
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(usd_cents), 0)::bigint AS usd,
+                   count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS recent
+            FROM transactions
+            WHERE to_user_id = u.id AND usd_cents IS NOT NULL AND tx_type IN ('cash_in', 'redemption')
+              AND created_at > now() - interval '24 hours'
+        ) x
         WHERE u.id = $1
         "#,
         user_id,
@@ -95,13 +106,14 @@ pub async fn check_incoming(
         daily_max_usd_cents: row.daily_max_usd_cents,
         hourly_max_count: i64::from(row.hourly_max_count),
     };
+    // A rate book that cannot price KES cannot have priced this deposit either.
+    let deposits_usd = rules
+        .rates
+        .usd_cents("KES", row.kes_last_24h)
+        .unwrap_or(i64::MAX);
     let activity = Activity {
-        count_last_hour: row.count_last_hour,
-        // A rate book that cannot price KES cannot have priced this deposit either.
-        volume_last_24h_usd_cents: rules
-            .rates
-            .usd_cents("KES", row.kes_last_24h)
-            .unwrap_or(i64::MAX),
+        count_last_hour: row.count_last_hour + row.other_count_last_hour,
+        volume_last_24h_usd_cents: deposits_usd.saturating_add(row.other_usd_last_24h),
         in_band_last_24h: 0,
     };
     Ok(compliance::evaluate(

@@ -25,6 +25,8 @@ use super::AppState;
         (name = "mpesa", description = "M-Pesa deposits (STK Push), their status, and Daraja callbacks"),
         (name = "reversal", description = "Customers asking for a transfer to be reversed"),
         (name = "channels", description = "Africa's Talking webhooks: USSD, inbound SMS, delivery reports"),
+        (name = "agent", description = "A cash agent's counter: cash-in, float summary, vouchers for cash (active agents only)"),
+        (name = "vouchers", description = "Offline vouchers: buy, redeem once, cancel, and the key their signed form verifies against"),
         (name = "admin", description = "Operators only (role admin)"),
         (name = "meta", description = "This document")
     )

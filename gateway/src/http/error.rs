@@ -32,7 +32,9 @@ pub fn status(error: &ApiError) -> StatusCode {
         ApiError::Forbidden | ApiError::SecondAdminNeeded => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::AccountLocked { .. } => StatusCode::LOCKED,
-        ApiError::IdempotencyConflict | ApiError::RequestInFlight => StatusCode::CONFLICT,
+        ApiError::IdempotencyConflict | ApiError::RequestInFlight | ApiError::Conflict(_) => {
+            StatusCode::CONFLICT
+        }
         ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ApiError::Refused(refusal) => refusal_status(*refusal),
         ApiError::Compliance(compliance) => refusal_status(Refusal::Compliance(compliance.rule)),
@@ -42,18 +44,24 @@ pub fn status(error: &ApiError) -> StatusCode {
 
 fn refusal_status(refusal: Refusal) -> StatusCode {
     match refusal {
-        Refusal::SelfPayment => StatusCode::BAD_REQUEST,
+        Refusal::SelfPayment | Refusal::BelowMinimum => StatusCode::BAD_REQUEST,
         Refusal::AccountSuspended
         | Refusal::RecipientCannotReceive
         | Refusal::Compliance(Rule::KycTier | Rule::Sanctions) => StatusCode::FORBIDDEN,
-        Refusal::PhoneTaken | Refusal::QuoteUsed | Refusal::QuoteExpired => StatusCode::CONFLICT,
+        Refusal::PhoneTaken
+        | Refusal::QuoteUsed
+        | Refusal::QuoteExpired
+        | Refusal::VoucherSpent => StatusCode::CONFLICT,
+        Refusal::VoucherGuessesExhausted => StatusCode::TOO_MANY_REQUESTS,
         Refusal::MpesaRefused | Refusal::MpesaUnreachable => StatusCode::BAD_GATEWAY,
         Refusal::InsufficientFunds
         | Refusal::AmountNotPriceable
         | Refusal::ReversalNotEligible
         | Refusal::ReversalAlreadyRequested
         | Refusal::ReversalAlreadyDecided
-        | Refusal::AgentsUnavailable
+        | Refusal::AgentUnknown
+        | Refusal::InsufficientFloat
+        | Refusal::VoucherUnknown
         | Refusal::PromptOwnPhoneOnly
         | Refusal::Compliance(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
@@ -66,6 +74,7 @@ pub fn code(error: &ApiError) -> &'static str {
         ApiError::Unauthorized => "unauthorized",
         ApiError::Forbidden | ApiError::SecondAdminNeeded => "forbidden",
         ApiError::NotFound(_) => "not_found",
+        ApiError::Conflict(_) => "conflict",
         ApiError::InvalidCredentials => "invalid_credentials",
         ApiError::AccountLocked { .. } => "account_locked",
         ApiError::WeakPin => "weak_pin",
@@ -79,14 +88,17 @@ pub fn code(error: &ApiError) -> &'static str {
 
 fn refusal_code(refusal: Refusal) -> &'static str {
     match refusal {
-        Refusal::InsufficientFunds => "insufficient_funds",
+        Refusal::InsufficientFunds | Refusal::InsufficientFloat => "insufficient_funds",
+        Refusal::BelowMinimum => "validation_error",
+        Refusal::VoucherUnknown | Refusal::VoucherSpent => "voucher_invalid",
+        Refusal::VoucherGuessesExhausted => "rate_limited",
         Refusal::AccountSuspended | Refusal::RecipientCannotReceive => "account_suspended",
         Refusal::SelfPayment | Refusal::AmountNotPriceable => "validation_error",
         Refusal::QuoteUsed | Refusal::QuoteExpired => "quote_expired",
         Refusal::ReversalNotEligible
         | Refusal::ReversalAlreadyRequested
         | Refusal::ReversalAlreadyDecided
-        | Refusal::AgentsUnavailable
+        | Refusal::AgentUnknown
         | Refusal::PromptOwnPhoneOnly => "not_eligible",
         Refusal::MpesaRefused | Refusal::MpesaUnreachable => "mpesa_unavailable",
         Refusal::PhoneTaken => "phone_taken",
@@ -128,7 +140,14 @@ fn refusal_detail(refusal: Refusal) -> &'static str {
         }
         Refusal::ReversalAlreadyRequested => "a reversal of this transaction was already requested",
         Refusal::ReversalAlreadyDecided => "this reversal request has already been decided",
-        Refusal::AgentsUnavailable => "agent withdrawals are not available yet; withdraw to M-Pesa",
+        Refusal::AgentUnknown => "no active agent has that agent number",
+        Refusal::InsufficientFloat => "the agent's float is not enough for this amount",
+        Refusal::BelowMinimum => "this amount is below the smallest allowed",
+        Refusal::VoucherUnknown => "no active voucher has this code; check it and try again",
+        Refusal::VoucherSpent => "this voucher was already redeemed, cancelled or has expired",
+        Refusal::VoucherGuessesExhausted => {
+            "too many wrong voucher codes; redeeming is paused for 24 hours"
+        }
         Refusal::PromptOwnPhoneOnly => "a deposit prompts only your own registered phone number",
         Refusal::MpesaRefused => {
             "M-Pesa refused the payment request; check the number and try again"

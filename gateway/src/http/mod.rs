@@ -1,6 +1,7 @@
 //! The HTTP surface: shared state, the route table and middleware.
 
 pub mod admin;
+pub mod agent;
 pub mod auth;
 pub mod blockchain;
 pub mod channels;
@@ -17,6 +18,7 @@ pub mod reversal;
 pub mod server;
 pub mod session;
 pub mod transactions;
+pub mod vouchers;
 pub mod wallet;
 
 use std::sync::Arc;
@@ -51,6 +53,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(reversal::router())
                 .merge(mpesa::router())
                 .merge(channels::router())
+                .merge(agent::router())
+                .merge(vouchers::router())
                 .merge(admin::router()),
         )
         .split_for_parts()

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use chainpay_core::refusal::Refusal;
 use chainpay_core::status::TxStatus;
 use chainpay_core::{Amount, CurrencyCode, Msisdn};
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,7 @@ use super::extract::{idempotency_key, reply_response, ApiJson, ApiQuery};
 use super::paging::{next_cursor, PageQuery};
 use super::session::AuthUser;
 use super::AppState;
+use crate::movements::cash_out::{CashOutOrder, CashOutPreview};
 use crate::movements::conversion::{ConvertOrder, ConvertTerms};
 use crate::movements::transfer::{SendOrder, SendPreview};
 use crate::movements::{self, Operation};
@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(convert))
         .routes(routes!(deposit))
         .routes(routes!(withdraw))
+        .routes(routes!(preview_withdraw))
         .routes(routes!(list_transactions))
 }
 
@@ -308,32 +309,71 @@ async fn deposit(
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WithdrawRequest {
-    /// KES cents, whole shillings.
+    /// Minor units: whole KES shillings for `mpesa`; any amount for `agent`.
     pub amount: i64,
+    /// `KES` for `mpesa`; any supported currency the agent holds for `agent`.
     pub currency: String,
-    /// `mpesa` (to the caller's own number) or `agent`.
+    /// `mpesa` (to the caller's own number) or `agent` (cash at a counter).
     pub method: String,
+    /// Six digits; required for `agent`.
     pub agent_number: Option<String>,
 }
 
-/// Withdraw KES to the caller's M-Pesa number. The money is held at once and
-/// paid out by M-Pesa (202, status `PENDING`); a failed payout is refunded.
+fn parse_cash_out(
+    user: &AuthUser,
+    agent_number: Option<&str>,
+    amount: i64,
+    currency: &str,
+) -> ApiResult<CashOutOrder> {
+    let agent_number = agent_number
+        .map(str::trim)
+        .filter(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| ApiError::Validation("agent_number: six digits".into()))?;
+    Ok(CashOutOrder {
+        customer_id: user.user_id,
+        agent_number: agent_number.to_owned(),
+        amount: Amount::new(amount).map_err(|e| ApiError::Validation(format!("amount: {e}")))?,
+        currency: CurrencyCode::parse(currency)
+            .map_err(|e| ApiError::Validation(format!("currency: {e}")))?,
+    })
+}
+
+/// Withdraw: to the caller's own M-Pesa number (KES; held at once and paid
+/// out by M-Pesa, 202 `PENDING`; a failed payout is refunded), or as cash at
+/// an agent (201 `COMPLETED`: the agent is told by SMS to hand it over;
+/// the fee is shared with the agent as commission).
 #[utoipa::path(post, path = "/wallet/withdraw", tag = "wallet", security(("bearer" = [])), request_body = WithdrawRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
-    responses((status = 202, body = TxView), (status = 400, body = Problem),
-              (status = 422, description = "insufficient_funds, limit_exceeded, velocity_exceeded or not_eligible", body = Problem)))]
+    responses((status = 201, description = "cash at an agent", body = TxView),
+              (status = 202, description = "to M-Pesa, pending", body = TxView), (status = 400, body = Problem),
+              (status = 403, description = "account_suspended, kyc_required or sanctioned", body = Problem),
+              (status = 409, description = "idempotency_conflict", body = Problem),
+              (status = 422, description = "insufficient_funds, limit_exceeded, velocity_exceeded or not_eligible (no such active agent)", body = Problem),
+              (status = 502, description = "mpesa_unavailable", body = Problem)))]
 async fn withdraw(
     State(state): State<AppState>,
     user: AuthUser,
     headers: HeaderMap,
     ApiJson(body): ApiJson<WithdrawRequest>,
 ) -> ApiResult<Response> {
-    if !body.currency.eq_ignore_ascii_case("KES") {
-        return Err(ApiError::Validation("withdrawals are in KES".into()));
-    }
     match body.method.as_str() {
-        "mpesa" => {}
-        "agent" => return Err(Refusal::AgentsUnavailable.into()),
+        "mpesa" if body.currency.eq_ignore_ascii_case("KES") => {}
+        "mpesa" => return Err(ApiError::Validation("M-Pesa withdrawals are in KES".into())),
+        "agent" => {
+            let order = parse_cash_out(
+                &user,
+                body.agent_number.as_deref(),
+                body.amount,
+                &body.currency,
+            )?;
+            let fingerprint = format!(
+                "POST /wallet/withdraw|agent|{}|{}|{}",
+                order.agent_number,
+                order.amount.minor(),
+                order.currency
+            );
+            return run_keyed(&state, &headers, user.user_id, &fingerprint, &order).await;
+        }
         _ => {
             return Err(ApiError::Validation(
                 "method must be `mpesa` or `agent`".into(),
@@ -350,4 +390,30 @@ async fn withdraw(
         withdrawals::submit(&state, view.tx_id).await?;
     }
     Ok(movement_response(reply))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct WithdrawPreviewQuery {
+    pub agent_number: String,
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// What withdrawing cash at an agent would cost and whose counter it is,
+/// without moving money: the screen a customer confirms.
+#[utoipa::path(get, path = "/wallet/withdraw/preview", tag = "wallet", security(("bearer" = [])), params(WithdrawPreviewQuery),
+    responses((status = 200, body = CashOutPreview), (status = 400, body = Problem),
+              (status = 422, description = "not_eligible: no such active agent", body = Problem)))]
+async fn preview_withdraw(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<WithdrawPreviewQuery>,
+) -> ApiResult<Json<CashOutPreview>> {
+    let order = parse_cash_out(
+        &user,
+        Some(&query.agent_number),
+        query.amount,
+        &query.currency,
+    )?;
+    Ok(Json(order.preview(&state).await?))
 }

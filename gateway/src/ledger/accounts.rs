@@ -19,6 +19,11 @@ pub enum AccountRef<'a> {
         user_id: Uuid,
         currency: &'a str,
     },
+    /// An agent's e-money in one currency.
+    AgentFloat {
+        user_id: Uuid,
+        currency: &'a str,
+    },
     House {
         kind: &'static str,
         channel: &'static str,
@@ -30,6 +35,15 @@ pub enum AccountRef<'a> {
 impl<'a> AccountRef<'a> {
     pub fn wallet(user_id: Uuid, currency: &'a str) -> Self {
         AccountRef::Wallet { user_id, currency }
+    }
+
+    pub fn agent_float(user_id: Uuid, currency: &'a str) -> Self {
+        AccountRef::AgentFloat { user_id, currency }
+    }
+
+    /// What vouchers issued and not yet redeemed or refunded hold.
+    pub fn voucher_liability(currency: &'a str) -> Self {
+        Self::house("voucher_liability", currency)
     }
 
     pub fn house(kind: &'static str, currency: &'a str) -> Self {
@@ -83,8 +97,14 @@ pub async fn resolve(
     let mut shards = Vec::with_capacity(refs.len());
     for account in refs {
         match account {
-            AccountRef::Wallet { user_id, currency } => {
-                kinds.push("wallet".to_owned());
+            AccountRef::Wallet { user_id, currency }
+            | AccountRef::AgentFloat { user_id, currency } => {
+                let kind = if matches!(account, AccountRef::Wallet { .. }) {
+                    "wallet"
+                } else {
+                    "agent_float"
+                };
+                kinds.push(kind.to_owned());
                 users.push(Some(*user_id));
                 channels.push(String::new());
                 currencies.push((*currency).to_owned());
@@ -104,8 +124,8 @@ pub async fn resolve(
             }
         }
     }
-    // Each branch matches one of the two partial unique indexes exactly, so
-    // every reference is a single index probe however many accounts exist.
+    // Each branch matches one of the three partial unique indexes exactly,
+    // so every reference is a single index probe however many accounts exist.
     let rows = sqlx::query!(
         r#"
         SELECT r.ord AS "ord!", a.id AS "id!"
@@ -115,9 +135,12 @@ pub async fn resolve(
             SELECT w.id FROM accounts w
             WHERE r.kind = 'wallet' AND w.kind = 'wallet' AND w.user_id = r.user_id AND w.currency = r.currency
             UNION ALL
+            SELECT f.id FROM accounts f
+            WHERE r.kind = 'agent_float' AND f.kind = 'agent_float' AND f.user_id = r.user_id AND f.currency = r.currency
+            UNION ALL
             SELECT h.id FROM accounts h
-            WHERE r.kind <> 'wallet' AND h.kind <> 'wallet' AND h.kind = r.kind AND h.channel = r.channel
-              AND h.currency = r.currency AND h.shard = r.shard
+            WHERE r.kind NOT IN ('wallet', 'agent_float') AND h.kind NOT IN ('wallet', 'agent_float')
+              AND h.kind = r.kind AND h.channel = r.channel AND h.currency = r.currency AND h.shard = r.shard
         ) a
         ORDER BY r.ord
         "#,

@@ -28,7 +28,7 @@ pub enum Discrepancy {
         currency: String,
         sum: i64,
     },
-    /// A customer wallet below zero.
+    /// A customer wallet, an agent's float or the voucher liability below zero.
     NegativeWallet {
         account_id: i64,
         currency: String,
@@ -134,7 +134,8 @@ async fn unbalanced_entries(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrep
 
 async fn negative_wallets(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrepancy>> {
     let negatives = sqlx::query!(
-        "SELECT id, currency, balance FROM accounts WHERE kind = 'wallet' AND balance < 0 ORDER BY id"
+        "SELECT id, currency, balance FROM accounts
+         WHERE kind IN ('wallet', 'agent_float', 'voucher_liability') AND balance < 0 ORDER BY id"
     )
     .fetch_all(conn)
     .await?;

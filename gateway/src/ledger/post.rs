@@ -26,6 +26,8 @@ pub struct Movement {
 pub enum PostError {
     #[error("insufficient funds")]
     InsufficientFunds,
+    #[error("insufficient agent float")]
+    InsufficientFloat,
     #[error("account missing from the ledger")]
     UnknownAccount,
     #[error(transparent)]
@@ -75,6 +77,11 @@ pub async fn post(
         {
             Err(PostError::InsufficientFunds)
         }
+        Err(sqlx::Error::Database(e))
+            if e.constraint() == Some("accounts_agent_float_not_overdrawn") =>
+        {
+            Err(PostError::InsufficientFloat)
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -101,8 +108,12 @@ async fn lock_and_check(
             row.id, *account_id,
             "locked rows and deltas are in the same order"
         );
-        if row.kind == "wallet" && row.balance - row.locked + delta < 0 {
-            return Err(PostError::InsufficientFunds);
+        if row.balance - row.locked + delta < 0 {
+            match row.kind.as_str() {
+                "wallet" => return Err(PostError::InsufficientFunds),
+                "agent_float" => return Err(PostError::InsufficientFloat),
+                _ => {}
+            }
         }
     }
     Ok(())

@@ -131,6 +131,7 @@ pub async fn book<'a>(
 pub fn post_error(error: PostError) -> Error {
     match error {
         PostError::InsufficientFunds => Error::Refused(Refusal::InsufficientFunds),
+        PostError::InsufficientFloat => Error::Refused(Refusal::InsufficientFloat),
         PostError::UnknownAccount => Error::internal("ledger account vanished"),
         PostError::Database(e) => e.into(),
     }

@@ -8,6 +8,8 @@
 //! metrics.
 
 pub mod book;
+pub mod cash_in;
+pub mod cash_out;
 pub mod conversion;
 pub mod parties;
 pub mod transfer;

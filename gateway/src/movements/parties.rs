@@ -122,6 +122,31 @@ pub async fn gate(
     usd_cents: i64,
     direction: Direction,
 ) -> Result<Option<Rule>, Error> {
+    screen(conn, state, rules, parties, usd_cents).await?;
+    let sender = parties.sender.party.user_id;
+    let decision = match direction {
+        Direction::Outgoing => limits::check_outgoing(conn, rules, sender, usd_cents).await?,
+        Direction::Incoming => limits::check_incoming(conn, rules, sender, usd_cents).await?,
+    };
+    match decision {
+        Decision::Allow => Ok(None),
+        Decision::AllowAndReport(rule) => Ok(Some(rule)),
+        Decision::Reject(rule) => {
+            Err(ComplianceRefusal::new(rule, json!({"usd_cents": usd_cents})).into())
+        }
+    }
+}
+
+/// Screens both parties against the sanctions list (a hit refuses and
+/// reports), without tier limits: for movements that are an agent's
+/// business rather than anyone's own spending.
+pub async fn screen(
+    conn: &mut PgConnection,
+    state: &AppState,
+    rules: &Rules,
+    parties: &Parties,
+    usd_cents: i64,
+) -> Result<(), Error> {
     let mut screened = vec![&parties.sender.party];
     if let Some(counterparty) = &parties.counterparty {
         screened.push(&counterparty.party);
@@ -144,18 +169,7 @@ pub async fn gate(
             .reported(Some(party.user_id), finding);
         return Err(refusal.into());
     }
-    let sender = parties.sender.party.user_id;
-    let decision = match direction {
-        Direction::Outgoing => limits::check_outgoing(conn, rules, sender, usd_cents).await?,
-        Direction::Incoming => limits::check_incoming(conn, rules, sender, usd_cents).await?,
-    };
-    match decision {
-        Decision::Allow => Ok(None),
-        Decision::AllowAndReport(rule) => Ok(Some(rule)),
-        Decision::Reject(rule) => {
-            Err(ComplianceRefusal::new(rule, json!({"usd_cents": usd_cents})).into())
-        }
-    }
+    Ok(())
 }
 
 /// Files the report [`aml_gate`] asked for, with the posted transaction.

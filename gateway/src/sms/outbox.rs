@@ -1,6 +1,7 @@
 //! Queuing messages in the caller's transaction, so a movement and its
 //! confirmations commit together (and a crash after commit loses none).
 
+use chainpay_core::crypto::aead::MasterKey;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -35,6 +36,34 @@ pub async fn queue_all(
          SELECT phone, message, $3 FROM unnest($1::text[], $2::text[]) AS m (phone, message)",
         &phones,
         &texts,
+        tx_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What a sealed message is bound to: it opens only as an outbox message.
+pub const SEALED_CONTEXT: &[u8] = b"sms_outbox.sealed_message";
+
+/// Queues a message that carries a secret (a voucher code): operators see
+/// `masked`; `full` is sealed under the master key, sent, then erased.
+pub async fn queue_sealed(
+    conn: &mut PgConnection,
+    master: &MasterKey,
+    to_phone: &str,
+    masked: &str,
+    full: &str,
+    tx_id: Option<Uuid>,
+) -> sqlx::Result<()> {
+    let masked: String = masked.chars().take(MAX_MESSAGE_CHARS).collect();
+    let full: String = full.chars().take(MAX_MESSAGE_CHARS).collect();
+    let sealed = master.seal(full.as_bytes(), SEALED_CONTEXT);
+    sqlx::query!(
+        "INSERT INTO sms_outbox (to_phone, message, sealed_message, tx_id) VALUES ($1, $2, $3, $4)",
+        to_phone,
+        masked,
+        sealed,
         tx_id
     )
     .execute(conn)

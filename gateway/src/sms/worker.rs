@@ -9,7 +9,10 @@
 
 use chainpay_core::africastalking::sms::Recipient;
 
+use chainpay_core::crypto::aead::MasterKey;
+
 use crate::clients::africastalking::{SmsClient, SmsError};
+use crate::sms::outbox::SEALED_CONTEXT;
 use sqlx::{PgConnection, PgPool};
 
 /// Messages sent per pass.
@@ -23,9 +26,13 @@ pub fn backoff_seconds(attempts: i32) -> f64 {
 }
 
 /// Sends what is due; returns how many messages were handled.
-pub async fn send_due(pool: &PgPool, client: &SmsClient) -> anyhow::Result<usize> {
+pub async fn send_due(
+    pool: &PgPool,
+    client: &SmsClient,
+    master: &MasterKey,
+) -> anyhow::Result<usize> {
     let mut handled = 0;
-    while handled < BATCH && send_one(pool, client).await? {
+    while handled < BATCH && send_one(pool, client, master).await? {
         handled += 1;
     }
     Ok(handled)
@@ -33,10 +40,10 @@ pub async fn send_due(pool: &PgPool, client: &SmsClient) -> anyhow::Result<usize
 
 /// Takes the next due message, sends it and records what became of it in
 /// the same short transaction. `false` when nothing is due.
-async fn send_one(pool: &PgPool, client: &SmsClient) -> anyhow::Result<bool> {
+async fn send_one(pool: &PgPool, client: &SmsClient, master: &MasterKey) -> anyhow::Result<bool> {
     let mut tx = pool.begin().await?;
     let due = sqlx::query!(
-        "SELECT id, to_phone, message, attempts FROM sms_outbox
+        "SELECT id, to_phone, message, sealed_message, attempts FROM sms_outbox
          WHERE status = 'QUEUED' AND next_attempt_at <= now()
          ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
     )
@@ -46,7 +53,12 @@ async fn send_one(pool: &PgPool, client: &SmsClient) -> anyhow::Result<bool> {
         return Ok(false);
     };
     let attempts = message.attempts + 1;
-    let sent = client.send(&message.to_phone, &message.message).await;
+    // A message with a secret goes out as sealed; the masked copy stays.
+    let text = match &message.sealed_message {
+        Some(sealed) => String::from_utf8(master.open(sealed, SEALED_CONTEXT)?)?,
+        None => message.message,
+    };
+    let sent = client.send(&message.to_phone, &text).await;
     record(&mut tx, message.id, attempts, sent).await?;
     tx.commit().await?;
     Ok(true)
@@ -64,7 +76,7 @@ async fn record(
         Ok(recipient) if recipient.accepted() => {
             sqlx::query!(
                 "UPDATE sms_outbox SET status = 'SENT', attempts = $2, at_message_id = $3, at_status = $4,
-                        at_status_code = $5, sent_at = now() WHERE id = $1",
+                        at_status_code = $5, sent_at = now(), sealed_message = NULL WHERE id = $1",
                 id,
                 attempts,
                 recipient.message_id,
@@ -82,7 +94,7 @@ async fn record(
             );
             sqlx::query!(
                 "UPDATE sms_outbox SET status = 'REJECTED', attempts = $2, at_status = $3, at_status_code = $4,
-                        failure_reason = $3 WHERE id = $1",
+                        failure_reason = $3, sealed_message = NULL WHERE id = $1",
                 id,
                 attempts,
                 recipient.status,
@@ -100,6 +112,7 @@ async fn record(
             sqlx::query!(
                 "UPDATE sms_outbox SET attempts = $2, failure_reason = $3,
                         status = CASE WHEN $2::int >= $4::int THEN 'FAILED' ELSE 'QUEUED' END,
+                        sealed_message = CASE WHEN $2::int >= $4::int THEN NULL ELSE sealed_message END,
                         next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1",
                 id,
                 attempts,

@@ -10,7 +10,7 @@ use chainpay_core::{Amount, CurrencyCode, Msisdn, Pin};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{load_caller, CallerRow, UssdRequest};
+use super::{counter, load_caller, CallerRow, UssdRequest};
 use crate::audit::{AuditEvent, Outcome as AuditOutcome};
 use crate::auth::accounts;
 use crate::auth::pins::{self, PinCheck};
@@ -26,7 +26,7 @@ use crate::transactions::TxView;
 use crate::{reversals, statement};
 
 /// What a refusal tells the caller, by kind.
-fn refused(error: &Error) -> Outcome {
+pub(super) fn refused(error: &Error) -> Outcome {
     match error {
         Error::InvalidCredentials => Outcome::WrongPin { locked: false },
         Error::AccountLocked { .. } => Outcome::WrongPin { locked: true },
@@ -41,7 +41,7 @@ fn refused(error: &Error) -> Outcome {
 }
 
 /// The outcome of a domain call: `done` on success, the refusal otherwise.
-fn or_refused<T>(result: Result<T, Error>, done: impl FnOnce(T) -> Outcome) -> Outcome {
+pub(super) fn or_refused<T>(result: Result<T, Error>, done: impl FnOnce(T) -> Outcome) -> Outcome {
     match result {
         Ok(value) => done(value),
         Err(error) => refused(&error),
@@ -69,7 +69,7 @@ async fn pin_gate(
 }
 
 /// Runs a movement keyed by the session and step, so a retried step moves nothing twice.
-async fn move_money<O: Operation>(
+pub(super) async fn move_money<O: Operation>(
     state: &AppState,
     caller: &CallerRow,
     op: &O,
@@ -83,7 +83,11 @@ async fn move_money<O: Operation>(
         .map_err(|error| refused(&error))
 }
 
-async fn wallet_balance(state: &AppState, user_id: Uuid, currency: &str) -> Result<i64, Error> {
+pub(super) async fn wallet_balance(
+    state: &AppState,
+    user_id: Uuid,
+    currency: &str,
+) -> Result<i64, Error> {
     let balance = sqlx::query_scalar!(
         "SELECT balance FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND currency = $2",
         user_id,
@@ -186,6 +190,15 @@ async fn perform_for(
             accounts::change_pin(state, who.user_id, old, new).await,
             |()| Outcome::Done,
         ),
+        effect @ (Effect::PreviewVoucher { .. }
+        | Effect::RedeemVoucher { .. }
+        | Effect::PreviewCashOut { .. }
+        | Effect::PreviewCashIn { .. }
+        | Effect::BuyVoucher { .. }
+        | Effect::CashOut { .. }
+        | Effect::CashIn { .. }
+        | Effect::Float { .. }
+        | Effect::CashVoucher { .. }) => counter::perform(state, who, effect, key).await?,
         Effect::Register { .. } | Effect::SetLanguage(_) => Outcome::Failed,
         pinned => pin_confirmed(state, who, pinned, key).await?,
     })
@@ -258,7 +271,7 @@ async fn deposit(
 }
 
 /// Runs `then` only when `pin` is the caller's PIN.
-async fn gated(
+pub(super) async fn gated(
     state: &AppState,
     who: &CallerRow,
     pin: Pin,

@@ -13,6 +13,7 @@
 //! Neither the PIN nor the raw `text` is logged or stored: the state holds
 //! no PIN (see the machine's docs) and logs name only the step.
 
+mod counter;
 mod effects;
 
 use chainpay_core::ussd::{self, Caller, Ctx, Screen, State, Step, Texts};
@@ -49,7 +50,9 @@ pub struct CallerRow {
 
 async fn load_caller(state: &AppState, phone: &Msisdn) -> Result<Option<CallerRow>, Error> {
     let row = sqlx::query!(
-        "SELECT id, name, language, kyc_status, suspended FROM users WHERE phone = $1",
+        r#"SELECT u.id, u.name, u.language, u.kyc_status, u.suspended, a.agent_number AS "agent_number?"
+           FROM users u LEFT JOIN agents a ON a.user_id = u.id AND a.status = 'ACTIVE'
+           WHERE u.phone = $1"#,
         phone.as_str()
     )
     .fetch_optional(&state.pool)
@@ -62,6 +65,7 @@ async fn load_caller(state: &AppState, phone: &Msisdn) -> Result<Option<CallerRo
             lang: Lang::parse(&row.language),
             home_currency: phone.home_currency().to_owned(),
             kyc_status: row.kyc_status,
+            agent_number: row.agent_number,
         },
         suspended: row.suspended,
     }))

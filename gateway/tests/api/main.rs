@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod agents;
 mod audit;
 mod auth;
 mod blockchain;
@@ -19,4 +20,5 @@ mod ops;
 mod security;
 mod sms;
 mod ussd;
+mod vouchers;
 mod wallet;

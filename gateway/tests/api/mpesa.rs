@@ -614,7 +614,7 @@ async fn withdrawals_follow_the_rules_of_any_outgoing_movement() {
             json!({"amount": 10_000, "currency": "KES", "method": "agent"}),
         )
         .await;
-    assert_problem(agent, StatusCode::UNPROCESSABLE_ENTITY, "not_eligible").await;
+    assert_problem(agent, StatusCode::BAD_REQUEST, "validation_error").await;
     let cents = app
         .post(
             "/api/v1/wallet/withdraw",

@@ -428,17 +428,80 @@ impl TestApp {
         self.token(ADMIN_PHONE, DEMO_PIN).await
     }
 
-    /// Another admin (four eyes), registered and promoted; returns their token.
+    /// Another admin (four eyes), registered and promoted on first use;
+    /// returns their token.
     pub async fn second_admin(&self) -> String {
         let phone = "+254799000099";
-        let token = self.new_user(phone, "Second Admin").await;
+        // The second call finds the number registered already.
+        let _ = self.register(phone, "Second Admin", "5831").await;
         sqlx::query("UPDATE users SET role = 'admin', kyc_status = 'VERIFIED' WHERE phone = $1")
             .bind(phone)
             .execute(&self.pool)
             .await
             .unwrap();
-        let _ = token;
         self.token(phone, "5831").await
+    }
+
+    /// Appoints a new verified customer at `phone` as an agent and has two
+    /// admins issue them `amount` of `currency` float; returns the agent's
+    /// token and agent number.
+    pub async fn agent_with_float(
+        &self,
+        phone: &str,
+        currency: &str,
+        amount: i64,
+    ) -> (String, String) {
+        let token = self.verified_user(phone, "Mary Wanjiru", 0).await;
+        let admin = self.admin_token().await;
+        let appointed = self
+            .post(
+                "/api/v1/admin/agents",
+                Some(&admin),
+                serde_json::json!({"phone": phone}),
+            )
+            .await;
+        assert_eq!(appointed.status(), StatusCode::CREATED);
+        let number = appointed.json::<Value>().await.unwrap()["agent_number"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if amount > 0 {
+            let reference = format!("BANK-{}", uuid::Uuid::new_v4().simple());
+            let body = serde_json::json!({"agent_phone": phone, "amount": amount, "currency": currency, "reference": reference});
+            let proposed: Value = self
+                .post("/api/v1/admin/treasury/issuances", Some(&admin), body)
+                .await
+                .json()
+                .await
+                .unwrap();
+            let second = self.second_admin().await;
+            let path = format!(
+                "/api/v1/admin/treasury/issuances/{}/approve",
+                proposed["id"].as_str().unwrap()
+            );
+            let approved = self
+                .post(
+                    &path,
+                    Some(&second),
+                    serde_json::json!({"note": "bank transfer seen"}),
+                )
+                .await;
+            assert_eq!(approved.status(), StatusCode::OK);
+        }
+        (token, number)
+    }
+
+    /// An agent's float in `currency`.
+    pub async fn float(&self, agent_phone: &str, currency: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT a.balance FROM accounts a JOIN users u ON u.id = a.user_id
+             WHERE a.kind = 'agent_float' AND u.phone = $1 AND a.currency = $2",
+        )
+        .bind(agent_phone)
+        .bind(currency)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
     }
 
     /// The simulated customer answers an STK prompt (an admin's control).

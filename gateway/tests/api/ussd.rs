@@ -347,15 +347,16 @@ async fn balance_mini_statement_and_paging_read_the_callers_own_money() {
 async fn zero_goes_back_double_zero_goes_home_and_bad_input_asks_again() {
     let app = spawn_app().await;
     let (mut s, _) = Session::dial(&app, USER_PHONE).await;
-    assert!(s.press("9").await.starts_with("CON Invalid choice."));
+    assert!(s.press("11").await.starts_with("CON Invalid choice."));
     assert!(s.press("1").await.contains("recipient phone"));
     assert!(s.press("abc").await.contains("Invalid number"));
     assert!(s.press("0").await.starts_with("CON Hi Demo"));
     s.keys(&["8", "1"]).await;
     assert!(s.press("00").await.starts_with("CON Hi Demo"));
-    assert_eq!(
-        s.keys(&["3", "2"]).await,
-        "END Agent withdrawals are not available yet. Withdraw to M-Pesa instead."
+    assert_eq!(s.keys(&["3", "2"]).await, "CON Enter agent number:");
+    assert!(
+        s.press("0").await.contains("1. To M-Pesa"),
+        "back to the withdraw menu"
     );
 }
 
@@ -616,4 +617,120 @@ async fn a_session_idle_past_its_lifetime_starts_afresh() {
     // The same sessionId again, as a new dial: the menu, not the old screen.
     s.inputs.clear();
     assert!(s.post().await.starts_with("CON Hi Demo"));
+}
+
+#[tokio::test]
+async fn an_agent_cashes_in_and_a_customer_cashes_out_over_ussd_with_names_before_the_pin() {
+    let app = spawn_app().await;
+    let agent_phone = "+254711350001";
+    let (_, number) = app.agent_with_float(agent_phone, "KES", 10_000_000).await;
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    let start = app.balance(&customer, "KES").await;
+
+    let (mut s, home) = Session::dial(&app, agent_phone).await;
+    assert!(home.contains("10. Agent"), "{home}");
+    assert!(s.press("10").await.contains(&format!("Agent {number}")));
+    s.keys(&["1", "0700000001"]).await;
+    let confirm = s.press("500").await;
+    assert!(
+        confirm.contains("Cash in KES 500.00 to DEMO USER +254700000001?"),
+        "{confirm}"
+    );
+    let done = s.press("5831").await;
+    assert!(
+        done.starts_with("END ") && done.contains("KES 500.00 paid in to DEMO USER"),
+        "{done}"
+    );
+    assert_eq!(app.balance(&customer, "KES").await, start + 50_000);
+    let float = app.float(agent_phone, "KES").await;
+
+    let (mut c, _) = Session::dial(&app, USER_PHONE).await;
+    c.keys(&["3", "2"]).await;
+    assert!(c.press("12345").await.contains("6 digits"));
+    c.press(&number).await;
+    let confirm = c.press("1000").await;
+    assert!(
+        confirm.contains(&format!(
+            "Withdraw KES 1,000.00 at agent {number} MARY WANJIRU?"
+        )),
+        "{confirm}"
+    );
+    let done = c.press("1234").await;
+    assert!(
+        done.contains("Collect KES 1,000.00 from MARY WANJIRU"),
+        "{done}"
+    );
+    let after = app.float(agent_phone, "KES").await;
+    assert!(
+        after > float + 100_000 - 1 && after <= float + 100_000 + 1_000,
+        "float {float} → {after}"
+    );
+
+    let (mut st, _) = Session::dial(&app, USER_PHONE).await;
+    let statement = st.keys(&["6", "1234"]).await;
+    assert!(
+        statement.contains("cash out at MARY") && statement.contains("+KES 500.00 cash in at MARY"),
+        "{statement}"
+    );
+    let (mut unknown, _) = Session::dial(&app, USER_PHONE).await;
+    unknown.keys(&["3", "2", "999999"]).await;
+    assert!(unknown
+        .press("100")
+        .await
+        .contains("no active agent has that number"));
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_voucher_is_bought_and_redeemed_over_ussd_and_the_code_is_never_on_a_screen() {
+    let app = spawn_app().await;
+    let (mut s, _) = Session::dial(&app, USER_PHONE).await;
+    assert!(s.press("9").await.contains("1. Buy a voucher"));
+    s.press("1").await;
+    let confirm = s.press("200").await;
+    assert!(
+        confirm.contains("Buy a voucher of KES 200.00, valid 30 days?"),
+        "{confirm}"
+    );
+    let done = s.press("1234").await;
+    assert!(done.contains("Its code is on its way by SMS"), "{done}");
+    let code = eventually("the code to reach the phone", secs(20), async || {
+        let sent: Vec<String> = sqlx::query_scalar("SELECT message FROM sim_at_messages WHERE to_phone = $1 AND message LIKE '%Voucher of%'")
+            .bind(USER_PHONE)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+        sent.first().and_then(|m| m.split("code ").nth(1)).map(|rest| rest[..19].to_owned())
+    })
+    .await;
+    let replies: Vec<String> = sqlx::query_scalar("SELECT last_reply FROM ussd_sessions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert!(
+        replies.iter().all(|r| !r.contains(&code)),
+        "no screen stored the code"
+    );
+
+    let bearer = "+254711350002";
+    app.verified_user(bearer, "Bearer Otieno", 0).await;
+    let (mut b, _) = Session::dial(&app, bearer).await;
+    b.keys(&["9", "2"]).await;
+    assert!(b
+        .press("1234 5678 9012 3456")
+        .await
+        .contains("not a voucher code"));
+    let redeemed = b.press(&code).await;
+    assert!(
+        redeemed.contains("Voucher redeemed: KES 200.00 added"),
+        "{redeemed}"
+    );
+    let (mut again, _) = Session::dial(&app, bearer).await;
+    again.keys(&["9", "2"]).await;
+    assert!(again.press(&code).await.contains("already used"));
+    let (mut st, _) = Session::dial(&app, bearer).await;
+    assert!(st
+        .keys(&["6", "5831"])
+        .await
+        .contains("+KES 200.00 voucher"));
 }

@@ -1,5 +1,6 @@
 //! Operator endpoints (role `admin`; anyone else gets 403 `forbidden`).
 
+mod agents;
 mod audit;
 mod channels;
 mod compliance;
@@ -38,4 +39,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(fx::router())
         .merge(channels::router())
+        .merge(agents::router())
 }

@@ -6,6 +6,12 @@
 //! customer can check against the chain. Amounts arrive already shown with
 //! their currency ([`crate::money::show`]).
 
+mod agents;
+mod vouchers;
+
+pub use agents::{Agent, Float};
+pub use vouchers::Return;
+
 use chrono::{DateTime, FixedOffset, Utc};
 use uuid::Uuid;
 
@@ -20,6 +26,13 @@ fn eat(at: DateTime<Utc>) -> String {
     at.with_timezone(&offset)
         .format("%-d/%-m/%y at %-I:%M %p")
         .to_string()
+}
+
+/// A date in Kenya time (`1/12/26`), as an expiry is shown.
+fn eat_date(at: DateTime<Utc>) -> String {
+    let offset = FixedOffset::east_opt(3 * 3600)
+        .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset"));
+    at.with_timezone(&offset).format("%-d/%-m/%y").to_string()
 }
 
 /// An amount already formatted with its currency (`KES 250.00`).
@@ -263,10 +276,10 @@ impl Sms {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn receipt() -> Receipt {
+    pub(crate) fn receipt() -> Receipt {
         Receipt {
             tx_id: Uuid::parse_str("215f8c51-f7b1-4401-bcb4-2ceae6a0a31b").unwrap(),
             at: DateTime::from_timestamp(1_764_082_268, 0).unwrap(), // 2025-11-25 14:51:08 UTC

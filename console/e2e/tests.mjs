@@ -10,6 +10,7 @@ const SESSION_KEY = 'chainpay.console.session';
 const SIDEBAR = [
   ['Overview', 'Overview'],
   ['Users', 'Users'],
+  ['KYC', 'KYC'],
   ['Agents', 'Agents'],
   ['Treasury', 'Treasury'],
   ['Vouchers', 'Vouchers'],
@@ -356,7 +357,7 @@ async function agentsAndTreasury(page) {
   await open(page, 'Agents');
   await page.locator('table.agents tr', { hasText: 'Mary Wanjiru' }).getByText(money('KES', 10_000_000)).waitFor();
 
-  const cashIn = await must(201, 'POST', '/agent/cash-in', { token: agent.token, body: { customer_phone: CUSTOMER.phone, amount: 50_000, currency: 'KES' } });
+  const cashIn = await must(201, 'POST', '/agent/cash-in', { token: agent.token, body: { customer_phone: CUSTOMER.phone, amount: 100_000, currency: 'KES' } });
   await open(page, 'Transactions');
   await page.getByLabel('Transaction id').fill(cashIn.tx_id);
   await page.getByRole('button', { name: 'Open', exact: true }).click();
@@ -380,6 +381,26 @@ async function vouchersVerified(page) {
   await page.locator('#voucher-verdict', { hasText: 'Not genuine: the signature does not match' }).waitFor();
 }
 
+async function kycReview(page) {
+  const customer = await newCustomer('+254711900003', 'Achieng Odhiambo');
+  await must(201, 'POST', '/kyc/documents', { token: customer.token, body: { document_type: 'national_id', document_number: '27345678' } });
+  await signedIn(page);
+  await open(page, 'KYC');
+  const row = page.locator('table.kyc tr', { hasText: 'Achieng Odhiambo' });
+  await row.getByText('*****678').waitFor();
+  assert.ok(!(await page.content()).includes('27345678'), 'the number is never shown');
+  await row.getByRole('link', { name: 'Achieng Odhiambo' }).click();
+  await rendered(page, 'Achieng Odhiambo');
+  await page.locator('section.actions select').first().selectOption('VERIFIED');
+  await page.getByLabel('Note', { exact: true }).fill('ID seen at the Kisumu branch');
+  await page.getByRole('button', { name: 'Set KYC status' }).click();
+  // The page reloads the user with the decision.
+  await page.locator('table.documents .badge', { hasText: 'VERIFIED' }).waitFor();
+  await page.getByLabel('Note (how they were verified)').fill('called back on the registered number');
+  await page.locator('#pin-reset').click();
+  await page.getByText('Code sent; they set a new PIN through USSD My account, Forgot PIN.').waitFor();
+}
+
 export const tests = [
   ['first-load', 'the sign-in page loads compressed, under 1 MB, with a strict CSP', firstLoad],
   ['overview', 'the demo admin signs in and sees the overview', overview],
@@ -395,6 +416,7 @@ export const tests = [
   ['transactions', 'a transaction is found by id and by phone', transactionLookup],
   ['channels', 'M-Pesa deposits filter by status and the SMS outbox by phone', channels],
   ['sanctions-fx', 'a sanctions entry is added and a rate is set', sanctionsAndFx],
+  ['kyc', 'a submitted document is reviewed (masked) and a PIN reset code sent', kycReview],
   ['agents-treasury', 'an agent is appointed and float issued only by a second admin', agentsAndTreasury],
   ['vouchers', 'a voucher’s signed form verifies in the browser and fails when altered', vouchersVerified],
   ['every-page', 'every page renders its data within a second', everyPage],

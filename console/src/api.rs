@@ -74,7 +74,8 @@ async fn send<T: DeserializeOwned>(
             },
         });
     }
-    if status == 204 {
+    // 202 and 204 carry no body (a PIN reset code on its way, a logout).
+    if status == 204 || status == 202 {
         return serde_json::from_value(Value::Null).map_err(unreachable);
     }
     response.json().await.map_err(unreachable)
@@ -182,6 +183,24 @@ pub struct UserDetail {
     pub failed_pin_attempts: i32,
     pub wallets: Vec<Wallet>,
     pub transactions: Vec<Tx>,
+    pub documents: Vec<KycDocument>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct KycDocument {
+    pub user_id: String,
+    pub phone: String,
+    pub name: String,
+    pub document_type: String,
+    pub number_masked: String,
+    pub status: String,
+    pub review_note: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct KycDocumentList {
+    pub documents: Vec<KycDocument>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

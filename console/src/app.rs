@@ -64,6 +64,7 @@ fn Shell(currencies: Currencies) -> impl IntoView {
                     <Route path=path!("/fx") view=FxPage/>
                     <Route path=path!("/ledger") view=LedgerPage/>
                     <Route path=path!("/agents") view=AgentsPage/>
+                    <Route path=path!("/kyc") view=KycPage/>
                     <Route path=path!("/treasury") view=TreasuryPage/>
                     <Route path=path!("/vouchers") view=VouchersPage/>
                 </Routes>
@@ -87,6 +88,7 @@ fn Sidebar() -> impl IntoView {
     let links = [
         ("/", "Overview"),
         ("/users", "Users"),
+        ("/kyc", "KYC"),
         ("/agents", "Agents"),
         ("/treasury", "Treasury"),
         ("/vouchers", "Vouchers"),

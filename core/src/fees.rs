@@ -114,9 +114,10 @@ impl FeeSchedule {
     }
 }
 
-/// The smallest cash-in, in US cents: below it the commission (paid from
-/// fee revenue) would reward splitting one deposit into many.
-pub const MIN_CASH_IN_USD_CENTS: i64 = 100;
+/// The smallest cash-in, in US cents. Its commission is paid from fee
+/// revenue, so small ones (where rounding up to a whole minor unit is a
+/// large share) would reward splitting one deposit into many.
+pub const MIN_CASH_IN_USD_CENTS: i64 = 500;
 
 /// What an agent earns for a cash-in or cash-out, from the commission
 /// schedule (bands of kind `CashIn`/`CashOut`, shaped like fee bands). A

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod daraja;
 pub mod fees;
 pub mod fx;
+pub mod kyc;
 pub mod lang;
 pub mod ledger;
 pub mod money;

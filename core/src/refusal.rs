@@ -41,6 +41,12 @@ pub enum Refusal {
     VoucherSpent,
     /// Too many wrong voucher codes: redeeming is paused for a while.
     VoucherGuessesExhausted,
+    /// The identity document is claimed by another account.
+    DocumentClaimed,
+    /// A document is already under review or verified for this account.
+    DocumentAlreadySubmitted,
+    /// The PIN reset code is wrong, used up or expired.
+    ResetCodeInvalid,
     /// A deposit prompting a phone other than the customer's own.
     PromptOwnPhoneOnly,
     /// Safaricom refused the request outright.
@@ -74,6 +80,9 @@ impl Refusal {
             Refusal::VoucherUnknown => "voucher_unknown",
             Refusal::VoucherSpent => "voucher_spent",
             Refusal::VoucherGuessesExhausted => "voucher_guesses_exhausted",
+            Refusal::DocumentClaimed => "document_claimed",
+            Refusal::DocumentAlreadySubmitted => "document_already_submitted",
+            Refusal::ResetCodeInvalid => "reset_code_invalid",
             Refusal::PromptOwnPhoneOnly => "prompt_own_phone_only",
             Refusal::MpesaRefused => "mpesa_refused",
             Refusal::MpesaUnreachable => "mpesa_unreachable",

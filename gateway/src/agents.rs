@@ -181,14 +181,28 @@ pub async fn set_active(
     view(&mut conn, number).await
 }
 
-/// Every agent with their float, newest first.
+/// Every agent with their float, newest first (the newest 500).
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<AgentView>, Error> {
+    select(conn, None).await
+}
+
+async fn view(conn: &mut PgConnection, number: &str) -> Result<AgentView, Error> {
+    select(conn, Some(number))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(Error::NotFound(Missing::Agent))
+}
+
+async fn select(conn: &mut PgConnection, number: Option<&str>) -> Result<Vec<AgentView>, Error> {
     let rows = sqlx::query!(
         r#"SELECT a.agent_number, a.user_id, u.phone, u.name, a.status, a.created_at,
                   coalesce((SELECT jsonb_agg(jsonb_build_object('currency', f.currency, 'balance', f.balance) ORDER BY f.currency)
                             FROM accounts f WHERE f.kind = 'agent_float' AND f.user_id = a.user_id), '[]') AS "float!"
            FROM agents a JOIN users u ON u.id = a.user_id
-           ORDER BY a.created_at DESC LIMIT 500"#
+           WHERE ($1::text IS NULL OR a.agent_number = $1)
+           ORDER BY a.created_at DESC LIMIT 500"#,
+        number
     )
     .fetch_all(conn)
     .await?;
@@ -205,14 +219,6 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<AgentView>, Error> {
             })
         })
         .collect()
-}
-
-async fn view(conn: &mut PgConnection, number: &str) -> Result<AgentView, Error> {
-    list(conn)
-        .await?
-        .into_iter()
-        .find(|a| a.agent_number == number)
-        .ok_or(Error::NotFound(Missing::Agent))
 }
 
 /// Today's movements at one agent's counter in one currency.

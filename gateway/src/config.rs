@@ -108,6 +108,12 @@ pub struct Mpesa {
     pub sim_delay_ms: u64,
     /// How long a deposit waits for its callback before STK Query is asked.
     pub pending_timeout_s: u64,
+    /// `MPESA_QUERY_DEADLINE_S`: a deposit with no definitive answer this
+    /// long after its prompt becomes `EXPIRED`.
+    pub query_deadline_s: u64,
+    /// `MPESA_BASE_URL`: any Daraja-compatible host (a staging proxy, a test
+    /// double); unset keeps the sandbox, production or simulator choice.
+    pub base_url: Option<String>,
     /// `MPESA_PROMPT_OTHER_PHONES`: allow a deposit to prompt a phone other
     /// than the customer's own (off: a customer could prompt anyone).
     pub prompt_other_phones: bool,
@@ -140,6 +146,8 @@ impl Default for Mpesa {
             b2c_security_credential: "simulated-credential".into(),
             sim_delay_ms: 2000,
             pending_timeout_s: 120,
+            query_deadline_s: 900,
+            base_url: None,
             prompt_other_phones: false,
             prompts_per_phone_hour: 5,
         }
@@ -204,6 +212,8 @@ fn mpesa_from_env() -> anyhow::Result<Mpesa> {
         .unwrap_or(defaults.b2c_security_credential),
         sim_delay_ms: u64::from(env_u32("MPESA_SIM_DELAY_MS", 2000)?),
         pending_timeout_s: u64::from(env_u32("MPESA_PENDING_TIMEOUT_S", 120)?.max(1)),
+        query_deadline_s: u64::from(env_u32("MPESA_QUERY_DEADLINE_S", 900)?.max(1)),
+        base_url: env_opt("MPESA_BASE_URL").map(|url| url.trim_end_matches('/').to_owned()),
         prompt_other_phones: env_flag("MPESA_PROMPT_OTHER_PHONES")?,
         prompts_per_phone_hour: env_u32("MPESA_PROMPTS_PER_PHONE_HOUR", 5)?,
     })

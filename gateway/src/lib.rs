@@ -31,6 +31,7 @@ pub mod http;
 pub mod idempotency;
 pub mod jobs;
 pub mod jwt;
+pub mod kyc;
 pub mod ledger;
 pub mod metrics;
 pub mod movements;

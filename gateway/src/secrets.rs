@@ -33,6 +33,8 @@ pub struct ServerKeys {
     pub voucher_signing: Arc<AuthorityKey>,
     /// Keys the digest vouchers are looked up by (HMAC-SHA3-256).
     pub voucher_digest: SigningKey,
+    /// Keys the digests of identity-document numbers and PIN reset codes.
+    pub desk_digest: SigningKey,
 }
 
 impl ServerKeys {
@@ -57,12 +59,15 @@ impl ServerKeys {
         ));
         let voucher_digest =
             SigningKey::from_bytes(get_or_create(pool, &master, "voucher_digest").await?);
+        let desk_digest =
+            SigningKey::from_bytes(get_or_create(pool, &master, "desk_digest").await?);
         Ok(Self {
             master,
             jwt_secret,
             tx_signing,
             voucher_signing,
             voucher_digest,
+            desk_digest,
         })
     }
 }

@@ -103,10 +103,11 @@ impl AppState {
             return Ok(client);
         }
         let settings = &self.settings.mpesa;
-        let base_url = match settings.env {
-            MpesaEnv::Sandbox => chainpay_core::daraja::SANDBOX_URL.to_owned(),
-            MpesaEnv::Production => chainpay_core::daraja::PRODUCTION_URL.to_owned(),
-            MpesaEnv::Simulator => format!("{}/sim/daraja", self.self_url()?),
+        let base_url = match (&settings.base_url, settings.env) {
+            (Some(url), _) => url.clone(),
+            (None, MpesaEnv::Sandbox) => chainpay_core::daraja::SANDBOX_URL.to_owned(),
+            (None, MpesaEnv::Production) => chainpay_core::daraja::PRODUCTION_URL.to_owned(),
+            (None, MpesaEnv::Simulator) => format!("{}/sim/daraja", self.self_url()?),
         };
         let client = DarajaClient::new(DarajaConfig {
             base_url,

@@ -67,10 +67,22 @@ pub async fn propose(state: &AppState, admin: Uuid, proposal: Proposal) -> Resul
     if agent.status != "ACTIVE" {
         return Err(Error::Conflict("the agent is suspended".into()));
     }
+    let known = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM currencies WHERE code = $1) AS "known!""#,
+        proposal.currency.as_str()
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !known {
+        return Err(Error::Validation(format!(
+            "unsupported currency {}",
+            proposal.currency
+        )));
+    }
     let id = Uuid::new_v4();
     let inserted = sqlx::query!(
         "INSERT INTO treasury_issuances (id, agent_user_id, amount, currency, reference, proposed_by, proposal_note)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (reference) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (reference) WHERE status <> 'REJECTED' DO NOTHING",
         id,
         agent.user_id,
         proposal.amount.minor(),
@@ -167,16 +179,16 @@ async fn issue(
     admin: Uuid,
 ) -> Result<Uuid, Error> {
     let row = sqlx::query!(
-        r#"SELECT i.agent_user_id, i.amount, i.currency, i.reference, a.status, u.phone, u.language, c.exponent
+        r#"SELECT i.agent_user_id, i.amount, i.currency, i.reference, a.status, u.suspended, u.kyc_status, u.phone, u.language, c.exponent
            FROM treasury_issuances i JOIN agents a ON a.user_id = i.agent_user_id JOIN users u ON u.id = i.agent_user_id
            JOIN currencies c ON c.code = i.currency WHERE i.id = $1"#,
         id
     )
     .fetch_one(&mut *conn)
     .await?;
-    if row.status != "ACTIVE" {
+    if row.status != "ACTIVE" || row.suspended || row.kyc_status != "VERIFIED" {
         return Err(Error::Conflict(
-            "the agent is suspended; reject or wait".into(),
+            "the agent is suspended or not in good standing; reject or wait".into(),
         ));
     }
     let currency =

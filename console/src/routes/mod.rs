@@ -25,5 +25,5 @@ pub use sanctions::SanctionsPage;
 pub use sars::{SarPage, SarsPage};
 pub use signin::SignIn;
 pub use transactions::{TransactionPage, TransactionsPage, TxTable};
-pub use users::{UserPage, UsersPage};
+pub use users::{KycPage, UserPage, UsersPage};
 pub use vouchers::VouchersPage;

@@ -73,6 +73,8 @@ pub fn UserPage() -> impl IntoView {
             <h1>{d.user.name.clone()}</h1>
             <Profile detail=d.clone()/>
             <Actions user=d.user.clone() changes/>
+            <h2>"Identity documents"</h2>
+            <Documents documents=d.documents.clone()/>
             <h2>"Wallets"</h2>
             <table><thead><tr><th>"Currency"</th><th>"Balance"</th><th>"Reserved"</th></tr></thead>
                 <tbody>{d.wallets.iter().map(|w| view! {
@@ -132,6 +134,12 @@ fn Actions(user: UserSummary, changes: RwSignal<usize>) -> impl IntoView {
     let suspend = user_action(auth, changes, format!("{base}/{suspension}"));
     let kyc = user_action(auth, changes, format!("{base}/kyc"));
     let unlock = user_action(auth, changes, format!("{base}/unlock"));
+    let reset_path = format!("{base}/pin-reset");
+    let reset_note = RwSignal::new(String::new());
+    let reset = Action::new_local(move |_: &()| {
+        let (path, note) = (reset_path.clone(), reset_note.get_untracked());
+        async move { api::post::<()>(auth, &path, json!({ "note": note })).await }
+    });
     let (status, kyc_note, unlock_note) = (
         RwSignal::new(user.kyc_status.clone()),
         RwSignal::new(String::new()),
@@ -163,6 +171,64 @@ fn Actions(user: UserSummary, changes: RwSignal<usize>) -> impl IntoView {
                 <button on:click=move |_| { unlock.dispatch(json!({"note": unlock_note.get_untracked()})); }>"Unlock"</button>
                 {outcome(unlock.value(), "Unlocked.")}
             </div>
+            <div>
+                <h3>"PIN reset"</h3>
+                <Field label="Note (how they were verified)" value=reset_note/>
+                <button id="pin-reset" on:click=move |_| { reset.dispatch(()); }>"Send a reset code by SMS"</button>
+                {outcome(reset.value(), "Code sent; they set a new PIN through USSD My account, Forgot PIN.")}
+            </div>
         </section>
+    }
+}
+
+#[component]
+fn Documents(documents: Vec<crate::api::KycDocument>) -> impl IntoView {
+    if documents.is_empty() {
+        return view! { <p class="empty">"None submitted."</p> }.into_any();
+    }
+    view! {
+        <table class="documents"><thead><tr><th>"Type"</th><th>"Number"</th><th>"Status"</th><th>"Note"</th><th>"Submitted"</th></tr></thead>
+        <tbody>{documents.into_iter().map(|d| view! {
+            <tr><td>{d.document_type}</td><td class="mono">{d.number_masked}</td><td><Badge status=d.status/></td>
+                <td>{d.review_note.unwrap_or_default()}</td><td>{when(&d.created_at)}</td></tr>
+        }).collect_view()}</tbody></table>
+    }.into_any()
+}
+
+/// Identity documents waiting for review, each linking to its customer.
+#[component]
+pub fn KycPage() -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let status = RwSignal::new("PENDING".to_string());
+    let list = LocalResource::new(move || {
+        let status = status.get();
+        async move {
+            api::get::<crate::api::KycDocumentList>(
+                auth,
+                &format!("/admin/kyc/documents?status={status}"),
+            )
+            .await
+        }
+    });
+    view! {
+        <h1>"KYC"</h1>
+        <p>"Review a document on its customer's page: set the KYC status with a note; the customer gets an SMS."</p>
+        <div class="tabs">
+            {["PENDING", "VERIFIED", "REJECTED"].into_iter().map(|s| view! {
+                <button class:active=move || status.get() == s on:click=move |_| status.set(s.to_string())>{s}</button>
+            }).collect_view()}
+        </div>
+        {loaded(list, |list: crate::api::KycDocumentList| {
+            if list.documents.is_empty() {
+                return view! { <p class="empty">"No documents here."</p> }.into_any();
+            }
+            view! {
+                <table class="kyc"><thead><tr><th>"Customer"</th><th>"Phone"</th><th>"Type"</th><th>"Number"</th><th>"Status"</th><th>"Submitted"</th></tr></thead>
+                <tbody>{list.documents.into_iter().map(|d| view! {
+                    <tr><td><A href=link(&format!("/users/{}", d.user_id))>{d.name}</A></td><td>{d.phone}</td><td>{d.document_type}</td>
+                        <td class="mono">{d.number_masked}</td><td><Badge status=d.status/></td><td>{when(&d.created_at)}</td></tr>
+                }).collect_view()}</tbody></table>
+            }.into_any()
+        })}
     }
 }

@@ -4,6 +4,7 @@
 //! the gateway's (`mpesa::client`); nothing in core does network I/O.
 
 pub mod codes;
+pub mod queries;
 pub mod wire;
 
 use chrono::{DateTime, FixedOffset, Utc};

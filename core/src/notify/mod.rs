@@ -7,6 +7,7 @@
 //! their currency ([`crate::money::show`]).
 
 mod agents;
+mod desk;
 mod vouchers;
 
 pub use agents::{Agent, Float};

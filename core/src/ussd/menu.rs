@@ -145,7 +145,13 @@ fn back(state: State, ctx: &Ctx) -> Step {
                 page: 0,
             },
         ),
-        State::ChangePinOld | State::Language => con(t.account_menu(), State::Account),
+        State::ChangePinOld | State::Language | State::IdType | State::ResetCode => {
+            con(t.account_menu(), State::Account)
+        }
+        State::IdNumber { .. } => con(t.id_type_menu(), State::IdType),
+        State::ResetPin { .. } | State::ResetConfirm { .. } => {
+            con(t.enter_reset_code(), State::ResetCode)
+        }
         State::WithdrawAmount | State::AgentNumber => con(t.withdraw_menu(), State::WithdrawMethod),
         State::VoucherAmount | State::VoucherConfirm { .. } | State::VoucherCode => {
             con(t.vouchers_menu(), State::VoucherMenu)
@@ -219,6 +225,11 @@ pub fn input(state: State, raw: &str, ctx: &Ctx) -> Step {
         | State::ChangePinNew { .. }
         | State::ChangePinConfirm { .. }
         | State::Language => account(state, input, ctx),
+        State::IdType
+        | State::IdNumber { .. }
+        | State::ResetCode
+        | State::ResetPin { .. }
+        | State::ResetConfirm { .. } => super::desk::desk(state, input, ctx),
         State::VoucherMenu
         | State::VoucherAmount
         | State::VoucherConfirm { .. }
@@ -641,6 +652,8 @@ fn account(state: State, input: &str, ctx: &Ctx) -> Step {
             "1" => con(t.old_pin(), State::ChangePinOld),
             "2" => con(t.language_menu(), State::Language),
             "3" => end(t.kyc_status(ctx.caller.map_or("UNKNOWN", |c| c.kyc_status.as_str()))),
+            "4" => con(t.id_type_menu(), State::IdType),
+            "5" => con(t.enter_reset_code(), State::ResetCode),
             _ => con(
                 format!("{}\n{}", t.invalid_choice(), t.account_menu()),
                 State::Account,
@@ -728,6 +741,9 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
         }
         (state @ (State::ChangePinConfirm { .. } | State::Language), result) => {
             account_outcome(state, result, ctx)
+        }
+        (state @ (State::IdNumber { .. } | State::ResetConfirm { .. }), result) => {
+            super::desk::outcome(state, result, ctx)
         }
         (
             state @ (State::VoucherAmount

@@ -14,6 +14,8 @@
 
 mod counter;
 mod counter_text;
+mod desk;
+mod desk_text;
 mod menu;
 pub mod text;
 
@@ -210,6 +212,21 @@ pub enum State {
         code_at: usize,
         tries: u8,
     },
+    /// Submitting an identity document: its type, then its number.
+    IdType,
+    IdNumber {
+        document_type: String,
+    },
+    /// Forgot PIN: the one-time code, the new PIN, its confirmation. Only
+    /// positions in the session's inputs are kept, never the code or PIN.
+    ResetCode,
+    ResetPin {
+        code_at: usize,
+    },
+    ResetConfirm {
+        code_at: usize,
+        new_at: usize,
+    },
     /// The session is over; any further input only repeats that.
     Ended,
 }
@@ -316,6 +333,15 @@ pub enum Effect {
     CashVoucher {
         code: String,
         pin: Pin,
+    },
+    SubmitDocument {
+        document_type: String,
+        number: String,
+    },
+    /// A new PIN set with the one-time code an operator had sent.
+    ResetPin {
+        code: String,
+        new: Pin,
     },
 }
 

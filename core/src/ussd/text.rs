@@ -208,8 +208,8 @@ impl Texts {
 
     pub fn account_menu(&self) -> &'static str {
         match self.0 {
-            Lang::En => "My account\n1. Change PIN\n2. Language\n3. KYC status\n0 Back",
-            Lang::Sw => "Akaunti yangu\n1. Badilisha PIN\n2. Lugha\n3. Hali ya KYC\n0 Nyuma",
+            Lang::En => "My account\n1. Change PIN\n2. Language\n3. KYC status\n4. Submit ID document\n5. Forgot PIN\n0 Back",
+            Lang::Sw => "Akaunti yangu\n1. Badilisha PIN\n2. Lugha\n3. Hali ya KYC\n4. Wasilisha kitambulisho\n5. Nimesahau PIN\n0 Nyuma",
         }
     }
 
@@ -376,6 +376,18 @@ impl Texts {
                 "too many wrong codes; try again tomorrow",
                 "namba nyingi zisizo sahihi; jaribu kesho",
             ),
+            Refusal::DocumentClaimed => pick(
+                "that document is registered to another account",
+                "kitambulisho hicho kimesajiliwa kwa akaunti nyingine",
+            ),
+            Refusal::DocumentAlreadySubmitted => pick(
+                "your document is already being reviewed",
+                "kitambulisho chako tayari kinakaguliwa",
+            ),
+            Refusal::ResetCodeInvalid => pick(
+                "the reset code is wrong or has expired",
+                "namba ya kubadilisha si sahihi au imeisha muda",
+            ),
             Refusal::PromptOwnPhoneOnly => pick(
                 "a deposit prompts only your own phone",
                 "kuweka pesa hutumia simu yako tu",
@@ -463,6 +475,9 @@ mod tests {
             Refusal::VoucherUnknown,
             Refusal::VoucherSpent,
             Refusal::VoucherGuessesExhausted,
+            Refusal::DocumentClaimed,
+            Refusal::DocumentAlreadySubmitted,
+            Refusal::ResetCodeInvalid,
             Refusal::PromptOwnPhoneOnly,
             Refusal::MpesaRefused,
             Refusal::MpesaUnreachable,

@@ -4,4 +4,5 @@ pub mod accounts;
 pub mod lockout;
 pub mod pins;
 pub mod rate_limit;
+pub mod reset;
 pub mod session;

@@ -16,6 +16,9 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use chainpay_core::daraja::codes::{self, ResultCode};
+use chainpay_core::daraja::queries::{
+    AccountBalanceRequest, TransactionStatusRequest, SHORTCODE_IDENTIFIER,
+};
 use chainpay_core::daraja::wire::{
     self, B2cAck, B2cRequest, ErrorBody, StkPushAck, StkPushRequest, StkQueryRequest,
     StkQueryResponse, TokenResponse,
@@ -255,6 +258,51 @@ impl DarajaClient {
             occassion: "Withdrawal".into(),
         };
         self.post("/mpesa/b2c/v3/paymentrequest", &request).await
+    }
+
+    /// Asks what became of a payout sent as `originator_conversation_id`;
+    /// the answer arrives at `result_url`. Safe to repeat.
+    pub async fn transaction_status(
+        &self,
+        originator_conversation_id: &str,
+        result_url: &str,
+        timeout_url: &str,
+    ) -> Result<B2cAck, DarajaError> {
+        let request = TransactionStatusRequest {
+            initiator: self.config.b2c_initiator_name.clone(),
+            security_credential: self.config.b2c_security_credential.clone(),
+            command_id: "TransactionStatusQuery".into(),
+            transaction_id: String::new(),
+            original_conversation_id: originator_conversation_id.to_owned(),
+            party_a: self.config.b2c_shortcode.clone(),
+            identifier_type: SHORTCODE_IDENTIFIER.into(),
+            result_url: result_url.to_owned(),
+            queue_time_out_url: timeout_url.to_owned(),
+            remarks: "ChainPay payout check".into(),
+            occasion: "Reconciliation".into(),
+        };
+        self.post("/mpesa/transactionstatus/v1/query", &request)
+            .await
+    }
+
+    /// Asks for the payout shortcode's balances; the answer arrives at
+    /// `result_url`. Safe to repeat.
+    pub async fn account_balance(
+        &self,
+        result_url: &str,
+        timeout_url: &str,
+    ) -> Result<B2cAck, DarajaError> {
+        let request = AccountBalanceRequest {
+            initiator: self.config.b2c_initiator_name.clone(),
+            security_credential: self.config.b2c_security_credential.clone(),
+            command_id: "AccountBalance".into(),
+            party_a: self.config.b2c_shortcode.clone(),
+            identifier_type: SHORTCODE_IDENTIFIER.into(),
+            remarks: "ChainPay float check".into(),
+            queue_time_out_url: timeout_url.to_owned(),
+            result_url: result_url.to_owned(),
+        };
+        self.post("/mpesa/accountbalance/v1/query", &request).await
     }
 }
 

@@ -85,11 +85,12 @@ pub async fn check_incoming(
                   AND d.created_at > now() - interval '24 hours')::bigint AS "kes_last_24h!",
                (SELECT count(*) FROM mpesa_deposits d
                 WHERE d.user_id = u.id AND d.created_at > now() - interval '1 hour') AS "count_last_hour!",
-               x.usd AS "other_usd_last_24h!", x.recent AS "other_count_last_hour!"
+               x.usd AS "other_usd_last_24h!", x.recent AS "other_count_last_hour!", x.in_band AS "in_band!"
         FROM users u JOIN compliance_tiers t ON t.kyc_status = u.kyc_status
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(usd_cents), 0)::bigint AS usd,
-                   count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS recent
+                   count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS recent,
+                   count(*) FILTER (WHERE usd_cents BETWEEN $2 AND $3) AS in_band
             FROM transactions
             WHERE to_user_id = u.id AND usd_cents IS NOT NULL AND tx_type IN ('cash_in', 'redemption')
               AND created_at > now() - interval '24 hours'
@@ -97,6 +98,8 @@ pub async fn check_incoming(
         WHERE u.id = $1
         "#,
         user_id,
+        rules.structuring.band_min_usd_cents,
+        rules.structuring.band_max_usd_cents,
     )
     .fetch_one(conn)
     .await?;
@@ -114,7 +117,8 @@ pub async fn check_incoming(
     let activity = Activity {
         count_last_hour: row.count_last_hour + row.other_count_last_hour,
         volume_last_24h_usd_cents: deposits_usd.saturating_add(row.other_usd_last_24h),
-        in_band_last_24h: 0,
+        // Cash placed in amounts just under the reporting band is structuring too.
+        in_band_last_24h: row.in_band,
     };
     Ok(compliance::evaluate(
         &limits,

@@ -27,6 +27,7 @@ use super::AppState;
         (name = "channels", description = "Africa's Talking webhooks: USSD, inbound SMS, delivery reports"),
         (name = "agent", description = "A cash agent's counter: cash-in, float summary, vouchers for cash (active agents only)"),
         (name = "vouchers", description = "Offline vouchers: buy, redeem once, cancel, and the key their signed form verifies against"),
+        (name = "kyc", description = "Identity documents (numbers sealed, shown masked)"),
         (name = "admin", description = "Operators only (role admin)"),
         (name = "meta", description = "This document")
     )

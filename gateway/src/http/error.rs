@@ -51,7 +51,9 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         Refusal::PhoneTaken
         | Refusal::QuoteUsed
         | Refusal::QuoteExpired
-        | Refusal::VoucherSpent => StatusCode::CONFLICT,
+        | Refusal::VoucherSpent
+        | Refusal::DocumentClaimed
+        | Refusal::DocumentAlreadySubmitted => StatusCode::CONFLICT,
         Refusal::VoucherGuessesExhausted => StatusCode::TOO_MANY_REQUESTS,
         Refusal::MpesaRefused | Refusal::MpesaUnreachable => StatusCode::BAD_GATEWAY,
         Refusal::InsufficientFunds
@@ -62,6 +64,7 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::AgentUnknown
         | Refusal::InsufficientFloat
         | Refusal::VoucherUnknown
+        | Refusal::ResetCodeInvalid
         | Refusal::PromptOwnPhoneOnly
         | Refusal::Compliance(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
@@ -92,6 +95,8 @@ fn refusal_code(refusal: Refusal) -> &'static str {
         Refusal::BelowMinimum => "validation_error",
         Refusal::VoucherUnknown | Refusal::VoucherSpent => "voucher_invalid",
         Refusal::VoucherGuessesExhausted => "rate_limited",
+        Refusal::DocumentClaimed | Refusal::DocumentAlreadySubmitted => "conflict",
+        Refusal::ResetCodeInvalid => "invalid_credentials",
         Refusal::AccountSuspended | Refusal::RecipientCannotReceive => "account_suspended",
         Refusal::SelfPayment | Refusal::AmountNotPriceable => "validation_error",
         Refusal::QuoteUsed | Refusal::QuoteExpired => "quote_expired",
@@ -147,6 +152,13 @@ fn refusal_detail(refusal: Refusal) -> &'static str {
         Refusal::VoucherSpent => "this voucher was already redeemed, cancelled or has expired",
         Refusal::VoucherGuessesExhausted => {
             "too many wrong voucher codes; redeeming is paused for 24 hours"
+        }
+        Refusal::DocumentClaimed => "this document is registered to another account",
+        Refusal::DocumentAlreadySubmitted => {
+            "an identity document is already under review or verified for this account"
+        }
+        Refusal::ResetCodeInvalid => {
+            "the reset code is wrong, used up or expired; ask ChainPay support for a new one"
         }
         Refusal::PromptOwnPhoneOnly => "a deposit prompts only your own registered phone number",
         Refusal::MpesaRefused => {

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod fx;
+pub mod kyc;
 pub mod middleware;
 pub mod mpesa;
 pub mod ops;
@@ -55,6 +56,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(channels::router())
                 .merge(agent::router())
                 .merge(vouchers::router())
+                .merge(kyc::router())
                 .merge(admin::router()),
         )
         .split_for_parts()

@@ -19,6 +19,7 @@ use crate::state::AppState;
 /// `chainpay serve`: opens the database (the embedded default when no
 /// `DATABASE_URL`), seeds the demo data where asked, serves until SIGTERM.
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
+    let shutdown = startup::shutdown_signal();
     if settings.deployment == Deployment::Production {
         let problems = settings.production_problems();
         if !problems.is_empty() {
@@ -37,7 +38,7 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
         crate::seed::seed_demo(&state.pool, &state.keys.tx_signing).await?;
     }
     tracing::info!(%addr, "ChainPay listening: API http://{addr}/api/v1, docs http://{addr}/docs, console http://{addr}/console/");
-    let served = serve(listener, state, startup::shutdown_signal()).await;
+    let served = serve(listener, state, shutdown).await;
     database.close().await;
     served?;
     tracing::info!("stopped");

@@ -109,12 +109,9 @@ pub async fn redeem_as(
     to: Redeemer,
     route: &str,
 ) -> ApiResult<Response> {
-    // The key's fingerprint must not hold the code itself.
-    let digits: String = body.code.chars().filter(char::is_ascii_digit).collect();
-    let fingerprint = format!(
-        "{route}|{}",
-        chainpay_core::crypto::sha3_256_hex(digits.as_bytes())
-    );
+    // The key's fingerprint holds the code's keyed digest, never the code
+    // (nor an unkeyed hash of it, which a copy of the database could invert).
+    let fingerprint = format!("{route}|{}", vouchers::fingerprint(state, &body.code));
     let key = idempotency_key(headers, user.user_id, &fingerprint)?;
     let reply = vouchers::redeem(state, user.user_id, &body.code, to, key).await?;
     Ok(movement_response(reply))

@@ -54,9 +54,32 @@ async fn send_one(pool: &PgPool, client: &SmsClient, master: &MasterKey) -> anyh
     };
     let attempts = message.attempts + 1;
     // A message with a secret goes out as sealed; the masked copy stays.
-    let text = match &message.sealed_message {
-        Some(sealed) => String::from_utf8(master.open(sealed, SEALED_CONTEXT)?)?,
+    let opened = message.sealed_message.as_ref().map(|sealed| {
+        master
+            .open(sealed, SEALED_CONTEXT)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+    });
+    let text = match opened {
         None => message.message,
+        Some(Some(text)) => text,
+        Some(None) => {
+            // Sealed under another key: it can never be sent, and must not
+            // block the messages behind it.
+            tracing::error!(
+                sms_id = message.id,
+                "sealed SMS cannot be opened; giving up on it"
+            );
+            sqlx::query!(
+                "UPDATE sms_outbox SET status = 'FAILED', failure_reason = 'sealed message cannot be opened',
+                        sealed_message = NULL WHERE id = $1",
+                message.id
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
     };
     let sent = client.send(&message.to_phone, &text).await;
     record(&mut tx, message.id, attempts, sent).await?;

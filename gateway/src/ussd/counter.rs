@@ -154,10 +154,7 @@ async fn redeem_voucher(
     to: Redeemer,
     key: &str,
 ) -> Result<Outcome, Error> {
-    let fingerprint = format!(
-        "ussd|voucher.redeem|{}",
-        chainpay_core::crypto::sha3_256_hex(code.as_bytes())
-    );
+    let fingerprint = format!("ussd|voucher.redeem|{}", vouchers::fingerprint(state, code));
     let key = match IdempotencyKey::new(who.user_id, key, &fingerprint) {
         Ok(key) => key,
         Err(error) => return Ok(refused(&error)),

@@ -3,6 +3,7 @@
 //! the movement pipeline with its AML rules and idempotency). Domain
 //! errors become [`Outcome`]s by kind; the machine words them.
 
+use chainpay_core::kyc::DocumentType;
 use chainpay_core::refusal::Refusal;
 use chainpay_core::transaction::reference;
 use chainpay_core::ussd::{Effect, Outcome};
@@ -199,6 +200,20 @@ async fn perform_for(
         | Effect::CashIn { .. }
         | Effect::Float { .. }
         | Effect::CashVoucher { .. }) => counter::perform(state, who, effect, key).await?,
+        Effect::SubmitDocument {
+            document_type,
+            number,
+        } => match DocumentType::parse(&document_type) {
+            Some(kind) => or_refused(
+                crate::kyc::submit(state, who.user_id, kind, &number).await,
+                |_| Outcome::Done,
+            ),
+            None => Outcome::Invalid,
+        },
+        Effect::ResetPin { code, new } => or_refused(
+            crate::auth::reset::complete(state, who.user_id, &code, new).await,
+            |()| Outcome::Done,
+        ),
         Effect::Register { .. } | Effect::SetLanguage(_) => Outcome::Failed,
         pinned => pin_confirmed(state, who, pinned, key).await?,
     })

@@ -19,7 +19,7 @@ use chainpay_core::crypto::aead::MasterKey;
 use chainpay_core::Lang;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -149,19 +149,43 @@ fn open_code(master: &MasterKey, sealed: &[u8]) -> Result<String, Error> {
     String::from_utf8(bytes).map_err(|e| Error::internal(format!("voucher code: {e}")))
 }
 
+/// What an idempotency record may hold of a typed code: its keyed digest
+/// (hex), the same one vouchers are looked up by.
+pub fn fingerprint(state: &crate::state::AppState, typed: &str) -> String {
+    let code = chainpay_core::voucher::parse_code(typed).unwrap_or_default();
+    hex::encode(chainpay_core::voucher::digest(
+        &state.keys.voucher_digest,
+        &code,
+    ))
+}
+
 /// The guess-counting bucket of one user.
 fn guess_bucket(user_id: Uuid) -> String {
     format!("voucher_guess:{user_id}")
 }
 
 /// Wrong codes `user_id` typed in the last [`GUESS_WINDOW_S`].
-async fn wrong_guesses(pool: &PgPool, user_id: Uuid) -> sqlx::Result<i64> {
+async fn wrong_guesses(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM rate_limits r, unnest(r.hits) h
            WHERE r.bucket = $1 AND h > now() - make_interval(secs => $2)"#,
         guess_bucket(user_id),
         GUESS_WINDOW_S as f64
     )
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await
+}
+
+/// Records one wrong code (dropping those older than the window).
+async fn record_wrong_guess(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO rate_limits AS r (bucket, hits) VALUES ($1, ARRAY[now()])
+         ON CONFLICT (bucket) DO UPDATE SET hits =
+             ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > now() - make_interval(secs => $2) ORDER BY h) || now()",
+        guess_bucket(user_id),
+        GUESS_WINDOW_S as f64
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }

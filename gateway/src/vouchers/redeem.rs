@@ -15,12 +15,11 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{guess_bucket, lock, settle, wrong_guesses, Locked, GUESS_WINDOW_S, MAX_GUESSES};
+use super::{lock, record_wrong_guess, settle, wrong_guesses, Locked, MAX_GUESSES};
 use crate::agents;
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::rate_limit;
 use crate::error::Error;
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{IdempotencyKey, Prior};
 use crate::ledger::accounts::AccountRef;
 use crate::movements::book::{book, Booking};
 use crate::movements::parties::{self, Direction, Person};
@@ -44,7 +43,10 @@ struct RedeemOrder {
     to: Redeemer,
 }
 
-/// Redeems the voucher with `typed` code for `user_id`.
+/// Redeems the voucher with `typed` code for `user_id`. A keyed retry
+/// replays its first answer before anything is counted. The guess budget is
+/// checked, and a wrong code recorded, under the redeemer's row lock, so
+/// guesses sent in parallel cannot slip past it.
 pub async fn redeem(
     state: &AppState,
     user_id: Uuid,
@@ -55,21 +57,28 @@ pub async fn redeem(
     let code = voucher::parse_code(typed).ok_or_else(|| {
         Error::Validation("a voucher code is 16 digits; check it and type it again".into())
     })?;
-    if wrong_guesses(&state.pool, user_id).await? >= i64::from(MAX_GUESSES) {
-        return Err(Refusal::VoucherGuessesExhausted.into());
+    if let Some(key) = &key {
+        if let Some(Prior::Done(outcome)) = key.prior(&state.pool).await? {
+            return Ok(Reply::replayed(outcome));
+        }
     }
     let digest = voucher::digest(&state.keys.voucher_digest, &code);
+    let mut tx = state.pool.begin().await?;
+    sqlx::query!(
+        "SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE",
+        user_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if wrong_guesses(&mut tx, user_id).await? >= i64::from(MAX_GUESSES) {
+        return Err(Refusal::VoucherGuessesExhausted.into());
+    }
     let found = sqlx::query_scalar!("SELECT id FROM vouchers WHERE code_digest = $1", digest)
-        .fetch_optional(&state.pool)
+        .fetch_optional(&mut *tx)
         .await?;
     let Some(voucher_id) = found else {
-        rate_limit::admit(
-            &state.pool,
-            &guess_bucket(user_id),
-            MAX_GUESSES,
-            GUESS_WINDOW_S,
-        )
-        .await?;
+        record_wrong_guess(&mut tx, user_id).await?;
+        tx.commit().await?;
         let refusal = Error::Refused(Refusal::VoucherUnknown);
         let attempted = Attempted {
             action: RedeemOrder::ACTION,
@@ -81,6 +90,7 @@ pub async fn redeem(
         movements::record_refusal(state, attempted, key.as_ref(), &refusal).await?;
         return Err(refusal);
     };
+    tx.commit().await?;
     let order = RedeemOrder {
         voucher_id,
         user_id,

@@ -118,6 +118,54 @@ async fn float_exists_only_after_a_second_admin_approves_an_issuance() {
         .get_json("/api/v1/admin/treasury/issuances?status=PENDING", &admin)
         .await;
     assert_eq!(pending["issuances"], json!([]));
+
+    // One transfer, one issuance, however its reference is typed; a
+    // rejected proposal frees its reference; unknown currencies are refused.
+    let propose = |reference: &str, currency: &str| json!({"agent_phone": AGENT, "amount": 1_000, "currency": currency, "reference": reference});
+    let retyped = app
+        .post(
+            "/api/v1/admin/treasury/issuances",
+            Some(&admin),
+            propose(" equity-778812 ", "KES"),
+        )
+        .await;
+    assert_problem(retyped, StatusCode::CONFLICT, "conflict").await;
+    let unknown = app
+        .post(
+            "/api/v1/admin/treasury/issuances",
+            Some(&admin),
+            propose("REF-XYZ", "XYZ"),
+        )
+        .await;
+    assert_problem(unknown, StatusCode::BAD_REQUEST, "validation_error").await;
+    let typo: Value = app
+        .post(
+            "/api/v1/admin/treasury/issuances",
+            Some(&admin),
+            propose("KCB-1", "KES"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let reject = format!(
+        "/api/v1/admin/treasury/issuances/{}/reject",
+        typo["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        app.post(&reject, Some(&second), json!({"note": "wrong amount"}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let right = app
+        .post(
+            "/api/v1/admin/treasury/issuances",
+            Some(&admin),
+            propose("kcb-1", "KES"),
+        )
+        .await;
+    assert_eq!(right.status(), StatusCode::CREATED);
     app.assert_balanced().await;
 }
 
@@ -128,32 +176,32 @@ async fn a_cash_in_pays_the_customer_from_the_float_with_a_commission_and_two_sm
     let customer = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&customer, "KES").await;
     let preview = app
-        .get_json(&format!("/api/v1/agent/cash-in/preview?customer_phone={USER_PHONE}&amount=50000&currency=KES"), &agent)
+        .get_json(&format!("/api/v1/agent/cash-in/preview?customer_phone={USER_PHONE}&amount=100000&currency=KES"), &agent)
         .await;
     assert_eq!(preview["customer_name"], "Demo User");
     let commission = preview["commission"].as_i64().unwrap();
     assert!(commission > 0);
 
-    let body = json!({"customer_phone": "0700000001", "amount": 50_000, "currency": "KES"});
+    let body = json!({"customer_phone": "0700000001", "amount": 100_000, "currency": "KES"});
     let cashed = app.post("/api/v1/agent/cash-in", Some(&agent), body).await;
     assert_eq!(cashed.status(), StatusCode::CREATED);
     let cashed: Value = cashed.json().await.unwrap();
     assert_eq!(cashed["type"], "cash_in");
-    assert_eq!(app.balance(&customer, "KES").await, before + 50_000);
+    assert_eq!(app.balance(&customer, "KES").await, before + 100_000);
     assert_eq!(
         app.float(AGENT, "KES").await,
-        10_000_000 - 50_000 + commission
+        10_000_000 - 100_000 + commission
     );
 
     let summary = summary(&app, &agent).await;
     assert_eq!(summary["agent_number"], number.as_str());
     let today = kes(&summary, "today");
     assert_eq!(today["cash_in_count"], 1);
-    assert_eq!(today["cash_in_amount"], 50_000);
+    assert_eq!(today["cash_in_amount"], 100_000);
     assert_eq!(kes(&summary, "commission")["balance"], commission);
     assert_eq!(
         kes(&summary, "float")["balance"],
-        10_000_000 - 50_000 + commission
+        10_000_000 - 100_000 + commission
     );
 
     let to_customer: Vec<String> = sqlx::query_scalar(
@@ -166,7 +214,7 @@ async fn a_cash_in_pays_the_customer_from_the_float_with_a_commission_and_two_sm
     .unwrap();
     assert!(
         to_customer[0].contains(&format!(
-            "deposited KES 500.00 cash at agent {number} MARY WANJIRU"
+            "deposited KES 1,000.00 cash at agent {number} MARY WANJIRU"
         )),
         "{to_customer:?}"
     );
@@ -179,7 +227,7 @@ async fn a_cash_in_pays_the_customer_from_the_float_with_a_commission_and_two_sm
     .await
     .unwrap();
     assert!(
-        to_agent.contains("Cash in of KES 500.00 to DEMO USER"),
+        to_agent.contains("Cash in of KES 1,000.00 to DEMO USER"),
         "{to_agent}"
     );
     app.assert_balanced().await;
@@ -193,7 +241,7 @@ async fn cash_in_is_for_active_agents_with_float_above_the_minimum() {
     let cash_in =
         |amount: i64| json!({"customer_phone": USER_PHONE, "amount": amount, "currency": "KES"});
     assert_problem(
-        app.post("/api/v1/agent/cash-in", Some(&customer), cash_in(50_000))
+        app.post("/api/v1/agent/cash-in", Some(&customer), cash_in(100_000))
             .await,
         StatusCode::FORBIDDEN,
         "forbidden",
@@ -213,7 +261,7 @@ async fn cash_in_is_for_active_agents_with_float_above_the_minimum() {
         "validation_error",
     )
     .await;
-    let own = json!({"customer_phone": AGENT, "amount": 50_000, "currency": "KES"});
+    let own = json!({"customer_phone": AGENT, "amount": 100_000, "currency": "KES"});
     assert_problem(
         app.post("/api/v1/agent/cash-in", Some(&agent), own).await,
         StatusCode::BAD_REQUEST,
@@ -234,7 +282,7 @@ async fn cash_in_is_for_active_agents_with_float_above_the_minimum() {
         "SUSPENDED"
     );
     assert_problem(
-        app.post("/api/v1/agent/cash-in", Some(&agent), cash_in(50_000))
+        app.post("/api/v1/agent/cash-in", Some(&agent), cash_in(100_000))
             .await,
         StatusCode::FORBIDDEN,
         "forbidden",

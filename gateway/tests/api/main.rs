@@ -13,6 +13,7 @@ mod blockchain;
 mod cli;
 mod compliance;
 mod console;
+mod desk;
 mod fx;
 mod journey;
 mod mpesa;

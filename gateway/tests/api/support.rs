@@ -679,3 +679,74 @@ pub async fn eventually<T>(
 pub fn secs(seconds: u64) -> std::time::Duration {
     std::time::Duration::from_secs(seconds)
 }
+
+/// A USSD session as Africa's Talking drives it: a fresh `sessionId` per
+/// dial, `text` carrying every input so far.
+/// One dialled session.
+pub struct Session<'a> {
+    pub app: &'a TestApp,
+    pub id: String,
+    pub phone: String,
+    pub inputs: Vec<String>,
+}
+
+impl<'a> Session<'a> {
+    pub async fn dial(app: &'a TestApp, phone: &str) -> (Session<'a>, String) {
+        let session = Session {
+            app,
+            id: format!("ATUid_{}", uuid::Uuid::new_v4().simple()),
+            phone: phone.to_owned(),
+            inputs: Vec::new(),
+        };
+        let screen = session.post().await;
+        (session, screen)
+    }
+
+    pub async fn post(&self) -> String {
+        let response = self
+            .app
+            .client
+            .post(self.app.url("/api/v1/ussd"))
+            .form(&[
+                ("sessionId", self.id.as_str()),
+                ("serviceCode", "*384*123#"),
+                ("phoneNumber", self.phone.as_str()),
+                ("networkCode", "63902"),
+                ("text", &self.inputs.join("*")),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        let body = response.text().await.unwrap();
+        assert!(
+            body.starts_with("CON ") || body.starts_with("END "),
+            "{body}"
+        );
+        assert!(
+            body.chars().count() <= 182,
+            "{} chars: {body}",
+            body.chars().count()
+        );
+        assert!(body.is_ascii(), "{body}");
+        body
+    }
+
+    pub async fn press(&mut self, input: &str) -> String {
+        self.inputs.push(input.to_owned());
+        self.post().await
+    }
+
+    /// Presses each input in turn; returns the last screen.
+    pub async fn keys(&mut self, inputs: &[&str]) -> String {
+        let mut last = String::new();
+        for input in inputs {
+            last = self.press(input).await;
+        }
+        last
+    }
+}

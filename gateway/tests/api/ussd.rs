@@ -5,75 +5,6 @@ use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-/// One dialled session.
-struct Session<'a> {
-    app: &'a TestApp,
-    id: String,
-    phone: String,
-    inputs: Vec<String>,
-}
-
-impl<'a> Session<'a> {
-    async fn dial(app: &'a TestApp, phone: &str) -> (Session<'a>, String) {
-        let session = Session {
-            app,
-            id: format!("ATUid_{}", uuid::Uuid::new_v4().simple()),
-            phone: phone.to_owned(),
-            inputs: Vec::new(),
-        };
-        let screen = session.post().await;
-        (session, screen)
-    }
-
-    async fn post(&self) -> String {
-        let response = self
-            .app
-            .client
-            .post(self.app.url("/api/v1/ussd"))
-            .form(&[
-                ("sessionId", self.id.as_str()),
-                ("serviceCode", "*384*123#"),
-                ("phoneNumber", self.phone.as_str()),
-                ("networkCode", "63902"),
-                ("text", &self.inputs.join("*")),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain"));
-        let body = response.text().await.unwrap();
-        assert!(
-            body.starts_with("CON ") || body.starts_with("END "),
-            "{body}"
-        );
-        assert!(
-            body.chars().count() <= 182,
-            "{} chars: {body}",
-            body.chars().count()
-        );
-        assert!(body.is_ascii(), "{body}");
-        body
-    }
-
-    async fn press(&mut self, input: &str) -> String {
-        self.inputs.push(input.to_owned());
-        self.post().await
-    }
-
-    /// Presses each input in turn; returns the last screen.
-    async fn keys(&mut self, inputs: &[&str]) -> String {
-        let mut last = String::new();
-        for input in inputs {
-            last = self.press(input).await;
-        }
-        last
-    }
-}
-
 async fn sms_to(app: &TestApp, phone: &str) -> Vec<(String, String)> {
     sqlx::query_as("SELECT message, status FROM sms_outbox WHERE to_phone = $1 ORDER BY id")
         .bind(phone)
@@ -631,17 +562,17 @@ async fn an_agent_cashes_in_and_a_customer_cashes_out_over_ussd_with_names_befor
     assert!(home.contains("10. Agent"), "{home}");
     assert!(s.press("10").await.contains(&format!("Agent {number}")));
     s.keys(&["1", "0700000001"]).await;
-    let confirm = s.press("500").await;
+    let confirm = s.press("1000").await;
     assert!(
-        confirm.contains("Cash in KES 500.00 to DEMO USER +254700000001?"),
+        confirm.contains("Cash in KES 1,000.00 to DEMO USER +254700000001?"),
         "{confirm}"
     );
     let done = s.press("5831").await;
     assert!(
-        done.starts_with("END ") && done.contains("KES 500.00 paid in to DEMO USER"),
+        done.starts_with("END ") && done.contains("KES 1,000.00 paid in to DEMO USER"),
         "{done}"
     );
-    assert_eq!(app.balance(&customer, "KES").await, start + 50_000);
+    assert_eq!(app.balance(&customer, "KES").await, start + 100_000);
     let float = app.float(agent_phone, "KES").await;
 
     let (mut c, _) = Session::dial(&app, USER_PHONE).await;
@@ -669,7 +600,8 @@ async fn an_agent_cashes_in_and_a_customer_cashes_out_over_ussd_with_names_befor
     let (mut st, _) = Session::dial(&app, USER_PHONE).await;
     let statement = st.keys(&["6", "1234"]).await;
     assert!(
-        statement.contains("cash out at MARY") && statement.contains("+KES 500.00 cash in at MARY"),
+        statement.contains("cash out at MARY")
+            && statement.contains("+KES 1,000.00 cash in at MARY"),
         "{statement}"
     );
     let (mut unknown, _) = Session::dial(&app, USER_PHONE).await;

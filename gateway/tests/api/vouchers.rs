@@ -320,3 +320,49 @@ async fn an_agent_redeems_a_bearers_voucher_for_cash_into_their_float() {
     assert_eq!(app.balance(&not_agent, "KES").await, 0);
     app.assert_balanced().await;
 }
+
+#[tokio::test]
+async fn guesses_sent_in_parallel_cannot_pass_the_limit_and_a_keyed_retry_replays() {
+    let app = spawn_app().await;
+    let guesser = app
+        .verified_user("+254711320003", "Parallel Guesser", 0)
+        .await;
+    let keyed = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/vouchers/redeem",
+            Some(&guesser),
+        )
+        .header("Idempotency-Key", "guess-1")
+        .json(&json!({"code": stranger_code()}));
+    let first = keyed.try_clone().unwrap().send().await.unwrap();
+    assert_problem(first, StatusCode::UNPROCESSABLE_ENTITY, "voucher_invalid").await;
+    let retried = keyed.send().await.unwrap();
+    assert_eq!(
+        retried
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
+    assert_problem(retried, StatusCode::UNPROCESSABLE_ENTITY, "voucher_invalid").await;
+
+    let guesses: Vec<String> = (0..12).map(|_| stranger_code()).collect();
+    let answers =
+        futures::future::join_all(guesses.iter().map(|code| redeem(&app, &guesser, code))).await;
+    let counted = answers
+        .iter()
+        .filter(|a| a.status() == StatusCode::UNPROCESSABLE_ENTITY)
+        .count();
+    let paused = answers
+        .iter()
+        .filter(|a| a.status() == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(
+        counted,
+        4,
+        "five a day, the retry included once: {:?}",
+        answers.iter().map(|a| a.status()).collect::<Vec<_>>()
+    );
+    assert_eq!(paused, 8);
+}

@@ -134,7 +134,13 @@ async fn propose_issuance(
         Amount::new(body.amount).map_err(|e| ApiError::Validation(format!("amount: {e}")))?;
     let currency = CurrencyCode::parse(&body.currency)
         .map_err(|e| ApiError::Validation(format!("currency: {e}")))?;
-    let reference = body.reference.trim();
+    // One transfer, one reference however it is typed: `tt 123` is `TT123`.
+    let reference: String = body
+        .reference
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
     if !(3..=64).contains(&reference.chars().count()) || reference.chars().any(char::is_control) {
         return Err(ApiError::Validation(
             "reference must be 3 to 64 printable characters".into(),
@@ -149,7 +155,7 @@ async fn propose_issuance(
         agent_phone,
         amount,
         currency,
-        reference: reference.to_owned(),
+        reference,
         note: note.filter(|n| !n.is_empty()),
     };
     Ok((

@@ -10,6 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use chainpay_core::notify::Sms;
+use chainpay_core::Lang;
+
 use crate::audit::{AuditEvent, Outcome};
 use crate::auth::session;
 use crate::http::error::{ApiError, ApiResult, Missing, Problem};
@@ -25,6 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_kyc))
         .routes(routes!(unlock_user))
         .routes(routes!(get_user))
+        .routes(routes!(reset_pin))
+        .routes(routes!(kyc_documents))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -203,6 +208,14 @@ async fn set_kyc(
         .detail(json!({"from": previous, "to": status, "note": note}))
         .record(&mut tx)
         .await?;
+    crate::kyc::review(&mut tx, user_id, admin.0.user_id, &status, note.as_deref()).await?;
+    if status != previous && status != "PENDING" {
+        let lang = sqlx::query_scalar!("SELECT language FROM users WHERE id = $1", user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let text = Sms(Lang::parse(&lang)).kyc_reviewed(status == "VERIFIED", note.as_deref());
+        crate::sms::outbox::queue(&mut tx, &user.phone, &text, None).await?;
+    }
     tx.commit().await?;
     Ok(Json(user))
 }
@@ -262,6 +275,8 @@ pub struct UserDetail {
     pub wallets: Vec<UserWallet>,
     /// The newest 20, newest first.
     pub transactions: Vec<crate::transactions::TxView>,
+    /// Identity documents submitted, newest first (numbers masked).
+    pub documents: Vec<crate::kyc::DocumentView>,
 }
 
 /// One user: profile, wallets and recent transactions.
@@ -290,6 +305,8 @@ async fn get_user(
     .await?;
     let transactions =
         crate::transactions::list_for_user(&state.pool, user_id, i64::MAX, 20).await?;
+    let mut conn = state.pool.acquire().await?;
+    let documents = crate::kyc::list(&mut conn, Some(user_id), None).await?;
     Ok(Json(UserDetail {
         user: UserSummary {
             user_id: row.id,
@@ -306,5 +323,72 @@ async fn get_user(
         failed_pin_attempts: row.failed_pin_attempts,
         wallets,
         transactions,
+        documents,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PinResetRequest {
+    /// How the customer was verified (a call-back, a branch visit); kept in the audit log.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Send the customer a one-time code by SMS; they set a new PIN with it
+/// through USSD *My account → Forgot PIN* within 15 minutes. Their tokens
+/// end and the lockout clears when they do.
+#[utoipa::path(post, path = "/admin/users/{id}/pin-reset", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")), request_body = PinResetRequest,
+    responses((status = 202, description = "the code is on its way"), (status = 400, body = Problem),
+              (status = 403, description = "forbidden: not an admin, or the account is an admin's", body = Problem),
+              (status = 404, body = Problem)))]
+async fn reset_pin(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    ApiPath(user_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PinResetRequest>,
+) -> ApiResult<axum::http::StatusCode> {
+    let note = body
+        .note
+        .as_deref()
+        .map(|n| super::note(n, 0, 500))
+        .transpose()?;
+    crate::auth::reset::issue(&state, admin.0.user_id, user_id, note.as_deref()).await?;
+    Ok(axum::http::StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DocumentQuery {
+    /// `PENDING`, `VERIFIED` or `REJECTED`.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DocumentList {
+    pub documents: Vec<crate::kyc::DocumentView>,
+}
+
+/// Identity documents to review, newest first (numbers masked). Review one
+/// with `POST /admin/users/{id}/kyc {status, note}`.
+#[utoipa::path(get, path = "/admin/kyc/documents", tag = "admin", security(("bearer" = [])), params(DocumentQuery),
+    responses((status = 200, body = DocumentList), (status = 400, body = Problem), (status = 403, body = Problem)))]
+async fn kyc_documents(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiQuery(query): ApiQuery<DocumentQuery>,
+) -> ApiResult<Json<DocumentList>> {
+    let status = query
+        .status
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    if status.is_some_and(|s| !["PENDING", "VERIFIED", "REJECTED"].contains(&s)) {
+        return Err(ApiError::Validation(
+            "status must be PENDING, VERIFIED or REJECTED".into(),
+        ));
+    }
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(DocumentList {
+        documents: crate::kyc::list(&mut conn, None, status).await?,
     }))
 }

@@ -59,10 +59,11 @@ CREATE TABLE reconciliation_items (
     run_id          bigint REFERENCES reconciliation_runs (id),
     category        text NOT NULL CONSTRAINT reconciliation_items_category_known
                     CHECK (category IN ('ledger', 'chain', 'audit', 'mpesa_deposit', 'mpesa_callback', 'mpesa_withdrawal',
-                                        'mpesa_float', 'sms', 'late_payment')),
+                                        'mpesa_float', 'sms', 'suspense')),
     subject         text NOT NULL,
     detail          jsonb NOT NULL,
-    -- OPEN; for late payments PROPOSED → RESOLVED (credited or refunded).
+    -- OPEN; money in suspense (category suspense, no run) moves
+    -- PROPOSED → RESOLVED (credited or refunded), or back to OPEN.
     status          text NOT NULL DEFAULT 'OPEN'
                     CONSTRAINT reconciliation_items_status_known CHECK (status IN ('OPEN', 'PROPOSED', 'RESOLVED')),
     resolution      text CONSTRAINT reconciliation_items_resolution_known CHECK (resolution IN ('credit', 'refund')),
@@ -76,8 +77,18 @@ CREATE TABLE reconciliation_items (
     CONSTRAINT reconciliation_items_four_eyes CHECK (resolved_by IS NULL OR proposed_by IS NULL OR resolved_by <> proposed_by)
 );
 CREATE INDEX reconciliation_items_run ON reconciliation_items (run_id, id);
--- One open late-payment item per deposit, however often it is looked at.
-CREATE UNIQUE INDEX reconciliation_items_late_payment ON reconciliation_items (subject) WHERE category = 'late_payment';
+-- One suspense item per deposit, however often its money is looked at.
+CREATE UNIQUE INDEX reconciliation_items_suspense ON reconciliation_items (subject) WHERE category = 'suspense';
+CREATE INDEX reconciliation_items_suspense_status ON reconciliation_items (status, id) WHERE category = 'suspense';
+
+-- Deposits: money held in suspense can be refunded to the payer; a
+-- refunded receipt stays booked (never credited again).
+ALTER TABLE mpesa_deposits DROP CONSTRAINT mpesa_deposits_status_known;
+ALTER TABLE mpesa_deposits ADD CONSTRAINT mpesa_deposits_status_known
+    CHECK (status IN ('PENDING', 'CONFIRMED', 'FAILED', 'EXPIRED', 'DUPLICATE', 'SUSPENSE', 'REFUNDED'));
+DROP INDEX mpesa_deposits_receipt_credited;
+CREATE UNIQUE INDEX mpesa_deposits_receipt_credited ON mpesa_deposits (mpesa_receipt)
+    WHERE status IN ('CONFIRMED', 'SUSPENSE', 'REFUNDED');
 
 -- M-Pesa recovery ---------------------------------------------------------------
 -- A B2C whose submission was never confirmed is resolved through Daraja's
@@ -101,12 +112,20 @@ CREATE TABLE mpesa_balance_queries (
     result_desc     text
 );
 
--- The simulator's own idea of its shortcode balances (simulator only).
+-- The simulator's shortcode (simulator only): an offset added to the
+-- balance it works out from its own pushes and payouts (a planted mismatch
+-- in tests), and a fault for B2C requests: lose_replies (paid, but neither
+-- the acknowledgement nor the result reaches the gateway) or lose_request
+-- (never arrives).
 CREATE TABLE sim_daraja_account (
     singleton       boolean PRIMARY KEY DEFAULT true CONSTRAINT sim_daraja_account_single CHECK (singleton),
-    -- Added to what the gateway's books say the float holds (a planted mismatch in tests).
-    offset_cents    bigint NOT NULL DEFAULT 0
+    offset_cents    bigint NOT NULL DEFAULT 0,
+    b2c_fault       text CONSTRAINT sim_daraja_account_fault_known CHECK (b2c_fault IN ('lose_replies', 'lose_request'))
 );
+ALTER TABLE sim_daraja_b2c
+    ADD COLUMN result_code integer,
+    ADD COLUMN receipt text,
+    ADD COLUMN deliver boolean NOT NULL DEFAULT true;
 INSERT INTO sim_daraja_account VALUES (true, 0);
 
 -- Agents (review of the first cut) --------------------------------------------

@@ -24,6 +24,7 @@ const SIDEBAR = [
   ['Sanctions', 'Sanctions'],
   ['FX and fees', 'FX and fees'],
   ['Ledger', 'Ledger'],
+  ['Reconciliation', 'Reconciliation'],
 ];
 
 /** Figures for README, written to figures.json by the runner. */
@@ -401,6 +402,21 @@ async function kycReview(page) {
   await page.getByText('Code sent; they set a new PIN through USSD My account, Forgot PIN.').waitFor();
 }
 
+async function reconciliation(page) {
+  await signedIn(page);
+  await open(page, 'Reconciliation');
+  await page.locator('#run-reconciliation').click();
+  const verdict = page.locator('#reconciliation-verdict').first();
+  await verdict.waitFor({ timeout: 20000 });
+  const text = await verdict.textContent();
+  const items = await page.locator('div.run tr.item').allTextContents();
+  assert.match(text, /^Run #\d+: clean\.$/, `${text} ${items.join(' | ')}`);
+  await page.locator('div.run ul.checks li', { hasText: 'mpesa_float' }).waitFor();
+  // The run is stored and listed.
+  const id = text.match(/#(\d+)/)[1];
+  await page.locator('table.runs button', { hasText: `#${id}` }).waitFor();
+}
+
 export const tests = [
   ['first-load', 'the sign-in page loads compressed, under 1 MB, with a strict CSP', firstLoad],
   ['overview', 'the demo admin signs in and sees the overview', overview],
@@ -419,5 +435,6 @@ export const tests = [
   ['kyc', 'a submitted document is reviewed (masked) and a PIN reset code sent', kycReview],
   ['agents-treasury', 'an agent is appointed and float issued only by a second admin', agentsAndTreasury],
   ['vouchers', 'a voucher’s signed form verifies in the browser and fails when altered', vouchersVerified],
+  ['reconciliation', 'all checks run from the console and the books reconcile with M-Pesa', reconciliation],
   ['every-page', 'every page renders its data within a second', everyPage],
 ].map(([slug, name, run], n) => ({ slug: `${String(n + 1).padStart(2, '0')}-${slug}`, name, run }));

@@ -505,3 +505,48 @@ pub struct VoucherList {
 pub struct VoucherAuthority {
     pub public_key: String,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReconciliationItem {
+    pub id: i64,
+    pub check: String,
+    pub subject: String,
+    pub detail: Value,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ReconciliationRun {
+    pub id: i64,
+    pub trigger: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub clean: bool,
+    pub discrepancies: i32,
+    #[serde(default)]
+    pub checks: Value,
+    #[serde(default)]
+    pub items: Vec<ReconciliationItem>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RunList {
+    pub runs: Vec<ReconciliationRun>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SuspenseItem {
+    pub id: i64,
+    pub subject: String,
+    pub detail: Value,
+    pub status: String,
+    pub resolution: Option<String>,
+    pub proposal_note: Option<String>,
+    pub resolution_note: Option<String>,
+    pub tx_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct SuspenseList {
+    pub items: Vec<SuspenseItem>,
+}

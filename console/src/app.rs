@@ -63,6 +63,7 @@ fn Shell(currencies: Currencies) -> impl IntoView {
                     <Route path=path!("/sanctions") view=SanctionsPage/>
                     <Route path=path!("/fx") view=FxPage/>
                     <Route path=path!("/ledger") view=LedgerPage/>
+                    <Route path=path!("/reconciliation") view=ReconciliationPage/>
                     <Route path=path!("/agents") view=AgentsPage/>
                     <Route path=path!("/kyc") view=KycPage/>
                     <Route path=path!("/treasury") view=TreasuryPage/>
@@ -102,6 +103,7 @@ fn Sidebar() -> impl IntoView {
         ("/sanctions", "Sanctions"),
         ("/fx", "FX and fees"),
         ("/ledger", "Ledger"),
+        ("/reconciliation", "Reconciliation"),
     ];
     view! {
         <nav class="sidebar">

@@ -58,7 +58,9 @@ impl TxStatus {
 statuses!(
     /// An M-Pesa STK Push deposit. `DUPLICATE`: a receipt already credited
     /// on another deposit; `SUSPENSE`: money arrived that did not match the
-    /// request and is held for review, never credited to the wallet.
+    /// request, or arrived after it had expired, and is held for review,
+    /// never credited to the wallet automatically; `REFUNDED`: money held in
+    /// suspense that was returned to the payer.
     DepositStatus {
         Pending = "PENDING",
         Confirmed = "CONFIRMED",
@@ -66,18 +68,31 @@ statuses!(
         Expired = "EXPIRED",
         Duplicate = "DUPLICATE",
         Suspense = "SUSPENSE",
+        Refunded = "REFUNDED",
     }
 );
 
 impl DepositStatus {
-    /// A deposit is settled once, from `PENDING`, by whichever answer comes first.
+    /// A deposit is settled once, from `PENDING`, by whichever answer comes
+    /// first. A payment that arrives after the deposit expired or failed
+    /// goes to suspense; money in suspense is credited or refunded once.
     pub fn can_become(self, next: DepositStatus) -> bool {
-        self == DepositStatus::Pending && next != DepositStatus::Pending
+        use DepositStatus::*;
+        match self {
+            Pending => !matches!(next, Pending | Refunded),
+            Expired | Failed => next == Suspense,
+            Suspense => matches!(next, Confirmed | Refunded),
+            Confirmed | Duplicate | Refunded => false,
+        }
     }
 
-    /// Whether money was booked for it (to the wallet or to suspense).
+    /// Whether money was booked for it (to the wallet, to suspense, or from
+    /// suspense back to the payer): its receipt must never be booked again.
     pub fn booked(self) -> bool {
-        matches!(self, DepositStatus::Confirmed | DepositStatus::Suspense)
+        matches!(
+            self,
+            DepositStatus::Confirmed | DepositStatus::Suspense | DepositStatus::Refunded
+        )
     }
 }
 
@@ -143,6 +158,22 @@ mod tests {
             Some(SarStatus::UnderReview)
         );
         assert_eq!(ReversalStatus::parse("MAYBE"), None);
+    }
+
+    #[test]
+    fn money_that_came_late_waits_in_suspense_and_leaves_it_once() {
+        use DepositStatus::*;
+        assert!(Expired.can_become(Suspense) && Failed.can_become(Suspense));
+        assert!(
+            !Expired.can_become(Confirmed),
+            "a late payment is never credited automatically"
+        );
+        assert!(Suspense.can_become(Confirmed) && Suspense.can_become(Refunded));
+        assert!(!Refunded.can_become(Confirmed) && !Pending.can_become(Refunded));
+        assert!(
+            Refunded.booked(),
+            "a refunded receipt must not be credited again"
+        );
     }
 
     #[test]

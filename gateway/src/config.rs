@@ -69,6 +69,9 @@ pub struct Settings {
     /// `CHAINPAY_BLOCK_INTERVAL_S`: the longest a committed transaction
     /// waits to be sealed when fewer than 50 are pending.
     pub block_interval_s: u32,
+    /// `CHAINPAY_RECON_INTERVAL_S`: seconds between scheduled reconciliation
+    /// runs (one run across all instances).
+    pub recon_interval_s: u32,
     /// Africa's Talking credentials (`AT_USERNAME`, `AT_API_KEY`,
     /// `AT_SENDER_ID`, `AT_BASE_URL`); `None` runs the SMS simulator.
     pub africastalking: Option<AfricasTalking>,
@@ -248,6 +251,7 @@ impl std::fmt::Debug for Settings {
             .field("fx_feed", &self.fx_feed)
             .field("node_name", &self.node_name)
             .field("block_interval_s", &self.block_interval_s)
+            .field("recon_interval_s", &self.recon_interval_s)
             .field("africastalking", &self.africastalking)
             .field("mpesa", &self.mpesa)
             .finish_non_exhaustive()
@@ -336,6 +340,7 @@ impl Settings {
             sanctions_csv: None,
             node_name: "chainpay-node-1".to_owned(),
             block_interval_s: 10,
+            recon_interval_s: 3600,
             africastalking: None,
             at_webhook_token: None,
             mpesa: Mpesa::default(),
@@ -389,6 +394,7 @@ impl Settings {
             sanctions_csv: env_opt("CHAINPAY_SANCTIONS_CSV").map(PathBuf::from),
             node_name: env_or("CHAINPAY_NODE_NAME", "chainpay-node-1"),
             block_interval_s: env_u32("CHAINPAY_BLOCK_INTERVAL_S", 10)?.max(1),
+            recon_interval_s: env_u32("CHAINPAY_RECON_INTERVAL_S", 3600)?.max(1),
             africastalking: africastalking_from_env()?,
             at_webhook_token: env_opt("AT_WEBHOOK_TOKEN"),
             mpesa: mpesa_from_env()?,

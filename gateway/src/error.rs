@@ -134,6 +134,8 @@ pub enum Missing {
     Issuance,
     Voucher,
     Route,
+    ReconciliationRun,
+    ReconciliationItem,
     /// A transaction that exists but is not sealed into a block yet.
     UnsealedTransaction,
 }
@@ -153,6 +155,8 @@ impl std::fmt::Display for Missing {
             Missing::Issuance => "issuance",
             Missing::Voucher => "voucher",
             Missing::Route => "route",
+            Missing::ReconciliationRun => "reconciliation run",
+            Missing::ReconciliationItem => "suspense item",
             Missing::UnsealedTransaction => "sealed block",
         })
     }

@@ -6,7 +6,10 @@
 //! - block sealer: seals queued transactions into blocks when 50 are
 //!   waiting or the oldest has waited `CHAINPAY_BLOCK_INTERVAL_S`;
 //! - SMS outbox: sends queued messages through Africa's Talking (0.5 s);
-//! - M-Pesa sweeper: asks STK Query about deposits whose callback is overdue;
+//! - M-Pesa sweeper: asks STK Query about deposits whose callback is overdue
+//!   (expiring them at `MPESA_QUERY_DEADLINE_S`), and Transaction Status
+//!   about payouts whose answer is overdue;
+//! - reconciliation: every `CHAINPAY_RECON_INTERVAL_S`, once across instances;
 //! - Daraja simulator (simulator mode only): settles prompts and payouts;
 //! - housekeeping: prunes finished USSD sessions, idle rate-limit windows,
 //!   expired revocations and quotes, week-old idempotency records (10 min);
@@ -48,6 +51,8 @@ const BLOCK_SEAL_PERIOD: Duration = Duration::from_secs(1);
 const RESCREEN_PERIOD: Duration = Duration::from_secs(10);
 /// How often vouchers past their expiry are refunded.
 const VOUCHER_EXPIRY_PERIOD: Duration = Duration::from_secs(5);
+/// How often the reconciliation job looks whether a run is due.
+const RECON_POLL_PERIOD: Duration = Duration::from_secs(30);
 /// Advisory lock of the FX feed, so instances take turns.
 const FX_FEED_LOCK: i64 = 0x4348_4149_4e46_5846;
 
@@ -81,6 +86,7 @@ impl Job {
 
 /// The jobs these settings call for.
 fn jobs(state: &AppState) -> Vec<Job> {
+    let started = std::time::Instant::now();
     let mut jobs = vec![
         Job::new("audit_seal", AUDIT_SEAL_PERIOD, |state| {
             Box::pin(async move { chain::seal(&state.pool).await.map(|_| ()) })
@@ -90,7 +96,14 @@ fn jobs(state: &AppState) -> Vec<Job> {
         }),
         Job::new("sms_outbox", SMS_PERIOD, |state| Box::pin(send_sms(state))),
         Job::new("mpesa_sweep", MPESA_SWEEP_PERIOD, |state| {
-            Box::pin(async move { Ok(crate::mpesa::deposits::sweep(&state).await.map(|_| ())?) })
+            Box::pin(async move {
+                crate::mpesa::deposits::sweep(&state).await?;
+                crate::mpesa::payout_status::recover(&state).await?;
+                Ok(())
+            })
+        }),
+        Job::new("reconciliation", recon_period(state), move |state| {
+            Box::pin(reconcile(state, started))
         }),
         Job::new("voucher_expiry", VOUCHER_EXPIRY_PERIOD, |state| {
             Box::pin(async move { Ok(crate::vouchers::expire_due(&state).await.map(|_| ())?) })
@@ -129,6 +142,22 @@ pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinH
         .into_iter()
         .map(|job| tokio::spawn(every(job, state.clone(), shutdown.clone())))
         .collect()
+}
+
+fn recon_period(state: &AppState) -> Duration {
+    Duration::from_secs(u64::from(state.settings.recon_interval_s)).min(RECON_POLL_PERIOD)
+}
+
+/// The scheduled reconciliation, when it is due; Account Balance is asked
+/// only then. On a database that has never had a scheduled run, the first
+/// comes an interval after this instance started.
+async fn reconcile(state: AppState, started: std::time::Instant) -> anyhow::Result<()> {
+    let interval = u64::from(state.settings.recon_interval_s);
+    let just_started = started.elapsed().as_secs() < interval;
+    let balance = crate::reconciliation::float::ask(&state);
+    crate::reconciliation::run_if_due(&state.pool, interval, just_started, balance, &state.metrics)
+        .await?;
+    Ok(())
 }
 
 async fn seal_blocks(state: AppState) -> anyhow::Result<()> {

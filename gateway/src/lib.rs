@@ -36,6 +36,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod movements;
 pub mod mpesa;
+pub mod reconciliation;
 pub mod reversals;
 pub mod rules;
 pub mod secrets;

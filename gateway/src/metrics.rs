@@ -12,6 +12,8 @@ pub struct Metrics {
     pub transfers: IntCounterVec,
     /// Unauthenticated webhook calls refused (counted, never stored).
     pub rejected_webhooks: IntCounterVec,
+    /// Discrepancies reconciliation found, by check.
+    pub discrepancies: IntCounterVec,
 }
 
 impl Metrics {
@@ -48,6 +50,14 @@ impl Metrics {
             ),
             &["webhook", "reason"],
         )?;
+        let discrepancies = IntCounterVec::new(
+            Opts::new(
+                "reconciliation_discrepancies_total",
+                "Discrepancies found by reconciliation runs, by check",
+            ),
+            &["check"],
+        )?;
+        registry.register(Box::new(discrepancies.clone()))?;
         registry.register(Box::new(rejected_webhooks.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
@@ -58,6 +68,7 @@ impl Metrics {
             http_latency,
             transfers,
             rejected_webhooks,
+            discrepancies,
         })
     }
 
@@ -66,6 +77,11 @@ impl Metrics {
         self.rejected_webhooks
             .with_label_values(&[webhook, reason])
             .inc();
+    }
+
+    /// Counts one discrepancy found by the `check` of a reconciliation run.
+    pub fn discrepancy(&self, check: &str) {
+        self.discrepancies.with_label_values(&[check]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -81,8 +81,11 @@ pub fn parameter<'a>(result: &'a B2cResult, key: &str) -> Option<&'a Value> {
 pub enum PayoutStatus {
     /// Paid, with its M-Pesa receipt.
     Completed { receipt: String },
-    /// M-Pesa has it as failed, or has no such transaction.
+    /// M-Pesa has it as failed (or cancelled, declined, reversed).
     NotPaid { code: ResultCode, desc: String },
+    /// The query itself failed: M-Pesa found no such transaction. Not proof
+    /// on its own (the payout may not be visible yet); asked again, it is.
+    NoRecord { code: ResultCode, desc: String },
     /// Still being processed: ask again later.
     Unknown,
 }
@@ -90,11 +93,11 @@ pub enum PayoutStatus {
 /// Reads a Transaction Status result. A query that succeeded
 /// (`ResultCode` 0) states `TransactionStatus` (`Completed`, `Failed`, …)
 /// and the `ReceiptNo`; a query that failed means M-Pesa has no record of
-/// the payout.
+/// the payout (yet).
 pub fn payout_status(result: &B2cResult) -> PayoutStatus {
     let code = wire::code(&result.result_code).unwrap_or(ResultCode(-1));
     if !code.is_success() {
-        return PayoutStatus::NotPaid {
+        return PayoutStatus::NoRecord {
             code,
             desc: result.result_desc.clone(),
         };
@@ -165,6 +168,13 @@ mod tests {
         );
         assert!(matches!(
             payout_status(&missing),
+            PayoutStatus::NoRecord { .. }
+        ));
+        let failed = result(
+            r#"{"Result":{"ResultType":0,"ResultCode":0,"ResultDesc":"ok","OriginatorConversationID":"x","ConversationID":"y","TransactionID":"z","ResultParameters":{"ResultParameter":[{"Key":"TransactionStatus","Value":"Failed"}]}}}"#,
+        );
+        assert!(matches!(
+            payout_status(&failed),
             PayoutStatus::NotPaid { .. }
         ));
     }

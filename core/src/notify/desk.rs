@@ -40,6 +40,29 @@ impl Sms {
         }
     }
 
+    /// A payment that reached us but not the wallet (it came after the
+    /// request expired, or did not match it): held until an operator decides.
+    pub fn payment_held(&self, amount: &str, mpesa_receipt: Option<&str>) -> String {
+        let receipt = mpesa_receipt.unwrap_or("-");
+        match self.0 {
+            Lang::En => format!(
+                "ChainPay: we received your M-Pesa payment of {amount} ({receipt}) but could not match it to an open deposit. It is held safely: we will credit your wallet or refund you after review."
+            ),
+            Lang::Sw => format!(
+                "ChainPay: tumepokea malipo yako ya M-Pesa ya {amount} ({receipt}) lakini hatukuweza kuyaunganisha na ombi la kuweka pesa lililo wazi. Yamehifadhiwa salama: tutaweka kwenye pochi yako au kukurudishia baada ya ukaguzi."
+            ),
+        }
+    }
+
+    /// Money held in suspense, returned to the payer through M-Pesa.
+    pub fn held_payment_refunded(&self, amount: &str, mpesa_receipt: Option<&str>) -> String {
+        let receipt = mpesa_receipt.unwrap_or("-");
+        match self.0 {
+            Lang::En => format!("ChainPay: your M-Pesa payment of {amount} ({receipt}) that we held has been refunded to your M-Pesa."),
+            Lang::Sw => format!("ChainPay: malipo yako ya M-Pesa ya {amount} ({receipt}) tuliyoyashikilia yamerudishwa kwenye M-Pesa yako."),
+        }
+    }
+
     fn pick_owned(&self, en: &str, sw: &str) -> String {
         match self.0 {
             Lang::En => en.to_owned(),

@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db::Database;
-use crate::ledger::check;
 
 #[derive(Debug, Parser)]
 #[command(name = "chainpay", version, about = "ChainPay mobile-money gateway")]
@@ -30,7 +29,10 @@ pub enum Command {
     },
     /// List registered users and their non-zero balances.
     Users,
-    /// Check that the ledger balances; exits non-zero if it does not.
+    /// Run every reconciliation check (ledger, chain, audit chain, M-Pesa,
+    /// SMS) and store the run; exits non-zero if anything disagrees. The
+    /// M-Pesa float is compared with the latest Account Balance answer the
+    /// gateway received, when there is a recent one.
     Reconcile,
     /// Validate the whole audit chain from the stored rows; exits non-zero
     /// and names the first invalid block if it is not valid.
@@ -73,7 +75,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         // The binary runs the server itself (the HTTP edge), see `main.rs`.
         Command::Serve { .. } => anyhow::bail!("serve is run by the binary"),
         Command::Users => with_database(&settings, users).await,
-        Command::Reconcile => with_database(&settings, reconcile).await,
+        Command::Reconcile => {
+            let max_age = std::time::Duration::from_secs(2 * u64::from(settings.recon_interval_s));
+            with_database(&settings, |pool| reconcile(pool, max_age)).await
+        }
         Command::VerifyChain => with_database(&settings, verify_chain).await,
         Command::Phone { msisdn } => {
             let database = Database::open(&settings, false).await?;
@@ -205,22 +210,40 @@ async fn users(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn reconcile(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
-    let report = check::check(&pool).await?;
+async fn reconcile(pool: sqlx::PgPool, max_age: std::time::Duration) -> anyhow::Result<ExitCode> {
+    use crate::reconciliation::{self, float, Trigger};
+    let figure = float::latest(&pool, max_age).await?;
+    let run = reconciliation::run(&pool, Trigger::Cli, None, figure, None).await?;
+    let ledger_ok = !run.items.iter().any(|item| item.check == "ledger");
+    let looked = &run.checks["ledger"]["looked_at"];
     println!(
         "ledger check: {} accounts, {} transactions: {}",
-        report.accounts_checked,
-        report.transactions_checked,
-        if report.balanced {
+        looked["accounts"],
+        looked["transactions"],
+        if ledger_ok {
             "BALANCED"
         } else {
             "DISCREPANCIES FOUND"
         }
     );
-    for discrepancy in &report.discrepancies {
-        println!("  {}", serde_json::to_string(discrepancy)?);
+    if let Some(checks) = run.checks.as_object() {
+        for (name, check) in checks {
+            println!("  {name}: {}", check["looked_at"]);
+        }
     }
-    Ok(if report.balanced {
+    for item in &run.items {
+        println!("  [{}] {}: {}", item.check, item.subject, item.detail);
+    }
+    println!(
+        "reconciliation run {}: {}",
+        run.id,
+        if run.clean {
+            "CLEAN".to_owned()
+        } else {
+            format!("{} DISCREPANCIES", run.discrepancies)
+        }
+    );
+    Ok(if run.clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -1,5 +1,6 @@
 //! M-Pesa endpoints: starting a deposit, its status and history, and the
-//! Daraja callbacks (STK results, B2C results and queue timeouts).
+//! Daraja callbacks (STK results, B2C results and queue timeouts, and the
+//! answers of Transaction Status and Account Balance).
 //!
 //! Callbacks carry `?token=` (Daraja does not sign them); they are always
 //! acknowledged quickly in Daraja's shape once the token is right, whatever
@@ -22,7 +23,8 @@ use super::extract::{idempotency_key, reply_response, ApiJson, ApiPath};
 use super::session::AuthUser;
 use super::AppState;
 use crate::mpesa::deposits::{self, DepositOrder, DepositView, Initiated};
-use crate::mpesa::{self, withdrawals};
+use crate::mpesa::{self, payout_status, withdrawals};
+use crate::reconciliation::float;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,6 +32,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(callback))
         .routes(routes!(b2c_result))
         .routes(routes!(b2c_timeout))
+        .routes(routes!(txstatus_result))
+        .routes(routes!(txstatus_timeout))
+        .routes(routes!(balance_result))
+        .routes(routes!(balance_timeout))
         .routes(routes!(status))
         .routes(routes!(history))
 }
@@ -144,6 +150,81 @@ async fn b2c_timeout(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     b2c(&state, &token, body, true).await
+}
+
+/// Which Daraja answer a callback carries.
+#[derive(Clone, Copy)]
+enum Enquiry {
+    TransactionStatus,
+    AccountBalance,
+}
+
+async fn enquiry(
+    state: &AppState,
+    token: &CallbackToken,
+    body: Value,
+    which: Enquiry,
+    timed_out: bool,
+) -> ApiResult<Response> {
+    let name = match which {
+        Enquiry::TransactionStatus => "mpesa_txstatus",
+        Enquiry::AccountBalance => "mpesa_balance",
+    };
+    if !mpesa::token_matches(state, token.token.as_deref()) {
+        state.metrics.reject_webhook(name, "bad_token");
+        return Err(ApiError::Unauthorized);
+    }
+    let outcome = match which {
+        Enquiry::TransactionStatus => payout_status::on_result(state, body, timed_out).await?,
+        Enquiry::AccountBalance => float::on_result(&state.pool, &body, timed_out).await?,
+    };
+    tracing::info!(outcome = %outcome, timed_out, webhook = name, "M-Pesa enquiry answer");
+    Ok(ack("Accepted"))
+}
+
+/// Daraja's Transaction Status result: what became of a payout whose
+/// answer was lost; settles it once.
+#[utoipa::path(post, path = "/mpesa/txstatus/result", tag = "mpesa", params(CallbackToken),
+    responses((status = 200, description = "Acknowledged"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn txstatus_result(
+    State(state): State<AppState>,
+    Query(token): Query<CallbackToken>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    enquiry(&state, &token, body, Enquiry::TransactionStatus, false).await
+}
+
+/// Daraja's queue timeout for a Transaction Status query: asked again later.
+#[utoipa::path(post, path = "/mpesa/txstatus/timeout", tag = "mpesa", params(CallbackToken),
+    responses((status = 200, description = "Acknowledged"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn txstatus_timeout(
+    State(state): State<AppState>,
+    Query(token): Query<CallbackToken>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    enquiry(&state, &token, body, Enquiry::TransactionStatus, true).await
+}
+
+/// Daraja's Account Balance result, for the float check.
+#[utoipa::path(post, path = "/mpesa/balance/result", tag = "mpesa", params(CallbackToken),
+    responses((status = 200, description = "Acknowledged"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn balance_result(
+    State(state): State<AppState>,
+    Query(token): Query<CallbackToken>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    enquiry(&state, &token, body, Enquiry::AccountBalance, false).await
+}
+
+/// Daraja's queue timeout for an Account Balance query.
+#[utoipa::path(post, path = "/mpesa/balance/timeout", tag = "mpesa", params(CallbackToken),
+    responses((status = 200, description = "Acknowledged"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn balance_timeout(
+    State(state): State<AppState>,
+    Query(token): Query<CallbackToken>,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    enquiry(&state, &token, body, Enquiry::AccountBalance, true).await
 }
 
 /// One of the caller's deposits.

@@ -1,7 +1,10 @@
 //! STK Push deposits: `PENDING → CONFIRMED | FAILED | EXPIRED`, plus
 //! `DUPLICATE` for a receipt already credited and `SUSPENSE` for money that
-//! arrived but did not match the request (held for review, never credited
-//! to the wallet). The lifecycle itself is [`DepositStatus`]'s.
+//! arrived but did not match the request, or arrived after the deposit had
+//! expired or failed (held for an operator's four-eyes decision in
+//! [`suspense`], never credited to the wallet automatically). A deposit
+//! with no definitive answer `MPESA_QUERY_DEADLINE_S` after it was made
+//! expires. The lifecycle itself is [`DepositStatus`]'s.
 //!
 //! The deposit row is written before Safaricom is called. Its settlement —
 //! from a callback or from STK Query when the callback is lost — happens
@@ -35,6 +38,7 @@ use crate::movements::book::{book, Booking};
 use crate::movements::parties::{self, Direction};
 use crate::movements::transfer::fx_error;
 use crate::movements::{self, Attempted, Reply};
+use crate::reconciliation::suspense::{self, Reason};
 use crate::state::AppState;
 
 /// Seconds between STK Queries of one deposit.
@@ -307,12 +311,14 @@ impl Answer {
     }
 }
 
-/// Settles a locked PENDING deposit; returns its new status.
+/// Settles a locked PENDING deposit (or, `late`, books a payment for an
+/// expired or failed one to suspense); returns its new status.
 async fn settle(
     conn: &mut PgConnection,
     state: &AppState,
     deposit: &Pending,
     answer: Answer,
+    late: bool,
 ) -> Result<DepositStatus, Error> {
     match answer {
         Answer::Unpaid { code, desc } => {
@@ -342,7 +348,8 @@ async fn settle(
                     return Ok(DepositStatus::Duplicate);
                 }
             }
-            credit(conn, state, deposit, amount, receipt, phone).await
+            let payment = Payment::of(deposit, amount, receipt, phone);
+            credit(conn, state, deposit, payment, late).await
         }
     }
 }
@@ -414,46 +421,65 @@ impl Payment {
     }
 }
 
-/// Books money that arrived: to the wallet when amount and phone match the
-/// request exactly, otherwise to suspense with a report.
+/// Why money that arrived is held rather than credited, if it is.
+fn held_because(payment: &Payment, can_receive: bool, late: bool) -> Option<Reason> {
+    if late {
+        Some(Reason::Late)
+    } else if !payment.matched {
+        Some(Reason::Mismatch)
+    } else if !can_receive {
+        // Suspended, rejected or listed since the prompt was sent.
+        Some(Reason::Standing)
+    } else {
+        None
+    }
+}
+
+/// Books money that arrived: to the wallet when it is on time and amount
+/// and phone match the request exactly, otherwise to suspense with an item
+/// for the operators (and a report when it did not match).
 async fn credit(
     conn: &mut PgConnection,
     state: &AppState,
     deposit: &Pending,
-    paid: Option<Result<i64, UntrustedAmount>>,
-    receipt: Option<String>,
-    phone: Option<String>,
+    mut payment: Payment,
+    late: bool,
 ) -> Result<DepositStatus, Error> {
     let (lang, can_receive) = customer_standing(conn, deposit.user_id).await?;
-    let mut payment = Payment::of(deposit, paid, receipt, phone);
-    // A customer suspended, rejected or listed since the prompt was sent is
-    // not credited: the money waits in suspense for review.
-    payment.matched &= can_receive;
-    let (status, target) = if payment.matched {
-        (
+    let held = held_because(&payment, can_receive, late);
+    payment.matched = held.is_none();
+    let (status, target) = match held {
+        None => (
             DepositStatus::Confirmed,
             AccountRef::wallet(deposit.user_id, "KES"),
-        )
-    } else {
-        (
+        ),
+        Some(_) => (
             DepositStatus::Suspense,
             AccountRef::house("suspense", "KES"),
-        )
+        ),
     };
     let tx_id = Uuid::new_v4();
     let booking = deposit_booking(deposit, &payment, tx_id, status, target.clone())?;
     let rules = state.rules.get(&state.pool).await?;
-    book(conn, &state.keys.tx_signing, booking, |booked| {
-        if !payment.matched {
-            return Vec::new();
-        }
-        let message = Sms(lang).deposited(
-            booked.receipt(),
-            &rules.show("KES", payment.amount),
-            payment.receipt.as_deref(),
-            &rules.show("KES", booked.balance_of(&target)),
-        );
-        vec![(format!("+{}", deposit.phone), message)]
+    let to = format!("+{}", deposit.phone);
+    book(conn, &state.keys.tx_signing, booking, |booked| match held {
+        None => vec![(
+            to.clone(),
+            Sms(lang).deposited(
+                booked.receipt(),
+                &rules.show("KES", payment.amount),
+                payment.receipt.as_deref(),
+                &rules.show("KES", booked.balance_of(&target)),
+            ),
+        )],
+        Some(Reason::Standing) => Vec::new(),
+        Some(_) => vec![(
+            to.clone(),
+            Sms(lang).payment_held(
+                &rules.show("KES", payment.amount),
+                payment.receipt.as_deref(),
+            ),
+        )],
     })
     .await?;
     sqlx::query!(
@@ -465,7 +491,17 @@ async fn credit(
     )
     .execute(&mut *conn)
     .await?;
-    if !payment.matched {
+    if let Some(reason) = held {
+        suspense::hold(
+            conn,
+            deposit.reference,
+            payment.amount,
+            reason,
+            payment.receipt.as_deref(),
+        )
+        .await?;
+    }
+    if matches!(held, Some(Reason::Mismatch | Reason::Standing)) {
         let finding = json!({"deposit": deposit.reference, "expected_amount": deposit.amount,
                              "paid_amount": payment.reported_amount, "expected_phone": deposit.phone,
                              "paid_phone": payment.phone, "receipt": payment.receipt});
@@ -587,7 +623,15 @@ async fn apply_callback(
             .await?;
         return Ok("unknown".to_owned());
     };
-    if row.status != DepositStatus::Pending.as_str() {
+    let current = DepositStatus::parse(&row.status)
+        .ok_or_else(|| Error::internal(format!("unknown deposit status {}", row.status)))?;
+    let answer = Answer::from_callback(stk);
+    // A payment for a deposit that already expired or failed is real money:
+    // it is booked, to suspense. Anything else about a settled deposit is
+    // a repeat.
+    let late = current != DepositStatus::Pending;
+    let paid = matches!(answer, Answer::Paid { .. });
+    if late && !(paid && current.can_become(DepositStatus::Suspense)) {
         return Ok(format!("already {}", row.status));
     }
     let pending = Pending {
@@ -596,7 +640,7 @@ async fn apply_callback(
         phone: row.phone,
         amount: row.amount,
     };
-    let status = settle(conn, state, &pending, Answer::from_callback(stk)).await?;
+    let status = settle(conn, state, &pending, answer, late).await?;
     Ok(status.as_str().to_owned())
 }
 
@@ -614,15 +658,19 @@ pub async fn sweep(state: &AppState) -> Result<usize, Error> {
 /// `false` when nothing is due.
 async fn sweep_one(state: &AppState) -> Result<bool, Error> {
     let timeout_s = state.settings.mpesa.pending_timeout_s as f64;
+    let deadline_s = state.settings.mpesa.query_deadline_s as f64;
     let mut tx = state.pool.begin().await?;
     let due = sqlx::query!(
-        "SELECT ref, user_id, phone, amount, checkout_request_id FROM mpesa_deposits
-         WHERE status = $3 AND created_at < now() - make_interval(secs => $1)
-           AND (last_query_at IS NULL OR last_query_at < now() - make_interval(secs => $2))
-         ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+        r#"SELECT ref, user_id, phone, amount, checkout_request_id,
+                  created_at < now() - make_interval(secs => $4) AS "past_deadline!"
+           FROM mpesa_deposits
+           WHERE status = $3 AND created_at < now() - make_interval(secs => $1)
+             AND (last_query_at IS NULL OR last_query_at < now() - make_interval(secs => $2))
+           ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"#,
         timeout_s,
-        QUERY_SPACING_S,
-        DepositStatus::Pending.as_str()
+        QUERY_SPACING_S.min(timeout_s),
+        DepositStatus::Pending.as_str(),
+        deadline_s
     )
     .fetch_optional(&mut *tx)
     .await?;
@@ -666,7 +714,19 @@ async fn sweep_one(state: &AppState) -> Result<bool, Error> {
                     desc: result_desc,
                 }
             };
-            settle(&mut tx, state, &pending, answer).await?;
+            settle(&mut tx, state, &pending, answer, false).await?;
+        }
+        Ok(StkStatus::Pending) | Err(_) if row.past_deadline => {
+            // No definitive answer in time: the deposit ends. A payment that
+            // still arrives goes to suspense, not to the wallet.
+            sqlx::query!(
+                "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now() WHERE ref = $1",
+                pending.reference,
+                DepositStatus::Expired.as_str(),
+                format!("no definitive answer from M-Pesa within {deadline_s} s")
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         Ok(StkStatus::Pending) | Err(_) => {
             sqlx::query!(

@@ -1,8 +1,10 @@
 //! M-Pesa through Safaricom Daraja: STK Push deposits ([`deposits`]) and
-//! B2C withdrawals ([`withdrawals`]). Money moves exactly once whatever the
+//! B2C withdrawals ([`withdrawals`]), whose lost answers are recovered
+//! through Transaction Status ([`payout_status`]). Money moves exactly once whatever the
 //! callbacks do: arrive late, twice, never, or forged.
 
 pub mod deposits;
+pub mod payout_status;
 pub mod withdrawals;
 
 use crate::error::Error;

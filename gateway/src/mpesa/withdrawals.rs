@@ -6,7 +6,9 @@
 //! that commits is the B2C request sent, once. Its result settles the hold
 //! exactly once under the withdrawal's row lock: success pays the hold out
 //! to the M-Pesa float; failure or a queue timeout returns amount and fee
-//! to the customer. The lifecycle is [`WithdrawalStatus`]'s.
+//! to the customer. A result that never comes is asked for through
+//! Transaction Status ([`super::payout_status`]). The lifecycle is
+//! [`WithdrawalStatus`]'s.
 
 use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::daraja::wire::{self, B2cResultEnvelope};
@@ -198,7 +200,8 @@ pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
         }
         Err(DarajaError::Unreachable(error)) => {
             // Unknown whether Safaricom received it: the money stays held
-            // until a result arrives or an operator reconciles it.
+            // until a result arrives or Transaction Status says what became
+            // of it (`payout_status`).
             tracing::error!(withdrawal = %withdrawal.r#ref, %error, "B2C request unconfirmed");
             sqlx::query!(
                 "UPDATE mpesa_withdrawals SET result_desc = $2 WHERE ref = $1",
@@ -229,7 +232,7 @@ type PayoutResult = Result<String, (ResultCode, String)>;
 
 /// Settles a PENDING withdrawal once: a receipt pays the hold out, a
 /// failure refunds it. Returns the outcome for the log.
-async fn settle(
+pub(super) async fn settle(
     conn: &mut PgConnection,
     state: &AppState,
     reference: Uuid,

@@ -6,7 +6,10 @@
 //! settles a prompt now with any ResultCode, and `deliver: false` drops the
 //! callback as a lost one would be, so only STK Query can tell the outcome.
 //! B2C payouts succeed after the same delay unless settled through
-//! `POST /sim/daraja/b2c/{ConversationID}`.
+//! `POST /sim/daraja/b2c/{ConversationID}`. Transaction Status and Account
+//! Balance answer from the simulator's own records ([`super::daraja_enquiries`]),
+//! and `POST /sim/daraja/faults` loses B2C replies or requests and plants a
+//! float offset, so recovery and reconciliation can be shown.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -34,9 +37,10 @@ pub fn router() -> Router<AppState> {
         .route("/mpesa/b2c/v3/paymentrequest", post(b2c))
         .route("/stk/{checkout_request_id}", post(control_stk))
         .route("/b2c/{conversation_id}", post(control_b2c))
+        .merge(super::daraja_enquiries::router())
 }
 
-fn daraja_error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn daraja_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = ErrorBody {
         request_id: format!(
             "{}-{}",
@@ -49,7 +53,7 @@ fn daraja_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn bad_request(field: &str) -> Response {
+pub(super) fn bad_request(field: &str) -> Response {
     daraja_error(
         StatusCode::BAD_REQUEST,
         error::BAD_REQUEST,
@@ -64,7 +68,7 @@ fn digits(n: usize) -> String {
         .collect()
 }
 
-fn receipt() -> String {
+pub(super) fn receipt() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::thread_rng();
     (0..10)
@@ -72,7 +76,7 @@ fn receipt() -> String {
         .collect()
 }
 
-fn description(code: i64) -> &'static str {
+pub(super) fn description(code: i64) -> &'static str {
     ResultCode(code).description()
 }
 
@@ -127,7 +131,7 @@ async fn oauth(
 }
 
 /// `None` when the bearer token is one we issued and still valid.
-async fn unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(super) async fn unauthorized(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -312,26 +316,40 @@ async fn b2c(
     if !request.result_url.starts_with("http") || !request.queue_time_out_url.starts_with("http") {
         return bad_request("ResultURL");
     }
+    let fault = sqlx::query_scalar!("SELECT b2c_fault FROM sim_daraja_account")
+        .fetch_optional(&state.pool)
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+    if fault.as_deref() == Some("lose_request") {
+        return gateway_timeout();
+    }
     let conversation = format!(
         "AG_{}_{}",
         Utc::now().format("%Y%m%d"),
         hex::encode(chainpay_core::crypto::random_bytes::<10>())
     );
     let stored = sqlx::query!(
-        "INSERT INTO sim_daraja_b2c (conversation_id, originator_conversation_id, phone, amount, result_url, timeout_url, settle_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
+        "INSERT INTO sim_daraja_b2c (conversation_id, originator_conversation_id, phone, amount, result_url, timeout_url, settle_at, deliver)
+         VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8)",
         conversation,
         request.originator_conversation_id,
         request.party_b,
         request.amount,
         request.result_url,
         request.queue_time_out_url,
-        state.settings.mpesa.sim_delay_ms as f64 / 1000.0
+        state.settings.mpesa.sim_delay_ms as f64 / 1000.0,
+        fault.is_none()
     )
     .execute(&state.pool)
     .await;
     if stored.is_err() {
         return bad_request("OriginatorConversationID");
+    }
+    if fault.is_some() {
+        // Received and to be paid, but the acknowledgement is lost.
+        return gateway_timeout();
     }
     Json(B2cAck {
         conversation_id: conversation,
@@ -340,6 +358,11 @@ async fn b2c(
         response_description: "Accept the service request successfully.".into(),
     })
     .into_response()
+}
+
+/// What a caller sees when a request or its answer is lost in the network.
+fn gateway_timeout() -> Response {
+    (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout").into_response()
 }
 
 /// Settles a pending prompt with `code`; posts the callback when `deliver`.
@@ -396,16 +419,23 @@ pub async fn settle_b2c(
     code: i64,
     timed_out: bool,
 ) -> anyhow::Result<bool> {
+    let paid = code == 0 && !timed_out;
     let settled = sqlx::query!(
-        "UPDATE sim_daraja_b2c SET status = 'SETTLED' WHERE conversation_id = $1 AND status = 'PENDING'
-         RETURNING originator_conversation_id, phone, amount, result_url, timeout_url",
-        conversation
+        "UPDATE sim_daraja_b2c SET status = 'SETTLED', result_code = $2, receipt = $3
+         WHERE conversation_id = $1 AND status = 'PENDING'
+         RETURNING originator_conversation_id, phone, amount, result_url, timeout_url, deliver, receipt",
+        conversation,
+        if timed_out { 1 } else { code as i32 },
+        paid.then(receipt)
     )
     .fetch_optional(&state.pool)
     .await?;
     let Some(payout) = settled else {
         return Ok(false);
     };
+    if !payout.deliver {
+        return Ok(true);
+    }
     let (url, code, desc) = if timed_out {
         (
             payout.timeout_url,
@@ -421,9 +451,9 @@ pub async fn settle_b2c(
         "ResultDesc": desc,
         "OriginatorConversationID": payout.originator_conversation_id,
         "ConversationID": conversation,
-        "TransactionID": if code == 0 && !timed_out { receipt() } else { String::new() },
+        "TransactionID": payout.receipt.clone().unwrap_or_default(),
     }});
-    if code == 0 && !timed_out {
+    if paid {
         result["Result"]["ResultParameters"] = json!({"ResultParameter": [
             {"Key": "TransactionAmount", "Value": payout.amount},
             {"Key": "TransactionReceipt", "Value": result["Result"]["TransactionID"].clone()},
@@ -435,7 +465,7 @@ pub async fn settle_b2c(
     Ok(true)
 }
 
-async fn deliver_json(url: &str, body: &Value) {
+pub(super) async fn deliver_json(url: &str, body: &Value) {
     let sent = reqwest::Client::new().post(url).json(body).send().await;
     if let Err(error) = sent {
         tracing::warn!(%error, "Daraja simulator could not deliver a callback");
@@ -477,7 +507,7 @@ fn yes() -> bool {
 /// Simulator controls settle money, so only an admin may use them: behind a
 /// reverse proxy every caller looks like loopback, so the caller's address
 /// proves nothing.
-async fn refuse_non_admin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+pub(super) async fn refuse_non_admin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

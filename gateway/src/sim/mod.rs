@@ -5,6 +5,7 @@
 
 pub mod africastalking;
 pub mod daraja;
+pub mod daraja_enquiries;
 
 use axum::Router;
 

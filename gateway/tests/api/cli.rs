@@ -182,6 +182,15 @@ async fn reconcile_exits_non_zero_and_names_the_account_that_does_not_add_up() {
         report.contains(&format!("\"account_id\":{account_id}")),
         "{report}"
     );
+    // Both runs are stored, as the console shows them.
+    let runs: Vec<(String, i32)> =
+        sqlx::query_as("SELECT trigger, discrepancies FROM reconciliation_runs ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[0], ("cli".to_owned(), 0));
+    assert!(runs[1].1 >= 1, "{runs:?}");
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod fx;
 mod journey;
 mod mpesa;
 mod ops;
+mod reconciliation;
 mod security;
 mod sms;
 mod ussd;

@@ -221,7 +221,10 @@ pub struct StatusQuery {
     pub status: Option<String>,
 }
 
-fn status_filter<'a>(raw: &'a Option<String>, known: &[&str]) -> ApiResult<Option<&'a str>> {
+pub(super) fn status_filter<'a>(
+    raw: &'a Option<String>,
+    known: &[&str],
+) -> ApiResult<Option<&'a str>> {
     match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(status) if known.contains(&status) => Ok(Some(status)),

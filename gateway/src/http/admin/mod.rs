@@ -6,6 +6,7 @@ mod channels;
 mod compliance;
 mod fx;
 mod overview;
+mod reconciliation;
 mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -40,4 +41,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(fx::router())
         .merge(channels::router())
         .merge(agents::router())
+        .merge(reconciliation::router())
 }

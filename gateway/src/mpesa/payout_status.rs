@@ -1,0 +1,161 @@
+//! B2C payouts whose answer never came, resolved through Daraja's
+//! Transaction Status API instead of an operator.
+//!
+//! A withdrawal still PENDING `MPESA_PENDING_TIMEOUT_S` after its B2C
+//! request was sent (the submission timed out, or its result was lost) is
+//! asked about, at most every [`QUERY_SPACING_S`]; the answer arrives at
+//! `/api/v1/mpesa/txstatus/result` and settles the withdrawal through the
+//! same once-only path as a B2C result: *Completed* pays the hold out with
+//! M-Pesa's receipt, *Failed* refunds it. A query that finds no such
+//! transaction is not proof on its own (it may not be visible yet); after
+//! [`NO_RECORD_LIMIT`] such answers the withdrawal is refunded. A request
+//! recorded but never sent (the gateway stopped in between) is sent.
+
+use chainpay_core::daraja::queries::{payout_status, PayoutStatus};
+use chainpay_core::daraja::wire::{self, B2cResultEnvelope};
+use chainpay_core::status::WithdrawalStatus;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::withdrawals;
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::Error;
+use crate::state::AppState;
+
+/// Seconds between Transaction Status queries of one payout (or the
+/// pending timeout, when shorter).
+const QUERY_SPACING_S: f64 = 30.0;
+/// "No such transaction" answers before the payout is taken as never made.
+pub const NO_RECORD_LIMIT: i32 = 3;
+/// Payouts looked at per pass.
+const BATCH: i64 = 20;
+/// A request recorded this long ago and never sent is sent now.
+const UNSENT_AFTER_S: f64 = 30.0;
+
+/// One pass: sends what was never sent, asks about what is overdue.
+/// Returns how many payouts it looked at.
+pub async fn recover(state: &AppState) -> Result<usize, Error> {
+    let unsent = sqlx::query_scalar!(
+        "SELECT hold_tx_id FROM mpesa_withdrawals
+         WHERE status = $1 AND submitted_at IS NULL AND created_at < now() - make_interval(secs => $2)
+         ORDER BY created_at LIMIT $3",
+        WithdrawalStatus::Pending.as_str(),
+        UNSENT_AFTER_S,
+        BATCH
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for hold_tx_id in &unsent {
+        withdrawals::submit(state, *hold_tx_id).await?;
+    }
+    let mut asked = 0;
+    while asked < BATCH && ask_one(state).await? {
+        asked += 1;
+    }
+    Ok(unsent.len() + asked as usize)
+}
+
+/// Claims the most overdue payout and asks about it; `false` when none is due.
+async fn ask_one(state: &AppState) -> Result<bool, Error> {
+    let timeout_s = state.settings.mpesa.pending_timeout_s as f64;
+    let due = sqlx::query_scalar!(
+        "UPDATE mpesa_withdrawals SET status_queried_at = now(), status_queries = status_queries + 1
+         WHERE ref = (SELECT ref FROM mpesa_withdrawals
+                      WHERE status = $1 AND submitted_at < now() - make_interval(secs => $2)
+                        AND (status_queried_at IS NULL OR status_queried_at < now() - make_interval(secs => $3))
+                      ORDER BY submitted_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING ref",
+        WithdrawalStatus::Pending.as_str(),
+        timeout_s,
+        QUERY_SPACING_S.min(timeout_s)
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(reference) = due else {
+        return Ok(false);
+    };
+    let result_url = super::callback_url(state, "/api/v1/mpesa/txstatus/result")?;
+    let timeout_url = super::callback_url(state, "/api/v1/mpesa/txstatus/timeout")?;
+    match state
+        .daraja()?
+        .transaction_status(&reference.to_string(), &result_url, &timeout_url)
+        .await
+    {
+        Ok(ack) => {
+            sqlx::query!(
+                "UPDATE mpesa_withdrawals SET status_conversation_id = $2 WHERE ref = $1",
+                reference,
+                ack.conversation_id
+            )
+            .execute(&state.pool)
+            .await?;
+        }
+        Err(error) => {
+            tracing::warn!(withdrawal = %reference, %error, "Transaction Status query failed; asking again later");
+        }
+    }
+    Ok(true)
+}
+
+/// Applies a Transaction Status result (or, `timed_out`, its queue
+/// timeout, which only means asking again). Returns what happened.
+pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result<String, Error> {
+    let mut tx = state.pool.begin().await?;
+    let outcome = match serde_json::from_value::<B2cResultEnvelope>(body.clone()) {
+        Err(_) => "unreadable".to_owned(),
+        Ok(_) if timed_out => "query timed out; asking again".to_owned(),
+        Ok(envelope) => apply(&mut tx, state, &envelope.result).await?,
+    };
+    if outcome == "unknown" || outcome == "unreadable" {
+        AuditEvent::new("mpesa.txstatus_result", Outcome::Rejected)
+            .detail(json!({"reason": outcome}))
+            .record(&mut tx)
+            .await?;
+    }
+    let kind = if timed_out {
+        "txstatus_timeout"
+    } else {
+        "txstatus_result"
+    };
+    sqlx::query!(
+        "INSERT INTO mpesa_callbacks (kind, reference, body, outcome) VALUES ($1, NULL, $2, $3)",
+        kind,
+        body,
+        outcome
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn apply(
+    conn: &mut sqlx::PgConnection,
+    state: &AppState,
+    result: &wire::B2cResult,
+) -> Result<String, Error> {
+    let asked = sqlx::query!(
+        "SELECT ref, status_queries FROM mpesa_withdrawals WHERE status_conversation_id = $1",
+        result.conversation_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(asked) = asked else {
+        return Ok("unknown".into());
+    };
+    let reference: Uuid = asked.r#ref;
+    let answer = match payout_status(result) {
+        PayoutStatus::Completed { receipt } => Ok(receipt),
+        PayoutStatus::NotPaid { code, desc } => Err((code, desc)),
+        PayoutStatus::NoRecord { code, desc } if asked.status_queries >= NO_RECORD_LIMIT => Err((
+            code,
+            format!(
+                "M-Pesa has no record of the payout after {} queries: {desc}",
+                asked.status_queries
+            ),
+        )),
+        PayoutStatus::NoRecord { .. } => return Ok("no record yet; asking again".into()),
+        PayoutStatus::Unknown => return Ok("still processing; asking again".into()),
+    };
+    withdrawals::settle(conn, state, reference, answer).await
+}

@@ -72,6 +72,8 @@ CREATE TABLE reconciliation_items (
     resolved_by     uuid REFERENCES users (id),
     resolution_note text,
     tx_id           uuid REFERENCES transactions (tx_id),
+    -- A refund's M-Pesa reversal receipt: one reversal refunds one payment.
+    mpesa_reference text CONSTRAINT reconciliation_items_mpesa_reference_key UNIQUE,
     created_at      timestamptz NOT NULL DEFAULT now(),
     resolved_at     timestamptz,
     CONSTRAINT reconciliation_items_four_eyes CHECK (resolved_by IS NULL OR proposed_by IS NULL OR resolved_by <> proposed_by)
@@ -80,6 +82,14 @@ CREATE INDEX reconciliation_items_run ON reconciliation_items (run_id, id);
 -- One suspense item per deposit, however often its money is looked at.
 CREATE UNIQUE INDEX reconciliation_items_suspense ON reconciliation_items (subject) WHERE category = 'suspense';
 CREATE INDEX reconciliation_items_suspense_status ON reconciliation_items (status, id) WHERE category = 'suspense';
+-- Money already in suspense (mismatched payments) gets its item.
+INSERT INTO reconciliation_items (category, subject, detail)
+SELECT 'suspense', d.ref::text,
+       jsonb_build_object('deposit', d.ref, 'amount', p.amount, 'currency', 'KES', 'reason', 'mismatch', 'receipt', d.mpesa_receipt)
+FROM mpesa_deposits d
+JOIN postings p ON p.tx_id = d.tx_id JOIN accounts a ON a.id = p.account_id AND a.kind = 'suspense'
+WHERE d.status = 'SUSPENSE'
+ON CONFLICT DO NOTHING;
 
 -- Deposits: money held in suspense can be refunded to the payer; a
 -- refunded receipt stays booked (never credited again).
@@ -91,14 +101,20 @@ CREATE UNIQUE INDEX mpesa_deposits_receipt_credited ON mpesa_deposits (mpesa_rec
     WHERE status IN ('CONFIRMED', 'SUSPENSE', 'REFUNDED');
 
 -- M-Pesa recovery ---------------------------------------------------------------
--- A B2C whose submission was never confirmed is resolved through Daraja's
--- Transaction Status API: when it was last asked, and its conversation.
+-- A B2C whose answer never came is resolved through Daraja's Transaction
+-- Status API: when it was last asked, how often, and how many answers said
+-- M-Pesa has no such transaction; every query's conversation, so an answer
+-- to an earlier query still finds its payout.
 ALTER TABLE mpesa_withdrawals
     ADD COLUMN status_queried_at timestamptz,
     ADD COLUMN status_queries integer NOT NULL DEFAULT 0,
-    ADD COLUMN status_conversation_id text;
-CREATE UNIQUE INDEX mpesa_withdrawals_status_conversation ON mpesa_withdrawals (status_conversation_id)
-    WHERE status_conversation_id IS NOT NULL;
+    ADD COLUMN status_no_record integer NOT NULL DEFAULT 0;
+CREATE TABLE mpesa_status_queries (
+    conversation_id text PRIMARY KEY,
+    withdrawal_ref  uuid NOT NULL REFERENCES mpesa_withdrawals (ref),
+    asked_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX mpesa_status_queries_withdrawal ON mpesa_status_queries (withdrawal_ref);
 
 -- Daraja's Account Balance answers, for the float check.
 CREATE TABLE mpesa_balance_queries (
@@ -109,7 +125,12 @@ CREATE TABLE mpesa_balance_queries (
     -- The working account's available balance, KES cents.
     working_balance bigint,
     result_code     integer,
-    result_desc     text
+    result_desc     text,
+    -- The books when the answer was recorded (same transaction): what they
+    -- say M-Pesa holds, and the deposits and payouts still in flight.
+    books_held          bigint,
+    deposits_in_flight  bigint,
+    payouts_in_flight   bigint
 );
 
 -- The simulator's shortcode (simulator only): an offset added to the

@@ -12,6 +12,7 @@ const SIDEBAR = [
   ['Users', 'Users'],
   ['KYC', 'KYC'],
   ['Agents', 'Agents'],
+  ['Merchants', 'Merchants'],
   ['Treasury', 'Treasury'],
   ['Vouchers', 'Vouchers'],
   ['Transactions', 'Transactions'],
@@ -402,6 +403,30 @@ async function kycReview(page) {
   await page.getByText('Code sent; they set a new PIN through USSD My account, Forgot PIN.').waitFor();
 }
 
+async function merchantsRegistered(page) {
+  const owner = await newCustomer('+254711900007', 'Wanjiru Njeri');
+  const admin = await login(ADMIN);
+  const ownerId = (await must(200, 'GET', `/admin/users?q=${encodeURIComponent('+254711900007')}`, { token: admin })).users[0].user_id;
+  await must(200, 'POST', `/admin/users/${ownerId}/kyc`, { token: admin, body: { status: 'VERIFIED' } });
+  await signedIn(page);
+  await open(page, 'Merchants');
+  await page.getByLabel('Business name').fill('Njeri Tailors');
+  await page.getByLabel('Owner phone').fill('+254711900007');
+  await page.locator('#register-merchant').click();
+  const row = page.locator('table.merchants tr', { hasText: 'Njeri Tailors' });
+  await row.waitFor();
+  const number = (await row.locator('td').first().textContent()).trim();
+  assert.match(number, /^\d{6}$/);
+  // A customer pays the till over the API; the console shows the balance.
+  await must(201, 'POST', '/wallet/pay', { token: (await login(CUSTOMER)), body: { till: number, amount: 50000, currency: 'KES' } });
+  await page.reload();
+  await rendered(page, 'Merchants');
+  await page.locator('table.merchants tr', { hasText: 'Njeri Tailors' }).getByText('KES 495.00').waitFor();
+  await page.locator('table.merchants tr', { hasText: 'Njeri Tailors' }).getByRole('button', { name: 'Suspend' }).click();
+  await page.locator('table.merchants tr', { hasText: 'Njeri Tailors' }).getByText('SUSPENDED').waitFor();
+  assert.ok(owner.token);
+}
+
 async function reconciliation(page) {
   await signedIn(page);
   await open(page, 'Reconciliation');
@@ -435,6 +460,7 @@ export const tests = [
   ['kyc', 'a submitted document is reviewed (masked) and a PIN reset code sent', kycReview],
   ['agents-treasury', 'an agent is appointed and float issued only by a second admin', agentsAndTreasury],
   ['vouchers', 'a voucher’s signed form verifies in the browser and fails when altered', vouchersVerified],
+  ['merchants', 'a till is registered, paid by a customer and suspended from the console', merchantsRegistered],
   ['reconciliation', 'all checks run from the console and the books reconcile with M-Pesa', reconciliation],
   ['every-page', 'every page renders its data within a second', everyPage],
 ].map(([slug, name, run], n) => ({ slug: `${String(n + 1).padStart(2, '0')}-${slug}`, name, run }));

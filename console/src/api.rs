@@ -550,3 +550,20 @@ pub struct SuspenseItem {
 pub struct SuspenseList {
     pub items: Vec<SuspenseItem>,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Merchant {
+    pub merchant_id: String,
+    pub name: String,
+    pub kind: String,
+    pub number: String,
+    pub owner_phone: String,
+    pub status: String,
+    pub created_at: String,
+    pub balances: Vec<FloatBalance>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MerchantList {
+    pub merchants: Vec<Merchant>,
+}

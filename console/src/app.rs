@@ -65,6 +65,7 @@ fn Shell(currencies: Currencies) -> impl IntoView {
                     <Route path=path!("/ledger") view=LedgerPage/>
                     <Route path=path!("/reconciliation") view=ReconciliationPage/>
                     <Route path=path!("/agents") view=AgentsPage/>
+                    <Route path=path!("/merchants") view=MerchantsPage/>
                     <Route path=path!("/kyc") view=KycPage/>
                     <Route path=path!("/treasury") view=TreasuryPage/>
                     <Route path=path!("/vouchers") view=VouchersPage/>
@@ -91,6 +92,7 @@ fn Sidebar() -> impl IntoView {
         ("/users", "Users"),
         ("/kyc", "KYC"),
         ("/agents", "Agents"),
+        ("/merchants", "Merchants"),
         ("/treasury", "Treasury"),
         ("/vouchers", "Vouchers"),
         ("/transactions", "Transactions"),

@@ -25,6 +25,9 @@ pub enum FeeKind {
     /// Cash deposited at an agent: free to the customer, so only the agent's
     /// commission schedule has bands of this kind.
     CashIn,
+    /// A payment to a merchant: paid by the merchant out of what it
+    /// receives, never by the customer.
+    Merchant,
 }
 
 impl FeeKind {
@@ -36,6 +39,7 @@ impl FeeKind {
             FeeKind::CashOut => "cash_out",
             FeeKind::Voucher => "voucher",
             FeeKind::CashIn => "cash_in",
+            FeeKind::Merchant => "merchant",
         }
     }
 
@@ -47,6 +51,7 @@ impl FeeKind {
             "cash_out" => Some(FeeKind::CashOut),
             "voucher" => Some(FeeKind::Voucher),
             "cash_in" => Some(FeeKind::CashIn),
+            "merchant" => Some(FeeKind::Merchant),
             _ => None,
         }
     }

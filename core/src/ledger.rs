@@ -269,9 +269,53 @@ pub fn cash_out_entry<A>(
     JournalEntry::new(postings)
 }
 
+/// The accounts of a payment to a merchant.
+#[derive(Debug, Clone)]
+pub struct MerchantAccounts<A = i64> {
+    pub customer_wallet: A,
+    pub merchant: A,
+    pub fee_revenue: A,
+}
+
+/// A merchant payment: the customer pays `amount`; the merchant receives
+/// it less its `fee`, which goes to fee revenue, in one entry.
+pub fn merchant_payment_entry<A>(
+    accounts: MerchantAccounts<A>,
+    currency: &CurrencyCode,
+    amount_minor: i64,
+    fee_minor: i64,
+) -> Result<JournalEntry<A>, LedgerError> {
+    let posting = |account, amount_minor| Posting {
+        account,
+        currency: currency.clone(),
+        amount_minor,
+    };
+    let fee = fee_minor.clamp(0, amount_minor);
+    let mut postings = vec![
+        posting(accounts.customer_wallet, -amount_minor),
+        posting(accounts.merchant, amount_minor - fee),
+    ];
+    if fee > 0 {
+        postings.push(posting(accounts.fee_revenue, fee));
+    }
+    JournalEntry::new(postings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merchant_payment_costs_the_customer_the_amount_and_the_merchant_the_fee() {
+        let accounts = MerchantAccounts {
+            customer_wallet: 1,
+            merchant: 2,
+            fee_revenue: 3,
+        };
+        let entry = merchant_payment_entry(accounts, &kes(), 10_000, 100).unwrap();
+        let amounts: Vec<i64> = entry.postings().iter().map(|p| p.amount_minor).collect();
+        assert_eq!(amounts, vec![-10_000, 9_900, 100]);
+    }
 
     fn kes() -> CurrencyCode {
         CurrencyCode::parse("KES").unwrap()

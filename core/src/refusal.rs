@@ -33,6 +33,8 @@ pub enum Refusal {
     AgentUnknown,
     /// The agent's float does not hold the amount.
     InsufficientFloat,
+    /// No active merchant has that till or paybill number.
+    MerchantUnknown,
     /// Below the smallest amount this movement allows.
     BelowMinimum,
     /// No active voucher has that code (counts as a wrong guess).
@@ -76,6 +78,7 @@ impl Refusal {
             Refusal::ReversalAlreadyDecided => "reversal_already_decided",
             Refusal::AgentUnknown => "agent_unknown",
             Refusal::InsufficientFloat => "insufficient_float",
+            Refusal::MerchantUnknown => "merchant_unknown",
             Refusal::BelowMinimum => "below_minimum",
             Refusal::VoucherUnknown => "voucher_unknown",
             Refusal::VoucherSpent => "voucher_spent",

@@ -46,6 +46,11 @@ pub enum Entry {
         amount: String,
         agent: String,
     },
+    /// A payment to a business.
+    PaidMerchant {
+        amount: String,
+        merchant: String,
+    },
     /// A voucher bought (amount and fee).
     VoucherBought {
         amount: String,
@@ -101,6 +106,12 @@ impl Line {
                 format!(
                     "+{amount} {} {agent}",
                     if sw { "taslimu kwa" } else { "cash in at" }
+                )
+            }
+            Entry::PaidMerchant { amount, merchant } => {
+                format!(
+                    "-{amount} {} {merchant}",
+                    if sw { "malipo kwa" } else { "paid" }
                 )
             }
             Entry::CashOut { amount, agent } => {

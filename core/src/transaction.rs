@@ -34,6 +34,8 @@ pub enum TxType {
     Redemption,
     /// A voucher cancelled or expired: the liability pays the issuer back.
     VoucherRefund,
+    /// A customer paid a merchant's till or paybill.
+    MerchantPayment,
 }
 
 impl TxType {
@@ -53,6 +55,7 @@ impl TxType {
             TxType::Voucher => "voucher",
             TxType::Redemption => "redemption",
             TxType::VoucherRefund => "voucher_refund",
+            TxType::MerchantPayment => "merchant_payment",
         }
     }
 
@@ -72,6 +75,7 @@ impl TxType {
             TxType::Voucher,
             TxType::Redemption,
             TxType::VoucherRefund,
+            TxType::MerchantPayment,
         ]
         .into_iter()
         .find(|t| t.as_str() == raw)

@@ -91,6 +91,36 @@ fn new_number() -> String {
     n.to_string()
 }
 
+/// Which numbers a fresh one must not clash with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Numbering {
+    Agents,
+    Merchants,
+}
+
+/// A fresh six-digit number not yet used in `numbering`. Numbers are
+/// random; a clash (rare) just draws again.
+pub(crate) async fn unused_number(
+    conn: &mut PgConnection,
+    numbering: Numbering,
+) -> Result<String, Error> {
+    for _ in 0..20 {
+        let number = new_number();
+        let taken = sqlx::query_scalar!(
+            r#"SELECT CASE WHEN $2 THEN EXISTS (SELECT 1 FROM agents WHERE agent_number = $1)
+                           ELSE EXISTS (SELECT 1 FROM merchants WHERE number = $1) END AS "taken!""#,
+            number,
+            matches!(numbering, Numbering::Agents)
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if !taken {
+            return Ok(number);
+        }
+    }
+    Err(Error::internal("no unused six-digit number after 20 draws"))
+}
+
 /// Appoints the customer with `phone` as an agent: verified, in good
 /// standing, not an admin and not an agent already.
 pub async fn appoint(state: &AppState, admin: Uuid, phone: &str) -> Result<AgentView, Error> {
@@ -112,20 +142,7 @@ pub async fn appoint(state: &AppState, admin: Uuid, phone: &str) -> Result<Agent
             "only a verified customer in good standing can be an agent".into(),
         ));
     }
-    // Numbers are random; a clash (rare) just draws again.
-    let mut number = new_number();
-    for _ in 0..20 {
-        let taken = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM agents WHERE agent_number = $1) AS "taken!""#,
-            number
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if !taken {
-            break;
-        }
-        number = new_number();
-    }
+    let number = unused_number(&mut tx, Numbering::Agents).await?;
     sqlx::query!(
         "INSERT INTO agents (user_id, agent_number, appointed_by) VALUES ($1, $2, $3)",
         user.id,

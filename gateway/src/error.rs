@@ -136,6 +136,7 @@ pub enum Missing {
     Route,
     ReconciliationRun,
     ReconciliationItem,
+    Merchant,
     /// A transaction that exists but is not sealed into a block yet.
     UnsealedTransaction,
 }
@@ -157,6 +158,7 @@ impl std::fmt::Display for Missing {
             Missing::Route => "route",
             Missing::ReconciliationRun => "reconciliation run",
             Missing::ReconciliationItem => "suspense item",
+            Missing::Merchant => "merchant",
             Missing::UnsealedTransaction => "sealed block",
         })
     }

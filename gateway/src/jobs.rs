@@ -97,8 +97,11 @@ fn jobs(state: &AppState) -> Vec<Job> {
         Job::new("sms_outbox", SMS_PERIOD, |state| Box::pin(send_sms(state))),
         Job::new("mpesa_sweep", MPESA_SWEEP_PERIOD, |state| {
             Box::pin(async move {
-                crate::mpesa::deposits::sweep(&state).await?;
-                crate::mpesa::payout_status::recover(&state).await?;
+                // Each recovery runs whatever the other's trouble.
+                let deposits = crate::mpesa::deposits::sweep(&state).await;
+                let payouts = crate::mpesa::payout_status::recover(&state).await;
+                deposits?;
+                payouts?;
                 Ok(())
             })
         }),

@@ -33,6 +33,7 @@ pub mod jobs;
 pub mod jwt;
 pub mod kyc;
 pub mod ledger;
+pub mod merchants;
 pub mod metrics;
 pub mod movements;
 pub mod mpesa;

@@ -8,9 +8,11 @@
 
 mod agents;
 mod desk;
+mod merchants;
 mod vouchers;
 
 pub use agents::{Agent, Float};
+pub use merchants::Business;
 pub use vouchers::Return;
 
 use chrono::{DateTime, FixedOffset, Utc};

@@ -10,12 +10,12 @@ use crate::voucher;
 /// Days a voucher bought over USSD stays valid.
 pub const VOUCHER_DAYS: i64 = 30;
 
-fn home_currency(ctx: &Ctx) -> String {
+pub(super) fn home_currency(ctx: &Ctx) -> String {
     ctx.caller
         .map_or_else(|| "KES".to_owned(), |c| c.home_currency.clone())
 }
 
-fn amount_in(ctx: &Ctx, currency: &str, input: &str) -> Option<i64> {
+pub(super) fn amount_in(ctx: &Ctx, currency: &str, input: &str) -> Option<i64> {
     parse_amount(input, (ctx.exponent)(currency))
 }
 
@@ -463,8 +463,8 @@ mod tests {
         let caller = agent_caller();
         let inputs: Vec<String> = vec![];
         let home = dial(&ctx(&caller, &inputs));
-        assert!(screen(&home).0.contains("10. Agent"));
-        let menu = input(State::Home, "10", &ctx(&caller, &inputs));
+        assert!(screen(&home).0.contains("11. Agent"));
+        let menu = input(State::Home, "11", &ctx(&caller, &inputs));
         assert_eq!(screen(&menu).1, &State::AgentMenu);
         let phone = input(State::AgentMenu, "1", &ctx(&caller, &inputs));
         let amount = input(
@@ -502,7 +502,7 @@ mod tests {
         let inputs: Vec<String> = vec![];
         assert!(!screen(&dial(&ctx(&caller, &inputs))).0.contains("Agent"));
         assert_eq!(
-            screen(&input(State::Home, "10", &ctx(&caller, &inputs))).1,
+            screen(&input(State::Home, "11", &ctx(&caller, &inputs))).1,
             &State::Home
         );
         assert_eq!(
@@ -534,7 +534,7 @@ mod tests {
     #[test]
     fn an_agent_voucher_code_is_read_back_from_the_inputs_not_stored() {
         let caller = agent_caller();
-        let inputs: Vec<String> = vec!["10".into(), "3".into(), "4539148803436467".into()];
+        let inputs: Vec<String> = vec!["11".into(), "3".into(), "4539148803436467".into()];
         let pin = input(
             State::AgentVoucherCode,
             "4539148803436467",

@@ -6,7 +6,7 @@ use super::text::Texts;
 use crate::lang::Lang;
 
 impl Texts {
-    fn pick(&self, en: &'static str, sw: &'static str) -> &'static str {
+    pub(super) fn pick(&self, en: &'static str, sw: &'static str) -> &'static str {
         match self.0 {
             Lang::En => en,
             Lang::Sw => sw,

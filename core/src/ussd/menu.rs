@@ -97,6 +97,7 @@ fn wrong_pin(ctx: &Ctx, mut state: State, locked: bool) -> Step {
         | State::ReverseConfirm { tries, .. }
         | State::VoucherConfirm { tries, .. }
         | State::CashOutConfirm { tries, .. }
+        | State::PayConfirm { tries, .. }
         | State::CashInConfirm { tries, .. }
         | State::FloatPin { tries }
         | State::AgentVoucherPin { tries, .. } => tries,
@@ -173,7 +174,8 @@ fn back(state: State, ctx: &Ctx) -> Step {
     }
 }
 
-/// What the caller typed on the current screen.
+/// What the caller typed on the current screen. (A dispatch table with a
+/// line per state, so longer than most functions; each flow is its own.)
 pub fn input(state: State, raw: &str, ctx: &Ctx) -> Step {
     let input = raw.trim();
     if state == State::Ended {
@@ -237,6 +239,11 @@ pub fn input(state: State, raw: &str, ctx: &Ctx) -> Step {
         State::AgentNumber | State::AgentAmount { .. } | State::CashOutConfirm { .. } => {
             super::counter::cash_out(state, input, ctx)
         }
+        State::PayMenu
+        | State::PayNumber { .. }
+        | State::PayAccount { .. }
+        | State::PayAmount { .. }
+        | State::PayConfirm { .. } => super::merchant::pay(state, input, ctx),
         State::AgentMenu
         | State::CashInPhone
         | State::CashInAmount { .. }
@@ -266,7 +273,8 @@ fn main_menu(input: &str, ctx: &Ctx) -> Step {
         ),
         "8" => con(t.account_menu(), State::Account),
         "9" => con(t.vouchers_menu(), State::VoucherMenu),
-        "10" if ctx.caller.is_some_and(|c| c.agent_number.is_some()) => {
+        "10" => con(t.pay_menu(), State::PayMenu),
+        "11" if ctx.caller.is_some_and(|c| c.agent_number.is_some()) => {
             super::counter::agent_home(ctx)
         }
         _ => con(
@@ -745,6 +753,7 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
         (state @ (State::IdNumber { .. } | State::ResetConfirm { .. }), result) => {
             super::desk::outcome(state, result, ctx)
         }
+        (state @ State::PayConfirm { .. }, result) => super::merchant::outcome(state, result, ctx),
         (
             state @ (State::VoucherAmount
             | State::VoucherConfirm { .. }

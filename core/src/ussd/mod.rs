@@ -17,6 +17,8 @@ mod counter_text;
 mod desk;
 mod desk_text;
 mod menu;
+mod merchant;
+mod merchant_text;
 pub mod text;
 
 use serde::{Deserialize, Serialize};
@@ -189,6 +191,28 @@ pub enum State {
         amount: i64,
         tries: u8,
     },
+    /// Pay merchant: Buy Goods (a till) or Paybill (a number and account).
+    PayMenu,
+    PayNumber {
+        paybill: bool,
+    },
+    PayAccount {
+        number: String,
+    },
+    PayAmount {
+        paybill: bool,
+        number: String,
+        account: Option<String>,
+    },
+    PayConfirm {
+        paybill: bool,
+        number: String,
+        account: Option<String>,
+        merchant: String,
+        currency: String,
+        amount: i64,
+        tries: u8,
+    },
     /// An agent's own menu.
     AgentMenu,
     CashInPhone,
@@ -314,6 +338,22 @@ pub enum Effect {
         amount: i64,
         pin: Pin,
     },
+    /// The business behind a till or paybill number.
+    PreviewPay {
+        paybill: bool,
+        number: String,
+        account: Option<String>,
+        currency: String,
+        amount: i64,
+    },
+    Pay {
+        paybill: bool,
+        number: String,
+        account: Option<String>,
+        currency: String,
+        amount: i64,
+        pin: Pin,
+    },
     PreviewCashIn {
         phone: Msisdn,
         currency: String,
@@ -394,6 +434,10 @@ pub enum Outcome {
         amount: i64,
         /// The wallet's, or for an agent the float's, new balance.
         balance: i64,
+    },
+    /// The business a payment would go to.
+    MerchantFound {
+        name: String,
     },
     /// The agent a cash-out would go to, and its fee.
     AgentFound {

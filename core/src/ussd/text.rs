@@ -190,19 +190,26 @@ impl Texts {
 
     /// The home screen; an agent also sees their counter (`10`).
     pub fn main_menu(&self, name: &str, agent: bool) -> String {
-        let first = name.split_whitespace().next().unwrap_or(name);
+        // A long first name is cut so the whole menu fits one screen.
+        let first: String = name
+            .split_whitespace()
+            .next()
+            .unwrap_or(name)
+            .chars()
+            .take(12)
+            .collect();
         let menu = match self.0 {
             Lang::En => format!(
-                "Hi {first}\n1. Send money\n2. Deposit (M-Pesa)\n3. Withdraw\n4. Balance\n5. Convert currency\n6. Mini statement\n7. Reverse transaction\n8. My account\n9. Vouchers"
+                "Hi {first}\n1. Send money\n2. Deposit (M-Pesa)\n3. Withdraw\n4. Balance\n5. Convert currency\n6. Mini statement\n7. Reverse\n8. My account\n9. Vouchers\n10. Pay merchant"
             ),
             Lang::Sw => format!(
-                "Habari {first}\n1. Tuma pesa\n2. Weka (M-Pesa)\n3. Toa pesa\n4. Salio\n5. Badilisha sarafu\n6. Taarifa fupi\n7. Rudisha muamala\n8. Akaunti yangu\n9. Vocha"
+                "Habari {first}\n1. Tuma pesa\n2. Weka (M-Pesa)\n3. Toa pesa\n4. Salio\n5. Badilisha sarafu\n6. Taarifa fupi\n7. Rudisha\n8. Akaunti yangu\n9. Vocha\n10. Lipa biashara"
             ),
         };
         match (agent, self.0) {
             (false, _) => menu,
-            (true, Lang::En) => format!("{menu}\n10. Agent"),
-            (true, Lang::Sw) => format!("{menu}\n10. Wakala"),
+            (true, Lang::En) => format!("{menu}\n11. Agent"),
+            (true, Lang::Sw) => format!("{menu}\n11. Wakala"),
         }
     }
 
@@ -360,6 +367,10 @@ impl Texts {
                 "the agent's float is not enough",
                 "float ya wakala haitoshi",
             ),
+            Refusal::MerchantUnknown => pick(
+                "no active business has that number",
+                "hakuna biashara hai yenye namba hiyo",
+            ),
             Refusal::BelowMinimum => pick(
                 "the amount is below the minimum",
                 "kiasi ni chini ya kiwango cha chini",
@@ -471,6 +482,7 @@ mod tests {
             Refusal::ReversalAlreadyDecided,
             Refusal::AgentUnknown,
             Refusal::InsufficientFloat,
+            Refusal::MerchantUnknown,
             Refusal::BelowMinimum,
             Refusal::VoucherUnknown,
             Refusal::VoucherSpent,

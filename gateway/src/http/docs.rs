@@ -28,6 +28,7 @@ use super::AppState;
         (name = "agent", description = "A cash agent's counter: cash-in, float summary, vouchers for cash (active agents only)"),
         (name = "vouchers", description = "Offline vouchers: buy, redeem once, cancel, and the key their signed form verifies against"),
         (name = "kyc", description = "Identity documents (numbers sealed, shown masked)"),
+        (name = "merchant", description = "A business's own view: the payments it received (its owner's token)"),
         (name = "admin", description = "Operators only (role admin)"),
         (name = "meta", description = "This document")
     )

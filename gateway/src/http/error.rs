@@ -62,6 +62,7 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::ReversalAlreadyRequested
         | Refusal::ReversalAlreadyDecided
         | Refusal::AgentUnknown
+        | Refusal::MerchantUnknown
         | Refusal::InsufficientFloat
         | Refusal::VoucherUnknown
         | Refusal::ResetCodeInvalid
@@ -104,6 +105,7 @@ fn refusal_code(refusal: Refusal) -> &'static str {
         | Refusal::ReversalAlreadyRequested
         | Refusal::ReversalAlreadyDecided
         | Refusal::AgentUnknown
+        | Refusal::MerchantUnknown
         | Refusal::PromptOwnPhoneOnly => "not_eligible",
         Refusal::MpesaRefused | Refusal::MpesaUnreachable => "mpesa_unavailable",
         Refusal::PhoneTaken => "phone_taken",
@@ -146,6 +148,7 @@ fn refusal_detail(refusal: Refusal) -> &'static str {
         Refusal::ReversalAlreadyRequested => "a reversal of this transaction was already requested",
         Refusal::ReversalAlreadyDecided => "this reversal request has already been decided",
         Refusal::AgentUnknown => "no active agent has that agent number",
+        Refusal::MerchantUnknown => "no active business has that till or paybill number",
         Refusal::InsufficientFloat => "the agent's float is not enough for this amount",
         Refusal::BelowMinimum => "this amount is below the smallest allowed",
         Refusal::VoucherUnknown => "no active voucher has this code; check it and try again",

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod fx;
 pub mod kyc;
+pub mod merchant;
 pub mod middleware;
 pub mod mpesa;
 pub mod ops;
@@ -57,6 +58,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(agent::router())
                 .merge(vouchers::router())
                 .merge(kyc::router())
+                .merge(merchant::router())
                 .merge(admin::router()),
         )
         .split_for_parts()

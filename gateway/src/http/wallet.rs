@@ -137,7 +137,7 @@ async fn send(
 }
 
 /// Runs a movement under the request's `Idempotency-Key`, if any.
-async fn run_keyed<O: Operation>(
+pub(super) async fn run_keyed<O: Operation>(
     state: &AppState,
     headers: &HeaderMap,
     user_id: uuid::Uuid,

@@ -24,6 +24,11 @@ pub enum AccountRef<'a> {
         user_id: Uuid,
         currency: &'a str,
     },
+    /// A merchant's money in one currency, held under its owner's id.
+    Merchant {
+        owner_id: Uuid,
+        currency: &'a str,
+    },
     House {
         kind: &'static str,
         channel: &'static str,
@@ -39,6 +44,10 @@ impl<'a> AccountRef<'a> {
 
     pub fn agent_float(user_id: Uuid, currency: &'a str) -> Self {
         AccountRef::AgentFloat { user_id, currency }
+    }
+
+    pub fn merchant(owner_id: Uuid, currency: &'a str) -> Self {
+        AccountRef::Merchant { owner_id, currency }
     }
 
     /// What vouchers issued and not yet redeemed or refunded hold.
@@ -86,6 +95,8 @@ impl<'a> AccountRef<'a> {
 
 /// The ids of `refs`, in the same order, in one round trip; `None` if any
 /// account does not exist (an unsupported currency, an unknown user).
+/// (Longer than most: one array per column and one query with a branch per
+/// account index; split up, the single round trip would be harder to see.)
 pub async fn resolve(
     conn: &mut PgConnection,
     refs: &[AccountRef<'_>],
@@ -98,11 +109,15 @@ pub async fn resolve(
     for account in refs {
         match account {
             AccountRef::Wallet { user_id, currency }
-            | AccountRef::AgentFloat { user_id, currency } => {
-                let kind = if matches!(account, AccountRef::Wallet { .. }) {
-                    "wallet"
-                } else {
-                    "agent_float"
+            | AccountRef::AgentFloat { user_id, currency }
+            | AccountRef::Merchant {
+                owner_id: user_id,
+                currency,
+            } => {
+                let kind = match account {
+                    AccountRef::Wallet { .. } => "wallet",
+                    AccountRef::AgentFloat { .. } => "agent_float",
+                    _ => "merchant",
                 };
                 kinds.push(kind.to_owned());
                 users.push(Some(*user_id));
@@ -124,7 +139,7 @@ pub async fn resolve(
             }
         }
     }
-    // Each branch matches one of the three partial unique indexes exactly,
+    // Each branch matches one of the four partial unique indexes exactly,
     // so every reference is a single index probe however many accounts exist.
     let rows = sqlx::query!(
         r#"
@@ -138,8 +153,11 @@ pub async fn resolve(
             SELECT f.id FROM accounts f
             WHERE r.kind = 'agent_float' AND f.kind = 'agent_float' AND f.user_id = r.user_id AND f.currency = r.currency
             UNION ALL
+            SELECT m.id FROM accounts m
+            WHERE r.kind = 'merchant' AND m.kind = 'merchant' AND m.user_id = r.user_id AND m.currency = r.currency
+            UNION ALL
             SELECT h.id FROM accounts h
-            WHERE r.kind NOT IN ('wallet', 'agent_float') AND h.kind NOT IN ('wallet', 'agent_float')
+            WHERE r.kind NOT IN ('wallet', 'agent_float', 'merchant') AND h.kind NOT IN ('wallet', 'agent_float', 'merchant')
               AND h.kind = r.kind AND h.channel = r.channel AND h.currency = r.currency AND h.shard = r.shard
         ) a
         ORDER BY r.ord

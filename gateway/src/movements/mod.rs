@@ -11,6 +11,7 @@ pub mod book;
 pub mod cash_in;
 pub mod cash_out;
 pub mod conversion;
+pub mod merchant_pay;
 pub mod parties;
 pub mod transfer;
 

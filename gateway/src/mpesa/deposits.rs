@@ -421,15 +421,17 @@ impl Payment {
     }
 }
 
-/// Why money that arrived is held rather than credited, if it is.
+/// Why money that arrived is held rather than credited, if it is. A
+/// customer who may not receive money now comes first (they are not told);
+/// then a payment that did not match; then one that came late.
 fn held_because(payment: &Payment, can_receive: bool, late: bool) -> Option<Reason> {
-    if late {
-        Some(Reason::Late)
-    } else if !payment.matched {
-        Some(Reason::Mismatch)
-    } else if !can_receive {
+    if !can_receive {
         // Suspended, rejected or listed since the prompt was sent.
         Some(Reason::Standing)
+    } else if !payment.matched {
+        Some(Reason::Mismatch)
+    } else if late {
+        Some(Reason::Late)
     } else {
         None
     }
@@ -492,16 +494,23 @@ async fn credit(
     .execute(&mut *conn)
     .await?;
     if let Some(reason) = held {
-        suspense::hold(
-            conn,
-            deposit.reference,
-            payment.amount,
-            reason,
-            payment.receipt.as_deref(),
-        )
-        .await?;
+        hold(conn, deposit, &payment, reason, tx_id).await?;
     }
-    if matches!(held, Some(Reason::Mismatch | Reason::Standing)) {
+    Ok(status)
+}
+
+/// The suspense item for money held, and a report when it did not match
+/// the request or the customer may not receive it.
+async fn hold(
+    conn: &mut PgConnection,
+    deposit: &Pending,
+    payment: &Payment,
+    reason: Reason,
+    tx_id: Uuid,
+) -> Result<(), Error> {
+    let receipt = payment.receipt.as_deref();
+    suspense::hold(conn, deposit.reference, payment.amount, reason, receipt).await?;
+    if matches!(reason, Reason::Mismatch | Reason::Standing) {
         let finding = json!({"deposit": deposit.reference, "expected_amount": deposit.amount,
                              "paid_amount": payment.reported_amount, "expected_phone": deposit.phone,
                              "paid_phone": payment.phone, "receipt": payment.receipt});
@@ -514,7 +523,7 @@ async fn credit(
         )
         .await?;
     }
-    Ok(status)
+    Ok(())
 }
 
 /// The M-Pesa float pays `target` (the wallet, or suspense).
@@ -610,7 +619,7 @@ async fn apply_callback(
     stk: &StkCallback,
 ) -> Result<String, Error> {
     let deposit = sqlx::query!(
-        "SELECT ref, user_id, phone, amount, status FROM mpesa_deposits WHERE checkout_request_id = $1 FOR UPDATE",
+        "SELECT ref, user_id, phone, amount, status, mpesa_receipt FROM mpesa_deposits WHERE checkout_request_id = $1 FOR UPDATE",
         stk.checkout_request_id
     )
     .fetch_optional(&mut *conn)
@@ -630,6 +639,17 @@ async fn apply_callback(
     // it is booked, to suspense. Anything else about a settled deposit is
     // a repeat.
     let late = current != DepositStatus::Pending;
+    if let Answer::Paid {
+        receipt: Some(receipt),
+        ..
+    } = &answer
+    {
+        if current.booked() && row.mpesa_receipt.is_none() {
+            // Booked on STK Query's word, which names no receipt: the
+            // callback that follows supplies it.
+            return fill_receipt(conn, row.r#ref, receipt).await;
+        }
+    }
     let paid = matches!(answer, Answer::Paid { .. });
     if late && !(paid && current.can_become(DepositStatus::Suspense)) {
         return Ok(format!("already {}", row.status));
@@ -644,6 +664,34 @@ async fn apply_callback(
     Ok(status.as_str().to_owned())
 }
 
+/// Records the receipt of a deposit booked without one, unless that receipt
+/// is already booked on another deposit (reconciliation then reports it).
+async fn fill_receipt(
+    conn: &mut PgConnection,
+    reference: Uuid,
+    receipt: &str,
+) -> Result<String, Error> {
+    let booked: Vec<String> = DepositStatus::ALL
+        .iter()
+        .filter(|s| s.booked())
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let filled = sqlx::query!(
+        "UPDATE mpesa_deposits SET mpesa_receipt = $2 WHERE ref = $1 AND mpesa_receipt IS NULL
+           AND NOT EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $2 AND status = ANY($3))",
+        reference,
+        receipt,
+        &booked
+    )
+    .execute(conn)
+    .await?;
+    Ok(if filled.rows_affected() == 1 {
+        "receipt recorded".into()
+    } else {
+        "receipt already booked elsewhere".into()
+    })
+}
+
 /// Asks STK Query about deposits whose callback is overdue and settles them
 /// on a definitive answer. Returns how many were looked at.
 pub async fn sweep(state: &AppState) -> Result<usize, Error> {
@@ -654,91 +702,153 @@ pub async fn sweep(state: &AppState) -> Result<usize, Error> {
     Ok(looked)
 }
 
-/// Settles the oldest overdue deposit if STK Query has a definitive answer.
-/// `false` when nothing is due.
-async fn sweep_one(state: &AppState) -> Result<bool, Error> {
+/// How long a deposit that expired without an answer is still asked about:
+/// a payment made at the last moment is found and held in suspense.
+const LATE_QUERY_WINDOW_S: f64 = 86_400.0;
+/// Seconds between STK Queries of a deposit that expired without an answer.
+const LATE_QUERY_SPACING_S: f64 = 60.0;
+
+/// A deposit due for an STK Query.
+struct Due {
+    pending: Pending,
+    checkout: Option<String>,
+    /// It expired without an answer: a payment goes to suspense.
+    late: bool,
+    past_deadline: bool,
+}
+
+/// The oldest deposit due for an STK Query, locked: a PENDING one whose
+/// callback is overdue, or one that expired at the deadline with no answer.
+async fn next_due(conn: &mut PgConnection, state: &AppState) -> Result<Option<Due>, Error> {
     let timeout_s = state.settings.mpesa.pending_timeout_s as f64;
-    let deadline_s = state.settings.mpesa.query_deadline_s as f64;
-    let mut tx = state.pool.begin().await?;
-    let due = sqlx::query!(
-        r#"SELECT ref, user_id, phone, amount, checkout_request_id,
+    let row = sqlx::query!(
+        r#"SELECT ref, user_id, phone, amount, checkout_request_id, status,
                   created_at < now() - make_interval(secs => $4) AS "past_deadline!"
            FROM mpesa_deposits
-           WHERE status = $3 AND created_at < now() - make_interval(secs => $1)
-             AND (last_query_at IS NULL OR last_query_at < now() - make_interval(secs => $2))
+           WHERE (status = 'PENDING' AND created_at < now() - make_interval(secs => $1)
+                  AND (last_query_at IS NULL OR last_query_at < now() - make_interval(secs => $2)))
+              OR (status = 'EXPIRED' AND result_code IS NULL AND checkout_request_id IS NOT NULL
+                  AND created_at > now() - make_interval(secs => $3)
+                  AND (last_query_at IS NULL OR last_query_at < now() - make_interval(secs => $5)))
            ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED"#,
         timeout_s,
         QUERY_SPACING_S.min(timeout_s),
-        DepositStatus::Pending.as_str(),
-        deadline_s
+        LATE_QUERY_WINDOW_S,
+        state.settings.mpesa.query_deadline_s as f64,
+        LATE_QUERY_SPACING_S.min(timeout_s * 10.0)
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(conn)
     .await?;
-    let Some(row) = due else {
+    Ok(row.map(|row| Due {
+        late: row.status != DepositStatus::Pending.as_str(),
+        past_deadline: row.past_deadline,
+        checkout: row.checkout_request_id,
+        pending: Pending {
+            reference: row.r#ref,
+            user_id: row.user_id,
+            phone: row.phone,
+            amount: row.amount,
+        },
+    }))
+}
+
+/// Asks STK Query about the next due deposit and acts on the answer.
+/// `false` when nothing is due.
+async fn sweep_one(state: &AppState) -> Result<bool, Error> {
+    let mut tx = state.pool.begin().await?;
+    let Some(due) = next_due(&mut tx, state).await? else {
         return Ok(false);
     };
-    let pending = Pending {
-        reference: row.r#ref,
-        user_id: row.user_id,
-        phone: row.phone,
-        amount: row.amount,
-    };
-    let Some(checkout) = row.checkout_request_id else {
+    let reference = due.pending.reference;
+    let Some(checkout) = &due.checkout else {
         // Recorded, but the prompt was never confirmed sent (the gateway
         // stopped in between): there is nothing to ask Safaricom about.
-        sqlx::query!(
-            "UPDATE mpesa_deposits SET status = $2, result_desc = 'the payment prompt was never confirmed sent',
-                    settled_at = now() WHERE ref = $1",
-            pending.reference,
-            DepositStatus::Failed.as_str()
+        mark(
+            &mut tx,
+            reference,
+            DepositStatus::Failed,
+            None,
+            "the payment prompt was never confirmed sent",
         )
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         return Ok(true);
     };
-    match state.daraja()?.stk_query(&checkout).await {
+    match state.daraja()?.stk_query(checkout).await {
+        Ok(StkStatus::Final { result_code, .. }) if result_code.is_success() => {
+            let paid = Answer::Paid {
+                amount: None,
+                receipt: None,
+                phone: None,
+            };
+            settle(&mut tx, state, &due.pending, paid, due.late).await?;
+        }
+        // An expired deposit stays expired; its answer stops the asking.
+        Ok(StkStatus::Final {
+            result_code,
+            result_desc,
+        }) if due.late => {
+            mark(
+                &mut tx,
+                reference,
+                DepositStatus::Expired,
+                Some(result_code),
+                &result_desc,
+            )
+            .await?;
+        }
         Ok(StkStatus::Final {
             result_code,
             result_desc,
         }) => {
-            let answer = if result_code.is_success() {
-                Answer::Paid {
-                    amount: None,
-                    receipt: None,
-                    phone: None,
-                }
-            } else {
-                Answer::Unpaid {
-                    code: result_code,
-                    desc: result_desc,
-                }
+            let unpaid = Answer::Unpaid {
+                code: result_code,
+                desc: result_desc,
             };
-            settle(&mut tx, state, &pending, answer, false).await?;
+            settle(&mut tx, state, &due.pending, unpaid, false).await?;
         }
-        Ok(StkStatus::Pending) | Err(_) if row.past_deadline => {
-            // No definitive answer in time: the deposit ends. A payment that
-            // still arrives goes to suspense, not to the wallet.
-            sqlx::query!(
-                "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now() WHERE ref = $1",
-                pending.reference,
-                DepositStatus::Expired.as_str(),
-                format!("no definitive answer from M-Pesa within {deadline_s} s")
-            )
-            .execute(&mut *tx)
-            .await?;
+        // No definitive answer in time: the deposit ends. A payment that
+        // still arrives (or that a later query finds) goes to suspense.
+        Ok(StkStatus::Pending) | Err(_) if !due.late && due.past_deadline => {
+            let deadline = state.settings.mpesa.query_deadline_s;
+            let why = format!("no definitive answer from M-Pesa within {deadline} s");
+            mark(&mut tx, reference, DepositStatus::Expired, None, &why).await?;
         }
-        Ok(StkStatus::Pending) | Err(_) => {
-            sqlx::query!(
-                "UPDATE mpesa_deposits SET query_attempts = query_attempts + 1, last_query_at = now() WHERE ref = $1",
-                pending.reference
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
+        Ok(StkStatus::Pending) | Err(_) => asked_again_later(&mut tx, reference).await?,
     }
     tx.commit().await?;
     Ok(true)
+}
+
+async fn asked_again_later(conn: &mut PgConnection, reference: Uuid) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE mpesa_deposits SET query_attempts = query_attempts + 1, last_query_at = now() WHERE ref = $1",
+        reference
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes an unpaid deposit's status and reason (and ResultCode, if any).
+async fn mark(
+    conn: &mut PgConnection,
+    reference: Uuid,
+    status: DepositStatus,
+    code: Option<ResultCode>,
+    desc: &str,
+) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE mpesa_deposits SET status = $2, result_code = $3, result_desc = $4, last_query_at = now(),
+                settled_at = coalesce(settled_at, now()) WHERE ref = $1",
+        reference,
+        status.as_str(),
+        code.map(|c| c.0 as i32),
+        desc
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// One of the user's deposits (`None` for another user's).

@@ -3,13 +3,18 @@
 //!
 //! A withdrawal still PENDING `MPESA_PENDING_TIMEOUT_S` after its B2C
 //! request was sent (the submission timed out, or its result was lost) is
-//! asked about, at most every [`QUERY_SPACING_S`]; the answer arrives at
+//! asked about, backing off from [`QUERY_SPACING_S`] and at most
+//! [`MAX_QUERIES`] times (then it waits for an operator, and reconciliation
+//! flags it); every query's conversation is kept, so a slow answer to an
+//! earlier query still counts. The answer arrives at
 //! `/api/v1/mpesa/txstatus/result` and settles the withdrawal through the
 //! same once-only path as a B2C result: *Completed* pays the hold out with
 //! M-Pesa's receipt, *Failed* refunds it. A query that finds no such
-//! transaction is not proof on its own (it may not be visible yet); after
-//! [`NO_RECORD_LIMIT`] such answers the withdrawal is refunded. A request
-//! recorded but never sent (the gateway stopped in between) is sent.
+//! transaction is not proof on its own (it may not be visible yet, or the
+//! query itself may have failed): the payout is refunded only after
+//! [`NO_RECORD_LIMIT`] such answers *and* once `MPESA_QUERY_DEADLINE_S` has
+//! passed since it was sent. A request recorded but never sent (the gateway
+//! stopped in between) is sent.
 
 use chainpay_core::daraja::queries::{payout_status, PayoutStatus};
 use chainpay_core::daraja::wire::{self, B2cResultEnvelope};
@@ -22,9 +27,11 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::error::Error;
 use crate::state::AppState;
 
-/// Seconds between Transaction Status queries of one payout (or the
-/// pending timeout, when shorter).
+/// Seconds before the second Transaction Status query of one payout (or the
+/// pending timeout, when shorter), doubling with each query up to 32×.
 const QUERY_SPACING_S: f64 = 30.0;
+/// Queries of one payout before it is left to an operator.
+const MAX_QUERIES: i32 = 30;
 /// "No such transaction" answers before the payout is taken as never made.
 pub const NO_RECORD_LIMIT: i32 = 3;
 /// Payouts looked at per pass.
@@ -46,7 +53,10 @@ pub async fn recover(state: &AppState) -> Result<usize, Error> {
     .fetch_all(&state.pool)
     .await?;
     for hold_tx_id in &unsent {
-        withdrawals::submit(state, *hold_tx_id).await?;
+        // One payout's trouble does not hold up the others.
+        if let Err(error) = withdrawals::submit(state, *hold_tx_id).await {
+            tracing::warn!(%hold_tx_id, %error, "sending a recorded B2C request failed; trying again next pass");
+        }
     }
     let mut asked = 0;
     while asked < BATCH && ask_one(state).await? {
@@ -61,13 +71,15 @@ async fn ask_one(state: &AppState) -> Result<bool, Error> {
     let due = sqlx::query_scalar!(
         "UPDATE mpesa_withdrawals SET status_queried_at = now(), status_queries = status_queries + 1
          WHERE ref = (SELECT ref FROM mpesa_withdrawals
-                      WHERE status = $1 AND submitted_at < now() - make_interval(secs => $2)
-                        AND (status_queried_at IS NULL OR status_queried_at < now() - make_interval(secs => $3))
+                      WHERE status = $1 AND submitted_at < now() - make_interval(secs => $2) AND status_queries < $4
+                        AND (status_queried_at IS NULL
+                             OR status_queried_at < now() - make_interval(secs => $3 * power(2, least(status_queries - 1, 5))))
                       ORDER BY submitted_at LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING ref",
         WithdrawalStatus::Pending.as_str(),
         timeout_s,
-        QUERY_SPACING_S.min(timeout_s)
+        QUERY_SPACING_S.min(timeout_s),
+        MAX_QUERIES
     )
     .fetch_optional(&state.pool)
     .await?;
@@ -83,9 +95,9 @@ async fn ask_one(state: &AppState) -> Result<bool, Error> {
     {
         Ok(ack) => {
             sqlx::query!(
-                "UPDATE mpesa_withdrawals SET status_conversation_id = $2 WHERE ref = $1",
-                reference,
-                ack.conversation_id
+                "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                ack.conversation_id,
+                reference
             )
             .execute(&state.pool)
             .await?;
@@ -134,28 +146,47 @@ async fn apply(
     state: &AppState,
     result: &wire::B2cResult,
 ) -> Result<String, Error> {
-    let asked = sqlx::query!(
-        "SELECT ref, status_queries FROM mpesa_withdrawals WHERE status_conversation_id = $1",
+    let asked = sqlx::query_scalar!(
+        "SELECT withdrawal_ref FROM mpesa_status_queries WHERE conversation_id = $1",
         result.conversation_id
     )
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(asked) = asked else {
+    let Some(reference) = asked else {
         return Ok("unknown".into());
     };
-    let reference: Uuid = asked.r#ref;
     let answer = match payout_status(result) {
         PayoutStatus::Completed { receipt } => Ok(receipt),
         PayoutStatus::NotPaid { code, desc } => Err((code, desc)),
-        PayoutStatus::NoRecord { code, desc } if asked.status_queries >= NO_RECORD_LIMIT => Err((
-            code,
-            format!(
-                "M-Pesa has no record of the payout after {} queries: {desc}",
-                asked.status_queries
-            ),
-        )),
-        PayoutStatus::NoRecord { .. } => return Ok("no record yet; asking again".into()),
+        PayoutStatus::NoRecord { code, desc } => match no_record(conn, state, reference).await? {
+            Some(answers) => Err((
+                code,
+                format!("M-Pesa has no record of the payout ({answers} answers): {desc}"),
+            )),
+            None => return Ok("no record yet; asking again".into()),
+        },
         PayoutStatus::Unknown => return Ok("still processing; asking again".into()),
     };
     withdrawals::settle(conn, state, reference, answer).await
+}
+
+/// Counts a "no such transaction" answer; `Some(answers)` once there have
+/// been enough of them and the payout was sent long enough ago to be sure.
+async fn no_record(
+    conn: &mut sqlx::PgConnection,
+    state: &AppState,
+    reference: Uuid,
+) -> Result<Option<i32>, Error> {
+    let counted = sqlx::query!(
+        r#"UPDATE mpesa_withdrawals SET status_no_record = status_no_record + 1 WHERE ref = $1 AND status = $3
+           RETURNING status_no_record, submitted_at < now() - make_interval(secs => $2) AS "old_enough!""#,
+        reference,
+        state.settings.mpesa.query_deadline_s as f64,
+        WithdrawalStatus::Pending.as_str()
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(counted
+        .filter(|c| c.status_no_record >= NO_RECORD_LIMIT && c.old_enough)
+        .map(|c| c.status_no_record))
 }

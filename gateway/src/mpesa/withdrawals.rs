@@ -227,6 +227,9 @@ struct Held {
     hold_tx_id: Uuid,
 }
 
+/// The outcome recorded with a callback saying a refunded payout was paid.
+pub const PAID_AFTER_REFUND: &str = "PAID AFTER REFUND";
+
 /// What M-Pesa said: paid (with its receipt), or not (code and reason).
 type PayoutResult = Result<String, (ResultCode, String)>;
 
@@ -255,6 +258,18 @@ pub(super) async fn settle(
     };
     let current = WithdrawalStatus::parse(&row.status)
         .ok_or_else(|| Error::internal(format!("unknown withdrawal status {}", row.status)))?;
+    if current == WithdrawalStatus::Failed && next == WithdrawalStatus::Completed {
+        // M-Pesa paid a payout we already refunded: the customer has the
+        // money twice. Nothing is booked automatically; reconciliation
+        // reports it (`paid after refund`) until an operator recovers it.
+        tracing::error!(withdrawal = %reference, "M-Pesa reports a payout paid that was refunded");
+        AuditEvent::new("mpesa.paid_after_refund", Outcome::Failure)
+            .subject(reference)
+            .detail(json!({"receipt": result.as_ref().ok()}))
+            .record(&mut *conn)
+            .await?;
+        return Ok(PAID_AFTER_REFUND.to_owned());
+    }
     if !current.can_become(next) {
         return Ok(format!("already {current}"));
     }

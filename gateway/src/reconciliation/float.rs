@@ -15,7 +15,7 @@ use chainpay_core::daraja::queries::working_account_cents;
 use chainpay_core::daraja::wire::{self, B2cResultEnvelope};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 
 use super::{Check, Finding};
 use crate::error::Error;
@@ -28,13 +28,27 @@ const POLL: Duration = Duration::from_millis(100);
 /// M-Pesa's side of the float check.
 #[derive(Debug, Clone)]
 pub enum Figure {
-    /// The Working Account's balance in KES cents, and when it was stated.
-    Answered { cents: i64, at: DateTime<Utc> },
+    /// The Working Account's balance in KES cents, when it was recorded,
+    /// and what the books said at that moment.
+    Answered {
+        cents: i64,
+        at: DateTime<Utc>,
+        books: Books,
+    },
     /// Asked and not answered (or answered with an error): the check could
     /// not be made, which is itself a finding.
     Unanswered(String),
     /// Not asked (the command line uses the latest answer when there is one).
     NotAsked,
+}
+
+/// What the books say M-Pesa holds (the negated M-Pesa float), and the
+/// deposits and payouts still in flight, in one snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Books {
+    pub held: i64,
+    pub deposits_in_flight: i64,
+    pub payouts_in_flight: i64,
 }
 
 /// Asks Account Balance and waits briefly for its answer.
@@ -65,15 +79,21 @@ async fn ask_inner(state: &AppState) -> Result<Figure, Error> {
     let deadline = tokio::time::Instant::now() + ANSWER_WAIT;
     loop {
         let row = sqlx::query!(
-            "SELECT answered_at, working_balance, result_code, result_desc FROM mpesa_balance_queries WHERE conversation_id = $1",
+            "SELECT answered_at, working_balance, result_code, result_desc, books_held, deposits_in_flight, payouts_in_flight
+             FROM mpesa_balance_queries WHERE conversation_id = $1",
             ack.conversation_id
         )
         .fetch_one(&state.pool)
         .await?;
         if let Some(at) = row.answered_at {
-            return Ok(match row.working_balance {
-                Some(cents) => Figure::Answered { cents, at },
-                None => Figure::Unanswered(format!(
+            let books = snapshot(
+                row.books_held,
+                row.deposits_in_flight,
+                row.payouts_in_flight,
+            );
+            return Ok(match (row.working_balance, books) {
+                (Some(cents), Some(books)) => Figure::Answered { cents, at, books },
+                _ => Figure::Unanswered(format!(
                     "Account Balance answered {}: {}",
                     row.result_code.unwrap_or(-1),
                     row.result_desc.unwrap_or_default()
@@ -94,17 +114,36 @@ async fn ask_inner(state: &AppState) -> Result<Figure, Error> {
 /// cannot receive Daraja's answer itself).
 pub async fn latest(pool: &PgPool, max_age: Duration) -> Result<Figure, Error> {
     let row = sqlx::query!(
-        r#"SELECT working_balance AS "cents!", answered_at AS "at!" FROM mpesa_balance_queries
+        r#"SELECT working_balance AS "cents!", answered_at AS "at!", books_held, deposits_in_flight, payouts_in_flight
+           FROM mpesa_balance_queries
            WHERE working_balance IS NOT NULL AND answered_at > now() - make_interval(secs => $1)
            ORDER BY answered_at DESC LIMIT 1"#,
         max_age.as_secs_f64()
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map_or(Figure::NotAsked, |row| Figure::Answered {
-        cents: row.cents,
-        at: row.at,
-    }))
+    Ok(row
+        .and_then(|row| {
+            let books = snapshot(
+                row.books_held,
+                row.deposits_in_flight,
+                row.payouts_in_flight,
+            )?;
+            Some(Figure::Answered {
+                cents: row.cents,
+                at: row.at,
+                books,
+            })
+        })
+        .unwrap_or(Figure::NotAsked))
+}
+
+fn snapshot(held: Option<i64>, deposits: Option<i64>, payouts: Option<i64>) -> Option<Books> {
+    Some(Books {
+        held: held?,
+        deposits_in_flight: deposits?,
+        payouts_in_flight: payouts?,
+    })
 }
 
 /// Records Daraja's answer (a result, or with `timed_out` a queue timeout).
@@ -128,10 +167,18 @@ pub async fn on_result(pool: &PgPool, body: &Value, timed_out: bool) -> Result<S
     // Only conversations we started are recorded (the answer may arrive
     // before the acknowledgement is stored, so the row may be created here,
     // but never without the callback token, which the route checks).
+    // The books are read in the same statement that records the answer, so
+    // the two are compared as of one moment, however long a run takes.
     let updated = sqlx::query!(
-        "INSERT INTO mpesa_balance_queries (conversation_id, answered_at, working_balance, result_code, result_desc)
-         VALUES ($1, now(), $2, $3, $4)
-         ON CONFLICT (conversation_id) DO UPDATE SET answered_at = now(), working_balance = $2, result_code = $3, result_desc = $4
+        "WITH books AS (
+             SELECT (SELECT -coalesce(sum(balance), 0) FROM accounts WHERE kind = 'float' AND channel = 'mpesa' AND currency = 'KES')::bigint AS held,
+                    (SELECT coalesce(sum(amount), 0) FROM mpesa_deposits WHERE status = 'PENDING')::bigint AS deposits,
+                    (SELECT coalesce(sum(amount), 0) FROM mpesa_withdrawals WHERE status = 'PENDING')::bigint AS payouts)
+         INSERT INTO mpesa_balance_queries (conversation_id, answered_at, working_balance, result_code, result_desc,
+                                            books_held, deposits_in_flight, payouts_in_flight)
+         SELECT $1, now(), $2, $3, $4, held, deposits, payouts FROM books
+         ON CONFLICT (conversation_id) DO UPDATE SET answered_at = now(), working_balance = $2, result_code = $3, result_desc = $4,
+             books_held = EXCLUDED.books_held, deposits_in_flight = EXCLUDED.deposits_in_flight, payouts_in_flight = EXCLUDED.payouts_in_flight
          WHERE mpesa_balance_queries.answered_at IS NULL",
         result.conversation_id,
         cents,
@@ -147,56 +194,48 @@ pub async fn on_result(pool: &PgPool, body: &Value, timed_out: bool) -> Result<S
     })
 }
 
-/// Compares M-Pesa's figure with the books, allowing for money in flight.
+/// Compares M-Pesa's figure with the books as they were when it was
+/// recorded, allowing for money in flight.
 pub async fn compare(pool: &PgPool, figure: &Figure) -> Result<(Vec<Finding>, Value), Error> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
-    let books = sqlx::query!(
-        r#"SELECT
-             (SELECT -coalesce(sum(balance), 0) FROM accounts WHERE kind = 'float' AND channel = 'mpesa' AND currency = 'KES')::bigint AS "held!",
-             (SELECT coalesce(sum(amount), 0) FROM mpesa_deposits WHERE status = 'PENDING')::bigint AS "deposits_in_flight!",
-             (SELECT coalesce(sum(amount), 0) FROM mpesa_withdrawals WHERE status = 'PENDING')::bigint AS "payouts_in_flight!""#
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let looked = json!({"books": books.held, "deposits_in_flight": books.deposits_in_flight,
-                        "payouts_in_flight": books.payouts_in_flight});
-    let (cents, at) = match figure {
-        Figure::Answered { cents, at } => (*cents, *at),
+    let (cents, at, books) = match figure {
+        Figure::Answered { cents, at, books } => (*cents, *at, *books),
         Figure::NotAsked => {
             return Ok((
                 Vec::new(),
-                json!({"skipped": "no recent Account Balance answer", "books": books.held}),
+                json!({"skipped": "no recent Account Balance answer"}),
             ))
         }
         Figure::Unanswered(reason) => {
+            let held = current_books(pool).await?;
             let finding = Finding::new(
                 Check::MpesaFloat,
                 "M-Pesa float",
-                json!({"problem": "the float could not be checked", "reason": reason, "books": books.held}),
+                json!({"problem": "the float could not be checked", "reason": reason, "books": held}),
             );
-            return Ok((vec![finding], looked));
+            return Ok((vec![finding], json!({"books": held, "unanswered": reason})));
         }
     };
     let difference = cents - books.held;
     let explained = (-books.payouts_in_flight..=books.deposits_in_flight).contains(&difference);
-    let mut looked = looked;
-    looked["mpesa"] = json!(cents);
-    looked["stated_at"] = json!(at);
+    let looked = json!({"mpesa": cents, "books": books.held, "stated_at": at,
+                        "deposits_in_flight": books.deposits_in_flight, "payouts_in_flight": books.payouts_in_flight});
     let findings = if explained {
         Vec::new()
     } else {
-        vec![Finding::new(
-            Check::MpesaFloat,
-            "M-Pesa float",
-            json!({"problem": "M-Pesa's Account Balance disagrees with the books beyond what is in flight",
-                   "mpesa": cents, "books": books.held, "difference": difference, "stated_at": at,
-                   "deposits_in_flight": books.deposits_in_flight, "payouts_in_flight": books.payouts_in_flight}),
-        )]
+        let mut detail = looked.clone();
+        detail["problem"] =
+            json!("M-Pesa's Account Balance disagrees with the books beyond what is in flight");
+        detail["difference"] = json!(difference);
+        vec![Finding::new(Check::MpesaFloat, "M-Pesa float", detail)]
     };
     Ok((findings, looked))
+}
+
+/// What the books say M-Pesa holds now.
+async fn current_books(pool: &PgPool) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT (-coalesce(sum(balance), 0))::bigint AS "held!" FROM accounts WHERE kind = 'float' AND channel = 'mpesa' AND currency = 'KES'"#
+    )
+    .fetch_one(pool)
+    .await?)
 }

@@ -30,8 +30,8 @@ use crate::metrics::Metrics;
 
 /// Findings kept per check and run; the count says how many there were.
 pub const MAX_FINDINGS_PER_CHECK: usize = 100;
-/// Advisory lock of the scheduled run, so instances take turns.
-const JOB_LOCK: i64 = 0x4348_4149_4e52_4543;
+/// Advisory lock under which a run is claimed, so runs never overlap.
+const RUN_LOCK: i64 = 0x4348_4149_4e52_4543;
 
 /// What a check is about; stored as the item's category.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -138,28 +138,32 @@ pub struct RunSummary {
     pub discrepancies: i32,
 }
 
-/// Runs every check now and stores the run.
+/// A run still unfinished this long after it started is taken to have
+/// died with its process; another may start.
+const RUN_TIMEOUT_S: f64 = 600.0;
+
+/// Runs every check now and stores the run; refused while another run is
+/// in progress (each run reads every table and asks Daraja once).
 pub async fn run(
     pool: &PgPool,
     trigger: Trigger,
     requested_by: Option<Uuid>,
-    balance: float::Figure,
+    balance: impl std::future::Future<Output = float::Figure>,
     metrics: Option<&Metrics>,
 ) -> Result<Run, Error> {
-    let id = sqlx::query_scalar!(
-        "INSERT INTO reconciliation_runs (trigger, requested_by) VALUES ($1, $2) RETURNING id",
-        trigger.as_str(),
-        requested_by
-    )
-    .fetch_one(pool)
-    .await?;
-    complete(pool, id, balance, metrics).await
+    let id = claim(pool, trigger, requested_by, None)
+        .await?
+        .ok_or_else(|| {
+            Error::Conflict(
+                "a reconciliation run is in progress; try again when it has finished".into(),
+            )
+        })?;
+    complete(pool, id, balance.await, metrics).await
 }
 
 /// The scheduled run, unless another instance ran one within the interval
 /// (or, `just_started`, no scheduled run was ever made: the first waits an
-/// interval). The run's row is claimed under an advisory lock, so two
-/// instances never both run it.
+/// interval).
 pub async fn run_if_due(
     pool: &PgPool,
     interval_s: u64,
@@ -167,28 +171,46 @@ pub async fn run_if_due(
     balance: impl std::future::Future<Output = float::Figure>,
     metrics: &Metrics,
 ) -> Result<Option<Run>, Error> {
+    let Some(id) = claim(pool, Trigger::Job, None, Some((interval_s, just_started))).await? else {
+        return Ok(None);
+    };
+    complete(pool, id, balance.await, Some(metrics))
+        .await
+        .map(Some)
+}
+
+/// Starts a run's row unless one is in progress (or, for the schedule,
+/// one ran within the interval). The lock is taken in its own statement,
+/// so the check that follows sees every run committed before it.
+async fn claim(
+    pool: &PgPool,
+    trigger: Trigger,
+    requested_by: Option<Uuid>,
+    schedule: Option<(u64, bool)>,
+) -> Result<Option<i64>, Error> {
     let mut tx = pool.begin().await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", RUN_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let (interval_s, just_started) = schedule.unwrap_or((0, false));
     let claimed = sqlx::query_scalar!(
-        r#"WITH lock AS (SELECT pg_try_advisory_xact_lock($1) AS locked)
-           INSERT INTO reconciliation_runs (trigger)
-           SELECT 'job' FROM lock WHERE locked AND NOT EXISTS (
-               SELECT 1 FROM reconciliation_runs WHERE trigger = 'job'
-               AND started_at > now() - make_interval(secs => $2))
-             AND (NOT $3 OR EXISTS (SELECT 1 FROM reconciliation_runs WHERE trigger = 'job'))
+        r#"INSERT INTO reconciliation_runs (trigger, requested_by)
+           SELECT $1, $2 WHERE NOT EXISTS (
+                 SELECT 1 FROM reconciliation_runs WHERE finished_at IS NULL AND started_at > now() - make_interval(secs => $3))
+             AND ($1 <> 'job' OR NOT EXISTS (
+                 SELECT 1 FROM reconciliation_runs WHERE trigger = 'job' AND started_at > now() - make_interval(secs => $4)))
+             AND ($1 <> 'job' OR NOT $5 OR EXISTS (SELECT 1 FROM reconciliation_runs WHERE trigger = 'job'))
            RETURNING id"#,
-        JOB_LOCK,
+        trigger.as_str(),
+        requested_by,
+        RUN_TIMEOUT_S,
         interval_s as f64 * 0.95,
         just_started
     )
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
-    let Some(id) = claimed else {
-        return Ok(None);
-    };
-    complete(pool, id, balance.await, Some(metrics))
-        .await
-        .map(Some)
+    Ok(claimed)
 }
 
 async fn complete(
@@ -199,22 +221,24 @@ async fn complete(
 ) -> Result<Run, Error> {
     let mut checks = Map::new();
     let mut findings = Vec::new();
+    let mut total = 0;
     let mut take = |name: &str, (found, looked): (Vec<Finding>, Value)| {
+        total += found.len();
         checks.insert(
             name.to_owned(),
             json!({"looked_at": looked, "discrepancies": found.len()}),
         );
         findings.extend(found.into_iter().take(MAX_FINDINGS_PER_CHECK));
     };
+    take("mpesa_float", float::compare(pool, &balance).await?);
     take("ledger", ledger(pool).await?);
     take("chain", chain(pool).await?);
     take("audit", audit(pool).await?);
     take("mpesa_deposits", mpesa::deposits(pool).await?);
     take("mpesa_callbacks", mpesa::callbacks(pool).await?);
     take("mpesa_withdrawals", mpesa::withdrawals(pool).await?);
-    take("mpesa_float", float::compare(pool, &balance).await?);
     take("sms", mpesa::stuck_sms(pool).await?);
-    store(pool, id, Value::Object(checks), &findings, metrics).await?;
+    store(pool, id, Value::Object(checks), (&findings, total), metrics).await?;
     find(pool, id).await
 }
 
@@ -282,7 +306,7 @@ async fn store(
     pool: &PgPool,
     id: i64,
     checks: Value,
-    findings: &[Finding],
+    (findings, total): (&[Finding], usize),
     metrics: Option<&Metrics>,
 ) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
@@ -311,7 +335,7 @@ async fn store(
         "UPDATE reconciliation_runs SET finished_at = now(), checks = $2, discrepancies = $3 WHERE id = $1",
         id,
         checks,
-        findings.len() as i32
+        total as i32
     )
     .execute(&mut *tx)
     .await?;

@@ -167,8 +167,9 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let rows = sqlx::query!(
-        r#"SELECT w.ref, w.status, w.amount, w.settle_tx_id, t.tx_type AS "settle_type?", h.status AS hold_status,
+    let rows = sqlx::query_as!(
+        Payout,
+        r#"SELECT w.ref AS reference, w.status, w.amount, w.settle_tx_id, t.tx_type AS "settle_type?", h.status AS hold_status,
                   w.status = 'PENDING' AND w.created_at < now() - make_interval(secs => $1) AS "stuck!"
            FROM mpesa_withdrawals w JOIN transactions h ON h.tx_id = w.hold_tx_id
            LEFT JOIN transactions t ON t.tx_id = w.settle_tx_id
@@ -183,42 +184,19 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     )
     .fetch_one(&mut *tx)
     .await?;
+    let paid_twice = sqlx::query!(
+        "SELECT id, kind, received_at FROM mpesa_callbacks WHERE kind IN ('b2c_result', 'txstatus_result') AND outcome = $1 ORDER BY id",
+        crate::mpesa::withdrawals::PAID_AFTER_REFUND
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
-    let mut findings = Vec::new();
-    let mut pending = 0i64;
-    for row in &rows {
-        let status = WithdrawalStatus::parse(&row.status);
-        if status == Some(WithdrawalStatus::Pending) {
-            pending += row.amount;
-        }
-        let settle = row.settle_type.as_deref();
-        let problem = match status {
-            Some(WithdrawalStatus::Completed)
-                if settle != Some("payout") || row.hold_status != "COMPLETED" =>
-            {
-                Some("completed without exactly one payout")
-            }
-            Some(WithdrawalStatus::Failed)
-                if settle != Some("refund") || row.hold_status != "FAILED" =>
-            {
-                Some("failed without exactly one refund")
-            }
-            Some(WithdrawalStatus::Pending) if row.settle_tx_id.is_some() => {
-                Some("pending but settled")
-            }
-            Some(WithdrawalStatus::Pending) if row.stuck => Some("unsettled for over an hour"),
-            None => Some("unknown status"),
-            _ => None,
-        };
-        if let Some(problem) = problem {
-            findings.push(Finding::new(
-                Check::MpesaWithdrawal,
-                row.r#ref,
-                json!({"withdrawal": row.r#ref, "status": row.status, "settle_tx_id": row.settle_tx_id,
-                       "settle_type": row.settle_type, "hold_status": row.hold_status, "problem": problem}),
-            ));
-        }
-    }
+    let mut findings: Vec<Finding> = rows.iter().filter_map(Payout::finding).collect();
+    let pending: i64 = rows
+        .iter()
+        .filter(|row| row.status == WithdrawalStatus::Pending.as_str())
+        .map(|row| row.amount)
+        .sum();
     if hold != pending {
         findings.push(Finding::new(
             Check::MpesaWithdrawal,
@@ -227,10 +205,57 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
                    "hold_balance": hold, "pending_withdrawals": pending}),
         ));
     }
+    findings.extend(paid_twice.into_iter().map(|c| {
+        Finding::new(
+            Check::MpesaWithdrawal,
+            format!("callback {}", c.id),
+            json!({"callback": c.id, "kind": c.kind, "received_at": c.received_at,
+                   "problem": "M-Pesa reports paid a payout that was refunded: the customer has it twice"}),
+        )
+    }));
     Ok((
         findings,
         json!({"withdrawals": rows.len(), "pending_amount": pending}),
     ))
+}
+
+/// A withdrawal and how it was settled.
+struct Payout {
+    reference: uuid::Uuid,
+    status: String,
+    amount: i64,
+    settle_tx_id: Option<uuid::Uuid>,
+    settle_type: Option<String>,
+    hold_status: String,
+    stuck: bool,
+}
+
+impl Payout {
+    fn finding(&self) -> Option<Finding> {
+        let settle = self.settle_type.as_deref();
+        let problem = match WithdrawalStatus::parse(&self.status) {
+            Some(WithdrawalStatus::Completed)
+                if settle != Some("payout") || self.hold_status != "COMPLETED" =>
+            {
+                "completed without exactly one payout"
+            }
+            Some(WithdrawalStatus::Failed)
+                if settle != Some("refund") || self.hold_status != "FAILED" =>
+            {
+                "failed without exactly one refund"
+            }
+            Some(WithdrawalStatus::Pending) if self.settle_tx_id.is_some() => "pending but settled",
+            Some(WithdrawalStatus::Pending) if self.stuck => "unsettled for over an hour",
+            None => "unknown status",
+            _ => return None,
+        };
+        Some(Finding::new(
+            Check::MpesaWithdrawal,
+            self.reference,
+            json!({"withdrawal": self.reference, "status": self.status, "settle_tx_id": self.settle_tx_id,
+                   "settle_type": self.settle_type, "hold_status": self.hold_status, "problem": problem}),
+        ))
+    }
 }
 
 /// Messages still queued a quarter of an hour after they were written.
@@ -251,10 +276,23 @@ pub async fn stuck_sms(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> {
             Finding::new(
                 Check::Sms,
                 format!("sms {}", row.id),
-                json!({"sms": row.id, "to": row.to_phone, "attempts": row.attempts, "queued_since": row.created_at,
+                json!({"sms": row.id, "to": masked(&row.to_phone), "attempts": row.attempts, "queued_since": row.created_at,
                        "problem": "queued for over 15 minutes"}),
             )
         })
         .collect();
     Ok((findings, json!({"stuck": stuck})))
+}
+
+/// A phone as the permanent audit trail may keep it: the last three digits.
+fn masked(phone: &str) -> String {
+    let tail: String = phone
+        .chars()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("*******{tail}")
 }

@@ -23,6 +23,9 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
 use crate::ledger::accounts::AccountRef;
 use crate::movements::book::{book, Booking};
+use crate::movements::parties::{self, Direction};
+use crate::movements::transfer::fx_error;
+use crate::rules::Rules;
 use crate::state::AppState;
 
 /// Why a payment is in suspense.
@@ -154,6 +157,9 @@ pub async fn propose(
     }
     let mut tx = state.pool.begin().await?;
     let item = lock(&mut tx, id).await?;
+    if held_deposit(&mut tx, &item).await?.user_id == admin {
+        return Err(Error::SecondAdminNeeded);
+    }
     if item.status != "OPEN" {
         if item.status == "PROPOSED"
             && item.proposed_by == Some(admin)
@@ -171,14 +177,22 @@ pub async fn propose(
         None => proposal.note.clone(),
     };
     sqlx::query!(
-        "UPDATE reconciliation_items SET status = 'PROPOSED', resolution = $2, proposed_by = $3, proposal_note = $4 WHERE id = $1",
+        "UPDATE reconciliation_items SET status = 'PROPOSED', resolution = $2, proposed_by = $3, proposal_note = $4,
+                mpesa_reference = $5 WHERE id = $1",
         id,
         proposal.resolution.as_str(),
         admin,
-        note
+        note,
+        proposal.mpesa_reference
     )
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("reconciliation_items_mpesa_reference_key") => {
+            Error::Conflict("that M-Pesa reversal already refunds another payment".into())
+        }
+        _ => e.into(),
+    })?;
     AuditEvent::new("reconciliation.suspense.propose", Outcome::Success)
         .actor(admin)
         .subject(id)
@@ -217,7 +231,8 @@ pub async fn reject(
         )));
     }
     sqlx::query!(
-        "UPDATE reconciliation_items SET status = 'OPEN', resolution = NULL, proposed_by = NULL, proposal_note = NULL WHERE id = $1",
+        "UPDATE reconciliation_items SET status = 'OPEN', resolution = NULL, proposed_by = NULL, proposal_note = NULL,
+                mpesa_reference = NULL WHERE id = $1",
         id
     )
     .execute(&mut *tx)
@@ -258,7 +273,12 @@ pub async fn approve(
     }
     let resolution = match item.resolution.as_deref() {
         Some("credit") => Resolution::Credit,
-        _ => Resolution::Refund,
+        Some("refund") => Resolution::Refund,
+        other => {
+            return Err(Error::internal(format!(
+                "a proposed item with resolution {other:?}"
+            )))
+        }
     };
     let tx_id = resolve(&mut tx, state, &item, resolution, admin).await?;
     sqlx::query!(
@@ -276,18 +296,22 @@ pub async fn approve(
     Ok(item)
 }
 
-/// Books the resolution: suspense → wallet (credit) or → M-Pesa float (refund).
-async fn resolve(
-    conn: &mut PgConnection,
-    state: &AppState,
-    item: &SuspenseItem,
-    resolution: Resolution,
-    admin: Uuid,
-) -> Result<Uuid, Error> {
+/// The deposit whose money an item holds, locked.
+struct Held {
+    reference: Uuid,
+    user_id: Uuid,
+    status: DepositStatus,
+    receipt: Option<String>,
+    phone: String,
+    lang: Lang,
+    /// What went to suspense.
+    amount: i64,
+}
+
+async fn held_deposit(conn: &mut PgConnection, item: &SuspenseItem) -> Result<Held, Error> {
     let reference = Uuid::parse_str(&item.subject).map_err(|e| Error::internal(e.to_string()))?;
-    let deposit = sqlx::query!(
+    let row = sqlx::query!(
         r#"SELECT d.user_id, d.status, d.mpesa_receipt, u.phone, u.language,
-                  NOT u.suspended AND u.kyc_status <> 'REJECTED' AND u.sanctions_match_id IS NULL AS "can_receive!",
                   (SELECT p.amount FROM postings p JOIN accounts a ON a.id = p.account_id
                    WHERE p.tx_id = d.tx_id AND a.kind = 'suspense' AND a.currency = 'KES') AS held
            FROM mpesa_deposits d JOIN users u ON u.id = d.user_id WHERE d.ref = $1 FOR UPDATE OF d"#,
@@ -295,24 +319,91 @@ async fn resolve(
     )
     .fetch_one(&mut *conn)
     .await?;
-    let amount = deposit
-        .held
-        .filter(|held| *held > 0)
-        .ok_or_else(|| Error::internal("a suspense item without its suspense posting"))?;
+    Ok(Held {
+        reference,
+        user_id: row.user_id,
+        status: DepositStatus::parse(&row.status)
+            .ok_or_else(|| Error::internal("unknown deposit status"))?,
+        receipt: row.mpesa_receipt,
+        phone: row.phone,
+        lang: Lang::parse(&row.language),
+        amount: row.held.filter(|held| *held > 0).unwrap_or(0),
+    })
+}
+
+/// Books the resolution: suspense → wallet (credit, after the customer
+/// passes the same screening and incoming limits as a deposit) or → the
+/// M-Pesa float (refund). The deposit's own customer cannot approve it.
+async fn resolve(
+    conn: &mut PgConnection,
+    state: &AppState,
+    item: &SuspenseItem,
+    resolution: Resolution,
+    admin: Uuid,
+) -> Result<Uuid, Error> {
+    let deposit = held_deposit(conn, item).await?;
+    if deposit.user_id == admin {
+        return Err(Error::SecondAdminNeeded);
+    }
+    if deposit.amount == 0 {
+        return Err(Error::internal(
+            "a suspense item without its suspense posting",
+        ));
+    }
     let next = match resolution {
         Resolution::Credit => DepositStatus::Confirmed,
         Resolution::Refund => DepositStatus::Refunded,
     };
-    let current = DepositStatus::parse(&deposit.status)
-        .ok_or_else(|| Error::internal("unknown deposit status"))?;
-    if !current.can_become(next) {
-        return Err(Error::Conflict(format!("the deposit is {current}")));
+    if !deposit.status.can_become(next) {
+        return Err(Error::Conflict(format!(
+            "the deposit is {}",
+            deposit.status
+        )));
     }
-    if resolution == Resolution::Credit && !deposit.can_receive {
-        return Err(Error::Conflict(
-            "the customer may not receive money now (suspended, rejected or listed): refund instead".into(),
-        ));
+    let rules = state.rules.get(&state.pool).await?;
+    if resolution == Resolution::Credit {
+        let usd_cents = rules
+            .rates
+            .usd_cents("KES", deposit.amount)
+            .map_err(fx_error)?;
+        let customer = parties::load(conn, deposit.user_id, None).await?;
+        if !customer.sender.can_receive() || customer.sender.party.sanctions_match_id.is_some() {
+            return Err(Error::Conflict(
+                "the customer may not receive money now (suspended, rejected or listed): refund instead".into(),
+            ));
+        }
+        parties::gate(
+            conn,
+            state,
+            &rules,
+            &customer,
+            usd_cents,
+            Direction::Incoming,
+        )
+        .await?;
     }
+    let tx_id = book_resolution(conn, state, &rules, (item, &deposit), resolution, admin).await?;
+    let credit_tx = (resolution == Resolution::Credit).then_some(tx_id);
+    sqlx::query!(
+        "UPDATE mpesa_deposits SET status = $2, tx_id = coalesce($3, tx_id), settled_at = now() WHERE ref = $1",
+        deposit.reference,
+        next.as_str(),
+        credit_tx
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(tx_id)
+}
+
+async fn book_resolution(
+    conn: &mut PgConnection,
+    state: &AppState,
+    rules: &Rules,
+    (item, deposit): (&SuspenseItem, &Held),
+    resolution: Resolution,
+    admin: Uuid,
+) -> Result<Uuid, Error> {
+    let (reference, amount) = (deposit.reference, deposit.amount);
     let kes = CurrencyCode::parse("KES").map_err(|e| Error::internal(e.to_string()))?;
     let wallet = AccountRef::wallet(deposit.user_id, "KES");
     let (target, tx_type) = match resolution {
@@ -335,32 +426,21 @@ async fn resolve(
             .detail(json!({"deposit": reference, "resolution": resolution.as_str(), "amount": amount, "tx_id": tx_id,
                            "proposed_by": item.proposed_by})),
     };
-    let rules = state.rules.get(&state.pool).await?;
-    let lang = Lang::parse(&deposit.language);
+    let receipt = deposit.receipt.as_deref();
     book(conn, &state.keys.tx_signing, booking, |booked| {
         let text = match resolution {
-            Resolution::Credit => Sms(lang).deposited(
+            Resolution::Credit => Sms(deposit.lang).deposited(
                 booked.receipt(),
                 &rules.show("KES", amount),
-                deposit.mpesa_receipt.as_deref(),
+                receipt,
                 &rules.show("KES", booked.balance_of(&wallet)),
             ),
-            Resolution::Refund => Sms(lang).held_payment_refunded(
-                &rules.show("KES", amount),
-                deposit.mpesa_receipt.as_deref(),
-            ),
+            Resolution::Refund => {
+                Sms(deposit.lang).held_payment_refunded(&rules.show("KES", amount), receipt)
+            }
         };
         vec![(deposit.phone.clone(), text)]
     })
-    .await?;
-    let credit_tx = (resolution == Resolution::Credit).then_some(tx_id);
-    sqlx::query!(
-        "UPDATE mpesa_deposits SET status = $2, tx_id = coalesce($3, tx_id), settled_at = now() WHERE ref = $1",
-        reference,
-        next.as_str(),
-        credit_tx
-    )
-    .execute(&mut *conn)
     .await?;
     Ok(tx_id)
 }

@@ -66,7 +66,11 @@ fn rand_digits(n: usize) -> String {
 /// Cents as Daraja writes shillings: `481000.50`.
 fn format_kes_cents(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+    format!(
+        "{sign}{}.{:02}",
+        cents.unsigned_abs() / 100,
+        cents.unsigned_abs() % 100
+    )
 }
 
 fn internal() -> Response {

@@ -96,7 +96,10 @@ pub async fn perform(
     }
 }
 
-fn amount_and_currency(amount: i64, currency: &str) -> Result<(Amount, CurrencyCode), Error> {
+pub(super) fn amount_and_currency(
+    amount: i64,
+    currency: &str,
+) -> Result<(Amount, CurrencyCode), Error> {
     Ok((
         Amount::new(amount).map_err(|e| Error::Validation(e.to_string()))?,
         CurrencyCode::parse(currency).map_err(|e| Error::Validation(e.to_string()))?,

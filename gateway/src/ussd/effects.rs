@@ -200,6 +200,9 @@ async fn perform_for(
         | Effect::CashIn { .. }
         | Effect::Float { .. }
         | Effect::CashVoucher { .. }) => counter::perform(state, who, effect, key).await?,
+        effect @ (Effect::PreviewPay { .. } | Effect::Pay { .. }) => {
+            super::merchant::perform(state, who, effect, key).await?
+        }
         Effect::SubmitDocument {
             document_type,
             number,

@@ -15,6 +15,7 @@
 
 mod counter;
 mod effects;
+mod merchant;
 
 use chainpay_core::ussd::{self, Caller, Ctx, Screen, State, Step, Texts};
 use chainpay_core::{Lang, Msisdn};

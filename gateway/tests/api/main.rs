@@ -16,6 +16,7 @@ mod console;
 mod desk;
 mod fx;
 mod journey;
+mod merchants;
 mod mpesa;
 mod ops;
 mod reconciliation;

@@ -366,7 +366,8 @@ async fn a_lost_callback_is_recovered_by_stk_query_exactly_once() {
         "STK Query does not tell the receipt"
     );
     assert_eq!(app.balance(&token, "KES").await, before + 30_000);
-    // The callback turns up late after all: nothing more is credited.
+    // The callback turns up late after all: nothing more is credited, but
+    // its receipt is recorded (reconciliation matches it to the callback).
     let late = success_callback(
         &started["checkout_request_id"],
         300.0,
@@ -389,8 +390,10 @@ async fn a_lost_callback_is_recovered_by_stk_query_exactly_once() {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!(outcome, "already CONFIRMED");
+    assert_eq!(outcome, "receipt recorded");
     assert_eq!(app.balance(&token, "KES").await, before + 30_000);
+    let recorded = status(&app, &token, &started["ref"]).await;
+    assert_eq!(recorded["mpesa_receipt"], "LATE000001");
     // A prompt nobody answered stays pending while Safaricom says it is processing.
     let waiting = initiate(&app, &token, 10_000).await;
     eventually("the sweeper to ask STK Query", secs(20), async || {

@@ -32,6 +32,7 @@ async fn quick_app() -> TestApp {
         configure: |settings| {
             settings.mpesa.sim_delay_ms = 300;
             settings.mpesa.pending_timeout_s = 1;
+            settings.mpesa.query_deadline_s = 3;
         },
         ..TestOptions::default()
     })
@@ -85,16 +86,6 @@ async fn set_faults(app: &TestApp, faults: Value) {
     let admin = app.admin_token().await;
     let response = app.post("/sim/daraja/faults", Some(&admin), faults).await;
     assert_eq!(response.status(), StatusCode::OK);
-}
-
-async fn last_sms_to(app: &TestApp, phone: &str) -> String {
-    sqlx::query_scalar(
-        "SELECT message FROM sms_outbox WHERE to_phone = $1 ORDER BY id DESC LIMIT 1",
-    )
-    .bind(phone)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
 }
 
 #[tokio::test]
@@ -253,7 +244,8 @@ async fn a_payment_after_its_deposit_expired_waits_in_suspense_for_two_admins() 
         before,
         "a late payment credits nothing by itself"
     );
-    assert!(last_sms_to(&app, USER_PHONE)
+    assert!(app
+        .last_sms(USER_PHONE)
         .await
         .contains("could not match it"));
     app.assert_balanced().await;
@@ -307,7 +299,8 @@ async fn a_payment_after_its_deposit_expired_waits_in_suspense_for_two_admins() 
         "credited once"
     );
     deposit_becomes(&app, &token, &started["ref"], "CONFIRMED").await;
-    assert!(last_sms_to(&app, USER_PHONE)
+    assert!(app
+        .last_sms(USER_PHONE)
         .await
         .contains("deposited from M-Pesa"));
     app.assert_balanced().await;
@@ -356,7 +349,8 @@ async fn money_in_suspense_can_be_refunded_with_the_reversal_reference_instead()
     .await
     .unwrap();
     assert_eq!(suspense, 0, "nothing left in suspense");
-    assert!(last_sms_to(&app, USER_PHONE)
+    assert!(app
+        .last_sms(USER_PHONE)
         .await
         .contains("refunded to your M-Pesa"));
     app.assert_balanced().await;
@@ -377,7 +371,7 @@ async fn withdraw(app: &TestApp, token: &str, amount: i64) -> Value {
 async fn withdrawal_becomes(app: &TestApp, hold: &Value, wanted: &str) -> (Option<String>, i32) {
     eventually(&format!("the withdrawal to become {wanted}"), secs(30), async || {
         let row: (String, Option<String>, i32) = sqlx::query_as(
-            "SELECT status, mpesa_receipt, status_queries FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+            "SELECT status, mpesa_receipt, status_no_record FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
         )
         .bind(hold["tx_id"].as_str().unwrap())
         .fetch_one(&app.pool)
@@ -399,24 +393,24 @@ async fn payouts_whose_answers_were_lost_are_settled_through_transaction_status(
     set_faults(&app, json!({"b2c": "lose_replies"})).await;
     let paid = withdraw(&app, &token, 50_000).await;
     let fee = paid["fee"].as_i64().unwrap();
-    let (receipt, queries) = withdrawal_becomes(&app, &paid, "COMPLETED").await;
+    let (receipt, no_record) = withdrawal_becomes(&app, &paid, "COMPLETED").await;
     let paid_by_mpesa: Option<String> = sqlx::query_scalar("SELECT receipt FROM sim_daraja_b2c WHERE originator_conversation_id = (SELECT ref::text FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid)")
         .bind(paid["tx_id"].as_str().unwrap())
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(receipt, paid_by_mpesa, "settled with M-Pesa's own receipt");
-    assert!(queries >= 1);
-    assert!(last_sms_to(&app, USER_PHONE).await.contains("KES 500.00"));
+    assert_eq!(no_record, 0);
+    assert!(app.last_sms(USER_PHONE).await.contains("KES 500.00"));
 
-    // The request never arrived: after three "no such transaction" answers
-    // the customer gets amount and fee back.
+    // The request never arrived: after three "no such transaction" answers,
+    // and once the query deadline has passed, amount and fee come back.
     set_faults(&app, json!({"b2c": "lose_request"})).await;
     let lost = withdraw(&app, &token, 20_000).await;
-    let (_, queries) = withdrawal_becomes(&app, &lost, "FAILED").await;
+    let (_, no_record) = withdrawal_becomes(&app, &lost, "FAILED").await;
     assert!(
-        queries >= 3,
-        "refunded only after repeated answers: {queries}"
+        no_record >= 3,
+        "refunded only after repeated answers: {no_record}"
     );
     assert_eq!(app.balance(&token, "KES").await, before - 50_000 - fee);
     set_faults(&app, json!({"b2c": null})).await;

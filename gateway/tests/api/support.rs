@@ -624,6 +624,17 @@ impl TestApp {
         tx.commit().await.unwrap();
     }
 
+    /// The newest SMS queued for `phone`.
+    pub async fn last_sms(&self, phone: &str) -> String {
+        sqlx::query_scalar(
+            "SELECT message FROM sms_outbox WHERE to_phone = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(phone)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
     /// Total of every account in `currency` straight from the database.
     pub async fn currency_total(&self, currency: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(

@@ -559,8 +559,8 @@ async fn an_agent_cashes_in_and_a_customer_cashes_out_over_ussd_with_names_befor
     let start = app.balance(&customer, "KES").await;
 
     let (mut s, home) = Session::dial(&app, agent_phone).await;
-    assert!(home.contains("10. Agent"), "{home}");
-    assert!(s.press("10").await.contains(&format!("Agent {number}")));
+    assert!(home.contains("11. Agent"), "{home}");
+    assert!(s.press("11").await.contains(&format!("Agent {number}")));
     s.keys(&["1", "0700000001"]).await;
     let confirm = s.press("1000").await;
     assert!(

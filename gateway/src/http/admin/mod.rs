@@ -5,6 +5,7 @@ mod audit;
 mod channels;
 mod compliance;
 mod fx;
+mod merchants;
 mod overview;
 mod reconciliation;
 mod users;
@@ -42,4 +43,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(channels::router())
         .merge(agents::router())
         .merge(reconciliation::router())
+        .merge(merchants::router())
 }

@@ -32,12 +32,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// callbacks and withdrawals, the M-Pesa float against Account Balance,
 /// stuck SMS) and store the run. Takes up to ~10 s while Daraja answers.
 #[utoipa::path(post, path = "/admin/reconciliation/runs", tag = "admin", security(("bearer" = [])),
-    responses((status = 201, body = Run), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 201, body = Run), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 409, description = "a run is in progress", body = Problem)))]
 async fn start_run(
     State(state): State<AppState>,
     admin: AdminUser,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    let balance = float::ask(&state).await;
+    let balance = float::ask(&state);
     let run = reconciliation::run(
         &state.pool,
         Trigger::Api,

@@ -1,0 +1,68 @@
+//! Messages of payments to merchants: the customer's receipt naming the
+//! business, and the merchant owner's notice of money received.
+
+use super::{Party, Receipt, Shown, Sms};
+use crate::lang::Lang;
+
+/// The business as a customer's message names it.
+pub struct Business<'a> {
+    pub name: &'a str,
+    /// The till or paybill number.
+    pub number: &'a str,
+    /// For a paybill: the customer's account number with the business.
+    pub account: Option<&'a str>,
+}
+
+impl Sms {
+    /// To the customer: they paid a business.
+    pub fn paid_merchant(
+        &self,
+        r: Receipt,
+        amount: &Shown,
+        business: Business,
+        balance: &Shown,
+    ) -> String {
+        let (head, when, id, name, number) = (
+            r.head(),
+            r.when(),
+            r.tx_id,
+            business.name.to_uppercase(),
+            business.number,
+        );
+        let account = match (self.0, business.account) {
+            (_, None) => String::new(),
+            (Lang::En, Some(a)) => format!(" for account {a}"),
+            (Lang::Sw, Some(a)) => format!(" kwa akaunti {a}"),
+        };
+        match self.0 {
+            Lang::En => format!(
+                "{head} Confirmed. {amount} paid to {name} {number}{account} on {when}. New balance is {balance}. Receipt {id}"
+            ),
+            Lang::Sw => format!(
+                "{head} Imethibitishwa. {amount} imelipwa kwa {name} {number}{account} tarehe {when}. Salio jipya ni {balance}. Risiti {id}"
+            ),
+        }
+    }
+
+    /// To the merchant's owner: a customer paid the business.
+    pub fn merchant_paid(
+        &self,
+        r: Receipt,
+        amount: &Shown,
+        customer: Party,
+        fee: &Shown,
+        balance: &Shown,
+    ) -> String {
+        let (head, when, id, name) = (r.head(), r.when(), r.tx_id, customer.name.to_uppercase());
+        match self.0 {
+            Lang::En => format!(
+                "{head} Confirmed. {amount} received from {name} {} on {when}. Fee {fee}. Business balance is {balance}. Receipt {id}",
+                customer.phone
+            ),
+            Lang::Sw => format!(
+                "{head} Imethibitishwa. {amount} imepokelewa kutoka kwa {name} {} tarehe {when}. Ada {fee}. Salio la biashara ni {balance}. Risiti {id}",
+                customer.phone
+            ),
+        }
+    }
+}

@@ -51,6 +51,11 @@ pub enum Entry {
         amount: String,
         merchant: String,
     },
+    /// A business's refund of a payment.
+    MerchantRefund {
+        amount: String,
+        merchant: String,
+    },
     /// A voucher bought (amount and fee).
     VoucherBought {
         amount: String,
@@ -77,6 +82,8 @@ pub fn first_name(name: &str) -> String {
 }
 
 impl Line {
+    /// One line of the mini statement. (A table with an arm per kind of
+    /// entry, so longer than most functions.)
     pub fn render(&self, lang: Lang) -> String {
         let date = self.at.format("%d/%m");
         let sw = lang == Lang::Sw;
@@ -106,6 +113,16 @@ impl Line {
                 format!(
                     "+{amount} {} {agent}",
                     if sw { "taslimu kwa" } else { "cash in at" }
+                )
+            }
+            Entry::MerchantRefund { amount, merchant } => {
+                format!(
+                    "+{amount} {} {merchant}",
+                    if sw {
+                        "marejesho kutoka"
+                    } else {
+                        "refund from"
+                    }
                 )
             }
             Entry::PaidMerchant { amount, merchant } => {

@@ -36,6 +36,8 @@ pub enum TxType {
     VoucherRefund,
     /// A customer paid a merchant's till or paybill.
     MerchantPayment,
+    /// A merchant returned (part of) a payment to the customer.
+    MerchantRefund,
 }
 
 impl TxType {
@@ -56,6 +58,7 @@ impl TxType {
             TxType::Redemption => "redemption",
             TxType::VoucherRefund => "voucher_refund",
             TxType::MerchantPayment => "merchant_payment",
+            TxType::MerchantRefund => "merchant_refund",
         }
     }
 
@@ -76,6 +79,7 @@ impl TxType {
             TxType::Redemption,
             TxType::VoucherRefund,
             TxType::MerchantPayment,
+            TxType::MerchantRefund,
         ]
         .into_iter()
         .find(|t| t.as_str() == raw)

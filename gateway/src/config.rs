@@ -72,6 +72,15 @@ pub struct Settings {
     /// `CHAINPAY_RECON_INTERVAL_S`: seconds between scheduled reconciliation
     /// runs (one run across all instances).
     pub recon_interval_s: u32,
+    /// `CHAINPAY_REFUND_WINDOW_DAYS`: how long after a payment its merchant
+    /// may refund it.
+    pub refund_window_days: u32,
+    /// `CHAINPAY_WEBHOOK_ALLOW_PRIVATE=1`: webhook endpoints may be on
+    /// loopback or private addresses, over plain http (development, tests).
+    pub webhook_allow_private: bool,
+    /// `CHAINPAY_WEBHOOK_FIRST_RETRY_MS`: the wait before a failed webhook
+    /// is tried again; each further wait doubles.
+    pub webhook_first_retry_ms: u64,
     /// Africa's Talking credentials (`AT_USERNAME`, `AT_API_KEY`,
     /// `AT_SENDER_ID`, `AT_BASE_URL`); `None` runs the SMS simulator.
     pub africastalking: Option<AfricasTalking>,
@@ -252,6 +261,8 @@ impl std::fmt::Debug for Settings {
             .field("node_name", &self.node_name)
             .field("block_interval_s", &self.block_interval_s)
             .field("recon_interval_s", &self.recon_interval_s)
+            .field("refund_window_days", &self.refund_window_days)
+            .field("webhook_allow_private", &self.webhook_allow_private)
             .field("africastalking", &self.africastalking)
             .field("mpesa", &self.mpesa)
             .finish_non_exhaustive()
@@ -341,6 +352,9 @@ impl Settings {
             node_name: "chainpay-node-1".to_owned(),
             block_interval_s: 10,
             recon_interval_s: 3600,
+            refund_window_days: 30,
+            webhook_allow_private: false,
+            webhook_first_retry_ms: 5_000,
             africastalking: None,
             at_webhook_token: None,
             mpesa: Mpesa::default(),
@@ -395,6 +409,12 @@ impl Settings {
             node_name: env_or("CHAINPAY_NODE_NAME", "chainpay-node-1"),
             block_interval_s: env_u32("CHAINPAY_BLOCK_INTERVAL_S", 10)?.max(1),
             recon_interval_s: env_u32("CHAINPAY_RECON_INTERVAL_S", 3600)?.max(1),
+            refund_window_days: env_u32("CHAINPAY_REFUND_WINDOW_DAYS", 30)?.min(3650),
+            webhook_allow_private: env_opt("CHAINPAY_WEBHOOK_ALLOW_PRIVATE").as_deref()
+                == Some("1"),
+            webhook_first_retry_ms: u64::from(
+                env_u32("CHAINPAY_WEBHOOK_FIRST_RETRY_MS", 5_000)?.max(1),
+            ),
             africastalking: africastalking_from_env()?,
             at_webhook_token: env_opt("AT_WEBHOOK_TOKEN"),
             mpesa: mpesa_from_env()?,

@@ -137,6 +137,10 @@ pub enum Missing {
     ReconciliationRun,
     ReconciliationItem,
     Merchant,
+    ApiKey,
+    MerchantPayment,
+    Webhook,
+    Delivery,
     /// A transaction that exists but is not sealed into a block yet.
     UnsealedTransaction,
 }
@@ -159,6 +163,10 @@ impl std::fmt::Display for Missing {
             Missing::ReconciliationRun => "reconciliation run",
             Missing::ReconciliationItem => "suspense item",
             Missing::Merchant => "merchant",
+            Missing::ApiKey => "API key",
+            Missing::MerchantPayment => "payment",
+            Missing::Webhook => "webhook endpoint",
+            Missing::Delivery => "delivery",
             Missing::UnsealedTransaction => "sealed block",
         })
     }

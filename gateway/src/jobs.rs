@@ -6,6 +6,7 @@
 //! - block sealer: seals queued transactions into blocks when 50 are
 //!   waiting or the oldest has waited `CHAINPAY_BLOCK_INTERVAL_S`;
 //! - SMS outbox: sends queued messages through Africa's Talking (0.5 s);
+//! - webhooks: sends merchants' due webhook deliveries (0.25 s);
 //! - M-Pesa sweeper: asks STK Query about deposits whose callback is overdue
 //!   (expiring them at `MPESA_QUERY_DEADLINE_S`), and Transaction Status
 //!   about payouts whose answer is overdue;
@@ -49,6 +50,8 @@ const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(600);
 /// How often the block sealer looks at the queue.
 const BLOCK_SEAL_PERIOD: Duration = Duration::from_secs(1);
 const RESCREEN_PERIOD: Duration = Duration::from_secs(10);
+/// How often due webhook deliveries are sent.
+const WEBHOOK_PERIOD: Duration = Duration::from_millis(250);
 /// How often vouchers past their expiry are refunded.
 const VOUCHER_EXPIRY_PERIOD: Duration = Duration::from_secs(5);
 /// How often the reconciliation job looks whether a run is due.
@@ -107,6 +110,13 @@ fn jobs(state: &AppState) -> Vec<Job> {
         }),
         Job::new("reconciliation", recon_period(state), move |state| {
             Box::pin(reconcile(state, started))
+        }),
+        Job::new("webhooks", WEBHOOK_PERIOD, |state| {
+            Box::pin(async move {
+                Ok(crate::merchants::webhooks::deliver_due(&state)
+                    .await
+                    .map(|_| ())?)
+            })
         }),
         Job::new("voucher_expiry", VOUCHER_EXPIRY_PERIOD, |state| {
             Box::pin(async move { Ok(crate::vouchers::expire_due(&state).await.map(|_| ())?) })

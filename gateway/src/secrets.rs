@@ -123,10 +123,11 @@ pub async fn get_or_create(
 /// Compares a presented secret with ours in constant time (for a given
 /// length), so response timing does not leak how much of it was right.
 pub fn same_secret(given: Option<&str>, expected: &str) -> bool {
-    let Some(given) = given else {
-        return false;
-    };
-    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    given.is_some_and(|given| same_bytes(given.as_bytes(), expected.as_bytes()))
+}
+
+/// Compares two byte strings in constant time (for a given length).
+pub fn same_bytes(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len()
         && given
             .iter()

@@ -25,6 +25,7 @@ struct Row {
     to_exponent: Option<i16>,
     from_name: Option<String>,
     to_name: Option<String>,
+    merchant_name: Option<String>,
 }
 
 pub async fn mini(conn: &mut PgConnection, user_id: Uuid, lang: Lang) -> sqlx::Result<Vec<String>> {
@@ -39,13 +40,14 @@ pub async fn mini(conn: &mut PgConnection, user_id: Uuid, lang: Lang) -> sqlx::R
         )
         SELECT t.tx_type, t.amount, t.fee, t.currency, t.from_user_id, t.created_at,
                t.to_currency, t.converted_amount, c.exponent, tc.exponent AS "to_exponent?",
-               fu.name AS "from_name?", coalesce(m.name, tu.name) AS "to_name?"
+               fu.name AS "from_name?", tu.name AS "to_name?", m.name AS "merchant_name?"
         FROM page JOIN transactions t ON t.seq = page.seq
         JOIN currencies c ON c.code = t.currency
         LEFT JOIN currencies tc ON tc.code = t.to_currency
         LEFT JOIN users fu ON fu.id = t.from_user_id
         LEFT JOIN users tu ON tu.id = t.to_user_id
-        LEFT JOIN merchant_payments mp ON mp.tx_id = t.tx_id
+        LEFT JOIN merchant_refunds mr ON mr.tx_id = t.tx_id
+        LEFT JOIN merchant_payments mp ON mp.tx_id = coalesce(mr.payment_tx_id, t.tx_id)
         LEFT JOIN merchants m ON m.id = mp.merchant_id
         ORDER BY t.seq DESC
         "#,
@@ -107,9 +109,13 @@ fn entry(row: Row, user_id: Uuid) -> Option<Entry> {
         },
         ("merchant_payment", true) => Entry::PaidMerchant {
             amount: shown(row.amount),
-            merchant: row.to_name.unwrap_or_default(),
+            merchant: row.merchant_name.unwrap_or_default(),
         },
-        ("merchant_payment", false) => return None,
+        ("merchant_refund", false) => Entry::MerchantRefund {
+            amount: shown(row.amount),
+            merchant: row.merchant_name.unwrap_or_default(),
+        },
+        ("merchant_payment" | "merchant_refund", _) => return None,
         ("voucher_refund", _) => Entry::VoucherReturned {
             amount: shown(row.amount),
         },

@@ -44,6 +44,31 @@ impl Sms {
         }
     }
 
+    /// To the customer: a business refunded (part of) a payment.
+    pub fn merchant_refunded(
+        &self,
+        r: Receipt,
+        amount: &Shown,
+        business: &str,
+        balance: &Shown,
+    ) -> String {
+        let (head, when, id, name) = (r.head(), r.when(), r.tx_id, business.to_uppercase());
+        match self.0 {
+            Lang::En => format!("{head} Confirmed. {name} refunded you {amount} on {when}. New balance is {balance}. Receipt {id}"),
+            Lang::Sw => format!("{head} Imethibitishwa. {name} amekurudishia {amount} tarehe {when}. Salio jipya ni {balance}. Risiti {id}"),
+        }
+    }
+
+    /// To the merchant's owner: a webhook endpoint that kept failing was
+    /// switched off.
+    pub fn webhook_disabled(&self, url: &str, days: i32) -> String {
+        let url: String = url.chars().take(60).collect();
+        match self.0 {
+            Lang::En => format!("ChainPay: your webhook endpoint {url} has failed for {days} days and was switched off. Fix it and register it again."),
+            Lang::Sw => format!("ChainPay: anwani yako ya webhook {url} imeshindwa kwa siku {days} na imezimwa. Irekebishe na uisajili tena."),
+        }
+    }
+
     /// To the merchant's owner: a customer paid the business.
     pub fn merchant_paid(
         &self,

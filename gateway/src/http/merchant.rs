@@ -1,9 +1,12 @@
 //! Paying a business (`/wallet/pay`, and the preview a customer confirms)
-//! and a business's statement for its owner (`/merchant/payments`, JSON or
-//! CSV).
+//! and the merchant API: the statement (`/merchant/payments`, JSON or CSV),
+//! refunds, and the owner's API keys. The merchant API takes the owner's
+//! own token (every scope) or one of the business's keys
+//! (`Authorization: Bearer cpk_…`, its scopes, rate limited per key).
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chainpay_core::{Amount, CurrencyCode};
@@ -14,19 +17,67 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::paging::{next_cursor, PageQuery};
-use super::session::AuthUser;
+use super::session::{bearer_token, AuthUser};
 use super::wallet::run_keyed;
 use super::AppState;
+use crate::auth::rate_limit::{self, Admission};
+use crate::config::RATE_WINDOW_SECONDS;
+use crate::merchants::keys::{self, KeyView, MerchantCaller, NewKey};
+use crate::merchants::webhooks::{self, DeliveryView, NewWebhook};
 use crate::merchants::{self, Kind, PaymentView};
 use crate::movements::merchant_pay::{PayOrder, PayPreview};
+use crate::movements::merchant_refund::RefundOrder;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(pay))
         .routes(routes!(preview_pay))
         .routes(routes!(payments))
+        .routes(routes!(refund))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+        .routes(routes!(register_webhook))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(redeliver))
+}
+
+/// A caller of the merchant API: the owner, or a live key of the business.
+pub struct MerchantAuth(pub MerchantCaller);
+
+impl FromRequestParts<AppState> for MerchantAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        if token.starts_with("cpk_") {
+            // Wrong, revoked and malformed keys all get the same 401.
+            let caller = keys::authenticate(state, token)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            let bucket = format!("key:{}", caller.key_id.unwrap_or_default());
+            let limit = state.settings.rate_limit_per_user;
+            if let Admission::Limited { retry_after_s } =
+                rate_limit::admit(&state.pool, &bucket, limit, RATE_WINDOW_SECONDS).await?
+            {
+                return Err(ApiError::RateLimited { retry_after_s });
+            }
+            return Ok(Self(caller));
+        }
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        let mut conn = state.pool.acquire().await?;
+        let merchant = merchants::owned_by(&mut conn, user.user_id)
+            .await?
+            .ok_or(ApiError::Forbidden)?;
+        Ok(Self(MerchantCaller::owner(
+            merchant.merchant_id,
+            user.user_id,
+        )))
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema, IntoParams)]
@@ -165,31 +216,30 @@ pub struct PaymentPage {
     pub next_cursor: Option<String>,
 }
 
-/// The caller's business's payments, newest first, paged; with `Accept:
-/// text/csv`, the same page as CSV.
+/// The business's payments, newest first, paged; with `Accept: text/csv`,
+/// the same page as CSV. The owner's token, or a key with `payments:read`.
 #[utoipa::path(get, path = "/merchant/payments", tag = "merchant", security(("bearer" = [])), params(StatementQuery),
     responses((status = 200, body = PaymentPage, content_type = "application/json"),
               (status = 200, description = "CSV: tx_id,created_at,amount,fee,currency,account,customer_name,customer_phone,note", content_type = "text/csv"),
               (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, description = "the caller owns no business", body = Problem)))]
+              (status = 403, description = "the caller owns no business, or the key lacks payments:read", body = Problem),
+              (status = 429, body = Problem)))]
 async fn payments(
     State(state): State<AppState>,
-    user: AuthUser,
+    MerchantAuth(caller): MerchantAuth,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<StatementQuery>,
 ) -> ApiResult<Response> {
+    caller.require("payments:read")?;
     let page = PageQuery {
         limit: query.limit,
         before: query.before.clone(),
     };
     let (limit, before) = (page.limit()?, page.before()?);
     let mut conn = state.pool.acquire().await?;
-    let merchant = merchants::owned_by(&mut conn, user.user_id)
-        .await?
-        .ok_or(ApiError::Forbidden)?;
     let rows = merchants::payments(
         &mut conn,
-        merchant.merchant_id,
+        caller.merchant_id,
         (query.from, query.to),
         before,
         limit,
@@ -209,7 +259,7 @@ async fn payments(
             .into_response());
     }
     Ok(Json(PaymentPage {
-        merchant_id: merchant.merchant_id,
+        merchant_id: caller.merchant_id,
         payments,
         next_cursor,
     })
@@ -250,4 +300,156 @@ fn csv(payments: &[PaymentView]) -> String {
         out.push_str("\r\n");
     }
     out
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefundRequest {
+    /// The payment's `tx_id`.
+    pub payment_id: uuid::Uuid,
+    /// Minor units; the rest of the payment when absent.
+    pub amount: Option<i64>,
+}
+
+/// Refund a payment in full or in part, within the refund window and never
+/// more than is left of it. The owner's token, or a key with
+/// `refunds:write`; `Idempotency-Key` makes a retry answer as the first.
+#[utoipa::path(post, path = "/merchant/refunds", tag = "merchant", security(("bearer" = [])), request_body = RefundRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 201, body = crate::transactions::TxView), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, description = "not one of this business's payments", body = Problem),
+              (status = 409, description = "more than is left, or past the refund window", body = Problem),
+              (status = 422, description = "insufficient_funds: the business's account cannot cover it", body = Problem),
+              (status = 429, body = Problem)))]
+async fn refund(
+    State(state): State<AppState>,
+    MerchantAuth(caller): MerchantAuth,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<RefundRequest>,
+) -> ApiResult<Response> {
+    caller.require("refunds:write")?;
+    let owner = caller.owner_id;
+    let order = RefundOrder::new(&state, caller, body.payment_id, body.amount).await?;
+    let fingerprint = format!(
+        "POST /merchant/refunds|{}|{:?}",
+        body.payment_id, body.amount
+    );
+    run_keyed(&state, &headers, owner, &fingerprint, &order).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct KeyRequest {
+    /// What the key is for (1 to 40 characters), e.g. `shop website`.
+    pub name: String,
+    /// Any of `payments:read`, `refunds:write`.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyView>,
+}
+
+/// Create an API key for the caller's business (the owner's own token
+/// only). The key is in this answer and never again.
+#[utoipa::path(post, path = "/merchant/api-keys", tag = "merchant", security(("bearer" = [])), request_body = KeyRequest,
+    responses((status = 201, body = NewKey), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, description = "the caller owns no business", body = Problem),
+              (status = 409, description = "too many live keys", body = Problem)))]
+async fn create_key(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<KeyRequest>,
+) -> ApiResult<(StatusCode, Json<NewKey>)> {
+    let name = body.name.trim();
+    if !(1..=40).contains(&name.chars().count()) || name.chars().any(char::is_control) {
+        return Err(ApiError::Validation(
+            "name: 1 to 40 printable characters".into(),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(keys::create(&state, user.user_id, name, body.scopes).await?),
+    ))
+}
+
+/// The business's keys, by prefix, with their last use.
+#[utoipa::path(get, path = "/merchant/api-keys", tag = "merchant", security(("bearer" = [])),
+    responses((status = 200, body = KeyList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_keys(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<KeyList>> {
+    Ok(Json(KeyList {
+        keys: keys::list(&state, user.user_id).await?,
+    }))
+}
+
+/// Revoke a key: it stops working at once, on every instance.
+#[utoipa::path(delete, path = "/merchant/api-keys/{key_id}", tag = "merchant", security(("bearer" = [])),
+    params(("key_id" = uuid::Uuid, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked"), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn revoke_key(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(key_id): ApiPath<uuid::Uuid>,
+) -> ApiResult<StatusCode> {
+    keys::revoke(&state, user.user_id, key_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WebhookRequest {
+    /// `https://…` on a public address (plain http and private addresses
+    /// only with `CHAINPAY_WEBHOOK_ALLOW_PRIVATE=1`).
+    pub url: String,
+    /// Any of `payment.received`, `refund.completed`.
+    pub events: Vec<String>,
+}
+
+/// Register a webhook endpoint (the owner's own token only). Requests are
+/// signed by the Standard Webhooks rules with the `whsec_…` secret in this
+/// answer, shown once.
+#[utoipa::path(post, path = "/merchant/webhooks", tag = "merchant", security(("bearer" = [])), request_body = WebhookRequest,
+    responses((status = 201, body = NewWebhook), (status = 400, description = "a URL that is not https, does not resolve, or points at a private address", body = Problem),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, description = "too many endpoints", body = Problem)))]
+async fn register_webhook(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<WebhookRequest>,
+) -> ApiResult<(StatusCode, Json<NewWebhook>)> {
+    let created = webhooks::register(&state, user.user_id, &body.url, body.events).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryList {
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// An endpoint's delivery log, newest first.
+#[utoipa::path(get, path = "/merchant/webhooks/{id}/deliveries", tag = "merchant", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The endpoint's webhook_id")),
+    responses((status = 200, body = DeliveryList), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn list_deliveries(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<uuid::Uuid>,
+) -> ApiResult<Json<DeliveryList>> {
+    Ok(Json(DeliveryList {
+        deliveries: webhooks::deliveries(&state, user.user_id, id).await?,
+    }))
+}
+
+/// Send a delivery again now, with the same event id.
+#[utoipa::path(post, path = "/merchant/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "merchant", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The endpoint's webhook_id"), ("delivery_id" = i64, Path, description = "The delivery")),
+    responses((status = 200, body = DeliveryView), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn redeliver(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath((id, delivery_id)): ApiPath<(uuid::Uuid, i64)>,
+) -> ApiResult<Json<DeliveryView>> {
+    Ok(Json(
+        webhooks::redeliver(&state, user.user_id, id, delivery_id).await?,
+    ))
 }

@@ -135,7 +135,7 @@ async fn unbalanced_entries(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrep
 async fn negative_wallets(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrepancy>> {
     let negatives = sqlx::query!(
         "SELECT id, currency, balance FROM accounts
-         WHERE kind IN ('wallet', 'agent_float', 'voucher_liability') AND balance < 0 ORDER BY id"
+         WHERE kind IN ('wallet', 'agent_float', 'merchant', 'voucher_liability') AND balance < 0 ORDER BY id"
     )
     .fetch_all(conn)
     .await?;

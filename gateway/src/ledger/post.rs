@@ -73,7 +73,10 @@ pub async fn post(
             balances,
         }),
         Err(sqlx::Error::Database(e))
-            if e.constraint() == Some("accounts_wallet_not_overdrawn") =>
+            if matches!(
+                e.constraint(),
+                Some("accounts_wallet_not_overdrawn" | "accounts_merchant_not_overdrawn")
+            ) =>
         {
             Err(PostError::InsufficientFunds)
         }
@@ -110,7 +113,8 @@ async fn lock_and_check(
         );
         if row.balance - row.locked + delta < 0 {
             match row.kind.as_str() {
-                "wallet" => return Err(PostError::InsufficientFunds),
+                // A merchant's account, like a wallet, never goes negative.
+                "wallet" | "merchant" => return Err(PostError::InsufficientFunds),
                 "agent_float" => return Err(PostError::InsufficientFloat),
                 _ => {}
             }

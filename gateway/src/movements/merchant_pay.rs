@@ -25,7 +25,7 @@ use super::Operation;
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::Error;
 use crate::ledger::accounts::AccountRef;
-use crate::merchants::{self, Kind, Merchant};
+use crate::merchants::{self, webhooks, Kind, Merchant};
 use crate::rules::Rules;
 use crate::state::AppState;
 use crate::transactions::TxView;
@@ -95,6 +95,19 @@ impl PayOrder {
         })
     }
 
+    /// What the merchant's `payment.received` webhook says.
+    fn event(
+        &self,
+        tx_id: Uuid,
+        fee: i64,
+        customer: &Person,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Value {
+        json!({"payment_id": tx_id, "amount": self.amount.minor(), "fee": fee, "currency": self.currency.as_str(),
+               "account": self.account, "note": self.note, "customer_name": customer.party.name,
+               "customer_phone": customer.party.phone, "created_at": at})
+    }
+
     /// The business's name, without moving money.
     pub async fn preview(&self, state: &AppState) -> Result<PayPreview, Error> {
         let rules = state.rules.get(&state.pool).await?;
@@ -129,6 +142,9 @@ impl Operation for PayOrder {
                "amount": self.amount.minor(), "currency": self.currency.as_str()})
     }
 
+    // Longer than most: pricing, the AML gate, the entry, booking with both
+    // SMS, the payment row, the webhook event and the report, in order, in
+    // one transaction.
     async fn execute(
         &self,
         conn: &mut PgConnection,
@@ -199,6 +215,8 @@ impl Operation for PayOrder {
         )
         .execute(&mut *conn)
         .await?;
+        let event = self.event(tx_id, fee, customer, booked.movement.facts.created_at);
+        webhooks::enqueue(conn, merchant.id, "payment.received", event).await?;
         parties::file_report(conn, report, self.customer_id, tx_id, detail).await?;
         Ok(booked.view(Some(customer.party.phone.clone()), None))
     }

@@ -12,6 +12,7 @@ pub mod cash_in;
 pub mod cash_out;
 pub mod conversion;
 pub mod merchant_pay;
+pub mod merchant_refund;
 pub mod parties;
 pub mod transfer;
 

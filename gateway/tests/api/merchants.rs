@@ -338,3 +338,421 @@ async fn a_feature_phone_pays_a_till_and_a_paybill_seeing_the_name_before_the_pi
     assert_eq!(account.as_deref(), Some("ACC-77"));
     app.assert_balanced().await;
 }
+
+async fn pay_till(app: &TestApp, token: &str, till: &Value, amount: i64) -> Value {
+    let paid = app
+        .post(
+            "/api/v1/wallet/pay",
+            Some(token),
+            json!({"till": till["number"], "amount": amount, "currency": "KES"}),
+        )
+        .await;
+    assert_eq!(paid.status(), StatusCode::CREATED);
+    paid.json().await.unwrap()
+}
+
+async fn new_key(app: &TestApp, owner: &str, scopes: Value) -> Value {
+    let created = app
+        .post(
+            "/api/v1/merchant/api-keys",
+            Some(owner),
+            json!({"name": "shop website", "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    created.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_key_works_within_its_scopes_and_stops_the_moment_it_is_revoked() {
+    let app = spawn_app().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    pay_till(&app, &customer, &till, 5_000).await;
+    let owner = app.token(OWNER, "5831").await;
+    let created = new_key(&app, &owner, json!(["payments:read"])).await;
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(&format!("cpk_{}_", created["prefix"].as_str().unwrap())));
+    let digest: Vec<u8> = sqlx::query_scalar("SELECT key_digest FROM merchant_api_keys")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(digest.len(), 32, "only a digest is kept");
+    assert_ne!(digest, key.as_bytes());
+
+    let page = app.get_json("/api/v1/merchant/payments", &key).await;
+    assert_eq!(page["payments"][0]["amount"], 5_000);
+    let listed = app.get_json("/api/v1/merchant/api-keys", &owner).await;
+    assert_eq!(listed["keys"][0]["prefix"], created["prefix"]);
+    assert!(listed["keys"][0]["last_used_at"].is_string());
+    assert!(listed["keys"][0].get("key").is_none());
+
+    let payment = page["payments"][0]["tx_id"].clone();
+    let out_of_scope = app
+        .post(
+            "/api/v1/merchant/refunds",
+            Some(&key),
+            json!({"payment_id": payment}),
+        )
+        .await;
+    assert_problem(out_of_scope, StatusCode::FORBIDDEN, "forbidden").await;
+    let keys_need_the_owner = app
+        .post(
+            "/api/v1/merchant/api-keys",
+            Some(&key),
+            json!({"name": "x", "scopes": ["payments:read"]}),
+        )
+        .await;
+    assert_problem(
+        keys_need_the_owner,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let unknown_scope = app
+        .post(
+            "/api/v1/merchant/api-keys",
+            Some(&owner),
+            json!({"name": "x", "scopes": ["everything"]}),
+        )
+        .await;
+    assert_problem(unknown_scope, StatusCode::BAD_REQUEST, "validation_error").await;
+    let forged = format!("{}0", &key[..key.len() - 1]);
+    assert_problem(
+        app.get("/api/v1/merchant/payments", &forged).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+
+    let revoked = app
+        .request(
+            Method::DELETE,
+            &format!(
+                "/api/v1/merchant/api-keys/{}",
+                created["key_id"].as_str().unwrap()
+            ),
+            Some(&owner),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let other = app.second_instance(|_| {}).await;
+    assert_problem(
+        app.get("/api/v1/merchant/payments", &key).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    assert_problem(
+        other.get("/api/v1/merchant/payments", &key).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_refund_never_exceeds_what_is_left_of_the_payment() {
+    let app = spawn_app().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    let start = app.balance(&customer, "KES").await;
+    let paid = pay_till(&app, &customer, &till, 10_000).await;
+    let owner = app.token(OWNER, "5831").await;
+    let refund = |amount: Option<i64>| json!({"payment_id": paid["tx_id"], "amount": amount});
+
+    let first = app
+        .post(
+            "/api/v1/merchant/refunds",
+            Some(&owner),
+            refund(Some(4_000)),
+        )
+        .await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(app.balance(&customer, "KES").await, start - 6_000);
+    assert!(app
+        .last_sms(USER_PHONE)
+        .await
+        .contains("CHAI CORNER refunded you KES 40.00"));
+    let over = app
+        .post(
+            "/api/v1/merchant/refunds",
+            Some(&owner),
+            refund(Some(6_001)),
+        )
+        .await;
+    assert_problem(over, StatusCode::CONFLICT, "conflict").await;
+    // The merchant kept KES 99.00 of KES 100.00 (its fee is not returned), so
+    // the rest (KES 60.00) needs more money in its account first.
+    let short = app
+        .post("/api/v1/merchant/refunds", Some(&owner), refund(None))
+        .await;
+    assert_problem(
+        short,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    )
+    .await;
+    app.verified_user("+254711300009", "Otieno Ouma", 0).await;
+    app.fund("+254711300009", "KES", 5_000).await;
+    let other = app.token("+254711300009", "5831").await;
+    pay_till(&app, &other, &till, 2_000).await;
+
+    // With a key and a retried Idempotency-Key, the rest is refunded once.
+    let key = new_key(&app, &owner, json!(["refunds:write"])).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        let rest = app
+            .request(Method::POST, "/api/v1/merchant/refunds", Some(&key))
+            .header("Idempotency-Key", "refund-rest")
+            .json(&refund(None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rest.status(), StatusCode::CREATED);
+    }
+    assert_eq!(
+        app.balance(&customer, "KES").await,
+        start,
+        "refunded in full, once"
+    );
+    let again = app
+        .post("/api/v1/merchant/refunds", Some(&owner), refund(Some(1)))
+        .await;
+    assert_problem(again, StatusCode::CONFLICT, "conflict").await;
+    let refunds: i64 = sqlx::query_scalar("SELECT count(*) FROM merchant_refunds")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(refunds, 2);
+    let not_ours = app
+        .post(
+            "/api/v1/merchant/refunds",
+            Some(&owner),
+            json!({"payment_id": uuid::Uuid::new_v4()}),
+        )
+        .await;
+    assert_problem(not_ours, StatusCode::NOT_FOUND, "not_found").await;
+
+    let (mut s, _) = Session::dial(&app, USER_PHONE).await;
+    let statement = s.keys(&["6", DEMO_PIN]).await;
+    assert!(statement.contains("refund from Chai Corner"), "{statement}");
+    app.assert_balanced().await;
+}
+
+/// A webhook receiver started by the test: it records every request and
+/// answers 500 to the first `fail_first` of them.
+#[derive(Clone)]
+struct Receiver {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    fail_first: usize,
+}
+
+async fn receiver(fail_first: usize) -> (String, Receiver) {
+    async fn hook(
+        axum::extract::State(r): axum::extract::State<Receiver>,
+        headers: axum::http::HeaderMap,
+        body: String,
+    ) -> StatusCode {
+        let mut seen = r.seen.lock().unwrap();
+        seen.push((headers, body));
+        if seen.len() <= r.fail_first {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::NO_CONTENT
+        }
+    }
+    let r = Receiver {
+        seen: Default::default(),
+        fail_first,
+    };
+    let router = axum::Router::new()
+        .route("/hook", axum::routing::post(hook))
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (url, r)
+}
+
+/// Verifies a request by the Standard Webhooks rules: the signature over
+/// `id.timestamp.body` under the secret, and a timestamp within five
+/// minutes of `now`.
+fn verifies(secret: &str, headers: &axum::http::HeaderMap, body: &str, now: i64) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+    let (id, timestamp) = (header("webhook-id"), header("webhook-timestamp"));
+    let Ok(ts) = timestamp.parse::<i64>() else {
+        return false;
+    };
+    if (now - ts).abs() > 300 {
+        return false;
+    }
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    header("webhook-signature")
+        .split(' ')
+        .any(|s| s == expected)
+}
+
+async fn webhook_app() -> TestApp {
+    spawn_with(TestOptions {
+        configure: |settings| {
+            settings.webhook_allow_private = true;
+            settings.webhook_first_retry_ms = 50;
+        },
+        ..TestOptions::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn webhooks_arrive_signed_and_a_failing_receiver_gets_the_same_event_until_it_succeeds() {
+    let app = webhook_app().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let owner = app.token(OWNER, "5831").await;
+    let (url, hooks) = receiver(5).await;
+    let endpoint = app
+        .post(
+            "/api/v1/merchant/webhooks",
+            Some(&owner),
+            json!({"url": url, "events": ["payment.received", "refund.completed"]}),
+        )
+        .await;
+    assert_eq!(endpoint.status(), StatusCode::CREATED);
+    let endpoint: Value = endpoint.json().await.unwrap();
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    let paid = pay_till(&app, &customer, &till, 12_000).await;
+    let seen = eventually("six tries of the payment webhook", secs(30), async || {
+        let seen = hooks.seen.lock().unwrap().clone();
+        (seen.len() >= 6).then_some(seen)
+    })
+    .await;
+    let ids: Vec<String> = seen
+        .iter()
+        .map(|(h, _)| h["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        ids.iter().all(|id| id == &ids[0] && id.starts_with("msg_")),
+        "one event, one id: {ids:?}"
+    );
+    let (headers, body) = seen.last().unwrap().clone();
+    let now = chrono::Utc::now().timestamp();
+    assert!(
+        verifies(&secret, &headers, &body, now),
+        "the signature verifies"
+    );
+    assert!(
+        !verifies(&secret, &headers, &body.replace("12000", "99000"), now),
+        "a tampered body fails"
+    );
+    assert!(
+        !verifies(&secret, &headers, &body, now + 600),
+        "an old timestamp fails"
+    );
+    let event: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["type"], "payment.received");
+    assert_eq!(event["data"]["payment_id"], paid["tx_id"]);
+    assert_eq!(event["data"]["amount"], 12_000);
+
+    let log_path = format!(
+        "/api/v1/merchant/webhooks/{}/deliveries",
+        endpoint["webhook_id"].as_str().unwrap()
+    );
+    let log = eventually("the delivery to be recorded", secs(10), async || {
+        let log = app.get_json(&log_path, &owner).await;
+        (log["deliveries"][0]["status"] == "DELIVERED").then_some(log)
+    })
+    .await;
+    assert_eq!(log["deliveries"][0]["attempts"], 6);
+    assert_eq!(log["deliveries"][0]["event_id"], ids[0].as_str());
+    let after_success = hooks.seen.lock().unwrap().len();
+    assert_eq!(after_success, 6, "nothing more once it succeeded");
+
+    // A refund is its own event; a redelivery repeats an event's id.
+    let refund = app
+        .post(
+            "/api/v1/merchant/refunds",
+            Some(&owner),
+            json!({"payment_id": paid["tx_id"], "amount": 2_000}),
+        )
+        .await;
+    assert_eq!(refund.status(), StatusCode::CREATED);
+    let refunded = eventually("the refund webhook", secs(10), async || {
+        let seen = hooks.seen.lock().unwrap().clone();
+        (seen.len() > after_success).then(|| seen.last().unwrap().clone())
+    })
+    .await;
+    let event: Value = serde_json::from_str(&refunded.1).unwrap();
+    assert_eq!(event["type"], "refund.completed");
+    assert_ne!(refunded.0["webhook-id"], headers["webhook-id"]);
+    let delivery = log["deliveries"][0]["delivery_id"].as_i64().unwrap();
+    let again = app
+        .post(
+            &format!("{log_path}/{delivery}/redeliver"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let repeated = eventually("the redelivery", secs(10), async || {
+        let seen = hooks.seen.lock().unwrap().clone();
+        (seen.len() > after_success + 1).then(|| seen.last().unwrap().clone())
+    })
+    .await;
+    assert_eq!(repeated.0["webhook-id"].to_str().unwrap(), ids[0]);
+}
+
+#[tokio::test]
+async fn a_webhook_url_on_a_private_address_is_refused_unless_allowed() {
+    let app = spawn_app().await;
+    register(&app, OWNER, "Chai Corner", "till").await;
+    let owner = app.token(OWNER, "5831").await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "https://127.0.0.1/hook",
+        "https://10.0.0.8/hook",
+        "https://169.254.169.254/latest",
+        "https://[::1]/hook",
+        "https://user:pw@127.0.0.1/",
+        "ftp://example.com/",
+        "not a url",
+    ] {
+        let refused = app
+            .post(
+                "/api/v1/merchant/webhooks",
+                Some(&owner),
+                json!({"url": url, "events": ["payment.received"]}),
+            )
+            .await;
+        assert_problem(refused, StatusCode::BAD_REQUEST, "validation_error").await;
+    }
+    let unknown_event = app
+        .post(
+            "/api/v1/merchant/webhooks",
+            Some(&owner),
+            json!({"url": "https://8.8.8.8/hook", "events": ["everything"]}),
+        )
+        .await;
+    assert_problem(unknown_event, StatusCode::BAD_REQUEST, "validation_error").await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM merchant_webhooks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing refused is stored");
+}

@@ -108,13 +108,22 @@ async fn a_voucher_is_bought_with_its_code_by_sms_and_a_signed_form_that_verifie
         sent.iter().any(|m| m.contains(&grouped)).then_some(())
     })
     .await;
-    let erased: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT sealed_message FROM sms_outbox WHERE tx_id = $1::uuid")
-            .bind(voucher["tx_id"].as_str().unwrap())
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert!(erased.is_none(), "the sealed copy is erased once sent");
+    // Africa's Talking has it; the worker then records it sent and erases
+    // the sealed copy.
+    eventually(
+        "the sealed copy to be erased once sent",
+        secs(20),
+        async || {
+            let erased: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT sealed_message FROM sms_outbox WHERE tx_id = $1::uuid")
+                    .bind(voucher["tx_id"].as_str().unwrap())
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
+            erased.is_none().then_some(())
+        },
+    )
+    .await;
     let listed = app.get_json("/api/v1/vouchers", &buyer).await;
     assert_eq!(listed["vouchers"][0]["status"], "ACTIVE");
     assert!(listed["vouchers"][0].get("code").is_none());

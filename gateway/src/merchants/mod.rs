@@ -5,6 +5,10 @@
 //! are movements (`movements::merchant_pay`); this module is who they are
 //! and what they were paid.
 
+pub mod keys;
+pub mod outbound;
+pub mod webhooks;
+
 use chainpay_core::Lang;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,122 @@
+//! Where a webhook may be sent. A webhook URL is attacker-controlled input:
+//! unless `CHAINPAY_WEBHOOK_ALLOW_PRIVATE=1` (development, tests), only
+//! `https` to public addresses; the host is resolved here, every address
+//! it resolves to must be public, and the request then goes to the address
+//! checked (so a DNS answer cannot change between the check and the
+//! connection), without following redirects.
+
+use std::net::{IpAddr, SocketAddr};
+
+use reqwest::Url;
+
+use crate::error::Error;
+
+/// A URL checked for sending, with the address to connect to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: Url,
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+/// Whether an address is one an outside caller must never make us reach:
+/// loopback, private, link-local, carrier-grade NAT, unspecified,
+/// broadcast, multicast, documentation, unique-local, or IPv4 mapped onto
+/// any of those.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (b & 0xc0) == 64)
+                || (a == 198 && (b & 0xfe) == 18)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// Checks `raw` and resolves its host; refused with a clear reason.
+pub async fn check(raw: &str, allow_private: bool) -> Result<Target, Error> {
+    let refuse = |why: &str| Error::Validation(format!("url: {why}"));
+    let url = Url::parse(raw.trim()).map_err(|_| refuse("not a URL"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_private => {}
+        _ => return Err(refuse("must be https")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("must not carry credentials"));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| refuse("has no host"))?
+        .to_owned();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| refuse("has no port"))?;
+    let lookup = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
+        .await
+        .map_err(|_| refuse("its host does not resolve"))?
+        .collect();
+    let addr = *addrs
+        .first()
+        .ok_or_else(|| refuse("its host does not resolve"))?;
+    if !allow_private && addrs.iter().any(|a| is_private(a.ip())) {
+        return Err(refuse(
+            "points at a private, loopback or link-local address",
+        ));
+    }
+    Ok(Target {
+        url,
+        host: lookup,
+        addr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_recognised() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "41.90.64.1", "2001:4860:4860::8888"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+    }
+}

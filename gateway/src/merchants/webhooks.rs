@@ -1,0 +1,392 @@
+//! Webhooks to merchants' apps, by the Standard Webhooks specification
+//! (standardwebhooks.com): each request carries `webhook-id` (the event's
+//! stable `msg_…` id), `webhook-timestamp` (Unix seconds) and
+//! `webhook-signature: v1,<base64 HMAC-SHA256>` over `id.timestamp.body`
+//! under the endpoint's `whsec_…` secret; the body is `{type, timestamp,
+//! data}`.
+//!
+//! An event is written in the movement's own transaction ([`enqueue`]), with
+//! a delivery per subscribed endpoint; the `webhooks` job sends what is due
+//! ([`deliver_due`]), retrying failures with exponential backoff from
+//! `CHAINPAY_WEBHOOK_FIRST_RETRY_MS` (capped at ten hours) for up to
+//! [`MAX_ATTEMPTS`] tries. An endpoint whose deliveries have all failed for
+//! [`DISABLE_AFTER_DAYS`] days is disabled and its owner told by SMS.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use chainpay_core::crypto::random_bytes;
+use chainpay_core::notify::Sms;
+use chainpay_core::Lang;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::outbound;
+use super::owned_by;
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::{Error, Missing};
+use crate::state::AppState;
+
+/// What an endpoint may subscribe to.
+pub const EVENTS: &[&str] = &["payment.received", "refund.completed"];
+/// Tries of one delivery before it is given up.
+pub const MAX_ATTEMPTS: i32 = 12;
+/// An endpoint failing every delivery this long is disabled.
+pub const DISABLE_AFTER_DAYS: i32 = 5;
+/// Endpoints one business may register.
+const MAX_ENDPOINTS: i64 = 10;
+/// Deliveries sent per pass.
+const BATCH: usize = 20;
+/// How long a claimed delivery is held before another pass may retry it.
+const LEASE_S: f64 = 60.0;
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between two tries.
+const MAX_BACKOFF_MS: u64 = 10 * 3600 * 1000;
+
+/// An endpoint as it is registered: the only time `secret` is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewWebhook {
+    pub webhook_id: Uuid,
+    pub url: String,
+    pub events: Vec<String>,
+    /// `whsec_…`: verify each request's `webhook-signature` with it.
+    pub secret: String,
+}
+
+/// One delivery in an endpoint's log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    pub delivery_id: i64,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `PENDING`, `DELIVERED` or `FAILED`.
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn signing_key(secret: &str) -> Result<Vec<u8>, Error> {
+    let encoded = secret
+        .strip_prefix("whsec_")
+        .ok_or_else(|| Error::internal("a webhook secret without its prefix"))?;
+    BASE64
+        .decode(encoded)
+        .map_err(|e| Error::internal(e.to_string()))
+}
+
+/// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
+pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String, Error> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&signing_key(secret)?)
+        .map_err(|e| Error::internal(e.to_string()))?;
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    Ok(format!("v1,{}", BASE64.encode(mac.finalize().into_bytes())))
+}
+
+/// Registers an endpoint for the caller's business; the URL is checked
+/// (see [`outbound`]) before anything is stored.
+pub async fn register(
+    state: &AppState,
+    owner: Uuid,
+    url: &str,
+    events: Vec<String>,
+) -> Result<NewWebhook, Error> {
+    if events.is_empty() || events.iter().any(|e| !EVENTS.contains(&e.as_str())) {
+        return Err(Error::Validation(format!(
+            "events: one or more of {}",
+            EVENTS.join(", ")
+        )));
+    }
+    let target = outbound::check(url, state.settings.webhook_allow_private).await?;
+    let mut tx = state.pool.begin().await?;
+    let merchant = owned_by(&mut tx, owner).await?.ok_or(Error::Forbidden)?;
+    let count = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM merchant_webhooks WHERE merchant_id = $1 AND status = 'ACTIVE'"#,
+        merchant.merchant_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if count >= MAX_ENDPOINTS {
+        return Err(Error::Conflict(format!(
+            "a business has at most {MAX_ENDPOINTS} webhook endpoints"
+        )));
+    }
+    let webhook_id = Uuid::new_v4();
+    let secret = format!("whsec_{}", BASE64.encode(random_bytes::<24>()));
+    let sealed = state
+        .keys
+        .master
+        .seal(secret.as_bytes(), webhook_id.as_bytes());
+    sqlx::query!(
+        "INSERT INTO merchant_webhooks (id, merchant_id, url, events, secret_sealed) VALUES ($1, $2, $3, $4, $5)",
+        webhook_id,
+        merchant.merchant_id,
+        target.url.as_str(),
+        &events,
+        sealed
+    )
+    .execute(&mut *tx)
+    .await?;
+    AuditEvent::new("merchant.webhook.register", Outcome::Success)
+        .actor(owner)
+        .subject(webhook_id)
+        .detail(
+            json!({"merchant": merchant.merchant_id, "url": target.url.as_str(), "events": events}),
+        )
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(NewWebhook {
+        webhook_id,
+        url: target.url.to_string(),
+        events,
+        secret,
+    })
+}
+
+/// Writes an event and its deliveries on the movement's connection, so they
+/// exist exactly when the movement does.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    merchant_id: Uuid,
+    event_type: &str,
+    data: Value,
+) -> Result<(), Error> {
+    let id = format!("msg_{}", hex::encode(random_bytes::<16>()));
+    let payload = json!({"type": event_type, "timestamp": Utc::now(), "data": data});
+    sqlx::query!(
+        "WITH event AS (INSERT INTO webhook_events (id, merchant_id, type, payload) VALUES ($1, $2, $3, $4) RETURNING id)
+         INSERT INTO webhook_deliveries (webhook_id, event_id)
+         SELECT w.id, event.id FROM merchant_webhooks w, event
+         WHERE w.merchant_id = $2 AND w.status = 'ACTIVE' AND $3 = ANY (w.events)",
+        id,
+        merchant_id,
+        event_type,
+        payload
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A delivery claimed for sending.
+struct Due {
+    id: i64,
+    webhook_id: Uuid,
+    attempts: i32,
+    url: String,
+    secret_sealed: Vec<u8>,
+    event_id: String,
+    payload: Value,
+}
+
+/// Sends what is due; returns how many were tried.
+pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
+    let mut tried = 0;
+    while tried < BATCH {
+        let Some(due) = claim(state).await? else {
+            break;
+        };
+        let result = send(state, &due).await;
+        record(state, &due, result).await?;
+        tried += 1;
+    }
+    Ok(tried)
+}
+
+async fn claim(state: &AppState) -> Result<Option<Due>, Error> {
+    Ok(sqlx::query_as!(
+        Due,
+        r#"WITH next AS (
+               SELECT d.id FROM webhook_deliveries d JOIN merchant_webhooks w ON w.id = d.webhook_id
+               WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() AND w.status = 'ACTIVE'
+               ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
+           UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $1)
+           FROM next, merchant_webhooks w, webhook_events e
+           WHERE d.id = next.id AND w.id = d.webhook_id AND e.id = d.event_id
+           RETURNING d.id, d.webhook_id, d.attempts, w.url, w.secret_sealed, d.event_id, e.payload"#,
+        LEASE_S
+    )
+    .fetch_optional(&state.pool)
+    .await?)
+}
+
+/// What one try came to: the receiver's status, or why there was none.
+type Sent = Result<u16, String>;
+
+async fn send(state: &AppState, due: &Due) -> Sent {
+    let secret = state
+        .keys
+        .master
+        .open(&due.secret_sealed, due.webhook_id.as_bytes())
+        .map_err(|_| "the endpoint's secret cannot be opened".to_owned())
+        .and_then(|s| {
+            String::from_utf8(s).map_err(|_| "the endpoint's secret is not text".to_owned())
+        })?;
+    // Checked again at every try: a name may resolve elsewhere by now.
+    let target = outbound::check(&due.url, state.settings.webhook_allow_private)
+        .await
+        .map_err(|e| e.to_string())?;
+    let body = due.payload.to_string();
+    let timestamp = Utc::now().timestamp();
+    let signature =
+        signature(&secret, &due.event_id, timestamp, &body).map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(SEND_TIMEOUT)
+        .resolve(&target.host, target.addr)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(target.url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &due.event_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("not delivered: {e}"))?;
+    Ok(response.status().as_u16())
+}
+
+/// Records a try: delivered on 2xx; otherwise retried later, or given up.
+async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
+    let (code, error) = match &sent {
+        Ok(code) if (200..300).contains(code) => (Some(*code), None),
+        Ok(code) => (Some(*code), Some(format!("the endpoint answered {code}"))),
+        Err(why) => (None, Some(why.clone())),
+    };
+    let mut tx = state.pool.begin().await?;
+    if error.is_none() {
+        sqlx::query!(
+            "UPDATE webhook_deliveries SET status = 'DELIVERED', delivered_at = now(), last_status_code = $2, last_error = NULL WHERE id = $1",
+            due.id,
+            code.map(i32::from)
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE merchant_webhooks SET failing_since = NULL WHERE id = $1",
+            due.webhook_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    let first = state.settings.webhook_first_retry_ms.max(1);
+    let backoff = first
+        .saturating_mul(1 << due.attempts.clamp(1, 30).saturating_sub(1))
+        .min(MAX_BACKOFF_MS);
+    let give_up = due.attempts >= MAX_ATTEMPTS;
+    sqlx::query!(
+        "UPDATE webhook_deliveries SET status = CASE WHEN $5 THEN 'FAILED' ELSE 'PENDING' END,
+                next_attempt_at = now() + make_interval(secs => $4), last_status_code = $2, last_error = $3 WHERE id = $1",
+        due.id,
+        code.map(i32::from),
+        error,
+        backoff as f64 / 1000.0,
+        give_up
+    )
+    .execute(&mut *tx)
+    .await?;
+    disable_if_failing(&mut tx, due.webhook_id).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Marks the endpoint failing; one failing for days is disabled and its
+/// owner told.
+async fn disable_if_failing(conn: &mut PgConnection, webhook_id: Uuid) -> Result<(), Error> {
+    let disabled = sqlx::query!(
+        r#"UPDATE merchant_webhooks w SET failing_since = coalesce(w.failing_since, now()),
+                  status = CASE WHEN w.failing_since < now() - make_interval(days => $2) THEN 'DISABLED' ELSE w.status END,
+                  disabled_at = CASE WHEN w.failing_since < now() - make_interval(days => $2) THEN now() ELSE w.disabled_at END
+           FROM merchants m JOIN users u ON u.id = m.owner_user_id
+           WHERE w.id = $1 AND m.id = w.merchant_id
+           RETURNING w.status, w.url, u.phone, u.language"#,
+        webhook_id,
+        DISABLE_AFTER_DAYS
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if disabled.status == "DISABLED" {
+        tracing::warn!(%webhook_id, "webhook endpoint disabled after failing for days");
+        let text = Sms(Lang::parse(&disabled.language))
+            .webhook_disabled(&disabled.url, DISABLE_AFTER_DAYS);
+        crate::sms::outbox::queue(&mut *conn, &disabled.phone, &text, None).await?;
+    }
+    Ok(())
+}
+
+/// An endpoint's deliveries, newest first (the newest 200).
+pub async fn deliveries(
+    state: &AppState,
+    owner: Uuid,
+    webhook_id: Uuid,
+) -> Result<Vec<DeliveryView>, Error> {
+    let mut conn = state.pool.acquire().await?;
+    let merchant = owned_by(&mut conn, owner).await?.ok_or(Error::Forbidden)?;
+    let known = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM merchant_webhooks WHERE id = $1 AND merchant_id = $2) AS "known!""#,
+        webhook_id,
+        merchant.merchant_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !known {
+        return Err(Error::NotFound(Missing::Webhook));
+    }
+    Ok(sqlx::query_as!(
+        DeliveryView,
+        r#"SELECT d.id AS delivery_id, d.event_id, e.type AS event_type, d.status, d.attempts, d.last_status_code, d.last_error,
+                  d.next_attempt_at, d.delivered_at, d.created_at
+           FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+           WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT 200"#,
+        webhook_id
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Sends a delivery again, now, with the same event id (the receiver
+/// de-duplicates by `webhook-id`).
+pub async fn redeliver(
+    state: &AppState,
+    owner: Uuid,
+    webhook_id: Uuid,
+    delivery_id: i64,
+) -> Result<DeliveryView, Error> {
+    let mut conn = state.pool.acquire().await?;
+    let merchant = owned_by(&mut conn, owner).await?.ok_or(Error::Forbidden)?;
+    sqlx::query_scalar!(
+        "UPDATE webhook_deliveries d SET status = 'PENDING', next_attempt_at = now()
+         FROM merchant_webhooks w
+         WHERE d.id = $1 AND d.webhook_id = $2 AND w.id = d.webhook_id AND w.merchant_id = $3 AND w.status = 'ACTIVE'
+         RETURNING d.id",
+        delivery_id,
+        webhook_id,
+        merchant.merchant_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(Error::NotFound(Missing::Delivery))?;
+    drop(conn);
+    deliveries(state, owner, webhook_id)
+        .await?
+        .into_iter()
+        .find(|d| d.delivery_id == delivery_id)
+        .ok_or(Error::NotFound(Missing::Delivery))
+}

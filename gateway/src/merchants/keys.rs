@@ -101,6 +101,9 @@ pub async fn create(
     }
     let mut tx = state.pool.begin().await?;
     let merchant = owned_by(&mut tx, owner).await?.ok_or(Error::Forbidden)?;
+    if merchant.status != "ACTIVE" {
+        return Err(Error::Conflict("this business is suspended".into()));
+    }
     let live = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM merchant_api_keys WHERE merchant_id = $1 AND revoked_at IS NULL"#,
         merchant.merchant_id

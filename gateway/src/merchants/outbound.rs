@@ -35,19 +35,35 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
+                || a >= 240
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
                 || (a == 100 && (b & 0xc0) == 64)
                 || (a == 198 && (b & 0xfe) == 18)
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let first = s[0];
+            // An IPv4 address carried inside (mapped, compatible, NAT64,
+            // 6to4) is judged as that address.
+            let v4_of = |hi: u16, lo: u16| {
+                std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            let embedded = if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0; 6] {
+                Some(v4_of(s[6], s[7]))
+            } else if first == 0x2002 {
+                Some(v4_of(s[1], s[2]))
+            } else {
+                v6.to_ipv4_mapped()
+            };
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
+                || (first & 0xffc0) == 0xfec0
+                || (first == 0x2001 && s[1] == 0x0db8)
+                || (first == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || embedded.is_some_and(|v4| is_private(IpAddr::V4(v4)))
         }
     }
 }
@@ -112,6 +128,10 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "240.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a00:1::",
+            "::a00:1",
         ] {
             assert!(is_private(private.parse().unwrap()), "{private}");
         }

@@ -81,7 +81,7 @@ async fn lock_payment(
     window_days: u32,
 ) -> Result<Refundable, Error> {
     let row = sqlx::query!(
-        r#"SELECT p.customer_id, p.amount, u.phone, u.language, m.name,
+        r#"SELECT p.customer_id, p.amount, u.phone, u.language, m.name, m.status AS merchant_status,
                   p.created_at > now() - make_interval(days => $3) AS "in_window!"
            FROM merchant_payments p JOIN transactions t ON t.tx_id = p.tx_id
            JOIN users u ON u.id = p.customer_id JOIN merchants m ON m.id = p.merchant_id
@@ -93,6 +93,10 @@ async fn lock_payment(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(Error::NotFound(Missing::MerchantPayment))?;
+    // A suspended business moves no money, whoever asks.
+    if row.merchant_status != "ACTIVE" {
+        return Err(Error::Conflict("this business is suspended".into()));
+    }
     if !row.in_window {
         return Err(Error::Conflict(format!(
             "payments can be refunded within {window_days} days"

@@ -209,6 +209,28 @@ async fn unknown_suspended_and_own_businesses_cannot_be_paid() {
         .await;
     assert_eq!(paid.status(), StatusCode::CREATED);
 
+    // A suspended business moves no money: its owner cannot refund.
+    let suspended_again = app
+        .post(
+            &format!("/api/v1/admin/merchants/{id}/suspend"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(suspended_again.status(), StatusCode::OK);
+    let payment: uuid::Uuid = sqlx::query_scalar("SELECT tx_id FROM merchant_payments LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let owner_token = app.token(OWNER, "5831").await;
+    let frozen = app
+        .post(
+            "/api/v1/merchant/refunds",
+            Some(&owner_token),
+            json!({"payment_id": payment}),
+        )
+        .await;
+    assert_problem(frozen, StatusCode::CONFLICT, "conflict").await;
     let twice = app
         .post(
             "/api/v1/admin/merchants",

@@ -159,7 +159,9 @@ pub async fn register(
 }
 
 /// Writes an event and its deliveries on the movement's connection, so they
-/// exist exactly when the movement does.
+/// exist exactly when the movement does; a business with no endpoint for
+/// the event gets no row (a payment's hot path writes nothing it would not
+/// read).
 pub async fn enqueue(
     conn: &mut PgConnection,
     merchant_id: Uuid,
@@ -169,10 +171,11 @@ pub async fn enqueue(
     let id = format!("msg_{}", hex::encode(random_bytes::<16>()));
     let payload = json!({"type": event_type, "timestamp": Utc::now(), "data": data});
     sqlx::query!(
-        "WITH event AS (INSERT INTO webhook_events (id, merchant_id, type, payload) VALUES ($1, $2, $3, $4) RETURNING id)
+        "WITH endpoints AS (SELECT id FROM merchant_webhooks WHERE merchant_id = $2 AND status = 'ACTIVE' AND $3 = ANY (events)),
+              event AS (INSERT INTO webhook_events (id, merchant_id, type, payload)
+                        SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM endpoints) RETURNING id)
          INSERT INTO webhook_deliveries (webhook_id, event_id)
-         SELECT w.id, event.id FROM merchant_webhooks w, event
-         WHERE w.merchant_id = $2 AND w.status = 'ACTIVE' AND $3 = ANY (w.events)",
+         SELECT endpoints.id, event.id FROM endpoints, event",
         id,
         merchant_id,
         event_type,

@@ -422,9 +422,38 @@ async function merchantsRegistered(page) {
   await page.reload();
   await rendered(page, 'Merchants');
   await page.locator('table.merchants tr', { hasText: 'Njeri Tailors' }).getByText('KES 495.00').waitFor();
+  // The business's own page: the payment, and a key the owner made, by prefix.
+  const key = await must(201, 'POST', '/merchant/api-keys', { token: owner.token, body: { name: 'till app', scopes: ['payments:read'] } });
+  await page.getByRole('link', { name: 'Njeri Tailors', exact: true }).click();
+  await rendered(page, 'Njeri Tailors');
+  await page.locator('table.payments tr', { hasText: 'KES 500.00' }).getByText('KES 5.00').waitFor();
+  await page.locator('table.keys tr', { hasText: `cpk_${key.prefix}_` }).getByText('till app').waitFor();
+  await page.getByText('No webhook endpoints.').waitFor();
+  assert.equal(await page.locator('table.keys').getByText(key.key).count(), 0, 'the secret is never shown');
+  await page.goBack();
+  await rendered(page, 'Merchants');
   await page.locator('table.merchants tr', { hasText: 'Njeri Tailors' }).getByRole('button', { name: 'Suspend' }).click();
   await page.locator('table.merchants tr', { hasText: 'Njeri Tailors' }).getByText('SUSPENDED').waitFor();
   assert.ok(owner.token);
+}
+
+async function apiExplorer(page) {
+  await page.goto(`${BASE}/docs`);
+  // Swagger UI, served from the binary, lists the merchant API and takes a token.
+  await page.locator('.opblock-summary-path', { hasText: '/api/v1/merchant/payment-requests' }).first().waitFor();
+  await page.getByRole('button', { name: /Authorize/ }).first().click();
+  const dialog = page.locator('.modal-ux');
+  await dialog.locator('input').first().fill(await login(CUSTOMER));
+  // Swagger UI labels its buttons for screen readers ("Apply credentials").
+  await dialog.locator('button.modal-btn.authorize').click();
+  await dialog.locator('button', { hasText: 'Logout' }).waitFor();
+  await dialog.locator('button.btn-done').click();
+  const balances = page.locator('.opblock', { has: page.locator('.opblock-summary-path', { hasText: /^\/api\/v1\/wallet\/balances$/ }) });
+  await balances.locator('.opblock-summary').click();
+  // Try it out is on from the start: Execute is there at once.
+  await balances.getByRole('button', { name: 'Execute' }).click();
+  await balances.locator('.response-col_status', { hasText: '200' }).first().waitFor();
+  await balances.locator('.response-col_description', { hasText: 'wallets' }).first().waitFor();
 }
 
 async function reconciliation(page) {
@@ -462,5 +491,6 @@ export const tests = [
   ['vouchers', 'a voucher’s signed form verifies in the browser and fails when altered', vouchersVerified],
   ['merchants', 'a till is registered, paid by a customer and suspended from the console', merchantsRegistered],
   ['reconciliation', 'all checks run from the console and the books reconcile with M-Pesa', reconciliation],
+  ['api-explorer', '/docs lists every route and tries one out with a bearer token', apiExplorer],
   ['every-page', 'every page renders its data within a second', everyPage],
 ].map(([slug, name, run], n) => ({ slug: `${String(n + 1).padStart(2, '0')}-${slug}`, name, run }));

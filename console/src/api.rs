@@ -567,3 +567,72 @@ pub struct Merchant {
 pub struct MerchantList {
     pub merchants: Vec<Merchant>,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MerchantPayment {
+    pub tx_id: String,
+    pub amount: i64,
+    pub fee: i64,
+    pub currency: String,
+    pub account: Option<String>,
+    pub note: Option<String>,
+    pub customer_name: String,
+    pub customer_phone: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MerchantRefund {
+    pub tx_id: String,
+    pub payment_id: String,
+    pub amount: i64,
+    pub currency: String,
+    pub requested_by: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct WebhookEndpoint {
+    pub webhook_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub status: String,
+    pub failing_since: Option<String>,
+    pub delivered: i64,
+    pub pending: i64,
+    pub failed: i64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct WebhookDelivery {
+    pub delivery_id: i64,
+    pub url: String,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MerchantKey {
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MerchantDetail {
+    pub merchant: Merchant,
+    pub payments: Vec<MerchantPayment>,
+    pub refunds: Vec<MerchantRefund>,
+    pub endpoints: Vec<WebhookEndpoint>,
+    pub deliveries: Vec<WebhookDelivery>,
+    pub keys: Vec<MerchantKey>,
+}

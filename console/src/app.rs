@@ -66,6 +66,7 @@ fn Shell(currencies: Currencies) -> impl IntoView {
                     <Route path=path!("/reconciliation") view=ReconciliationPage/>
                     <Route path=path!("/agents") view=AgentsPage/>
                     <Route path=path!("/merchants") view=MerchantsPage/>
+                    <Route path=path!("/merchants/:id") view=MerchantPage/>
                     <Route path=path!("/kyc") view=KycPage/>
                     <Route path=path!("/treasury") view=TreasuryPage/>
                     <Route path=path!("/vouchers") view=VouchersPage/>

@@ -35,6 +35,8 @@ pub enum Refusal {
     InsufficientFloat,
     /// No active merchant has that till or paybill number.
     MerchantUnknown,
+    /// The payment request was paid, declined or has expired.
+    RequestNotPending,
     /// Below the smallest amount this movement allows.
     BelowMinimum,
     /// No active voucher has that code (counts as a wrong guess).
@@ -79,6 +81,7 @@ impl Refusal {
             Refusal::AgentUnknown => "agent_unknown",
             Refusal::InsufficientFloat => "insufficient_float",
             Refusal::MerchantUnknown => "merchant_unknown",
+            Refusal::RequestNotPending => "request_not_pending",
             Refusal::BelowMinimum => "below_minimum",
             Refusal::VoucherUnknown => "voucher_unknown",
             Refusal::VoucherSpent => "voucher_spent",

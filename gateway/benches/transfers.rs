@@ -20,15 +20,12 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chainpay_gateway::db::embedded;
 use serde_json::json;
-use sqlx::ConnectOptions;
 use support::{recreate_database, target, Target};
 use uuid::Uuid;
 
@@ -43,20 +40,10 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn pgbench_binary() -> PathBuf {
-    let dir = embedded::find_binaries().unwrap();
-    let beside = dir.join("pgbench");
-    if beside.exists() {
-        beside
-    } else {
-        PathBuf::from("pgbench")
-    }
-}
-
 /// TPC-B tps from pgbench, excluding connection set-up.
 async fn pgbench_tps(target: &Target, seconds: usize) -> f64 {
     recreate_database(target, PGBENCH_DATABASE).await;
-    let binary = pgbench_binary();
+    let binary = support::pg_tool("pgbench");
     let init = Command::new(&binary)
         .args(&target.pgbench_args)
         .args(["-i", "-q", "-s", "10", PGBENCH_DATABASE])
@@ -90,60 +77,6 @@ async fn pgbench_tps(target: &Target, seconds: usize) -> f64 {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-/// Users, their funding and their tokens, made directly through the library
-/// (registration's Argon2 cost is not what this benchmark measures).
-async fn prepare_users(target: &Target, master_key: &str, users: usize) -> Vec<(String, String)> {
-    let state = support::app_state(target, BENCH_DATABASE, master_key).await;
-    let pin_hash =
-        chainpay_core::crypto::pin_hash::hash_pin(&chainpay_core::Pin::parse("5831").unwrap());
-    let ids: Vec<Uuid> = (0..users).map(|_| Uuid::new_v4()).collect();
-    let phones: Vec<String> = (0..users).map(|i| format!("+2547100{i:05}")).collect();
-    sqlx::query(
-        "INSERT INTO users (id, phone, name, pin_hash, kyc_status)
-         SELECT id, phone, 'Bench ' || phone, $3, 'VERIFIED' FROM unnest($1::uuid[], $2::text[]) AS u (id, phone)",
-    )
-    .bind(&ids)
-    .bind(&phones)
-    .bind(&pin_hash)
-    .execute(&state.pool)
-    .await
-    .unwrap();
-    let mut conn = state.pool.acquire().await.unwrap();
-    for id in &ids {
-        chainpay_gateway::seed::fund(&mut conn, &state.keys.tx_signing, *id, "KES", 10_000_000)
-            .await
-            .unwrap();
-    }
-    drop(conn);
-    // Screen them as registration would have, so no transfer screens inline.
-    let rules = state.rules.get(&state.pool).await.unwrap();
-    while chainpay_gateway::compliance::sanctions::rescreen_stale(
-        &state.pool,
-        &state.sanctions,
-        rules.sanctions_threshold,
-    )
-    .await
-    .unwrap()
-        > 0
-    {}
-    // Statistics, as autovacuum would have gathered on a live database.
-    let mut owner = target
-        .options
-        .clone()
-        .database(BENCH_DATABASE)
-        .connect()
-        .await
-        .unwrap();
-    sqlx::query("ANALYZE").execute(&mut owner).await.unwrap();
-    let tokens = ids
-        .iter()
-        .zip(&phones)
-        .map(|(id, phone)| (phone.clone(), state.jwt.issue(*id, "user", 0).unwrap().0))
-        .collect();
-    state.pool.close().await;
-    tokens
 }
 
 /// User + system CPU seconds of the processes whose command name is `name`
@@ -212,7 +145,9 @@ async fn main() {
     let url = (target.url_for)(BENCH_DATABASE);
     let master_key = chainpay_core::crypto::aead::MasterKey::generate().to_hex();
     println!("preparing {users} funded users ...");
-    let accounts = Arc::new(prepare_users(&target, &master_key, users).await);
+    let accounts = Arc::new(
+        support::funded_users(&target, BENCH_DATABASE, &master_key, users, 10_000_000).await,
+    );
     let (mut server, base) = start_gateway(&url, &master_key).await;
     let load = Load {
         client: reqwest::Client::builder()
@@ -249,40 +184,13 @@ async fn main() {
 
 /// The release gateway on `url`, once it answers `/readyz`.
 async fn start_gateway(url: &str, master_key: &str) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let server = Command::new(BINARY)
-        .args(["serve"])
-        .env("DATABASE_URL", url)
-        .env("CHAINPAY_MASTER_KEY", master_key)
-        .env("CHAINPAY_ADDR", &addr)
-        .env("CHAINPAY_RATE_LIMIT", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let addr = support::free_addr();
+    let server = support::spawn_gateway(BINARY, url, master_key, &addr, &[], None);
     let base = format!("http://{addr}");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    while client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .ok()
-        != Some(true)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        support::wait_ready(&base, Duration::from_secs(60)).await,
+        "server did not start"
+    );
     (server, base)
 }
 

@@ -71,6 +71,16 @@ fn locked_sentence(retry_after_s: Option<i64>) -> String {
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
+        // Text PostgreSQL cannot store (a NUL character, say) is the
+        // caller's mistake, whichever field carried it; the statement
+        // failed, so nothing of it was written.
+        let unstorable = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "22021" || code == "22P05");
+        if unstorable {
+            return Error::Validation("text must not contain NUL or unencodable characters".into());
+        }
         Error::Internal(error.into())
     }
 }
@@ -139,6 +149,7 @@ pub enum Missing {
     Merchant,
     ApiKey,
     MerchantPayment,
+    PaymentRequest,
     Webhook,
     Delivery,
     /// A transaction that exists but is not sealed into a block yet.
@@ -165,6 +176,7 @@ impl std::fmt::Display for Missing {
             Missing::Merchant => "merchant",
             Missing::ApiKey => "API key",
             Missing::MerchantPayment => "payment",
+            Missing::PaymentRequest => "payment request",
             Missing::Webhook => "webhook endpoint",
             Missing::Delivery => "delivery",
             Missing::UnsealedTransaction => "sealed block",

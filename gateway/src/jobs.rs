@@ -7,6 +7,7 @@
 //!   waiting or the oldest has waited `CHAINPAY_BLOCK_INTERVAL_S`;
 //! - SMS outbox: sends queued messages through Africa's Talking (0.5 s);
 //! - webhooks: sends merchants' due webhook deliveries (0.25 s);
+//! - payment requests: expires those past their time (5 s);
 //! - M-Pesa sweeper: asks STK Query about deposits whose callback is overdue
 //!   (expiring them at `MPESA_QUERY_DEADLINE_S`), and Transaction Status
 //!   about payouts whose answer is overdue;
@@ -52,6 +53,8 @@ const BLOCK_SEAL_PERIOD: Duration = Duration::from_secs(1);
 const RESCREEN_PERIOD: Duration = Duration::from_secs(10);
 /// How often due webhook deliveries are sent.
 const WEBHOOK_PERIOD: Duration = Duration::from_millis(250);
+/// How often payment requests past their time are expired.
+const REQUEST_EXPIRY_PERIOD: Duration = Duration::from_secs(5);
 /// How often vouchers past their expiry are refunded.
 const VOUCHER_EXPIRY_PERIOD: Duration = Duration::from_secs(5);
 /// How often the reconciliation job looks whether a run is due.
@@ -120,6 +123,13 @@ fn jobs(state: &AppState) -> Vec<Job> {
         }),
         Job::new("voucher_expiry", VOUCHER_EXPIRY_PERIOD, |state| {
             Box::pin(async move { Ok(crate::vouchers::expire_due(&state).await.map(|_| ())?) })
+        }),
+        Job::new("payment_request_expiry", REQUEST_EXPIRY_PERIOD, |state| {
+            Box::pin(async move {
+                Ok(crate::merchants::requests::expire_due(&state)
+                    .await
+                    .map(|_| ())?)
+            })
         }),
         Job::new("housekeeping", HOUSEKEEPING_PERIOD, |state| {
             Box::pin(async move { Ok(crate::housekeeping::prune(&state.pool).await.map(|_| ())?) })

@@ -14,7 +14,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 pub fn test_all() -> anyhow::Result<()> {
     run(cargo().args(["test", "--workspace"]))?;
-    browser_tests()
+    browser_tests()?;
+    crate::schema::check()?;
+    crate::reliability::crash_bank()
 }
 
 pub fn browser_tests() -> anyhow::Result<()> {
@@ -25,8 +27,28 @@ pub fn browser_tests() -> anyhow::Result<()> {
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&e2e))?;
     }
+    with_gateway("e2e", |base, data_dir| {
+        let screenshots = root().join("target/console-screenshots");
+        run(Command::new("node")
+            .arg("run.mjs")
+            .current_dir(&e2e)
+            .env("BASE_URL", base)
+            .env("CHAINPAY_BIN", root().join("target/debug/chainpay"))
+            .env("CHAINPAY_DATA_DIR", data_dir)
+            .env("CHROMIUM", CHROMIUM)
+            .env("SCREENSHOTS", &screenshots))
+    })
+}
+
+/// Builds the gateway, runs `chainpay serve` with demo data on its own
+/// embedded database (rate limits off) and calls `task` with its base URL
+/// and data directory; stops it and removes the data afterwards.
+pub fn with_gateway(
+    name: &str,
+    task: impl FnOnce(&str, &Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     run(cargo().args(["build", "-p", "chainpay-gateway", "--bin", "chainpay"]))?;
-    let data_dir = std::env::temp_dir().join(format!("chainpay-e2e-{}", std::process::id()));
+    let data_dir = std::env::temp_dir().join(format!("chainpay-{name}-{}", std::process::id()));
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -41,20 +63,10 @@ pub fn browser_tests() -> anyhow::Result<()> {
         .env_remove("DATABASE_URL")
         .spawn()
         .context("starting chainpay serve")?;
-    let tested = wait_ready(&base, &mut server).and_then(|()| {
-        let screenshots = root().join("target/console-screenshots");
-        run(Command::new("node")
-            .arg("run.mjs")
-            .current_dir(&e2e)
-            .env("BASE_URL", &base)
-            .env("CHAINPAY_BIN", root().join("target/debug/chainpay"))
-            .env("CHAINPAY_DATA_DIR", &data_dir)
-            .env("CHROMIUM", CHROMIUM)
-            .env("SCREENSHOTS", &screenshots))
-    });
+    let outcome = wait_ready(&base, &mut server).and_then(|()| task(&base, &data_dir));
     stop(&mut server);
     let _ = std::fs::remove_dir_all(&data_dir);
-    tested
+    outcome
 }
 
 /// Debian's Chromium, installed with apt when we may (as root, as CI runs).

@@ -8,10 +8,15 @@
 //! - `console --check` fails when `STAMP` does not match the sources, i.e.
 //!   the committed bundle is stale.
 //! - `test` runs the whole test suite: every Rust test, then the console's
-//!   browser tests in headless Chromium against a real gateway.
+//!   browser tests in headless Chromium against a real gateway, then the
+//!   schema check, then the reliability suite (see `reliability.rs`).
+//! - `crash` runs only the crash bank (`CRASH_SECONDS`, default 60).
+//! - `schema` runs only the schema check (schemathesis; see `schema.rs`).
 
 mod bundle;
 mod e2e;
+mod reliability;
+mod schema;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -28,8 +33,10 @@ fn main() -> ExitCode {
         ["console", "--check"] => bundle::check(),
         ["test"] => e2e::test_all(),
         ["e2e"] => e2e::browser_tests(),
+        ["crash"] => reliability::crash_bank(),
+        ["schema"] => schema::check(),
         _ => {
-            eprintln!("usage: cargo xtask console [--check] | test | e2e");
+            eprintln!("usage: cargo xtask console [--check] | test | e2e | crash | schema");
             return ExitCode::from(2);
         }
     };

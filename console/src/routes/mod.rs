@@ -21,7 +21,7 @@ pub use audit::AuditPage;
 pub use chain::{BlockPage, ChainPage, ProofPage};
 pub use channels::{MpesaPage, SmsPage};
 pub use ledger::{FxPage, LedgerPage};
-pub use merchants::MerchantsPage;
+pub use merchants::{MerchantPage, MerchantsPage};
 pub use overview::OverviewPage;
 pub use reconciliation::ReconciliationPage;
 pub use reversals::ReversalsPage;

@@ -1,8 +1,11 @@
 //! Messages of payments to merchants: the customer's receipt naming the
 //! business, and the merchant owner's notice of money received.
 
-use super::{Party, Receipt, Shown, Sms};
+use chrono::{DateTime, Utc};
+
+use super::{eat, Party, Receipt, Shown, Sms};
 use crate::lang::Lang;
+use crate::ussd::SERVICE_CODE;
 
 /// The business as a customer's message names it.
 pub struct Business<'a> {
@@ -56,6 +59,21 @@ impl Sms {
         match self.0 {
             Lang::En => format!("{head} Confirmed. {name} refunded you {amount} on {when}. New balance is {balance}. Receipt {id}"),
             Lang::Sw => format!("{head} Imethibitishwa. {name} amekurudishia {amount} tarehe {when}. Salio jipya ni {balance}. Risiti {id}"),
+        }
+    }
+
+    /// To the customer: a business asks them to pay, until `expires_at`.
+    pub fn payment_requested(
+        &self,
+        business: &str,
+        amount: &Shown,
+        reference: &str,
+        expires_at: DateTime<Utc>,
+    ) -> String {
+        let (name, until) = (business.to_uppercase(), eat(expires_at));
+        match self.0 {
+            Lang::En => format!("ChainPay: {name} asks you to pay {amount}, ref {reference}. To pay or decline, dial {SERVICE_CODE}, choose 10 Pay merchant, 3 Pending requests, before {until}. Ignore it if you did not expect it."),
+            Lang::Sw => format!("ChainPay: {name} anakuomba ulipe {amount}, kumb. {reference}. Kulipa au kukataa, piga {SERVICE_CODE}, chagua 10 Lipa biashara, 3 Maombi ya malipo, kabla ya {until}. Lipuuze kama hukulitarajia."),
         }
     }
 

@@ -335,3 +335,63 @@ fn refusals_read_as_plain_sentences() {
     .render();
     assert!(rendered.starts_with("END Not completed"));
 }
+
+#[test]
+fn a_pending_request_is_paid_with_the_pin_or_declined() {
+    let mut phone = Phone::registered();
+    con(phone.dial());
+    assert!(con(phone.press("10")).contains("3. Pending requests"));
+    assert!(matches!(phone.press("3"), Err(Effect::PendingRequests)));
+    assert!(end(phone.answer(Outcome::PaymentRequests(vec![]))).contains("no pending"));
+
+    let request = |n: u128, name: &str| PendingRequest {
+        id: Uuid::from_u128(n),
+        merchant: name.into(),
+        currency: "KES".into(),
+        amount: 50_000,
+        reference: format!("INV-{n}"),
+    };
+    let items: Vec<PendingRequest> = (1..=5).map(|n| request(n, "MAMA MBOGA")).collect();
+    con(phone.dial());
+    con(phone.press("10"));
+    let _ = phone.press("3");
+    let list = con(phone.answer(Outcome::PaymentRequests(items)));
+    assert!(list.contains("1. MAMA MBOGA KES 500.00") && list.contains("98 More"));
+    assert!(con(phone.press("98")).contains("5. MAMA MBOGA"));
+    let screen = con(phone.press("5"));
+    assert!(screen.contains("asks you to pay KES 500.00, ref INV-5"));
+    assert!(con(phone.press("7")).starts_with("Invalid choice."));
+    assert_eq!(con(phone.press("1")), "Enter PIN:");
+    let Err(Effect::ApproveRequest { id, .. }) = phone.press("5831") else {
+        panic!("expected the approval")
+    };
+    assert_eq!(id, Uuid::from_u128(5));
+    phone.assert_no_pin_stored("5831");
+    let done = end(phone.answer(Outcome::Sent {
+        reference: "ABC123".into(),
+        balance: 100_000,
+    }));
+    assert!(done.contains("KES 500.00 paid to MAMA MBOGA") && done.contains("KES 1,000.00"));
+
+    con(phone.dial());
+    con(phone.press("10"));
+    let _ = phone.press("3");
+    con(phone.answer(Outcome::PaymentRequests(vec![request(9, "DUKA")])));
+    con(phone.press("1"));
+    let Err(Effect::DeclineRequest { id }) = phone.press("2") else {
+        panic!("expected the decline")
+    };
+    assert_eq!(id, Uuid::from_u128(9));
+    assert!(end(phone.answer(Outcome::Done)).contains("declined"));
+
+    // Paid elsewhere in the meantime: the refusal is a sentence.
+    con(phone.dial());
+    con(phone.press("10"));
+    let _ = phone.press("3");
+    con(phone.answer(Outcome::PaymentRequests(vec![request(9, "DUKA")])));
+    con(phone.press("1"));
+    con(phone.press("1"));
+    let _ = phone.press("5831");
+    let refused = end(phone.answer(Outcome::Refused(Refusal::RequestNotPending)));
+    assert!(refused.contains("already paid, declined or has expired"));
+}

@@ -63,7 +63,7 @@ fn numbered(title: &str, options: &[String]) -> String {
 }
 
 /// The option a typed number picks, if any.
-fn pick<'a, T>(options: &'a [T], input: &str) -> Option<&'a T> {
+pub(super) fn pick<'a, T>(options: &'a [T], input: &str) -> Option<&'a T> {
     input
         .parse::<usize>()
         .ok()
@@ -98,6 +98,7 @@ fn wrong_pin(ctx: &Ctx, mut state: State, locked: bool) -> Step {
         | State::VoucherConfirm { tries, .. }
         | State::CashOutConfirm { tries, .. }
         | State::PayConfirm { tries, .. }
+        | State::RequestConfirm { tries, .. }
         | State::CashInConfirm { tries, .. }
         | State::FloatPin { tries }
         | State::AgentVoucherPin { tries, .. } => tries,
@@ -160,6 +161,14 @@ fn back(state: State, ctx: &Ctx) -> Step {
         State::AgentAmount { .. } | State::CashOutConfirm { .. } => {
             con(t.enter_agent_number(), State::AgentNumber)
         }
+        State::PayNumber { .. } | State::RequestChoose { .. } => con(t.pay_menu(), State::PayMenu),
+        State::RequestAction { .. } | State::RequestConfirm { .. } => Step::Do(
+            Effect::PendingRequests,
+            State::RequestChoose {
+                items: vec![],
+                page: 0,
+            },
+        ),
         State::CashInPhone
         | State::CashInAmount { .. }
         | State::CashInConfirm { .. }
@@ -244,6 +253,9 @@ pub fn input(state: State, raw: &str, ctx: &Ctx) -> Step {
         | State::PayAccount { .. }
         | State::PayAmount { .. }
         | State::PayConfirm { .. } => super::merchant::pay(state, input, ctx),
+        State::RequestChoose { .. }
+        | State::RequestAction { .. }
+        | State::RequestConfirm { .. } => super::merchant::requests(state, input, ctx),
         State::AgentMenu
         | State::CashInPhone
         | State::CashInAmount { .. }
@@ -578,21 +590,28 @@ fn convert(state: State, input: &str, ctx: &Ctx) -> Step {
     }
 }
 
-fn reverse_page(ctx: &Ctx, items: Vec<(Uuid, String)>, page: usize) -> Step {
-    let t = t(ctx);
-    let pages = items.len().div_ceil(PAGE_ITEMS).max(1);
+/// One page of a list numbered across pages, with `98 More` while more
+/// follow: the screen's text and the page it shows.
+pub(super) fn list_page(ctx: &Ctx, title: &str, labels: &[String], page: usize) -> (String, usize) {
+    let pages = labels.len().div_ceil(PAGE_ITEMS).max(1);
     let page = page.min(pages - 1);
-    let lines: Vec<String> = items
+    let lines: Vec<String> = labels
         .iter()
         .enumerate()
         .skip(page * PAGE_ITEMS)
         .take(PAGE_ITEMS)
-        .map(|(i, (_, label))| format!("{}. {label}", i + 1))
+        .map(|(i, label)| format!("{}. {label}", i + 1))
         .collect();
-    let mut text = format!("{}\n{}", t.choose_tx(), lines.join("\n"));
+    let mut text = format!("{title}\n{}", lines.join("\n"));
     if page + 1 < pages {
-        text = format!("{text}\n{}", t.more());
+        text = format!("{text}\n{}", t(ctx).more());
     }
+    (text, page)
+}
+
+fn reverse_page(ctx: &Ctx, items: Vec<(Uuid, String)>, page: usize) -> Step {
+    let labels: Vec<String> = items.iter().map(|(_, label)| label.clone()).collect();
+    let (text, page) = list_page(ctx, t(ctx).choose_tx(), &labels, page);
     con(text, State::ReverseChoose { items, page })
 }
 
@@ -754,6 +773,12 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             super::desk::outcome(state, result, ctx)
         }
         (state @ State::PayConfirm { .. }, result) => super::merchant::outcome(state, result, ctx),
+        (
+            state @ (State::RequestChoose { .. }
+            | State::RequestAction { .. }
+            | State::RequestConfirm { .. }),
+            result,
+        ) => super::merchant::requests_outcome(state, result, ctx),
         (
             state @ (State::VoucherAmount
             | State::VoucherConfirm { .. }

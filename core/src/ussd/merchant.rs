@@ -1,11 +1,12 @@
 //! Pay merchant (Lipa na M-Pesa's Buy Goods and Paybill): a till number,
 //! or a paybill number and the customer's account with the business; the
 //! amount; the business's name on the screen before the PIN. The customer
-//! pays no fee.
+//! pays no fee. *Pending requests* lists what businesses asked the caller
+//! to pay: each is paid with the PIN or declined.
 
 use super::counter::{amount_in, home_currency};
-use super::menu::{con, end, ended, fmt, home, pin_screen, t};
-use super::{Ctx, Effect, Outcome, State, Step};
+use super::menu::{con, end, ended, fmt, home, list_page, pick, pin_screen, t};
+use super::{Ctx, Effect, Outcome, PendingRequest, State, Step};
 use crate::refusal::Refusal;
 
 fn six_digits(input: &str) -> Option<String> {
@@ -29,6 +30,13 @@ pub(super) fn pay(state: State, input: &str, ctx: &Ctx) -> Step {
         State::PayMenu => match input {
             "1" => con(t.enter_till(), State::PayNumber { paybill: false }),
             "2" => con(t.enter_paybill(), State::PayNumber { paybill: true }),
+            "3" => Step::Do(
+                Effect::PendingRequests,
+                State::RequestChoose {
+                    items: vec![],
+                    page: 0,
+                },
+            ),
             _ => con(
                 format!("{}\n{}", t.invalid_choice(), t.pay_menu()),
                 State::PayMenu,
@@ -184,6 +192,80 @@ pub(super) fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             &merchant,
             &fmt(ctx, &currency, balance),
         )),
+        (_, result) => ended(result, ctx),
+    }
+}
+
+fn requests_page(ctx: &Ctx, items: Vec<PendingRequest>, page: usize) -> Step {
+    let t = t(ctx);
+    let labels: Vec<String> = items
+        .iter()
+        .map(|r| t.request_line(&r.merchant, &fmt(ctx, &r.currency, r.amount)))
+        .collect();
+    let (text, page) = list_page(ctx, t.pending_requests(), &labels, page);
+    con(text, State::RequestChoose { items, page })
+}
+
+fn request_screen(ctx: &Ctx, item: PendingRequest, hint: Option<&str>) -> Step {
+    let t = t(ctx);
+    let amount = fmt(ctx, &item.currency, item.amount);
+    let text = t.request_action(&item.merchant, &amount, &item.reference);
+    let text = match hint {
+        Some(hint) => format!("{hint}\n{text}"),
+        None => text,
+    };
+    con(text, State::RequestAction { item })
+}
+
+pub(super) fn requests(state: State, input: &str, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    match state {
+        State::RequestChoose { items, page } => {
+            if input == "98" {
+                return requests_page(ctx, items, page + 1);
+            }
+            match pick(&items, input) {
+                Some(item) => request_screen(ctx, item.clone(), None),
+                None => requests_page(ctx, items, page),
+            }
+        }
+        State::RequestAction { item } => match input {
+            "1" => con(t.enter_pin(), State::RequestConfirm { item, tries: 0 }),
+            "2" => Step::Do(
+                Effect::DeclineRequest { id: item.id },
+                State::RequestAction { item },
+            ),
+            _ => request_screen(ctx, item, Some(t.invalid_choice())),
+        },
+        State::RequestConfirm { item, tries } => {
+            let id = item.id;
+            let confirm = State::RequestConfirm { item, tries };
+            pin_screen(ctx, input, confirm, |pin| Effect::ApproveRequest {
+                id,
+                pin,
+            })
+        }
+        _ => home(ctx),
+    }
+}
+
+pub(super) fn requests_outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
+    let t = t(ctx);
+    match (state, result) {
+        (State::RequestChoose { .. }, Outcome::PaymentRequests(items)) if items.is_empty() => {
+            end(t.no_requests())
+        }
+        (State::RequestChoose { .. }, Outcome::PaymentRequests(items)) => {
+            requests_page(ctx, items, 0)
+        }
+        (State::RequestAction { .. }, Outcome::Done) => end(t.request_declined()),
+        (State::RequestConfirm { item, .. }, Outcome::Sent { reference, balance }) => end(t
+            .paid_merchant(
+                &reference,
+                &fmt(ctx, &item.currency, item.amount),
+                &item.merchant,
+                &fmt(ctx, &item.currency, balance),
+            )),
         (_, result) => ended(result, ctx),
     }
 }

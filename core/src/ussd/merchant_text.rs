@@ -6,8 +6,8 @@ use crate::lang::Lang;
 impl Texts {
     pub fn pay_menu(&self) -> &'static str {
         self.pick(
-            "Pay merchant\n1. Buy Goods (till)\n2. Paybill\n0 Back",
-            "Lipa biashara\n1. Nunua bidhaa (till)\n2. Lipa bili (paybill)\n0 Nyuma",
+            "Pay merchant\n1. Buy Goods (till)\n2. Paybill\n3. Pending requests\n0 Back",
+            "Lipa biashara\n1. Nunua bidhaa (till)\n2. Lipa bili (paybill)\n3. Maombi ya malipo\n0 Nyuma",
         )
     }
 
@@ -66,5 +66,35 @@ impl Texts {
             Lang::En => format!("{reference} Confirmed. {amount} paid to {merchant}. New balance {balance}. SMS to follow."),
             Lang::Sw => format!("{reference} Imethibitishwa. {amount} imelipwa kwa {merchant}. Salio jipya {balance}."),
         }
+    }
+
+    pub fn pending_requests(&self) -> &'static str {
+        self.pick("Pending requests:", "Maombi ya malipo:")
+    }
+
+    pub fn no_requests(&self) -> &'static str {
+        self.pick(
+            "You have no pending payment requests.",
+            "Huna maombi ya malipo yanayosubiri.",
+        )
+    }
+
+    /// A request in the list: the business and the amount.
+    pub fn request_line(&self, merchant: &str, amount: &str) -> String {
+        format!("{merchant} {amount}")
+    }
+
+    pub fn request_action(&self, merchant: &str, amount: &str, reference: &str) -> String {
+        match self.0 {
+            Lang::En => format!("{merchant} asks you to pay {amount}, ref {reference}.\n1. Pay\n2. Decline\n0 Back"),
+            Lang::Sw => format!("{merchant} anakuomba ulipe {amount}, kumb. {reference}.\n1. Lipa\n2. Kataa\n0 Nyuma"),
+        }
+    }
+
+    pub fn request_declined(&self) -> &'static str {
+        self.pick(
+            "Request declined. Nothing was paid.",
+            "Ombi limekataliwa. Hakuna kilicholipwa.",
+        )
     }
 }

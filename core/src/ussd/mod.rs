@@ -213,6 +213,19 @@ pub enum State {
         amount: i64,
         tries: u8,
     },
+    /// Payment requests from businesses, waiting for the caller.
+    RequestChoose {
+        items: Vec<PendingRequest>,
+        page: usize,
+    },
+    /// One request: pay it or decline it.
+    RequestAction {
+        item: PendingRequest,
+    },
+    RequestConfirm {
+        item: PendingRequest,
+        tries: u8,
+    },
     /// An agent's own menu.
     AgentMenu,
     CashInPhone,
@@ -253,6 +266,18 @@ pub enum State {
     },
     /// The session is over; any further input only repeats that.
     Ended,
+}
+
+/// A business's request that the caller pay it, as the menu lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    pub id: Uuid,
+    /// The business's name.
+    pub merchant: String,
+    pub currency: String,
+    pub amount: i64,
+    /// The business's own reference (an invoice or order number).
+    pub reference: String,
 }
 
 /// Work only the gateway can do. PINs live here, never in [`State`].
@@ -354,6 +379,15 @@ pub enum Effect {
         amount: i64,
         pin: Pin,
     },
+    /// The caller's pending payment requests.
+    PendingRequests,
+    ApproveRequest {
+        id: Uuid,
+        pin: Pin,
+    },
+    DeclineRequest {
+        id: Uuid,
+    },
     PreviewCashIn {
         phone: Msisdn,
         currency: String,
@@ -435,6 +469,8 @@ pub enum Outcome {
         /// The wallet's, or for an agent the float's, new balance.
         balance: i64,
     },
+    /// Payment requests waiting for the caller, oldest first.
+    PaymentRequests(Vec<PendingRequest>),
     /// The business a payment would go to.
     MerchantFound {
         name: String,
@@ -503,6 +539,9 @@ pub fn parse_amount(input: &str, exponent: u32) -> Option<i64> {
 
 #[cfg(test)]
 mod machine_tests;
+
+#[cfg(test)]
+mod machine_props;
 
 #[cfg(test)]
 mod tests {

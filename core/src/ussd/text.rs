@@ -371,6 +371,10 @@ impl Texts {
                 "no active business has that number",
                 "hakuna biashara hai yenye namba hiyo",
             ),
+            Refusal::RequestNotPending => pick(
+                "this request was already paid, declined or has expired",
+                "ombi hili limeshalipwa, limekataliwa au limepitwa na muda",
+            ),
             Refusal::BelowMinimum => pick(
                 "the amount is below the minimum",
                 "kiasi ni chini ya kiwango cha chini",
@@ -483,6 +487,7 @@ mod tests {
             Refusal::AgentUnknown,
             Refusal::InsufficientFloat,
             Refusal::MerchantUnknown,
+            Refusal::RequestNotPending,
             Refusal::BelowMinimum,
             Refusal::VoucherUnknown,
             Refusal::VoucherSpent,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use chainpay_gateway::db::{ClusterOptions, EmbeddedPostgres};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor};
+use uuid::Uuid;
 
 /// The server under test: connection options, plus the flags pgbench needs
 /// to reach it.
@@ -14,7 +15,8 @@ pub struct Target {
     pub options: PgConnectOptions,
     pub pgbench_args: Vec<String>,
     pub url_for: Box<dyn Fn(&str) -> String>,
-    _cluster: Option<EmbeddedPostgres>,
+    /// The embedded cluster, when the target is one.
+    pub cluster: Option<EmbeddedPostgres>,
 }
 
 pub async fn target() -> Target {
@@ -28,11 +30,16 @@ pub async fn target() -> Target {
             options,
             pgbench_args: vec!["-h".into(), host, "-p".into(), port, "-U".into(), user],
             url_for: Box::new(move |db| format!("{base}/{db}")),
-            _cluster: None,
+            cluster: None,
         };
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-pg");
-    let cluster = EmbeddedPostgres::ensure_running(&dir, ClusterOptions::default())
+    private_target(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-pg")).await
+}
+
+/// An embedded cluster of its own in `dir` (default durability), started
+/// if need be.
+pub async fn private_target(dir: &Path) -> Target {
+    let cluster = EmbeddedPostgres::ensure_running(dir, ClusterOptions::default())
         .await
         .unwrap();
     let socket = dir.canonicalize().unwrap().join("pg");
@@ -48,7 +55,7 @@ pub async fn target() -> Target {
         url_for: Box::new(move |db| {
             format!("postgres://chainpay@localhost/{db}?host={socket_text}")
         }),
-        _cluster: Some(cluster),
+        cluster: Some(cluster),
     }
 }
 
@@ -90,6 +97,152 @@ pub async fn app_state(
     chainpay_gateway::startup::build_state(settings, database.pool)
         .await
         .unwrap()
+}
+
+/// `users` KYC-verified users with `minor_each` KES each and a token apiece,
+/// as `(phone, token)`, made directly through the library (registration's
+/// Argon2 cost is not what the benchmarks measure).
+pub async fn funded_users(
+    target: &Target,
+    database: &str,
+    master_key: &str,
+    users: usize,
+    minor_each: i64,
+) -> Vec<(String, String)> {
+    let state = app_state(target, database, master_key).await;
+    let pin_hash =
+        chainpay_core::crypto::pin_hash::hash_pin(&chainpay_core::Pin::parse("5831").unwrap());
+    let ids: Vec<Uuid> = (0..users).map(|_| Uuid::new_v4()).collect();
+    let phones: Vec<String> = (0..users).map(|i| format!("+2547100{i:05}")).collect();
+    sqlx::query(
+        "INSERT INTO users (id, phone, name, pin_hash, kyc_status)
+         SELECT id, phone, 'Bench ' || phone, $3, 'VERIFIED' FROM unnest($1::uuid[], $2::text[]) AS u (id, phone)",
+    )
+    .bind(&ids)
+    .bind(&phones)
+    .bind(&pin_hash)
+    .execute(&state.pool)
+    .await
+    .unwrap();
+    let mut conn = state.pool.acquire().await.unwrap();
+    for id in &ids {
+        chainpay_gateway::seed::fund(&mut conn, &state.keys.tx_signing, *id, "KES", minor_each)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+    // Screen them as registration would have, so no transfer screens inline.
+    let rules = state.rules.get(&state.pool).await.unwrap();
+    while chainpay_gateway::compliance::sanctions::rescreen_stale(
+        &state.pool,
+        &state.sanctions,
+        rules.sanctions_threshold,
+    )
+    .await
+    .unwrap()
+        > 0
+    {}
+    // Statistics, as autovacuum would have gathered on a live database.
+    let mut owner = target
+        .options
+        .clone()
+        .database(database)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE").execute(&mut owner).await.unwrap();
+    let tokens = ids
+        .iter()
+        .zip(&phones)
+        .map(|(id, phone)| (phone.clone(), state.jwt.issue(*id, "user", 0).unwrap().0))
+        .collect();
+    state.pool.close().await;
+    tokens
+}
+
+/// `chainpay serve` (the binary under test) on `url`, listening on `addr`,
+/// with `env` on top of what every run sets; stderr goes to `log` when given.
+pub fn spawn_gateway(
+    binary: &str,
+    url: &str,
+    master_key: &str,
+    addr: &str,
+    env: &[(&str, &str)],
+    log: Option<&Path>,
+) -> std::process::Child {
+    let stderr = match log {
+        Some(path) => std::process::Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap(),
+        ),
+        None => std::process::Stdio::inherit(),
+    };
+    std::process::Command::new(binary)
+        .args(["serve"])
+        .env("DATABASE_URL", url)
+        .env("CHAINPAY_MASTER_KEY", master_key)
+        .env("CHAINPAY_ADDR", addr)
+        .env("CHAINPAY_RATE_LIMIT", "0")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the gateway at `base` answers `/readyz`; `false` if it has
+/// not within `within`.
+pub async fn wait_ready(base: &str, within: std::time::Duration) -> bool {
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        let ready = client
+            .get(format!("{base}/readyz"))
+            .timeout(std::time::Duration::from_secs(2))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        if ready {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A free local port, as `127.0.0.1:<port>`.
+pub fn free_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// A PostgreSQL client tool (`pgbench`, `pg_dump` ...): beside the
+/// `initdb` in use, else Debian's newest, else whatever `PATH` finds.
+pub fn pg_tool(name: &str) -> std::path::PathBuf {
+    let beside = chainpay_gateway::db::embedded::find_binaries()
+        .map(|dir| dir.join(name))
+        .ok()
+        .filter(|path| path.exists());
+    let mut debian: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin").join(name))
+        .filter(|path| path.exists())
+        .collect();
+    debian.sort();
+    beside
+        .or_else(|| debian.pop())
+        .unwrap_or_else(|| name.into())
 }
 
 /// Value at fraction `p` of sorted samples.

@@ -209,7 +209,8 @@ impl EmbeddedPostgres {
         Ok(status.success())
     }
 
-    async fn start(&self) -> anyhow::Result<()> {
+    /// Starts the (stopped) cluster and waits until it accepts connections.
+    pub async fn start(&self) -> anyhow::Result<()> {
         tracing::info!(dir = %self.cluster_dir.display(), "starting embedded PostgreSQL");
         let cluster_dir = self.cluster_dir.to_string_lossy().into_owned();
         let log = self
@@ -230,6 +231,23 @@ impl EmbeddedPostgres {
         let cluster_dir = self.cluster_dir.to_string_lossy().into_owned();
         self.run("pg_ctl", &["stop", "-m", "fast", "-w", "-D", &cluster_dir])
             .await
+    }
+
+    /// Immediate shutdown, as a power cut would leave it: no checkpoint,
+    /// every open transaction lost; the next start recovers from the WAL.
+    /// For the reliability suite, which proves nothing committed is lost.
+    pub async fn crash(&self) -> anyhow::Result<()> {
+        let cluster_dir = self.cluster_dir.to_string_lossy().into_owned();
+        self.run(
+            "pg_ctl",
+            &["stop", "-m", "immediate", "-w", "-D", &cluster_dir],
+        )
+        .await
+    }
+
+    /// The cluster's directory, which is also its socket directory.
+    pub fn socket_dir(&self) -> &Path {
+        &self.cluster_dir
     }
 
     fn command(&self, tool: &str) -> Command {

@@ -32,11 +32,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CashInRequest {
     /// The registered customer handing over cash.
+    #[schema(format = "phone")]
+    #[param(format = "phone")]
     pub customer_phone: String,
     /// Positive, in minor units of `currency`; at least USD 1.00 in value.
+    #[schema(format = "minor-units")]
+    #[param(format = "minor-units")]
     pub amount: i64,
+    #[schema(format = "currency")]
+    #[param(format = "currency")]
     pub currency: String,
 }
 

@@ -34,9 +34,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// `+254712345678`, `254712345678` or `0712345678`.
+    #[schema(format = "phone")]
     pub phone: String,
+    /// 1 to 100 characters, no control characters; runs of spaces become one.
+    #[schema(
+        pattern = r"^[^\S\x1c-\x1f]*[^\s\x00-\x1f\x7f-\x9f](?:(?:[^\x00-\x1f\x7f-\x9f]|[^\S\x1c-\x1f]){0,98}[^\s\x00-\x1f\x7f-\x9f])?[^\S\x1c-\x1f]*$"
+    )]
     pub name: String,
     /// Exactly 4 digits, not an easily guessed pattern.
+    #[schema(format = "pin")]
     pub pin: String,
 }
 
@@ -86,7 +92,9 @@ async fn register(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[schema(format = "phone")]
     pub phone: String,
+    #[schema(format = "pin")]
     pub pin: String,
 }
 
@@ -222,7 +230,9 @@ async fn logout_all(State(state): State<AppState>, user: AuthUser) -> ApiResult<
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePinRequest {
+    #[schema(format = "pin")]
     pub old_pin: String,
+    #[schema(format = "pin")]
     pub new_pin: String,
 }
 

@@ -46,8 +46,10 @@ async fn stats(State(state): State<AppState>) -> ApiResult<Json<ChainStats>> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BlocksQuery {
     /// How many of the newest blocks, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub n: Option<i64>,
 }
 

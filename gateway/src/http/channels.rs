@@ -3,10 +3,9 @@
 //! not signed by Africa's Talking: when `AT_WEBHOOK_TOKEN` is set, each call
 //! must carry it as `?token=`.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Form;
 use chainpay_core::ussd::{Screen, Texts};
 use chainpay_core::{Lang, Msisdn};
 use serde::Deserialize;
@@ -15,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{ApiForm, ApiQuery};
 use super::AppState;
 use crate::sms::{commands, outbox};
 use crate::ussd::{self, UssdRequest};
@@ -27,8 +27,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WebhookToken {
     /// Must equal `AT_WEBHOOK_TOKEN` when that is configured.
+    /// Only compared, never stored: any text.
+    #[param(pattern = r"^[\s\S]*$")]
     pub token: Option<String>,
 }
 
@@ -48,12 +51,15 @@ const MAX_TEXT_CHARS: usize = 1000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(non_snake_case)]
 pub struct UssdForm {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub sessionId: String,
     pub serviceCode: Option<String>,
+    #[schema(format = "phone")]
     pub phoneNumber: String,
     pub networkCode: Option<String>,
     /// Every input of the session joined by `*`; empty on dial.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub text: String,
 }
 
@@ -70,12 +76,14 @@ fn plain(body: String) -> Response {
               (status = 400, body = Problem), (status = 401, body = Problem)))]
 async fn ussd_request(
     State(state): State<AppState>,
-    Query(token): Query<WebhookToken>,
-    Form(form): Form<UssdForm>,
+    ApiQuery(token): ApiQuery<WebhookToken>,
+    ApiForm(form): ApiForm<UssdForm>,
 ) -> ApiResult<Response> {
     check_token(&state, "ussd", &token)?;
     let session_id = form.sessionId.trim().to_owned();
-    if session_id.is_empty() || session_id.len() > 100 || form.text.chars().count() > MAX_TEXT_CHARS
+    if session_id.is_empty()
+        || session_id.chars().count() > 100
+        || form.text.chars().count() > MAX_TEXT_CHARS
     {
         return Err(ApiError::Validation(
             "sessionId must be 1 to 100 characters and text at most 1000".into(),
@@ -108,11 +116,13 @@ async fn ussd_request(
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(non_snake_case)]
 pub struct InboundSms {
+    #[schema(format = "phone")]
     pub from: String,
     pub to: String,
     pub text: String,
     pub date: Option<String>,
     /// Africa's Talking's id; a retried callback repeats it.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub id: String,
     pub linkId: Option<String>,
 }
@@ -124,12 +134,12 @@ pub struct InboundSms {
     responses((status = 200, description = "Received"), (status = 400, body = Problem), (status = 401, body = Problem)))]
 async fn sms_inbound(
     State(state): State<AppState>,
-    Query(token): Query<WebhookToken>,
-    Form(form): Form<InboundSms>,
+    ApiQuery(token): ApiQuery<WebhookToken>,
+    ApiForm(form): ApiForm<InboundSms>,
 ) -> ApiResult<StatusCode> {
     check_token(&state, "sms_inbound", &token)?;
     let from = Msisdn::parse(&form.from).map_err(|e| ApiError::Validation(format!("from: {e}")))?;
-    if form.id.trim().is_empty() || form.id.len() > 200 {
+    if form.id.trim().is_empty() || form.id.chars().count() > 200 {
         return Err(ApiError::Validation(
             "id must be 1 to 200 characters".into(),
         ));
@@ -164,10 +174,15 @@ pub struct DeliveryReport {
     responses((status = 200, description = "Recorded"), (status = 401, body = Problem)))]
 async fn sms_delivery(
     State(state): State<AppState>,
-    Query(token): Query<WebhookToken>,
-    Form(report): Form<DeliveryReport>,
+    ApiQuery(token): ApiQuery<WebhookToken>,
+    ApiForm(report): ApiForm<DeliveryReport>,
 ) -> ApiResult<StatusCode> {
     check_token(&state, "sms_delivery", &token)?;
+    if report.id.contains('\0') {
+        // No id we issued holds NUL (nor can PostgreSQL text): unknown.
+        tracing::warn!("delivery report for an unknown message");
+        return Ok(StatusCode::OK);
+    }
     let mut conn = state.pool.acquire().await?;
     let known = outbox::apply_delivery_report(
         &mut conn,

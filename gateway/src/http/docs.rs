@@ -1,15 +1,26 @@
 //! The OpenAPI document (generated from the handlers' annotations, so it
-//! cannot drift from the routes) and a self-contained page that renders it.
+//! cannot drift from the routes) and `/docs`, an interactive explorer of it
+//! (Swagger UI, vendored into the binary: it works without internet
+//! access) where "Authorize" takes a bearer token or `cpk_` key and "Try it
+//! out" sends real requests.
 
 use std::sync::Arc;
 
-use axum::response::Html;
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::response::Response as ApiResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::Config;
 
+use super::error::ApiError;
 use super::AppState;
+use crate::error::Missing;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,7 +39,7 @@ use super::AppState;
         (name = "agent", description = "A cash agent's counter: cash-in, float summary, vouchers for cash (active agents only)"),
         (name = "vouchers", description = "Offline vouchers: buy, redeem once, cancel, and the key their signed form verifies against"),
         (name = "kyc", description = "Identity documents (numbers sealed, shown masked)"),
-        (name = "merchant", description = "A business's own view: the payments it received (its owner's token)"),
+        (name = "merchant", description = "A business's API: payments, refunds, payment requests, webhooks, keys and withdrawals (its owner's token, or a cpk_ key within its scopes)"),
         (name = "admin", description = "Operators only (role admin)"),
         (name = "meta", description = "This document")
     )
@@ -48,10 +59,118 @@ impl Modify for BearerAuth {
 }
 
 pub fn router(openapi: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {
+    let explorer = Arc::new(
+        Config::new(["/api/v1/openapi.json"])
+            .try_it_out_enabled(true)
+            .persist_authorization(false),
+    );
     Router::new()
         .route("/api/v1/openapi.json", get(openapi_json))
-        .route("/docs", get(|| async { Html(DOCS_HTML) }))
+        .route("/docs", get(|| async { Redirect::permanent("/docs/") }))
+        .route("/docs/", get(explorer_index))
+        .route("/docs/{*file}", get(explorer_file))
         .layer(Extension(openapi))
+        .layer(Extension(explorer))
+}
+
+async fn explorer_index(Extension(config): Extension<Arc<Config<'static>>>) -> Response {
+    explorer(config, "")
+}
+
+async fn explorer_file(
+    Extension(config): Extension<Arc<Config<'static>>>,
+    Path(file): Path<String>,
+) -> Response {
+    explorer(config, &file)
+}
+
+/// One file of the explorer; its initializer points at this document.
+fn explorer(config: Arc<Config<'static>>, file: &str) -> Response {
+    match utoipa_swagger_ui::serve(file, config) {
+        Ok(Some(file)) => (
+            [(header::CONTENT_TYPE, file.content_type)],
+            file.bytes.into_owned(),
+        )
+            .into_response(),
+        Ok(None) => ApiError::NotFound(Missing::Route).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "the API explorer could not be served");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Completes every operation's errors with what the shared layers answer:
+/// the extractors' 400 for a malformed body, path or query, the session's
+/// 401, the admin gate's 403 and a 500; and says that every error is
+/// `application/problem+json`, as it is sent.
+pub fn complete_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let admin = path.starts_with("/api/v1/admin/");
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let takes_input = operation.request_body.is_some()
+                || operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in != ParameterIn::Header);
+            let keyed = operation.parameters.iter().flatten().any(|p| {
+                p.parameter_in == ParameterIn::Header
+                    && p.name.eq_ignore_ascii_case("Idempotency-Key")
+            });
+            let responses = &mut operation.responses.responses;
+            let common = [
+                (
+                    takes_input,
+                    "400",
+                    "validation_error: a malformed body, path or query",
+                ),
+                (
+                    secured,
+                    "401",
+                    "unauthorized: no token, or an expired, revoked or unknown one",
+                ),
+                (admin, "403", "forbidden: the caller is not an operator"),
+                (
+                    keyed,
+                    "409",
+                    "idempotency_conflict: the Idempotency-Key was used with another request, or that request is still running",
+                ),
+                (true, "500", "internal_error"),
+            ];
+            for (applies, status, description) in common {
+                if applies && !responses.contains_key(status) {
+                    responses.insert(status.to_owned(), RefOr::T(problem(description)));
+                }
+            }
+            for (status, response) in responses.iter_mut() {
+                if let (true, RefOr::T(response)) = (status.as_str() >= "400", response) {
+                    if let Some(content) = response.content.shift_remove("application/json") {
+                        response.content.insert(PROBLEM_JSON.to_owned(), content);
+                    }
+                }
+            }
+        }
+    }
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+fn problem(description: &str) -> ApiResponse {
+    let mut response = ApiResponse::new(description);
+    let schema = Ref::from_schema_name("Problem");
+    response
+        .content
+        .insert(PROBLEM_JSON.to_owned(), Content::new(Some(schema)));
+    response
 }
 
 /// This OpenAPI 3 document.
@@ -61,7 +180,3 @@ async fn openapi_json(
 ) -> Json<utoipa::openapi::OpenApi> {
     Json((*openapi).clone())
 }
-
-/// Renders the document in the browser without fetching anything from the
-/// internet (operators may run ChainPay offline).
-const DOCS_HTML: &str = include_str!("docs.html");

@@ -52,6 +52,7 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::QuoteUsed
         | Refusal::QuoteExpired
         | Refusal::VoucherSpent
+        | Refusal::RequestNotPending
         | Refusal::DocumentClaimed
         | Refusal::DocumentAlreadySubmitted => StatusCode::CONFLICT,
         Refusal::VoucherGuessesExhausted => StatusCode::TOO_MANY_REQUESTS,
@@ -109,6 +110,7 @@ fn refusal_code(refusal: Refusal) -> &'static str {
         | Refusal::PromptOwnPhoneOnly => "not_eligible",
         Refusal::MpesaRefused | Refusal::MpesaUnreachable => "mpesa_unavailable",
         Refusal::PhoneTaken => "phone_taken",
+        Refusal::RequestNotPending => "request_not_pending",
         Refusal::Compliance(Rule::KycTier) => "kyc_required",
         Refusal::Compliance(Rule::SingleLimit | Rule::DailyLimit | Rule::Structuring) => {
             "limit_exceeded"
@@ -149,6 +151,7 @@ fn refusal_detail(refusal: Refusal) -> &'static str {
         Refusal::ReversalAlreadyDecided => "this reversal request has already been decided",
         Refusal::AgentUnknown => "no active agent has that agent number",
         Refusal::MerchantUnknown => "no active business has that till or paybill number",
+        Refusal::RequestNotPending => "this payment request was already paid, declined or has expired",
         Refusal::InsufficientFloat => "the agent's float is not enough for this amount",
         Refusal::BelowMinimum => "this amount is below the smallest allowed",
         Refusal::VoucherUnknown => "no active voucher has this code; check it and try again",

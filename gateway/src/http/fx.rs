@@ -75,12 +75,16 @@ async fn rates(State(state): State<AppState>) -> ApiResult<Json<Rates>> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QuoteQuery {
     /// Source currency.
+    #[param(format = "currency")]
     pub from: String,
     /// Target currency.
+    #[param(format = "currency")]
     pub to: String,
     /// In minor units of `from`.
+    #[param(format = "minor-units")]
     pub amount: i64,
 }
 

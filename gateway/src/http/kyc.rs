@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubmitRequest {
     /// `national_id`, `passport` or `alien_id`.
+    #[schema(schema_with = document_types)]
     pub document_type: String,
     /// Stored sealed (AES-256-GCM); only the last three characters are ever shown.
     pub document_number: String,
@@ -49,6 +50,10 @@ async fn submit(
     })?;
     let document = kyc::submit(&state, user.user_id, kind, &body.document_number).await?;
     Ok((StatusCode::CREATED, Json(document)))
+}
+
+fn document_types() -> utoipa::openapi::schema::Object {
+    super::formats::one_of(DocumentType::ALL.map(DocumentType::as_str))
 }
 
 /// The caller's documents, newest first (numbers masked).

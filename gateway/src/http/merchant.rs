@@ -20,15 +20,17 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::paging::{next_cursor, PageQuery};
 use super::session::{bearer_token, AuthUser};
-use super::wallet::run_keyed;
+use super::wallet::{run_keyed, to_mpesa};
 use super::AppState;
 use crate::auth::rate_limit::{self, Admission};
 use crate::config::RATE_WINDOW_SECONDS;
+use crate::merchants::detail::{self, EndpointView};
 use crate::merchants::keys::{self, KeyView, MerchantCaller, NewKey};
 use crate::merchants::webhooks::{self, DeliveryView, NewWebhook};
 use crate::merchants::{self, Kind, PaymentView};
 use crate::movements::merchant_pay::{PayOrder, PayPreview};
 use crate::movements::merchant_refund::RefundOrder;
+use crate::mpesa::withdrawals::WithdrawOrder;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,9 +40,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refund))
         .routes(routes!(create_key, list_keys))
         .routes(routes!(revoke_key))
-        .routes(routes!(register_webhook))
+        .routes(routes!(register_webhook, list_webhooks))
         .routes(routes!(list_deliveries))
         .routes(routes!(redeliver))
+        .routes(routes!(withdraw))
 }
 
 /// A caller of the merchant API: the owner, or a live key of the business.
@@ -81,15 +84,24 @@ impl FromRequestParts<AppState> for MerchantAuth {
 }
 
 #[derive(Debug, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PayRequest {
     /// A Buy Goods till (six digits); or give `paybill` and `account`.
+    #[schema(pattern = "^[0-9]{6}$")]
+    #[param(pattern = "^[0-9]{6}$")]
     pub till: Option<String>,
     /// A Paybill number (six digits), with `account`.
+    #[schema(pattern = "^[0-9]{6}$")]
+    #[param(pattern = "^[0-9]{6}$")]
     pub paybill: Option<String>,
     /// The customer's account number with the business (1 to 20 letters, digits or `-`).
     pub account: Option<String>,
     /// Minor units.
+    #[schema(format = "minor-units")]
+    #[param(format = "minor-units")]
     pub amount: i64,
+    #[schema(format = "currency")]
+    #[param(format = "currency")]
     pub currency: String,
     /// Up to 100 characters, kept with the payment.
     pub note: Option<String>,
@@ -152,6 +164,7 @@ fn parse_pay(user: &AuthUser, body: &PayRequest) -> ApiResult<PayOrder> {
         currency: CurrencyCode::parse(&body.currency)
             .map_err(|e| ApiError::Validation(format!("currency: {e}")))?,
         note: note.map(str::to_owned),
+        request: None,
     })
 }
 
@@ -198,14 +211,17 @@ async fn preview_pay(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatementQuery {
     /// From this time (RFC 3339), inclusive.
     pub from: Option<DateTime<Utc>>,
     /// Until this time (RFC 3339), exclusive.
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1 to 200 (default 50).
+    #[param(format = "page-size")]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(format = "cursor")]
     pub before: Option<String>,
 }
 
@@ -307,6 +323,7 @@ pub struct RefundRequest {
     /// The payment's `tx_id`.
     pub payment_id: uuid::Uuid,
     /// Minor units; the rest of the payment when absent.
+    #[schema(format = "minor-units")]
     pub amount: Option<i64>,
 }
 
@@ -339,9 +356,15 @@ async fn refund(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct KeyRequest {
     /// What the key is for (1 to 40 characters), e.g. `shop website`.
+    #[schema(format = "key-name")]
     pub name: String,
-    /// Any of `payments:read`, `refunds:write`.
+    /// Any of `payments:read`, `refunds:write`, `payment-requests:write`.
+    #[schema(schema_with = scope_list)]
     pub scopes: Vec<String>,
+}
+
+fn scope_list() -> utoipa::openapi::schema::Array {
+    super::formats::some_of(keys::SCOPES.iter().copied())
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -400,8 +423,14 @@ pub struct WebhookRequest {
     /// `https://…` on a public address (plain http and private addresses
     /// only with `CHAINPAY_WEBHOOK_ALLOW_PRIVATE=1`).
     pub url: String,
-    /// Any of `payment.received`, `refund.completed`.
+    /// Any of `payment.received`, `refund.completed`, `payment_request.paid`,
+    /// `payment_request.declined`, `payment_request.expired`.
+    #[schema(schema_with = event_list)]
     pub events: Vec<String>,
+}
+
+fn event_list() -> utoipa::openapi::schema::Array {
+    super::formats::some_of(webhooks::EVENTS.iter().copied())
 }
 
 /// Register a webhook endpoint (the owner's own token only). Requests are
@@ -417,6 +446,29 @@ async fn register_webhook(
 ) -> ApiResult<(StatusCode, Json<NewWebhook>)> {
     let created = webhooks::register(&state, user.user_id, &body.url, body.events).await?;
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EndpointList {
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// The business's webhook endpoints (never their secrets), with delivery
+/// counts. The owner's own token only.
+#[utoipa::path(get, path = "/merchant/webhooks", tag = "merchant", security(("bearer" = [])),
+    responses((status = 200, body = EndpointList), (status = 401, body = Problem),
+              (status = 403, description = "the caller owns no business", body = Problem)))]
+async fn list_webhooks(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> ApiResult<Json<EndpointList>> {
+    let mut conn = state.pool.acquire().await?;
+    let merchant = merchants::owned_by(&mut conn, user.user_id)
+        .await?
+        .ok_or(ApiError::Forbidden)?;
+    Ok(Json(EndpointList {
+        endpoints: detail::endpoints(&mut conn, merchant.merchant_id).await?,
+    }))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -452,4 +504,36 @@ async fn redeliver(
     Ok(Json(
         webhooks::redeliver(&state, user.user_id, id, delivery_id).await?,
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MerchantWithdrawRequest {
+    /// KES cents, whole shillings (10000 = KES 100).
+    #[schema(format = "mpesa-payout-cents")]
+    pub amount: i64,
+}
+
+/// Withdraw from the business's KES account to the owner's own M-Pesa
+/// number (B2C), as a customer withdraws from a wallet: held at once
+/// (202 `PENDING`), paid by M-Pesa, refunded if the payout fails. The
+/// owner's own token only.
+#[utoipa::path(post, path = "/merchant/withdrawals", tag = "merchant", security(("bearer" = [])), request_body = MerchantWithdrawRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
+    responses((status = 202, description = "held, to be paid by M-Pesa", body = crate::transactions::TxView),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, description = "the caller owns no business; account_suspended, kyc_required or sanctioned", body = Problem),
+              (status = 409, description = "the business is suspended; idempotency_conflict", body = Problem),
+              (status = 422, description = "insufficient_funds, limit_exceeded or velocity_exceeded", body = Problem),
+              (status = 502, description = "mpesa_unavailable", body = Problem)))]
+async fn withdraw(
+    State(state): State<AppState>,
+    user: AuthUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<MerchantWithdrawRequest>,
+) -> ApiResult<Response> {
+    let phone =
+        chainpay_core::Msisdn::parse(&user.phone).map_err(|e| ApiError::Internal(e.into()))?;
+    let order = WithdrawOrder::new(user.user_id, &phone, body.amount)?.from_merchant();
+    let fingerprint = format!("POST /merchant/withdrawals|{}", body.amount);
+    to_mpesa(&state, &headers, &fingerprint, &order).await
 }

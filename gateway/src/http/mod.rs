@@ -9,6 +9,7 @@ pub mod console;
 pub mod docs;
 pub mod error;
 pub mod extract;
+pub mod formats;
 pub mod fx;
 pub mod kyc;
 pub mod merchant;
@@ -16,6 +17,7 @@ pub mod middleware;
 pub mod mpesa;
 pub mod ops;
 pub mod paging;
+pub mod payment_requests;
 pub mod reversal;
 pub mod server;
 pub mod session;
@@ -43,7 +45,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `/api/v1` routes and the OpenAPI document describing exactly them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .nest(
             "/api/v1",
             OpenApiRouter::new()
@@ -59,9 +61,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(vouchers::router())
                 .merge(kyc::router())
                 .merge(merchant::router())
+                .merge(payment_requests::router())
                 .merge(admin::router()),
         )
-        .split_for_parts()
+        .split_for_parts();
+    docs::complete_errors(&mut openapi);
+    formats::complete(&mut openapi);
+    (router, openapi)
 }
 
 /// The whole application router.

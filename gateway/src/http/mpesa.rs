@@ -6,7 +6,7 @@
 //! acknowledged quickly in Daraja's shape once the token is right, whatever
 //! they say, and never move money twice.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, Missing, Problem};
-use super::extract::{idempotency_key, reply_response, ApiJson, ApiPath};
+use super::extract::{idempotency_key, reply_response, ApiJson, ApiPath, ApiQuery};
 use super::session::AuthUser;
 use super::AppState;
 use crate::mpesa::deposits::{self, DepositOrder, DepositView, Initiated};
@@ -43,8 +43,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InitiateRequest {
     /// KES cents, whole shillings (10000 = KES 100).
+    #[schema(format = "mpesa-deposit-cents")]
     pub amount: i64,
     /// The Safaricom number to prompt; the caller's own by default.
+    #[schema(format = "safaricom-phone")]
     pub phone: Option<String>,
 }
 
@@ -73,6 +75,9 @@ pub async fn start_deposit(
 #[utoipa::path(post, path = "/mpesa/initiate", tag = "mpesa", security(("bearer" = [])), request_body = InitiateRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 202, body = Initiated), (status = 400, body = Problem),
+              (status = 403, description = "account_suspended, kyc_required or sanctioned", body = Problem),
+              (status = 422, description = "not_eligible (a phone other than the caller's own), limit_exceeded or velocity_exceeded", body = Problem),
+              (status = 429, description = "rate_limited: a phone is prompted a few times an hour", body = Problem),
               (status = 502, description = "mpesa_unavailable", body = Problem)))]
 async fn initiate(
     State(state): State<AppState>,
@@ -84,8 +89,11 @@ async fn initiate(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackToken {
     /// Must equal `MPESA_CALLBACK_TOKEN`.
+    /// Only compared, never stored: any text.
+    #[param(pattern = r"^[\s\S]*$")]
     pub token: Option<String>,
 }
 
@@ -99,10 +107,11 @@ fn ack(description: &str) -> Response {
 
 /// Daraja's STK Push result for a deposit.
 #[utoipa::path(post, path = "/mpesa/callback", tag = "mpesa", params(CallbackToken),
+    request_body(content = Object, content_type = "application/json", description = "`{\"Body\":{\"stkCallback\":{MerchantRequestID, CheckoutRequestID, ResultCode, ResultDesc, CallbackMetadata?}}}`, as Daraja posts it"),
     responses((status = 200, description = "`{ResultCode: 0, ResultDesc}`"), (status = 401, body = Problem)))]
 async fn callback(
     State(state): State<AppState>,
-    Query(token): Query<CallbackToken>,
+    ApiQuery(token): ApiQuery<CallbackToken>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     if !mpesa::token_matches(&state, token.token.as_deref()) {
@@ -132,10 +141,11 @@ async fn b2c(
 
 /// Daraja's B2C result for a withdrawal.
 #[utoipa::path(post, path = "/mpesa/b2c/result", tag = "mpesa", params(CallbackToken),
+    request_body(content = Object, content_type = "application/json", description = "`{\"Result\":{ResultType, ResultCode, ResultDesc, OriginatorConversationID, ConversationID, TransactionID, ResultParameters?}}`, as Daraja posts it"),
     responses((status = 200, description = "Acknowledged"), (status = 401, body = Problem)))]
 async fn b2c_result(
     State(state): State<AppState>,
-    Query(token): Query<CallbackToken>,
+    ApiQuery(token): ApiQuery<CallbackToken>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     b2c(&state, &token, body, false).await
@@ -143,10 +153,11 @@ async fn b2c_result(
 
 /// Daraja's queue timeout for a withdrawal: refunded.
 #[utoipa::path(post, path = "/mpesa/b2c/timeout", tag = "mpesa", params(CallbackToken),
+    request_body(content = Object, content_type = "application/json", description = "Daraja's `{\"Result\":{…}}` queue timeout"),
     responses((status = 200, description = "Acknowledged"), (status = 401, body = Problem)))]
 async fn b2c_timeout(
     State(state): State<AppState>,
-    Query(token): Query<CallbackToken>,
+    ApiQuery(token): ApiQuery<CallbackToken>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     b2c(&state, &token, body, true).await
@@ -185,10 +196,11 @@ async fn enquiry(
 /// Daraja's Transaction Status result: what became of a payout whose
 /// answer was lost; settles it once.
 #[utoipa::path(post, path = "/mpesa/txstatus/result", tag = "mpesa", params(CallbackToken),
+    request_body(content = Object, content_type = "application/json", description = "`{\"Result\":{…}}`: a Transaction Status answer, as Daraja posts it"),
     responses((status = 200, description = "Acknowledged"), (status = 400, body = Problem), (status = 401, body = Problem)))]
 async fn txstatus_result(
     State(state): State<AppState>,
-    Query(token): Query<CallbackToken>,
+    ApiQuery(token): ApiQuery<CallbackToken>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     enquiry(&state, &token, body, Enquiry::TransactionStatus, false).await
@@ -196,10 +208,11 @@ async fn txstatus_result(
 
 /// Daraja's queue timeout for a Transaction Status query: asked again later.
 #[utoipa::path(post, path = "/mpesa/txstatus/timeout", tag = "mpesa", params(CallbackToken),
+    request_body(content = Object, content_type = "application/json", description = "Daraja's `{\"Result\":{…}}` queue timeout"),
     responses((status = 200, description = "Acknowledged"), (status = 400, body = Problem), (status = 401, body = Problem)))]
 async fn txstatus_timeout(
     State(state): State<AppState>,
-    Query(token): Query<CallbackToken>,
+    ApiQuery(token): ApiQuery<CallbackToken>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     enquiry(&state, &token, body, Enquiry::TransactionStatus, true).await
@@ -207,10 +220,11 @@ async fn txstatus_timeout(
 
 /// Daraja's Account Balance result, for the float check.
 #[utoipa::path(post, path = "/mpesa/balance/result", tag = "mpesa", params(CallbackToken),
+    request_body(content = Object, content_type = "application/json", description = "`{\"Result\":{…}}`: an Account Balance answer, as Daraja posts it"),
     responses((status = 200, description = "Acknowledged"), (status = 400, body = Problem), (status = 401, body = Problem)))]
 async fn balance_result(
     State(state): State<AppState>,
-    Query(token): Query<CallbackToken>,
+    ApiQuery(token): ApiQuery<CallbackToken>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     enquiry(&state, &token, body, Enquiry::AccountBalance, false).await
@@ -218,10 +232,11 @@ async fn balance_result(
 
 /// Daraja's queue timeout for an Account Balance query.
 #[utoipa::path(post, path = "/mpesa/balance/timeout", tag = "mpesa", params(CallbackToken),
+    request_body(content = Object, content_type = "application/json", description = "Daraja's `{\"Result\":{…}}` queue timeout"),
     responses((status = 200, description = "Acknowledged"), (status = 400, body = Problem), (status = 401, body = Problem)))]
 async fn balance_timeout(
     State(state): State<AppState>,
-    Query(token): Query<CallbackToken>,
+    ApiQuery(token): ApiQuery<CallbackToken>,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     enquiry(&state, &token, body, Enquiry::AccountBalance, true).await

@@ -46,6 +46,7 @@ async fn eligible(State(state): State<AppState>, user: AuthUser) -> ApiResult<Js
 pub struct ReversalRequest {
     pub tx_id: Uuid,
     /// Why, in the customer's words (3 to 500 characters).
+    #[schema(min_length = 3, max_length = 500)]
     pub reason: String,
 }
 

@@ -31,11 +31,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = NewVoucher)]
 pub struct CreateRequest {
     /// Positive, in minor units of `currency`; the fee is charged on top.
+    #[schema(format = "minor-units")]
     pub amount: i64,
+    #[schema(format = "currency")]
     pub currency: String,
     /// 1 to 90; 30 when absent. Unredeemed, it returns to you then.
+    #[schema(minimum = 1, maximum = 90)]
     pub expires_in_days: Option<i64>,
 }
 
@@ -97,6 +101,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<V
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RedeemRequest {
     /// The 16 digits; spaces and dashes are ignored.
+    #[schema(format = "voucher-code")]
     pub code: String,
 }
 

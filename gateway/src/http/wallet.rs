@@ -69,9 +69,12 @@ async fn balances(State(state): State<AppState>, user: AuthUser) -> ApiResult<Js
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SendRequest {
     /// Recipient's registered phone, any accepted format.
+    #[schema(format = "phone")]
     pub to_phone: String,
     /// Positive, in minor units of `currency`.
+    #[schema(format = "minor-units")]
     pub amount: i64,
+    #[schema(format = "currency")]
     pub currency: String,
     pub note: Option<String>,
 }
@@ -161,9 +164,13 @@ pub fn movement_response(reply: movements::Reply) -> Response {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
+    #[param(format = "phone")]
     pub to_phone: String,
+    #[param(format = "minor-units")]
     pub amount: i64,
+    #[param(format = "currency")]
     pub currency: String,
 }
 
@@ -193,8 +200,11 @@ pub struct ConvertRequest {
     /// A quote from `GET /fx/quote`: executes exactly as quoted.
     pub quote_id: Option<uuid::Uuid>,
     /// Without a quote: convert `amount` of `from_currency` at the current rate.
+    #[schema(format = "currency")]
     pub from_currency: Option<String>,
+    #[schema(format = "currency")]
     pub to_currency: Option<String>,
+    #[schema(format = "minor-units")]
     pub amount: Option<i64>,
 }
 
@@ -226,6 +236,7 @@ fn parse_convert(body: &ConvertRequest) -> Result<ConvertTerms, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = TxView),
               (status = 400, description = "validation_error", body = Problem),
+              (status = 403, description = "account_suspended or sanctioned", body = Problem),
               (status = 404, description = "unknown quote", body = Problem),
               (status = 409, description = "quote_expired or idempotency_conflict", body = Problem),
               (status = 422, description = "insufficient_funds, limit_exceeded or velocity_exceeded", body = Problem)))]
@@ -280,18 +291,32 @@ async fn list_transactions(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DepositRequest {
     /// KES cents, whole shillings.
+    #[schema(format = "mpesa-deposit-cents")]
     pub amount: i64,
+    #[schema(schema_with = kes)]
     pub currency: String,
-    /// `mpesa`.
+    #[schema(schema_with = mpesa)]
     pub method: String,
     /// The Safaricom number to prompt; the caller's own by default.
+    #[schema(format = "safaricom-phone")]
     pub phone: Option<String>,
+}
+
+fn kes() -> utoipa::openapi::schema::Object {
+    super::formats::one_of(["KES"])
+}
+
+fn mpesa() -> utoipa::openapi::schema::Object {
+    super::formats::one_of(["mpesa"])
 }
 
 /// Deposit through M-Pesa (as `/mpesa/initiate`).
 #[utoipa::path(post, path = "/wallet/deposit", tag = "wallet", security(("bearer" = [])), request_body = DepositRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 202, body = crate::mpesa::deposits::Initiated), (status = 400, body = Problem),
+              (status = 403, description = "account_suspended, kyc_required or sanctioned", body = Problem),
+              (status = 422, description = "not_eligible (a phone other than the caller's own), limit_exceeded or velocity_exceeded", body = Problem),
+              (status = 429, description = "rate_limited: a phone is prompted a few times an hour", body = Problem),
               (status = 502, description = "mpesa_unavailable", body = Problem)))]
 async fn deposit(
     State(state): State<AppState>,
@@ -310,13 +335,21 @@ async fn deposit(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WithdrawRequest {
     /// Minor units: whole KES shillings for `mpesa`; any amount for `agent`.
+    #[schema(format = "minor-units")]
     pub amount: i64,
     /// `KES` for `mpesa`; any supported currency the agent holds for `agent`.
+    #[schema(format = "currency")]
     pub currency: String,
     /// `mpesa` (to the caller's own number) or `agent` (cash at a counter).
+    #[schema(schema_with = withdraw_methods)]
     pub method: String,
     /// Six digits; required for `agent`.
+    #[schema(pattern = "^[0-9]{6}$")]
     pub agent_number: Option<String>,
+}
+
+fn withdraw_methods() -> utoipa::openapi::schema::Object {
+    super::formats::one_of(["mpesa", "agent"])
 }
 
 fn parse_cash_out(
@@ -383,19 +416,34 @@ async fn withdraw(
     let phone = Msisdn::parse(&user.phone).map_err(|e| ApiError::Internal(e.into()))?;
     let order = WithdrawOrder::new(user.user_id, &phone, body.amount)?;
     let fingerprint = format!("POST /wallet/withdraw|{}|mpesa", body.amount);
-    let key = idempotency_key(&headers, user.user_id, &fingerprint)?;
-    let reply = movements::run(&state, &order, key).await;
-    // Send the payout once the hold is committed; a replay finds it sent.
+    to_mpesa(&state, &headers, &fingerprint, &order).await
+}
+
+/// Holds a withdrawal to M-Pesa under the request's `Idempotency-Key`,
+/// then sends the payout once the hold is committed (a replay finds it
+/// sent).
+pub(super) async fn to_mpesa(
+    state: &AppState,
+    headers: &HeaderMap,
+    fingerprint: &str,
+    order: &WithdrawOrder,
+) -> ApiResult<Response> {
+    let key = idempotency_key(headers, order.user_id, fingerprint)?;
+    let reply = movements::run(state, order, key).await;
     if let Ok(view) = &reply.outcome {
-        withdrawals::submit(&state, view.tx_id).await?;
+        withdrawals::submit(state, view.tx_id).await?;
     }
     Ok(movement_response(reply))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WithdrawPreviewQuery {
+    #[param(pattern = "^[0-9]{6}$")]
     pub agent_number: String,
+    #[param(format = "minor-units")]
     pub amount: i64,
+    #[param(format = "currency")]
     pub currency: String,
 }
 

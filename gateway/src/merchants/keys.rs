@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha3::{Digest, Sha3_256};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -17,7 +18,7 @@ use crate::error::{Error, Missing};
 use crate::state::AppState;
 
 /// What a key may be granted.
-pub const SCOPES: &[&str] = &["payments:read", "refunds:write"];
+pub const SCOPES: &[&str] = &["payments:read", "refunds:write", "payment-requests:write"];
 /// Keys one business may hold at once.
 const MAX_LIVE_KEYS: i64 = 20;
 
@@ -171,13 +172,21 @@ pub async fn revoke(state: &AppState, owner: Uuid, key_id: Uuid) -> Result<(), E
 pub async fn list(state: &AppState, owner: Uuid) -> Result<Vec<KeyView>, Error> {
     let mut conn = state.pool.acquire().await?;
     let merchant = owned_by(&mut conn, owner).await?.ok_or(Error::Forbidden)?;
+    of_merchant(&mut conn, merchant.merchant_id).await
+}
+
+/// A business's keys, newest first, by prefix (never the secret).
+pub async fn of_merchant(
+    conn: &mut PgConnection,
+    merchant_id: Uuid,
+) -> Result<Vec<KeyView>, Error> {
     Ok(sqlx::query_as!(
         KeyView,
         "SELECT id AS key_id, name, prefix, scopes, created_at, last_used_at, revoked_at FROM merchant_api_keys
          WHERE merchant_id = $1 ORDER BY created_at DESC",
-        merchant.merchant_id
+        merchant_id
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(conn)
     .await?)
 }
 

@@ -5,8 +5,10 @@
 //! are movements (`movements::merchant_pay`); this module is who they are
 //! and what they were paid.
 
+pub mod detail;
 pub mod keys;
 pub mod outbound;
+pub mod requests;
 pub mod webhooks;
 
 use chainpay_core::Lang;
@@ -96,6 +98,23 @@ pub async fn active_by_number(
         owner_phone: r.phone,
         owner_lang: Lang::parse(&r.language),
     }))
+}
+
+/// Refuses a movement from `owner`'s business: they own none (403), or it
+/// is suspended (409). The business's row is share-locked until the
+/// movement's transaction ends, so a suspension waits for it.
+pub async fn ensure_active(conn: &mut PgConnection, owner: Uuid) -> Result<(), Error> {
+    let status = sqlx::query_scalar!(
+        "SELECT status FROM merchants WHERE owner_user_id = $1 FOR SHARE",
+        owner
+    )
+    .fetch_optional(conn)
+    .await?;
+    match status.as_deref() {
+        None => Err(Error::Forbidden),
+        Some("ACTIVE") => Ok(()),
+        Some(_) => Err(Error::Conflict("this business is suspended".into())),
+    }
 }
 
 /// The caller's own business; `None` when they own none.
@@ -203,7 +222,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<MerchantView>, Error> {
     select(conn, None, None).await
 }
 
-async fn view(conn: &mut PgConnection, id: Uuid) -> Result<MerchantView, Error> {
+pub async fn view(conn: &mut PgConnection, id: Uuid) -> Result<MerchantView, Error> {
     select(conn, Some(id), None)
         .await?
         .into_iter()

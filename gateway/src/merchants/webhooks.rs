@@ -35,7 +35,13 @@ use crate::error::{Error, Missing};
 use crate::state::AppState;
 
 /// What an endpoint may subscribe to.
-pub const EVENTS: &[&str] = &["payment.received", "refund.completed"];
+pub const EVENTS: &[&str] = &[
+    "payment.received",
+    "refund.completed",
+    "payment_request.paid",
+    "payment_request.declined",
+    "payment_request.expired",
+];
 /// Tries of one delivery before it is given up.
 pub const MAX_ATTEMPTS: i32 = 12;
 /// An endpoint failing every delivery this long is disabled.

@@ -25,7 +25,7 @@ use super::Operation;
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::Error;
 use crate::ledger::accounts::AccountRef;
-use crate::merchants::{self, webhooks, Kind, Merchant};
+use crate::merchants::{self, requests, webhooks, Kind, Merchant};
 use crate::rules::Rules;
 use crate::state::AppState;
 use crate::transactions::TxView;
@@ -41,6 +41,10 @@ pub struct PayOrder {
     pub amount: Amount,
     pub currency: CurrencyCode,
     pub note: Option<String>,
+    /// The business's payment request this pays, if any
+    /// (`merchants::requests`): claimed under its row lock, marked paid in
+    /// the same transaction.
+    pub request: Option<Uuid>,
 }
 
 /// What the customer confirms before paying: the business's name.
@@ -108,6 +112,27 @@ impl PayOrder {
                "customer_phone": customer.party.phone, "created_at": at})
     }
 
+    /// Paying one of the customer's payment requests, on its terms.
+    pub async fn for_request(
+        state: &AppState,
+        customer_id: Uuid,
+        request: Uuid,
+    ) -> Result<Self, Error> {
+        let mut conn = state.pool.acquire().await?;
+        let payable = requests::payable(&mut conn, customer_id, request).await?;
+        Ok(Self {
+            customer_id,
+            kind: payable.kind,
+            number: payable.number,
+            account: None,
+            amount: Amount::new(payable.amount).map_err(|e| Error::internal(e.to_string()))?,
+            currency: CurrencyCode::parse(&payable.currency)
+                .map_err(|e| Error::internal(e.to_string()))?,
+            note: Some(payable.reference),
+            request: Some(request),
+        })
+    }
+
     /// The business's name, without moving money.
     pub async fn preview(&self, state: &AppState) -> Result<PayPreview, Error> {
         let rules = state.rules.get(&state.pool).await?;
@@ -139,12 +164,12 @@ impl Operation for PayOrder {
 
     fn describe(&self) -> Value {
         json!({"kind": self.kind.as_str(), "number": self.number, "account": self.account,
-               "amount": self.amount.minor(), "currency": self.currency.as_str()})
+               "amount": self.amount.minor(), "currency": self.currency.as_str(), "request": self.request})
     }
 
-    // Longer than most: pricing, the AML gate, the entry, booking with both
-    // SMS, the payment row, the webhook event and the report, in order, in
-    // one transaction.
+    // Longer than most: pricing, the request's claim, the AML gate, the
+    // entry, booking with both SMS, the payment row, the webhook events and
+    // the report, in order, in one transaction.
     async fn execute(
         &self,
         conn: &mut PgConnection,
@@ -152,10 +177,13 @@ impl Operation for PayOrder {
         rules: &Rules,
     ) -> Result<TxView, Error> {
         let priced = self.price(conn, rules).await?;
-        let report =
-            parties::aml_gate(conn, state, rules, &priced.parties, priced.usd_cents).await?;
         let currency = self.currency.as_str();
         let (amount, fee) = (self.amount.minor(), priced.fee);
+        if let Some(request) = self.request {
+            requests::claim(conn, request, self.customer_id, (amount, currency)).await?;
+        }
+        let report =
+            parties::aml_gate(conn, state, rules, &priced.parties, priced.usd_cents).await?;
         let (merchant, customer) = (&priced.merchant, &priced.parties.sender);
         let tx_id = Uuid::new_v4();
         let wallet = AccountRef::wallet(self.customer_id, currency);
@@ -217,6 +245,9 @@ impl Operation for PayOrder {
         .await?;
         let event = self.event(tx_id, fee, customer, booked.movement.facts.created_at);
         webhooks::enqueue(conn, merchant.id, "payment.received", event).await?;
+        if let Some(request) = self.request {
+            requests::mark_paid(conn, request, tx_id).await?;
+        }
         parties::file_report(conn, report, self.customer_id, tx_id, detail).await?;
         Ok(booked.view(Some(customer.party.phone.clone()), None))
     }

@@ -44,12 +44,27 @@ pub struct WithdrawOrder {
     /// The Safaricom number paid, as Daraja wants it (`2547…`).
     pub daraja_phone: String,
     pub amount: Amount,
+    /// From the business's account (the caller owns it) instead of the wallet.
+    pub from_merchant: bool,
+}
+
+/// The account a withdrawal is paid from.
+fn source(user_id: Uuid, from_merchant: bool) -> AccountRef<'static> {
+    if from_merchant {
+        AccountRef::merchant(user_id, "KES")
+    } else {
+        AccountRef::wallet(user_id, "KES")
+    }
 }
 
 /// The accounts of a withdrawal's hold; its refund is the same entry reversed.
-fn hold_accounts(user_id: Uuid, hold_tx_id: Uuid) -> TransferAccounts<AccountRef<'static>> {
+fn hold_accounts(
+    user_id: Uuid,
+    hold_tx_id: Uuid,
+    from_merchant: bool,
+) -> TransferAccounts<AccountRef<'static>> {
     TransferAccounts {
-        source_wallet: AccountRef::wallet(user_id, "KES"),
+        source_wallet: source(user_id, from_merchant),
         target_wallet: AccountRef::payout_hold("mpesa", "KES"),
         fee_revenue: AccountRef::fee_revenue("KES", hold_tx_id),
     }
@@ -74,7 +89,16 @@ impl WithdrawOrder {
             user_id,
             daraja_phone,
             amount,
+            from_merchant: false,
         })
+    }
+
+    /// The same withdrawal paid from the business the caller owns.
+    pub fn from_merchant(self) -> Self {
+        Self {
+            from_merchant: true,
+            ..self
+        }
     }
 
     /// The fee this withdrawal would pay.
@@ -99,7 +123,8 @@ impl Operation for WithdrawOrder {
     }
 
     fn describe(&self) -> Value {
-        json!({"amount": self.amount.minor(), "currency": "KES", "method": "mpesa", "phone": self.daraja_phone})
+        json!({"amount": self.amount.minor(), "currency": "KES", "method": "mpesa", "phone": self.daraja_phone,
+               "from_merchant": self.from_merchant})
     }
 
     async fn execute(
@@ -108,15 +133,24 @@ impl Operation for WithdrawOrder {
         state: &AppState,
         rules: &Rules,
     ) -> Result<TxView, Error> {
+        if self.from_merchant {
+            crate::merchants::ensure_active(conn, self.user_id).await?;
+        }
         let amount = self.amount.minor();
         let fee = self.fee(rules)?;
         let usd_cents = rules.rates.usd_cents("KES", amount).map_err(fx_error)?;
         let parties = parties::load(conn, self.user_id, None).await?;
         let report = parties::aml_gate(conn, state, rules, &parties, usd_cents).await?;
         let (tx_id, reference) = (Uuid::new_v4(), Uuid::new_v4());
-        let entry = transfer_entry(hold_accounts(self.user_id, tx_id), &kes()?, amount, fee)
-            .map_err(|e| Error::Validation(e.to_string()))?;
-        let detail = json!({"amount": amount, "fee": fee, "withdrawal": reference, "phone": self.daraja_phone, "usd_cents": usd_cents});
+        let entry = transfer_entry(
+            hold_accounts(self.user_id, tx_id, self.from_merchant),
+            &kes()?,
+            amount,
+            fee,
+        )
+        .map_err(|e| Error::Validation(e.to_string()))?;
+        let detail = json!({"amount": amount, "fee": fee, "withdrawal": reference, "phone": self.daraja_phone, "usd_cents": usd_cents,
+                            "from_merchant": self.from_merchant});
         let booking = Booking {
             facts: TxFacts::now(
                 tx_id,
@@ -137,13 +171,14 @@ impl Operation for WithdrawOrder {
         // The confirmation goes out when M-Pesa has paid, not now.
         let booked = book(conn, &state.keys.tx_signing, booking, |_| Vec::new()).await?;
         sqlx::query!(
-            "INSERT INTO mpesa_withdrawals (ref, user_id, phone, amount, fee, hold_tx_id) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO mpesa_withdrawals (ref, user_id, phone, amount, fee, hold_tx_id, from_merchant) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             reference,
             self.user_id,
             self.daraja_phone,
             amount,
             fee,
-            tx_id
+            tx_id,
+            self.from_merchant
         )
         .execute(&mut *conn)
         .await?;
@@ -225,6 +260,7 @@ struct Held {
     amount: i64,
     fee: i64,
     hold_tx_id: Uuid,
+    from_merchant: bool,
 }
 
 /// The outcome recorded with a callback saying a refunded payout was paid.
@@ -242,7 +278,7 @@ pub(super) async fn settle(
     result: PayoutResult,
 ) -> Result<String, Error> {
     let row = sqlx::query!(
-        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, u.phone AS user_phone, u.language
+        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant, u.phone AS user_phone, u.language
          FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w",
         reference
     )
@@ -282,6 +318,7 @@ pub(super) async fn settle(
         amount: row.amount,
         fee: row.fee,
         hold_tx_id: row.hold_tx_id,
+        from_merchant: row.from_merchant,
     };
     let settle_tx_id = match &result {
         Ok(_) => pay_out(conn, state, &held).await?,
@@ -301,9 +338,15 @@ async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Resu
         held.amount,
     )
     .map_err(|e| Error::Internal(e.into()))?;
+    let kind = if held.from_merchant {
+        "merchant"
+    } else {
+        "wallet"
+    };
     let balance = sqlx::query_scalar!(
-        "SELECT balance FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND currency = 'KES'",
-        held.user_id
+        "SELECT balance FROM accounts WHERE kind = $2 AND user_id = $1 AND currency = 'KES'",
+        held.user_id,
+        kind
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -334,7 +377,7 @@ async fn refund(
     reason: &str,
 ) -> Result<Uuid, Error> {
     let tx_id = Uuid::new_v4();
-    let accounts = hold_accounts(held.user_id, held.hold_tx_id);
+    let accounts = hold_accounts(held.user_id, held.hold_tx_id, held.from_merchant);
     let wallet = accounts.source_wallet.clone();
     let entry: JournalEntry<AccountRef> = transfer_entry(accounts, &kes()?, held.amount, held.fee)
         .map_err(|e| Error::Internal(e.into()))?

@@ -2,8 +2,8 @@
 //!
 //! Each message is taken with `FOR UPDATE SKIP LOCKED` inside its own short
 //! transaction, sent, and its outcome recorded before the commit, so any
-//! number of instances share the work and none sends a message another is
-//! sending. Once Africa's Talking has accepted a message it is never sent
+//! number of instances (and [`CONCURRENCY`] senders within each) share the
+//! work and none sends a message another is sending. Once Africa's Talking has accepted a message it is never sent
 //! again; refusals it calls final are not retried; anything else (network
 //! trouble, its 5xx codes) is retried with exponential backoff.
 
@@ -16,7 +16,11 @@ use crate::sms::outbox::SEALED_CONTEXT;
 use sqlx::{PgConnection, PgPool};
 
 /// Messages sent per pass.
-const BATCH: usize = 100;
+const BATCH: usize = 400;
+/// Messages in flight at once per instance: Africa's Talking's round trip
+/// and each commit's flush overlap instead of queueing behind each other.
+/// Each holds a pooled connection while its message is out.
+const CONCURRENCY: usize = 8;
 /// Attempts before a message is given up as FAILED.
 pub const MAX_ATTEMPTS: i32 = 8;
 
@@ -32,8 +36,16 @@ pub async fn send_due(
     master: &MasterKey,
 ) -> anyhow::Result<usize> {
     let mut handled = 0;
-    while handled < BATCH && send_one(pool, client, master).await? {
-        handled += 1;
+    while handled < BATCH {
+        let wave = (0..CONCURRENCY).map(|_| send_one(pool, client, master));
+        let mut sent = 0;
+        for outcome in futures::future::join_all(wave).await {
+            sent += usize::from(outcome?);
+        }
+        handled += sent;
+        if sent < CONCURRENCY {
+            break;
+        }
     }
     Ok(handled)
 }

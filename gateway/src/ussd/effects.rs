@@ -200,7 +200,11 @@ async fn perform_for(
         | Effect::CashIn { .. }
         | Effect::Float { .. }
         | Effect::CashVoucher { .. }) => counter::perform(state, who, effect, key).await?,
-        effect @ (Effect::PreviewPay { .. } | Effect::Pay { .. }) => {
+        effect @ (Effect::PreviewPay { .. }
+        | Effect::Pay { .. }
+        | Effect::PendingRequests
+        | Effect::ApproveRequest { .. }
+        | Effect::DeclineRequest { .. }) => {
             super::merchant::perform(state, who, effect, key).await?
         }
         Effect::SubmitDocument {

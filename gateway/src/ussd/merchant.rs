@@ -1,14 +1,15 @@
 //! The Pay merchant effects of the USSD menu, through the same movement the
-//! REST API runs (`movements::merchant_pay`), keyed by the session step.
+//! REST API runs (`movements::merchant_pay`), keyed by the session step;
+//! and the caller's pending payment requests (`merchants::requests`).
 
 use chainpay_core::transaction::reference;
-use chainpay_core::ussd::{Effect, Outcome};
+use chainpay_core::ussd::{Effect, Outcome, PendingRequest};
 
 use super::counter::amount_and_currency;
 use super::effects::{gated, move_money, or_refused, refused, wallet_balance};
 use super::CallerRow;
 use crate::error::Error;
-use crate::merchants::Kind;
+use crate::merchants::{requests, Kind};
 use crate::movements::merchant_pay::PayOrder;
 use crate::state::AppState;
 
@@ -30,6 +31,7 @@ fn order(
         amount,
         currency,
         note: None,
+        request: None,
     })
 }
 
@@ -72,8 +74,50 @@ pub async fn perform(
             )
             .await
         }
+        Effect::PendingRequests => {
+            let mut conn = state.pool.acquire().await?;
+            let waiting = requests::pending_for(&mut conn, who.user_id).await?;
+            Ok(Outcome::PaymentRequests(
+                waiting
+                    .into_iter()
+                    .map(|r| PendingRequest {
+                        id: r.request_id,
+                        merchant: r.merchant_name.to_uppercase(),
+                        currency: r.currency,
+                        amount: r.amount,
+                        reference: r.reference,
+                    })
+                    .collect(),
+            ))
+        }
+        Effect::ApproveRequest { id, pin } => {
+            gated(state, who, pin, approve(state, who, id, key)).await
+        }
+        Effect::DeclineRequest { id } => Ok(or_refused(
+            requests::decline(state, who.user_id, id).await,
+            |_| Outcome::Done,
+        )),
         _ => Ok(Outcome::Invalid),
     }
+}
+
+async fn approve(
+    state: &AppState,
+    who: &CallerRow,
+    id: uuid::Uuid,
+    key: &str,
+) -> Result<Outcome, Error> {
+    let order = match PayOrder::for_request(state, who.user_id, id).await {
+        Ok(order) => order,
+        Err(error) => return Ok(refused(&error)),
+    };
+    Ok(match move_money(state, who, &order, key).await {
+        Ok(view) => Outcome::Sent {
+            reference: reference(view.tx_id),
+            balance: wallet_balance(state, who.user_id, order.currency.as_str()).await?,
+        },
+        Err(outcome) => outcome,
+    })
 }
 
 async fn pay(

@@ -309,12 +309,12 @@ async fn tamper_and_validate(statement: &str) -> (Value, std::process::Output) {
     app.tamper(&[statement]).await;
     let report = app.get_json("/api/v1/blockchain/validate", &admin).await;
     let url = database_url(&app.database).await;
-    let cli = Command::new(env!("CARGO_BIN_EXE_chainpay"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chainpay"));
+    command
         .arg("verify-chain")
         .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+        .env("RUST_LOG", "warn");
+    let cli = run_command(command).await;
     (report, cli)
 }
 

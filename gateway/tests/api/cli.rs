@@ -39,8 +39,8 @@ fn chainpay(args: &[&str], env: &[(&str, &str)]) -> Command {
     command
 }
 
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    chainpay(args, env).output().unwrap()
+async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    run_command(chainpay(args, env)).await
 }
 
 fn stdout(output: &Output) -> String {
@@ -134,7 +134,7 @@ async fn serve_on_the_embedded_default_seeds_demo_users_and_stops_cleanly_on_sig
     );
 
     // One-shot commands read the same configuration and find the same data.
-    let users = run(&["users"], &env);
+    let users = run(&["users"], &env).await;
     assert!(users.status.success());
     let listing = stdout(&users);
     assert!(
@@ -144,7 +144,7 @@ async fn serve_on_the_embedded_default_seeds_demo_users_and_stops_cleanly_on_sig
     assert!(listing.contains("KES 1,000,000.00"), "{listing}");
     assert!(listing.contains("2 user(s)"), "{listing}");
 
-    let reconcile = run(&["reconcile"], &env);
+    let reconcile = run(&["reconcile"], &env).await;
     assert!(reconcile.status.success(), "{}", stdout(&reconcile));
     assert!(stdout(&reconcile).contains("BALANCED"));
 
@@ -156,7 +156,7 @@ async fn serve_on_the_embedded_default_seeds_demo_users_and_stops_cleanly_on_sig
         .unwrap();
     wait_until_healthy(&base, &mut again).await;
     assert!(terminate_and_wait(&mut again).await.success());
-    assert!(stdout(&run(&["users"], &env)).contains("2 user(s)"));
+    assert!(stdout(&run(&["users"], &env).await).contains("2 user(s)"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -165,7 +165,7 @@ async fn reconcile_exits_non_zero_and_names_the_account_that_does_not_add_up() {
     let app = spawn_app().await;
     let url = database_url(&app.database).await;
     let env = [("DATABASE_URL", url.as_str())];
-    let clean = run(&["reconcile"], &env);
+    let clean = run(&["reconcile"], &env).await;
     assert!(clean.status.success(), "{}", stdout(&clean));
 
     let account_id: i64 = sqlx::query_scalar(
@@ -174,7 +174,7 @@ async fn reconcile_exits_non_zero_and_names_the_account_that_does_not_add_up() {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    let broken = run(&["reconcile"], &env);
+    let broken = run(&["reconcile"], &env).await;
     assert_eq!(broken.status.code(), Some(1));
     let report = stdout(&broken);
     assert!(report.contains("DISCREPANCIES FOUND"), "{report}");
@@ -200,7 +200,7 @@ async fn an_external_database_is_created_when_missing_and_never_gets_demo_data()
     let url = database_url(&app.database)
         .await
         .replace(&app.database, &name);
-    let users = run(&["users"], &[("DATABASE_URL", url.as_str())]);
+    let users = run(&["users"], &[("DATABASE_URL", url.as_str())]).await;
     assert!(
         users.status.success(),
         "{}",
@@ -278,7 +278,8 @@ async fn production_mode_refuses_to_start_and_names_every_missing_setting() {
             ("CHAINPAY_ENV", "production"),
             ("CHAINPAY_DATA_DIR", dir_text.as_str()),
         ],
-    );
+    )
+    .await;
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     for named in [
@@ -341,7 +342,8 @@ async fn one_process_owns_the_embedded_cluster_and_sigterm_stops_it_promptly() {
             ("CHAINPAY_DATA_DIR", dir_text.as_str()),
             ("CHAINPAY_ADDR", other.as_str()),
         ],
-    );
+    )
+    .await;
     assert!(!second.status.success());
     let said = String::from_utf8_lossy(&second.stderr);
     assert!(said.contains("is in use by process"), "{said}");

@@ -19,6 +19,7 @@ mod journey;
 mod merchants;
 mod mpesa;
 mod ops;
+mod payment_requests;
 mod reconciliation;
 mod security;
 mod sms;

@@ -7,10 +7,10 @@ use crate::support::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const OWNER: &str = "+254711300001";
+pub(crate) const OWNER: &str = "+254711300001";
 const PAYBILL_OWNER: &str = "+254711300002";
 
-async fn register(app: &TestApp, owner: &str, name: &str, kind: &str) -> Value {
+pub(crate) async fn register(app: &TestApp, owner: &str, name: &str, kind: &str) -> Value {
     app.verified_user(owner, name, 0).await;
     let admin = app.admin_token().await;
     let response = app
@@ -24,7 +24,7 @@ async fn register(app: &TestApp, owner: &str, name: &str, kind: &str) -> Value {
     response.json().await.unwrap()
 }
 
-async fn merchant_balance(app: &TestApp, owner: &str, currency: &str) -> i64 {
+pub(crate) async fn merchant_balance(app: &TestApp, owner: &str, currency: &str) -> i64 {
     sqlx::query_scalar(
         "SELECT a.balance FROM accounts a JOIN users u ON u.id = a.user_id WHERE a.kind = 'merchant' AND u.phone = $1 AND a.currency = $2",
     )
@@ -361,7 +361,7 @@ async fn a_feature_phone_pays_a_till_and_a_paybill_seeing_the_name_before_the_pi
     app.assert_balanced().await;
 }
 
-async fn pay_till(app: &TestApp, token: &str, till: &Value, amount: i64) -> Value {
+pub(crate) async fn pay_till(app: &TestApp, token: &str, till: &Value, amount: i64) -> Value {
     let paid = app
         .post(
             "/api/v1/wallet/pay",
@@ -373,7 +373,7 @@ async fn pay_till(app: &TestApp, token: &str, till: &Value, amount: i64) -> Valu
     paid.json().await.unwrap()
 }
 
-async fn new_key(app: &TestApp, owner: &str, scopes: Value) -> Value {
+pub(crate) async fn new_key(app: &TestApp, owner: &str, scopes: Value) -> Value {
     let created = app
         .post(
             "/api/v1/merchant/api-keys",
@@ -439,7 +439,9 @@ async fn a_key_works_within_its_scopes_and_stops_the_moment_it_is_revoked() {
         )
         .await;
     assert_problem(unknown_scope, StatusCode::BAD_REQUEST, "validation_error").await;
-    let forged = format!("{}0", &key[..key.len() - 1]);
+    // Change the secret's last character (to one it is not already).
+    let last = if key.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &key[..key.len() - 1]);
     assert_problem(
         app.get("/api/v1/merchant/payments", &forged).await,
         StatusCode::UNAUTHORIZED,
@@ -569,12 +571,12 @@ async fn a_refund_never_exceeds_what_is_left_of_the_payment() {
 /// A webhook receiver started by the test: it records every request and
 /// answers 500 to the first `fail_first` of them.
 #[derive(Clone)]
-struct Receiver {
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+pub(crate) struct Receiver {
+    pub(crate) seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
     fail_first: usize,
 }
 
-async fn receiver(fail_first: usize) -> (String, Receiver) {
+pub(crate) async fn receiver(fail_first: usize) -> (String, Receiver) {
     async fn hook(
         axum::extract::State(r): axum::extract::State<Receiver>,
         headers: axum::http::HeaderMap,
@@ -629,7 +631,7 @@ fn verifies(secret: &str, headers: &axum::http::HeaderMap, body: &str, now: i64)
         .any(|s| s == expected)
 }
 
-async fn webhook_app() -> TestApp {
+pub(crate) async fn webhook_app() -> TestApp {
     spawn_with(TestOptions {
         configure: |settings| {
             settings.webhook_allow_private = true;
@@ -777,4 +779,55 @@ async fn a_webhook_url_on_a_private_address_is_refused_unless_allowed() {
         .await
         .unwrap();
     assert_eq!(stored, 0, "nothing refused is stored");
+}
+
+#[tokio::test]
+async fn an_operator_sees_a_business_payments_refunds_endpoints_deliveries_and_keys() {
+    let app = webhook_app().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let owner = app.token(OWNER, "5831").await;
+    let (url, _hooks) = receiver(0).await;
+    let endpoint = app
+        .post(
+            "/api/v1/merchant/webhooks",
+            Some(&owner),
+            json!({"url": url, "events": ["payment.received"]}),
+        )
+        .await;
+    assert_eq!(endpoint.status(), StatusCode::CREATED);
+    let key = new_key(&app, &owner, json!(["payments:read"])).await;
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    let paid = pay_till(&app, &customer, &till, 8_000).await;
+    let refund = app
+        .post(
+            "/api/v1/merchant/refunds",
+            Some(&owner),
+            json!({"payment_id": paid["tx_id"], "amount": 1_000}),
+        )
+        .await;
+    assert_eq!(refund.status(), StatusCode::CREATED);
+
+    let owned = app.get_json("/api/v1/merchant/webhooks", &owner).await;
+    assert_eq!(owned["endpoints"][0]["url"], url.as_str());
+    assert!(owned["endpoints"][0].get("secret").is_none());
+    let admin = app.admin_token().await;
+    let path = format!(
+        "/api/v1/admin/merchants/{}",
+        till["merchant_id"].as_str().unwrap()
+    );
+    let detail = eventually("the delivery to land", secs(15), async || {
+        let detail = app.get_json(&path, &admin).await;
+        (detail["endpoints"][0]["delivered"] == 1).then_some(detail)
+    })
+    .await;
+    assert_eq!(detail["merchant"]["name"], "Chai Corner");
+    assert_eq!(detail["payments"][0]["tx_id"], paid["tx_id"]);
+    assert_eq!(detail["refunds"][0]["amount"], 1_000);
+    assert_eq!(detail["refunds"][0]["payment_id"], paid["tx_id"]);
+    assert_eq!(detail["deliveries"][0]["type"], "payment.received");
+    assert_eq!(detail["deliveries"][0]["status"], "DELIVERED");
+    assert_eq!(detail["keys"][0]["prefix"], key["prefix"]);
+    assert!(detail["keys"][0].get("key").is_none());
+    let customer_view = app.get(&path, &customer).await;
+    assert_problem(customer_view, StatusCode::FORBIDDEN, "forbidden").await;
 }

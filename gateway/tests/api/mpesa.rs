@@ -682,3 +682,191 @@ async fn a_deposit_recorded_but_never_sent_to_safaricom_fails_instead_of_blockin
     );
     wait_for_status(&app, &token, &lost["ref"], "CONFIRMED").await;
 }
+
+/// Daraja's STK callback for a prompt the customer cancelled.
+fn cancelled_callback(checkout: &Value) -> Value {
+    json!({"Body": {"stkCallback": {
+        "MerchantRequestID": "29115-34620561-1",
+        "CheckoutRequestID": checkout,
+        "ResultCode": 1032,
+        "ResultDesc": "Request cancelled by user"
+    }}})
+}
+
+/// What the simulated network decided for a payout whose answer it lost,
+/// as the B2C Result Daraja would have posted.
+async fn lost_b2c_result(app: &TestApp, conversation: &str) -> Value {
+    let (originator, code, receipt, amount, phone): (String, i32, Option<String>, i64, String) =
+        sqlx::query_as(
+            "SELECT originator_conversation_id, result_code, receipt, amount, phone
+             FROM sim_daraja_b2c WHERE conversation_id = $1 AND status = 'SETTLED'",
+        )
+        .bind(conversation)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let mut result = json!({"Result": {
+        "ResultType": 0,
+        "ResultCode": code,
+        "ResultDesc": if code == 0 { "The service request is processed successfully." } else { "The initiator information is invalid." },
+        "OriginatorConversationID": originator,
+        "ConversationID": conversation,
+        "TransactionID": receipt.clone().unwrap_or_default(),
+    }});
+    if let Some(receipt) = receipt {
+        result["Result"]["ResultParameters"] = json!({"ResultParameter": [
+            {"Key": "TransactionAmount", "Value": amount},
+            {"Key": "TransactionReceipt", "Value": receipt},
+            {"Key": "ReceiverPartyPublicName", "Value": format!("{phone} - CHAINPAY CUSTOMER")},
+            {"Key": "TransactionCompletedDateTime", "Value": "02.12.2026 10:21:15"},
+        ]});
+    }
+    result
+}
+
+/// Every copy of every callback at once, each after a random delay of up to
+/// three seconds (so they arrive out of order and interleave with the
+/// gateway's own STK Query and Transaction Status recovery); every copy is
+/// acknowledged.
+async fn storm(app: &TestApp, callbacks: Vec<(String, Value)>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+    let copies = callbacks.into_iter().flat_map(|(url, body)| {
+        let delays: Vec<u64> = (0..10).map(|_| rng.gen_range(0..3_000)).collect();
+        delays.into_iter().map(move |delay| {
+            let (client, url, body) = (app.client.clone(), url.clone(), body.clone());
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                client.post(url).json(&body).send().await.unwrap().status()
+            }
+        })
+    });
+    for status in futures::future::join_all(copies).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_storm_of_repeated_late_and_stray_callbacks_settles_everything_exactly_once() {
+    let app = crate::reconciliation::expiring_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let admin = app.admin_token().await;
+    // Safaricom settles everything but the callbacks are lost: only the
+    // storm (and the gateway's own queries) can tell the gateway.
+    let paid = initiate(&app, &token, 11_000).await;
+    let cancelled = initiate(&app, &token, 12_000).await;
+    let expiring = initiate(&app, &token, 13_000).await;
+    answer(&app, &paid["checkout_request_id"], 0, false).await;
+    answer(&app, &cancelled["checkout_request_id"], 1032, false).await;
+    let receipt: String = sqlx::query_scalar(
+        "SELECT mpesa_receipt FROM sim_daraja_pushes WHERE checkout_request_id = $1",
+    )
+    .bind(paid["checkout_request_id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let paid_out = withdraw(&app, &token, 20_000).await;
+    let refused = withdraw(&app, &token, 30_000).await;
+    let (paid_conversation, refused_conversation) = (
+        conversation_of(&app, &paid_out).await,
+        conversation_of(&app, &refused).await,
+    );
+    sqlx::query("UPDATE sim_daraja_b2c SET deliver = false")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    settle_payout(&app, &paid_conversation, json!({"result_code": 0})).await;
+    settle_payout(&app, &refused_conversation, json!({"result_code": 2001})).await;
+    let (stk, b2c) = (
+        callback_url(&app),
+        app.url(&format!(
+            "/api/v1/mpesa/b2c/result?token={}",
+            app.state.mpesa_callback_token
+        )),
+    );
+    storm(
+        &app,
+        vec![
+            (
+                stk.clone(),
+                success_callback(&paid["checkout_request_id"], 110.0, &receipt, 254700000001),
+            ),
+            (
+                stk.clone(),
+                cancelled_callback(&cancelled["checkout_request_id"]),
+            ),
+            (stk.clone(), cancelled_callback(&json!("ws_CO_UNKNOWN0000"))),
+            (b2c.clone(), lost_b2c_result(&app, &paid_conversation).await),
+            (
+                b2c.clone(),
+                lost_b2c_result(&app, &refused_conversation).await,
+            ),
+        ],
+    )
+    .await;
+    wait_for_status(&app, &token, &expiring["ref"], "EXPIRED").await;
+    // Late: the expired prompt's cancellation, and the settled ones again.
+    storm(
+        &app,
+        vec![
+            (
+                stk.clone(),
+                cancelled_callback(&expiring["checkout_request_id"]),
+            ),
+            (
+                stk.clone(),
+                success_callback(&paid["checkout_request_id"], 110.0, &receipt, 254700000001),
+            ),
+            (b2c.clone(), lost_b2c_result(&app, &paid_conversation).await),
+            (b2c, lost_b2c_result(&app, &refused_conversation).await),
+        ],
+    )
+    .await;
+
+    assert_eq!(
+        status(&app, &token, &paid["ref"]).await["status"],
+        "CONFIRMED"
+    );
+    assert_eq!(
+        status(&app, &token, &cancelled["ref"]).await["status"],
+        "FAILED"
+    );
+    assert_eq!(
+        status(&app, &token, &expiring["ref"]).await["status"],
+        "EXPIRED"
+    );
+    let payouts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT w.status, (SELECT count(*) FROM transactions t WHERE t.tx_id = w.settle_tx_id)
+         FROM mpesa_withdrawals w ORDER BY w.amount",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(payouts, vec![("COMPLETED".into(), 1), ("FAILED".into(), 1)]);
+    let counted = |kind: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM transactions WHERE tx_type = $1")
+                .bind(kind)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(counted("deposit").await, 1, "one deposit credited, once");
+    let fee = paid_out["fee"].as_i64().unwrap();
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before + 11_000 - 20_000 - fee,
+        "the refused payout came back once, with its fee"
+    );
+    assert_eq!(payout_hold(&app).await, 0);
+    let run = app
+        .post("/api/v1/admin/reconciliation/runs", Some(&admin), json!({}))
+        .await;
+    assert_eq!(run.status(), StatusCode::CREATED);
+    let run: Value = run.json().await.unwrap();
+    assert_eq!(run["clean"], true, "{run:#}");
+    app.assert_balanced().await;
+}

@@ -219,6 +219,14 @@ async fn the_openapi_document_covers_every_api_route() {
         "GET /api/v1/mpesa/history",
         "POST /api/v1/wallet/deposit",
         "POST /api/v1/wallet/withdraw",
+        "POST /api/v1/merchant/payment-requests",
+        "GET /api/v1/merchant/payment-requests/{id}",
+        "GET /api/v1/payment-requests",
+        "POST /api/v1/payment-requests/{id}/approve",
+        "POST /api/v1/payment-requests/{id}/decline",
+        "POST /api/v1/merchant/withdrawals",
+        "GET /api/v1/merchant/webhooks",
+        "GET /api/v1/admin/merchants/{id}",
     ];
     for route in expected {
         assert!(
@@ -227,11 +235,50 @@ async fn the_openapi_document_covers_every_api_route() {
         );
     }
     assert_eq!(documented.len(), expected.len(), "{documented:?}");
+    // Every route tells its errors: 401 where a token is needed, 400 where
+    // the caller sends a body, a path or a query.
+    let mut untold = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let secured = op
+                .get("security")
+                .is_some_and(|s| !s.as_array().unwrap().is_empty());
+            let takes_input = op.get("requestBody").is_some()
+                || op["parameters"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|p| p["in"] != "header"));
+            if secured && !responses.contains_key("401") {
+                untold.push(format!("{method} {path}: 401"));
+            }
+            if takes_input && !responses.contains_key("400") {
+                untold.push(format!("{method} {path}: 400"));
+            }
+            for (status, response) in responses.iter().filter(|(s, _)| s.as_str() >= "400") {
+                let content = response["content"].as_object();
+                if content.is_some_and(|c| c.keys().any(|k| k != "application/problem+json")) {
+                    untold.push(format!("{method} {path}: {status} is problem+json"));
+                }
+            }
+        }
+    }
+    assert!(untold.is_empty(), "undocumented errors: {untold:#?}");
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 
     let docs = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
-    assert!(docs.text().await.unwrap().contains("/api/v1/openapi.json"));
+    assert!(docs.text().await.unwrap().contains("swagger-ui"));
+    let init = app
+        .client
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap();
+    let init = init.text().await.unwrap();
+    assert!(
+        init.contains("/api/v1/openapi.json") && init.contains("tryItOutEnabled"),
+        "{init}"
+    );
     let console = app.client.get(app.url("/console/")).send().await.unwrap();
     assert_eq!(console.status(), StatusCode::OK);
 }
@@ -267,4 +314,91 @@ async fn housekeeping_prunes_what_has_served_its_purpose_and_nothing_recent() {
             .unwrap();
     assert_eq!(buckets, ["ip:new"]);
     app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn the_document_states_the_rules_the_server_enforces_and_the_server_keeps_to_it() {
+    let app = spawn_app().await;
+    let spec: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Query parameters are documented in the query, with their limits.
+    let params = &spec["paths"]["/api/v1/wallet/transactions"]["get"]["parameters"];
+    let limit = params
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["in"], "query", "{limit}");
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&Value::from(1), &Value::from(200))
+    );
+    // One ChainPay format, one set of limits, wherever it is used.
+    let send = &spec["components"]["schemas"]["SendRequest"]["properties"];
+    assert_eq!(send["to_phone"]["format"], "phone");
+    assert_eq!(send["amount"]["minimum"], 1);
+    let deposit = &spec["components"]["schemas"]["DepositRequest"]["properties"];
+    assert_eq!(deposit["amount"]["multipleOf"], 100);
+    assert_eq!(deposit["method"]["enum"], serde_json::json!(["mpesa"]));
+    // Same-named request bodies of different routes are different schemas.
+    let merchant = &spec["paths"]["/api/v1/admin/merchants"]["post"]["requestBody"];
+    assert!(merchant.to_string().contains("NewMerchant"), "{merchant}");
+
+    let admin = app.admin_token().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    // A page size the document refuses, the server refuses, on every list.
+    for path in [
+        "/api/v1/admin/users?limit=500",
+        "/api/v1/admin/sms-outbox?limit=0",
+        "/api/v1/wallet/transactions?limit=201",
+        "/api/v1/wallet/transactions?before=0012",
+    ] {
+        let caller = if path.contains("/admin/") {
+            &admin
+        } else {
+            &token
+        };
+        let response = app
+            .request(reqwest::Method::GET, path, Some(caller))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::BAD_REQUEST, "validation_error").await;
+    }
+    // `100.0` is the integer 100 to JSON Schema, and so to the server.
+    let sent = app
+        .post(
+            "/api/v1/wallet/send",
+            Some(&token),
+            serde_json::json!({"to_phone": ADMIN_PHONE, "amount": 100.0, "currency": "KES"}),
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let tx: Value = sent.json().await.unwrap();
+    assert_eq!(tx["amount"], 100);
+    let fraction = app
+        .post(
+            "/api/v1/wallet/send",
+            Some(&token),
+            serde_json::json!({"to_phone": ADMIN_PHONE, "amount": 100.5, "currency": "KES"}),
+        )
+        .await;
+    assert_problem(fraction, StatusCode::BAD_REQUEST, "validation_error").await;
+    // A form route asked without a form answers a problem, not plain text.
+    let no_form = app
+        .client
+        .post(app.url("/api/v1/ussd"))
+        .body("sessionId=1")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(no_form, StatusCode::BAD_REQUEST, "validation_error").await;
 }

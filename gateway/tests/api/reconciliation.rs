@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 /// Prompts are answered only when a test says so; deposits are asked about
 /// after a second and expire after three.
-async fn expiring_app() -> TestApp {
+pub(crate) async fn expiring_app() -> TestApp {
     spawn_with(TestOptions {
         configure: |settings| {
             settings.mpesa.sim_delay_ms = 600_000;

@@ -127,6 +127,19 @@ async fn bad_inbound_and_unknown_delivery_reports_are_handled() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::OK);
+    // Text the database cannot hold is refused, not a server error.
+    let nul = app
+        .client
+        .post(app.url("/api/v1/sms/delivery"))
+        .form(&[
+            ("id", "ATXid_unknown"),
+            ("status", "Succ\0ess"),
+            ("phoneNumber", "+254700000001"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_problem(nul, StatusCode::BAD_REQUEST, "validation_error").await;
 }
 
 #[tokio::test]

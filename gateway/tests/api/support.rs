@@ -686,6 +686,21 @@ pub async fn eventually<T>(
     }
 }
 
+/// Runs a `chainpay` command to completion without blocking the test's
+/// runtime: the app under test shares that thread, and a task of it frozen
+/// while holding a lock (the reconciliation or sealing lock, say) would
+/// leave the command waiting on it for ever. A command that has not ended
+/// within two minutes is killed and fails the test.
+pub async fn run_command(command: std::process::Command) -> std::process::Output {
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
+    let program = format!("{:?}", command.as_std().get_args().collect::<Vec<_>>());
+    tokio::time::timeout(secs(120), command.output())
+        .await
+        .unwrap_or_else(|_| panic!("chainpay {program} did not end within 120 s"))
+        .unwrap()
+}
+
 /// Seconds, for [`eventually`]'s timeouts.
 pub fn secs(seconds: u64) -> std::time::Duration {
     std::time::Duration::from_secs(seconds)

@@ -61,13 +61,13 @@ async fn a_voucher_is_bought_with_its_code_by_sms_and_a_signed_form_that_verifie
     );
 
     let cli = |signed: &str| {
-        Command::new(env!("CARGO_BIN_EXE_chainpay"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chainpay"));
+        command
             .args(["voucher", "verify", signed, "--key", &key])
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
+            .env("RUST_LOG", "warn");
+        run_command(command)
     };
-    let good = cli(signed);
+    let good = cli(signed).await;
     assert_eq!(
         good.status.code(),
         Some(0),
@@ -76,7 +76,7 @@ async fn a_voucher_is_bought_with_its_code_by_sms_and_a_signed_form_that_verifie
     );
     assert!(String::from_utf8_lossy(&good.stdout).contains("signature valid"));
     let tampered = signed.replacen(".50000.", ".5000000.", 1);
-    let bad = cli(&tampered);
+    let bad = cli(&tampered).await;
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("NOT VALID"));
 

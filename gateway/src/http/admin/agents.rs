@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AppointRequest {
     /// A registered, KYC-verified customer's phone.
+    #[schema(format = "phone")]
     pub phone: String,
 }
 
@@ -79,7 +80,7 @@ fn agent_number(raw: &str) -> ApiResult<&str> {
 
 /// Suspend an agent: no cash-in, cash-out or voucher cash until reinstated.
 #[utoipa::path(post, path = "/admin/agents/{agent_number}/suspend", tag = "admin", security(("bearer" = [])),
-    params(("agent_number" = String, Path, description = "Six digits")),
+    params(("agent_number" = String, Path, description = "Six digits", pattern = "^[0-9]{6}$")),
     responses((status = 200, body = AgentView), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn suspend_agent(
     State(state): State<AppState>,
@@ -93,7 +94,7 @@ async fn suspend_agent(
 
 /// Reinstate a suspended agent.
 #[utoipa::path(post, path = "/admin/agents/{agent_number}/reinstate", tag = "admin", security(("bearer" = [])),
-    params(("agent_number" = String, Path, description = "Six digits")),
+    params(("agent_number" = String, Path, description = "Six digits", pattern = "^[0-9]{6}$")),
     responses((status = 200, body = AgentView), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn reinstate_agent(
     State(state): State<AppState>,
@@ -106,14 +107,20 @@ async fn reinstate_agent(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = IssuanceProposal)]
 pub struct ProposeRequest {
     /// The agent's phone.
+    #[schema(format = "phone")]
     pub agent_phone: String,
     /// Positive, in minor units of `currency`.
+    #[schema(format = "minor-units")]
     pub amount: i64,
+    #[schema(format = "currency")]
     pub currency: String,
     /// The agent's bank transfer, 3 to 64 characters; one issuance each.
+    #[schema(format = "transfer-reference")]
     pub reference: String,
+    #[schema(format = "note")]
     pub note: Option<String>,
 }
 
@@ -165,9 +172,11 @@ async fn propose_issuance(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = IssuanceDecision)]
 pub struct DecisionRequest {
     /// Why (up to 500 characters); kept with the issuance.
     #[serde(default)]
+    #[schema(format = "note")]
     pub note: String,
 }
 
@@ -216,16 +225,36 @@ async fn reject_issuance(
     decide(&state, &admin, id, false, &body.note).await
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct StatusQuery {
-    pub status: Option<String>,
+/// Defines a `?status=` filter over `statuses` (empty or absent: all),
+/// documented with exactly the statuses [`status_filter`] accepts.
+macro_rules! status_query {
+    ($name:ident, $statuses:ident: [$($status:literal),+]) => {
+        pub const $statuses: &[&str] = &[$($status),+];
+
+        #[derive(Debug, Deserialize, IntoParams)]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            #[param(schema_with = $name::schema)]
+            pub status: Option<String>,
+        }
+
+        impl $name {
+            fn schema() -> utoipa::openapi::schema::Object {
+                crate::http::formats::one_of([$($status,)+ ""])
+            }
+        }
+    };
 }
+
+status_query!(IssuanceQuery, ISSUANCE_STATUSES: ["PENDING", "APPROVED", "REJECTED"]);
+status_query!(VoucherQuery, VOUCHER_STATUSES: ["ACTIVE", "REDEEMED", "CANCELLED", "EXPIRED"]);
+status_query!(SuspenseQuery, SUSPENSE_STATUSES: ["OPEN", "PROPOSED", "RESOLVED"]);
 
 pub(super) fn status_filter<'a>(
     raw: &'a Option<String>,
     known: &[&str],
 ) -> ApiResult<Option<&'a str>> {
-    match raw.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    match raw.as_deref().filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(status) if known.contains(&status) => Ok(Some(status)),
         Some(_) => Err(ApiError::Validation(format!(
@@ -241,14 +270,14 @@ pub struct IssuanceList {
 }
 
 /// Issuances, newest first (`PENDING` ones are waiting for a second admin).
-#[utoipa::path(get, path = "/admin/treasury/issuances", tag = "admin", security(("bearer" = [])), params(StatusQuery),
+#[utoipa::path(get, path = "/admin/treasury/issuances", tag = "admin", security(("bearer" = [])), params(IssuanceQuery),
     responses((status = 200, body = IssuanceList), (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn list_issuances(
     State(state): State<AppState>,
     _admin: AdminUser,
-    ApiQuery(query): ApiQuery<StatusQuery>,
+    ApiQuery(query): ApiQuery<IssuanceQuery>,
 ) -> ApiResult<Json<IssuanceList>> {
-    let status = status_filter(&query.status, &["PENDING", "APPROVED", "REJECTED"])?;
+    let status = status_filter(&query.status, ISSUANCE_STATUSES)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(IssuanceList {
         issuances: treasury::list(&mut conn, status).await?,
@@ -261,17 +290,14 @@ pub struct VoucherList {
 }
 
 /// Every voucher (never a code), newest first.
-#[utoipa::path(get, path = "/admin/vouchers", tag = "admin", security(("bearer" = [])), params(StatusQuery),
+#[utoipa::path(get, path = "/admin/vouchers", tag = "admin", security(("bearer" = [])), params(VoucherQuery),
     responses((status = 200, body = VoucherList), (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn list_vouchers(
     State(state): State<AppState>,
     _admin: AdminUser,
-    ApiQuery(query): ApiQuery<StatusQuery>,
+    ApiQuery(query): ApiQuery<VoucherQuery>,
 ) -> ApiResult<Json<VoucherList>> {
-    let status = status_filter(
-        &query.status,
-        &["ACTIVE", "REDEEMED", "CANCELLED", "EXPIRED"],
-    )?;
+    let status = status_filter(&query.status, VOUCHER_STATUSES)?;
     let mut conn = state.pool.acquire().await?;
     Ok(Json(VoucherList {
         vouchers: vouchers::list(&mut conn, None, status).await?,

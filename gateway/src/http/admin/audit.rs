@@ -47,8 +47,11 @@ pub struct AuditPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    #[param(format = "page-size")]
     pub limit: Option<i64>,
+    #[param(format = "cursor")]
     pub before: Option<String>,
     /// Only entries by this actor.
     pub user_id: Option<Uuid>,

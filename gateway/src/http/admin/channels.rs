@@ -32,11 +32,29 @@ pub struct MpesaTransactions {
     pub withdrawals: Vec<crate::mpesa::withdrawals::WithdrawalView>,
 }
 
+fn reversal_statuses() -> utoipa::openapi::schema::Object {
+    crate::http::formats::status_of(ReversalStatus::ALL, ReversalStatus::as_str)
+}
+
+/// A deposit's or a payout's status (empty: every one).
+fn mpesa_statuses() -> utoipa::openapi::schema::Object {
+    let mut names: Vec<&'static str> = DepositStatus::ALL.iter().map(|s| s.as_str()).collect();
+    for payout in WithdrawalStatus::ALL {
+        if !names.contains(&payout.as_str()) {
+            names.push(payout.as_str());
+        }
+    }
+    names.push("");
+    crate::http::formats::one_of(names)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MpesaQuery {
     /// A deposit status (`PENDING`, `CONFIRMED`, `FAILED`, `EXPIRED`,
     /// `DUPLICATE`, `SUSPENSE`) and/or a withdrawal status (`PENDING`,
     /// `COMPLETED`, `FAILED`); each list is filtered by the status it knows.
+    #[param(schema_with = mpesa_statuses)]
     pub status: Option<String>,
 }
 
@@ -48,11 +66,7 @@ async fn mpesa_transactions(
     _admin: AdminUser,
     ApiQuery(query): ApiQuery<MpesaQuery>,
 ) -> ApiResult<Json<MpesaTransactions>> {
-    let raw = query
-        .status
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let raw = query.status.as_deref().filter(|s| !s.is_empty());
     let (deposit, withdrawal) = match raw {
         None => (None, None),
         Some(raw) => {
@@ -81,8 +95,10 @@ async fn mpesa_transactions(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReversalQuery {
     /// `PENDING`, `APPROVED` or `REJECTED`; all when absent.
+    #[param(schema_with = reversal_statuses)]
     pub status: Option<String>,
 }
 
@@ -113,6 +129,7 @@ async fn list_reversals(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Decision {
     #[serde(default)]
+    #[schema(format = "note")]
     pub note: String,
 }
 
@@ -128,7 +145,14 @@ async fn approve_reversal(
     ApiJson(body): ApiJson<Decision>,
 ) -> ApiResult<Json<ReversalView>> {
     Ok(Json(
-        reversals::decide(&state, admin.0.user_id, id, true, &body.note).await?,
+        reversals::decide(
+            &state,
+            admin.0.user_id,
+            id,
+            true,
+            &super::note(&body.note, 0, 500)?,
+        )
+        .await?,
     ))
 }
 
@@ -143,15 +167,25 @@ async fn reject_reversal(
     ApiJson(body): ApiJson<Decision>,
 ) -> ApiResult<Json<ReversalView>> {
     Ok(Json(
-        reversals::decide(&state, admin.0.user_id, id, false, &body.note).await?,
+        reversals::decide(
+            &state,
+            admin.0.user_id,
+            id,
+            false,
+            &super::note(&body.note, 0, 500)?,
+        )
+        .await?,
     ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// Only messages to this phone (any accepted format).
+    #[param(format = "phone")]
     pub to: Option<String>,
     /// At most 200 (default 50).
+    #[param(format = "page-size")]
     pub limit: Option<i64>,
 }
 
@@ -191,7 +225,7 @@ async fn sms_outbox(
         ),
         None => None,
     };
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let limit = crate::http::paging::page_size(query.limit)?;
     let messages = sqlx::query_as!(
         OutboxMessage,
         r#"SELECT id, to_phone AS "to", message, status, attempts, at_message_id, failure_reason, created_at, sent_at, delivered_at

@@ -61,11 +61,19 @@ pub struct SarList {
     pub next_cursor: Option<String>,
 }
 
+fn sar_statuses() -> utoipa::openapi::schema::Object {
+    crate::http::formats::status_of(SarStatus::ALL, SarStatus::as_str)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SarQuery {
     /// `OPEN`, `UNDER_REVIEW`, `FILED` or `DISMISSED`; all when absent.
+    #[param(schema_with = sar_statuses)]
     pub status: Option<String>,
+    #[param(format = "page-size")]
     pub limit: Option<i64>,
+    #[param(format = "cursor")]
     pub before: Option<String>,
 }
 
@@ -152,8 +160,10 @@ async fn get_sar(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SarReview {
     /// The new status: `UNDER_REVIEW`, then `FILED` or `DISMISSED`.
+    #[schema(schema_with = sar_statuses)]
     pub status: String,
     /// Why; kept with the case.
+    #[schema(format = "case-note")]
     pub note: String,
 }
 
@@ -263,6 +273,7 @@ pub struct NewSanction {
     /// Where the listing comes from (default `manual`).
     pub source: Option<String>,
     /// A phone number known to belong to the party.
+    #[schema(format = "phone")]
     pub phone: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! Operator endpoints for merchants: register a business for a verified
-//! customer, list them with their balances, suspend and reinstate.
+//! customer, list them with their balances, look one over, suspend and
+//! reinstate.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,20 +16,25 @@ use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::session::AdminUser;
 use crate::http::AppState;
+use crate::merchants::detail::{self, MerchantDetail};
 use crate::merchants::{self, Kind, MerchantView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register, list))
+        .routes(routes!(detail))
         .routes(routes!(suspend))
         .routes(routes!(reinstate))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = NewMerchant)]
 pub struct RegisterRequest {
     /// The business's name as customers see it (2 to 40 characters).
+    #[schema(format = "business-name")]
     pub name: String,
     /// Its owner: a registered, KYC-verified customer.
+    #[schema(format = "phone")]
     pub owner_phone: String,
     pub kind: Kind,
 }
@@ -70,6 +76,21 @@ async fn list(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Jso
     Ok(Json(MerchantList {
         merchants: merchants::list(&mut conn).await?,
     }))
+}
+
+/// One business: its latest payments and refunds, webhook endpoints and
+/// deliveries, and its API keys by prefix and last use.
+#[utoipa::path(get, path = "/admin/merchants/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Merchant id")),
+    responses((status = 200, body = MerchantDetail), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn detail(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<MerchantDetail>> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(detail::detail(&mut conn, id).await?))
 }
 
 /// Suspend a business: it cannot be paid until reinstated.

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::agents::{status_filter, StatusQuery};
+use super::agents::{status_filter, SuspenseQuery, SUSPENSE_STATUSES};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::paging::{next_cursor, PageQuery};
@@ -91,26 +91,29 @@ pub struct SuspenseList {
 
 /// M-Pesa money held in suspense (late or mismatched payments), newest first.
 #[utoipa::path(get, path = "/admin/reconciliation/suspense", tag = "admin", security(("bearer" = [])),
-    params(("status" = Option<String>, Query, description = "OPEN, PROPOSED or RESOLVED")),
+    params(SuspenseQuery),
     responses((status = 200, body = SuspenseList), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem)))]
 async fn list_suspense(
     State(state): State<AppState>,
     _admin: AdminUser,
-    ApiQuery(query): ApiQuery<StatusQuery>,
+    ApiQuery(query): ApiQuery<SuspenseQuery>,
 ) -> ApiResult<Json<SuspenseList>> {
-    let status = status_filter(&query.status, &["OPEN", "PROPOSED", "RESOLVED"])?;
+    let status = status_filter(&query.status, SUSPENSE_STATUSES)?;
     Ok(Json(SuspenseList {
         items: suspense::list(&state, status).await?,
     }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ResolutionProposal)]
 pub struct ProposeRequest {
     pub resolution: Resolution,
     /// Why (3 to 500 characters), e.g. how the customer was verified.
+    #[schema(format = "reason-note")]
     pub note: String,
     /// For a refund: the receipt of the M-Pesa reversal that returned the money.
+    #[schema(pattern = "^\\s*[A-Za-z0-9]{0,20}\\s*$")]
     pub mpesa_reference: Option<String>,
 }
 
@@ -151,9 +154,11 @@ async fn propose(
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ResolutionDecision)]
 pub struct DecisionRequest {
     /// Why (up to 500 characters).
     #[serde(default)]
+    #[schema(format = "note")]
     pub note: String,
 }
 

@@ -51,10 +51,12 @@ pub struct UserList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Part of a name or phone number.
     pub q: Option<String>,
     /// At most 200 (default 50).
+    #[param(format = "page-size")]
     pub limit: Option<i64>,
 }
 
@@ -66,7 +68,7 @@ async fn list_users(
     _admin: AdminUser,
     ApiQuery(query): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<UserList>> {
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let limit = crate::http::paging::page_size(query.limit)?;
     let needle = query.q.unwrap_or_default();
     // Escape LIKE wildcards so a search for "50%" means the text "50%".
     let pattern = format!(
@@ -154,13 +156,27 @@ async fn unsuspend_user(
     set_suspended(&state, &admin, id, false).await
 }
 
+/// What an operator may set a customer's KYC to.
+const KYC_STATUSES: [&str; 3] = ["PENDING", "VERIFIED", "REJECTED"];
+
+fn kyc_statuses() -> utoipa::openapi::schema::Object {
+    crate::http::formats::one_of(KYC_STATUSES)
+}
+
+/// The same, or empty for every document.
+fn kyc_filter() -> utoipa::openapi::schema::Object {
+    crate::http::formats::one_of(KYC_STATUSES.into_iter().chain([""]))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct KycRequest {
     /// `PENDING`, `VERIFIED` or `REJECTED`.
+    #[schema(schema_with = kyc_statuses)]
     pub status: String,
     /// What was checked, or why the documents were refused (at most 500
     /// characters); kept in the audit log.
     #[serde(default)]
+    #[schema(format = "note")]
     pub note: Option<String>,
 }
 
@@ -175,7 +191,7 @@ async fn set_kyc(
     ApiJson(body): ApiJson<KycRequest>,
 ) -> ApiResult<Json<UserSummary>> {
     let status = body.status.trim().to_ascii_uppercase();
-    if !["PENDING", "VERIFIED", "REJECTED"].contains(&status.as_str()) {
+    if !KYC_STATUSES.contains(&status.as_str()) {
         return Err(ApiError::Validation(
             "status must be PENDING, VERIFIED or REJECTED".into(),
         ));
@@ -223,6 +239,7 @@ async fn set_kyc(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UnlockRequest {
     /// Why the account is unlocked (the customer was verified, say); kept in the audit log.
+    #[schema(format = "required-note")]
     pub note: String,
 }
 
@@ -331,6 +348,7 @@ async fn get_user(
 pub struct PinResetRequest {
     /// How the customer was verified (a call-back, a branch visit); kept in the audit log.
     #[serde(default)]
+    #[schema(format = "note")]
     pub note: Option<String>,
 }
 
@@ -358,8 +376,10 @@ async fn reset_pin(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DocumentQuery {
     /// `PENDING`, `VERIFIED` or `REJECTED`.
+    #[param(schema_with = kyc_filter)]
     pub status: Option<String>,
 }
 
@@ -377,12 +397,9 @@ async fn kyc_documents(
     _admin: AdminUser,
     ApiQuery(query): ApiQuery<DocumentQuery>,
 ) -> ApiResult<Json<DocumentList>> {
-    let status = query
-        .status
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    if status.is_some_and(|s| !["PENDING", "VERIFIED", "REJECTED"].contains(&s)) {
+    // Exactly as documented: empty for all, else a listed status.
+    let status = query.status.as_deref().filter(|s| !s.is_empty());
+    if status.is_some_and(|s| !KYC_STATUSES.contains(&s)) {
         return Err(ApiError::Validation(
             "status must be PENDING, VERIFIED or REJECTED".into(),
         ));

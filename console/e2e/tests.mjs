@@ -255,7 +255,12 @@ async function auditLog(page) {
   await page.locator('#audit-verdict', { hasText: /^Valid:/ }).waitFor();
   await page.getByLabel('Action').fill('admin.suspend');
   await page.getByRole('button', { name: 'Filter' }).click();
-  await page.locator('main table tbody tr', { hasText: 'admin.suspend' }).first().waitFor();
+  // The unfiltered page may still be showing (it has admin.suspend rows too):
+  // wait for the filtered one.
+  await page.waitForFunction(() => {
+    const cells = [...document.querySelectorAll('main table tbody tr td:nth-child(3)')];
+    return cells.length >= 1 && cells.every((cell) => cell.textContent === 'admin.suspend');
+  });
   const actions = await page.locator('main table tbody tr td:nth-child(3)').allTextContents();
   assert.ok(actions.length >= 1 && actions.every((a) => a === 'admin.suspend'), actions.join());
 }

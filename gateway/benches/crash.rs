@@ -30,7 +30,7 @@ mod support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,10 @@ use rand::{Rng, SeedableRng};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
-use support::{recreate_database, Target};
+use support::{
+    caught_up, overdrawn_wallets, recreate_database, stop_gateway, totals, Cleanup, Target,
+    GATEWAY_PID,
+};
 use uuid::Uuid;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_chainpay");
@@ -175,49 +178,7 @@ async fn main() -> ExitCode {
     if let Some(cluster) = &target.cluster {
         cluster.stop().await.unwrap();
     }
-    if failures.is_empty() {
-        println!("crash bank: every check passed");
-        ExitCode::SUCCESS
-    } else {
-        for failure in &failures {
-            println!("FAILED: {failure}");
-        }
-        let log = std::fs::read_to_string(&gateway.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        println!("gateway log, last lines:");
-        for line in tail.iter().rev() {
-            println!("  {line}");
-        }
-        ExitCode::FAILURE
-    }
-}
-
-/// The gateway running now, so a failed run can stop it on the way out.
-static GATEWAY_PID: AtomicU32 = AtomicU32::new(0);
-
-/// Stops whatever the run left behind, however it ends: the gateway
-/// (SIGKILL) and the cluster (SIGQUIT, PostgreSQL's immediate shutdown),
-/// then removes the run's directory.
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let kill = |pid: i32, signal| {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-        };
-        let gateway = GATEWAY_PID.load(Ordering::Relaxed);
-        if gateway != 0 {
-            kill(gateway as i32, nix::sys::signal::Signal::SIGKILL);
-        }
-        let postmaster = std::fs::read_to_string(self.0.join("pg/postmaster.pid"))
-            .ok()
-            .and_then(|pid| pid.lines().next()?.trim().parse().ok());
-        if let Some(pid) = postmaster {
-            kill(pid, nix::sys::signal::Signal::SIGQUIT);
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    support::verdict("crash bank", &failures, &gateway.log)
 }
 
 /// How to run the gateway under test.
@@ -282,14 +243,6 @@ impl Gateway {
             ))
         }
     }
-}
-
-fn stop_gateway(child: &mut Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = child.wait();
 }
 
 fn kill_gateway(child: &mut Child) {
@@ -500,37 +453,6 @@ fn report_outcomes(outcomes: &[Sent]) {
     );
 }
 
-/// Balance totals per currency, over every account.
-async fn totals(pool: &PgPool) -> HashMap<String, i64> {
-    sqlx::query("SELECT currency, sum(balance)::bigint AS total FROM accounts GROUP BY currency")
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| (row.get("currency"), row.get("total")))
-        .collect()
-}
-
-/// Waits until every committed transaction is sealed, every audit row
-/// linked and every SMS handed to Africa's Talking.
-async fn caught_up(pool: &PgPool, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let behind: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM chain_pending) + (SELECT count(*) FROM audit_pending)
-                  + (SELECT count(*) FROM sms_outbox WHERE status = 'QUEUED')",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap_or(i64::MAX);
-        if behind == 0 {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    false
-}
-
 /// Totals, wallets, acknowledged transfers and idempotency keys.
 async fn check_money(
     pool: &PgPool,
@@ -544,12 +466,7 @@ async fn check_money(
             "currency totals changed: {totals_before:?} → {totals_after:?}"
         ));
     }
-    let overdrawn: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM accounts WHERE kind = 'wallet' AND (balance < 0 OR balance < locked)",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
+    let overdrawn = overdrawn_wallets(pool).await;
     if overdrawn > 0 {
         failures.push(format!(
             "{overdrawn} wallets are below zero or below what they hold"

@@ -1,7 +1,6 @@
 //! Demo data: an admin and a user (PIN 1234, KYC VERIFIED), each funded from
 //! the treasury float through real, balanced journal entries.
 
-use chainpay_core::crypto::pin_hash;
 use chainpay_core::crypto::signing::SigningKey;
 use chainpay_core::ledger::move_entry;
 use chainpay_core::status::TxStatus;
@@ -47,7 +46,7 @@ pub async fn seed_demo(pool: &PgPool, key: &SigningKey) -> anyhow::Result<bool> 
     // directly rather than through registration.
     #[allow(clippy::unwrap_used)]
     let pin = Pin::parse(DEMO_PIN).unwrap();
-    let pin_hash = tokio::task::spawn_blocking(move || pin_hash::hash_pin(&pin)).await?;
+    let pin_hash = crate::auth::pins::hash(pin).await?;
     for (phone, name, role) in [
         (DEMO_ADMIN_PHONE, "ChainPay Admin", "admin"),
         (DEMO_USER_PHONE, "Demo User", "user"),

@@ -16,6 +16,7 @@ pub fn test_all() -> anyhow::Result<()> {
     run(cargo().args(["test", "--workspace"]))?;
     browser_tests()?;
     crate::schema::check()?;
+    crate::fuzz::run_all()?;
     crate::reliability::crash_bank()
 }
 

@@ -9,12 +9,18 @@
 //!   the committed bundle is stale.
 //! - `test` runs the whole test suite: every Rust test, then the console's
 //!   browser tests in headless Chromium against a real gateway, then the
-//!   schema check, then the reliability suite (see `reliability.rs`).
+//!   schema check, then the fuzz targets, then the crash bank (see
+//!   `reliability.rs`).
 //! - `crash` runs only the crash bank (`CRASH_SECONDS`, default 60).
+//! - `soak` runs the soak, a mixed load watched for growth
+//!   (`SOAK_SECONDS`, default 600); not part of `test`.
 //! - `schema` runs only the schema check (schemathesis; see `schema.rs`).
+//! - `fuzz` runs only the fuzz targets (cargo fuzz; see `fuzz.rs`;
+//!   `FUZZ_RUNS` overrides each target's iterations).
 
 mod bundle;
 mod e2e;
+mod fuzz;
 mod reliability;
 mod schema;
 
@@ -35,8 +41,12 @@ fn main() -> ExitCode {
         ["e2e"] => e2e::browser_tests(),
         ["crash"] => reliability::crash_bank(),
         ["schema"] => schema::check(),
+        ["fuzz"] => fuzz::run_all(),
+        ["soak"] => reliability::soak(),
         _ => {
-            eprintln!("usage: cargo xtask console [--check] | test | e2e | crash | schema");
+            eprintln!(
+                "usage: cargo xtask console [--check] | test | e2e | crash | schema | fuzz | soak"
+            );
             return ExitCode::from(2);
         }
     };

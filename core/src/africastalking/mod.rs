@@ -2,3 +2,4 @@
 //! the gateway's, `sms::client`; nothing in core does network I/O.)
 
 pub mod sms;
+pub mod webhooks;

@@ -134,11 +134,18 @@ pub fn working_account_cents(result: &B2cResult) -> Option<i64> {
         .split('&')
         .find(|a| a.trim_start().starts_with("Working Account"))?;
     let amount = working.split('|').nth(2)?.trim();
+    let (negative, amount) = match amount.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, amount),
+    };
     let (whole, fraction) = amount.split_once('.').unwrap_or((amount, "0"));
-    let negative = whole.starts_with('-');
-    let whole: i64 = whole.trim_start_matches('-').parse().ok()?;
-    let cents: i64 = format!("{fraction:0<2}").get(..2)?.parse().ok()?;
-    let value = whole.checked_mul(100)?.checked_add(cents)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) || whole.len() > 15 {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let cents: i64 = format!("{fraction:0<2}")[..2].parse().ok()?;
+    let value = whole * 100 + cents;
     Some(if negative { -value } else { value })
 }
 
@@ -185,5 +192,24 @@ mod tests {
             r#"{"Result":{"ResultType":0,"ResultCode":0,"ResultDesc":"ok","OriginatorConversationID":"a","ConversationID":"b","TransactionID":"c","ResultParameters":{"ResultParameter":[{"Key":"AccountBalance","Value":"Working Account|KES|481000.50|481000.50|0.00|0.00&Utility Account|KES|228037.00|228037.00|0.00|0.00"},{"Key":"BOCompletedTime","Value":20200109125710}]}}}"#,
         );
         assert_eq!(working_account_cents(&balance), Some(48_100_050));
+        let reading = |amount: &str| {
+            working_account_cents(&result(&format!(
+                r#"{{"Result":{{"ResultCode":0,"OriginatorConversationID":"a","ResultParameters":{{"ResultParameter":[{{"Key":"AccountBalance","Value":"Working Account|KES|{amount}|0|0|0"}}]}}}}}}"#
+            )))
+        };
+        assert_eq!(reading("-12.5"), Some(-1_250));
+        assert_eq!(reading("7"), Some(700));
+        for garbage in [
+            "+5",
+            "1.-5",
+            "1.",
+            ".5",
+            "--1",
+            "1e3",
+            "",
+            "99999999999999999",
+        ] {
+            assert_eq!(reading(garbage), None, "{garbage}");
+        }
     }
 }

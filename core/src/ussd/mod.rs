@@ -540,6 +540,9 @@ pub fn parse_amount(input: &str, exponent: u32) -> Option<i64> {
 #[cfg(test)]
 mod machine_tests;
 
+#[cfg(any(test, feature = "exercise"))]
+pub mod exercise;
+
 #[cfg(test)]
 mod machine_props;
 

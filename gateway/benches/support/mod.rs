@@ -1,8 +1,9 @@
 //! What the benchmarks share: the PostgreSQL they measure against.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use chainpay_gateway::db::{ClusterOptions, EmbeddedPostgres};
 use sqlx::postgres::PgConnectOptions;
@@ -251,4 +252,102 @@ pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration
         return std::time::Duration::ZERO;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The gateway running now, so a failed run can stop it on the way out.
+pub static GATEWAY_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Stops whatever the run left behind, however it ends: the gateway
+/// (SIGKILL) and the cluster (SIGQUIT, PostgreSQL's immediate shutdown),
+/// then removes the run's directory.
+pub struct Cleanup(pub PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let kill = |pid: i32, signal| {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        };
+        let gateway = GATEWAY_PID.load(Ordering::Relaxed);
+        if gateway != 0 {
+            kill(gateway as i32, nix::sys::signal::Signal::SIGKILL);
+        }
+        let postmaster = std::fs::read_to_string(self.0.join("pg/postmaster.pid"))
+            .ok()
+            .and_then(|pid| pid.lines().next()?.trim().parse().ok());
+        if let Some(pid) = postmaster {
+            kill(pid, nix::sys::signal::Signal::SIGQUIT);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Stops a gateway as an operator would (SIGTERM) and waits for it.
+pub fn stop_gateway(child: &mut std::process::Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
+
+/// Balance totals per currency, over every account.
+pub async fn totals(pool: &sqlx::PgPool) -> std::collections::HashMap<String, i64> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT currency, sum(balance)::bigint FROM accounts GROUP BY currency")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    rows.into_iter().collect()
+}
+
+/// Wallets below zero or below what they hold.
+pub async fn overdrawn_wallets(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM accounts WHERE kind = 'wallet' AND (balance < 0 OR balance < locked)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until every committed transaction is sealed, every audit row
+/// linked, every SMS handed to Africa's Talking and every M-Pesa deposit
+/// answered; `false` if that has not happened within `within`.
+pub async fn caught_up(pool: &sqlx::PgPool, within: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM chain_pending) + (SELECT count(*) FROM audit_pending)
+                  + (SELECT count(*) FROM sms_outbox WHERE status = 'QUEUED')
+                  + (SELECT count(*) FROM mpesa_deposits WHERE status = 'PENDING')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap_or(i64::MAX);
+        if behind == 0 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    false
+}
+
+/// Success when nothing failed; else each failure and the gateway log's
+/// last lines, and failure.
+pub fn verdict(run: &str, failures: &[String], log: &Path) -> std::process::ExitCode {
+    if failures.is_empty() {
+        println!("{run}: every check passed");
+        return std::process::ExitCode::SUCCESS;
+    }
+    for failure in failures {
+        println!("FAILED: {failure}");
+    }
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    println!("gateway log, last lines:");
+    for line in tail.iter().rev() {
+        println!("  {line}");
+    }
+    std::process::ExitCode::FAILURE
 }

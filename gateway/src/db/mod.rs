@@ -165,3 +165,28 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::R
     admin.close().await?;
     Ok(())
 }
+
+/// `value` as PostgreSQL `jsonb` can store it: that type holds no NUL
+/// character (`\u0000`), so each one, in a key or a string, becomes U+FFFD.
+/// For bodies recorded as they arrived (Daraja's callbacks).
+pub fn jsonb_safe(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let clean = |text: String| {
+        if text.contains('\0') {
+            text.replace('\0', "\u{FFFD}")
+        } else {
+            text
+        }
+    };
+    match value {
+        Value::String(text) => Value::String(clean(text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(jsonb_safe).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| (clean(key), jsonb_safe(value)))
+                .collect(),
+        ),
+        other => other,
+    }
+}

@@ -6,10 +6,11 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chainpay_core::africastalking::webhooks::{DeliveryReport, FormError, InboundSms, UssdForm};
 use chainpay_core::ussd::{Screen, Texts};
-use chainpay_core::{Lang, Msisdn};
+use chainpay_core::Lang;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -45,22 +46,8 @@ fn check_token(state: &AppState, webhook: &str, given: &WebhookToken) -> ApiResu
     }
 }
 
-/// Longest `text` accepted: far beyond any real session.
-const MAX_TEXT_CHARS: usize = 1000;
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(non_snake_case)]
-pub struct UssdForm {
-    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
-    pub sessionId: String,
-    pub serviceCode: Option<String>,
-    #[schema(format = "phone")]
-    pub phoneNumber: String,
-    pub networkCode: Option<String>,
-    /// Every input of the session joined by `*`; empty on dial.
-    #[serde(default)]
-    #[schema(max_length = 1000)]
-    pub text: String,
+fn refused(error: FormError) -> ApiError {
+    ApiError::Validation(error.0)
 }
 
 fn plain(body: String) -> Response {
@@ -80,26 +67,11 @@ async fn ussd_request(
     ApiForm(form): ApiForm<UssdForm>,
 ) -> ApiResult<Response> {
     check_token(&state, "ussd", &token)?;
-    let session_id = form.sessionId.trim().to_owned();
-    if session_id.is_empty()
-        || session_id.chars().count() > 100
-        || form.text.chars().count() > MAX_TEXT_CHARS
-    {
-        return Err(ApiError::Validation(
-            "sessionId must be 1 to 100 characters and text at most 1000".into(),
-        ));
-    }
-    let phone = Msisdn::parse(&form.phoneNumber)
-        .map_err(|e| ApiError::Validation(format!("phoneNumber: {e}")))?;
-    let inputs = if form.text.is_empty() {
-        Vec::new()
-    } else {
-        form.text.split('*').map(str::to_owned).collect()
-    };
+    let step = form.step().map_err(refused)?;
     let request = UssdRequest {
-        session_id,
-        phone,
-        inputs,
+        session_id: step.session_id,
+        phone: step.phone,
+        inputs: step.inputs,
     };
     match ussd::handle(&state, request).await {
         Ok(reply) => Ok(plain(reply)),
@@ -113,20 +85,6 @@ async fn ussd_request(
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(non_snake_case)]
-pub struct InboundSms {
-    #[schema(format = "phone")]
-    pub from: String,
-    pub to: String,
-    pub text: String,
-    pub date: Option<String>,
-    /// Africa's Talking's id; a retried callback repeats it.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
-    pub id: String,
-    pub linkId: Option<String>,
-}
-
 /// An SMS a customer texted to the short code: `BAL`, `MINI` or `HELP`.
 /// The reply goes out through the outbox; a repeated callback is ignored.
 #[utoipa::path(post, path = "/sms/inbound", tag = "channels", params(WebhookToken),
@@ -138,34 +96,9 @@ async fn sms_inbound(
     ApiForm(form): ApiForm<InboundSms>,
 ) -> ApiResult<StatusCode> {
     check_token(&state, "sms_inbound", &token)?;
-    let from = Msisdn::parse(&form.from).map_err(|e| ApiError::Validation(format!("from: {e}")))?;
-    if form.id.trim().is_empty() || form.id.chars().count() > 200 {
-        return Err(ApiError::Validation(
-            "id must be 1 to 200 characters".into(),
-        ));
-    }
-    commands::answer(
-        &state.pool,
-        form.id.trim(),
-        from.as_str(),
-        &form.to,
-        &form.text,
-    )
-    .await?;
+    let (from, id) = form.sender().map_err(refused)?;
+    commands::answer(&state.pool, id, from.as_str(), &form.to, &form.text).await?;
     Ok(StatusCode::OK)
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(non_snake_case)]
-pub struct DeliveryReport {
-    /// The messageId Africa's Talking returned when it accepted the message.
-    pub id: String,
-    /// `Sent`, `Submitted`, `Buffered`, or final `Success`, `Failed`, `Rejected`.
-    pub status: String,
-    pub phoneNumber: Option<String>,
-    pub networkCode: Option<String>,
-    pub failureReason: Option<String>,
-    pub retryCount: Option<String>,
 }
 
 /// A delivery report for a message we sent.
@@ -178,21 +111,17 @@ async fn sms_delivery(
     ApiForm(report): ApiForm<DeliveryReport>,
 ) -> ApiResult<StatusCode> {
     check_token(&state, "sms_delivery", &token)?;
-    if report.id.contains('\0') {
-        // No id we issued holds NUL (nor can PostgreSQL text): unknown.
-        tracing::warn!("delivery report for an unknown message");
-        return Ok(StatusCode::OK);
-    }
-    let mut conn = state.pool.acquire().await?;
-    let known = outbox::apply_delivery_report(
-        &mut conn,
-        &report.id,
-        &report.status,
-        report.failureReason.as_deref(),
-    )
-    .await?;
+    let known = match report.message_id() {
+        Some(id) => {
+            let mut conn = state.pool.acquire().await?;
+            let status = &report.status;
+            outbox::apply_delivery_report(&mut conn, id, status, report.failureReason.as_deref())
+                .await?
+        }
+        None => false,
+    };
     if !known {
-        tracing::warn!(message_id = %report.id, "delivery report for an unknown message");
+        tracing::warn!(message_id = %report.id.escape_debug(), "delivery report for an unknown message");
     }
     Ok(StatusCode::OK)
 }

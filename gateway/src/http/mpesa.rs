@@ -119,7 +119,7 @@ async fn callback(
         state.metrics.reject_webhook("mpesa_stk", "bad_token");
         return Err(ApiError::Unauthorized);
     }
-    let outcome = deposits::on_callback(&state, body).await?;
+    let outcome = deposits::on_callback(&state, crate::db::jsonb_safe(body)).await?;
     tracing::info!(outcome = %outcome, "M-Pesa STK callback");
     Ok(ack("Accepted"))
 }
@@ -134,6 +134,7 @@ async fn b2c(
         state.metrics.reject_webhook("mpesa_b2c", "bad_token");
         return Err(ApiError::Unauthorized);
     }
+    let body = crate::db::jsonb_safe(body);
     let outcome = withdrawals::on_result(state, body, timed_out).await?;
     tracing::info!(outcome = %outcome, timed_out, "M-Pesa B2C result");
     Ok(ack("Accepted"))
@@ -185,6 +186,7 @@ async fn enquiry(
         state.metrics.reject_webhook(name, "bad_token");
         return Err(ApiError::Unauthorized);
     }
+    let body = crate::db::jsonb_safe(body);
     let outcome = match which {
         Enquiry::TransactionStatus => payout_status::on_result(state, body, timed_out).await?,
         Enquiry::AccountBalance => float::on_result(&state.pool, &body, timed_out).await?,

@@ -15,8 +15,8 @@ use crate::clients::africastalking::{SmsClient, SmsError};
 use crate::sms::outbox::SEALED_CONTEXT;
 use sqlx::{PgConnection, PgPool};
 
-/// Messages sent per pass.
-const BATCH: usize = 400;
+/// Most messages sent per pass (a pass ends sooner when nothing is due).
+const BATCH: usize = 2_000;
 /// Messages in flight at once per instance: Africa's Talking's round trip
 /// and each commit's flush overlap instead of queueing behind each other.
 /// Each holds a pooled connection while its message is out.
@@ -35,19 +35,33 @@ pub async fn send_due(
     client: &SmsClient,
     master: &MasterKey,
 ) -> anyhow::Result<usize> {
-    let mut handled = 0;
-    while handled < BATCH {
-        let wave = (0..CONCURRENCY).map(|_| send_one(pool, client, master));
-        let mut sent = 0;
-        for outcome in futures::future::join_all(wave).await {
-            sent += usize::from(outcome?);
-        }
-        handled += sent;
-        if sent < CONCURRENCY {
-            break;
+    use futures::stream::{FuturesUnordered, StreamExt};
+    // CONCURRENCY senders, each replaced as it finishes a message, so one
+    // slow answer holds up only its own slot; a sender that finds nothing
+    // due is not replaced. An error stops new sends, but what is in flight
+    // is let finish: dropped mid-send, a message Africa's Talking accepted
+    // would be sent again.
+    let mut senders: FuturesUnordered<_> = (0..CONCURRENCY)
+        .map(|_| send_one(pool, client, master))
+        .collect();
+    let (mut started, mut handled, mut failure) = (CONCURRENCY, 0, None);
+    while let Some(outcome) = senders.next().await {
+        match outcome {
+            Ok(true) => {
+                handled += 1;
+                if started < BATCH && failure.is_none() {
+                    senders.push(send_one(pool, client, master));
+                    started += 1;
+                }
+            }
+            Ok(false) => {}
+            Err(error) => failure = Some(error),
         }
     }
-    Ok(handled)
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(handled),
+    }
 }
 
 /// Takes the next due message, sends it and records what became of it in

@@ -303,6 +303,39 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
 }
 
 #[tokio::test]
+async fn callbacks_holding_nul_characters_are_acknowledged_and_kept_without_them() {
+    let app = mpesa_app().await;
+    let stk = success_callback(&json!("ws_CO_\u{0}1"), 100.0, "NUL\u{0}RCPT", 254700000001);
+    let result = json!({"Result": {"ResultType": 0, "ResultCode": "0\u{0}", "ResultDesc": "\u{0}",
+        "OriginatorConversationID": "oc\u{0}", "ResultParameters": {"k\u{0}": "v"}}});
+    let token = &app.state.mpesa_callback_token;
+    let urls = [
+        (callback_url(&app), stk),
+        (
+            app.url(&format!("/api/v1/mpesa/b2c/result?token={token}")),
+            result.clone(),
+        ),
+        (
+            app.url(&format!("/api/v1/mpesa/txstatus/result?token={token}")),
+            result,
+        ),
+    ];
+    for (url, body) in urls {
+        let answered = app.client.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(answered.status(), StatusCode::OK, "{url}");
+    }
+    let kept: Vec<String> = sqlx::query_scalar("SELECT body::text FROM mpesa_callbacks")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    assert!(kept
+        .iter()
+        .all(|body| body.contains('\u{FFFD}') && !body.contains("\\u0000")));
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
 async fn a_callback_amount_that_is_not_exactly_the_request_never_credits_the_wallet() {
     let app = mpesa_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;

@@ -33,7 +33,8 @@ fn sms(data: &[u8]) {
     }
     if let Ok(report) = serde_urlencoded::from_bytes::<DeliveryReport>(data) {
         if let Some(id) = report.message_id() {
-            assert!(!id.is_empty() && !id.contains('\0'));
+            assert!(!id.is_empty() && !id.contains('\0') && !report.status.contains('\0'));
+            assert!(id.chars().count() <= MAX_MESSAGE_ID_CHARS);
         }
     }
 }

@@ -29,7 +29,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode};
+use std::process::{Child, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -219,29 +219,7 @@ impl Gateway {
 
     /// Runs `chainpay <command>` against `url`; a failure when it fails.
     fn cli(&self, command: &str, url: &str) -> Option<String> {
-        let output = Command::new(BINARY)
-            .arg(command)
-            .env("DATABASE_URL", url)
-            .env("CHAINPAY_MASTER_KEY", &self.master_key)
-            .env("RUST_LOG", "warn")
-            .envs(self.env())
-            .output()
-            .unwrap();
-        let database = url
-            .split('?')
-            .next()
-            .and_then(|path| path.rsplit('/').next())
-            .unwrap_or(url);
-        if output.status.success() {
-            println!("chainpay {command} on {database}: passed");
-            None
-        } else {
-            Some(format!(
-                "chainpay {command} on {database} failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
+        support::cli(BINARY, command, url, &self.master_key, &self.env())
     }
 }
 

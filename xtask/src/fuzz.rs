@@ -1,19 +1,25 @@
 //! The fuzz run: every libFuzzer target in `fuzz/` (cargo fuzz, installed
-//! at a pinned version when missing) for a fixed number of iterations,
-//! starting from the committed corpus in `fuzz/corpus/<target>/`. New
-//! inputs libFuzzer finds go to `target/fuzz-corpus/<target>/`, so a run
-//! never changes the repository; a failing input is kept in
-//! `fuzz/artifacts/<target>/` and fails the run.
+//! at a pinned version under `target/tools/` when missing, so a cargo-fuzz
+//! of your own is left alone) for a fixed number of iterations, starting
+//! from the committed corpus in `fuzz/corpus/<target>/`. New inputs
+//! libFuzzer finds go to `target/fuzz-corpus/<target>/`, so a run never
+//! changes the repository; a failing input is kept in
+//! `fuzz/artifacts/<target>/` and fails the run. libFuzzer itself is C++,
+//! built by `libfuzzer-sys` with the machine's C++ compiler.
 //!
 //! Sanitizer `none`: the fuzzed code is safe Rust (no `unsafe` in core), so
 //! AddressSanitizer would find nothing the Rust runtime does not, and
 //! without it every flag cargo fuzz passes is stable — no nightly needed.
 
+use std::process::Command;
+
+use anyhow::Context;
+
 use crate::{cargo, root, run};
 
 const CARGO_FUZZ: &str = "0.13.1";
 
-/// Each target and its iterations: 10–30 s each on the 2-core machine
+/// Each target and its iterations: 10–40 s each on the 2-core machine
 /// (phone parsing is the slowest code fuzzed, JSON rejection the fastest).
 const TARGETS: [(&str, u32); 4] = [
     ("ussd_sessions", 300_000),
@@ -23,18 +29,38 @@ const TARGETS: [(&str, u32); 4] = [
 ];
 
 pub fn run_all() -> anyhow::Result<()> {
-    let installed = cargo().args(["fuzz", "--version"]).output().is_ok_and(|o| {
-        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ)
-    });
+    let tools = root().join("target/tools");
+    let cargo_fuzz = tools.join("bin/cargo-fuzz");
+    let installed = Command::new(&cargo_fuzz)
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ)
+        });
     if !installed {
-        run(cargo().args(["install", "--locked", "cargo-fuzz", "--version", CARGO_FUZZ]))?;
+        run(cargo()
+            .args([
+                "install",
+                "--locked",
+                "cargo-fuzz",
+                "--version",
+                CARGO_FUZZ,
+                "--root",
+            ])
+            .arg(&tools))?;
     }
-    let iterations: Option<u32> = std::env::var("FUZZ_RUNS").ok().and_then(|n| n.parse().ok());
+    let iterations = match std::env::var("FUZZ_RUNS") {
+        Ok(n) => Some(
+            n.parse::<u32>()
+                .context("FUZZ_RUNS must be a whole number")?,
+        ),
+        Err(_) => None,
+    };
     for (target, runs) in TARGETS {
         let found = root().join("target/fuzz-corpus").join(target);
         std::fs::create_dir_all(&found)?;
         let seeds = root().join("fuzz/corpus").join(target);
-        run(cargo()
+        run(Command::new(&cargo_fuzz)
             .current_dir(root().join("fuzz"))
             .args(["fuzz", "run", "--sanitizer", "none", target])
             .arg(&found)

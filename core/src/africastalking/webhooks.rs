@@ -101,7 +101,7 @@ impl InboundSms {
     pub fn sender(&self) -> Result<(Msisdn, &str), FormError> {
         let from = Msisdn::parse(&self.from).map_err(|e| FormError(format!("from: {e}")))?;
         let id = self.id.trim();
-        if id.is_empty() || id.chars().count() > MAX_MESSAGE_ID_CHARS {
+        if id.is_empty() || self.id.chars().count() > MAX_MESSAGE_ID_CHARS {
             return Err(FormError(format!(
                 "id must be 1 to {MAX_MESSAGE_ID_CHARS} characters"
             )));
@@ -126,13 +126,20 @@ pub struct DeliveryReport {
 }
 
 impl DeliveryReport {
-    /// The id to look up, or `None` for one we cannot have issued: empty,
-    /// overlong, or holding NUL (which PostgreSQL text cannot store). Such a
-    /// report is acknowledged and ignored, like any unknown id.
+    /// The id to look up, or `None` for a report Africa's Talking cannot
+    /// have sent: an id that is empty, overlong or not one we could have
+    /// issued, or NUL (which PostgreSQL text cannot store) in what is kept
+    /// of it. Such a report is acknowledged and ignored, like any unknown id.
     pub fn message_id(&self) -> Option<&str> {
         let id = self.id.as_str();
-        let plausible =
-            !id.is_empty() && id.chars().count() <= MAX_MESSAGE_ID_CHARS && !id.contains('\0');
+        let kept = [
+            Some(id),
+            Some(self.status.as_str()),
+            self.failureReason.as_deref(),
+        ];
+        let plausible = !id.is_empty()
+            && id.chars().count() <= MAX_MESSAGE_ID_CHARS
+            && kept.into_iter().flatten().all(|text| !text.contains('\0'));
         plausible.then_some(id)
     }
 }
@@ -185,5 +192,8 @@ mod tests {
         assert_eq!(report("").message_id(), None);
         assert_eq!(report("a\0b").message_id(), None);
         assert_eq!(report(&"x".repeat(201)).message_id(), None);
+        let mut failed = report("ATXid_2");
+        failed.failureReason = Some("Rejected\0".into());
+        assert_eq!(failed.message_id(), None);
     }
 }

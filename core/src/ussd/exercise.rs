@@ -191,8 +191,17 @@ impl Pins {
     }
 }
 
-/// One page: its wire form obeys the rules and holds no secret PIN.
-fn check(screen: &Screen, state: &State, pins: &Pins) -> Result<(), String> {
+/// What a session's pages were checked for.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Checked {
+    pub pages: usize,
+    /// Checks of a page and its state for a PIN typed at a PIN prompt.
+    pub secret_pins: usize,
+}
+
+/// One page: its wire form obeys the rules and holds no secret PIN; the
+/// number of secret PINs looked for.
+fn check(screen: &Screen, state: &State, pins: &Pins) -> Result<usize, String> {
     let page = screen.render();
     if !(page.starts_with("CON ") || page.starts_with("END ")) {
         return Err(format!("not a CON/END page: {page:?}"));
@@ -202,7 +211,9 @@ fn check(screen: &Screen, state: &State, pins: &Pins) -> Result<(), String> {
         return Err(format!("{chars} characters: {page:?}"));
     }
     let stored = serde_json::to_string(state).map_err(|e| format!("state: {e}"))?;
+    let mut looked_for = 0;
     for pin in pins.secret() {
+        looked_for += 1;
         if page.contains(pin) {
             return Err(format!("PIN {pin} on screen: {page:?}"));
         }
@@ -210,7 +221,7 @@ fn check(screen: &Screen, state: &State, pins: &Pins) -> Result<(), String> {
             return Err(format!("PIN {pin} in the session state: {stored}"));
         }
     }
-    Ok(())
+    Ok(looked_for)
 }
 
 fn exponent(_currency: &str) -> u32 {
@@ -220,8 +231,8 @@ fn exponent(_currency: &str) -> u32 {
 /// Most effects a session may ask for before it must show a page.
 const MAX_TURNS: usize = 100;
 
-/// Runs `session`; the number of pages shown, or the first broken rule.
-pub fn run(session: &Session) -> Result<usize, String> {
+/// Runs `session`: what was checked, or the first broken rule.
+pub fn run(session: &Session) -> Result<Checked, String> {
     let currencies: Vec<String> = ["EUR", "KES", "USD"].map(String::from).to_vec();
     let all = answers();
     let caller = session.caller.as_ref();
@@ -234,7 +245,8 @@ pub fn run(session: &Session) -> Result<usize, String> {
         currencies: &currencies,
     });
     let mut keys = session.keys.iter();
-    let (mut pages, mut answered, mut in_a_row) = (0, 0, 0);
+    let mut checked = Checked::default();
+    let (mut answered, mut in_a_row) = (0, 0);
     loop {
         step = match step {
             Step::Do(effect, state) => {
@@ -257,10 +269,11 @@ pub fn run(session: &Session) -> Result<usize, String> {
                 outcome(state, answer.clone(), &ctx)
             }
             Step::Show(screen, state) => {
-                (pages, in_a_row) = (pages + 1, 0);
-                check(&screen, &state, &pins)?;
+                in_a_row = 0;
+                checked.pages += 1;
+                checked.secret_pins += check(&screen, &state, &pins)?;
                 let (Screen::Con(_), Some(key)) = (&screen, keys.next()) else {
-                    return Ok(pages);
+                    return Ok(checked);
                 };
                 pins.typed(&screen, key);
                 inputs.push(key.clone());

@@ -19,6 +19,22 @@ fn typed() -> impl Strategy<Value = String> {
     ]
 }
 
+/// The checker is not vacuous: a PIN typed at the balance's PIN prompt is
+/// looked for on the page that follows.
+#[test]
+fn the_checker_looks_for_a_pin_typed_at_a_pin_prompt() {
+    let session = Session {
+        caller: exercise::caller(2),
+        keys: vec!["4".into(), PINS[0].into()],
+        choices: vec![0; 14],
+    };
+    let checked = exercise::run(&session).unwrap();
+    assert!(
+        checked.pages >= 3 && checked.secret_pins >= 1,
+        "{checked:?}"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 

@@ -351,3 +351,37 @@ pub fn verdict(run: &str, failures: &[String], log: &Path) -> std::process::Exit
     }
     std::process::ExitCode::FAILURE
 }
+
+/// Runs `chainpay <command>` (`binary`) against `url` with `env`; a failure
+/// when it fails.
+pub fn cli(
+    binary: &str,
+    command: &str,
+    url: &str,
+    master_key: &str,
+    env: &[(&str, &str)],
+) -> Option<String> {
+    let output = std::process::Command::new(binary)
+        .arg(command)
+        .env("DATABASE_URL", url)
+        .env("CHAINPAY_MASTER_KEY", master_key)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let database = url
+        .split('?')
+        .next()
+        .and_then(|path| path.rsplit('/').next())
+        .unwrap_or(url);
+    if output.status.success() {
+        println!("chainpay {command} on {database}: passed");
+        None
+    } else {
+        Some(format!(
+            "chainpay {command} on {database} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}

@@ -38,7 +38,11 @@ async fn on_hashing_threads<T: Send + 'static>(
         .ok_or_else(|| anyhow::anyhow!("no PIN hashing threads"))?;
     let (done, result) = tokio::sync::oneshot::channel();
     pool.spawn(move || {
-        let _ = done.send(work());
+        // Whoever asked has gone (a client or request timeout): no answer
+        // is wanted, so spend no core on one.
+        if !done.is_closed() {
+            let _ = done.send(work());
+        }
     });
     Ok(result.await?)
 }

@@ -166,9 +166,22 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::R
     Ok(())
 }
 
-/// `value` as PostgreSQL `jsonb` can store it: that type holds no NUL
-/// character (`\u0000`), so each one, in a key or a string, becomes U+FFFD.
-/// For bodies recorded as they arrived (Daraja's callbacks).
+/// Whether `value` holds a NUL character (`\u0000`) in a key or a string,
+/// which PostgreSQL can neither store in `jsonb` nor in `text`.
+pub fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
+/// `value` as PostgreSQL `jsonb` can store it: each NUL character, in a key
+/// or a string, becomes U+FFFD. Only for keeping a copy of what arrived.
 pub fn jsonb_safe(value: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     let clean = |text: String| {

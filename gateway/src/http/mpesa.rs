@@ -97,6 +97,18 @@ pub struct CallbackToken {
     pub token: Option<String>,
 }
 
+/// Daraja never writes NUL, and PostgreSQL can neither store it nor look up
+/// an id holding it: such a body reaches its reader as
+/// `{"unreadable": <the body, NUL shown as U+FFFD>}`, which no reader can
+/// parse, so it is recorded (and audited) as unreadable and moves nothing.
+fn readable(body: Value) -> Value {
+    if crate::db::holds_nul(&body) {
+        json!({ "unreadable": crate::db::jsonb_safe(body) })
+    } else {
+        body
+    }
+}
+
 fn ack(description: &str) -> Response {
     (
         StatusCode::OK,
@@ -119,7 +131,7 @@ async fn callback(
         state.metrics.reject_webhook("mpesa_stk", "bad_token");
         return Err(ApiError::Unauthorized);
     }
-    let outcome = deposits::on_callback(&state, crate::db::jsonb_safe(body)).await?;
+    let outcome = deposits::on_callback(&state, readable(body)).await?;
     tracing::info!(outcome = %outcome, "M-Pesa STK callback");
     Ok(ack("Accepted"))
 }
@@ -134,8 +146,7 @@ async fn b2c(
         state.metrics.reject_webhook("mpesa_b2c", "bad_token");
         return Err(ApiError::Unauthorized);
     }
-    let body = crate::db::jsonb_safe(body);
-    let outcome = withdrawals::on_result(state, body, timed_out).await?;
+    let outcome = withdrawals::on_result(state, readable(body), timed_out).await?;
     tracing::info!(outcome = %outcome, timed_out, "M-Pesa B2C result");
     Ok(ack("Accepted"))
 }
@@ -186,7 +197,7 @@ async fn enquiry(
         state.metrics.reject_webhook(name, "bad_token");
         return Err(ApiError::Unauthorized);
     }
-    let body = crate::db::jsonb_safe(body);
+    let body = readable(body);
     let outcome = match which {
         Enquiry::TransactionStatus => payout_status::on_result(state, body, timed_out).await?,
         Enquiry::AccountBalance => float::on_result(&state.pool, &body, timed_out).await?,

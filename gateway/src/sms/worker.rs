@@ -36,11 +36,13 @@ pub async fn send_due(
     master: &MasterKey,
 ) -> anyhow::Result<usize> {
     use futures::stream::{FuturesUnordered, StreamExt};
-    // CONCURRENCY senders, each replaced as it finishes a message, so one
-    // slow answer holds up only its own slot; a sender that finds nothing
-    // due is not replaced. An error stops new sends, but what is in flight
-    // is let finish: dropped mid-send, a message Africa's Talking accepted
-    // would be sent again.
+    // Up to CONCURRENCY senders: after each message sent the senders are
+    // topped up again, so one slow answer holds up only its own slot and a
+    // sender that found nothing due (the queue briefly empty, or the rest
+    // locked by another instance) is back as soon as there is work again;
+    // the pass ends when every sender finds nothing. An error stops new
+    // sends, but what is in flight is let finish: dropped mid-send, a
+    // message Africa's Talking accepted would be sent again.
     let mut senders: FuturesUnordered<_> = (0..CONCURRENCY)
         .map(|_| send_one(pool, client, master))
         .collect();
@@ -49,13 +51,16 @@ pub async fn send_due(
         match outcome {
             Ok(true) => {
                 handled += 1;
-                if started < BATCH && failure.is_none() {
+                while senders.len() < CONCURRENCY && started < BATCH && failure.is_none() {
                     senders.push(send_one(pool, client, master));
                     started += 1;
                 }
             }
             Ok(false) => {}
-            Err(error) => failure = Some(error),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "SMS sender failed");
+                failure = Some(error);
+            }
         }
     }
     match failure {

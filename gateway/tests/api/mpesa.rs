@@ -303,7 +303,7 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
 }
 
 #[tokio::test]
-async fn callbacks_holding_nul_characters_are_acknowledged_and_kept_without_them() {
+async fn callbacks_holding_nul_characters_are_acknowledged_kept_and_move_nothing() {
     let app = mpesa_app().await;
     let stk = success_callback(&json!("ws_CO_\u{0}1"), 100.0, "NUL\u{0}RCPT", 254700000001);
     let result = json!({"Result": {"ResultType": 0, "ResultCode": "0\u{0}", "ResultDesc": "\u{0}",
@@ -324,14 +324,19 @@ async fn callbacks_holding_nul_characters_are_acknowledged_and_kept_without_them
         let answered = app.client.post(&url).json(&body).send().await.unwrap();
         assert_eq!(answered.status(), StatusCode::OK, "{url}");
     }
-    let kept: Vec<String> = sqlx::query_scalar("SELECT body::text FROM mpesa_callbacks")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    let kept: Vec<(String, String)> =
+        sqlx::query_as("SELECT body::text, outcome FROM mpesa_callbacks")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(kept.len(), 3, "{kept:?}");
-    assert!(kept
-        .iter()
-        .all(|body| body.contains('\u{FFFD}') && !body.contains("\\u0000")));
+    for (body, outcome) in &kept {
+        assert!(
+            body.contains('\u{FFFD}') && !body.contains("\\u0000"),
+            "{body}"
+        );
+        assert_eq!(outcome, "unreadable", "{body}");
+    }
     app.assert_balanced().await;
 }
 

@@ -66,12 +66,7 @@ struct Config {
 
 impl Config {
     fn from_env() -> Self {
-        let number = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
+        let number = support::env_number;
         Self {
             seconds: number("CRASH_SECONDS", 60),
             clients: number("CRASH_CLIENTS", 8) as usize,

@@ -61,12 +61,7 @@ struct Config {
 
 impl Config {
     fn from_env() -> Self {
-        let number = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        };
+        let number = support::env_number;
         Self {
             seconds: number("SOAK_SECONDS", 600).min(3_600),
             clients: number("SOAK_CLIENTS", 8) as usize,

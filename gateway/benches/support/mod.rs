@@ -385,3 +385,12 @@ pub fn cli(
         ))
     }
 }
+
+/// A whole number from the environment variable `name`, else `default`
+/// (also when it is not a number).
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -53,6 +53,11 @@ pub struct Settings {
     pub master_key_hex: Option<String>,
     /// `CHAINPAY_DB_POOL`: maximum connections per instance.
     pub db_pool_size: u32,
+    /// `CHAINPAY_POSTING_WORKERS`: transfer batches one instance commits at
+    /// once (each holds one pooled connection while it does).
+    pub posting_workers: u32,
+    /// `CHAINPAY_POSTING_BATCH`: most transfers decided in one batch.
+    pub posting_batch: u32,
     /// `CHAINPAY_LOG_FORMAT`: `pretty` (default) or `json`.
     pub log_format: LogFormat,
     /// `CHAINPAY_FX_FEED`: `table` (rates change only when an operator sets
@@ -345,6 +350,8 @@ impl Settings {
             jwt_secret: None,
             master_key_hex: None,
             db_pool_size: 32,
+            posting_workers: 4,
+            posting_batch: 256,
             log_format: LogFormat::Pretty,
             fx_feed: FxFeed::Table,
             fx_feed_interval_s: 30,
@@ -402,6 +409,8 @@ impl Settings {
             jwt_secret: env_opt("CHAINPAY_JWT_SECRET"),
             master_key_hex: env_opt("CHAINPAY_MASTER_KEY"),
             db_pool_size: env_u32("CHAINPAY_DB_POOL", 32)?,
+            posting_workers: env_u32("CHAINPAY_POSTING_WORKERS", 4)?.clamp(1, 64),
+            posting_batch: env_u32("CHAINPAY_POSTING_BATCH", 256)?.clamp(1, 4096),
             log_format,
             fx_feed,
             fx_feed_interval_s: env_u32("CHAINPAY_FX_FEED_INTERVAL_S", 30)?.max(1),

@@ -125,6 +125,43 @@ impl IdempotencyKey {
         Ok(inserted.rows_affected() == 1)
     }
 
+    /// Takes every key of `keys` not taken yet, in (user, key) order so two
+    /// batches never wait on each other in a cycle; returns the indexes of
+    /// `keys` it took (of two equal keys, only the first can be taken).
+    pub async fn claim_all(conn: &mut PgConnection, keys: &[&Self]) -> Result<Vec<usize>, Error> {
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&a, &b| {
+            (keys[a].user_id, &keys[a].key).cmp(&(keys[b].user_id, &keys[b].key))
+        });
+        let column = |f: fn(&Self) -> String| order.iter().map(|&i| f(keys[i])).collect::<Vec<_>>();
+        let users: Vec<Uuid> = order.iter().map(|&i| keys[i].user_id).collect();
+        let taken = sqlx::query!(
+            r#"INSERT INTO idempotency_keys (user_id, key, request_hash)
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) AS k (user_id, key, request_hash)
+               ORDER BY user_id, key
+               ON CONFLICT DO NOTHING RETURNING user_id, key"#,
+            &users,
+            &column(|k| k.key.clone()),
+            &column(|k| k.request_hash.clone()),
+        )
+        .fetch_all(conn)
+        .await?;
+        // Each taken key comes back once: the first request that named it.
+        let first = |user_id: Uuid, key: &str| {
+            keys.iter()
+                .position(|k| k.user_id == user_id && k.key == key)
+        };
+        Ok(taken
+            .iter()
+            .filter_map(|row| first(row.user_id, &row.key))
+            .collect())
+    }
+
+    /// The stored form of `outcome`, as [`save`](Self::save) writes it.
+    pub fn stored<T: Serialize>(outcome: Result<&T, &Error>) -> serde_json::Value {
+        stored(outcome)
+    }
+
     /// Records the outcome of a claimed request.
     pub async fn finish<T: Serialize>(
         &self,

@@ -15,6 +15,7 @@ use crate::config::{MpesaEnv, Settings};
 use crate::error::Error;
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
+use crate::movements::engine::Engine;
 use crate::rules::{ListCache, RulesCache};
 use crate::secrets::ServerKeys;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub jobs: Arc<JobSignals>,
     /// This instance's chain sealing authority.
     pub sealer: Arc<Sealer>,
+    /// Decides and commits transfers in batches.
+    pub engine: Arc<Engine>,
     /// `http://host:port` of this instance's listener, once bound: where the
     /// built-in simulators are reached, exactly as the real services would be.
     pub self_url: Arc<OnceLock<String>>,
@@ -81,6 +84,7 @@ impl AppState {
             sanctions: Arc::new(ListCache::default()),
             jobs: Arc::new(JobSignals::default()),
             sealer: Arc::new(parts.sealer),
+            engine: Arc::new(Engine::default()),
             self_url: Arc::new(OnceLock::new()),
             mpesa_callback_token: Arc::new(parts.mpesa_callback_token),
             daraja: Arc::new(OnceLock::new()),

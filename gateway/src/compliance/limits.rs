@@ -11,6 +11,8 @@
 //! windows read only the sender's last 24 hours through
 //! `transactions_limits_window`, however long their history.
 
+use std::collections::HashMap;
+
 use chainpay_core::compliance::{self, Activity, Decision, TierLimits};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -24,9 +26,47 @@ pub async fn check_outgoing(
     user_id: Uuid,
     usd_cents: i64,
 ) -> sqlx::Result<Decision> {
-    let row = sqlx::query!(
+    let mut windows = outgoing_windows(conn, rules, &[user_id]).await?;
+    let window = windows.remove(&user_id).ok_or(sqlx::Error::RowNotFound)?;
+    Ok(window.decide(rules, usd_cents))
+}
+
+/// A sender's tier and what they sent in their rolling windows.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub limits: TierLimits,
+    pub activity: Activity,
+}
+
+impl Window {
+    /// Decides one more outgoing movement worth `usd_cents`.
+    pub fn decide(&self, rules: &Rules, usd_cents: i64) -> Decision {
+        compliance::evaluate(&self.limits, &rules.structuring, self.activity, usd_cents)
+    }
+
+    /// Counts a movement decided since the windows were read, as the next
+    /// read would.
+    pub fn add(&mut self, rules: &Rules, usd_cents: i64) {
+        let activity = &mut self.activity;
+        activity.count_last_hour += 1;
+        activity.volume_last_24h_usd_cents =
+            activity.volume_last_24h_usd_cents.saturating_add(usd_cents);
+        if rules.structuring.in_band(usd_cents) {
+            activity.in_band_last_24h += 1;
+        }
+    }
+}
+
+/// The outgoing windows of each of `user_ids` (their row locks held), in
+/// one round trip.
+pub async fn outgoing_windows(
+    conn: &mut PgConnection,
+    rules: &Rules,
+    user_ids: &[Uuid],
+) -> sqlx::Result<HashMap<Uuid, Window>> {
+    let rows = sqlx::query!(
         r#"
-        SELECT t.can_transact, t.single_max_usd_cents, t.daily_max_usd_cents, t.hourly_max_count,
+        SELECT u.id, t.can_transact, t.single_max_usd_cents, t.daily_max_usd_cents, t.hourly_max_count,
                w.count_last_hour AS "count_last_hour!", w.volume AS "volume!", w.in_band AS "in_band!"
         FROM users u
         JOIN compliance_tiers t ON t.kyc_status = u.kyc_status
@@ -38,31 +78,29 @@ pub async fn check_outgoing(
             WHERE from_user_id = u.id AND usd_cents IS NOT NULL AND tx_type NOT IN ('cash_in', 'redemption')
               AND created_at > now() - interval '24 hours'
         ) w
-        WHERE u.id = $1
+        WHERE u.id = ANY($1)
         "#,
-        user_id,
+        user_ids,
         rules.structuring.band_min_usd_cents,
         rules.structuring.band_max_usd_cents,
     )
-    .fetch_one(conn)
+    .fetch_all(conn)
     .await?;
-    let limits = TierLimits {
-        can_transact: row.can_transact,
-        single_max_usd_cents: row.single_max_usd_cents,
-        daily_max_usd_cents: row.daily_max_usd_cents,
-        hourly_max_count: i64::from(row.hourly_max_count),
-    };
-    let activity = Activity {
-        count_last_hour: row.count_last_hour,
-        volume_last_24h_usd_cents: row.volume,
-        in_band_last_24h: row.in_band,
-    };
-    Ok(compliance::evaluate(
-        &limits,
-        &rules.structuring,
-        activity,
-        usd_cents,
-    ))
+    let windows = rows.into_iter().map(|row| {
+        let limits = TierLimits {
+            can_transact: row.can_transact,
+            single_max_usd_cents: row.single_max_usd_cents,
+            daily_max_usd_cents: row.daily_max_usd_cents,
+            hourly_max_count: i64::from(row.hourly_max_count),
+        };
+        let activity = Activity {
+            count_last_hour: row.count_last_hour,
+            volume_last_24h_usd_cents: row.volume,
+            in_band_last_24h: row.in_band,
+        };
+        (row.id, Window { limits, activity })
+    });
+    Ok(windows.collect())
 }
 
 /// Decides money coming in from outside — an M-Pesa deposit, a cash-in at

@@ -148,7 +148,7 @@ pub(super) async fn run_keyed<O: Operation>(
     op: &O,
 ) -> ApiResult<Response> {
     let key = idempotency_key(headers, user_id, fingerprint)?;
-    let reply = movements::run(state, op, key).await;
+    let reply = op.submit(state, key).await;
     Ok(movement_response(reply))
 }
 

@@ -96,12 +96,7 @@ async fn lock_and_check(
     account_ids: &[i64],
     deltas: &[i64],
 ) -> Result<(), PostError> {
-    let locked = sqlx::query!(
-        "SELECT id, kind, balance, locked FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        account_ids
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let locked = lock(conn, account_ids).await?;
     if locked.len() != account_ids.len() {
         return Err(PostError::UnknownAccount);
     }
@@ -111,16 +106,46 @@ async fn lock_and_check(
             row.id, *account_id,
             "locked rows and deltas are in the same order"
         );
-        if row.balance - row.locked + delta < 0 {
-            match row.kind.as_str() {
-                // A merchant's account, like a wallet, never goes negative.
-                "wallet" | "merchant" => return Err(PostError::InsufficientFunds),
-                "agent_float" => return Err(PostError::InsufficientFloat),
-                _ => {}
-            }
-        }
+        row.check(*delta)?;
     }
     Ok(())
+}
+
+/// An account row as locked for posting.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    pub id: i64,
+    pub kind: String,
+    pub balance: i64,
+    /// Reserved by holds; not available to spend.
+    pub locked: i64,
+}
+
+impl Locked {
+    /// Whether `delta` may be applied: wallets, merchants' accounts and
+    /// agents' float never go below what they have reserved.
+    pub fn check(&self, delta: i64) -> Result<(), PostError> {
+        if self.balance - self.locked + delta >= 0 {
+            return Ok(());
+        }
+        match self.kind.as_str() {
+            "wallet" | "merchant" => Err(PostError::InsufficientFunds),
+            "agent_float" => Err(PostError::InsufficientFloat),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Locks `account_ids` in ascending id order (one global order, so two
+/// posters never wait on each other in a cycle) and reads their balances.
+pub async fn lock(conn: &mut PgConnection, account_ids: &[i64]) -> sqlx::Result<Vec<Locked>> {
+    sqlx::query_as!(
+        Locked,
+        "SELECT id, kind, balance, locked FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+        account_ids
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// The transaction row, its postings, its chain entry and the new

@@ -11,6 +11,7 @@ pub mod book;
 pub mod cash_in;
 pub mod cash_out;
 pub mod conversion;
+pub mod engine;
 pub mod merchant_pay;
 pub mod merchant_refund;
 pub mod parties;
@@ -50,6 +51,19 @@ pub trait Operation: Sync {
         state: &AppState,
         rules: &Rules,
     ) -> impl Future<Output = Result<TxView, Error>> + Send;
+
+    /// Runs the movement once per `key`: in a transaction of its own unless
+    /// its kind is posted in batches (transfers go to [`engine`]).
+    fn submit(
+        &self,
+        state: &AppState,
+        key: Option<IdempotencyKey>,
+    ) -> impl Future<Output = Reply> + Send
+    where
+        Self: Sized,
+    {
+        run(state, self, key)
+    }
 }
 
 /// What a keyed request comes to: its result or refusal, and whether that
@@ -130,7 +144,32 @@ async fn attempt<O: Operation>(
     }
 }
 
-fn count(state: &AppState, kind: &str, currency: &str, outcome: &str) {
+/// The audit row of a refused request: what was asked, the reason and, for
+/// an AML refusal, the rule and what it found.
+pub fn refusal_audit(attempted: &Attempted<'_>, refusal: &Error) -> AuditEvent {
+    let mut detail = attempted.detail.clone();
+    detail["reason"] = json!(refusal.label());
+    if let Error::Compliance(compliance) = refusal {
+        detail["rule"] = json!(compliance.rule.as_str());
+        detail["finding"] = compliance.detail.clone();
+    }
+    AuditEvent::new(attempted.action, Outcome::Rejected)
+        .actor(attempted.actor)
+        .detail(detail)
+}
+
+/// Opens (or adds to) the report an AML refusal calls for, if any.
+pub async fn open_refusal_report(conn: &mut PgConnection, refusal: &Error) -> sqlx::Result<()> {
+    if let Error::Compliance(compliance) = refusal {
+        if let Some((party, finding)) = &compliance.report {
+            let rule = compliance.rule.as_str();
+            sars::open_or_append(conn, *party, rule, None, finding.clone()).await?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn count(state: &AppState, kind: &str, currency: &str, outcome: &str) {
     state
         .metrics
         .transfers
@@ -173,27 +212,8 @@ pub async fn record_refusal(
     refusal: &Error,
 ) -> Result<(), Error> {
     let mut tx = state.pool.begin().await?;
-    let mut detail = attempted.detail;
-    detail["reason"] = json!(refusal.label());
-    if let Error::Compliance(compliance) = refusal {
-        detail["rule"] = json!(compliance.rule.as_str());
-        detail["finding"] = compliance.detail.clone();
-        if let Some((party, finding)) = &compliance.report {
-            sars::open_or_append(
-                &mut tx,
-                *party,
-                compliance.rule.as_str(),
-                None,
-                finding.clone(),
-            )
-            .await?;
-        }
-    }
-    AuditEvent::new(attempted.action, Outcome::Rejected)
-        .actor(attempted.actor)
-        .detail(detail)
-        .record(&mut tx)
-        .await?;
+    open_refusal_report(&mut tx, refusal).await?;
+    refusal_audit(&attempted, refusal).record(&mut tx).await?;
     if let Some(key) = key {
         if !key.save::<()>(&mut tx, Err(refusal)).await? {
             // A concurrent copy already answered; nothing of ours to keep.

@@ -2,6 +2,8 @@
 //! passes before it is posted.
 
 use chainpay_core::compliance::{Decision, Rule};
+use std::collections::HashMap;
+
 use chainpay_core::Lang;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -49,19 +51,49 @@ pub async fn load(
     sender_id: Uuid,
     counterparty_phone: Option<&str>,
 ) -> Result<Parties, Error> {
+    let phones: Vec<String> = counterparty_phone.map(str::to_owned).into_iter().collect();
+    let mut people = load_many(conn, &[sender_id], &phones).await?;
+    let counterparty = counterparty_phone.and_then(|phone| people.by_phone.remove(phone));
+    Ok(Parties {
+        sender: people.by_id.remove(&sender_id).ok_or(Error::Unauthorized)?,
+        counterparty,
+        list_version: people.list_version,
+    })
+}
+
+/// The parties of many movements: each sender by id, each counterparty by
+/// phone (a sender named by phone appears in both).
+pub struct People {
+    pub by_id: HashMap<Uuid, Person>,
+    pub by_phone: HashMap<String, Person>,
+    pub list_version: i64,
+}
+
+/// [`load`] for many movements at once: locks every sender (in id order,
+/// so two batches never wait on each other in a cycle) and reads them and
+/// the counterparties named by `phones`, in one round trip.
+pub async fn load_many(
+    conn: &mut PgConnection,
+    senders: &[Uuid],
+    phones: &[String],
+) -> Result<People, Error> {
+    // `count(*)` makes the locking CTE run to the end (an EXISTS would
+    // stop at the first sender it locked).
     let rows = sqlx::query!(
-        r#"WITH sender AS (SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE)
+        r#"WITH senders AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)
            SELECT id, name, phone, suspended, kyc_status, language, screened_list_version, sanctions_match_id,
                   (SELECT version FROM sanctions_list) AS "list_version!"
-           FROM users WHERE (id = $1 OR phone = $2) AND EXISTS (SELECT 1 FROM sender)"#,
-        sender_id,
-        counterparty_phone
+           FROM users WHERE (id = ANY($1) OR phone = ANY($2)) AND (SELECT count(*) FROM senders) >= 0"#,
+        senders,
+        phones
     )
     .fetch_all(conn)
     .await?;
-    let list_version = rows.first().map_or(0, |row| row.list_version);
-    let mut sender = None;
-    let mut counterparty = None;
+    let mut people = People {
+        by_id: HashMap::new(),
+        by_phone: HashMap::new(),
+        list_version: rows.first().map_or(0, |row| row.list_version),
+    };
     for row in rows {
         let person = Person {
             party: Party {
@@ -75,20 +107,16 @@ pub async fn load(
             kyc_status: row.kyc_status,
             lang: Lang::parse(&row.language),
         };
-        if person.party.user_id == sender_id {
-            if Some(person.party.phone.as_str()) == counterparty_phone {
-                counterparty = Some(person.clone());
-            }
-            sender = Some(person);
-        } else {
-            counterparty = Some(person);
+        if phones.contains(&person.party.phone) {
+            people
+                .by_phone
+                .insert(person.party.phone.clone(), person.clone());
+        }
+        if senders.contains(&person.party.user_id) {
+            people.by_id.insert(person.party.user_id, person);
         }
     }
-    Ok(Parties {
-        sender: sender.ok_or(Error::Unauthorized)?,
-        counterparty,
-        list_version,
-    })
+    Ok(people)
 }
 
 /// Which way the money goes, for the tier limits.

@@ -1,8 +1,9 @@
 //! Peer-to-peer transfers in one currency, with the tiered fee on top.
 
 use chainpay_core::fees::FeeKind;
+use chainpay_core::ledger::JournalEntry;
 use chainpay_core::ledger::{transfer_entry, TransferAccounts};
-use chainpay_core::notify::{Party, Sms};
+use chainpay_core::notify::{Party, Receipt, Sms};
 use chainpay_core::refusal::Refusal;
 use chainpay_core::status::TxStatus;
 use chainpay_core::transaction::{TxFacts, TxType};
@@ -13,11 +14,12 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::book::{book, Booking};
+use super::book::{book, Booking, Text};
 use super::parties::{self, Parties, Person};
-use super::Operation;
+use super::{Operation, Reply};
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
+use crate::idempotency::IdempotencyKey;
 use crate::ledger::accounts::AccountRef;
 use crate::rules::Rules;
 use crate::state::AppState;
@@ -50,21 +52,52 @@ pub struct SendPreview {
 struct Priced {
     parties: Parties,
     recipient: Person,
-    usd_cents: i64,
-    fee_minor: i64,
+    quote: Quote,
+}
+
+/// What a transfer costs, from the rules alone.
+#[derive(Debug, Clone, Copy)]
+pub struct Quote {
+    /// USD value for the sender's AML windows.
+    pub usd_cents: i64,
+    pub fee_minor: i64,
+}
+
+/// A transfer as both ways of posting one write it: its facts, its entry
+/// (accounts by reference) and what its audit row says.
+pub struct Plan<'a> {
+    pub facts: TxFacts,
+    pub entry: JournalEntry<AccountRef<'a>>,
+    pub source: AccountRef<'a>,
+    pub target: AccountRef<'a>,
+    pub detail: Value,
 }
 
 impl SendOrder {
-    async fn price(&self, conn: &mut PgConnection, rules: &Rules) -> Result<Priced, Error> {
+    /// The fee and USD value of this transfer; a currency or amount the
+    /// rate book cannot price is the client's to fix.
+    pub fn quote(&self, rules: &Rules) -> Result<Quote, Error> {
         let currency = self.currency.as_str();
         rules
             .rates
             .leg(currency)
             .map_err(|_| Error::Validation(format!("unsupported currency {currency}")))?;
-        let parties = parties::load(conn, self.from_user_id, Some(self.to_phone.as_str())).await?;
-        let recipient = parties
-            .counterparty
-            .clone()
+        let amount = self.amount.minor();
+        let usd_cents = rules.rates.usd_cents(currency, amount).map_err(fx_error)?;
+        let fee_minor = rules
+            .fees
+            .fee(FeeKind::Send, &rules.rates, currency, amount)
+            .map_err(fx_error)?;
+        Ok(Quote {
+            usd_cents,
+            fee_minor,
+        })
+    }
+
+    /// The registered recipient, if money may be paid to them.
+    pub fn recipient(&self, counterparty: Option<&Person>) -> Result<Person, Error> {
+        let recipient = counterparty
+            .cloned()
             .ok_or(Error::NotFound(Missing::Recipient))?;
         if recipient.party.user_id == self.from_user_id {
             return Err(Refusal::SelfPayment.into());
@@ -72,18 +105,93 @@ impl SendOrder {
         if !recipient.can_receive() {
             return Err(Refusal::RecipientCannotReceive.into());
         }
-        let amount = self.amount.minor();
-        let usd_cents = rules.rates.usd_cents(currency, amount).map_err(fx_error)?;
-        let fee_minor = rules
-            .fees
-            .fee(FeeKind::Send, &rules.rates, currency, amount)
-            .map_err(fx_error)?;
+        Ok(recipient)
+    }
+
+    async fn price(&self, conn: &mut PgConnection, rules: &Rules) -> Result<Priced, Error> {
+        let quote = self.quote(rules)?;
+        let parties = parties::load(conn, self.from_user_id, Some(self.to_phone.as_str())).await?;
+        let recipient = self.recipient(parties.counterparty.as_ref())?;
         Ok(Priced {
             parties,
             recipient,
-            usd_cents,
-            fee_minor,
+            quote,
         })
+    }
+
+    /// The transfer `tx_id` to `recipient` at `quote`, its fee credited to
+    /// `fee_revenue`.
+    pub fn plan<'a>(
+        &'a self,
+        recipient: &Person,
+        quote: Quote,
+        tx_id: Uuid,
+        fee_revenue: AccountRef<'a>,
+    ) -> Result<Plan<'a>, Error> {
+        let currency = self.currency.as_str();
+        let (amount, fee) = (self.amount.minor(), quote.fee_minor);
+        let source = AccountRef::wallet(self.from_user_id, currency);
+        let target = AccountRef::wallet(recipient.party.user_id, currency);
+        let accounts = TransferAccounts {
+            source_wallet: source.clone(),
+            target_wallet: target.clone(),
+            fee_revenue,
+        };
+        let entry = transfer_entry(accounts, &self.currency, amount, fee)
+            .map_err(|e| Error::Validation(e.to_string()))?;
+        let facts = TxFacts::now(
+            tx_id,
+            TxType::Transfer,
+            currency,
+            (amount, fee),
+            Some(self.from_user_id),
+            Some(recipient.party.user_id),
+        );
+        let detail = json!({"amount": amount, "fee": fee, "currency": currency,
+                            "to": self.to_phone.as_str(), "usd_cents": quote.usd_cents});
+        Ok(Plan {
+            facts,
+            entry,
+            source,
+            target,
+            detail,
+        })
+    }
+
+    /// The two confirmations of a posted transfer: the sender's and the
+    /// recipient's, each in their language, citing their new balance.
+    pub fn texts(
+        &self,
+        rules: &Rules,
+        (sender, recipient): (&Person, &Person),
+        receipt: Receipt,
+        fee: i64,
+        (sender_balance, recipient_balance): (i64, i64),
+    ) -> Vec<Text> {
+        let currency = self.currency.as_str();
+        let shown = |minor| rules.show(currency, minor);
+        let amount = self.amount.minor();
+        let (payer, payee) = (&sender.party, &recipient.party);
+        let sent = Sms(sender.lang).sent(
+            receipt,
+            &shown(amount),
+            Party {
+                name: &payee.name,
+                phone: &payee.phone,
+            },
+            &shown(sender_balance),
+            &shown(fee),
+        );
+        let received = Sms(recipient.lang).received(
+            receipt,
+            &shown(amount),
+            Party {
+                name: &payer.name,
+                phone: &payer.phone,
+            },
+            &shown(recipient_balance),
+        );
+        vec![(payer.phone.clone(), sent), (payee.phone.clone(), received)]
     }
 
     /// The fee and recipient a transfer would have, without moving money.
@@ -95,8 +203,8 @@ impl SendOrder {
             to_phone: self.to_phone.to_string(),
             recipient_name: priced.recipient.party.name,
             amount: self.amount.minor(),
-            fee: priced.fee_minor,
-            total: self.amount.minor() + priced.fee_minor,
+            fee: priced.quote.fee_minor,
+            total: self.amount.minor() + priced.quote.fee_minor,
             currency: self.currency.to_string(),
         })
     }
@@ -130,70 +238,43 @@ impl Operation for SendOrder {
         rules: &Rules,
     ) -> Result<TxView, Error> {
         let priced = self.price(conn, rules).await?;
+        let quote = priced.quote;
         let report =
-            parties::aml_gate(conn, state, rules, &priced.parties, priced.usd_cents).await?;
-        let currency = self.currency.as_str();
-        let (amount, fee) = (self.amount.minor(), priced.fee_minor);
+            parties::aml_gate(conn, state, rules, &priced.parties, quote.usd_cents).await?;
         let tx_id = Uuid::new_v4();
+        let fee_revenue = AccountRef::fee_revenue(self.currency.as_str(), tx_id);
+        let plan = self.plan(&priced.recipient, quote, tx_id, fee_revenue)?;
         let (sender, recipient) = (&priced.parties.sender, &priced.recipient);
-        let source = AccountRef::wallet(self.from_user_id, currency);
-        let target = AccountRef::wallet(recipient.party.user_id, currency);
-        let accounts = TransferAccounts {
-            source_wallet: source.clone(),
-            target_wallet: target.clone(),
-            fee_revenue: AccountRef::fee_revenue(currency, tx_id),
-        };
-        let entry = transfer_entry(accounts, &self.currency, amount, fee)
-            .map_err(|e| Error::Validation(e.to_string()))?;
-        let detail = json!({"amount": amount, "fee": fee, "currency": currency,
-                            "to": self.to_phone.as_str(), "usd_cents": priced.usd_cents});
         let booking = Booking {
-            facts: TxFacts::now(
-                tx_id,
-                TxType::Transfer,
-                currency,
-                (amount, fee),
-                Some(self.from_user_id),
-                Some(recipient.party.user_id),
-            ),
-            entry,
+            facts: plan.facts,
+            entry: plan.entry,
             note: self.note.clone(),
-            usd_cents: Some(priced.usd_cents),
+            usd_cents: Some(quote.usd_cents),
             status: TxStatus::Completed,
             audit: AuditEvent::new(Self::ACTION, Outcome::Success)
                 .actor(self.from_user_id)
-                .detail(detail.clone()),
+                .detail(plan.detail.clone()),
         };
-        let shown = |minor| rules.show(currency, minor);
+        let (source, target) = (&plan.source, &plan.target);
         let booked = book(conn, &state.keys.tx_signing, booking, |booked| {
-            let receipt = booked.receipt();
-            let (payer, payee) = (&sender.party, &recipient.party);
-            let sent = Sms(sender.lang).sent(
-                receipt,
-                &shown(amount),
-                Party {
-                    name: &payee.name,
-                    phone: &payee.phone,
-                },
-                &shown(booked.balance_of(&source)),
-                &shown(fee),
-            );
-            let received = Sms(recipient.lang).received(
-                receipt,
-                &shown(amount),
-                Party {
-                    name: &payer.name,
-                    phone: &payer.phone,
-                },
-                &shown(booked.balance_of(&target)),
-            );
-            vec![(payer.phone.clone(), sent), (payee.phone.clone(), received)]
+            let balances = (booked.balance_of(source), booked.balance_of(target));
+            self.texts(
+                rules,
+                (sender, recipient),
+                booked.receipt(),
+                quote.fee_minor,
+                balances,
+            )
         })
         .await?;
-        parties::file_report(conn, report, self.from_user_id, tx_id, detail).await?;
+        parties::file_report(conn, report, self.from_user_id, tx_id, plan.detail).await?;
         Ok(booked.view(
             Some(sender.party.phone.clone()),
             Some(self.to_phone.to_string()),
         ))
+    }
+
+    async fn submit(&self, state: &AppState, key: Option<IdempotencyKey>) -> Reply {
+        state.engine.send(state, self.clone(), key).await
     }
 }

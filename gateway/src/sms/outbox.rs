@@ -18,6 +18,11 @@ pub async fn queue(
 }
 
 /// Queues several messages in one round trip (a movement's confirmations).
+/// The text as the outbox keeps it: at most six SMS parts.
+pub fn clip(text: &str) -> String {
+    text.chars().take(MAX_MESSAGE_CHARS).collect()
+}
+
 pub async fn queue_all(
     conn: &mut PgConnection,
     messages: &[(&str, &str)],
@@ -27,10 +32,7 @@ pub async fn queue_all(
         .iter()
         .map(|(phone, _)| (*phone).to_owned())
         .collect();
-    let texts: Vec<String> = messages
-        .iter()
-        .map(|(_, text)| text.chars().take(MAX_MESSAGE_CHARS).collect())
-        .collect();
+    let texts: Vec<String> = messages.iter().map(|(_, text)| clip(text)).collect();
     sqlx::query!(
         "INSERT INTO sms_outbox (to_phone, message, tx_id)
          SELECT phone, message, $3 FROM unnest($1::text[], $2::text[]) AS m (phone, message)",

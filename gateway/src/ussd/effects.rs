@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::idempotency::IdempotencyKey;
 use crate::movements::conversion::{self, ConvertOrder, ConvertTerms};
 use crate::movements::transfer::SendOrder;
-use crate::movements::{self, Operation};
+use crate::movements::Operation;
 use crate::mpesa::deposits::{self, DepositOrder};
 use crate::mpesa::withdrawals::{self, WithdrawOrder};
 use crate::state::AppState;
@@ -78,7 +78,7 @@ pub(super) async fn move_money<O: Operation>(
 ) -> Result<TxView, Outcome> {
     let fingerprint = format!("ussd|{}|{}", O::ACTION, op.describe());
     let key = IdempotencyKey::new(caller.user_id, key, &fingerprint).map_err(|e| refused(&e))?;
-    movements::run(state, op, Some(key))
+    op.submit(state, Some(key))
         .await
         .outcome
         .map_err(|error| refused(&error))

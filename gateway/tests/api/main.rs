@@ -14,6 +14,7 @@ mod cli;
 mod compliance;
 mod console;
 mod desk;
+mod engine;
 mod fx;
 mod journey;
 mod merchants;

@@ -1,0 +1,148 @@
+//! The posting engine: transfers decided and committed in batches.
+//!
+//! Each instance runs `CHAINPAY_POSTING_WORKERS` workers. A worker takes
+//! every transfer request waiting (up to `CHAINPAY_POSTING_BATCH`) and
+//! decides them together in one database transaction ([`batch`]): one
+//! statement per table for the whole batch, senders, idempotency keys and
+//! accounts locked in one fixed order, each transfer decided in Rust in
+//! arrival order against the balances and rolling windows the earlier ones
+//! left, so a refusal never aborts its neighbours. The round trips and the
+//! commit's WAL flush are paid once per batch, while each transfer still
+//! gets everything it gets alone: its balanced journal entry, signature,
+//! chain entry, audit row, both SMS and idempotency record; a refusal its
+//! audit row, report and saved answer.
+//!
+//! If a batch cannot commit (a deadlock with another writer, a backstop
+//! constraint, a lost connection) nothing of it was written, and each of its
+//! transfers runs alone through [`super::run`], which decides it as before.
+//! Under light load a batch is one transfer: the engine never waits to fill
+//! one.
+
+mod batch;
+mod write;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::transfer::SendOrder;
+use super::{replay, Reply};
+use crate::audit::REQUEST_ID;
+use crate::config::Settings;
+use crate::error::Error;
+use crate::idempotency::IdempotencyKey;
+use crate::state::AppState;
+use batch::Verdict;
+
+/// Transfers waiting for a worker, per worker and batch, before a request
+/// waits to be queued.
+const QUEUED_BATCHES_PER_WORKER: usize = 4;
+
+/// One instance's posting engine; its workers start with the first transfer.
+#[derive(Default)]
+pub struct Engine {
+    queue: OnceLock<mpsc::Sender<Job>>,
+}
+
+/// A transfer waiting for its batch, and where its answer goes.
+pub struct Job {
+    pub state: AppState,
+    pub order: SendOrder,
+    pub key: Option<IdempotencyKey>,
+    /// The HTTP request's id, for the audit rows.
+    pub request_id: Option<String>,
+    reply: oneshot::Sender<Reply>,
+}
+
+impl Engine {
+    /// Decides `order` in the next batch and answers as [`super::run`] would.
+    pub async fn send(
+        &self,
+        state: &AppState,
+        order: SendOrder,
+        key: Option<IdempotencyKey>,
+    ) -> Reply {
+        let queue = self.queue.get_or_init(|| start(&state.settings));
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            state: state.clone(),
+            order,
+            key,
+            request_id: REQUEST_ID.try_with(Clone::clone).ok(),
+            reply,
+        };
+        if queue.send(job).await.is_err() {
+            return Reply::fresh(Err(Error::internal("the posting engine has stopped")));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Reply::fresh(Err(Error::internal(
+                "the posting engine dropped a transfer",
+            )))
+        })
+    }
+}
+
+/// Starts the workers. Jobs carry the state, so the workers hold nothing
+/// that keeps the queue open: they end when the last state is dropped.
+fn start(settings: &Settings) -> mpsc::Sender<Job> {
+    let workers = settings.posting_workers.max(1) as usize;
+    let most = settings.posting_batch.max(1) as usize;
+    let (queue, jobs) = mpsc::channel(workers * most * QUEUED_BATCHES_PER_WORKER);
+    let jobs = Arc::new(Mutex::new(jobs));
+    for _ in 0..workers {
+        tokio::spawn(work(jobs.clone(), most));
+    }
+    queue
+}
+
+/// Takes whatever is waiting (at least one job, at most `most`), posts it,
+/// and again, until the queue closes.
+async fn work(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, most: usize) {
+    loop {
+        let mut taken = Vec::with_capacity(most);
+        if jobs.lock().await.recv_many(&mut taken, most).await == 0 {
+            return;
+        }
+        // A panic fails this batch's requests (their answers are dropped)
+        // but not the worker.
+        if AssertUnwindSafe(post(taken)).catch_unwind().await.is_err() {
+            tracing::error!("a transfer batch panicked; its requests were answered with an error");
+        }
+    }
+}
+
+async fn post(jobs: Vec<Job>) {
+    let state = jobs[0].state.clone();
+    match batch::commit(&state, &jobs).await {
+        Ok(verdicts) => {
+            for (job, verdict) in jobs.into_iter().zip(verdicts) {
+                let reply = match verdict {
+                    Verdict::Done(outcome) => Reply::fresh(outcome),
+                    Verdict::Replay => match &job.key {
+                        Some(key) => replay(&state, key)
+                            .await
+                            .unwrap_or_else(|e| Reply::fresh(Err(e))),
+                        None => Reply::fresh(Err(Error::internal("a replay without a key"))),
+                    },
+                };
+                let _ = job.reply.send(reply);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, transfers = jobs.len(), "transfer batch not committed; running each alone");
+            futures::future::join_all(jobs.into_iter().map(alone)).await;
+        }
+    }
+}
+
+/// Runs one transfer in a transaction of its own, under its request's id.
+async fn alone(job: Job) {
+    let run = super::run(&job.state, &job.order, job.key);
+    let reply = match job.request_id {
+        Some(id) => REQUEST_ID.scope(id, run).await,
+        None => run.await,
+    };
+    let _ = job.reply.send(reply);
+}

@@ -1,0 +1,211 @@
+//! The posting engine: concurrent transfers decided together in one
+//! database transaction, each still written, refused, audited, confirmed
+//! and saved under its key exactly as it would be alone.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{eventually, secs, spawn_with, TestApp, TestOptions};
+
+const PEOPLE: usize = 12;
+
+fn phone(i: usize) -> String {
+    format!("+2547124000{i:02}")
+}
+
+/// `PEOPLE` funded customers with KES 500.00 each; their tokens.
+async fn people(app: &TestApp) -> Vec<String> {
+    app.lift_limits().await;
+    let mut tokens = Vec::new();
+    for i in 0..PEOPLE {
+        tokens.push(app.new_user(&phone(i), &format!("Person {i}")).await);
+        app.fund(&phone(i), "KES", 50_000).await;
+    }
+    tokens
+}
+
+async fn keyed_send(
+    app: &TestApp,
+    token: &str,
+    key: String,
+    to: String,
+    amount: i64,
+) -> reqwest::Response {
+    app.request(reqwest::Method::POST, "/api/v1/wallet/send", Some(token))
+        .header("Idempotency-Key", key)
+        .json(&json!({"to_phone": to, "amount": amount, "currency": "KES"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&app.pool).await.unwrap()
+}
+
+/// One worker, so the burst queues behind the first batch and is decided in
+/// few, large batches.
+fn one_worker() -> TestOptions {
+    TestOptions {
+        configure: |settings| settings.posting_workers = 1,
+        ..TestOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_transfers_is_decided_in_batches_and_each_keeps_everything_it_gets_alone() {
+    let app = spawn_with(one_worker()).await;
+    let tokens = people(&app).await;
+    let mut requests = Vec::new();
+    // 48 ordinary sends, each keyed.
+    for n in 0..48 {
+        let (from, to) = (n % PEOPLE, (n + 1) % PEOPLE);
+        requests.push((from, format!("plain-{n}"), phone(to), 1_000));
+    }
+    // One request sent three times with one key; one key reused for another body.
+    for _ in 0..3 {
+        requests.push((0, "copied".to_owned(), phone(5), 2_500));
+    }
+    requests.push((1, "clash".to_owned(), phone(2), 100));
+    requests.push((1, "clash".to_owned(), phone(3), 100));
+    // Refusals among them: unknown recipient, a suspended one, more than the wallet holds.
+    let suspended = "+254712409999";
+    app.new_user(suspended, "Suspended Person").await;
+    sqlx::query("UPDATE users SET suspended = true WHERE phone = $1")
+        .bind(suspended)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    requests.push((2, "nobody".to_owned(), "+254719999999".to_owned(), 100));
+    requests.push((3, "suspended".to_owned(), suspended.to_owned(), 100));
+    requests.push((4, "too-much".to_owned(), phone(6), 10_000_000));
+    let sends = requests.iter().map(|(from, key, to, amount)| {
+        keyed_send(&app, &tokens[*from], key.clone(), to.clone(), *amount)
+    });
+    let responses = futures::future::join_all(sends).await;
+    let mut bodies = Vec::new();
+    for response in responses {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        bodies.push((status, body));
+    }
+    for (status, body) in &bodies[..48] {
+        assert_eq!(*status, StatusCode::CREATED, "{body}");
+    }
+    let copies: Vec<&Value> = bodies[48..51]
+        .iter()
+        .map(|(_, body)| &body["tx_id"])
+        .collect();
+    assert!(bodies[48..51]
+        .iter()
+        .all(|(status, _)| *status == StatusCode::CREATED));
+    assert!(
+        copies.iter().all(|id| *id == copies[0]),
+        "one transfer for three copies: {copies:?}"
+    );
+    let clash: Vec<StatusCode> = bodies[51..53].iter().map(|(status, _)| *status).collect();
+    assert!(
+        clash.contains(&StatusCode::CREATED) && clash.contains(&StatusCode::CONFLICT),
+        "{clash:?}"
+    );
+    assert_eq!(bodies[53].0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        bodies[54].1["code"], "account_suspended",
+        "a suspended recipient cannot be paid"
+    );
+    assert_eq!(bodies[55].1["code"], "insufficient_funds");
+
+    // 48 + 1 copied + 1 of the clash.
+    let transfers = scalar(
+        &app,
+        "SELECT count(*) FROM transactions WHERE tx_type = 'transfer'",
+    )
+    .await;
+    assert_eq!(transfers, 50);
+    let batches = scalar(
+        &app,
+        "SELECT count(DISTINCT xmin::text) FROM transactions WHERE tx_type = 'transfer'",
+    )
+    .await;
+    assert!(
+        batches < transfers,
+        "{transfers} transfers committed in {batches} transactions"
+    );
+    // Everything a transfer writes alone, each one wrote.
+    for sql in [
+        "SELECT count(*) FROM transactions t WHERE tx_type = 'transfer'
+           AND (SELECT count(*) FROM sms_outbox s WHERE s.tx_id = t.tx_id) <> 2",
+        "SELECT count(*) FROM transactions t WHERE tx_type = 'transfer' AND NOT EXISTS
+           (SELECT 1 FROM audit_log a WHERE a.subject = t.tx_id::text AND a.action = 'wallet.send' AND a.outcome = 'success')",
+        "SELECT count(*) FROM transactions t WHERE tx_type = 'transfer'
+           AND (SELECT count(*) FROM postings p WHERE p.tx_id = t.tx_id) <> 3",
+        "SELECT count(*) FROM idempotency_keys WHERE outcome IS NULL",
+    ] {
+        assert_eq!(scalar(&app, sql).await, 0, "{sql}");
+    }
+    let keys = scalar(&app, "SELECT count(*) FROM idempotency_keys").await;
+    assert_eq!(keys, 48 + 1 + 1 + 3, "every distinct key saved once");
+    let refused = scalar(
+        &app,
+        "SELECT count(*) FROM audit_log WHERE action = 'wallet.send' AND outcome = 'rejected'",
+    )
+    .await;
+    assert_eq!(refused, 3, "each refusal audited once");
+    let audited_request = scalar(
+        &app,
+        "SELECT count(*) FROM audit_log WHERE action = 'wallet.send' AND request_id IS NULL",
+    )
+    .await;
+    assert_eq!(audited_request, 0, "each audit row names its request");
+    // A retry after the fact replays; the balance moved once.
+    let again = keyed_send(&app, &tokens[0], "copied".into(), phone(5), 2_500).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(&again["tx_id"], copies[0]);
+    app.assert_balanced().await;
+    eventually(
+        "every transfer sealed into the chain",
+        secs(30),
+        async || {
+            let pending = scalar(&app, "SELECT count(*) FROM chain_pending").await;
+            (pending == 0).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_that_cannot_commit_is_decided_again_one_transfer_at_a_time() {
+    let app = spawn_with(one_worker()).await;
+    let tokens = people(&app).await;
+    // A fault injected into one transfer's writes: its confirmation SMS
+    // cannot be queued. The batch holding it fails as a whole.
+    app.tamper(&[
+        "CREATE FUNCTION refuse_person_7() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.message LIKE '%PERSON 7%' THEN RAISE EXCEPTION 'injected fault'; END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_person_7 BEFORE INSERT ON sms_outbox FOR EACH ROW EXECUTE FUNCTION refuse_person_7()",
+    ])
+    .await;
+    let sends = (0..30).map(|n| {
+        let to = if n == 10 { 7 } else { 8 };
+        keyed_send(&app, &tokens[n % 6], format!("k-{n}"), phone(to), 1_000)
+    });
+    let responses = futures::future::join_all(sends).await;
+    let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
+    let to_seven = statuses[10];
+    assert_eq!(to_seven, StatusCode::INTERNAL_SERVER_ERROR, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .enumerate()
+            .all(|(n, s)| n == 10 || *s == StatusCode::CREATED),
+        "its neighbours are posted: {statuses:?}"
+    );
+    let transfers = scalar(
+        &app,
+        "SELECT count(*) FROM transactions WHERE tx_type = 'transfer'",
+    )
+    .await;
+    assert_eq!(transfers, 29, "nothing of the failed transfer was written");
+    app.assert_balanced().await;
+}

@@ -161,6 +161,7 @@ pub async fn appoint(state: &AppState, admin: Uuid, phone: &str) -> Result<Agent
         .record(&mut tx)
         .await?;
     tx.commit().await?;
+    state.sessions.forget(user.id);
     let mut conn = state.pool.acquire().await?;
     view(&mut conn, &number).await
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
 
+use crate::auth::cache::SessionCache;
 use crate::chain::authority::Sealer;
 use crate::clients::africastalking::{SmsClient, SmsConfig};
 use crate::clients::daraja::{DarajaClient, DarajaConfig};
@@ -40,6 +41,8 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     /// Decides and commits transfers in batches.
     pub engine: Arc<Engine>,
+    /// Who tokens belong to, between requests.
+    pub sessions: Arc<SessionCache>,
     /// `http://host:port` of this instance's listener, once bound: where the
     /// built-in simulators are reached, exactly as the real services would be.
     pub self_url: Arc<OnceLock<String>>,
@@ -85,6 +88,7 @@ impl AppState {
             jobs: Arc::new(JobSignals::default()),
             sealer: Arc::new(parts.sealer),
             engine: Arc::new(Engine::default()),
+            sessions: Arc::new(SessionCache::default()),
             self_url: Arc::new(OnceLock::new()),
             mpesa_callback_token: Arc::new(parts.mpesa_callback_token),
             daraja: Arc::new(OnceLock::new()),

@@ -143,5 +143,6 @@ pub async fn change_pin(state: &AppState, user_id: Uuid, old: Pin, new: Pin) -> 
         .record(&mut tx)
         .await?;
     tx.commit().await?;
+    state.sessions.forget(user_id);
     Ok(())
 }

@@ -143,6 +143,7 @@ pub async fn complete(state: &AppState, user_id: Uuid, code: &str, new: Pin) -> 
         .record(&mut tx)
         .await?;
     tx.commit().await?;
+    state.sessions.forget(user_id);
     Ok(())
 }
 

@@ -211,6 +211,7 @@ async fn logout(State(state): State<AppState>, user: AuthUser) -> ApiResult<Stat
         .record(&mut tx)
         .await?;
     tx.commit().await?;
+    state.sessions.forget(user.user_id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,6 +226,7 @@ async fn logout_all(State(state): State<AppState>, user: AuthUser) -> ApiResult<
         .record(&mut tx)
         .await?;
     tx.commit().await?;
+    state.sessions.forget(user.user_id);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -61,7 +61,12 @@ pub async fn serve(
         .self_url
         .set(format!("http://{}", listener.local_addr()?));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let jobs = jobs::spawn_all(&state, stopped.clone());
+    let mut jobs = jobs::spawn_all(&state, stopped.clone());
+    let (pool, sessions) = (state.pool.clone(), state.sessions.clone());
+    let listening = stopped.clone();
+    jobs.push(tokio::spawn(async move {
+        crate::auth::cache::listen(pool, &sessions, listening).await
+    }));
     let metrics = match state.settings.metrics_addr {
         Some(addr) => {
             let listener = TcpListener::bind(addr).await?;

@@ -181,6 +181,7 @@ pub async fn register(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
+    state.sessions.forget(owner.id);
     let mut conn = state.pool.acquire().await?;
     view(&mut conn, id).await
 }

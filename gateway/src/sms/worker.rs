@@ -1,11 +1,14 @@
 //! Sending the outbox.
 //!
-//! Each message is taken with `FOR UPDATE SKIP LOCKED` inside its own short
-//! transaction, sent, and its outcome recorded before the commit, so any
-//! number of instances (and [`CONCURRENCY`] senders within each) share the
-//! work and none sends a message another is sending. Once Africa's Talking has accepted a message it is never sent
-//! again; refusals it calls final are not retried; anything else (network
-//! trouble, its 5xx codes) is retried with exponential backoff.
+//! A sender takes up to [`CLAIM`] due messages with `FOR UPDATE SKIP
+//! LOCKED` in one short transaction, sends them all at once, records every
+//! outcome in one statement and commits, so any number of instances (and
+//! [`SENDERS`] senders within each) share the work and none sends a message
+//! another is sending. Once Africa's Talking has accepted a message it is
+//! never sent again; refusals it calls final are not retried; anything else
+//! (network trouble, its 5xx codes) is retried with exponential backoff. A
+//! crash mid-send rolls the claim back: those messages go out again (the
+//! only way one is sent twice).
 
 use chainpay_core::africastalking::sms::Recipient;
 
@@ -16,11 +19,12 @@ use crate::sms::outbox::SEALED_CONTEXT;
 use sqlx::{PgConnection, PgPool};
 
 /// Most messages sent per pass (a pass ends sooner when nothing is due).
-const BATCH: usize = 2_000;
-/// Messages in flight at once per instance: Africa's Talking's round trip
-/// and each commit's flush overlap instead of queueing behind each other.
-/// Each holds a pooled connection while its message is out.
-const CONCURRENCY: usize = 8;
+const BATCH: usize = 4_000;
+/// Messages one sender claims, sends at once and records together.
+const CLAIM: i64 = 50;
+/// Senders at work at once per instance; each holds a pooled connection
+/// while its messages are out.
+const SENDERS: usize = 2;
 /// Attempts before a message is given up as FAILED.
 pub const MAX_ATTEMPTS: i32 = 8;
 
@@ -35,149 +39,210 @@ pub async fn send_due(
     client: &SmsClient,
     master: &MasterKey,
 ) -> anyhow::Result<usize> {
-    use futures::stream::{FuturesUnordered, StreamExt};
-    // Up to CONCURRENCY senders: after each message sent the senders are
-    // topped up again, so one slow answer holds up only its own slot and a
-    // sender that found nothing due (the queue briefly empty, or the rest
-    // locked by another instance) is back as soon as there is work again;
-    // the pass ends when every sender finds nothing. An error stops new
-    // sends, but what is in flight is let finish: dropped mid-send, a
-    // message Africa's Talking accepted would be sent again.
-    let mut senders: FuturesUnordered<_> = (0..CONCURRENCY)
-        .map(|_| send_one(pool, client, master))
-        .collect();
-    let (mut started, mut handled, mut failure) = (CONCURRENCY, 0, None);
-    while let Some(outcome) = senders.next().await {
-        match outcome {
-            Ok(true) => {
-                handled += 1;
-                while senders.len() < CONCURRENCY && started < BATCH && failure.is_none() {
-                    senders.push(send_one(pool, client, master));
-                    started += 1;
-                }
+    // Each sender claims again as soon as its last claim is recorded, so one
+    // slow answer holds up only its own claim; the pass ends when every
+    // sender finds nothing due or the pass's budget is spent. An error stops
+    // that sender only after what it had in flight is recorded: dropped
+    // mid-send, messages Africa's Talking accepted would be sent again.
+    let senders = (0..SENDERS).map(|_| async {
+        let mut handled = 0;
+        while handled < BATCH / SENDERS {
+            let sent = send_claim(pool, client, master).await?;
+            if sent == 0 {
+                break;
             }
-            Ok(false) => {}
+            handled += sent;
+        }
+        anyhow::Ok(handled)
+    });
+    let mut handled = 0;
+    for outcome in futures::future::join_all(senders).await {
+        match outcome {
+            Ok(count) => handled += count,
             Err(error) => {
                 tracing::warn!(error = format!("{error:#}"), "SMS sender failed");
-                failure = Some(error);
+                return Err(error);
             }
         }
     }
-    match failure {
-        Some(error) => Err(error),
-        None => Ok(handled),
-    }
+    Ok(handled)
 }
 
-/// Takes the next due message, sends it and records what became of it in
-/// the same short transaction. `false` when nothing is due.
-async fn send_one(pool: &PgPool, client: &SmsClient, master: &MasterKey) -> anyhow::Result<bool> {
+/// A claimed message as it goes out.
+struct Claimed {
+    id: i64,
+    to_phone: String,
+    /// `None`: sealed under another key, it can never be sent.
+    text: Option<String>,
+    attempts: i32,
+}
+
+/// Claims up to [`CLAIM`] due messages, sends them and records what became
+/// of each in the same short transaction; returns how many it handled.
+async fn send_claim(
+    pool: &PgPool,
+    client: &SmsClient,
+    master: &MasterKey,
+) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     let due = sqlx::query!(
         "SELECT id, to_phone, message, sealed_message, attempts FROM sms_outbox
          WHERE status = 'QUEUED' AND next_attempt_at <= now()
-         ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+         ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        CLAIM
     )
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    let Some(message) = due else {
-        return Ok(false);
-    };
-    let attempts = message.attempts + 1;
-    // A message with a secret goes out as sealed; the masked copy stays.
-    let opened = message.sealed_message.as_ref().map(|sealed| {
-        master
-            .open(sealed, SEALED_CONTEXT)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-    });
-    let text = match opened {
-        None => message.message,
-        Some(Some(text)) => text,
-        Some(None) => {
-            // Sealed under another key: it can never be sent, and must not
-            // block the messages behind it.
-            tracing::error!(
-                sms_id = message.id,
-                "sealed SMS cannot be opened; giving up on it"
-            );
-            sqlx::query!(
-                "UPDATE sms_outbox SET status = 'FAILED', failure_reason = 'sealed message cannot be opened',
-                        sealed_message = NULL WHERE id = $1",
-                message.id
-            )
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(true);
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let claimed: Vec<Claimed> = due
+        .into_iter()
+        .map(|message| {
+            // A message with a secret goes out as sealed; the masked copy stays.
+            let text = match &message.sealed_message {
+                None => Some(message.message),
+                Some(sealed) => master
+                    .open(sealed, SEALED_CONTEXT)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok()),
+            };
+            Claimed {
+                id: message.id,
+                to_phone: message.to_phone,
+                text,
+                attempts: message.attempts + 1,
+            }
+        })
+        .collect();
+    let outcomes = futures::future::join_all(claimed.iter().map(|message| async {
+        match &message.text {
+            Some(text) => Outcome::of(message, client.send(&message.to_phone, text).await),
+            None => {
+                tracing::error!(
+                    sms_id = message.id,
+                    "sealed SMS cannot be opened; giving up on it"
+                );
+                Outcome::unopenable(message)
+            }
         }
-    };
-    let sent = client.send(&message.to_phone, &text).await;
-    record(&mut tx, message.id, attempts, sent).await?;
+    }))
+    .await;
+    record(&mut tx, &outcomes).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(outcomes.len())
 }
 
-/// Once Africa's Talking has accepted a message it is never sent again;
-/// a refusal it calls final is not retried; anything else waits and retries.
-async fn record(
-    conn: &mut PgConnection,
+/// What became of one message, as its row records it.
+struct Outcome {
     id: i64,
+    /// `SENT`, `REJECTED`, `FAILED` or `QUEUED` (to be retried).
+    status: &'static str,
     attempts: i32,
-    sent: Result<Recipient, SmsError>,
-) -> sqlx::Result<()> {
-    match sent {
-        Ok(recipient) if recipient.accepted() => {
-            sqlx::query!(
-                "UPDATE sms_outbox SET status = 'SENT', attempts = $2, at_message_id = $3, at_status = $4,
-                        at_status_code = $5, sent_at = now(), sealed_message = NULL WHERE id = $1",
-                id,
-                attempts,
-                recipient.message_id,
-                recipient.status,
-                recipient.status_code
-            )
-            .execute(conn)
-            .await?;
-        }
-        Ok(recipient) if !recipient.retryable() => {
-            tracing::warn!(
-                sms_id = id,
-                status_code = recipient.status_code,
-                "SMS refused for good"
-            );
-            sqlx::query!(
-                "UPDATE sms_outbox SET status = 'REJECTED', attempts = $2, at_status = $3, at_status_code = $4,
-                        failure_reason = $3, sealed_message = NULL WHERE id = $1",
-                id,
-                attempts,
-                recipient.status,
-                recipient.status_code
-            )
-            .execute(conn)
-            .await?;
-        }
-        outcome => {
-            let reason = match &outcome {
-                Ok(recipient) => format!("{} ({})", recipient.status, recipient.status_code),
-                Err(SmsError::Unreachable(e)) | Err(SmsError::Refused { body: e, .. }) => e.clone(),
-            };
-            tracing::warn!(sms_id = id, attempts, reason = %reason, "SMS not sent; will retry");
-            sqlx::query!(
-                "UPDATE sms_outbox SET attempts = $2, failure_reason = $3,
-                        status = CASE WHEN $2::int >= $4::int THEN 'FAILED' ELSE 'QUEUED' END,
-                        sealed_message = CASE WHEN $2::int >= $4::int THEN NULL ELSE sealed_message END,
-                        next_attempt_at = now() + make_interval(secs => $5) WHERE id = $1",
-                id,
-                attempts,
-                reason,
-                MAX_ATTEMPTS,
-                backoff_seconds(attempts)
-            )
-            .execute(conn)
-            .await?;
+    at_message_id: Option<String>,
+    at_status: Option<String>,
+    at_status_code: Option<i32>,
+    failure_reason: Option<String>,
+    /// Seconds until the next attempt, for a message to be retried.
+    retry_in: f64,
+}
+
+impl Outcome {
+    /// Once Africa's Talking has accepted a message it is never sent again;
+    /// a refusal it calls final is not retried; anything else waits and retries.
+    fn of(message: &Claimed, sent: Result<Recipient, SmsError>) -> Self {
+        let (id, attempts) = (message.id, message.attempts);
+        let done = |status, recipient: Recipient, reason| Outcome {
+            id,
+            status,
+            attempts,
+            at_message_id: recipient.message_id,
+            at_status: Some(recipient.status),
+            at_status_code: Some(recipient.status_code),
+            failure_reason: reason,
+            retry_in: 0.0,
+        };
+        match sent {
+            Ok(recipient) if recipient.accepted() => done("SENT", recipient, None),
+            Ok(recipient) if !recipient.retryable() => {
+                tracing::warn!(
+                    sms_id = id,
+                    status_code = recipient.status_code,
+                    "SMS refused for good"
+                );
+                let reason = Some(recipient.status.clone());
+                Outcome {
+                    at_message_id: None,
+                    ..done("REJECTED", recipient, reason)
+                }
+            }
+            outcome => {
+                let reason = match &outcome {
+                    Ok(recipient) => format!("{} ({})", recipient.status, recipient.status_code),
+                    Err(SmsError::Unreachable(e)) | Err(SmsError::Refused { body: e, .. }) => {
+                        e.clone()
+                    }
+                };
+                tracing::warn!(sms_id = id, attempts, reason = %reason, "SMS not sent; will retry");
+                let gives_up = attempts >= MAX_ATTEMPTS;
+                Outcome {
+                    id,
+                    status: if gives_up { "FAILED" } else { "QUEUED" },
+                    attempts,
+                    at_message_id: None,
+                    at_status: None,
+                    at_status_code: None,
+                    failure_reason: Some(reason),
+                    retry_in: backoff_seconds(attempts),
+                }
+            }
         }
     }
+
+    fn unopenable(message: &Claimed) -> Self {
+        Outcome {
+            id: message.id,
+            status: "FAILED",
+            attempts: message.attempts - 1,
+            at_message_id: None,
+            at_status: None,
+            at_status_code: None,
+            failure_reason: Some("sealed message cannot be opened".to_owned()),
+            retry_in: 0.0,
+        }
+    }
+}
+
+/// Records every outcome in one statement. A message leaving the queue
+/// loses its sealed text; one to be retried keeps it and waits.
+async fn record(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
+    let column = |f: fn(&Outcome) -> Option<String>| outcomes.iter().map(f).collect::<Vec<_>>();
+    sqlx::query!(
+        "UPDATE sms_outbox o SET
+             status = r.status,
+             attempts = r.attempts,
+             at_message_id = coalesce(r.at_message_id, o.at_message_id),
+             at_status = coalesce(r.at_status, o.at_status),
+             at_status_code = coalesce(r.at_status_code, o.at_status_code),
+             failure_reason = coalesce(r.failure_reason, o.failure_reason),
+             sent_at = CASE WHEN r.status = 'SENT' THEN now() ELSE o.sent_at END,
+             sealed_message = CASE WHEN r.status = 'QUEUED' THEN o.sealed_message END,
+             next_attempt_at = CASE WHEN r.status = 'QUEUED' THEN now() + make_interval(secs => r.retry_in)
+                                    ELSE o.next_attempt_at END
+         FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[], $7::text[], $8::float8[])
+              AS r (id, status, attempts, at_message_id, at_status, at_status_code, failure_reason, retry_in)
+         WHERE o.id = r.id",
+        &outcomes.iter().map(|o| o.id).collect::<Vec<_>>(),
+        &outcomes.iter().map(|o| o.status.to_owned()).collect::<Vec<_>>(),
+        &outcomes.iter().map(|o| o.attempts).collect::<Vec<_>>(),
+        &column(|o| o.at_message_id.clone()) as &[Option<String>],
+        &column(|o| o.at_status.clone()) as &[Option<String>],
+        &outcomes.iter().map(|o| o.at_status_code).collect::<Vec<_>>() as &[Option<i32>],
+        &column(|o| o.failure_reason.clone()) as &[Option<String>],
+        &outcomes.iter().map(|o| o.retry_in).collect::<Vec<_>>(),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -442,3 +442,101 @@ async fn unauthenticated_auth_routes_are_limited_per_client_ip() {
     )
     .await;
 }
+
+/// Both instances listening for auth changes, and remembering `token`.
+async fn remembered_on(instances: [&TestApp; 2], token: &str) -> (uuid::Uuid, uuid::Uuid) {
+    let claims = instances[0].state.jwt.verify(token).unwrap();
+    for instance in instances {
+        eventually(
+            "the instance listens for auth changes",
+            secs(10),
+            async || instance.state.sessions.is_listening().then_some(()),
+        )
+        .await;
+        let answer = instance.get("/api/v1/wallet/balances", token).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(instance
+            .state
+            .sessions
+            .get(claims.sub, claims.jti)
+            .is_some());
+    }
+    (claims.sub, claims.jti)
+}
+
+#[tokio::test]
+async fn a_remembered_token_stops_working_on_every_instance_when_its_user_changes_anywhere() {
+    let app = spawn_app().await;
+    let other = app.second_instance(|_| {}).await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    remembered_on([&app, &other], &token).await;
+    // Changed straight in the database, as another process (the CLI) would.
+    sqlx::query("UPDATE users SET suspended = true WHERE phone = $1")
+        .bind(USER_PHONE)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    for instance in [&app, &other] {
+        eventually("the suspension reaches the instance", secs(5), async || {
+            let answer = instance.get("/api/v1/wallet/balances", &token).await;
+            (answer.status() == StatusCode::FORBIDDEN).then_some(())
+        })
+        .await;
+    }
+    sqlx::query("UPDATE users SET suspended = false WHERE phone = $1")
+        .bind(USER_PHONE)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    remembered_on([&app, &other], &token).await;
+    // A logout on one instance: refused there at once, and on the other
+    // as soon as the notification arrives.
+    let logout = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/api/v1/wallet/balances", &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    eventually(
+        "the logout reaches the other instance",
+        secs(5),
+        async || {
+            let answer = other.get("/api/v1/wallet/balances", &token).await;
+            (answer.status() == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn losing_the_listening_connection_forgets_every_token() {
+    let app = spawn_app().await;
+    let other = app.second_instance(|_| {}).await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let (user, jti) = remembered_on([&app, &other], &token).await;
+    let listeners: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(listeners, 2, "one listening connection per instance");
+    for instance in [&app, &other] {
+        // Whatever was sent while it was down is lost: nothing is trusted.
+        eventually("the instance notices", secs(5), async || {
+            instance
+                .state
+                .sessions
+                .get(user, jti)
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    remembered_on([&app, &other], &token).await;
+}

@@ -129,6 +129,7 @@ async fn set_suspended(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
+    state.sessions.forget(user_id);
     Ok(Json(user))
 }
 
@@ -233,6 +234,7 @@ async fn set_kyc(
         crate::sms::outbox::queue(&mut tx, &user.phone, &text, None).await?;
     }
     tx.commit().await?;
+    state.sessions.forget(user_id);
     Ok(Json(user))
 }
 

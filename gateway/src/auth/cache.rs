@@ -1,0 +1,166 @@
+//! Who tokens belong to, remembered between requests so that most requests
+//! authenticate without a database round trip.
+//!
+//! A remembered answer is used only while this instance is listening on
+//! [`CHANNEL`], which triggers in the database notify, as the changing
+//! transaction commits, whenever a user's row changes in a way that matters
+//! to authentication (suspension, token epoch, role, KYC status, name,
+//! phone), a user is deleted, or a token is logged out. Each notification
+//! forgets that user. A notification sent while the listening connection is
+//! down is lost, so losing the connection forgets everyone, and nothing is
+//! remembered again until a new listening connection is up. Every entry also expires
+//! after [`MAX_AGE`], a bound for whatever the notifications could miss.
+//!
+//! Between a change committing and its notification arriving (a
+//! millisecond or so) a remembered answer may still be used once more.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The channel the auth triggers notify; the payload is the user's id.
+pub const CHANNEL: &str = "chainpay_auth";
+/// Longest an answer is remembered.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+/// Most tokens remembered; beyond it the cache starts afresh.
+const MAX_TOKENS: usize = 100_000;
+/// Wait before listening again after the connection failed.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
+/// What authentication reads of a user.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    pub phone: String,
+    pub name: String,
+    pub role: String,
+    pub kyc_status: String,
+    pub suspended: bool,
+    pub token_epoch: i32,
+}
+
+#[derive(Default)]
+pub struct SessionCache {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    listening: bool,
+    /// Moves on with every forgetting, so an answer read from the database
+    /// before a change is not remembered after it.
+    generation: u64,
+    tokens: usize,
+    /// user → token id → (row, when it was read).
+    users: HashMap<Uuid, HashMap<Uuid, (UserRow, Instant)>>,
+}
+
+impl SessionCache {
+    /// The remembered answer for token `jti` of `user`, while listening.
+    pub fn get(&self, user: Uuid, jti: Uuid) -> Option<UserRow> {
+        let inner = self.lock();
+        if !inner.listening {
+            return None;
+        }
+        let (row, read) = inner.users.get(&user)?.get(&jti)?;
+        (read.elapsed() < MAX_AGE).then(|| row.clone())
+    }
+
+    /// Whether answers are being remembered (the listener is up).
+    pub fn is_listening(&self) -> bool {
+        self.lock().listening
+    }
+
+    /// Where the cache stands before a database read; `None` while not
+    /// listening (nothing will be remembered).
+    pub fn generation(&self) -> Option<u64> {
+        let inner = self.lock();
+        inner.listening.then_some(inner.generation)
+    }
+
+    /// Remembers an answer read at `generation`, unless something was
+    /// forgotten since.
+    pub fn remember(&self, generation: u64, user: Uuid, jti: Uuid, row: UserRow) {
+        let mut inner = self.lock();
+        if !inner.listening || inner.generation != generation {
+            return;
+        }
+        if inner.tokens >= MAX_TOKENS {
+            inner.users.clear();
+            inner.tokens = 0;
+        }
+        let tokens = inner.users.entry(user).or_default();
+        let fresh = tokens.insert(jti, (row, Instant::now())).is_none();
+        inner.tokens += usize::from(fresh);
+    }
+
+    /// Forgets everything remembered about `user`.
+    pub fn forget(&self, user: Uuid) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        if let Some(tokens) = inner.users.remove(&user) {
+            inner.tokens -= tokens.len();
+        }
+    }
+
+    /// Forgets everyone; remembers again only if `listening`.
+    fn reset(&self, listening: bool) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.users.clear();
+        inner.tokens = 0;
+        inner.listening = listening;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // The data stays consistent at every await-free step; a panic
+        // elsewhere while holding it leaves nothing half-done.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Listens for auth changes until `stopped`, keeping `cache` honest.
+pub async fn listen(pool: PgPool, cache: &SessionCache, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            error = listen_once(&pool, cache) => {
+                cache.reset(false);
+                tracing::warn!(error = %error, "auth cache: not listening; every request reads the database");
+            }
+            _ = stopped.changed() => {
+                cache.reset(false);
+                return;
+            }
+        }
+        tokio::time::sleep(RELISTEN_AFTER).await;
+    }
+}
+
+/// One listening connection, for as long as it works.
+async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
+    let mut listener = match PgListener::connect_with(pool).await {
+        Ok(listener) => listener,
+        Err(error) => return error,
+    };
+    if let Err(error) = listener.listen(CHANNEL).await {
+        return error;
+    }
+    cache.reset(true);
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => match notification.payload().parse::<Uuid>() {
+                Ok(user) => cache.forget(user),
+                Err(_) => cache.reset(true),
+            },
+            // The connection was lost: what was sent meanwhile is gone.
+            Ok(None) => return sqlx::Error::Protocol("the listening connection was lost".into()),
+            Err(error) => return error,
+        }
+    }
+}

@@ -34,15 +34,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::{Form, Json, Router};
-use chainpay_core::africastalking::sms::{Recipient, SendResponse, SmsMessageData};
+use axum::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::{PgPool, Row};
+use support::inbox::Inbox;
 use support::{
     caught_up, overdrawn_wallets, recreate_database, stop_gateway, totals, Cleanup, Target,
     GATEWAY_PID,
@@ -125,7 +122,7 @@ async fn main() -> ExitCode {
     let totals_before = totals(&pool).await;
     pool.close().await;
 
-    let inbox = Inbox::start().await;
+    let inbox = Inbox::start(AT_USERNAME, AT_API_KEY, None).await;
     let gateway = Gateway {
         url: (target.url_for)(DATABASE),
         master_key: master_key.clone(),
@@ -728,91 +725,4 @@ async fn balances(http: &reqwest::Client, base: &str, token: &str) -> Value {
         Ok(r) if r.status().is_success() => r.json().await.unwrap_or(Value::Null),
         _ => Value::Null,
     }
-}
-
-/// Every message Africa's Talking accepted: when, to whom, what.
-type Received = Arc<Mutex<Vec<(Instant, String, String)>>>;
-
-/// Africa's Talking's SMS endpoint, standing in for the real one: it answers
-/// as the real one does and remembers when each message arrived.
-#[derive(Clone)]
-struct Inbox {
-    base: String,
-    received: Received,
-}
-
-#[derive(Deserialize)]
-struct SendForm {
-    username: String,
-    to: String,
-    message: String,
-}
-
-impl Inbox {
-    async fn start() -> Self {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let app = Router::new()
-            .route("/version1/messaging", axum::routing::post(accept))
-            .with_state(received.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base, received }
-    }
-
-    /// When each `(to, message)` arrived, in order.
-    fn by_message(&self) -> HashMap<(String, String), Vec<Instant>> {
-        let mut by_message: HashMap<_, Vec<Instant>> = HashMap::new();
-        for (at, to, message) in self.received.lock().unwrap().iter() {
-            by_message
-                .entry((to.clone(), message.clone()))
-                .or_default()
-                .push(*at);
-        }
-        by_message
-    }
-}
-
-async fn accept(
-    State(received): State<Received>,
-    headers: HeaderMap,
-    Form(form): Form<SendForm>,
-) -> (StatusCode, Json<Value>) {
-    if headers.get("apiKey").and_then(|v| v.to_str().ok()) != Some(AT_API_KEY)
-        || form.username != AT_USERNAME
-    {
-        return (StatusCode::UNAUTHORIZED, Json(Value::Null));
-    }
-    let recipients: Vec<Recipient> = form
-        .to
-        .split(',')
-        .map(|number| {
-            received.lock().unwrap().push((
-                Instant::now(),
-                number.to_owned(),
-                form.message.clone(),
-            ));
-            Recipient {
-                status_code: 101,
-                number: number.to_owned(),
-                status: "Success".into(),
-                cost: Some("KES 0.8000".into()),
-                message_id: Some(format!("ATXid_{}", Uuid::new_v4().simple())),
-            }
-        })
-        .collect();
-    let body = SendResponse {
-        data: SmsMessageData {
-            message: format!(
-                "Sent to {}/{} Total Cost: KES 0.8000",
-                recipients.len(),
-                recipients.len()
-            ),
-            recipients,
-        },
-    };
-    (
-        StatusCode::CREATED,
-        Json(serde_json::to_value(body).unwrap()),
-    )
 }

@@ -4,13 +4,18 @@
 //!
 //! 1. `pgbench` TPC-B (scale 10, 8 clients, 20 s) on the PostgreSQL under test:
 //!    what this machine's database can do with a simple banking transaction.
-//! 2. The release `chainpay serve` binary on the same PostgreSQL, driven over
-//!    HTTP by concurrent clients sending authenticated, keyed `/wallet/send`
-//!    requests round-robin across enough funded users that no per-user limit
-//!    is hit.
+//! 2. P1: the release `chainpay serve` binary on the same PostgreSQL, driven
+//!    over HTTP by concurrent clients sending authenticated, keyed
+//!    `/wallet/send` requests round-robin across enough funded users that no
+//!    per-user limit is hit. The gateway sends its SMS to an Africa's Talking
+//!    stand-in in this process (only the base URL differs from production),
+//!    which posts every delivery report back as the real service does.
+//! 3. P2: the same with every client paying one account.
 //!
-//! It prints transfers/s, p50/p99 latency, the ratio to pgbench's tps and the
-//! CPU seconds spent by the gateway, PostgreSQL and the load generator.
+//! Each phase prints transfers/s, p50/p99 latency, the ratio to pgbench's
+//! tps, the CPU time per transfer spent by the gateway, PostgreSQL and this
+//! process, and how far the SMS outbox, chain sealing and audit linking fell
+//! behind (P4); at the end, the gateway's peak RSS (P6).
 //!
 //! The PostgreSQL is `BENCH_DATABASE_URL`'s server when set, otherwise an
 //! embedded cluster under `target/bench-pg` (default durability settings).
@@ -26,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::inbox::Inbox;
 use support::{recreate_database, target, Target};
 use uuid::Uuid;
 
@@ -125,13 +131,17 @@ fn sample_cpu(gateway_pid: u32) -> CpuSample {
     }
 }
 
+/// Africa's Talking as the gateway is configured to reach it here.
+const AT_USERNAME: &str = "benchat";
+const AT_API_KEY: &str = "benchat-key";
+const AT_WEBHOOK_TOKEN: &str = "bench-webhook-token";
+
 #[tokio::main]
 async fn main() {
     let seconds = env_usize("BENCH_SECONDS", 20);
     let clients = env_usize("BENCH_CLIENTS", 16);
     let users = env_usize("BENCH_USERS", 5000);
     let target = target().await;
-
     let tps = if env_usize("BENCH_PGBENCH", 1) == 1 {
         println!("pgbench TPC-B: scale 10, 8 clients, {seconds} s ...");
         let tps = pgbench_tps(&target, seconds).await;
@@ -140,7 +150,6 @@ async fn main() {
     } else {
         None
     };
-
     recreate_database(&target, BENCH_DATABASE).await;
     let url = (target.url_for)(BENCH_DATABASE);
     let master_key = chainpay_core::crypto::aead::MasterKey::generate().to_hex();
@@ -148,8 +157,12 @@ async fn main() {
     let accounts = Arc::new(
         support::funded_users(&target, BENCH_DATABASE, &master_key, users, 10_000_000).await,
     );
-    let (mut server, base) = start_gateway(&url, &master_key).await;
-    let load = Load {
+    let addr = support::free_addr();
+    let reports = format!("http://{addr}/api/v1/sms/delivery?token={AT_WEBHOOK_TOKEN}");
+    let inbox = Inbox::start(AT_USERNAME, AT_API_KEY, Some(reports)).await;
+    let (mut server, base) = start_gateway(&url, &master_key, &addr, &inbox.base).await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut load = Load {
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(clients)
             .build()
@@ -158,22 +171,22 @@ async fn main() {
         accounts,
         clients,
         next: Arc::new(AtomicUsize::new(0)),
+        hot: false,
     };
     println!("warming up ...");
     load.run(Duration::from_secs(2)).await;
-    println!("HTTP /wallet/send: {clients} clients, {users} users, {seconds} s ...");
-    let cpu_before = sample_cpu(server.id());
-    let began = Instant::now();
-    let (mut latencies, failures) = load.run(Duration::from_secs(seconds as u64)).await;
-    let elapsed = began.elapsed().as_secs_f64();
-    let cpu_after = sample_cpu(server.id());
-    latencies.sort();
-    report(
-        &latencies,
-        failures,
-        elapsed,
-        tps,
-        (&cpu_before, &cpu_after),
+    println!("P1 HTTP /wallet/send: {clients} clients, {users} users, {seconds} s ...");
+    let uniform = measure(&load, &pool, server.id(), seconds, tps).await;
+    load.hot = true;
+    println!("P2 every client pays one account, {seconds} s ...");
+    let hot = measure(&load, &pool, server.id(), seconds, tps).await;
+    println!("  hot ÷ uniform        : {:.2}", hot / uniform);
+    let drained = support::caught_up(&pool, Duration::from_secs(120)).await;
+    println!("background work caught up afterwards: {drained}");
+    println!("SMS that reached Africa's Talking: {}", inbox.count());
+    println!(
+        "P6 gateway peak RSS    : {} MiB",
+        peak_rss_kib(server.id()) / 1024
     );
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server.id() as i32),
@@ -182,10 +195,80 @@ async fn main() {
     let _ = server.wait();
 }
 
-/// The release gateway on `url`, once it answers `/readyz`.
-async fn start_gateway(url: &str, master_key: &str) -> (std::process::Child, String) {
-    let addr = support::free_addr();
-    let server = support::spawn_gateway(BINARY, url, master_key, &addr, &[], None);
+/// One measured phase: its report, and its transfers/s.
+async fn measure(
+    load: &Load,
+    pool: &sqlx::PgPool,
+    gateway: u32,
+    seconds: usize,
+    tps: Option<f64>,
+) -> f64 {
+    let cpu_before = sample_cpu(gateway);
+    let began = Instant::now();
+    let lags = tokio::spawn(max_lags(pool.clone(), Duration::from_secs(seconds as u64)));
+    let (mut latencies, failures) = load.run(Duration::from_secs(seconds as u64)).await;
+    let elapsed = began.elapsed().as_secs_f64();
+    let cpu_after = sample_cpu(gateway);
+    latencies.sort();
+    report(
+        &latencies,
+        failures,
+        elapsed,
+        tps,
+        (&cpu_before, &cpu_after),
+    );
+    let (sms, chain, audit) = lags.await.unwrap();
+    println!("P4 most behind (s)     : SMS outbox {sms:.1}, chain sealing {chain:.1}, audit linking {audit:.1}");
+    latencies.len() as f64 / elapsed
+}
+
+/// The most the SMS outbox, chain sealing and audit linking fell behind
+/// (age in seconds of the oldest item waiting), sampled every second.
+async fn max_lags(pool: sqlx::PgPool, during: Duration) -> (f64, f64, f64) {
+    let deadline = Instant::now() + during;
+    let mut most = (0f64, 0f64, 0f64);
+    while Instant::now() < deadline {
+        let (sms, chain, audit): (f64, f64, f64) = sqlx::query_as(
+            "SELECT coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM sms_outbox WHERE status = 'QUEUED'), 0)::float8,
+                    coalesce((SELECT extract(epoch FROM now() - min(t.created_at)) FROM chain_pending c
+                              JOIN transactions t USING (tx_id)), 0)::float8,
+                    coalesce((SELECT extract(epoch FROM now() - min(a.at)) FROM audit_pending p
+                              JOIN audit_log a ON a.id = p.audit_id), 0)::float8",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        most = (most.0.max(sms), most.1.max(chain), most.2.max(audit));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    most
+}
+
+/// The most memory the process has held (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The release gateway on `url`, sending SMS to `at_base`, once it answers
+/// `/readyz`.
+async fn start_gateway(
+    url: &str,
+    master_key: &str,
+    addr: &str,
+    at_base: &str,
+) -> (std::process::Child, String) {
+    let env = [
+        ("AT_USERNAME", AT_USERNAME),
+        ("AT_API_KEY", AT_API_KEY),
+        ("AT_BASE_URL", at_base),
+        ("AT_WEBHOOK_TOKEN", AT_WEBHOOK_TOKEN),
+    ];
+    let server = support::spawn_gateway(BINARY, url, master_key, addr, &env, None);
     let base = format!("http://{addr}");
     assert!(
         support::wait_ready(&base, Duration::from_secs(60)).await,
@@ -201,6 +284,8 @@ struct Load {
     accounts: Arc<Vec<(String, String)>>,
     clients: usize,
     next: Arc<AtomicUsize>,
+    /// Every transfer to one account (P2) instead of across the population.
+    hot: bool,
 }
 
 impl Load {
@@ -210,10 +295,10 @@ impl Load {
         let handles: Vec<_> = (0..self.clients)
             .map(|_| {
                 let (client, accounts) = (self.client.clone(), self.accounts.clone());
-                let (next, base) = (self.next.clone(), self.base.clone());
-                tokio::spawn(
-                    async move { one_client(client, base, accounts, next, duration).await },
-                )
+                let (next, base, hot) = (self.next.clone(), self.base.clone(), self.hot);
+                tokio::spawn(async move {
+                    one_client(client, base, (accounts, hot), next, duration).await
+                })
             })
             .collect();
         let mut latencies = Vec::new();
@@ -230,7 +315,7 @@ impl Load {
 async fn one_client(
     client: reqwest::Client,
     base: String,
-    accounts: Arc<Vec<(String, String)>>,
+    (accounts, hot): (Arc<Vec<(String, String)>>, bool),
     next: Arc<AtomicUsize>,
     duration: Duration,
 ) -> (Vec<Duration>, usize) {
@@ -238,10 +323,14 @@ async fn one_client(
     let mut failures = 0usize;
     let deadline = Instant::now() + duration;
     while Instant::now() < deadline {
-        let n = next.fetch_add(1, Ordering::Relaxed);
-        let (_, token) = &accounts[n % accounts.len()];
+        // The first account receives the hot transfers and never sends.
+        let n = next.fetch_add(1, Ordering::Relaxed) % (accounts.len() - 1) + 1;
+        let (_, token) = &accounts[n];
         // Half the population away, so concurrent requests rarely share a wallet.
-        let (to_phone, _) = &accounts[(n + accounts.len() / 2) % accounts.len()];
+        let (to_phone, _) = match hot {
+            true => &accounts[0],
+            false => &accounts[(n + accounts.len() / 2) % accounts.len()],
+        };
         let began = Instant::now();
         let response = client
             .post(format!("{base}/api/v1/wallet/send"))

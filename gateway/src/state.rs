@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::movements::engine::Engine;
 use crate::rules::{ListCache, RulesCache};
 use crate::secrets::ServerKeys;
+use crate::sms::reports::Reports;
 
 /// The username and key the built-in Africa's Talking simulator accepts.
 pub const SMS_SIMULATOR_USERNAME: &str = "sandbox";
@@ -43,6 +44,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// Who tokens belong to, between requests.
     pub sessions: Arc<SessionCache>,
+    /// Delivery reports waiting to be applied together.
+    pub reports: Arc<Reports>,
     /// `http://host:port` of this instance's listener, once bound: where the
     /// built-in simulators are reached, exactly as the real services would be.
     pub self_url: Arc<OnceLock<String>>,
@@ -89,6 +92,7 @@ impl AppState {
             sealer: Arc::new(parts.sealer),
             engine: Arc::new(Engine::default()),
             sessions: Arc::new(SessionCache::default()),
+            reports: Arc::new(Reports::default()),
             self_url: Arc::new(OnceLock::new()),
             mpesa_callback_token: Arc::new(parts.mpesa_callback_token),
             daraja: Arc::new(OnceLock::new()),

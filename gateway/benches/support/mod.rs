@@ -1,6 +1,8 @@
 //! What the benchmarks share: the PostgreSQL they measure against.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod inbox;
+
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};

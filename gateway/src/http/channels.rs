@@ -17,7 +17,8 @@ use utoipa_axum::routes;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiForm, ApiQuery};
 use super::AppState;
-use crate::sms::{commands, outbox};
+use crate::sms::commands;
+use crate::sms::outbox::Report;
 use crate::ussd::{self, UssdRequest};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -113,10 +114,12 @@ async fn sms_delivery(
     check_token(&state, "sms_delivery", &token)?;
     let known = match report.message_id() {
         Some(id) => {
-            let mut conn = state.pool.acquire().await?;
-            let status = &report.status;
-            outbox::apply_delivery_report(&mut conn, id, status, report.failureReason.as_deref())
-                .await?
+            let report = Report {
+                at_message_id: id.to_owned(),
+                status: report.status.clone(),
+                failure_reason: report.failureReason.clone(),
+            };
+            state.reports.apply(&state.pool, report).await?
         }
         None => false,
     };

@@ -5,4 +5,5 @@
 
 pub mod commands;
 pub mod outbox;
+pub mod reports;
 pub mod worker;

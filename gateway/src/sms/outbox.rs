@@ -73,27 +73,40 @@ pub async fn queue_sealed(
     Ok(())
 }
 
-/// Applies an Africa's Talking delivery report to the message it is about.
-/// `Success` is final delivery; `Failed` and `Rejected` are final failures;
-/// anything else (`Sent`, `Submitted`, `Buffered`) is progress.
-pub async fn apply_delivery_report(
+/// An Africa's Talking delivery report about one of our messages.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub at_message_id: String,
+    /// `Success` is final delivery; `Failed` and `Rejected` are final
+    /// failures; anything else (`Sent`, `Submitted`, `Buffered`) is progress.
+    pub status: String,
+    pub failure_reason: Option<String>,
+}
+
+/// Applies delivery reports to the messages they are about, in one
+/// statement; returns the ids of the messages it found. Each message
+/// appears once in `reports` (see [`super::reports`]).
+pub async fn apply_delivery_reports(
     conn: &mut PgConnection,
-    at_message_id: &str,
-    status: &str,
-    failure_reason: Option<&str>,
-) -> sqlx::Result<bool> {
-    let updated = sqlx::query!(
-        r#"UPDATE sms_outbox SET
-               at_status = $2,
-               status = CASE $2 WHEN 'Success' THEN 'DELIVERED' WHEN 'Failed' THEN 'FAILED' WHEN 'Rejected' THEN 'FAILED' ELSE status END,
-               delivered_at = CASE WHEN $2 = 'Success' THEN now() ELSE delivered_at END,
-               failure_reason = coalesce($3, failure_reason)
-           WHERE at_message_id = $1 AND status IN ('SENT', 'DELIVERED', 'FAILED')"#,
-        at_message_id,
-        status,
-        failure_reason
+    reports: &[Report],
+) -> sqlx::Result<Vec<String>> {
+    let ids: Vec<String> = reports.iter().map(|r| r.at_message_id.clone()).collect();
+    let statuses: Vec<String> = reports.iter().map(|r| r.status.clone()).collect();
+    let reasons: Vec<Option<String>> = reports.iter().map(|r| r.failure_reason.clone()).collect();
+    sqlx::query_scalar!(
+        r#"UPDATE sms_outbox o SET
+               at_status = r.status,
+               status = CASE r.status WHEN 'Success' THEN 'DELIVERED' WHEN 'Failed' THEN 'FAILED'
+                                      WHEN 'Rejected' THEN 'FAILED' ELSE o.status END,
+               delivered_at = CASE WHEN r.status = 'Success' THEN now() ELSE o.delivered_at END,
+               failure_reason = coalesce(r.failure_reason, o.failure_reason)
+           FROM unnest($1::text[], $2::text[], $3::text[]) AS r (at_message_id, status, failure_reason)
+           WHERE o.at_message_id = r.at_message_id AND o.status IN ('SENT', 'DELIVERED', 'FAILED')
+           RETURNING o.at_message_id AS "at_message_id!""#,
+        &ids,
+        &statuses,
+        &reasons as &[Option<String>],
     )
-    .execute(conn)
-    .await?;
-    Ok(updated.rows_affected() == 1)
+    .fetch_all(conn)
+    .await
 }

@@ -42,7 +42,7 @@ use crate::transactions::TxView;
 /// What became of one transfer of a committed batch.
 pub enum Verdict {
     /// Posted or refused, and saved under its key.
-    Done(Result<TxView, Error>),
+    Done(Box<Result<TxView, Error>>),
     /// Its key was taken already: answer as the first request was answered.
     Replay,
 }
@@ -382,13 +382,15 @@ fn verdict(state: &AppState, job: &Job, step: Step) -> Verdict {
             let view = posted.view;
             count(state, SendOrder::KIND, currency, "completed");
             tracing::info!(tx_id = %view.tx_id, kind = SendOrder::KIND, amount = view.amount, currency = %view.currency, "movement completed");
-            Verdict::Done(Ok(view))
+            Verdict::Done(Box::new(Ok(view)))
         }
         Step::Refused(refusal) => {
             count(state, SendOrder::KIND, currency, refusal.label());
-            Verdict::Done(Err(refusal))
+            Verdict::Done(Box::new(Err(refusal)))
         }
         Step::Replay => Verdict::Replay,
-        Step::Candidate(_) => Verdict::Done(Err(Error::internal("a transfer left undecided"))),
+        Step::Candidate(_) => {
+            Verdict::Done(Box::new(Err(Error::internal("a transfer left undecided"))))
+        }
     }
 }

@@ -119,7 +119,7 @@ async fn post(jobs: Vec<Job>) {
         Ok(verdicts) => {
             for (job, verdict) in jobs.into_iter().zip(verdicts) {
                 let reply = match verdict {
-                    Verdict::Done(outcome) => Reply::fresh(outcome),
+                    Verdict::Done(outcome) => Reply::fresh(*outcome),
                     Verdict::Replay => match &job.key {
                         Some(key) => replay(&state, key)
                             .await

@@ -21,7 +21,7 @@ use sqlx::{PgConnection, PgPool};
 /// Most messages sent per pass (a pass ends sooner when nothing is due).
 const BATCH: usize = 4_000;
 /// Messages one sender claims, sends at once and records together.
-const CLAIM: i64 = 50;
+const CLAIM: i64 = 20;
 /// Senders at work at once per instance; each holds a pooled connection
 /// while its messages are out.
 const SENDERS: usize = 2;

@@ -122,10 +122,10 @@ struct CpuSample {
     load: f64,
 }
 
-fn sample_cpu(gateway_pid: u32) -> CpuSample {
+fn sample_cpu(gateways: &[u32]) -> CpuSample {
     let own = std::process::id();
     CpuSample {
-        gateway: cpu_seconds(|pid, _| pid == gateway_pid),
+        gateway: cpu_seconds(|pid, _| gateways.contains(&pid)),
         postgres: cpu_seconds(|_, command| command == "postgres"),
         load: cpu_seconds(|pid, _| pid == own),
     }
@@ -157,17 +157,28 @@ async fn main() {
     let accounts = Arc::new(
         support::funded_users(&target, BENCH_DATABASE, &master_key, users, 10_000_000).await,
     );
-    let addr = support::free_addr();
-    let reports = format!("http://{addr}/api/v1/sms/delivery?token={AT_WEBHOOK_TOKEN}");
+    let instances = env_usize("BENCH_INSTANCES", 1).max(1);
+    let addrs: Vec<String> = (0..instances).map(|_| support::free_addr()).collect();
+    let reports = format!(
+        "http://{}/api/v1/sms/delivery?token={AT_WEBHOOK_TOKEN}",
+        addrs[0]
+    );
     let inbox = Inbox::start(AT_USERNAME, AT_API_KEY, Some(reports)).await;
-    let (mut server, base) = start_gateway(&url, &master_key, &addr, &inbox.base).await;
+    let mut servers = Vec::new();
+    let mut bases = Vec::new();
+    for addr in &addrs {
+        let (server, base) = start_gateway(&url, &master_key, addr, &inbox.base).await;
+        servers.push(server);
+        bases.push(base);
+    }
+    let pids: Vec<u32> = servers.iter().map(std::process::Child::id).collect();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let mut load = Load {
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(clients)
             .build()
             .unwrap(),
-        base,
+        bases,
         accounts,
         clients,
         next: Arc::new(AtomicUsize::new(0)),
@@ -175,40 +186,45 @@ async fn main() {
     };
     println!("warming up ...");
     load.run(Duration::from_secs(2)).await;
-    println!("P1 HTTP /wallet/send: {clients} clients, {users} users, {seconds} s ...");
-    let uniform = measure(&load, &pool, server.id(), seconds, tps).await;
+    println!("P1 HTTP /wallet/send: {clients} clients, {users} users, {instances} instance(s), {seconds} s ...");
+    let uniform = measure(&load, &pool, &pids, seconds, tps).await;
     load.hot = true;
     println!("P2 every client pays one account, {seconds} s ...");
-    let hot = measure(&load, &pool, server.id(), seconds, tps).await;
+    let hot = measure(&load, &pool, &pids, seconds, tps).await;
     println!("  hot ÷ uniform        : {:.2}", hot / uniform);
     let drained = support::caught_up(&pool, Duration::from_secs(120)).await;
     println!("background work caught up afterwards: {drained}");
     println!("SMS that reached Africa's Talking: {}", inbox.count());
+    let double = support::double_posted(&pool).await;
+    println!("transfers posted twice under one key: {double}");
+    let peak = pids.iter().map(|pid| peak_rss_kib(*pid)).max().unwrap_or(0);
     println!(
-        "P6 gateway peak RSS    : {} MiB",
-        peak_rss_kib(server.id()) / 1024
+        "P6 gateway peak RSS    : {} MiB (largest instance)",
+        peak / 1024
     );
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = server.wait();
+    for mut server in servers {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = server.wait();
+    }
 }
 
 /// One measured phase: its report, and its transfers/s.
 async fn measure(
     load: &Load,
     pool: &sqlx::PgPool,
-    gateway: u32,
+    gateways: &[u32],
     seconds: usize,
     tps: Option<f64>,
 ) -> f64 {
-    let cpu_before = sample_cpu(gateway);
+    let cpu_before = sample_cpu(gateways);
     let began = Instant::now();
     let lags = tokio::spawn(max_lags(pool.clone(), Duration::from_secs(seconds as u64)));
     let (mut latencies, failures) = load.run(Duration::from_secs(seconds as u64)).await;
     let elapsed = began.elapsed().as_secs_f64();
-    let cpu_after = sample_cpu(gateway);
+    let cpu_after = sample_cpu(gateways);
     latencies.sort();
     report(
         &latencies,
@@ -280,7 +296,8 @@ async fn start_gateway(
 /// Keyed transfers from `clients` concurrent clients across the population.
 struct Load {
     client: reqwest::Client,
-    base: String,
+    /// One per gateway instance; client `i` talks to `bases[i % len]`.
+    bases: Vec<String>,
     accounts: Arc<Vec<(String, String)>>,
     clients: usize,
     next: Arc<AtomicUsize>,
@@ -293,9 +310,10 @@ impl Load {
     /// transfers and the number of failed requests.
     async fn run(&self, duration: Duration) -> (Vec<Duration>, usize) {
         let handles: Vec<_> = (0..self.clients)
-            .map(|_| {
+            .map(|i| {
                 let (client, accounts) = (self.client.clone(), self.accounts.clone());
-                let (next, base, hot) = (self.next.clone(), self.base.clone(), self.hot);
+                let base = self.bases[i % self.bases.len()].clone();
+                let (next, hot) = (self.next.clone(), self.hot);
                 tokio::spawn(async move {
                     one_client(client, base, (accounts, hot), next, duration).await
                 })

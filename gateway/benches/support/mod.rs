@@ -396,3 +396,15 @@ pub fn env_number(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Transfers beyond one per saved keyed answer: every bench transfer is
+/// keyed, so anything above zero was posted twice (or without its record).
+pub async fn double_posted(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM transactions WHERE tx_type = 'transfer')
+              - (SELECT count(DISTINCT outcome->'ok'->>'tx_id') FROM idempotency_keys WHERE outcome ? 'ok')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}

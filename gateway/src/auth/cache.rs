@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 /// The channel the auth triggers notify; the payload is the user's id.
@@ -29,6 +29,10 @@ pub const CHANNEL: &str = "chainpay_auth";
 pub const MAX_AGE: Duration = Duration::from_secs(60);
 /// Most tokens remembered; beyond it the cache starts afresh.
 const MAX_TOKENS: usize = 100_000;
+/// How often the listener checks it still hears what is notified.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Payload prefix of a heartbeat (user ids are bare UUIDs).
+const BEAT_PREFIX: &str = "beat:";
 /// Wait before listening again after the connection failed.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 
@@ -142,7 +146,10 @@ pub async fn listen(pool: PgPool, cache: &SessionCache, mut stopped: watch::Rece
     }
 }
 
-/// One listening connection, for as long as it works.
+/// One listening connection, for as long as it works. A connection can
+/// die without a word (a half-open TCP connection), so every
+/// [`HEARTBEAT`] this instance notifies itself; a beat not heard back
+/// within the next one ends the connection.
 async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
     let mut listener = match PgListener::connect_with(pool).await {
         Ok(listener) => listener,
@@ -152,15 +159,69 @@ async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
         return error;
     }
     cache.reset(true);
-    loop {
-        match listener.try_recv().await {
-            Ok(Some(notification)) => match notification.payload().parse::<Uuid>() {
-                Ok(user) => cache.forget(user),
-                Err(_) => cache.reset(true),
-            },
-            // The connection was lost: what was sent meanwhile is gone.
-            Ok(None) => return sqlx::Error::Protocol("the listening connection was lost".into()),
-            Err(error) => return error,
+    // The listener is read by a task of its own, so that waiting for the
+    // heartbeat never cancels a read half-way.
+    let (heard, mut hearing) = mpsc::channel(1024);
+    let reader = Reader(tokio::spawn(async move {
+        loop {
+            let received = listener.try_recv().await;
+            let lost = !matches!(received, Ok(Some(_)));
+            if heard.send(received).await.is_err() || lost {
+                return;
+            }
         }
+    }));
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    let mut awaited: Option<String> = None;
+    loop {
+        tokio::select! {
+            received = hearing.recv() => match received {
+                Some(Ok(Some(notification))) => {
+                    let payload = notification.payload();
+                    if let Some(id) = payload.strip_prefix(BEAT_PREFIX) {
+                        if awaited.as_deref() == Some(id) {
+                            awaited = None;
+                        }
+                    } else {
+                        match payload.parse::<Uuid>() {
+                            Ok(user) => cache.forget(user),
+                            Err(_) => cache.reset(true),
+                        }
+                    }
+                }
+                // The connection was lost: what was sent meanwhile is gone.
+                Some(Ok(None)) | None => return lost(),
+                Some(Err(error)) => return error,
+            },
+            _ = beat.tick() => {
+                if awaited.is_some() {
+                    drop(reader);
+                    return sqlx::Error::Protocol("the auth heartbeat was not heard back".into());
+                }
+                let id = Uuid::new_v4().simple().to_string();
+                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(format!("{BEAT_PREFIX}{id}"))
+                    .execute(pool)
+                    .await;
+                if let Err(error) = sent {
+                    return error;
+                }
+                awaited = Some(id);
+            }
+        }
+    }
+}
+
+fn lost() -> sqlx::Error {
+    sqlx::Error::Protocol("the listening connection was lost".into())
+}
+
+/// Stops the listener's reader when the connection is given up.
+struct Reader(tokio::task::JoinHandle<()>);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

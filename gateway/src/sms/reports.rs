@@ -57,18 +57,27 @@ fn start(pool: PgPool) -> mpsc::Sender<Waiting> {
 }
 
 async fn apply_batch(pool: &PgPool, batch: Vec<Waiting>) {
-    // A message reported twice in one batch keeps the later report (one
-    // UPDATE cannot change a row twice); both requests learn the outcome.
+    // A message reported twice in one batch gets one merged report (one
+    // UPDATE cannot change a row twice): a final status is never undone by
+    // a later progress report, and a reason once given is kept.
     let mut latest: Vec<Report> = Vec::with_capacity(batch.len());
-    for waiting in batch.iter().rev() {
-        if !latest
-            .iter()
-            .any(|r| r.at_message_id == waiting.report.at_message_id)
+    for waiting in &batch {
+        let report = &waiting.report;
+        match latest
+            .iter_mut()
+            .find(|r| r.at_message_id == report.at_message_id)
         {
-            latest.push(waiting.report.clone());
+            Some(merged) => {
+                if is_final(&report.status) || !is_final(&merged.status) {
+                    merged.status = report.status.clone();
+                }
+                if report.failure_reason.is_some() {
+                    merged.failure_reason = report.failure_reason.clone();
+                }
+            }
+            None => latest.push(report.clone()),
         }
     }
-    latest.reverse();
     let applied = async {
         let mut conn = pool.acquire().await?;
         outbox::apply_delivery_reports(&mut conn, &latest).await
@@ -82,5 +91,21 @@ async fn apply_batch(pool: &PgPool, batch: Vec<Waiting>) {
             ))),
         };
         let _ = waiting.known.send(outcome);
+    }
+}
+
+/// Delivered, or failed for good: what no later report changes.
+fn is_final(status: &str) -> bool {
+    matches!(status, "Success" | "Failed" | "Rejected")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_success_failed_and_rejected_are_final() {
+        assert!(is_final("Success") && is_final("Failed") && is_final("Rejected"));
+        assert!(!is_final("Buffered") && !is_final("Sent") && !is_final("Submitted"));
     }
 }

@@ -133,6 +133,16 @@ async fn send_claim(
     Ok(outcomes.len())
 }
 
+/// Text from Africa's Talking as a row can hold it (PostgreSQL's text
+/// cannot hold NUL; one such answer must not fail the whole claim).
+fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
 /// What became of one message, as its row records it.
 struct Outcome {
     id: i64,
@@ -156,8 +166,8 @@ impl Outcome {
             id,
             status,
             attempts,
-            at_message_id: recipient.message_id,
-            at_status: Some(recipient.status),
+            at_message_id: recipient.message_id.map(storable),
+            at_status: Some(storable(recipient.status)),
             at_status_code: Some(recipient.status_code),
             failure_reason: reason,
             retry_in: 0.0,
@@ -170,7 +180,7 @@ impl Outcome {
                     status_code = recipient.status_code,
                     "SMS refused for good"
                 );
-                let reason = Some(recipient.status.clone());
+                let reason = Some(storable(recipient.status.clone()));
                 Outcome {
                     at_message_id: None,
                     ..done("REJECTED", recipient, reason)
@@ -192,7 +202,7 @@ impl Outcome {
                     at_message_id: None,
                     at_status: None,
                     at_status_code: None,
-                    failure_reason: Some(reason),
+                    failure_reason: Some(storable(reason)),
                     retry_in: backoff_seconds(attempts),
                 }
             }

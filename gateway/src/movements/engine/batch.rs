@@ -63,13 +63,69 @@ enum Step {
     Posted(Box<write::Posted>, Option<Rule>),
 }
 
-/// Decides, writes and commits `jobs`; their verdicts, in order. An `Err`
-/// means nothing was written.
-pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Error> {
+/// Why a batch has no verdicts.
+pub enum Failed {
+    /// Nothing was written: each transfer may be decided again alone.
+    NotWritten(Error),
+    /// The commit's answer was lost: whether it took effect is unknown, so
+    /// nothing may be decided again (an unkeyed transfer would post twice).
+    Unknown(Error),
+}
+
+/// Decides, writes and commits `jobs`; their verdicts, in order.
+pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Failed> {
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .map_err(|e| Failed::NotWritten(e.into()))?;
+    let steps = decide_and_write(&mut tx, state, jobs)
+        .await
+        .map_err(Failed::NotWritten)?;
+    if let Err(error) = tx.commit().await {
+        let posted: Vec<Uuid> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Posted(posted, _) => Some(posted.movement.facts.tx_id),
+                _ => None,
+            })
+            .collect();
+        match committed(state, &posted).await {
+            Some(true) => {}
+            Some(false) => return Err(Failed::NotWritten(error.into())),
+            None => return Err(Failed::Unknown(error.into())),
+        }
+    }
+    Ok(jobs
+        .iter()
+        .zip(steps)
+        .map(|(job, step)| verdict(state, job, step))
+        .collect())
+}
+
+/// Whether a batch whose commit failed took effect after all: `None` when
+/// that cannot be told (no posted transfer to look for, or no answer).
+async fn committed(state: &AppState, posted: &[Uuid]) -> Option<bool> {
+    let first = posted.first()?;
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM transactions WHERE tx_id = $1) AS "found!""#,
+        first
+    )
+    .fetch_one(&state.pool)
+    .await
+    .ok()?;
+    Some(found)
+}
+
+/// Steps 1 to 5 but the commit, on `tx`.
+async fn decide_and_write(
+    tx: &mut PgConnection,
+    state: &AppState,
+    jobs: &[Job],
+) -> Result<Vec<Step>, Error> {
     let rules = state.rules.get(&state.pool).await?;
-    let mut tx = state.pool.begin().await?;
-    let mut steps = check_each(&mut tx, state, &rules, jobs).await?;
-    decide_in_order(&mut tx, state, &rules, jobs, &mut steps).await?;
+    let mut steps = check_each(tx, state, &rules, jobs).await?;
+    decide_in_order(tx, state, &rules, jobs, &mut steps).await?;
     let mut rows = Rows::default();
     for (job, step) in jobs.iter().zip(&steps) {
         match step {
@@ -78,24 +134,19 @@ pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Erro
             Step::Replay | Step::Candidate(_) => {}
         }
     }
-    rows.write(&mut tx).await?;
+    rows.write(tx).await?;
     for (job, step) in jobs.iter().zip(&steps) {
         match step {
             Step::Posted(posted, report) => {
                 let (sender, tx_id) = (job.order.from_user_id, posted.movement.facts.tx_id);
                 let finding = posted.detail.clone();
-                parties::file_report(&mut tx, *report, sender, tx_id, finding).await?;
+                parties::file_report(tx, *report, sender, tx_id, finding).await?;
             }
-            Step::Refused(refusal) => open_refusal_report(&mut tx, refusal).await?,
+            Step::Refused(refusal) => open_refusal_report(tx, refusal).await?,
             Step::Replay | Step::Candidate(_) => {}
         }
     }
-    tx.commit().await?;
-    Ok(jobs
-        .iter()
-        .zip(steps)
-        .map(|(job, step)| verdict(state, job, step))
-        .collect())
+    Ok(steps)
 }
 
 /// Steps 1 and 2: locks the senders, claims the keys and checks each
@@ -116,19 +167,27 @@ async fn check_each(
     phones.sort_unstable();
     phones.dedup();
     let people = parties::load_many(conn, &senders, &phones).await?;
-    let keys: Vec<(usize, &IdempotencyKey)> = jobs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, job)| job.key.as_ref().map(|key| (i, key)))
-        .collect();
+    // Only the first request naming a key claims it; a later one in the
+    // same batch answers as the first did.
+    let mut keys: Vec<(usize, &IdempotencyKey)> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        if let Some(key) = &job.key {
+            let known = keys
+                .iter()
+                .any(|(_, k)| k.user_id == key.user_id && k.key == key.key);
+            if !known {
+                keys.push((i, key));
+            }
+        }
+    }
     let only_keys: Vec<&IdempotencyKey> = keys.iter().map(|(_, key)| *key).collect();
     let claimed = IdempotencyKey::claim_all(conn, &only_keys).await?;
     let mut steps = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
-        let replay = keys
-            .iter()
-            .position(|(job_index, _)| *job_index == i)
-            .is_some_and(|k| !claimed.contains(&k));
+        let replay = match keys.iter().position(|(job_index, _)| *job_index == i) {
+            Some(k) => !claimed.contains(&k),
+            None => jobs[i].key.is_some(),
+        };
         let step = if replay {
             Step::Replay
         } else {
@@ -158,6 +217,7 @@ async fn check(
         .get(&order.from_user_id)
         .cloned()
         .ok_or(Error::Unauthorized)?;
+    SendOrder::may_send(&sender)?;
     let recipient = order.recipient(people.by_phone.get(order.to_phone.as_str()))?;
     let parties = Parties {
         sender,

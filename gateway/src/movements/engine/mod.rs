@@ -15,6 +15,9 @@
 //! If a batch cannot commit (a deadlock with another writer, a backstop
 //! constraint, a lost connection) nothing of it was written, and each of its
 //! transfers runs alone through [`super::run`], which decides it as before.
+//! If the commit's answer is lost and the batch's transfers cannot be found,
+//! whether it took effect is unknown: each request gets an error (a keyed
+//! retry replays whichever it was) and nothing is decided again.
 //! Under light load a batch is one transfer: the engine never waits to fill
 //! one.
 
@@ -24,7 +27,7 @@ mod write;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::transfer::SendOrder;
@@ -34,11 +37,15 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::idempotency::IdempotencyKey;
 use crate::state::AppState;
-use batch::Verdict;
+use batch::{Failed, Verdict};
 
 /// Transfers waiting for a worker, per worker and batch, before a request
 /// waits to be queued.
 const QUEUED_BATCHES_PER_WORKER: usize = 4;
+
+/// Transfers of a failed batch decided alone at once (each holds a pooled
+/// connection).
+const ALONE_AT_ONCE: usize = 4;
 
 /// One instance's posting engine; its workers start with the first transfer.
 #[derive(Default)]
@@ -114,7 +121,15 @@ async fn work(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, most: usize) {
 }
 
 async fn post(jobs: Vec<Job>) {
-    let state = jobs[0].state.clone();
+    // A request that has gone (timed out, disconnected) is not decided: its
+    // caller was told nothing moved, and may have tried again.
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .filter(|job| !job.reply.is_closed())
+        .collect();
+    let Some(state) = jobs.first().map(|job| job.state.clone()) else {
+        return;
+    };
     match batch::commit(&state, &jobs).await {
         Ok(verdicts) => {
             for (job, verdict) in jobs.into_iter().zip(verdicts) {
@@ -130,9 +145,18 @@ async fn post(jobs: Vec<Job>) {
                 let _ = job.reply.send(reply);
             }
         }
-        Err(error) => {
+        Err(Failed::NotWritten(error)) => {
             tracing::warn!(error = %error, transfers = jobs.len(), "transfer batch not committed; running each alone");
-            futures::future::join_all(jobs.into_iter().map(alone)).await;
+            futures::stream::iter(jobs)
+                .for_each_concurrent(ALONE_AT_ONCE, alone)
+                .await;
+        }
+        Err(Failed::Unknown(error)) => {
+            tracing::error!(error = %error, transfers = jobs.len(), "transfer batch: commit unconfirmed; answering with an error");
+            for job in jobs {
+                let unknown = Error::internal("the transfer's commit was not confirmed");
+                let _ = job.reply.send(Reply::fresh(Err(unknown)));
+            }
         }
     }
 }

@@ -520,7 +520,7 @@ async fn sample(pool: &PgPool, server: &Child, counted: &Tally) -> Sample {
         rss_kib,
         db_bytes: database_bytes(pool).await,
         transactions: transactions(pool).await,
-        sms_lag: age("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 FROM sms_outbox WHERE status = 'QUEUED'").await,
+        sms_lag: age("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 FROM sms_outbox WHERE queued").await,
         chain_lag: age("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(t.created_at)), 0)::float8 FROM chain_pending p JOIN transactions t USING (tx_id) WHERE p.seq = (SELECT min(seq) FROM chain_pending)").await,
         audit_lag: age("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(a.at)), 0)::float8 FROM audit_pending p JOIN audit_log a ON a.id = p.audit_id WHERE p.audit_id = (SELECT min(audit_id) FROM audit_pending)").await,
         deposits_waiting: sqlx::query_scalar("SELECT count(*) FROM mpesa_deposits WHERE status = 'PENDING'")

@@ -186,6 +186,7 @@ async fn main() {
     };
     println!("warming up ...");
     load.run(Duration::from_secs(2)).await;
+    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
     println!("P1 HTTP /wallet/send: {clients} clients, {users} users, {instances} instance(s), {seconds} s ...");
     let uniform = measure(&load, &pool, &pids, seconds, tps).await;
     load.hot = true;
@@ -245,7 +246,7 @@ async fn max_lags(pool: sqlx::PgPool, during: Duration) -> (f64, f64, f64) {
     let mut most = (0f64, 0f64, 0f64);
     while Instant::now() < deadline {
         let (sms, chain, audit): (f64, f64, f64) = sqlx::query_as(
-            "SELECT coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM sms_outbox WHERE status = 'QUEUED'), 0)::float8,
+            "SELECT coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM sms_outbox WHERE queued), 0)::float8,
                     coalesce((SELECT extract(epoch FROM now() - min(t.created_at)) FROM chain_pending c
                               JOIN transactions t USING (tx_id)), 0)::float8,
                     coalesce((SELECT extract(epoch FROM now() - min(a.at)) FROM audit_pending p

@@ -5,6 +5,12 @@ use chainpay_gateway::config::Settings;
 use chainpay_gateway::telemetry;
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: the gateway allocates per
+/// request, per row and per SMS, and glibc's malloc cost it about a sixth of
+/// its CPU under load (measured with `perf` during the transfers bench).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -25,8 +25,21 @@ use crate::sms::reports::Reports;
 pub const SMS_SIMULATOR_USERNAME: &str = "sandbox";
 pub const SMS_SIMULATOR_API_KEY: &str = "chainpay-simulator";
 
+/// One instance's state behind one reference count: handlers and jobs clone
+/// it for every request and task, so a clone is a single atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every clone of an [`AppState`] shares.
+pub struct Shared {
     pub pool: sqlx::PgPool,
     pub settings: Arc<Settings>,
     pub keys: Arc<ServerKeys>,
@@ -80,7 +93,7 @@ pub struct Parts {
 
 impl AppState {
     pub fn new(parts: Parts) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             jwt: Arc::new(JwtKeys::new(&parts.keys.jwt_secret)),
             pool: parts.pool,
             settings: Arc::new(parts.settings),
@@ -97,7 +110,7 @@ impl AppState {
             mpesa_callback_token: Arc::new(parts.mpesa_callback_token),
             daraja: Arc::new(OnceLock::new()),
             sms: Arc::new(OnceLock::new()),
-        }
+        }))
     }
 
     /// This instance's own listener, once it is bound.

@@ -321,7 +321,7 @@ pub async fn caught_up(pool: &sqlx::PgPool, within: std::time::Duration) -> bool
     while std::time::Instant::now() < deadline {
         let behind: i64 = sqlx::query_scalar(
             "SELECT (SELECT count(*) FROM chain_pending) + (SELECT count(*) FROM audit_pending)
-                  + (SELECT count(*) FROM sms_outbox WHERE status = 'QUEUED')
+                  + (SELECT count(*) FROM sms_outbox WHERE queued)
                   + (SELECT count(*) FROM mpesa_deposits WHERE status = 'PENDING')",
         )
         .fetch_one(pool)

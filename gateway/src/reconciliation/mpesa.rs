@@ -262,7 +262,7 @@ impl Payout {
 pub async fn stuck_sms(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> {
     let rows = sqlx::query!(
         r#"SELECT id, to_phone, attempts, created_at, count(*) OVER () AS "stuck!"
-           FROM sms_outbox WHERE status = 'QUEUED' AND created_at < now() - make_interval(secs => $1)
+           FROM sms_outbox WHERE queued AND created_at < now() - make_interval(secs => $1)
            ORDER BY id LIMIT $2"#,
         SMS_STUCK_S,
         super::MAX_FINDINGS_PER_CHECK as i64

@@ -87,7 +87,7 @@ async fn send_claim(
     let mut tx = pool.begin().await?;
     let due = sqlx::query!(
         "SELECT id, to_phone, message, sealed_message, attempts FROM sms_outbox
-         WHERE status = 'QUEUED' AND next_attempt_at <= now()
+         WHERE queued AND next_attempt_at <= now()
          ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
         CLAIM
     )

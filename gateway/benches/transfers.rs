@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::inbox::Inbox;
+use support::ussd;
 use support::{recreate_database, target, Target};
 use uuid::Uuid;
 
@@ -140,7 +141,7 @@ const AT_WEBHOOK_TOKEN: &str = "bench-webhook-token";
 async fn main() {
     let seconds = env_usize("BENCH_SECONDS", 20);
     let clients = env_usize("BENCH_CLIENTS", 16);
-    let users = env_usize("BENCH_USERS", 5000);
+    let users = env_usize("BENCH_USERS", 20_000);
     let target = target().await;
     let tps = if env_usize("BENCH_PGBENCH", 1) == 1 {
         println!("pgbench TPC-B: scale 10, 8 clients, {seconds} s ...");
@@ -193,6 +194,7 @@ async fn main() {
     println!("P2 every client pays one account, {seconds} s ...");
     let hot = measure(&load, &pool, &pids, seconds, tps).await;
     println!("  hot ÷ uniform        : {:.2}", hot / uniform);
+    ussd_phase(&load, &pool, seconds).await;
     let drained = support::caught_up(&pool, Duration::from_secs(120)).await;
     println!("background work caught up afterwards: {drained}");
     println!("SMS that reached Africa's Talking: {}", inbox.count());
@@ -237,6 +239,58 @@ async fn measure(
     let (sms, chain, audit) = lags.await.unwrap();
     println!("P4 most behind (s)     : SMS outbox {sms:.1}, chain sealing {chain:.1}, audit linking {audit:.1}");
     latencies.len() as f64 / elapsed
+}
+
+/// P3: what Argon2id alone allows on these cores, then USSD callers
+/// stepping through *Send money* on the first instance: first pausing
+/// between key presses as people do (the pause set so their PINs need half
+/// of what Argon2id allows), for step latency; then pressing without pause,
+/// for PIN-confirmed sends/s against the bound.
+async fn ussd_phase(load: &Load, pool: &sqlx::PgPool, seconds: usize) {
+    support::caught_up(pool, Duration::from_secs(120)).await;
+    let bound = tokio::task::spawn_blocking(|| ussd::argon2_bound(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    println!("P3 Argon2id alone     : {bound:.0} PIN verifications/s");
+    let concurrent = env_usize("BENCH_USSD_SESSIONS", 200);
+    let sessions = ussd::Sessions {
+        client: load.client.clone(),
+        base: load.bases[0].clone(),
+        accounts: load.accounts.clone(),
+        next: load.next.clone(),
+    };
+    let during = Duration::from_secs(seconds as u64);
+    // Four pauses per send: `concurrent / (4 * think)` sends/s offered.
+    let think = Duration::from_secs_f64(concurrent as f64 / (4.0 * 0.5 * bound));
+    println!(
+        "P3 {concurrent} USSD callers pausing {:.1} s between key presses, {seconds} s ...",
+        think.as_secs_f64()
+    );
+    report_ussd(
+        &sessions.run(concurrent, during, think).await,
+        seconds,
+        bound,
+    );
+    println!("P3 {concurrent} USSD callers pressing without pause, {seconds} s ...");
+    report_ussd(
+        &sessions.run(concurrent, during, Duration::ZERO).await,
+        seconds,
+        bound,
+    );
+}
+
+fn report_ussd(outcome: &ussd::Outcome, seconds: usize, bound: f64) {
+    let ms = |q| support::percentile(&outcome.steps, q).as_secs_f64() * 1e3;
+    let sends = outcome.sends as f64 / seconds as f64;
+    println!(
+        "  steps {}, p50 {:.1} ms, p99 {:.1} ms; sends {:.1}/s ({:.2} of the Argon2id bound); failed {}",
+        outcome.steps.len(),
+        ms(0.50),
+        ms(0.99),
+        sends,
+        sends / bound,
+        outcome.failures
+    );
 }
 
 /// The most the SMS outbox, chain sealing and audit linking fell behind

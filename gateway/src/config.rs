@@ -38,6 +38,10 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     /// `DATABASE_URL`: an external PostgreSQL; `None` starts the embedded default.
     pub database_url: Option<String>,
+    /// `DATABASE_READ_URL`: a streaming replica of that database for reads
+    /// that tolerate a little lag (history, statements, admin lists, chain
+    /// browsing); `None` reads everything from the primary.
+    pub database_read_url: Option<String>,
     /// `CHAINPAY_DATA_DIR`: home of the embedded cluster and the generated master key.
     pub data_dir: PathBuf,
     /// `CHAINPAY_RATE_LIMIT`: requests per 60 s per authenticated user; 0 = off.
@@ -259,6 +263,10 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen_addr", &self.listen_addr)
             .field("database_url", &self.database_url.as_ref().map(|_| "(set)"))
+            .field(
+                "database_read_url",
+                &self.database_read_url.as_ref().map(|_| "(set)"),
+            )
             .field("data_dir", &self.data_dir)
             .field("rate_limit_per_user", &self.rate_limit_per_user)
             .field("rate_limit_per_ip", &self.rate_limit_per_ip)
@@ -344,6 +352,7 @@ impl Settings {
             metrics_addr: None,
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
             database_url: None,
+            database_read_url: None,
             data_dir: PathBuf::from("./.chainpay"),
             rate_limit_per_user: 30,
             rate_limit_per_ip: 30,
@@ -403,6 +412,7 @@ impl Settings {
                 .parse()
                 .context("CHAINPAY_ADDR must be host:port, e.g. 127.0.0.1:8443")?,
             database_url: env_opt("DATABASE_URL"),
+            database_read_url: env_opt("DATABASE_READ_URL"),
             data_dir: PathBuf::from(env_or("CHAINPAY_DATA_DIR", "./.chainpay")),
             rate_limit_per_user: env_u32("CHAINPAY_RATE_LIMIT", 30)?,
             rate_limit_per_ip: env_u32("CHAINPAY_AUTH_RATE_LIMIT", 30)?,
@@ -472,6 +482,7 @@ mod tests {
             jwt_secret: Some("jwt-secret-value-0123456789abcdef".into()),
             master_key_hex: Some("ab".repeat(32)),
             database_url: Some("postgres://app:hunter2@db/chainpay".into()),
+            database_read_url: Some("postgres://app:hunter3@replica/chainpay".into()),
             at_webhook_token: Some("hook-token".into()),
             ..Settings::defaults()
         };
@@ -480,6 +491,7 @@ mod tests {
             "jwt-secret-value",
             &"ab".repeat(32),
             "hunter2",
+            "hunter3",
             "hook-token",
             "simulated-credential",
         ] {

@@ -1,11 +1,15 @@
 //! Assembling the application state from settings, and the shutdown signal.
 
+use std::str::FromStr;
+
 use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
 use crate::chain;
 use crate::compliance::sanctions;
 use crate::config::Settings;
+use crate::db;
 use crate::metrics::Metrics;
 use crate::secrets::ServerKeys;
 use crate::state::{AppState, Parts};
@@ -30,8 +34,17 @@ pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<App
             crate::secrets::get_or_create(&pool, &keys.master, "mpesa_callback_token").await?,
         ),
     };
+    let read_pool = match &settings.database_read_url {
+        Some(url) => {
+            let options = PgConnectOptions::from_str(url)
+                .context("DATABASE_READ_URL is not a valid PostgreSQL URL")?;
+            db::connect_pool(options, settings.db_pool_size).await?
+        }
+        None => pool.clone(),
+    };
     Ok(AppState::new(Parts {
         pool,
+        read_pool,
         settings,
         keys,
         metrics: Metrics::new()?,

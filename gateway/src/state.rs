@@ -41,6 +41,10 @@ impl std::ops::Deref for AppState {
 /// What every clone of an [`AppState`] shares.
 pub struct Shared {
     pub pool: sqlx::PgPool,
+    /// For reads that tolerate a little lag (history, statements, admin
+    /// lists, chain browsing): `DATABASE_READ_URL`'s streaming replica, else
+    /// the primary's pool. Anything a movement decides on reads `pool`.
+    pub read_pool: sqlx::PgPool,
     pub settings: Arc<Settings>,
     pub keys: Arc<ServerKeys>,
     pub jwt: Arc<JwtKeys>,
@@ -84,6 +88,7 @@ impl JobSignals {
 /// The parts [`AppState::new`] assembles.
 pub struct Parts {
     pub pool: sqlx::PgPool,
+    pub read_pool: sqlx::PgPool,
     pub settings: Settings,
     pub keys: ServerKeys,
     pub metrics: Metrics,
@@ -96,6 +101,7 @@ impl AppState {
         Self(Arc::new(Shared {
             jwt: Arc::new(JwtKeys::new(&parts.keys.jwt_secret)),
             pool: parts.pool,
+            read_pool: parts.read_pool,
             settings: Arc::new(parts.settings),
             keys: Arc::new(parts.keys),
             metrics: Arc::new(parts.metrics),

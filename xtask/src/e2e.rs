@@ -13,6 +13,8 @@ use crate::{cargo, root, run};
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 pub fn test_all() -> anyhow::Result<()> {
+    // The scaling tests run a gateway through PgBouncer.
+    ensure_debian_package("/usr/sbin/pgbouncer", "pgbouncer")?;
     run(cargo().args(["test", "--workspace"]))?;
     browser_tests()?;
     crate::schema::check()?;
@@ -72,7 +74,13 @@ pub fn with_gateway(
 
 /// Debian's Chromium, installed with apt when we may (as root, as CI runs).
 fn ensure_chromium() -> anyhow::Result<()> {
-    if Path::new(CHROMIUM).exists() {
+    ensure_debian_package(CHROMIUM, "chromium")
+}
+
+/// Installs Debian's `package` when `binary` is missing (as root; anyone
+/// else is told the command).
+fn ensure_debian_package(binary: &str, package: &str) -> anyhow::Result<()> {
+    if Path::new(binary).exists() {
         return Ok(());
     }
     let root_user = Command::new("id")
@@ -82,11 +90,11 @@ fn ensure_chromium() -> anyhow::Result<()> {
         .unwrap_or(false);
     anyhow::ensure!(
         root_user,
-        "the browser tests need Debian's Chromium: `sudo apt-get install chromium`"
+        "the tests need Debian's {package}: `sudo apt-get install {package}`"
     );
     run(Command::new("apt-get").args(["update", "-qq"]))?;
     run(Command::new("apt-get")
-        .args(["install", "-y", "-qq", "chromium"])
+        .args(["install", "-y", "-qq", package])
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod inbox;
+pub mod ussd;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -337,7 +337,7 @@ fn take_ownership(data_dir: &Path) -> anyhow::Result<Option<Flock<fs::File>>> {
 }
 
 /// The `postgres` account to run the cluster as, when we are root.
-fn postgres_user_if_root() -> anyhow::Result<Option<(Uid, Gid)>> {
+pub(crate) fn postgres_user_if_root() -> anyhow::Result<Option<(Uid, Gid)>> {
     if !Uid::effective().is_root() {
         return Ok(None);
     }

@@ -1,6 +1,7 @@
 //! Opening the one place ChainPay keeps state: PostgreSQL.
 
 pub mod embedded;
+pub mod pgbouncer;
 
 use std::str::FromStr;
 use std::time::Duration;

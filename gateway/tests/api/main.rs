@@ -22,6 +22,7 @@ mod mpesa;
 mod ops;
 mod payment_requests;
 mod reconciliation;
+mod scaling;
 mod security;
 mod sms;
 mod ussd;

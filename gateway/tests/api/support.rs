@@ -275,6 +275,44 @@ pub async fn spawn_with(options: TestOptions) -> TestApp {
     app
 }
 
+/// An app with demo data on a database of its own server (`options`, a
+/// migrated database), with `configure` applied to the test settings.
+pub async fn spawn_on(options: PgConnectOptions, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logging();
+    let mut settings = Settings {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: std::env::temp_dir(),
+        master_key_hex: Some("11".repeat(32)),
+        db_pool_size: 10,
+        ..Settings::defaults()
+    };
+    configure(&mut settings);
+    let pool = db::connect_pool(options.clone(), settings.db_pool_size)
+        .await
+        .unwrap();
+    let state = startup::build_state(settings.clone(), pool).await.unwrap();
+    let owner = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    chainpay_gateway::seed::seed_demo(&owner, &state.keys.tx_signing)
+        .await
+        .unwrap();
+    let mut app = TestApp {
+        base: String::new(),
+        client: reqwest::Client::new(),
+        pool: owner,
+        database: options.get_database().unwrap_or("postgres").to_owned(),
+        state,
+        settings,
+        shutdown: None,
+        server: None,
+    };
+    app.start().await;
+    app
+}
+
 impl TestApp {
     async fn start(&mut self) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -312,6 +350,34 @@ impl TestApp {
         let mut settings = self.settings.clone();
         configure(&mut settings);
         let state = build_state(&settings, &self.database).await;
+        let mut other = TestApp {
+            base: String::new(),
+            client: reqwest::Client::new(),
+            pool: superuser_pool(&self.database).await,
+            database: self.database.clone(),
+            state,
+            settings,
+            shutdown: None,
+            server: None,
+        };
+        other.start().await;
+        other
+    }
+
+    /// Another gateway instance on the same database whose pool connects
+    /// with `options` (through PgBouncer, say), with `configure` applied to a
+    /// copy of the settings.
+    pub async fn instance_via(
+        &self,
+        options: PgConnectOptions,
+        configure: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let pool = db::connect_pool(options, settings.db_pool_size)
+            .await
+            .unwrap();
+        let state = startup::build_state(settings.clone(), pool).await.unwrap();
         let mut other = TestApp {
             base: String::new(),
             client: reqwest::Client::new(),

@@ -1,0 +1,283 @@
+//! Past one machine: gateways through PgBouncer, and lag-tolerant reads on
+//! a streaming replica.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chainpay_gateway::db::pgbouncer::PgBouncer;
+use chainpay_gateway::db::{self, ClusterOptions, EmbeddedPostgres};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+use crate::support::*;
+
+/// A directory of this test run's own, short enough for socket paths.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cp-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_gateway_works_through_pgbouncer_in_session_mode() {
+    let app = spawn_app().await;
+    let pool_size = 6;
+    let bouncer = PgBouncer::start(
+        &scratch("bouncer"),
+        &database_options(&app.database).await,
+        pool_size,
+    )
+    .await
+    .unwrap();
+    // The gateway's own pool must fit in the pooler's: in session mode each
+    // of its connections holds a server connection while it is open.
+    let through = app
+        .instance_via(bouncer.connect_options(&app.database), |settings| {
+            settings.db_pool_size = pool_size
+        })
+        .await;
+
+    let token = through.token(USER_PHONE, DEMO_PIN).await;
+    let before = through.balance(&token, "KES").await;
+    let send = |key: &'static str| {
+        through
+            .request(Method::POST, "/api/v1/wallet/send", Some(&token))
+            .header("Idempotency-Key", key)
+            .json(&json!({"to_phone": ADMIN_PHONE, "amount": 10_000, "currency": "KES"}))
+            .send()
+    };
+    let first = send("through-the-pooler").await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    // A retry through the pooler answers with the same transfer.
+    let again: Value = send("through-the-pooler")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["tx_id"], first["tx_id"]);
+    let fee = first["fee"].as_i64().unwrap();
+    assert_eq!(through.balance(&token, "KES").await, before - 10_000 - fee);
+    // Seen the same by the instance connected directly.
+    assert_eq!(app.balance(&token, "KES").await, before - 10_000 - fee);
+
+    // The auth cache listens through the pooler too: a logout on the direct
+    // instance reaches it.
+    assert_eq!(
+        through
+            .get("/api/v1/wallet/balances", &token)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let logout = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    eventually(
+        "the logout reaches the pooled instance",
+        secs(5),
+        async || {
+            let answer = through.get("/api/v1/wallet/balances", &token).await;
+            (answer.status() == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
+
+    let servers = bouncer.server_connections(&app.database).await.unwrap();
+    assert!(
+        (1..=pool_size as usize).contains(&servers),
+        "{servers} server connections for a pool of {pool_size}"
+    );
+}
+
+/// A hot standby of a primary, made with `pg_basebackup` and streaming
+/// from it; stopped when dropped.
+struct Replica {
+    cluster: PathBuf,
+    run_as: Option<(u32, u32)>,
+}
+
+impl Replica {
+    async fn of(primary_socket: &Path, dir: &Path) -> Replica {
+        let run_as = postgres_user();
+        std::fs::create_dir_all(dir).unwrap();
+        let cluster = dir.join("pg");
+        if let Some((uid, gid)) = run_as {
+            nix::unistd::chown(dir, Some(uid.into()), Some(gid.into())).unwrap();
+        }
+        let replica = Replica { cluster, run_as };
+        replica.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                &replica.cluster.display().to_string(),
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-h",
+                &primary_socket.display().to_string(),
+                "-U",
+                "chainpay",
+            ],
+        );
+        // The primary's socket lives in its data directory: the copy holds
+        // its lock file, which names the primary's (live) postmaster.
+        let _ = std::fs::remove_file(replica.cluster.join(".s.PGSQL.5432.lock"));
+        // Its own socket (the copied settings name the primary's).
+        let conf = replica.cluster.join("postgresql.conf");
+        let mut settings = std::fs::read_to_string(&conf).unwrap();
+        settings.push_str(&format!(
+            "\nunix_socket_directories = '{}'\n",
+            replica.cluster.display()
+        ));
+        std::fs::write(&conf, settings).unwrap();
+        let log = replica.cluster.join("replica.log").display().to_string();
+        let data = replica.cluster.display().to_string();
+        replica.run("pg_ctl", &["start", "-w", "-D", &data, "-l", &log]);
+        replica
+    }
+
+    fn options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.cluster)
+            .username("chainpay")
+            .database(database)
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://chainpay@localhost/{database}?host={}",
+            self.cluster.display()
+        )
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = self.command(tool).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `tool` from the installation whose `initdb` the clusters use (`PATH`
+    /// may hold links to `initdb` and `pg_ctl` alone).
+    fn command(&self, tool: &str) -> Command {
+        let initdb = db::embedded::find_binaries().unwrap().join("initdb");
+        let bin = initdb.canonicalize().unwrap().parent().unwrap().to_owned();
+        let mut command = Command::new(bin.join(tool));
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        command
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let data = self.cluster.display().to_string();
+        let _ = self
+            .command("pg_ctl")
+            .args(["stop", "-m", "immediate", "-w", "-D", &data])
+            .output();
+    }
+}
+
+/// The `postgres` account's ids when we are root (PostgreSQL refuses root).
+fn postgres_user() -> Option<(u32, u32)> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return None;
+    }
+    let user = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+    Some((user.uid.as_raw(), user.gid.as_raw()))
+}
+
+#[tokio::test]
+async fn history_is_read_from_the_replica_and_balances_from_the_primary() {
+    let root = scratch("replica");
+    let primary = EmbeddedPostgres::ensure_running(
+        &root.join("primary"),
+        ClusterOptions {
+            durability_off: true,
+        },
+    )
+    .await
+    .unwrap();
+    let options = primary.connect_options("chainpay");
+    db::create_database_if_missing(&options).await.unwrap();
+    db::migrate(&options).await.unwrap();
+    let replica = Replica::of(primary.socket_dir(), &root.join("replica")).await;
+    let read_url = replica.url("chainpay");
+    let app = spawn_on(options, |settings| {
+        settings.database_read_url = Some(read_url)
+    })
+    .await;
+    let mut standby = replica.options("chainpay").connect().await.unwrap();
+    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
+        .fetch_one(&mut standby)
+        .await
+        .unwrap();
+    assert!(in_recovery, "the replica is a standby");
+
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let history = async || -> Vec<String> {
+        let page: Value = app
+            .get("/api/v1/wallet/transactions", &token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|tx| tx["tx_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The demo history has reached the replica.
+    eventually("the replica catches up", secs(20), async || {
+        (!history().await.is_empty()).then_some(())
+    })
+    .await;
+
+    // With replay paused, a transfer commits on the primary only.
+    sqlx::query("SELECT pg_wal_replay_pause()")
+        .execute(&mut standby)
+        .await
+        .unwrap();
+    let before = app.balance(&token, "KES").await;
+    let sent = app.send(&token, ADMIN_PHONE, 10_000, "KES").await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let sent: Value = sent.json().await.unwrap();
+    let tx_id = sent["tx_id"].as_str().unwrap().to_owned();
+    let fee = sent["fee"].as_i64().unwrap();
+    // The balance is fresh (primary); the history lags (replica).
+    assert_eq!(app.balance(&token, "KES").await, before - 10_000 - fee);
+    assert!(
+        !history().await.contains(&tx_id),
+        "history read the primary"
+    );
+
+    sqlx::query("SELECT pg_wal_replay_resume()")
+        .execute(&mut standby)
+        .await
+        .unwrap();
+    eventually("the transfer reaches the history", secs(20), async || {
+        history().await.contains(&tx_id).then_some(())
+    })
+    .await;
+    standby.close().await.unwrap();
+    drop(app);
+    drop(replica);
+    primary.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -43,6 +43,8 @@ pub fn argon2_bound(during: Duration) -> f64 {
 pub struct Sessions {
     pub client: reqwest::Client,
     pub base: String,
+    /// The gateway's `AT_WEBHOOK_TOKEN`.
+    pub token: String,
     /// `(phone, token)` of every funded user, as the transfers phases use them.
     pub accounts: Arc<Vec<(String, String)>>,
     pub next: Arc<AtomicUsize>,
@@ -68,7 +70,11 @@ impl Sessions {
         let callers: Vec<_> = (0..concurrent)
             .map(|_| {
                 let sessions = self.clone_handle();
+                // Callers start at random points of a session's length, as
+                // people do, not all at once.
+                let start = think.mul_f64(4.0 * rand::thread_rng().gen_range(0.0..1.0));
                 tokio::spawn(async move {
+                    tokio::time::sleep(start).await;
                     let mut outcome = Outcome::default();
                     while Instant::now() < deadline {
                         sessions.one_send(think, &mut outcome).await;
@@ -92,6 +98,7 @@ impl Sessions {
         Self {
             client: self.client.clone(),
             base: self.base.clone(),
+            token: self.token.clone(),
             accounts: self.accounts.clone(),
             next: self.next.clone(),
         }
@@ -118,7 +125,10 @@ impl Sessions {
             outcome.steps.push(began.elapsed());
             let last = step == keys.len();
             match page {
-                Some(page) if last && page.starts_with("END Confirmed") => outcome.sends += 1,
+                // `END <reference> Confirmed. KES 100.00 sent to …`
+                Some(page) if last && page.starts_with("END ") && page.contains(" Confirmed. ") => {
+                    outcome.sends += 1
+                }
                 Some(page) if !last && page.starts_with("CON ") => typed.push(keys[step]),
                 Some(page) => {
                     if outcome.failures == 0 {
@@ -138,7 +148,7 @@ impl Sessions {
     async fn post(&self, session: &str, phone: &str, text: &str) -> Option<String> {
         let response = self
             .client
-            .post(format!("{}/api/v1/ussd", self.base))
+            .post(format!("{}/api/v1/ussd?token={}", self.base, self.token))
             .form(&[
                 ("sessionId", session),
                 ("serviceCode", "*384*123#"),
@@ -150,6 +160,7 @@ impl Sessions {
             .await
             .ok()?;
         if !response.status().is_success() {
+            eprintln!("USSD answered {}", response.status());
             return None;
         }
         response.text().await.ok()

@@ -1,15 +1,20 @@
 //! Validating the whole chain from the stored rows.
 //!
-//! Blocks are read in pages of [`PAGE_BLOCKS`] with their entries and
-//! transactions, so memory stays bounded however long the chain is. For each
-//! block: the index follows the previous one, `previous_hash` is the previous
-//! block's hash, every leaf is rebuilt from its transaction row and matches
-//! the stored leaf hash, the Merkle root of the rebuilt leaves matches, the
-//! header is the canonical form of the block's fields, `block_hash` is its
-//! SHA3-256, and the signature verifies under the sealer's public key.
-//! Finally no transaction may be outside both the chain and the queue.
+//! The chain is cut into one range of blocks per core, walked at once: each
+//! range is read in pages of [`PAGE_BLOCKS`] with their entries and
+//! transactions, so memory stays bounded however long the chain is, and
+//! each page is checked on a blocking thread while the other ranges wait on
+//! the database. For each block: the index follows the previous one,
+//! `previous_hash` is the previous block's hash (where two ranges meet, the
+//! first block of the later one against the last of the earlier), every leaf
+//! is rebuilt from its transaction row and matches the stored leaf hash, the
+//! Merkle root of the rebuilt leaves matches, the header is the canonical
+//! form of the block's fields, `block_hash` is its SHA3-256, and the
+//! signature verifies under the sealer's public key. Finally no transaction
+//! may be outside both the chain and the queue.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chainpay_core::chain::block::{verify_signature, BlockHeader, GENESIS_PREVIOUS_HASH};
 use chainpay_core::chain::merkle;
@@ -23,6 +28,9 @@ use super::leaf::LeafRow;
 /// Blocks read per round trip.
 const PAGE_BLOCKS: i64 = 200;
 
+/// Ranges walked at once, at most.
+const MOST_RANGES: usize = 8;
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct ChainReport {
     pub valid: bool,
@@ -34,19 +42,36 @@ pub struct ChainReport {
     pub reason: Option<String>,
 }
 
+/// How far one walk got: the blocks and transactions found valid, the
+/// hashes at its two ends, and the first invalid block if any.
+#[derive(Default)]
 struct Walk {
     blocks_checked: i64,
     transactions_checked: i64,
+    /// The `previous_hash` of the walk's first block.
+    first_previous: Option<String>,
+    /// The hash of the last valid block.
+    last_hash: Option<String>,
+    invalid: Option<(i64, String)>,
 }
 
 impl Walk {
-    fn invalid(&self, block: i64, reason: String) -> ChainReport {
+    fn report(&self, invalid: Option<(i64, String)>) -> ChainReport {
         ChainReport {
-            valid: false,
+            valid: invalid.is_none(),
             blocks_checked: self.blocks_checked,
             transactions_checked: self.transactions_checked,
-            first_invalid_block: Some(block),
-            reason: Some(reason),
+            first_invalid_block: invalid.as_ref().map(|(block, _)| *block),
+            reason: invalid.map(|(_, reason)| reason),
+        }
+    }
+
+    /// Adds the walk that follows this one.
+    fn then(&mut self, next: &Walk) {
+        self.blocks_checked += next.blocks_checked;
+        self.transactions_checked += next.transactions_checked;
+        if next.last_hash.is_some() {
+            self.last_hash.clone_from(&next.last_hash);
         }
     }
 }
@@ -71,60 +96,135 @@ struct BlockRow {
     signature: String,
 }
 
-/// Walks the whole chain, page by page, and names the first invalid block.
+type Authorities = Arc<HashMap<String, String>>;
+
+/// Walks the whole chain and names the first invalid block.
 pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
-    let authorities: HashMap<String, String> =
+    let authorities: Authorities = Arc::new(
         sqlx::query!("SELECT name, public_key FROM chain_authorities")
             .fetch_all(pool)
             .await?
             .into_iter()
             .map(|row| (row.name, row.public_key))
-            .collect();
-    let mut walk = Walk {
-        blocks_checked: 0,
-        transactions_checked: 0,
+            .collect(),
+    );
+    let blocks =
+        sqlx::query_scalar!(r#"SELECT coalesce(max(block_index) + 1, 0) AS "n!" FROM blocks"#)
+            .fetch_one(pool)
+            .await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let walks = futures::future::try_join_all(
+        ranges(blocks, cores.min(MOST_RANGES))
+            .into_iter()
+            .map(|(first, end)| walk(pool, authorities.clone(), first, end)),
+    )
+    .await?;
+    let mut chain = Walk {
+        last_hash: Some(GENESIS_PREVIOUS_HASH.to_owned()),
+        ..Walk::default()
     };
-    let mut expected_index = 0i64;
-    let mut previous_hash = GENESIS_PREVIOUS_HASH.to_owned();
-    loop {
+    for (range, (first, _)) in walks.iter().zip(ranges(blocks, cores.min(MOST_RANGES))) {
+        if range.first_previous.is_some() && range.first_previous != chain.last_hash {
+            let reason = "previous_hash does not match the previous block's hash".to_owned();
+            return Ok(chain.report(Some((first, reason))));
+        }
+        chain.then(range);
+        if range.invalid.is_some() {
+            return Ok(chain.report(range.invalid.clone()));
+        }
+    }
+    let stray = stray_transactions(pool, chain.blocks_checked).await?;
+    Ok(chain.report(stray))
+}
+
+/// `blocks` block indexes cut into at most `parts` ranges `[first, end)`.
+fn ranges(blocks: i64, parts: usize) -> Vec<(i64, i64)> {
+    let parts = i64::try_from(parts.max(1)).unwrap_or(1);
+    let size = (blocks + parts - 1) / parts;
+    (0..parts)
+        .map(|k| (k * size, ((k + 1) * size).min(blocks)))
+        .filter(|(first, end)| first < end)
+        .collect()
+}
+
+/// Walks blocks `first..end`, page by page.
+async fn walk(
+    pool: &PgPool,
+    authorities: Authorities,
+    first: i64,
+    end: i64,
+) -> anyhow::Result<Walk> {
+    let mut range = Walk::default();
+    let mut expected = first;
+    while expected < end && range.invalid.is_none() {
         let blocks = sqlx::query_as!(
             BlockRow,
             "SELECT block_index, previous_hash, merkle_root, sealed_at, tx_count, sealer, header, block_hash, signature
-             FROM blocks WHERE block_index >= $1 ORDER BY block_index LIMIT $2",
-            expected_index,
+             FROM blocks WHERE block_index >= $1 AND block_index < $2 ORDER BY block_index LIMIT $3",
+            expected,
+            end,
             PAGE_BLOCKS
         )
         .fetch_all(pool)
         .await?;
         let Some(last) = blocks.last().map(|b| b.block_index) else {
+            range.invalid = Some((expected, format!("block {expected} is missing")));
             break;
         };
-        let mut entries = entries_of(pool, expected_index, last).await?;
-        for block in &blocks {
-            if block.block_index != expected_index {
-                let reason = format!("block {expected_index} is missing");
-                return Ok(walk.invalid(expected_index, reason));
-            }
-            let leaves = entries.remove(&block.block_index).unwrap_or_default();
-            if let Err(reason) = check_block(block, &leaves, &previous_hash, &authorities) {
-                return Ok(walk.invalid(block.block_index, reason));
-            }
-            previous_hash = block.block_hash.clone();
-            expected_index += 1;
-            walk.blocks_checked += 1;
-            walk.transactions_checked += leaves.len() as i64;
+        let entries = entries_of(pool, expected, last).await?;
+        let previous = range.last_hash.clone();
+        let authorities = authorities.clone();
+        let page = tokio::task::spawn_blocking(move || {
+            check_page(&blocks, entries, expected, previous, &authorities)
+        })
+        .await?;
+        if range.first_previous.is_none() {
+            range.first_previous.clone_from(&page.first_previous);
         }
+        range.then(&page);
+        range.invalid = page.invalid;
+        expected = last + 1;
     }
-    if let Some(reason) = stray_transactions(pool, expected_index).await? {
-        return Ok(walk.invalid(reason.0, reason.1));
+    Ok(range)
+}
+
+/// Checks one page of blocks, the first expected to be `expected`, whose
+/// predecessor's hash is `previous` (`None` at the start of a range: the
+/// first block's own `previous_hash` is checked where the ranges meet).
+fn check_page(
+    blocks: &[BlockRow],
+    mut entries: HashMap<i64, Vec<Entry>>,
+    mut expected: i64,
+    previous: Option<String>,
+    authorities: &HashMap<String, String>,
+) -> Walk {
+    // A page that does not start where it should reports the missing block,
+    // not a broken link.
+    let first = blocks.first().filter(|b| b.block_index == expected);
+    let mut page = Walk {
+        first_previous: first.map(|b| b.previous_hash.clone()),
+        ..Walk::default()
+    };
+    let mut previous_hash = previous
+        .or_else(|| page.first_previous.clone())
+        .unwrap_or_default();
+    for block in blocks {
+        if block.block_index != expected {
+            page.invalid = Some((expected, format!("block {expected} is missing")));
+            return page;
+        }
+        let leaves = entries.remove(&block.block_index).unwrap_or_default();
+        if let Err(reason) = check_block(block, &leaves, &previous_hash, authorities) {
+            page.invalid = Some((block.block_index, reason));
+            return page;
+        }
+        previous_hash.clone_from(&block.block_hash);
+        page.last_hash = Some(block.block_hash.clone());
+        expected += 1;
+        page.blocks_checked += 1;
+        page.transactions_checked += leaves.len() as i64;
     }
-    Ok(ChainReport {
-        valid: true,
-        blocks_checked: walk.blocks_checked,
-        transactions_checked: walk.transactions_checked,
-        first_invalid_block: None,
-        reason: None,
-    })
+    page
 }
 
 /// Checks one block against its predecessor's hash, its rebuilt leaves,
@@ -146,7 +246,7 @@ fn check_block(
         ));
     }
     let hashes = rebuilt_leaves(leaves)?;
-    if hex::encode(merkle::root(&hashes)) != block.merkle_root {
+    if merkle::parse_hash(&block.merkle_root) != Some(merkle::root(&hashes)) {
         return Err("the Merkle root does not match the block's transactions".into());
     }
     let header = BlockHeader {
@@ -184,7 +284,7 @@ fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
             .leaf()
             .map_err(|e| format!("transaction {}: {e}", entry.tx_id))?;
         let rebuilt = merkle::leaf_hash(&leaf);
-        if hex::encode(rebuilt) != entry.leaf_hash {
+        if merkle::parse_hash(&entry.leaf_hash) != Some(rebuilt) {
             return Err(format!(
                 "transaction {} does not match its leaf",
                 entry.tx_id

@@ -332,7 +332,8 @@ async fn max_lags(pool: sqlx::PgPool, during: Duration) -> (f64, f64, f64) {
     let mut most = (0f64, 0f64, 0f64);
     while Instant::now() < deadline {
         let (sms, chain, audit): (f64, f64, f64) = sqlx::query_as(
-            "SELECT coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM sms_outbox WHERE queued), 0)::float8,
+            "SELECT coalesce((SELECT extract(epoch FROM now() - min(created_at))
+                               FROM (SELECT created_at FROM sms_outbox WHERE queued ORDER BY next_attempt_at, id LIMIT 1000) q), 0)::float8,
                     coalesce((SELECT extract(epoch FROM now() - min(t.created_at)) FROM chain_pending c
                               JOIN transactions t USING (tx_id)), 0)::float8,
                     coalesce((SELECT extract(epoch FROM now() - min(a.at)) FROM audit_pending p

@@ -166,10 +166,11 @@ pub async fn seal_due(pool: &PgPool, sealer: &Sealer, interval: Duration) -> any
     let mut sealed = 0;
     loop {
         let queue = sqlx::query!(
-            r#"SELECT (SELECT count(*) FROM chain_pending) AS "count!",
+            r#"SELECT (SELECT count(*) FROM (SELECT 1 FROM chain_pending LIMIT $1) q) AS "count!",
                       coalesce((SELECT extract(epoch FROM now() - t.created_at)
                                 FROM chain_pending p JOIN transactions t ON t.tx_id = p.tx_id
-                                ORDER BY p.seq LIMIT 1), 0)::float8 AS "oldest_s!""#
+                                ORDER BY p.seq LIMIT 1), 0)::float8 AS "oldest_s!""#,
+            BLOCK_CAPACITY
         )
         .fetch_one(pool)
         .await?;

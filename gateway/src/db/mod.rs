@@ -73,6 +73,13 @@ impl Database {
     }
 }
 
+/// `BEGIN` for a transaction whose statements are written for index
+/// look-ups whatever their arguments (a batch of transfers, an SMS claim):
+/// they run on the plans PostgreSQL prepared once instead of being planned
+/// again on every run (planning a batch's sender and window reads cost more
+/// than running them).
+pub const BEGIN_ON_PREPARED_PLANS: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+
 /// The restricted role the gateway's queries run as (see the
 /// `application_role` migration).
 pub const APP_ROLE: &str = "chainpay_app";

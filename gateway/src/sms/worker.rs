@@ -84,7 +84,7 @@ async fn send_claim(
     client: &SmsClient,
     master: &MasterKey,
 ) -> anyhow::Result<usize> {
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin_with(crate::db::BEGIN_ON_PREPARED_PLANS).await?;
     let due = sqlx::query!(
         "SELECT id, to_phone, message, sealed_message, attempts FROM sms_outbox
          WHERE queued AND next_attempt_at <= now()

@@ -39,12 +39,6 @@ use crate::rules::Rules;
 use crate::state::AppState;
 use crate::transactions::TxView;
 
-/// A batch's statements are written for index look-ups whatever the
-/// number of transfers in it, so they run on the plans PostgreSQL prepared
-/// once rather than being planned again for every batch (planning the sender
-/// and window reads cost more than running them).
-const BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
-
 /// What became of one transfer of a committed batch.
 pub enum Verdict {
     /// Posted or refused, and saved under its key.
@@ -82,7 +76,7 @@ pub enum Failed {
 pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Failed> {
     let mut tx = state
         .pool
-        .begin_with(BEGIN)
+        .begin_with(crate::db::BEGIN_ON_PREPARED_PLANS)
         .await
         .map_err(|e| Failed::NotWritten(e.into()))?;
     let steps = decide_and_write(&mut tx, state, jobs)

@@ -5,22 +5,32 @@
 //! 1. `pgbench` TPC-B (scale 10, 8 clients, 20 s) on the PostgreSQL under test:
 //!    what this machine's database can do with a simple banking transaction.
 //! 2. P1: the release `chainpay serve` binary on the same PostgreSQL, driven
-//!    over HTTP by concurrent clients sending authenticated, keyed
-//!    `/wallet/send` requests round-robin across enough funded users that no
-//!    per-user limit is hit. The gateway sends its SMS to an Africa's Talking
+//!    over HTTP by concurrent clients from this separate process, sending
+//!    authenticated, keyed `/wallet/send` requests round-robin across the
+//!    funded users. The gateway sends its SMS to an Africa's Talking
 //!    stand-in in this process (only the base URL differs from production),
 //!    which posts every delivery report back as the real service does.
 //! 3. P2: the same with every client paying one account.
+//! 4. P5: a second instance on the same database, the clients split
+//!    between the two.
+//! 5. P3: the Argon2id bound on these cores, then USSD callers stepping
+//!    through *Send money* (pausing like people, then without pause).
+//! 6. P7: the production chain validator over the chain the run built,
+//!    beside raw SHA3-256 of the same leaf bytes.
 //!
-//! Each phase prints transfers/s, p50/p99 latency, the ratio to pgbench's
-//! tps, the CPU time per transfer spent by the gateway, PostgreSQL and this
-//! process, and how far the SMS outbox, chain sealing and audit linking fell
-//! behind (P4); at the end, the gateway's peak RSS (P6).
+//! Each transfer phase prints transfers/s, p50/p99 latency, the ratio to
+//! pgbench's tps, the CPU time per transfer spent by the gateway(s),
+//! PostgreSQL (and PgBouncer) and this process, and how far the SMS outbox,
+//! chain sealing and audit linking fell behind (P4); then the gateway's peak
+//! RSS under transfer load (P6) and whether anything was posted twice.
 //!
 //! The PostgreSQL is `BENCH_DATABASE_URL`'s server when set, otherwise an
 //! embedded cluster under `target/bench-pg` (default durability settings).
 //! Knobs: `BENCH_SECONDS` (20), `BENCH_CLIENTS` (16), `BENCH_USERS` (5000),
-//! `BENCH_PGBENCH` (`0` skips the baseline).
+//! `BENCH_PGBENCH` (`0` skips the baseline), `BENCH_INSTANCES` (instances for
+//! P1 and P2, 1), `BENCH_PGBOUNCER` (`1`: the gateways connect through
+//! PgBouncer in session mode), `BENCH_USSD_SESSIONS` (200),
+//! `BENCH_USSD_THINK_MS` (3000).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -227,9 +237,22 @@ async fn main() {
     // P6 is the peak under transfer load, read before P3 (whose PIN checks
     // hold Argon2id's 19 MiB per hashing thread).
     let peak = pids.iter().map(|pid| peak_rss_kib(*pid)).max().unwrap_or(0);
+    load.hot = false;
+    let gateway = Gateway {
+        url: &gateway_url,
+        master_key: &master_key,
+        at_base: &inbox.base,
+    };
+    let more = two_instances(&mut load, &gateway, &pool, &pids, (seconds, tps)).await;
+    println!(
+        "P5 {} instances ÷ {instances}   : {:.2}",
+        instances + 1,
+        more / uniform
+    );
     ussd_phase(&load, &pool, seconds).await;
     let drained = support::caught_up(&pool, Duration::from_secs(120)).await;
     println!("background work caught up afterwards: {drained}");
+    chain_validation(&pool).await;
     println!("SMS that reached Africa's Talking: {}", inbox.count());
     let double = support::double_posted(&pool).await;
     println!("transfers posted twice under one key: {double}");
@@ -238,11 +261,7 @@ async fn main() {
         peak / 1024
     );
     for mut server in servers {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(server.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = server.wait();
+        support::stop_gateway(&mut server);
     }
 }
 
@@ -271,6 +290,64 @@ async fn measure(
     let (sms, chain, audit) = lags.await.unwrap();
     println!("P4 most behind (s)     : SMS outbox {sms:.1}, chain sealing {chain:.1}, audit linking {audit:.1}");
     latencies.len() as f64 / elapsed
+}
+
+/// How the bench starts a gateway.
+struct Gateway<'a> {
+    url: &'a str,
+    master_key: &'a str,
+    at_base: &'a str,
+}
+
+/// P5: one more instance on the same database, the clients spread over all
+/// of them; its transfers/s (the instance is stopped afterwards).
+async fn two_instances(
+    load: &mut Load,
+    gateway: &Gateway<'_>,
+    pool: &sqlx::PgPool,
+    pids: &[u32],
+    (seconds, tps): (usize, Option<f64>),
+) -> f64 {
+    let (mut extra, base) = start_gateway(
+        gateway.url,
+        gateway.master_key,
+        &support::free_addr(),
+        gateway.at_base,
+    )
+    .await;
+    let bases = load.bases.clone();
+    load.bases.push(base);
+    let mut all = pids.to_vec();
+    all.push(extra.id());
+    println!(
+        "P5 {} instances on one database, {} clients, {seconds} s ...",
+        load.bases.len(),
+        load.clients
+    );
+    let rate = measure(load, pool, &all, seconds, tps).await;
+    load.bases = bases;
+    support::stop_gateway(&mut extra);
+    rate
+}
+
+/// P7: the production validator over the chain this run built, beside
+/// raw SHA3-256 of the same leaf bytes.
+async fn chain_validation(pool: &sqlx::PgPool) {
+    let began = Instant::now();
+    let report = chainpay_gateway::chain::validate::validate(pool)
+        .await
+        .unwrap();
+    let validation = began.elapsed().as_secs_f64();
+    assert!(report.valid, "{report:?}");
+    let (hashing, _) = support::raw_leaf_hashing(pool).await;
+    let transactions = report.transactions_checked as f64;
+    println!(
+        "P7 chain validation    : {} transactions in {validation:.2} s ({:.0}/s); raw SHA3-256 of the same leaves {:.0}/s; ratio {:.2}",
+        report.transactions_checked,
+        transactions / validation,
+        transactions / hashing.as_secs_f64(),
+        hashing.as_secs_f64() / validation
+    );
 }
 
 /// P3: what Argon2id alone allows on these cores, then USSD callers

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use chainpay_gateway::chain::leaf::LeafRow;
 use chainpay_gateway::db::{ClusterOptions, EmbeddedPostgres};
+use sha3::{Digest, Sha3_256};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor};
 use uuid::Uuid;
@@ -421,4 +423,54 @@ pub async fn lift_hourly_cap(pool: &sqlx::PgPool) {
     .execute(pool)
     .await
     .unwrap();
+}
+
+/// The same leaf bytes, hashed alone: fetched in pages, only hashing timed.
+pub async fn raw_leaf_hashing(pool: &sqlx::PgPool) -> (std::time::Duration, usize) {
+    let mut hashing = std::time::Duration::ZERO;
+    let mut leaf_bytes = 0usize;
+    let mut after_seq = 0i64;
+    loop {
+        let rows = sqlx::query!(
+            r#"SELECT seq, tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, created_at,
+                      to_currency, converted_amount, trim_scale(rate)::text AS rate
+               FROM transactions WHERE seq > $1 ORDER BY seq LIMIT 50000"#,
+            after_seq
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let Some(last) = rows.last() else { break };
+        after_seq = last.seq;
+        let leaves: Vec<Vec<u8>> = rows
+            .into_iter()
+            .map(|r| {
+                LeafRow {
+                    tx_id: r.tx_id,
+                    tx_type: r.tx_type,
+                    amount: r.amount,
+                    fee: r.fee,
+                    currency: r.currency,
+                    from_user_id: r.from_user_id,
+                    to_user_id: r.to_user_id,
+                    created_at: r.created_at,
+                    to_currency: r.to_currency,
+                    converted_amount: r.converted_amount,
+                    rate: r.rate,
+                }
+                .leaf()
+                .unwrap()
+            })
+            .collect();
+        let began = std::time::Instant::now();
+        for leaf in &leaves {
+            let mut hasher = Sha3_256::new();
+            hasher.update([0u8]);
+            hasher.update(leaf);
+            std::hint::black_box(hasher.finalize());
+            leaf_bytes += leaf.len() + 1;
+        }
+        hashing += began.elapsed();
+    }
+    (hashing, leaf_bytes)
 }

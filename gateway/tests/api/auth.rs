@@ -492,25 +492,14 @@ async fn a_remembered_token_stops_working_on_every_instance_when_its_user_change
     remembered_on([&app, &other], &token).await;
     // A logout on one instance: refused there at once, and on the other
     // as soon as the notification arrives.
-    let logout = app
-        .request(Method::POST, "/api/v1/auth/logout", Some(&token))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    app.logout(&token).await;
     assert_eq!(
         app.get("/api/v1/wallet/balances", &token).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    eventually(
-        "the logout reaches the other instance",
-        secs(5),
-        async || {
-            let answer = other.get("/api/v1/wallet/balances", &token).await;
-            (answer.status() == StatusCode::UNAUTHORIZED).then_some(())
-        },
-    )
-    .await;
+    other
+        .refuses_eventually(&token, "the logout reaches the other instance")
+        .await;
 }
 
 #[tokio::test]

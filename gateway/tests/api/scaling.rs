@@ -73,21 +73,10 @@ async fn a_gateway_works_through_pgbouncer_in_session_mode() {
             .status(),
         StatusCode::OK
     );
-    let logout = app
-        .request(Method::POST, "/api/v1/auth/logout", Some(&token))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    eventually(
-        "the logout reaches the pooled instance",
-        secs(5),
-        async || {
-            let answer = through.get("/api/v1/wallet/balances", &token).await;
-            (answer.status() == StatusCode::UNAUTHORIZED).then_some(())
-        },
-    )
-    .await;
+    app.logout(&token).await;
+    through
+        .refuses_eventually(&token, "the logout reaches the pooled instance")
+        .await;
 
     let servers = bouncer.server_connections(&app.database).await.unwrap();
     assert!(

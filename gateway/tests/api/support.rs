@@ -261,18 +261,7 @@ pub async fn spawn_with(options: TestOptions) -> TestApp {
             .await
             .unwrap();
     }
-    let mut app = TestApp {
-        base: String::new(),
-        client: reqwest::Client::new(),
-        pool,
-        database,
-        state,
-        settings,
-        shutdown: None,
-        server: None,
-    };
-    app.start().await;
-    app
+    TestApp::serving(pool, database, state, settings).await
 }
 
 /// An app with demo data on a database of its own server (`options`, a
@@ -299,21 +288,37 @@ pub async fn spawn_on(options: PgConnectOptions, configure: impl FnOnce(&mut Set
     chainpay_gateway::seed::seed_demo(&owner, &state.keys.tx_signing)
         .await
         .unwrap();
-    let mut app = TestApp {
-        base: String::new(),
-        client: reqwest::Client::new(),
-        pool: owner,
-        database: options.get_database().unwrap_or("postgres").to_owned(),
+    TestApp::serving(
+        owner,
+        options.get_database().unwrap_or("postgres").to_owned(),
         state,
         settings,
-        shutdown: None,
-        server: None,
-    };
-    app.start().await;
-    app
+    )
+    .await
 }
 
 impl TestApp {
+    /// Serves `state` on a fresh local port.
+    async fn serving(
+        pool: PgPool,
+        database: String,
+        state: AppState,
+        settings: Settings,
+    ) -> TestApp {
+        let mut app = TestApp {
+            base: String::new(),
+            client: reqwest::Client::new(),
+            pool,
+            database,
+            state,
+            settings,
+            shutdown: None,
+            server: None,
+        };
+        app.start().await;
+        app
+    }
+
     async fn start(&mut self) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
@@ -347,21 +352,8 @@ impl TestApp {
     /// Another gateway instance on the same database (as a second process
     /// behind a load balancer would be), with its own settings tweaks.
     pub async fn second_instance(&self, configure: fn(&mut Settings)) -> TestApp {
-        let mut settings = self.settings.clone();
-        configure(&mut settings);
-        let state = build_state(&settings, &self.database).await;
-        let mut other = TestApp {
-            base: String::new(),
-            client: reqwest::Client::new(),
-            pool: superuser_pool(&self.database).await,
-            database: self.database.clone(),
-            state,
-            settings,
-            shutdown: None,
-            server: None,
-        };
-        other.start().await;
-        other
+        self.instance_via(database_options(&self.database).await, configure)
+            .await
     }
 
     /// Another gateway instance on the same database whose pool connects
@@ -378,18 +370,33 @@ impl TestApp {
             .await
             .unwrap();
         let state = startup::build_state(settings.clone(), pool).await.unwrap();
-        let mut other = TestApp {
-            base: String::new(),
-            client: reqwest::Client::new(),
-            pool: superuser_pool(&self.database).await,
-            database: self.database.clone(),
+        TestApp::serving(
+            superuser_pool(&self.database).await,
+            self.database.clone(),
             state,
             settings,
-            shutdown: None,
-            server: None,
-        };
-        other.start().await;
-        other
+        )
+        .await
+    }
+
+    /// Logs `token` out on this instance.
+    pub async fn logout(&self, token: &str) {
+        let answer = self
+            .request(Method::POST, "/api/v1/auth/logout", Some(token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+    }
+
+    /// Waits until this instance refuses `token` (a logout or a change made
+    /// elsewhere reaching it).
+    pub async fn refuses_eventually(&self, token: &str, what: &str) {
+        eventually(what, secs(5), async || {
+            let answer = self.get("/api/v1/wallet/balances", token).await;
+            (answer.status() == StatusCode::UNAUTHORIZED).then_some(())
+        })
+        .await;
     }
 
     pub fn url(&self, path: &str) -> String {

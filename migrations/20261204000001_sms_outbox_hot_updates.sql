@@ -8,6 +8,12 @@
 -- changes; a delivery report touches no indexed column. Rows keep room on
 -- their page for their later versions, and the messageId index holds only
 -- messages that have one (a queued message added a NULL entry before).
+--
+-- Upgrading: adding the stored generated column rewrites sms_outbox under an
+-- exclusive lock, which blocks every movement that queues an SMS until it is
+-- done (about 8 s per million messages on the development machine). On a
+-- large outbox, apply it in a quiet window (see README, "Deployment"). While
+-- older instances still run, their SMS claims cannot use the new due index.
 ALTER TABLE sms_outbox ADD COLUMN queued boolean GENERATED ALWAYS AS (status = 'QUEUED') STORED;
 
 DROP INDEX sms_outbox_due;

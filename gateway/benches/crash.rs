@@ -588,8 +588,11 @@ async fn check_sms(pool: &PgPool, inbox: &Inbox, kills: &Kills) -> Vec<String> {
         }
     }
     let unmessaged: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM transactions t WHERE tx_type = 'transfer'
-           AND (SELECT count(*) FROM sms_outbox s WHERE s.tx_id = t.tx_id) < 2",
+        // Counted per transaction in one pass (the outbox has no index on
+        // tx_id: a probe per transfer would scan it once per transfer).
+        "SELECT count(*) FROM transactions t
+           LEFT JOIN (SELECT tx_id, count(*) AS n FROM sms_outbox GROUP BY tx_id) s USING (tx_id)
+          WHERE t.tx_type = 'transfer' AND coalesce(s.n, 0) < 2",
     )
     .fetch_one(pool)
     .await

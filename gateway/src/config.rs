@@ -42,6 +42,9 @@ pub struct Settings {
     /// that tolerate a little lag (history, statements, admin lists, chain
     /// browsing); `None` reads everything from the primary.
     pub database_read_url: Option<String>,
+    /// `CHAINPAY_READ_MAX_LAG_MS`: how far behind the replica may be and
+    /// still serve reads (otherwise they go to the primary).
+    pub read_max_lag_ms: u32,
     /// `CHAINPAY_DATA_DIR`: home of the embedded cluster and the generated master key.
     pub data_dir: PathBuf,
     /// `CHAINPAY_RATE_LIMIT`: requests per 60 s per authenticated user; 0 = off.
@@ -353,6 +356,7 @@ impl Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
             database_url: None,
             database_read_url: None,
+            read_max_lag_ms: 2000,
             data_dir: PathBuf::from("./.chainpay"),
             rate_limit_per_user: 30,
             rate_limit_per_ip: 30,
@@ -413,6 +417,7 @@ impl Settings {
                 .context("CHAINPAY_ADDR must be host:port, e.g. 127.0.0.1:8443")?,
             database_url: env_opt("DATABASE_URL"),
             database_read_url: env_opt("DATABASE_READ_URL"),
+            read_max_lag_ms: env_u32("CHAINPAY_READ_MAX_LAG_MS", 2000)?,
             data_dir: PathBuf::from(env_or("CHAINPAY_DATA_DIR", "./.chainpay")),
             rate_limit_per_user: env_u32("CHAINPAY_RATE_LIMIT", 30)?,
             rate_limit_per_ip: env_u32("CHAINPAY_AUTH_RATE_LIMIT", 30)?,

@@ -17,7 +17,8 @@
 //!   expired revocations and quotes, week-old idempotency records (10 min);
 //! - sanctions re-screening: screens users against a changed list (10 s, or
 //!   at once when an operator adds an entry);
-//! - FX feed: the simulated random walk, when configured.
+//! - FX feed: the simulated random walk, when configured;
+//! - read replica: measures `DATABASE_READ_URL`'s lag (1 s), when configured.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ const WEBHOOK_PERIOD: Duration = Duration::from_millis(250);
 const REQUEST_EXPIRY_PERIOD: Duration = Duration::from_secs(5);
 /// How often vouchers past their expiry are refunded.
 const VOUCHER_EXPIRY_PERIOD: Duration = Duration::from_secs(5);
+/// How often the read replica's lag is measured.
+const REPLICA_CHECK_PERIOD: Duration = Duration::from_secs(1);
 /// How often the reconciliation job looks whether a run is due.
 const RECON_POLL_PERIOD: Duration = Duration::from_secs(30);
 /// Advisory lock of the FX feed, so instances take turns.
@@ -141,6 +144,11 @@ fn jobs(state: &AppState) -> Vec<Job> {
             })
         },
     ];
+    if state.settings.database_read_url.is_some() {
+        jobs.push(Job::new("read_replica", REPLICA_CHECK_PERIOD, |state| {
+            Box::pin(async move { state.reads.check().await })
+        }));
+    }
     if state.settings.mpesa.env == crate::config::MpesaEnv::Simulator {
         jobs.push(Job::new("daraja_simulator", DARAJA_SIM_PERIOD, |state| {
             Box::pin(async move { crate::sim::daraja::settle_due(&state).await })

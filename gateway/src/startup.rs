@@ -1,6 +1,7 @@
 //! Assembling the application state from settings, and the shutdown signal.
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
@@ -34,17 +35,19 @@ pub async fn build_state(settings: Settings, pool: PgPool) -> anyhow::Result<App
             crate::secrets::get_or_create(&pool, &keys.master, "mpesa_callback_token").await?,
         ),
     };
-    let read_pool = match &settings.database_read_url {
-        Some(url) => {
-            let options = PgConnectOptions::from_str(url)
-                .context("DATABASE_READ_URL is not a valid PostgreSQL URL")?;
-            db::connect_pool(options, settings.db_pool_size).await?
-        }
-        None => pool.clone(),
+    let reads = match &settings.database_read_url {
+        Some(url) => db::replica::ReadPool::with_replica(
+            pool.clone(),
+            PgConnectOptions::from_str(url)
+                .context("DATABASE_READ_URL is not a valid PostgreSQL URL")?,
+            settings.db_pool_size,
+            Duration::from_millis(u64::from(settings.read_max_lag_ms)),
+        ),
+        None => db::replica::ReadPool::primary_only(pool.clone()),
     };
     Ok(AppState::new(Parts {
         pool,
-        read_pool,
+        reads,
         settings,
         keys,
         metrics: Metrics::new()?,

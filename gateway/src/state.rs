@@ -13,6 +13,7 @@ use crate::chain::authority::Sealer;
 use crate::clients::africastalking::{SmsClient, SmsConfig};
 use crate::clients::daraja::{DarajaClient, DarajaConfig};
 use crate::config::{MpesaEnv, Settings};
+use crate::db::replica::ReadPool;
 use crate::error::Error;
 use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
@@ -41,10 +42,8 @@ impl std::ops::Deref for AppState {
 /// What every clone of an [`AppState`] shares.
 pub struct Shared {
     pub pool: sqlx::PgPool,
-    /// For reads that tolerate a little lag (history, statements, admin
-    /// lists, chain browsing): `DATABASE_READ_URL`'s streaming replica, else
-    /// the primary's pool. Anything a movement decides on reads `pool`.
-    pub read_pool: sqlx::PgPool,
+    /// Where reads that tolerate a little lag go (see [`Shared::read_pool`]).
+    pub reads: ReadPool,
     pub settings: Arc<Settings>,
     pub keys: Arc<ServerKeys>,
     pub jwt: Arc<JwtKeys>,
@@ -86,9 +85,19 @@ impl JobSignals {
 }
 
 /// The parts [`AppState::new`] assembles.
+impl Shared {
+    /// The pool for reads that tolerate a little lag (history, statements,
+    /// admin lists, chain browsing): `DATABASE_READ_URL`'s streaming replica
+    /// while it keeps up, else the primary. Anything a movement decides on,
+    /// and anything shown as a balance, reads `pool`.
+    pub fn read_pool(&self) -> &sqlx::PgPool {
+        self.reads.get()
+    }
+}
+
 pub struct Parts {
     pub pool: sqlx::PgPool,
-    pub read_pool: sqlx::PgPool,
+    pub reads: ReadPool,
     pub settings: Settings,
     pub keys: ServerKeys,
     pub metrics: Metrics,
@@ -101,7 +110,7 @@ impl AppState {
         Self(Arc::new(Shared {
             jwt: Arc::new(JwtKeys::new(&parts.keys.jwt_secret)),
             pool: parts.pool,
-            read_pool: parts.read_pool,
+            reads: parts.reads,
             settings: Arc::new(parts.settings),
             keys: Arc::new(parts.keys),
             metrics: Arc::new(parts.metrics),

@@ -55,8 +55,11 @@ pub struct Sessions {
 pub struct Outcome {
     /// Every step's response time.
     pub steps: Vec<Duration>,
-    /// Sessions that ended in a confirmed send.
+    /// Sessions that ended in a confirmed send, counted from the first
+    /// quarter's end (once every caller is under way) to the deadline.
     pub sends: usize,
+    /// The seconds `sends` were counted over.
+    pub counted_s: f64,
     /// Sessions that ended any other way, or a step that failed.
     pub failures: usize,
 }
@@ -66,7 +69,9 @@ impl Sessions {
     /// is over, pausing for a random `think` (±50 %) before each key press
     /// (`Duration::ZERO`: no pause).
     pub async fn run(&self, concurrent: usize, during: Duration, think: Duration) -> Outcome {
-        let deadline = Instant::now() + during;
+        let began = Instant::now();
+        let deadline = began + during;
+        let window = (began + during / 4, deadline);
         let callers: Vec<_> = (0..concurrent)
             .map(|_| {
                 let sessions = self.clone_handle();
@@ -77,13 +82,16 @@ impl Sessions {
                     tokio::time::sleep(start).await;
                     let mut outcome = Outcome::default();
                     while Instant::now() < deadline {
-                        sessions.one_send(think, &mut outcome).await;
+                        sessions.one_send(think, window, &mut outcome).await;
                     }
                     outcome
                 })
             })
             .collect();
-        let mut total = Outcome::default();
+        let mut total = Outcome {
+            counted_s: (during - during / 4).as_secs_f64(),
+            ..Outcome::default()
+        };
         for caller in callers {
             let outcome = caller.await.unwrap();
             total.steps.extend(outcome.steps);
@@ -104,8 +112,9 @@ impl Sessions {
         }
     }
 
-    /// One dial through *Send money*: 1, the recipient, KES 100, the PIN.
-    async fn one_send(&self, think: Duration, outcome: &mut Outcome) {
+    /// One dial through *Send money*: 1, the recipient, KES 100, the PIN. A
+    /// send is counted when it is confirmed inside `window`.
+    async fn one_send(&self, think: Duration, window: (Instant, Instant), outcome: &mut Outcome) {
         let n = self.accounts.len();
         let from = self.next.fetch_add(1, Ordering::Relaxed) % (n - 1) + 1;
         let national = |phone: &str| format!("0{}", &phone[4..]);
@@ -127,7 +136,10 @@ impl Sessions {
             match page {
                 // `END <reference> Confirmed. KES 100.00 sent to …`
                 Some(page) if last && page.starts_with("END ") && page.contains(" Confirmed. ") => {
-                    outcome.sends += 1
+                    let now = Instant::now();
+                    if window.0 <= now && now <= window.1 {
+                        outcome.sends += 1;
+                    }
                 }
                 Some(page) if !last && page.starts_with("CON ") => typed.push(keys[step]),
                 Some(page) => {
@@ -160,7 +172,9 @@ impl Sessions {
             .await
             .ok()?;
         if !response.status().is_success() {
-            eprintln!("USSD answered {}", response.status());
+            // The first such answer is enough to tell what went wrong.
+            static TOLD: std::sync::Once = std::sync::Once::new();
+            TOLD.call_once(|| eprintln!("USSD answered {}", response.status()));
             return None;
         }
         response.text().await.ok()

@@ -117,9 +117,9 @@ pub async fn change_pin(state: &AppState, user_id: Uuid, old: Pin, new: Pin) -> 
             "the new PIN must differ from the old one".into(),
         ));
     }
-    let mut conn = state.pool.acquire().await?;
-    let check = pins::check(&mut conn, user_id, old).await?;
+    let check = pins::check(&state.pool, user_id, old).await?;
     if check != PinCheck::Correct {
+        let mut conn = state.pool.acquire().await?;
         AuditEvent::new("auth.change_pin", Outcome::Failure)
             .actor(user_id)
             .detail(json!({"reason": "wrong_pin", "locked": check.locked()}))
@@ -128,6 +128,7 @@ pub async fn change_pin(state: &AppState, user_id: Uuid, old: Pin, new: Pin) -> 
         return Err(wrong_pin_error(check));
     }
     let new_hash = pins::hash(new).await?;
+    let mut conn = state.pool.acquire().await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query!(
         "UPDATE users SET pin_hash = $2, failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1",

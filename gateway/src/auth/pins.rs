@@ -5,28 +5,68 @@
 //! check counts towards the escalating wrong-PIN lockout before the PIN is
 //! looked at (see [`super::lockout`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
 use chainpay_core::crypto::pin_hash;
 use chainpay_core::notify::Sms;
 use chainpay_core::Pin;
-use sqlx::PgConnection;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::lockout::{self, Attempt, Lock};
+use crate::error::Error;
 use crate::sms::outbox;
 
-/// Runs `work` on the hashing threads: one per core, so PIN checks queue
-/// instead of crowding the machine, and the 19 MiB each Argon2id
-/// computation takes is at most that many times 19 MiB. (On tokio's
-/// blocking pool, each of up to 512 threads kept its own allocator arena
-/// holding its last 19 MiB: a soak saw the gateway at 960 MB.)
+/// PIN computations waiting for or on the hashing threads, per core, before
+/// more are turned away with "retry in a second" (429): at about 20 ms a
+/// computation, a full queue is a few seconds' work, so a flood of logins or
+/// USSD PIN steps waits a bounded time instead of piling up without end.
+const MOST_QUEUED_PER_CORE: usize = 128;
+
+/// How many PIN computations are queued or running now.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// A place in the hashing threads' queue, held until its computation is
+/// done (or its caller gone). A PIN check takes it before the attempt is
+/// counted, so a check turned away never counts as a wrong PIN.
+struct Slot;
+
+impl Slot {
+    fn take() -> Result<Slot, Error> {
+        if QUEUED.fetch_add(1, Ordering::Relaxed) >= MOST_QUEUED_PER_CORE * threads() {
+            QUEUED.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::RateLimited { retry_after_s: 1 });
+        }
+        Ok(Slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        QUEUED.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One hashing thread per core.
+fn threads() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// Runs `work` on the hashing threads in `slot`: one thread per core, so
+/// PIN checks queue instead of crowding the machine, and the 19 MiB each
+/// Argon2id computation takes is at most that many times 19 MiB. (On
+/// tokio's blocking pool, each of up to 512 threads kept its own allocator
+/// arena holding its last 19 MiB: a soak saw the gateway at 960 MB.)
 async fn on_hashing_threads<T: Send + 'static>(
+    slot: Slot,
     work: impl FnOnce() -> T + Send + 'static,
-) -> anyhow::Result<T> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+) -> Result<T, Error> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            .num_threads(threads())
             .thread_name(|i| format!("argon2-{i}"))
             .panic_handler(|_| tracing::error!("a PIN hashing job panicked"))
             .build()
@@ -35,30 +75,36 @@ async fn on_hashing_threads<T: Send + 'static>(
     });
     let pool = pool
         .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no PIN hashing threads"))?;
+        .ok_or_else(|| Error::internal("no PIN hashing threads"))?;
     let (done, result) = tokio::sync::oneshot::channel();
     pool.spawn(move || {
+        let _slot = slot;
         // Whoever asked has gone (a client or request timeout): no answer
         // is wanted, so spend no core on one.
         if !done.is_closed() {
             let _ = done.send(work());
         }
     });
-    Ok(result.await?)
+    result
+        .await
+        .map_err(|_| Error::internal("a PIN hashing job was dropped"))
 }
 
-pub async fn hash(pin: Pin) -> anyhow::Result<String> {
-    on_hashing_threads(move || pin_hash::hash_pin(&pin)).await
+pub async fn hash(pin: Pin) -> Result<String, Error> {
+    on_hashing_threads(Slot::take()?, move || pin_hash::hash_pin(&pin)).await
 }
 
-pub async fn verify(pin: Pin, stored_phc: String) -> anyhow::Result<bool> {
-    on_hashing_threads(move || pin_hash::verify_pin(&pin, &stored_phc)).await
+async fn verify(slot: Slot, pin: Pin, stored_phc: String) -> Result<bool, Error> {
+    on_hashing_threads(slot, move || pin_hash::verify_pin(&pin, &stored_phc)).await
 }
 
 /// Spends a verification's time on a PIN for an unknown phone, so timing
 /// does not reveal which numbers are registered.
-pub async fn burn(pin: Pin) -> anyhow::Result<()> {
-    on_hashing_threads(move || pin_hash::burn_verification_time(&pin)).await
+pub async fn burn(pin: Pin) -> Result<(), Error> {
+    on_hashing_threads(Slot::take()?, move || {
+        pin_hash::burn_verification_time(&pin)
+    })
+    .await
 }
 
 /// The answer to "is this the user's PIN?".
@@ -84,17 +130,24 @@ impl PinCheck {
 }
 
 /// Counts an attempt, checks `pin`, and clears the count when it is right.
-/// The attempt that locks the account texts its owner.
-pub async fn check(conn: &mut PgConnection, user_id: Uuid, pin: Pin) -> anyhow::Result<PinCheck> {
-    let locks = match lockout::begin_attempt(conn, user_id).await? {
-        Attempt::Locked(lock) => return Ok(PinCheck::Locked(lock)),
-        Attempt::Proceed { locks } => locks,
+/// The attempt that locks the account texts its owner. No pooled connection
+/// is held while Argon2id runs: a burst of PIN checks waits for the hashing
+/// threads, not for the connections every other request needs.
+pub async fn check(pool: &PgPool, user_id: Uuid, pin: Pin) -> Result<PinCheck, Error> {
+    let slot = Slot::take()?;
+    let (locks, stored) = {
+        let mut conn = pool.acquire().await?;
+        let locks = match lockout::begin_attempt(&mut conn, user_id).await? {
+            Attempt::Locked(lock) => return Ok(PinCheck::Locked(lock)),
+            Attempt::Proceed { locks } => locks,
+        };
+        let stored = sqlx::query_scalar!("SELECT pin_hash FROM users WHERE id = $1", user_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        (locks, stored)
     };
-    let stored = sqlx::query_scalar!("SELECT pin_hash FROM users WHERE id = $1", user_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if verify(pin, stored).await? {
-        lockout::forgive(conn, user_id).await?;
+    if verify(slot, pin, stored).await? {
+        lockout::forgive(&mut *pool.acquire().await?, user_id).await?;
         return Ok(PinCheck::Correct);
     }
     let Some((lock, owner)) = locks else {
@@ -105,6 +158,33 @@ pub async fn check(conn: &mut PgConnection, user_id: Uuid, pin: Pin) -> anyhow::
         Lock::UntilUnlocked => None,
     };
     let message = Sms(owner.lang).account_locked(minutes);
-    outbox::queue(conn, &owner.phone, &message, None).await?;
+    outbox::queue(&mut *pool.acquire().await?, &owner.phone, &message, None).await?;
     Ok(PinCheck::Wrong { lock: Some(lock) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn more_computations_than_the_queue_holds_are_turned_away_not_queued() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let most = MOST_QUEUED_PER_CORE * cores;
+        let slow = || std::thread::sleep(std::time::Duration::from_millis(20));
+        let answers = futures::future::join_all(
+            (0..most + 20).map(|_| async { on_hashing_threads(Slot::take()?, slow).await }),
+        )
+        .await;
+        let turned_away = answers
+            .iter()
+            .filter(|answer| matches!(answer, Err(Error::RateLimited { retry_after_s: 1 })))
+            .count();
+        let done = answers.iter().filter(|answer| answer.is_ok()).count();
+        assert_eq!(turned_away, 20, "the ones past the queue are told to retry");
+        assert_eq!(done, most, "every queued one is computed");
+        // The queue empties again: the next one runs.
+        assert!(on_hashing_threads(Slot::take().unwrap(), slow)
+            .await
+            .is_ok());
+    }
 }

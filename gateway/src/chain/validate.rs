@@ -99,6 +99,12 @@ struct BlockRow {
 type Authorities = Arc<HashMap<String, String>>;
 
 /// Walks the whole chain and names the first invalid block.
+///
+/// The blocks there are when it starts (`count`, which a row with a wild
+/// index cannot push past the end of the chain) are walked in ranges at
+/// once; then the walk goes on one page at a time until a page comes back
+/// empty, so blocks sealed meanwhile are validated too, and only then are
+/// entries past the end looked for.
 pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
     let authorities: Authorities = Arc::new(
         sqlx::query!("SELECT name, public_key FROM chain_authorities")
@@ -108,22 +114,23 @@ pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
             .map(|row| (row.name, row.public_key))
             .collect(),
     );
-    let blocks =
-        sqlx::query_scalar!(r#"SELECT coalesce(max(block_index) + 1, 0) AS "n!" FROM blocks"#)
-            .fetch_one(pool)
-            .await?;
+    let blocks = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM blocks"#)
+        .fetch_one(pool)
+        .await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let walks = futures::future::try_join_all(
-        ranges(blocks, cores.min(MOST_RANGES))
-            .into_iter()
-            .map(|(first, end)| walk(pool, authorities.clone(), first, end)),
+    let cut = ranges(blocks, cores.min(MOST_RANGES));
+    let mut walks = futures::future::try_join_all(
+        cut.iter()
+            .map(|&(first, end)| walk(pool, authorities.clone(), first, Some(end))),
     )
     .await?;
+    walks.push(walk(pool, authorities, blocks, None).await?);
+    let starts = cut.iter().map(|(first, _)| *first).chain([blocks]);
     let mut chain = Walk {
         last_hash: Some(GENESIS_PREVIOUS_HASH.to_owned()),
         ..Walk::default()
     };
-    for (range, (first, _)) in walks.iter().zip(ranges(blocks, cores.min(MOST_RANGES))) {
+    for (range, first) in walks.iter().zip(starts) {
         if range.first_previous.is_some() && range.first_previous != chain.last_hash {
             let reason = "previous_hash does not match the previous block's hash".to_owned();
             return Ok(chain.report(Some((first, reason))));
@@ -140,35 +147,39 @@ pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
 /// `blocks` block indexes cut into at most `parts` ranges `[first, end)`.
 fn ranges(blocks: i64, parts: usize) -> Vec<(i64, i64)> {
     let parts = i64::try_from(parts.max(1)).unwrap_or(1);
-    let size = (blocks + parts - 1) / parts;
+    let size = blocks.saturating_add(parts - 1) / parts;
     (0..parts)
         .map(|k| (k * size, ((k + 1) * size).min(blocks)))
         .filter(|(first, end)| first < end)
         .collect()
 }
 
-/// Walks blocks `first..end`, page by page.
+/// Walks blocks from `first`, page by page: up to `end`, where a block
+/// short of it is missing; without one, until a page comes back empty.
 async fn walk(
     pool: &PgPool,
     authorities: Authorities,
     first: i64,
-    end: i64,
+    end: Option<i64>,
 ) -> anyhow::Result<Walk> {
     let mut range = Walk::default();
     let mut expected = first;
-    while expected < end && range.invalid.is_none() {
+    let bound = end.unwrap_or(i64::MAX);
+    while expected < bound && range.invalid.is_none() {
         let blocks = sqlx::query_as!(
             BlockRow,
             "SELECT block_index, previous_hash, merkle_root, sealed_at, tx_count, sealer, header, block_hash, signature
              FROM blocks WHERE block_index >= $1 AND block_index < $2 ORDER BY block_index LIMIT $3",
             expected,
-            end,
+            bound,
             PAGE_BLOCKS
         )
         .fetch_all(pool)
         .await?;
         let Some(last) = blocks.last().map(|b| b.block_index) else {
-            range.invalid = Some((expected, format!("block {expected} is missing")));
+            if end.is_some() {
+                range.invalid = Some((expected, format!("block {expected} is missing")));
+            }
             break;
         };
         let entries = entries_of(pool, expected, last).await?;
@@ -246,7 +257,7 @@ fn check_block(
         ));
     }
     let hashes = rebuilt_leaves(leaves)?;
-    if merkle::parse_hash(&block.merkle_root) != Some(merkle::root(&hashes)) {
+    if !stored_as(&block.merkle_root, &merkle::root(&hashes)) {
         return Err("the Merkle root does not match the block's transactions".into());
     }
     let header = BlockHeader {
@@ -270,6 +281,13 @@ fn check_block(
     Ok(())
 }
 
+/// Whether `stored` is exactly `hash` as the sealer wrote it: lower-case hex
+/// (what receipts and proofs hand out, and compare as text).
+fn stored_as(stored: &str, hash: &merkle::Hash) -> bool {
+    let mut written = [0u8; 64];
+    hex::encode_to_slice(hash, &mut written).is_ok() && stored.as_bytes() == written
+}
+
 /// Each leaf rebuilt from its transaction row, checked against the stored hash.
 fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
     let mut hashes = Vec::with_capacity(leaves.len());
@@ -284,7 +302,7 @@ fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
             .leaf()
             .map_err(|e| format!("transaction {}: {e}", entry.tx_id))?;
         let rebuilt = merkle::leaf_hash(&leaf);
-        if merkle::parse_hash(&entry.leaf_hash) != Some(rebuilt) {
+        if !stored_as(&entry.leaf_hash, &rebuilt) {
             return Err(format!(
                 "transaction {} does not match its leaf",
                 entry.tx_id
@@ -390,4 +408,36 @@ async fn orphaned_entry(pool: &PgPool, end: i64) -> sqlx::Result<Option<i64>> {
     )
     .fetch_one(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_every_block_once_in_order() {
+        for blocks in [0, 1, 2, 3, 7, 200, 201, 20_001] {
+            for parts in 1..=9 {
+                let cut = ranges(blocks, parts);
+                assert!(cut.len() <= parts);
+                let mut next = 0;
+                for (first, end) in cut {
+                    assert_eq!(first, next, "{blocks} blocks in {parts}");
+                    assert!(first < end);
+                    next = end;
+                }
+                assert_eq!(next, blocks, "{blocks} blocks in {parts}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_lower_case_hex_the_sealer_wrote_matches() {
+        let hash = merkle::leaf_hash(b"leaf");
+        let written = hex::encode(hash);
+        assert!(stored_as(&written, &hash));
+        assert!(!stored_as(&written.to_uppercase(), &hash));
+        assert!(!stored_as(&written[..63], &hash));
+        assert!(!stored_as(&hex::encode(merkle::leaf_hash(b"other")), &hash));
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod embedded;
 pub mod pgbouncer;
+pub mod replica;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -16,6 +16,7 @@
 //! per database and user) rather than multiplexing transactions, and every
 //! round trip takes one more hop (measured in `docs/scaling.md`).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,28 +26,29 @@ use sqlx::{ConnectOptions, Connection};
 
 use super::embedded::postgres_user_if_root;
 
-/// A running PgBouncer; stopped when dropped.
+/// The port PgBouncer's socket is named for (it listens on no TCP port).
+const PORT: u16 = 6432;
+
+/// A running PgBouncer; stopped (and its directory removed) when dropped.
 pub struct PgBouncer {
     child: std::process::Child,
-    port: u16,
     user: String,
     dir: PathBuf,
 }
 
 impl PgBouncer {
-    /// Starts `pgbouncer` with its files in `dir`, in session mode, listening
-    /// on a free loopback port and passing every database through to the
-    /// server behind `upstream` as `upstream`'s user, with at most
-    /// `pool_size` server connections per database.
+    /// Starts `pgbouncer` with its files and its only socket in `dir`
+    /// (private to its owner: no TCP, so nobody else on the machine reaches
+    /// the server through it), in session mode, passing every database
+    /// through to the server behind `upstream` as `upstream`'s user, with at
+    /// most `pool_size` server connections per database.
     pub async fn start(
         dir: &Path,
         upstream: &PgConnectOptions,
         pool_size: u32,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let user = upstream.get_username().to_owned();
         let host = match upstream.get_socket() {
             Some(socket) => socket.display().to_string(),
@@ -55,20 +57,21 @@ impl PgBouncer {
         let dir = dir.canonicalize()?;
         let config = format!(
             "[databases]\n* = host={host} port={upstream_port} user={user}\n\n\
-             [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+             [pgbouncer]\nlisten_addr =\nlisten_port = {PORT}\nunix_socket_dir = {socket}\n\
              auth_type = trust\nauth_file = {auth}\npool_mode = session\n\
              default_pool_size = {pool_size}\nmax_client_conn = 1000\n\
              server_reset_query = DISCARD ALL\n\
              ignore_startup_parameters = extra_float_digits\nadmin_users = {user}\n\
              logfile = {log}\npidfile = {pid}\n",
             upstream_port = upstream.get_port(),
+            socket = dir.display(),
             auth = dir.join("users.txt").display(),
             log = dir.join("pgbouncer.log").display(),
             pid = dir.join("pgbouncer.pid").display(),
         );
         std::fs::write(dir.join("users.txt"), format!("\"{user}\" \"\"\n"))?;
         std::fs::write(dir.join("pgbouncer.ini"), config)?;
-        let mut command = std::process::Command::new("pgbouncer");
+        let mut command = std::process::Command::new(binary());
         command
             .arg(dir.join("pgbouncer.ini"))
             .stdin(std::process::Stdio::null())
@@ -76,9 +79,12 @@ impl PgBouncer {
             .stderr(std::process::Stdio::null());
         // PgBouncer refuses to run as root, as PostgreSQL does.
         if let Some((uid, gid)) = postgres_user_if_root()? {
-            nix::unistd::chown(&dir, Some(uid), Some(gid))?;
-            for file in ["users.txt", "pgbouncer.ini"] {
-                nix::unistd::chown(&dir.join(file), Some(uid), Some(gid))?;
+            for path in [
+                dir.clone(),
+                dir.join("users.txt"),
+                dir.join("pgbouncer.ini"),
+            ] {
+                nix::unistd::chown(&path, Some(uid), Some(gid))?;
             }
             use std::os::unix::process::CommandExt;
             command.uid(uid.as_raw()).gid(gid.as_raw());
@@ -86,12 +92,7 @@ impl PgBouncer {
         let child = command
             .spawn()
             .context("starting pgbouncer (Debian: `apt-get install pgbouncer`)")?;
-        let bouncer = Self {
-            child,
-            port,
-            user,
-            dir,
-        };
+        let mut bouncer = Self { child, user, dir };
         bouncer.wait_ready(Duration::from_secs(30)).await?;
         Ok(bouncer)
     }
@@ -99,8 +100,8 @@ impl PgBouncer {
     /// Connection options for `database` through the pooler.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
         PgConnectOptions::new()
-            .host("127.0.0.1")
-            .port(self.port)
+            .socket(&self.dir)
+            .port(PORT)
             .username(&self.user)
             .database(database)
     }
@@ -108,8 +109,9 @@ impl PgBouncer {
     /// `DATABASE_URL` for `database` through the pooler.
     pub fn url(&self, database: &str) -> String {
         format!(
-            "postgres://{}@127.0.0.1:{}/{database}",
-            self.user, self.port
+            "postgres://{}@localhost:{PORT}/{database}?host={}",
+            self.user,
+            self.dir.display()
         )
     }
 
@@ -128,26 +130,39 @@ impl PgBouncer {
         Ok(to_database)
     }
 
-    async fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         loop {
-            match self.connect_options("postgres").connect().await {
+            let error = match self.connect_options("postgres").connect().await {
                 Ok(conn) => return Ok(conn.close().await?),
-                Err(error) if Instant::now() > deadline => {
-                    let log =
-                        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default();
-                    anyhow::bail!("pgbouncer did not accept connections: {error}\n{log}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(error) => error,
+            };
+            let exited = self.child.try_wait()?;
+            if exited.is_some() || Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default();
+                anyhow::bail!("pgbouncer did not accept connections ({exited:?}): {error}\n{log}");
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Debian's `pgbouncer`, which is outside an ordinary user's `PATH`.
+fn binary() -> PathBuf {
+    let debian = Path::new("/usr/sbin/pgbouncer");
+    match debian.exists() {
+        true => debian.to_owned(),
+        false => PathBuf::from("pgbouncer"),
     }
 }
 
 impl Drop for PgBouncer {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        // SIGKILL: clients may still be connected, and newer PgBouncers wait
+        // for them on SIGTERM.
+        let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

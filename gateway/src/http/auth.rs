@@ -129,15 +129,16 @@ async fn login(
 ) -> ApiResult<Json<LoginResponse>> {
     let phone = parse_phone(&body.phone).map_err(|_| ApiError::InvalidCredentials)?;
     let pin = parse_pin(&body.pin).map_err(|_| ApiError::InvalidCredentials)?;
-    let mut conn = state.pool.acquire().await?;
     let user = sqlx::query!(
         "SELECT id, name, role, suspended, token_epoch FROM users WHERE phone = $1",
         phone.as_str()
     )
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&state.pool)
     .await?;
+    // No pooled connection is held while a PIN is hashed (see `pins::check`).
     let Some(user) = user else {
         pins::burn(pin).await?;
+        let mut conn = state.pool.acquire().await?;
         AuditEvent::new("auth.login", Outcome::Failure)
             .subject(phone.as_str())
             .detail(json!({"reason": "unknown_phone"}))
@@ -146,7 +147,8 @@ async fn login(
         return Err(ApiError::InvalidCredentials);
     };
 
-    let check = pins::check(&mut conn, user.id, pin).await?;
+    let check = pins::check(&state.pool, user.id, pin).await?;
+    let mut conn = state.pool.acquire().await?;
     if check != PinCheck::Correct {
         let (outcome, reason) = match check {
             PinCheck::Locked(_) => (Outcome::Rejected, "locked"),

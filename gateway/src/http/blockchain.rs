@@ -42,7 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Height, sealed and pending transactions, head hash.
 #[utoipa::path(get, path = "/blockchain/stats", tag = "blockchain", responses((status = 200, body = ChainStats)))]
 async fn stats(State(state): State<AppState>) -> ApiResult<Json<ChainStats>> {
-    Ok(Json(blocks::stats(&state.read_pool).await?))
+    Ok(Json(blocks::stats(state.read_pool()).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -70,7 +70,7 @@ async fn list_blocks(
         return Err(ApiError::Validation("n must be between 1 and 100".into()));
     }
     Ok(Json(BlockList {
-        blocks: blocks::latest(&state.read_pool, n).await?,
+        blocks: blocks::latest(state.read_pool(), n).await?,
     }))
 }
 
@@ -83,7 +83,7 @@ async fn get_block(
     MaybeAuthUser(user): MaybeAuthUser,
     ApiPath(index): ApiPath<i64>,
 ) -> ApiResult<Json<Block>> {
-    let block = blocks::by_index(&state.read_pool, index)
+    let block = blocks::by_index(state.read_pool(), index)
         .await?
         .ok_or(ApiError::NotFound(Missing::Block))?;
     let admin = user.is_some_and(|u| u.is_admin());
@@ -116,7 +116,7 @@ async fn validate_chain(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> ApiResult<Json<ChainReport>> {
-    Ok(Json(validate::validate(&state.read_pool).await?))
+    Ok(Json(validate::validate(&state.pool).await?))
 }
 
 /// The RFC 9162 inclusion proof of a transaction, for its parties and admins.
@@ -155,6 +155,6 @@ pub struct AuthorityList {
 #[utoipa::path(get, path = "/blockchain/authorities", tag = "blockchain", responses((status = 200, body = AuthorityList)))]
 async fn authorities(State(state): State<AppState>) -> ApiResult<Json<AuthorityList>> {
     Ok(Json(AuthorityList {
-        authorities: authority::list(&state.read_pool).await?,
+        authorities: authority::list(state.read_pool()).await?,
     }))
 }

@@ -252,7 +252,7 @@ async fn payments(
         before: query.before.clone(),
     };
     let (limit, before) = (page.limit()?, page.before()?);
-    let mut conn = state.read_pool.acquire().await?;
+    let mut conn = state.read_pool().acquire().await?;
     let rows = merchants::payments(
         &mut conn,
         caller.merchant_id,

@@ -276,7 +276,7 @@ async fn list_transactions(
     let limit = query.limit()?;
     let before = query.before()?;
     let transactions =
-        transactions::list_for_user(&state.read_pool, user.user_id, before, limit).await?;
+        transactions::list_for_user(state.read_pool(), user.user_id, before, limit).await?;
     let next_cursor = next_cursor(
         transactions.len(),
         limit,

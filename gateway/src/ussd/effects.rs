@@ -55,11 +55,11 @@ async fn pin_gate(
     caller: &CallerRow,
     pin: Pin,
 ) -> Result<Option<Outcome>, Error> {
-    let mut conn = state.pool.acquire().await?;
-    let check = pins::check(&mut conn, caller.user_id, pin).await?;
+    let check = pins::check(&state.pool, caller.user_id, pin).await?;
     if check == PinCheck::Correct {
         return Ok(None);
     }
+    let mut conn = state.pool.acquire().await?;
     let locked = check.locked();
     AuditEvent::new("ussd.pin", AuditOutcome::Failure)
         .actor(caller.user_id)

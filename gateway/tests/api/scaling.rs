@@ -64,35 +64,49 @@ async fn a_gateway_works_through_pgbouncer_in_session_mode() {
     // Seen the same by the instance connected directly.
     assert_eq!(app.balance(&token, "KES").await, before - 10_000 - fee);
 
-    // The auth cache listens through the pooler too: a logout on the direct
-    // instance reaches it.
-    assert_eq!(
-        through
-            .get("/api/v1/wallet/balances", &token)
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    // The auth cache listens through the pooler too: once it remembers the
+    // token, a logout on the direct instance reaches it.
+    eventually("the pooled instance listens", secs(10), async || {
+        through.state.sessions.is_listening().then_some(())
+    })
+    .await;
+    let claims = through.state.jwt.verify(&token).unwrap();
+    eventually(
+        "the pooled instance remembers the token",
+        secs(5),
+        async || {
+            let answer = through.get("/api/v1/wallet/balances", &token).await;
+            assert_eq!(answer.status(), StatusCode::OK);
+            through.state.sessions.get(claims.sub, claims.jti)
+        },
+    )
+    .await;
     app.logout(&token).await;
     through
         .refuses_eventually(&token, "the logout reaches the pooled instance")
         .await;
 
+    // The pooled instance's queries went through the pooler.
     let servers = bouncer.server_connections(&app.database).await.unwrap();
-    assert!(
-        (1..=pool_size as usize).contains(&servers),
-        "{servers} server connections for a pool of {pool_size}"
-    );
+    assert!(servers >= 1, "no server connections through the pooler");
 }
 
-/// A hot standby of a primary, made with `pg_basebackup` and streaming
-/// from it; stopped when dropped.
+/// A PostgreSQL cluster stopped when dropped: a hot standby of a primary,
+/// made with `pg_basebackup` and streaming from it, or the primary itself.
 struct Replica {
     cluster: PathBuf,
     run_as: Option<(u32, u32)>,
 }
 
 impl Replica {
+    /// A guard that stops the cluster in `dir` when dropped.
+    fn stopping(dir: &Path) -> Replica {
+        Replica {
+            cluster: dir.to_owned(),
+            run_as: postgres_user(),
+        }
+    }
+
     async fn of(primary_socket: &Path, dir: &Path) -> Replica {
         let run_as = postgres_user();
         std::fs::create_dir_all(dir).unwrap();
@@ -201,40 +215,23 @@ async fn history_is_read_from_the_replica_and_balances_from_the_primary() {
     )
     .await
     .unwrap();
+    // Stopped however the test ends.
+    let _primary = Replica::stopping(primary.socket_dir());
     let options = primary.connect_options("chainpay");
     db::create_database_if_missing(&options).await.unwrap();
     db::migrate(&options).await.unwrap();
     let replica = Replica::of(primary.socket_dir(), &root.join("replica")).await;
     let read_url = replica.url("chainpay");
     let app = spawn_on(options, |settings| {
-        settings.database_read_url = Some(read_url)
+        settings.database_read_url = Some(read_url);
+        settings.read_max_lag_ms = 3000;
     })
     .await;
     let mut standby = replica.options("chainpay").connect().await.unwrap();
-    let in_recovery: bool = sqlx::query_scalar("SELECT pg_is_in_recovery()")
-        .fetch_one(&mut standby)
-        .await
-        .unwrap();
-    assert!(in_recovery, "the replica is a standby");
-
     let token = app.token(USER_PHONE, DEMO_PIN).await;
-    let history = async || -> Vec<String> {
-        let page: Value = app
-            .get("/api/v1/wallet/transactions", &token)
-            .await
-            .json()
-            .await
-            .unwrap();
-        page["transactions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|tx| tx["tx_id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    // The demo history has reached the replica.
-    eventually("the replica catches up", secs(20), async || {
-        (!history().await.is_empty()).then_some(())
+    let history = async || history_ids(&app, &token).await;
+    eventually("reads go to the replica", secs(20), async || {
+        app.state.reads.on_replica().then_some(())
     })
     .await;
 
@@ -255,18 +252,41 @@ async fn history_is_read_from_the_replica_and_balances_from_the_primary() {
         !history().await.contains(&tx_id),
         "history read the primary"
     );
+    // Once the paused replica is further behind than allowed, reads leave
+    // it: the history shows the transfer though replay is still paused.
+    eventually("reads leave the stalled replica", secs(20), async || {
+        history().await.contains(&tx_id).then_some(())
+    })
+    .await;
+    assert!(!app.state.reads.on_replica());
 
     sqlx::query("SELECT pg_wal_replay_resume()")
         .execute(&mut standby)
         .await
         .unwrap();
-    eventually("the transfer reaches the history", secs(20), async || {
-        history().await.contains(&tx_id).then_some(())
+    eventually("reads come back to the replica", secs(20), async || {
+        app.state.reads.on_replica().then_some(())
     })
     .await;
+    assert!(history().await.contains(&tx_id));
     standby.close().await.unwrap();
     drop(app);
     drop(replica);
-    primary.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The ids on the first page of the caller's history.
+async fn history_ids(app: &TestApp, token: &str) -> Vec<String> {
+    let page: Value = app
+        .get("/api/v1/wallet/transactions", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    page["transactions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("history answered {page}"))
+        .iter()
+        .map(|tx| tx["tx_id"].as_str().unwrap().to_owned())
+        .collect()
 }

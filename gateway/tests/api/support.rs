@@ -273,6 +273,8 @@ pub async fn spawn_on(options: PgConnectOptions, configure: impl FnOnce(&mut Set
         data_dir: std::env::temp_dir(),
         master_key_hex: Some("11".repeat(32)),
         db_pool_size: 10,
+        rate_limit_per_user: 0,
+        rate_limit_per_ip: 0,
         ..Settings::defaults()
     };
     configure(&mut settings);

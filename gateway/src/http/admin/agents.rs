@@ -64,7 +64,7 @@ async fn list_agents(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> ApiResult<Json<AgentList>> {
-    let mut conn = state.read_pool.acquire().await?;
+    let mut conn = state.pool.acquire().await?;
     Ok(Json(AgentList {
         agents: agents::list(&mut conn).await?,
     }))
@@ -278,7 +278,7 @@ async fn list_issuances(
     ApiQuery(query): ApiQuery<IssuanceQuery>,
 ) -> ApiResult<Json<IssuanceList>> {
     let status = status_filter(&query.status, ISSUANCE_STATUSES)?;
-    let mut conn = state.read_pool.acquire().await?;
+    let mut conn = state.read_pool().acquire().await?;
     Ok(Json(IssuanceList {
         issuances: treasury::list(&mut conn, status).await?,
     }))
@@ -298,7 +298,7 @@ async fn list_vouchers(
     ApiQuery(query): ApiQuery<VoucherQuery>,
 ) -> ApiResult<Json<VoucherList>> {
     let status = status_filter(&query.status, VOUCHER_STATUSES)?;
-    let mut conn = state.read_pool.acquire().await?;
+    let mut conn = state.read_pool().acquire().await?;
     Ok(Json(VoucherList {
         vouchers: vouchers::list(&mut conn, None, status).await?,
     }))

@@ -94,7 +94,7 @@ async fn list_audit_log(
         query.to,
         limit
     )
-    .fetch_all(&state.read_pool)
+    .fetch_all(state.read_pool())
     .await?;
     let next_cursor = next_cursor(entries.len(), limit, entries.last().map(|e| e.id));
     Ok(Json(AuditPage {

@@ -122,7 +122,7 @@ async fn list_reversals(
         })?),
     };
     Ok(Json(ReversalList {
-        reversals: reversals::list(&state.read_pool, status, None).await?,
+        reversals: reversals::list(state.read_pool(), status, None).await?,
     }))
 }
 
@@ -233,7 +233,7 @@ async fn sms_outbox(
         to,
         limit
     )
-    .fetch_all(&state.read_pool)
+    .fetch_all(state.read_pool())
     .await?;
     Ok(Json(Outbox { messages }))
 }

@@ -134,7 +134,7 @@ async fn list_sars(
         status.map(SarStatus::as_str),
         limit
     )
-    .fetch_all(&state.read_pool)
+    .fetch_all(state.read_pool())
     .await?;
     let sars = load_sars(&state, &ids).await?;
     let next_cursor = next_cursor(ids.len(), limit, ids.last().copied());
@@ -258,7 +258,7 @@ async fn list_sanctions(
         before,
         limit
     )
-    .fetch_all(&state.read_pool)
+    .fetch_all(state.read_pool())
     .await?;
     let next_cursor = next_cursor(entries.len(), limit, entries.last().map(|e| e.id));
     Ok(Json(SanctionList {

@@ -72,7 +72,7 @@ async fn register(
 #[utoipa::path(get, path = "/admin/merchants", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = MerchantList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Json<MerchantList>> {
-    let mut conn = state.read_pool.acquire().await?;
+    let mut conn = state.pool.acquire().await?;
     Ok(Json(MerchantList {
         merchants: merchants::list(&mut conn).await?,
     }))

@@ -52,7 +52,7 @@ async fn stats(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Js
                   (SELECT count(*) FROM transactions) AS "transactions!",
                   (SELECT count(*) FROM transactions WHERE created_at > now() - interval '24 hours') AS "recent!""#
     )
-    .fetch_one(&state.read_pool)
+    .fetch_one(&state.pool)
     .await?;
     let currencies = sqlx::query_as!(
         CurrencyStats,
@@ -62,7 +62,7 @@ async fn stats(State(state): State<AppState>, _admin: AdminUser) -> ApiResult<Js
                   coalesce((SELECT sum(balance) FROM accounts WHERE kind = 'fee_revenue' AND currency = c.code), 0)::bigint AS "fee_revenue!"
            FROM currencies c ORDER BY c.code"#
     )
-    .fetch_all(&state.read_pool)
+    .fetch_all(&state.pool)
     .await?;
     Ok(Json(Stats {
         users: counts.users,
@@ -124,7 +124,7 @@ async fn overview(State(state): State<AppState>, _admin: AdminUser) -> ApiResult
                   (SELECT count(*) FROM blocks) AS "height!",
                   (SELECT count(*) FROM chain_pending) AS "pending!""#
     )
-    .fetch_one(&state.read_pool)
+    .fetch_one(&state.pool)
     .await?;
     let volume_today = sqlx::query_as!(
         DayVolume,
@@ -133,7 +133,7 @@ async fn overview(State(state): State<AppState>, _admin: AdminUser) -> ApiResult
            WHERE status = 'COMPLETED' AND created_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
            GROUP BY currency ORDER BY currency"#
     )
-    .fetch_all(&state.read_pool)
+    .fetch_all(&state.pool)
     .await?;
     Ok(Json(Overview {
         users: counts.users,

@@ -66,7 +66,7 @@ async fn list_runs(
     ApiQuery(page): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<RunList>> {
     let limit = page.limit()?;
-    let runs = reconciliation::list(&state.read_pool, Some(page.before()?), limit).await?;
+    let runs = reconciliation::list(state.read_pool(), Some(page.before()?), limit).await?;
     let next_cursor = next_cursor(runs.len(), limit, runs.last().map(|r| r.id));
     Ok(Json(RunList { runs, next_cursor }))
 }

@@ -87,7 +87,7 @@ async fn list_users(
         pattern,
         limit
     )
-    .fetch_all(&state.read_pool)
+    .fetch_all(state.read_pool())
     .await?;
     Ok(Json(UserList { users }))
 }

@@ -92,16 +92,24 @@ async fn write_block(
         let tx_ids: Vec<Uuid> = leaves.iter().map(|(id, _)| *id).collect();
         let leaf_hashes: Vec<String> = hashes.iter().map(hex::encode).collect();
         let positions: Vec<i32> = (0..leaves.len() as i32).collect();
-        sqlx::query!(
-            "INSERT INTO block_entries (block_index, leaf_index, tx_id, leaf_hash)
-             SELECT $1, * FROM unnest($2::int[], $3::uuid[], $4::text[])",
+        let written = sqlx::query!(
+            "INSERT INTO block_entries (block_index, leaf_index, tx_id, tx_seq, leaf_hash)
+             SELECT $1, leaf.position, leaf.tx_id, t.seq, leaf.hash
+             FROM unnest($2::int[], $3::uuid[], $4::text[]) AS leaf (position, tx_id, hash)
+             JOIN transactions t ON t.tx_id = leaf.tx_id",
             index,
             &positions,
             &tx_ids,
             &leaf_hashes
         )
         .execute(&mut *conn)
-        .await?;
+        .await?
+        .rows_affected();
+        anyhow::ensure!(
+            written == tx_ids.len() as u64,
+            "block {index}: {written} of {} leaves found their transaction",
+            tx_ids.len()
+        );
         sqlx::query!("DELETE FROM chain_pending WHERE tx_id = ANY($1)", &tx_ids)
             .execute(&mut *conn)
             .await?;

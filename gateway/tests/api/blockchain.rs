@@ -400,6 +400,42 @@ async fn a_deleted_block_is_detected() {
 }
 
 #[tokio::test]
+async fn an_entry_pointing_at_another_row_is_detected() {
+    // Validation reads each row by the sequence number its entry recorded,
+    // and does not trust it: the next transaction's row is not this leaf.
+    assert_detected(
+        &format!("UPDATE block_entries SET tx_seq = tx_seq + 1 WHERE tx_id = {BLOCK_TWO_TX}"),
+        2,
+        "does not match its leaf",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_transaction_slipped_in_outside_the_chain_is_detected() {
+    assert_detected(
+        &format!(
+            "INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, signature, created_at)
+             SELECT gen_random_uuid(), tx_type, amount, fee, currency, from_user_id, to_user_id, signature, created_at
+             FROM transactions WHERE tx_id = {BLOCK_TWO_TX}"
+        ),
+        4,
+        "is in no block and not queued",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_sealed_transaction_queued_again_is_detected() {
+    assert_detected(
+        &format!("INSERT INTO chain_pending (tx_id) SELECT {BLOCK_TWO_TX}"),
+        4,
+        "both in a block and queued",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_consistently_rewritten_block_still_fails_on_its_signature() {
     // The attacker changes an amount and recomputes the leaf, root, header
     // and hash of a one-transaction block, but cannot sign without the key.

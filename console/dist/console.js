@@ -840,17 +840,17 @@ function __wbg_get_imports() {
         },
         __wbindgen_generic_0000000000000003: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 732, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h02e0aa3140c6a80a);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h92b0abada658878f);
             return ret;
         },
         __wbindgen_generic_0000000000000004: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [NamedExternref("Event")], shim_idx: 732, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h02e0aa3140c6a80a_14);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h92b0abada658878f_14);
             return ret;
         },
         __wbindgen_generic_0000000000000005: function(arg0, arg1) {
             // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [], shim_idx: 10, ret: Unit, inner_ret: Some(Unit) }, mutable: true }) -> Externref`.
-            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h2e13141ad3f0f3aa);
+            const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h78eb633d21756ecd);
             return ret;
         },
         __wbindgen_generic_0000000000000006: function(arg0, arg1) {
@@ -873,20 +873,20 @@ function __wbg_get_imports() {
     };
 }
 
-function wasm_bindgen__convert__closures_____invoke__h2e13141ad3f0f3aa(arg0, arg1) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h2e13141ad3f0f3aa(arg0, arg1);
+function wasm_bindgen__convert__closures_____invoke__h78eb633d21756ecd(arg0, arg1) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h78eb633d21756ecd(arg0, arg1);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h046c6571ddc71a88(arg0, arg1, arg2) {
     wasm.wasm_bindgen__convert__closures_____invoke__h046c6571ddc71a88(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h02e0aa3140c6a80a(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h02e0aa3140c6a80a(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h92b0abada658878f(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h92b0abada658878f(arg0, arg1, arg2);
 }
 
-function wasm_bindgen__convert__closures_____invoke__h02e0aa3140c6a80a_14(arg0, arg1, arg2) {
-    wasm.wasm_bindgen__convert__closures_____invoke__h02e0aa3140c6a80a_14(arg0, arg1, arg2);
+function wasm_bindgen__convert__closures_____invoke__h92b0abada658878f_14(arg0, arg1, arg2) {
+    wasm.wasm_bindgen__convert__closures_____invoke__h92b0abada658878f_14(arg0, arg1, arg2);
 }
 
 function wasm_bindgen__convert__closures_____invoke__h9bdf100cf86c9d9a(arg0, arg1, arg2) {

@@ -104,9 +104,63 @@ pub fn verify_with(key: &PublicKey, block_hash: &[u8; 32], signature_hex: &str) 
             .is_ok()
 }
 
+/// A block hash and its hex signature, with the key that should have made it.
+pub type Signed<'a> = (PublicKey, [u8; 32], &'a str);
+
+/// Checks many signatures at once, true only if every one verifies. Batch
+/// verification costs about half as much per signature; when it fails,
+/// [`verify_with`] one by one finds which.
+pub fn verify_all(signed: &[Signed<'_>]) -> bool {
+    let mut signatures = Vec::with_capacity(signed.len());
+    for (_, _, hex) in signed {
+        let mut bytes = [0u8; 64];
+        if hex::decode_to_slice(hex, &mut bytes).is_err() {
+            return false;
+        }
+        signatures.push(Signature::from_bytes(&bytes));
+    }
+    let messages: Vec<&[u8]> = signed.iter().map(|(_, hash, _)| hash.as_slice()).collect();
+    let keys: Vec<PublicKey> = signed.iter().map(|(key, _, _)| *key).collect();
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_verifies_only_when_every_signature_does() {
+        let (first, second) = (AuthorityKey::generate(), AuthorityKey::generate());
+        let hashes: Vec<[u8; 32]> = (0..5)
+            .map(|index| BlockHeader { index, ..header() }.hash())
+            .collect();
+        let signatures: Vec<String> = hashes
+            .iter()
+            .enumerate()
+            .map(|(at, hash)| if at % 2 == 0 { &first } else { &second }.sign(hash))
+            .collect();
+        let key = |hex: String| verifying_key(&hex).unwrap();
+        let (first_key, second_key) = (key(first.public_hex()), key(second.public_hex()));
+        let signed = |swap: Option<usize>| -> bool {
+            let batch: Vec<Signed<'_>> = (0..5)
+                .map(|at| {
+                    let own = if at % 2 == 0 { first_key } else { second_key };
+                    let signature = match swap {
+                        Some(bad) if bad == at => signatures[(at + 1) % 5].as_str(),
+                        _ => signatures[at].as_str(),
+                    };
+                    (own, hashes[at], signature)
+                })
+                .collect();
+            verify_all(&batch)
+        };
+        assert!(signed(None));
+        for bad in 0..5 {
+            assert!(!signed(Some(bad)), "signature {bad} swapped");
+        }
+        assert!(!verify_all(&[(first_key, hashes[0], "not hex")]));
+        assert!(verify_all(&[]));
+    }
 
     fn header() -> BlockHeader {
         BlockHeader {

@@ -26,6 +26,13 @@ pub struct LeafRow {
 impl LeafRow {
     /// The transaction's canonical bytes: the leaf.
     pub fn leaf(&self) -> anyhow::Result<Vec<u8>> {
+        let mut leaf = Vec::with_capacity(256);
+        self.write_leaf(&mut leaf)?;
+        Ok(leaf)
+    }
+
+    /// Appends the leaf to `out`, for rebuilding many in one buffer.
+    pub fn write_leaf(&self, out: &mut Vec<u8>) -> anyhow::Result<()> {
         let tx_type = TxType::parse(&self.tx_type)
             .ok_or_else(|| anyhow::anyhow!("unknown transaction type {}", self.tx_type))?;
         let conversion = match (&self.to_currency, self.converted_amount, &self.rate) {
@@ -36,7 +43,7 @@ impl LeafRow {
             }),
             _ => None,
         };
-        Ok(TxFacts {
+        TxFacts {
             tx_id: self.tx_id,
             tx_type,
             amount_minor: self.amount,
@@ -47,6 +54,7 @@ impl LeafRow {
             created_at: self.created_at,
             conversion,
         }
-        .canonical_bytes())
+        .write_canonical(out);
+        Ok(())
     }
 }

@@ -16,8 +16,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::TryStreamExt;
+
 use chainpay_core::chain::block::{
-    verify_with, verifying_key, BlockHeader, PublicKey, GENESIS_PREVIOUS_HASH,
+    verify_all, verify_with, verifying_key, BlockHeader, PublicKey, Signed, GENESIS_PREVIOUS_HASH,
 };
 use chainpay_core::chain::merkle;
 use serde::{Deserialize, Serialize};
@@ -78,7 +80,9 @@ impl Walk {
     }
 }
 
+/// A leaf as stored, with the transaction row its entry points at.
 struct Entry {
+    block_index: i64,
     leaf_index: i32,
     tx_id: Uuid,
     leaf_hash: String,
@@ -190,7 +194,7 @@ async fn walk(
         let previous = range.last_hash.clone();
         let authorities = authorities.clone();
         let page = tokio::task::spawn_blocking(move || {
-            check_page(&blocks, entries, expected, previous, &authorities)
+            check_page(&blocks, &entries, expected, previous, &authorities)
         })
         .await?;
         if range.first_previous.is_none() {
@@ -208,8 +212,8 @@ async fn walk(
 /// first block's own `previous_hash` is checked where the ranges meet).
 fn check_page(
     blocks: &[BlockRow],
-    mut entries: HashMap<i64, Vec<Entry>>,
-    mut expected: i64,
+    entries: &[Entry],
+    expected: i64,
     previous: Option<String>,
     authorities: &HashMap<String, Option<PublicKey>>,
 ) -> Walk {
@@ -223,33 +227,59 @@ fn check_page(
     let mut previous_hash = previous
         .or_else(|| page.first_previous.clone())
         .unwrap_or_default();
-    for block in blocks {
-        if block.block_index != expected {
-            page.invalid = Some((expected, format!("block {expected} is missing")));
-            return page;
+    // Everything but the signatures, block by block up to the first failure.
+    let mut signed: Vec<Signed<'_>> = Vec::with_capacity(blocks.len());
+    let mut leaf_counts = Vec::with_capacity(blocks.len());
+    for (block, index) in blocks.iter().zip(expected..) {
+        if block.block_index != index {
+            page.invalid = Some((index, format!("block {index} is missing")));
+            break;
         }
-        let leaves = entries.remove(&block.block_index).unwrap_or_default();
-        if let Err(reason) = check_block(block, &leaves, &previous_hash, authorities) {
-            page.invalid = Some((block.block_index, reason));
-            return page;
+        let here = entries.partition_point(|e| e.block_index < index);
+        let count = entries[here..].partition_point(|e| e.block_index == index);
+        let leaves = &entries[here..here + count];
+        match check_block(block, leaves, &previous_hash, authorities) {
+            Ok((key, hash)) => signed.push((key, hash, block.signature.as_str())),
+            Err(reason) => {
+                page.invalid = Some((index, reason));
+                break;
+            }
         }
         previous_hash.clone_from(&block.block_hash);
-        page.last_hash = Some(block.block_hash.clone());
-        expected += 1;
-        page.blocks_checked += 1;
-        page.transactions_checked += leaves.len() as i64;
+        leaf_counts.push(leaves.len() as i64);
     }
+    // Then the signatures of the blocks that passed, together; a block whose
+    // signature fails comes before any failure found above.
+    let valid = if verify_all(&signed) {
+        signed.len()
+    } else {
+        signed
+            .iter()
+            .position(|(key, hash, signature)| !verify_with(key, hash, signature))
+            .unwrap_or(signed.len())
+    };
+    if let Some(block) = blocks.get(valid).filter(|_| valid < signed.len()) {
+        let reason = format!("the signature of {} does not verify", block.sealer);
+        page.invalid = Some((block.block_index, reason));
+    }
+    page.blocks_checked = valid as i64;
+    page.transactions_checked = leaf_counts[..valid].iter().sum();
+    page.last_hash = valid
+        .checked_sub(1)
+        .map(|last| blocks[last].block_hash.clone());
     page
 }
 
-/// Checks one block against its predecessor's hash, its rebuilt leaves,
-/// its header and its sealer's signature; `Err` says what is wrong.
+/// Checks one block against its predecessor's hash, its rebuilt leaves and
+/// its header; `Err` says what is wrong, `Ok` is the key its signature must
+/// verify under and the hash it signs (signatures are checked a page at a
+/// time).
 fn check_block(
     block: &BlockRow,
     leaves: &[Entry],
     previous_hash: &str,
     authorities: &HashMap<String, Option<PublicKey>>,
-) -> Result<(), String> {
+) -> Result<(PublicKey, [u8; 32]), String> {
     if block.previous_hash != previous_hash {
         return Err("previous_hash does not match the previous block's hash".into());
     }
@@ -276,14 +306,11 @@ fn check_block(
     if header.canonical() != block.header || hex::encode(block_hash) != block.block_hash {
         return Err("the block hash does not match its header".into());
     }
-    let signed = authorities
+    let key = authorities
         .get(&block.sealer)
         .and_then(Option::as_ref)
-        .is_some_and(|key| verify_with(key, &block_hash, &block.signature));
-    if !signed {
-        return Err(format!("the signature of {} does not verify", block.sealer));
-    }
-    Ok(())
+        .ok_or_else(|| format!("the signature of {} does not verify", block.sealer))?;
+    Ok((*key, block_hash))
 }
 
 /// Whether `stored` is exactly `hash` as the sealer wrote it: lower-case hex
@@ -296,6 +323,7 @@ fn stored_as(stored: &str, hash: &merkle::Hash) -> bool {
 /// Each leaf rebuilt from its transaction row, checked against the stored hash.
 fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
     let mut hashes = Vec::with_capacity(leaves.len());
+    let mut leaf = Vec::with_capacity(256);
     for (position, entry) in leaves.iter().enumerate() {
         if usize::try_from(entry.leaf_index).ok() != Some(position) {
             return Err(format!("leaf {position} is missing"));
@@ -303,8 +331,8 @@ fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
         let Some(row) = &entry.row else {
             return Err(format!("transaction {} is missing", entry.tx_id));
         };
-        let leaf = row
-            .leaf()
+        leaf.clear();
+        row.write_leaf(&mut leaf)
             .map_err(|e| format!("transaction {}: {e}", entry.tx_id))?;
         let rebuilt = merkle::leaf_hash(&leaf);
         if !stored_as(&entry.leaf_hash, &rebuilt) {
@@ -369,20 +397,20 @@ async fn stray_transactions(
     Ok(Some((next_index, reason)))
 }
 
-/// The entries of blocks `first..=last` with their transaction rows, by block.
+/// The entries of blocks `first..=last` with their transaction rows, in
+/// block and leaf order.
 ///
 /// Each row is found through the sequence number its entry recorded: the
 /// sequence index in write order, one cheap probe per leaf. `OFFSET 0`
 /// keeps the planner from turning the probes into a hash join over the
 /// whole transactions table, which it prefers and which costs a full scan
-/// per page. The row found is not trusted to be the right one: the leaf is
-/// rebuilt from it, its id included.
-async fn entries_of(
-    pool: &PgPool,
-    first: i64,
-    last: i64,
-) -> sqlx::Result<HashMap<i64, Vec<Entry>>> {
-    let rows = sqlx::query!(
+/// per page. (Reading the entries, then the rows `WHERE seq = ANY(..)`,
+/// halves the database's share but costs the gateway more than it saves:
+/// measured 3.9–4.4 s against 3.4–3.6 s for a million leaves.) The row
+/// found is not trusted to be the right one: the leaf is rebuilt from it,
+/// its id included.
+async fn entries_of(pool: &PgPool, first: i64, last: i64) -> sqlx::Result<Vec<Entry>> {
+    sqlx::query!(
         r#"SELECT e.block_index, e.leaf_index, e.tx_id, e.leaf_hash,
                   t.tx_id AS "row_tx_id?", t.tx_type AS "tx_type?", t.amount AS "amount?", t.fee AS "fee?",
                   t.currency AS "currency?", t.from_user_id, t.to_user_id, t.created_at AS "created_at?",
@@ -394,48 +422,36 @@ async fn entries_of(
         first,
         last
     )
-    .fetch_all(pool)
-    .await?;
-    let mut by_block: HashMap<i64, Vec<Entry>> = HashMap::new();
-    for r in rows {
-        let row = match (
-            r.row_tx_id,
-            r.tx_type,
-            r.amount,
-            r.fee,
-            r.currency,
-            r.created_at,
-        ) {
-            (
-                Some(tx_id),
-                Some(tx_type),
-                Some(amount),
-                Some(fee),
-                Some(currency),
-                Some(created_at),
-            ) => Some(LeafRow {
-                tx_id,
-                tx_type,
-                amount,
-                fee,
-                currency,
-                from_user_id: r.from_user_id,
-                to_user_id: r.to_user_id,
-                created_at,
-                to_currency: r.to_currency,
-                converted_amount: r.converted_amount,
-                rate: r.rate,
-            }),
+    .fetch(pool)
+    .map_ok(|r| {
+        let row = match (r.row_tx_id, r.tx_type, r.amount, r.fee, r.currency, r.created_at) {
+            (Some(tx_id), Some(tx_type), Some(amount), Some(fee), Some(currency), Some(created_at)) => {
+                Some(LeafRow {
+                    tx_id,
+                    tx_type,
+                    amount,
+                    fee,
+                    currency,
+                    from_user_id: r.from_user_id,
+                    to_user_id: r.to_user_id,
+                    created_at,
+                    to_currency: r.to_currency,
+                    converted_amount: r.converted_amount,
+                    rate: r.rate,
+                })
+            }
             _ => None,
         };
-        by_block.entry(r.block_index).or_default().push(Entry {
+        Entry {
+            block_index: r.block_index,
             leaf_index: r.leaf_index,
             tx_id: r.tx_id,
             leaf_hash: r.leaf_hash,
             row,
-        });
-    }
-    Ok(by_block)
+        }
+    })
+    .try_collect()
+    .await
 }
 
 /// A block index at or past the end of the chain that still has entries:

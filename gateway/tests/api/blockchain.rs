@@ -390,6 +390,21 @@ async fn a_changed_signature_is_detected() {
 }
 
 #[tokio::test]
+async fn a_bad_signature_is_named_before_a_later_block_that_fails_otherwise() {
+    // Signatures are checked a page at a time, after the other checks; the
+    // first invalid block is still the first in the chain.
+    assert_detected(
+        "UPDATE blocks SET
+             signature = CASE WHEN block_index = 1 THEN (SELECT signature FROM blocks WHERE block_index = 3) ELSE signature END,
+             merkle_root = CASE WHEN block_index = 2 THEN repeat('b', 64) ELSE merkle_root END
+         WHERE block_index IN (1, 2)",
+        1,
+        "signature",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_deleted_block_is_detected() {
     assert_detected(
         "DELETE FROM blocks WHERE block_index = 2",

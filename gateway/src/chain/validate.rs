@@ -10,8 +10,9 @@
 //! is rebuilt from its transaction row and matches the stored leaf hash, the
 //! Merkle root of the rebuilt leaves matches, the header is the canonical
 //! form of the block's fields, `block_hash` is its SHA3-256, and the
-//! signature verifies under the sealer's public key. Finally no transaction
-//! may be outside both the chain and the queue.
+//! signature verifies under the sealer's public key (a page's signatures
+//! are verified as one batch). Finally no transaction may be outside both
+//! the chain and the queue, or in both.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -65,12 +65,7 @@ async fn register_login_send_both_parties_see_it_and_logout_revokes() {
 
     // Both parties see the transaction in their history and can open it.
     for token in [&amina, &demo] {
-        let page: Value = app
-            .get("/api/v1/wallet/transactions", token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let page = app.get_json("/api/v1/wallet/transactions", token).await;
         assert_eq!(page["transactions"][0]["tx_id"], tx_id.as_str());
         let one = app
             .get(&format!("/api/v1/transactions/{tx_id}"), token)

@@ -277,12 +277,7 @@ async fn history_is_read_from_the_replica_and_balances_from_the_primary() {
 
 /// The ids on the first page of the caller's history.
 async fn history_ids(app: &TestApp, token: &str) -> Vec<String> {
-    let page: Value = app
-        .get("/api/v1/wallet/transactions", token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page = app.get_json("/api/v1/wallet/transactions", token).await;
     page["transactions"]
         .as_array()
         .unwrap_or_else(|| panic!("history answered {page}"))

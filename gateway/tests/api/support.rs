@@ -617,12 +617,7 @@ impl TestApp {
     }
 
     pub async fn balance(&self, token: &str, currency: &str) -> i64 {
-        let body: Value = self
-            .get("/api/v1/wallet/balances", token)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body = self.get_json("/api/v1/wallet/balances", token).await;
         body["wallets"]
             .as_array()
             .unwrap()

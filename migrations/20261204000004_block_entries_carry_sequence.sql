@@ -6,9 +6,13 @@
 -- tx_id included, so a wrong tx_seq shows as a leaf that does not match.
 --
 -- Existing leaves are filled in once, which rewrites block_entries (measured
--- here: 15 s per million leaves, holding the table's lock, so sealing waits
--- meanwhile); its append-only guard is lifted for that one statement, inside
--- this migration's transaction.
+-- here: 15 s per million leaves) under an exclusive lock: sealing and every
+-- read of the chain (history, receipts, proofs) wait meanwhile. The lock is
+-- not queued for long behind a running reader: past lock_timeout the
+-- migration fails and the instance does not start, to be retried. Its
+-- append-only guard is lifted for the one statement, inside this
+-- migration's transaction.
+SET LOCAL lock_timeout = '5s';
 ALTER TABLE block_entries ADD COLUMN tx_seq bigint;
 ALTER TABLE block_entries DISABLE TRIGGER block_entries_append_only;
 UPDATE block_entries e SET tx_seq = t.seq FROM transactions t WHERE t.tx_id = e.tx_id;

@@ -332,6 +332,13 @@ fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
         let Some(row) = &entry.row else {
             return Err(format!("transaction {} is missing", entry.tx_id));
         };
+        // The row was found by sequence number: it must be the entry's own.
+        if row.tx_id != entry.tx_id {
+            return Err(format!(
+                "transaction {} does not match its leaf",
+                entry.tx_id
+            ));
+        }
         leaf.clear();
         row.write_leaf(&mut leaf)
             .map_err(|e| format!("transaction {}: {e}", entry.tx_id))?;
@@ -350,27 +357,39 @@ fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
 /// After the last block: an entry of a block that does not exist, or a
 /// transaction in no block and not queued, is a break in the chain.
 ///
-/// Entries are distinct transactions (`tx_id` is unique there), as are the
-/// queued ones, and all exist (foreign keys), so when none is both sealed
-/// and queued and the three counts add up, in one snapshot, every
-/// transaction is in one or the other. Counting reads three indexes; the
-/// anti-join that names a stray transaction builds a hash of every sealed
-/// one, so it only runs when the counts say there is one to name.
+/// The walk proved every entry of blocks `0..next_index` to be a distinct
+/// transaction's own row; the queue is counted only where its rows name a
+/// transaction, and none may also be sealed. So when, in one snapshot, no
+/// entry lies outside `0..next_index` and the counts add up, every
+/// transaction is in one or the other, without reading the foreign keys'
+/// word for it (they can be switched off). Counting reads three indexes;
+/// the anti-join that names a stray transaction builds a hash of every
+/// sealed one, so it only runs when the counts say there is one to name.
 async fn stray_transactions(
     pool: &PgPool,
     next_index: i64,
 ) -> anyhow::Result<Option<(i64, String)>> {
-    if let Some(orphan) = orphaned_entry(pool, next_index).await? {
-        return Ok(Some((orphan, format!("block {orphan} is missing"))));
-    }
     let tally = sqlx::query!(
-        r#"SELECT (SELECT count(*) FROM transactions) - (SELECT count(*) FROM block_entries)
-                  - (SELECT count(*) FROM chain_pending) AS "unaccounted!",
+        r#"SELECT (SELECT min(block_index) FROM block_entries
+                   WHERE block_index < 0 OR block_index >= $1) AS orphan,
+                  (SELECT count(*) FROM transactions)
+                  - (SELECT count(*) FROM block_entries WHERE block_index >= 0 AND block_index < $1)
+                  - (SELECT count(*) FROM chain_pending p JOIN transactions t ON t.tx_id = p.tx_id)
+                  AS "unaccounted!",
                   (SELECT p.tx_id FROM chain_pending p JOIN block_entries e ON e.tx_id = p.tx_id
-                   LIMIT 1) AS twice"#
+                   LIMIT 1) AS twice"#,
+        next_index
     )
     .fetch_one(pool)
     .await?;
+    if let Some(orphan) = tally.orphan {
+        return Ok(Some(if orphan < 0 {
+            let reason = format!("an entry names block {orphan}, which cannot exist");
+            (next_index, reason)
+        } else {
+            (orphan, format!("block {orphan} is missing"))
+        }));
+    }
     if let Some(tx_id) = tally.twice {
         let reason = format!("transaction {tx_id} is both in a block and queued");
         return Ok(Some((next_index, reason)));
@@ -452,17 +471,6 @@ async fn entries_of(pool: &PgPool, first: i64, last: i64) -> sqlx::Result<Vec<En
         }
     })
     .try_collect()
-    .await
-}
-
-/// A block index at or past the end of the chain that still has entries:
-/// the trace of a removed block.
-async fn orphaned_entry(pool: &PgPool, end: i64) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar!(
-        r#"SELECT min(block_index) AS "index" FROM block_entries WHERE block_index >= $1"#,
-        end
-    )
-    .fetch_one(pool)
     .await
 }
 

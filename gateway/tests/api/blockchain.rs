@@ -426,16 +426,67 @@ async fn an_entry_pointing_at_another_row_is_detected() {
     .await;
 }
 
+/// `forged AS (...)`: a copy of a sealed transaction under a new id, in no
+/// block and not queued, for a `WITH` clause.
+fn forged() -> String {
+    format!(
+        "forged AS (
+             INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, signature, created_at)
+             SELECT gen_random_uuid(), tx_type, amount, fee, currency, from_user_id, to_user_id, signature, created_at
+             FROM transactions WHERE tx_id = {BLOCK_TWO_TX}
+             RETURNING tx_id)"
+    )
+}
+
 #[tokio::test]
 async fn a_transaction_slipped_in_outside_the_chain_is_detected() {
     assert_detected(
+        &format!("WITH {} SELECT 1", forged()),
+        4,
+        "is in no block and not queued",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_queue_entry_naming_no_transaction_does_not_cover_a_stray_one() {
+    // The counts would add up if the queue were counted by its rows alone.
+    assert_detected(
         &format!(
-            "INSERT INTO transactions (tx_id, tx_type, amount, fee, currency, from_user_id, to_user_id, signature, created_at)
-             SELECT gen_random_uuid(), tx_type, amount, fee, currency, from_user_id, to_user_id, signature, created_at
-             FROM transactions WHERE tx_id = {BLOCK_TWO_TX}"
+            "WITH {} INSERT INTO chain_pending (tx_id) VALUES (gen_random_uuid())",
+            forged()
         ),
         4,
         "is in no block and not queued",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_entry_renamed_to_another_transaction_is_detected() {
+    // The leaf still rebuilds from the row its sequence number finds, but
+    // that row is not the transaction the entry now names.
+    assert_detected(
+        &format!(
+            "WITH {} UPDATE block_entries SET tx_id = (SELECT tx_id FROM forged) WHERE tx_id = {BLOCK_TWO_TX}",
+            forged()
+        ),
+        2,
+        "does not match its leaf",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_entry_in_a_block_that_cannot_exist_is_detected() {
+    assert_detected(
+        &format!(
+            "WITH {} INSERT INTO block_entries (block_index, leaf_index, tx_id, tx_seq, leaf_hash)
+             SELECT -1, 0, tx_id, 0, repeat('a', 64) FROM forged",
+            forged()
+        ),
+        4,
+        "cannot exist",
     )
     .await;
 }

@@ -111,12 +111,7 @@ pub async fn connect_pool(
         .connect()
         .await
         .context("connecting to PostgreSQL")?;
-    let can_switch: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role(current_user, $1, 'MEMBER')",
-    )
-    .bind(APP_ROLE)
-    .fetch_one(&mut probe)
-    .await?;
+    let can_switch = may_take_app_role(&mut probe).await?;
     probe.close().await?;
     if !can_switch {
         tracing::warn!(
@@ -130,9 +125,7 @@ pub async fn connect_pool(
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if can_switch {
-                    sqlx::query("SET ROLE chainpay_app")
-                        .execute(&mut *conn)
-                        .await?;
+                    take_app_role(conn).await?;
                 }
                 Ok(())
             })
@@ -140,6 +133,22 @@ pub async fn connect_pool(
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")
+}
+
+/// Whether the login user of `conn` may switch to [`APP_ROLE`].
+pub(crate) async fn may_take_app_role(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role(current_user, $1, 'MEMBER')",
+    )
+    .bind(APP_ROLE)
+    .fetch_one(conn)
+    .await
+}
+
+/// Switches `conn` to [`APP_ROLE`] for the rest of its life.
+pub(crate) async fn take_app_role(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SET ROLE chainpay_app").execute(conn).await?;
+    Ok(())
 }
 
 /// Creates the target database through the `postgres` maintenance database

@@ -17,7 +17,7 @@ use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use super::APP_ROLE;
+use super::{may_take_app_role, take_app_role};
 
 /// Where lag-tolerant reads go.
 pub struct ReadPool {
@@ -55,16 +55,8 @@ impl ReadPool {
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     // As on the primary: the restricted role where the login may take it.
-                    let can_switch: bool = sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role(current_user, $1, 'MEMBER')",
-                    )
-                    .bind(APP_ROLE)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    if can_switch {
-                        sqlx::query("SET ROLE chainpay_app")
-                            .execute(&mut *conn)
-                            .await?;
+                    if may_take_app_role(conn).await? {
+                        take_app_role(conn).await?;
                     }
                     Ok(())
                 })

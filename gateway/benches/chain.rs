@@ -75,7 +75,9 @@ async fn main() {
 
     let rss_before = peak_rss_mib();
     let began = Instant::now();
-    let report = validate::validate(&state.pool).await.unwrap();
+    let report = validate::validate(&state.pool, &state.keys.master)
+        .await
+        .unwrap();
     let validation = began.elapsed();
     let rss_after = peak_rss_mib();
     assert!(report.valid, "{report:?}");

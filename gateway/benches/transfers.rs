@@ -253,7 +253,7 @@ async fn main() {
     ussd_phase(&load, &pool, seconds).await;
     let drained = support::caught_up(&pool, Duration::from_secs(120)).await;
     println!("background work caught up afterwards: {drained}");
-    chain_validation(&pool).await;
+    chain_validation(&pool, &master_key).await;
     println!("SMS that reached Africa's Talking: {}", inbox.count());
     let double = support::double_posted(&pool).await;
     println!("transfers posted twice under one key: {double}");
@@ -335,9 +335,10 @@ async fn two_instances(
 
 /// P7: the production validator over the chain this run built, beside
 /// raw SHA3-256 of the same leaf bytes.
-async fn chain_validation(pool: &sqlx::PgPool) {
+async fn chain_validation(pool: &sqlx::PgPool, master_key: &str) {
+    let master = chainpay_core::crypto::aead::MasterKey::from_hex(master_key).unwrap();
     let began = Instant::now();
-    let report = chainpay_gateway::chain::validate::validate(pool)
+    let report = chainpay_gateway::chain::validate::validate(pool, &master)
         .await
         .unwrap();
     let validation = began.elapsed().as_secs_f64();

@@ -186,8 +186,15 @@ async fn reconcile(state: AppState, started: std::time::Instant) -> anyhow::Resu
     let interval = u64::from(state.settings.recon_interval_s);
     let just_started = started.elapsed().as_secs() < interval;
     let balance = crate::reconciliation::float::ask(&state);
-    crate::reconciliation::run_if_due(&state.pool, interval, just_started, balance, &state.metrics)
-        .await?;
+    crate::reconciliation::run_if_due(
+        &state.pool,
+        &state.keys.master,
+        interval,
+        just_started,
+        balance,
+        &state.metrics,
+    )
+    .await?;
     Ok(())
 }
 

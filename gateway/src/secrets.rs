@@ -39,13 +39,8 @@ pub struct ServerKeys {
 
 impl ServerKeys {
     pub async fn load(settings: &Settings, pool: &PgPool) -> anyhow::Result<Self> {
-        let master = match &settings.master_key_hex {
-            Some(hex_key) => MasterKey::from_hex(hex_key).context("CHAINPAY_MASTER_KEY")?,
-            None => master_key_from_file(&settings.data_dir.join("master.key"))?,
-        };
-        get_or_create(pool, &master, CANARY)
-            .await
-            .context("CHAINPAY_MASTER_KEY does not match the key this database was set up with")?;
+        let master = configured_master_key(settings, true)?;
+        check_master_key(pool, &master).await?;
         let jwt_secret = match &settings.jwt_secret {
             Some(secret) if secret.len() < 32 => {
                 bail!("CHAINPAY_JWT_SECRET must be at least 32 characters")
@@ -72,12 +67,42 @@ impl ServerKeys {
     }
 }
 
-/// Reads the generated master key, creating it (mode 0600) on first start.
-fn master_key_from_file(path: &Path) -> anyhow::Result<MasterKey> {
-    if let Ok(hex_key) = std::fs::read_to_string(path) {
+/// The master key `serve` uses, for one-shot commands: never generated
+/// here, and refused unless it is the key this database was set up with.
+pub async fn master_key(settings: &Settings, pool: &PgPool) -> anyhow::Result<MasterKey> {
+    let master = configured_master_key(settings, false)?;
+    check_master_key(pool, &master).await?;
+    Ok(master)
+}
+
+/// `CHAINPAY_MASTER_KEY`, else the key in the data directory, which is
+/// created (mode 0600) on first start when `generate`.
+fn configured_master_key(settings: &Settings, generate: bool) -> anyhow::Result<MasterKey> {
+    if let Some(hex_key) = &settings.master_key_hex {
+        return MasterKey::from_hex(hex_key).context("CHAINPAY_MASTER_KEY");
+    }
+    let path = settings.data_dir.join("master.key");
+    if let Ok(hex_key) = std::fs::read_to_string(&path) {
         return MasterKey::from_hex(&hex_key)
             .with_context(|| format!("{} is corrupt", path.display()));
     }
+    if !generate {
+        bail!(
+            "no master key: set CHAINPAY_MASTER_KEY, or CHAINPAY_DATA_DIR to the directory holding serve's master.key"
+        );
+    }
+    generate_master_key(&path)
+}
+
+async fn check_master_key(pool: &PgPool, master: &MasterKey) -> anyhow::Result<()> {
+    get_or_create(pool, master, CANARY)
+        .await
+        .context("CHAINPAY_MASTER_KEY does not match the key this database was set up with")?;
+    Ok(())
+}
+
+/// Creates the master key file (mode 0600) on first start.
+fn generate_master_key(path: &Path) -> anyhow::Result<MasterKey> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

@@ -2,11 +2,13 @@
 //! key, generated on its first start and kept in PostgreSQL sealed with
 //! AES-256-GCM under the master key.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
-use chainpay_core::chain::block::AuthorityKey;
+use chainpay_core::chain::block::{verifying_key, AuthorityKey, PublicKey};
 use chainpay_core::crypto::aead::MasterKey;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use utoipa::ToSchema;
 
 /// This instance's identity on the chain.
@@ -42,20 +44,31 @@ pub async fn load_or_enroll(
     )
     .fetch_one(pool)
     .await?;
+    Ok(Sealer {
+        name: name.to_owned(),
+        key: open(master, name, &row.public_key, &row.sealed_key)?,
+    })
+}
+
+/// The private key sealed in authority `name`'s row, when it opens under
+/// the master key and is the half of the public key listed beside it.
+fn open(
+    master: &MasterKey,
+    name: &str,
+    public_key: &str,
+    sealed: &[u8],
+) -> anyhow::Result<AuthorityKey> {
     let bytes: [u8; 32] = master
-        .open(&row.sealed_key, &context(name))
+        .open(sealed, &context(name))
         .context("the chain authority key does not open with this master key")?
         .try_into()
         .map_err(|_| anyhow::anyhow!("the chain authority key of {name} has the wrong length"))?;
     let key = AuthorityKey::from_bytes(&bytes);
     anyhow::ensure!(
-        key.public_hex() == row.public_key,
+        key.public_hex() == public_key,
         "the stored public key of {name} does not match its private key"
     );
-    Ok(Sealer {
-        name: name.to_owned(),
-        key,
-    })
+    Ok(key)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -65,12 +78,54 @@ pub struct Authority {
     pub public_key: String,
 }
 
-/// Every authority whose signatures the chain accepts.
-pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<Authority>> {
-    sqlx::query_as!(
-        Authority,
-        "SELECT name, public_key FROM chain_authorities ORDER BY created_at, name"
+/// Every enrolled authority, oldest first, and whether the chain may trust
+/// it: only a row whose private key opens under this installation's master
+/// key (sealed for that name) and gives the listed public key. A row
+/// written by anyone without the master key, to re-sign a rewritten chain
+/// under a key of their own, is not trusted.
+async fn enrolled(
+    db: impl PgExecutor<'_>,
+    master: &MasterKey,
+) -> sqlx::Result<Vec<(Authority, bool)>> {
+    let rows = sqlx::query!(
+        "SELECT name, public_key, sealed_key FROM chain_authorities ORDER BY created_at, name"
     )
-    .fetch_all(pool)
-    .await
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let trusted = open(master, &row.name, &row.public_key, &row.sealed_key).is_ok();
+            let authority = Authority {
+                name: row.name,
+                public_key: row.public_key,
+            };
+            (authority, trusted)
+        })
+        .collect())
+}
+
+/// Every authority whose signatures the chain accepts.
+pub async fn list(pool: &PgPool, master: &MasterKey) -> sqlx::Result<Vec<Authority>> {
+    Ok(enrolled(pool, master)
+        .await?
+        .into_iter()
+        .filter_map(|(authority, trusted)| trusted.then_some(authority))
+        .collect())
+}
+
+/// Each enrolled authority's decoded public key; `None` where it is not
+/// trusted.
+pub async fn trusted(
+    conn: &mut PgConnection,
+    master: &MasterKey,
+) -> sqlx::Result<HashMap<String, Option<PublicKey>>> {
+    Ok(enrolled(conn, master)
+        .await?
+        .into_iter()
+        .map(|(authority, trusted)| {
+            let key = verifying_key(&authority.public_key).filter(|_| trusted);
+            (authority.name, key)
+        })
+        .collect())
 }

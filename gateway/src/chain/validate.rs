@@ -1,7 +1,7 @@
 //! Validating the whole chain from the stored rows.
 //!
-//! The chain is cut into two ranges of blocks per core, walked at once: each
-//! range is read in pages of [`PAGE_BLOCKS`] with their entries and
+//! The chain is cut into two ranges of blocks per core, walked at once in
+//! one database snapshot: each range is read in pages of [`PAGE_BLOCKS`] with their entries and
 //! transactions, so memory stays bounded however long the chain is, and
 //! each page is checked on a blocking thread while the other ranges wait on
 //! the database. For each block: the index follows the previous one,
@@ -10,8 +10,9 @@
 //! is rebuilt from its transaction row and matches the stored leaf hash, the
 //! Merkle root of the rebuilt leaves matches, the header is the canonical
 //! form of the block's fields, `block_hash` is its SHA3-256, and the
-//! signature verifies under the sealer's public key (a page's signatures
-//! are verified as one batch). Finally no transaction may be outside both
+//! signature verifies under the sealer's public key, trusted only when its
+//! private half opens under the master key (a page's signatures are
+//! verified as one batch). Finally no transaction may be outside both
 //! the chain and the queue, or in both.
 
 use std::collections::HashMap;
@@ -20,14 +21,16 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 
 use chainpay_core::chain::block::{
-    verify_all, verify_with, verifying_key, BlockHeader, PublicKey, Signed, GENESIS_PREVIOUS_HASH,
+    verify_all, verify_with, BlockHeader, PublicKey, Signed, GENESIS_PREVIOUS_HASH,
 };
 use chainpay_core::chain::merkle;
+use chainpay_core::crypto::aead::MasterKey;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::authority;
 use super::leaf::LeafRow;
 
 /// Blocks read per round trip.
@@ -103,54 +106,100 @@ struct BlockRow {
     signature: String,
 }
 
-/// Each sealer's public key, decoded once (`None`: not a valid key).
+/// Each sealer's public key, decoded once (`None`: not trusted).
 type Authorities = Arc<HashMap<String, Option<PublicKey>>>;
 
 /// Walks the whole chain and names the first invalid block.
 ///
-/// The blocks there are when it starts (`count`, which a row with a wild
-/// index cannot push past the end of the chain) are walked in ranges at
-/// once; then the walk goes on one page at a time until a page comes back
-/// empty, so blocks sealed meanwhile are validated too, and only then are
-/// entries past the end looked for.
-pub async fn validate(pool: &PgPool) -> anyhow::Result<ChainReport> {
-    let authorities: Authorities = Arc::new(
-        sqlx::query!("SELECT name, public_key FROM chain_authorities")
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|row| (row.name, verifying_key(&row.public_key)))
-            .collect(),
-    );
-    let blocks = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM blocks"#)
-        .fetch_one(pool)
+/// Everything is read in one snapshot, exported by the transaction that
+/// counts the blocks and imported by each range's: blocks sealed meanwhile
+/// are left for the next run, and the final tally of entries and queue
+/// sees exactly the chain that was walked. A row with a wild index cannot
+/// hide: it is counted, so some index below the count is missing. Only
+/// authorities whose keys open under `master` are trusted.
+pub async fn validate(pool: &PgPool, master: &MasterKey) -> anyhow::Result<ChainReport> {
+    let mut view = snapshot(pool, None).await?;
+    let exported = sqlx::query_scalar!(r#"SELECT pg_export_snapshot() AS "id!""#)
+        .fetch_one(&mut *view)
         .await?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Two ranges per core: while one waits on the database, another hashes.
-    let cut = ranges(blocks, (2 * cores).min(MOST_RANGES));
-    let mut walks = futures::future::try_join_all(
-        cut.iter()
-            .map(|&(first, end)| walk(pool, authorities.clone(), first, Some(end))),
-    )
+    let authorities: Authorities = Arc::new(authority::trusted(&mut view, master).await?);
+    let blocks = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM blocks"#)
+        .fetch_one(&mut *view)
+        .await?;
+    let cut = ranges(blocks, parallel_ranges(pool));
+    let walks = futures::future::try_join_all(cut.iter().map(|&(first, end)| {
+        walk_in(
+            pool.clone(),
+            exported.clone(),
+            authorities.clone(),
+            first,
+            end,
+        )
+    }))
     .await?;
-    walks.push(walk(pool, authorities, blocks, None).await?);
-    let starts = cut.iter().map(|(first, _)| *first).chain([blocks]);
     let mut chain = Walk {
         last_hash: Some(GENESIS_PREVIOUS_HASH.to_owned()),
         ..Walk::default()
     };
-    for (range, first) in walks.iter().zip(starts) {
+    for (range, (first, _)) in walks.iter().zip(&cut) {
         if range.first_previous.is_some() && range.first_previous != chain.last_hash {
             let reason = "previous_hash does not match the previous block's hash".to_owned();
-            return Ok(chain.report(Some((first, reason))));
+            return Ok(chain.report(Some((*first, reason))));
         }
         chain.then(range);
         if range.invalid.is_some() {
             return Ok(chain.report(range.invalid.clone()));
         }
     }
-    let stray = stray_transactions(pool, chain.blocks_checked).await?;
+    let stray = stray_transactions(&mut view, chain.blocks_checked).await?;
     Ok(chain.report(stray))
+}
+
+/// Walks blocks `first..end` in the snapshot `exported`.
+async fn walk_in(
+    pool: PgPool,
+    exported: String,
+    authorities: Authorities,
+    first: i64,
+    end: i64,
+) -> anyhow::Result<Walk> {
+    let mut range = snapshot(&pool, Some(&exported)).await?;
+    walk(&mut range, authorities, first, end).await
+}
+
+/// A read-only repeatable-read transaction: in the snapshot `exported` by
+/// another one, or its own.
+async fn snapshot(
+    pool: &PgPool,
+    exported: Option<&str>,
+) -> anyhow::Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    if let Some(id) = exported {
+        // The statement takes no parameter; the id is the server's own,
+        // checked to be only what a snapshot id is made of.
+        anyhow::ensure!(
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
+            "unexpected snapshot id {id:?}"
+        );
+        // Unnamed, as each id is used once.
+        sqlx::query(&format!("SET TRANSACTION SNAPSHOT '{id}'"))
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
+/// Ranges walked at once: two per core (while one waits on the database,
+/// another hashes), each holding a pooled connection for the whole walk,
+/// so never more than a quarter of the pool.
+fn parallel_ranges(pool: &PgPool) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = usize::try_from(pool.options().get_max_connections() / 4).unwrap_or(1);
+    (2 * cores).min(MOST_RANGES).min(share).max(1)
 }
 
 /// `blocks` block indexes cut into at most `parts` ranges `[first, end)`.
@@ -163,35 +212,31 @@ fn ranges(blocks: i64, parts: usize) -> Vec<(i64, i64)> {
         .collect()
 }
 
-/// Walks blocks from `first`, page by page: up to `end`, where a block
-/// short of it is missing; without one, until a page comes back empty.
+/// Walks blocks `first..end` page by page; a block short of `end` is missing.
 async fn walk(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     authorities: Authorities,
     first: i64,
-    end: Option<i64>,
+    end: i64,
 ) -> anyhow::Result<Walk> {
     let mut range = Walk::default();
     let mut expected = first;
-    let bound = end.unwrap_or(i64::MAX);
-    while expected < bound && range.invalid.is_none() {
+    while expected < end && range.invalid.is_none() {
         let blocks = sqlx::query_as!(
             BlockRow,
             "SELECT block_index, previous_hash, merkle_root, sealed_at, tx_count, sealer, header, block_hash, signature
              FROM blocks WHERE block_index >= $1 AND block_index < $2 ORDER BY block_index LIMIT $3",
             expected,
-            bound,
+            end,
             PAGE_BLOCKS
         )
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
         let Some(last) = blocks.last().map(|b| b.block_index) else {
-            if end.is_some() {
-                range.invalid = Some((expected, format!("block {expected} is missing")));
-            }
+            range.invalid = Some((expected, format!("block {expected} is missing")));
             break;
         };
-        let entries = entries_of(pool, expected, last).await?;
+        let entries = entries_of(&mut *conn, expected, last).await?;
         let previous = range.last_hash.clone();
         let authorities = authorities.clone();
         let page = tokio::task::spawn_blocking(move || {
@@ -310,7 +355,12 @@ fn check_block(
     let key = authorities
         .get(&block.sealer)
         .and_then(Option::as_ref)
-        .ok_or_else(|| format!("the signature of {} does not verify", block.sealer))?;
+        .ok_or_else(|| {
+            format!(
+                "{} is not a sealing authority enrolled under this master key",
+                block.sealer
+            )
+        })?;
     Ok((*key, block_hash))
 }
 
@@ -366,7 +416,7 @@ fn rebuilt_leaves(leaves: &[Entry]) -> Result<Vec<merkle::Hash>, String> {
 /// the anti-join that names a stray transaction builds a hash of every
 /// sealed one, so it only runs when the counts say there is one to name.
 async fn stray_transactions(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     next_index: i64,
 ) -> anyhow::Result<Option<(i64, String)>> {
     let tally = sqlx::query!(
@@ -380,7 +430,7 @@ async fn stray_transactions(
                    LIMIT 1) AS twice"#,
         next_index
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
     if let Some(orphan) = tally.orphan {
         return Ok(Some(if orphan < 0 {
@@ -403,7 +453,7 @@ async fn stray_transactions(
            AND NOT EXISTS (SELECT 1 FROM chain_pending p WHERE p.tx_id = t.tx_id)
          LIMIT 1"
     )
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     let reason = unchained.map_or_else(
         || {
@@ -429,7 +479,7 @@ async fn stray_transactions(
 /// measured 3.9–4.4 s against 3.4–3.6 s for a million leaves.) The row
 /// found is not trusted to be the right one: the leaf is rebuilt from it,
 /// its id included.
-async fn entries_of(pool: &PgPool, first: i64, last: i64) -> sqlx::Result<Vec<Entry>> {
+async fn entries_of(conn: &mut PgConnection, first: i64, last: i64) -> sqlx::Result<Vec<Entry>> {
     sqlx::query!(
         r#"SELECT e.block_index, e.leaf_index, e.tx_id, e.leaf_hash,
                   t.tx_id AS "row_tx_id?", t.tx_type AS "tx_type?", t.amount AS "amount?", t.fee AS "fee?",
@@ -442,7 +492,7 @@ async fn entries_of(pool: &PgPool, first: i64, last: i64) -> sqlx::Result<Vec<En
         first,
         last
     )
-    .fetch(pool)
+    .fetch(conn)
     .map_ok(|r| {
         let row = match (r.row_tx_id, r.tx_type, r.amount, r.fee, r.currency, r.created_at) {
             (Some(tx_id), Some(tx_type), Some(amount), Some(fee), Some(currency), Some(created_at)) => {

@@ -75,8 +75,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         // The binary runs the server itself (the HTTP edge), see `main.rs`.
         Command::Serve { .. } => anyhow::bail!("serve is run by the binary"),
         Command::Users => with_database(&settings, users).await,
-        Command::Reconcile => with_database(&settings, reconcile).await,
-        Command::VerifyChain => with_database(&settings, verify_chain).await,
+        Command::Reconcile => with_database(&settings, |pool| reconcile(pool, &settings)).await,
+        Command::VerifyChain => {
+            with_database(&settings, |pool| verify_chain(pool, &settings)).await
+        }
         Command::Phone { msisdn } => {
             let database = Database::open(&settings, false).await?;
             let result = phone::run(&settings, database.pool.clone(), &msisdn).await;
@@ -211,11 +213,12 @@ async fn users(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
 /// books it was recorded against are its own, but money moves at M-Pesa too.
 const FLOAT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
-async fn reconcile(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
+async fn reconcile(pool: sqlx::PgPool, settings: &Settings) -> anyhow::Result<ExitCode> {
     use crate::reconciliation::{self, float, Trigger};
+    let master = crate::secrets::master_key(settings, &pool).await?;
     let figure = float::latest(&pool, FLOAT_MAX_AGE).await?;
-    let run =
-        reconciliation::run(&pool, Trigger::Cli, None, std::future::ready(figure), None).await?;
+    let figure = std::future::ready(figure);
+    let run = reconciliation::run(&pool, &master, Trigger::Cli, None, figure, None).await?;
     let ledger_ok = !run.items.iter().any(|item| item.check == "ledger");
     let looked = &run.checks["ledger"]["looked_at"];
     println!(
@@ -252,8 +255,9 @@ async fn reconcile(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn verify_chain(pool: sqlx::PgPool) -> anyhow::Result<ExitCode> {
-    let report = crate::chain::validate::validate(&pool).await?;
+async fn verify_chain(pool: sqlx::PgPool, settings: &Settings) -> anyhow::Result<ExitCode> {
+    let master = crate::secrets::master_key(settings, &pool).await?;
+    let report = crate::chain::validate::validate(&pool, &master).await?;
     if report.valid {
         println!(
             "chain valid: {} blocks, {} transactions",

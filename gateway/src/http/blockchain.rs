@@ -116,7 +116,9 @@ async fn validate_chain(
     State(state): State<AppState>,
     _admin: AdminUser,
 ) -> ApiResult<Json<ChainReport>> {
-    Ok(Json(validate::validate(&state.pool).await?))
+    Ok(Json(
+        validate::validate(&state.pool, &state.keys.master).await?,
+    ))
 }
 
 /// The RFC 9162 inclusion proof of a transaction, for its parties and admins.
@@ -155,6 +157,6 @@ pub struct AuthorityList {
 #[utoipa::path(get, path = "/blockchain/authorities", tag = "blockchain", responses((status = 200, body = AuthorityList)))]
 async fn authorities(State(state): State<AppState>) -> ApiResult<Json<AuthorityList>> {
     Ok(Json(AuthorityList {
-        authorities: authority::list(state.read_pool()).await?,
+        authorities: authority::list(state.read_pool(), &state.keys.master).await?,
     }))
 }

@@ -16,6 +16,7 @@ pub mod float;
 pub mod mpesa;
 pub mod suspense;
 
+use chainpay_core::crypto::aead::MasterKey;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -146,6 +147,7 @@ const RUN_TIMEOUT_S: f64 = 600.0;
 /// in progress (each run reads every table and asks Daraja once).
 pub async fn run(
     pool: &PgPool,
+    master: &MasterKey,
     trigger: Trigger,
     requested_by: Option<Uuid>,
     balance: impl std::future::Future<Output = float::Figure>,
@@ -158,7 +160,7 @@ pub async fn run(
                 "a reconciliation run is in progress; try again when it has finished".into(),
             )
         })?;
-    complete(pool, id, balance.await, metrics).await
+    complete(pool, master, id, balance.await, metrics).await
 }
 
 /// The scheduled run, unless another instance ran one within the interval
@@ -166,6 +168,7 @@ pub async fn run(
 /// interval).
 pub async fn run_if_due(
     pool: &PgPool,
+    master: &MasterKey,
     interval_s: u64,
     just_started: bool,
     balance: impl std::future::Future<Output = float::Figure>,
@@ -174,7 +177,7 @@ pub async fn run_if_due(
     let Some(id) = claim(pool, Trigger::Job, None, Some((interval_s, just_started))).await? else {
         return Ok(None);
     };
-    complete(pool, id, balance.await, Some(metrics))
+    complete(pool, master, id, balance.await, Some(metrics))
         .await
         .map(Some)
 }
@@ -215,6 +218,7 @@ async fn claim(
 
 async fn complete(
     pool: &PgPool,
+    master: &MasterKey,
     id: i64,
     balance: float::Figure,
     metrics: Option<&Metrics>,
@@ -232,7 +236,7 @@ async fn complete(
     };
     take("mpesa_float", float::compare(pool, &balance).await?);
     take("ledger", ledger(pool).await?);
-    take("chain", chain(pool).await?);
+    take("chain", chain(pool, master).await?);
     take("audit", audit(pool).await?);
     take("mpesa_deposits", mpesa::deposits(pool).await?);
     take("mpesa_callbacks", mpesa::callbacks(pool).await?);
@@ -263,8 +267,8 @@ async fn ledger(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> {
     Ok((findings, looked))
 }
 
-async fn chain(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> {
-    let report = crate::chain::validate::validate(pool)
+async fn chain(pool: &PgPool, master: &MasterKey) -> Result<(Vec<Finding>, Value), Error> {
+    let report = crate::chain::validate::validate(pool, master)
         .await
         .map_err(Error::Internal)?;
     let looked =

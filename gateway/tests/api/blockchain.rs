@@ -5,6 +5,8 @@
 use std::process::Command;
 
 use crate::support::*;
+use chainpay_core::chain::block::AuthorityKey;
+use chainpay_core::crypto::aead::MasterKey;
 use ed25519_dalek::Verifier;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -313,6 +315,7 @@ async fn tamper_and_validate(statement: &str) -> (Value, std::process::Output) {
     command
         .arg("verify-chain")
         .env("DATABASE_URL", url)
+        .env("CHAINPAY_MASTER_KEY", "11".repeat(32))
         .env("RUST_LOG", "warn");
     let cli = run_command(command).await;
     (report, cli)
@@ -501,10 +504,12 @@ async fn a_sealed_transaction_queued_again_is_detected() {
     .await;
 }
 
-#[tokio::test]
-async fn a_consistently_rewritten_block_still_fails_on_its_signature() {
-    // The attacker changes an amount and recomputes the leaf, root, header
-    // and hash of a one-transaction block, but cannot sign without the key.
+/// The attacker changes an amount and recomputes the leaf, root, header
+/// and hash of a one-transaction block; with `resign`, they also enrol a
+/// key of their own under a name (sealed under a master key of their own:
+/// they do not have this installation's) and sign the block with it.
+/// Returns the block's index and what validation says.
+async fn rewrite_a_block(resign: Option<&str>) -> (i64, Value) {
     let app = quiet_app().await;
     mine(&app).await;
     let id = transfers(&app, 1).await.remove(0);
@@ -516,24 +521,72 @@ async fn a_consistently_rewritten_block_still_fails_on_its_signature() {
         .unwrap()
         .replacen("|100|", "|999900|", 1);
     let leaf_hash = hex::encode(sha3(&[&[0u8], forged_leaf.as_bytes()]));
-    let header = block["header"]
+    let mut header = block["header"]
         .as_str()
         .unwrap()
         .replace(block["merkle_root"].as_str().unwrap(), &leaf_hash);
+    let mut statements = vec![
+        format!("UPDATE transactions SET amount = 999900 WHERE tx_id = '{id}'"),
+        format!("UPDATE block_entries SET leaf_hash = '{leaf_hash}' WHERE tx_id = '{id}'"),
+    ];
+    let mut resigned = String::new();
+    if let Some(name) = resign {
+        let sealer = block["sealer"].as_str().unwrap();
+        header = header.replace(&format!("|{sealer}"), &format!("|{name}"));
+        let key = AuthorityKey::generate();
+        let sealed = MasterKey::generate().seal(
+            &key.to_bytes(),
+            format!("chain_authority:{name}").as_bytes(),
+        );
+        statements.push(format!(
+            "INSERT INTO chain_authorities (name, public_key, sealed_key) VALUES ('{name}', '{}', '\\x{}')",
+            key.public_hex(),
+            hex::encode(sealed)
+        ));
+        let signature = key.sign(&sha3(&[header.as_bytes()]));
+        resigned = format!(", sealer = '{name}', signature = '{signature}'");
+    }
     let block_hash = hex::encode(sha3(&[header.as_bytes()]));
-    app.tamper(&[
-        &format!("UPDATE transactions SET amount = 999900 WHERE tx_id = '{id}'"),
-        &format!("UPDATE block_entries SET leaf_hash = '{leaf_hash}' WHERE tx_id = '{id}'"),
-        &format!(
-            "UPDATE blocks SET merkle_root = '{leaf_hash}', header = '{header}', block_hash = '{block_hash}' WHERE block_index = {index}"
-        ),
-    ])
-    .await;
+    statements.push(format!(
+        "UPDATE blocks SET merkle_root = '{leaf_hash}', header = '{header}', block_hash = '{block_hash}'{resigned} WHERE block_index = {index}"
+    ));
+    app.tamper(&statements.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
     let admin = app.admin_token().await;
     let report = app.get_json("/api/v1/blockchain/validate", &admin).await;
+    if resign.is_some() {
+        // Nor is the attacker's key offered to anyone checking a receipt.
+        let listed = app.get_json("/api/v1/blockchain/authorities", &admin).await;
+        let names: Vec<_> = listed["authorities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].clone())
+            .collect();
+        assert_eq!(names, [block["sealer"].clone()], "{listed}");
+    }
+    (index, report)
+}
+
+#[tokio::test]
+async fn a_consistently_rewritten_block_still_fails_on_its_signature() {
+    let (index, report) = rewrite_a_block(None).await;
     assert_eq!(report["first_invalid_block"], index);
     assert!(
         report["reason"].as_str().unwrap().contains("signature"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_block_re_signed_by_a_key_enrolled_without_the_master_key_is_detected() {
+    let (index, report) = rewrite_a_block(Some("rogue")).await;
+    assert_eq!(report["first_invalid_block"], index, "{report}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("rogue is not a sealing authority enrolled under this master key"),
         "{report}"
     );
 }
@@ -563,6 +616,42 @@ async fn after_a_restart_the_chain_continues_from_its_head_and_nothing_pending_i
         app.get_json("/api/v1/blockchain/validate", &admin).await["valid"],
         true
     );
+}
+
+#[tokio::test]
+async fn validating_while_blocks_are_sealed_never_reports_a_false_break() {
+    // Each validation reads one snapshot: a block sealed while it walks is
+    // left for the next run, never taken for a gap or a stray entry.
+    let app = quiet_app().await;
+    app.lift_limits().await;
+    let admin = app.admin_token().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let sealing_done = std::sync::atomic::AtomicBool::new(false);
+    let sealing = async {
+        for i in 0..40 {
+            let response = app.send(&token, ADMIN_PHONE, 100 + i, "KES").await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+            mine(&app).await;
+        }
+        sealing_done.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let validating = async {
+        let mut reports = Vec::new();
+        while !sealing_done.load(std::sync::atomic::Ordering::SeqCst) {
+            reports.push(app.get_json("/api/v1/blockchain/validate", &admin).await);
+        }
+        reports
+    };
+    let ((), reports) = tokio::join!(sealing, validating);
+    assert!(
+        reports.len() >= 10,
+        "only {} validations ran",
+        reports.len()
+    );
+    let broken: Vec<_> = reports.iter().filter(|r| r["valid"] != true).collect();
+    assert!(broken.is_empty(), "{broken:?}");
+    let last = app.get_json("/api/v1/blockchain/validate", &admin).await;
+    assert_eq!(last["blocks_checked"], 41, "{last}");
 }
 
 #[tokio::test]

@@ -164,7 +164,25 @@ async fn serve_on_the_embedded_default_seeds_demo_users_and_stops_cleanly_on_sig
 async fn reconcile_exits_non_zero_and_names_the_account_that_does_not_add_up() {
     let app = spawn_app().await;
     let url = database_url(&app.database).await;
-    let env = [("DATABASE_URL", url.as_str())];
+    // Without the master key (none configured, none in the data directory)
+    // a check refuses to run, and leaves no key of its own behind.
+    let empty = data_dir();
+    let keyless = [
+        ("DATABASE_URL", url.as_str()),
+        ("CHAINPAY_DATA_DIR", empty.to_str().unwrap()),
+    ];
+    for command in ["reconcile", "verify-chain"] {
+        let refused = run(&[command], &keyless).await;
+        assert!(!refused.status.success());
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains("no master key"), "{said}");
+        assert!(!empty.join("master.key").exists(), "{command} made a key");
+    }
+    let master_key = "11".repeat(32);
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("CHAINPAY_MASTER_KEY", master_key.as_str()),
+    ];
     let clean = run(&["reconcile"], &env).await;
     assert!(clean.status.success(), "{}", stdout(&clean));
 

@@ -41,6 +41,7 @@ async fn start_run(
     let balance = float::ask(&state);
     let run = reconciliation::run(
         &state.pool,
+        &state.keys.master,
         Trigger::Api,
         Some(admin.0.user_id),
         balance,

@@ -205,7 +205,13 @@ async fn main() {
         bases.push(base);
     }
     let pids: Vec<u32> = servers.iter().map(std::process::Child::id).collect();
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // As large as a gateway's own (CHAINPAY_DB_POOL), which P7's validator
+    // sizes its parallel walk by.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(32)
+        .connect(&url)
+        .await
+        .unwrap();
     support::lift_hourly_cap(&pool).await;
     let mut load = Load {
         client: reqwest::Client::builder()

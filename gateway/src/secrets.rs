@@ -40,7 +40,9 @@ pub struct ServerKeys {
 impl ServerKeys {
     pub async fn load(settings: &Settings, pool: &PgPool) -> anyhow::Result<Self> {
         let master = configured_master_key(settings, true)?;
-        check_master_key(pool, &master).await?;
+        get_or_create(pool, &master, CANARY)
+            .await
+            .context("CHAINPAY_MASTER_KEY does not match the key this database was set up with")?;
         let jwt_secret = match &settings.jwt_secret {
             Some(secret) if secret.len() < 32 => {
                 bail!("CHAINPAY_JWT_SECRET must be at least 32 characters")
@@ -68,10 +70,18 @@ impl ServerKeys {
 }
 
 /// The master key `serve` uses, for one-shot commands: never generated
-/// here, and refused unless it is the key this database was set up with.
+/// here, and refused unless it is the key this database was set up with
+/// (nothing is written: a database `serve` has never run on is refused, so
+/// a wrong key cannot become its key).
 pub async fn master_key(settings: &Settings, pool: &PgPool) -> anyhow::Result<MasterKey> {
     let master = configured_master_key(settings, false)?;
-    check_master_key(pool, &master).await?;
+    let canary = sqlx::query_scalar!("SELECT sealed FROM server_secrets WHERE name = $1", CANARY)
+        .fetch_optional(pool)
+        .await?
+        .context("this database has no master key yet: run `chainpay serve` on it first")?;
+    master
+        .open(&canary, CANARY.as_bytes())
+        .context("CHAINPAY_MASTER_KEY does not match the key this database was set up with")?;
     Ok(master)
 }
 
@@ -92,13 +102,6 @@ fn configured_master_key(settings: &Settings, generate: bool) -> anyhow::Result<
         );
     }
     generate_master_key(&path)
-}
-
-async fn check_master_key(pool: &PgPool, master: &MasterKey) -> anyhow::Result<()> {
-    get_or_create(pool, master, CANARY)
-        .await
-        .context("CHAINPAY_MASTER_KEY does not match the key this database was set up with")?;
-    Ok(())
 }
 
 /// Creates the master key file (mode 0600) on first start.

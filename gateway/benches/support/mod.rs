@@ -94,7 +94,6 @@ pub async fn app_state(
         database_url: Some((target.url_for)(name)),
         data_dir: std::env::temp_dir(),
         master_key_hex: Some(master_key.to_owned()),
-        db_pool_size: 4,
         ..chainpay_gateway::config::Settings::defaults()
     };
     let database = chainpay_gateway::db::Database::open(&settings, false)

@@ -129,3 +129,24 @@ pub async fn trusted(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_trusted_only_under_its_own_name_master_key_and_public_key() {
+        let master = MasterKey::generate();
+        let key = AuthorityKey::generate();
+        let public = key.public_hex();
+        let sealed = master.seal(&key.to_bytes(), &context("node-a"));
+        assert!(open(&master, "node-a", &public, &sealed).is_ok());
+        // The same sealed key listed under another name does not open.
+        assert!(open(&master, "node-b", &public, &sealed).is_err());
+        // Nor under another master key.
+        assert!(open(&MasterKey::generate(), "node-a", &public, &sealed).is_err());
+        // Nor beside another public key.
+        let other = AuthorityKey::generate().public_hex();
+        assert!(open(&master, "node-a", &other, &sealed).is_err());
+    }
+}

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
+use tokio::sync::Semaphore;
 
 use chainpay_core::chain::block::{
     verify_all, verify_with, BlockHeader, PublicKey, Signed, GENESIS_PREVIOUS_HASH,
@@ -109,15 +110,21 @@ struct BlockRow {
 /// Each sealer's public key, decoded once (`None`: not trusted).
 type Authorities = Arc<HashMap<String, Option<PublicKey>>>;
 
+/// One validation at a time in a process: each holds up to a quarter of
+/// the pool for its whole walk.
+static ONE_AT_A_TIME: Semaphore = Semaphore::const_new(1);
+
 /// Walks the whole chain and names the first invalid block.
 ///
 /// Everything is read in one snapshot, exported by the transaction that
-/// counts the blocks and imported by each range's: blocks sealed meanwhile
-/// are left for the next run, and the final tally of entries and queue
-/// sees exactly the chain that was walked. A row with a wild index cannot
-/// hide: it is counted, so some index below the count is missing. Only
-/// authorities whose keys open under `master` are trusted.
+/// counts the blocks and walks the first range, and imported by each other
+/// range's: blocks sealed meanwhile are left for the next run, and the
+/// final tally of entries and queue sees exactly the chain that was walked.
+/// A row with a wild index cannot hide: it is counted, so some index below
+/// the count is missing. Only authorities whose keys open under `master`
+/// are trusted.
 pub async fn validate(pool: &PgPool, master: &MasterKey) -> anyhow::Result<ChainReport> {
+    let _turn = ONE_AT_A_TIME.acquire().await?;
     let mut view = snapshot(pool, None).await?;
     let exported = sqlx::query_scalar!(r#"SELECT pg_export_snapshot() AS "id!""#)
         .fetch_one(&mut *view)
@@ -127,7 +134,13 @@ pub async fn validate(pool: &PgPool, master: &MasterKey) -> anyhow::Result<Chain
         .fetch_one(&mut *view)
         .await?;
     let cut = ranges(blocks, parallel_ranges(pool));
-    let walks = futures::future::try_join_all(cut.iter().map(|&(first, end)| {
+    let own = async {
+        match cut.first() {
+            Some(&(first, end)) => walk(&mut view, authorities.clone(), first, end).await,
+            None => Ok(Walk::default()),
+        }
+    };
+    let others = futures::future::try_join_all(cut.iter().skip(1).map(|&(first, end)| {
         walk_in(
             pool.clone(),
             exported.clone(),
@@ -135,24 +148,34 @@ pub async fn validate(pool: &PgPool, master: &MasterKey) -> anyhow::Result<Chain
             first,
             end,
         )
-    }))
-    .await?;
+    }));
+    let (own, others) = tokio::try_join!(own, others)?;
+    let chain = match joined(std::iter::once(own).chain(others), &cut) {
+        Ok(chain) => chain,
+        Err(broken) => return Ok(broken),
+    };
+    let stray = stray_transactions(&mut view, chain.blocks_checked).await?;
+    Ok(chain.report(stray))
+}
+
+/// The ranges' walks as one, from genesis; `Err` is the report of the
+/// first break (inside a range, or where two meet).
+fn joined(walks: impl Iterator<Item = Walk>, cut: &[(i64, i64)]) -> Result<Walk, ChainReport> {
     let mut chain = Walk {
         last_hash: Some(GENESIS_PREVIOUS_HASH.to_owned()),
         ..Walk::default()
     };
-    for (range, (first, _)) in walks.iter().zip(&cut) {
+    for (range, (first, _)) in walks.zip(cut) {
         if range.first_previous.is_some() && range.first_previous != chain.last_hash {
             let reason = "previous_hash does not match the previous block's hash".to_owned();
-            return Ok(chain.report(Some((*first, reason))));
+            return Err(chain.report(Some((*first, reason))));
         }
-        chain.then(range);
+        chain.then(&range);
         if range.invalid.is_some() {
-            return Ok(chain.report(range.invalid.clone()));
+            return Err(chain.report(range.invalid));
         }
     }
-    let stray = stray_transactions(&mut view, chain.blocks_checked).await?;
-    Ok(chain.report(stray))
+    Ok(chain)
 }
 
 /// Walks blocks `first..end` in the snapshot `exported`.
@@ -194,8 +217,9 @@ async fn snapshot(
 }
 
 /// Ranges walked at once: two per core (while one waits on the database,
-/// another hashes), each holding a pooled connection for the whole walk,
-/// so never more than a quarter of the pool.
+/// another hashes), each holding a pooled connection for the whole walk
+/// (the first range's is the exporting one), so never more than a quarter
+/// of the pool, and one when the pool is smaller than four.
 fn parallel_ranges(pool: &PgPool) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let share = usize::try_from(pool.options().get_max_connections() / 4).unwrap_or(1);

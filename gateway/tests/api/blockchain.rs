@@ -643,11 +643,7 @@ async fn validating_while_blocks_are_sealed_never_reports_a_false_break() {
         reports
     };
     let ((), reports) = tokio::join!(sealing, validating);
-    assert!(
-        reports.len() >= 10,
-        "only {} validations ran",
-        reports.len()
-    );
+    assert!(reports.len() >= 5, "only {} validations ran", reports.len());
     let broken: Vec<_> = reports.iter().filter(|r| r["valid"] != true).collect();
     assert!(broken.is_empty(), "{broken:?}");
     let last = app.get_json("/api/v1/blockchain/validate", &admin).await;

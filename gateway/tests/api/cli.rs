@@ -225,6 +225,24 @@ async fn an_external_database_is_created_when_missing_and_never_gets_demo_data()
         String::from_utf8_lossy(&users.stderr)
     );
     assert!(stdout(&users).contains("0 user(s)"));
+    // A check on a database no server has run on refuses, and does not
+    // make the key it was given the database's.
+    let master_key = "22".repeat(32);
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("CHAINPAY_MASTER_KEY", master_key.as_str()),
+    ];
+    let refused = run(&["verify-chain"], &env).await;
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("run `chainpay serve` on it first"), "{said}");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let secrets: i64 = sqlx::query_scalar("SELECT count(*) FROM server_secrets")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(secrets, 0);
 }
 
 #[tokio::test]

@@ -140,14 +140,17 @@ pub async fn validate(pool: &PgPool, master: &MasterKey) -> anyhow::Result<Chain
             None => Ok(Walk::default()),
         }
     };
+    // Each other range is a task of its own, so decoding its rows runs on
+    // another core than this one's.
     let others = futures::future::try_join_all(cut.iter().skip(1).map(|&(first, end)| {
-        walk_in(
+        let range = walk_in(
             pool.clone(),
             exported.clone(),
             authorities.clone(),
             first,
             end,
-        )
+        );
+        async { tokio::spawn(range).await? }
     }));
     let (own, others) = tokio::try_join!(own, others)?;
     let chain = match joined(std::iter::once(own).chain(others), &cut) {
@@ -213,6 +216,9 @@ async fn snapshot(
             .execute(&mut *tx)
             .await?;
     }
+    // A page's estimated cost passes jit_above_cost, and compiling its plan
+    // made each of the first pages three times slower (35 ms, not 12 ms).
+    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
     Ok(tx)
 }
 

@@ -1,10 +1,10 @@
 //! Validating the whole chain from the stored rows.
 //!
 //! The chain is cut into two ranges of blocks per core, walked at once in
-//! one database snapshot: each range is read in pages of [`PAGE_BLOCKS`] with their entries and
-//! transactions, so memory stays bounded however long the chain is, and
-//! each page is checked on a blocking thread while the other ranges wait on
-//! the database. For each block: the index follows the previous one,
+//! one database snapshot: each range is read in pages of [`PAGE_BLOCKS`]
+//! with their entries and transactions, so memory stays bounded however
+//! long the chain is, and each page is checked on a blocking thread while
+//! the other ranges wait on the database. For each block: the index follows the previous one,
 //! `previous_hash` is the previous block's hash (where two ranges meet, the
 //! first block of the later one against the last of the earlier), every leaf
 //! is rebuilt from its transaction row and matches the stored leaf hash, the
@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use chainpay_core::chain::block::{
     verify_all, verify_with, BlockHeader, PublicKey, Signed, GENESIS_PREVIOUS_HASH,
@@ -141,8 +142,10 @@ pub async fn validate(pool: &PgPool, master: &MasterKey) -> anyhow::Result<Chain
         }
     };
     // Each other range is a task of its own, so decoding its rows runs on
-    // another core than this one's.
-    let others = futures::future::try_join_all(cut.iter().skip(1).map(|&(first, end)| {
+    // another core than this one's; dropping the set (a caller gone) aborts
+    // them and returns their connections.
+    let mut tasks = JoinSet::new();
+    for (position, &(first, end)) in cut.iter().enumerate().skip(1) {
         let range = walk_in(
             pool.clone(),
             exported.clone(),
@@ -150,8 +153,17 @@ pub async fn validate(pool: &PgPool, master: &MasterKey) -> anyhow::Result<Chain
             first,
             end,
         );
-        async { tokio::spawn(range).await? }
-    }));
+        tasks.spawn(async move { (position, range.await) });
+    }
+    let others = async {
+        let mut walks = Vec::with_capacity(tasks.len());
+        while let Some(done) = tasks.join_next().await {
+            let (position, walk) = done?;
+            walks.push((position, walk?));
+        }
+        walks.sort_unstable_by_key(|(position, _)| *position);
+        anyhow::Ok(walks.into_iter().map(|(_, walk)| walk))
+    };
     let (own, others) = tokio::try_join!(own, others)?;
     let chain = match joined(std::iter::once(own).chain(others), &cut) {
         Ok(chain) => chain,

@@ -23,6 +23,10 @@ use crate::config::Settings;
 /// database was set up with, before anything is sealed under a wrong one.
 const CANARY: &str = "master_key_canary";
 
+/// What a master key that does not open the canary is told.
+const WRONG_MASTER_KEY: &str =
+    "CHAINPAY_MASTER_KEY does not match the key this database was set up with";
+
 /// The keys a running gateway needs.
 #[derive(Clone)]
 pub struct ServerKeys {
@@ -42,7 +46,7 @@ impl ServerKeys {
         let master = configured_master_key(settings, true)?;
         get_or_create(pool, &master, CANARY)
             .await
-            .context("CHAINPAY_MASTER_KEY does not match the key this database was set up with")?;
+            .context(WRONG_MASTER_KEY)?;
         let jwt_secret = match &settings.jwt_secret {
             Some(secret) if secret.len() < 32 => {
                 bail!("CHAINPAY_JWT_SECRET must be at least 32 characters")
@@ -81,7 +85,7 @@ pub async fn master_key(settings: &Settings, pool: &PgPool) -> anyhow::Result<Ma
         .context("this database has no master key yet: run `chainpay serve` on it first")?;
     master
         .open(&canary, CANARY.as_bytes())
-        .context("CHAINPAY_MASTER_KEY does not match the key this database was set up with")?;
+        .context(WRONG_MASTER_KEY)?;
     Ok(master)
 }
 

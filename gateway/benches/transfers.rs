@@ -367,6 +367,7 @@ async fn chain_validation(pool: &sqlx::PgPool, master_key: &str) {
 /// against the bound.
 async fn ussd_phase(load: &Load, pool: &sqlx::PgPool, seconds: usize) {
     support::caught_up(pool, Duration::from_secs(120)).await;
+    settle(pool).await;
     let bound = tokio::task::spawn_blocking(|| ussd::argon2_bound(Duration::from_secs(5)))
         .await
         .unwrap();
@@ -391,6 +392,17 @@ async fn ussd_phase(load: &Load, pool: &sqlx::PgPool, seconds: usize) {
         &sessions.run(concurrent, during, Duration::ZERO).await,
         bound,
     );
+}
+
+/// Vacuums what the transfer phases left behind and writes it out, so that
+/// neither the Argon2id bound nor P3 shares the cores with autovacuum or a
+/// checkpoint working off the earlier phases. A role that may not
+/// checkpoint (`BENCH_DATABASE_URL` without superuser) is told so.
+async fn settle(pool: &sqlx::PgPool) {
+    sqlx::query("VACUUM (ANALYZE)").execute(pool).await.unwrap();
+    if let Err(error) = sqlx::query("CHECKPOINT").execute(pool).await {
+        println!("  (no CHECKPOINT before P3: {error})");
+    }
 }
 
 fn report_ussd(outcome: &ussd::Outcome, bound: f64) {

@@ -44,12 +44,14 @@ pub struct Owner {
     pub lang: Lang,
 }
 
-#[derive(Debug, Clone)]
+/// Not `Debug`: it carries the PIN hash.
 pub enum Attempt {
     /// Go ahead and check the PIN; `locks` is the lock this attempt set in
     /// case the PIN is wrong (lifted again if it is right).
     Proceed {
         locks: Option<(Lock, Owner)>,
+        /// The stored PIN hash to check the attempt against, read with the count.
+        pin_hash: String,
     },
     Locked(Lock),
 }
@@ -75,7 +77,7 @@ pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
                                 ELSE 'infinity' END
         FROM current c
         WHERE u.id = c.id AND (u.locked_until IS NULL OR u.locked_until <= now())
-        RETURNING u.locked_until IS NOT NULL AS "locks!", u.phone, u.language,
+        RETURNING u.locked_until IS NOT NULL AS "locks!", u.phone, u.language, u.pin_hash,
                   CASE WHEN u.locked_until = 'infinity' THEN NULL
                        ELSE ceil(extract(epoch FROM u.locked_until - now()))::bigint END AS seconds_left
         "#,
@@ -92,7 +94,10 @@ pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
             lang: Lang::parse(&row.language),
         };
         let locks = row.locks.then(|| (Lock::read(row.seconds_left), owner));
-        return Ok(Attempt::Proceed { locks });
+        return Ok(Attempt::Proceed {
+            locks,
+            pin_hash: row.pin_hash,
+        });
     }
     let seconds_left = sqlx::query_scalar!(
         r#"SELECT CASE WHEN locked_until = 'infinity' THEN NULL

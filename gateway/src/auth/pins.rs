@@ -135,16 +135,10 @@ impl PinCheck {
 /// threads, not for the connections every other request needs.
 pub async fn check(pool: &PgPool, user_id: Uuid, pin: Pin) -> Result<PinCheck, Error> {
     let slot = Slot::take()?;
-    let (locks, stored) = {
-        let mut conn = pool.acquire().await?;
-        let locks = match lockout::begin_attempt(&mut conn, user_id).await? {
-            Attempt::Locked(lock) => return Ok(PinCheck::Locked(lock)),
-            Attempt::Proceed { locks } => locks,
-        };
-        let stored = sqlx::query_scalar!("SELECT pin_hash FROM users WHERE id = $1", user_id)
-            .fetch_one(&mut *conn)
-            .await?;
-        (locks, stored)
+    let (locks, stored) = match lockout::begin_attempt(&mut *pool.acquire().await?, user_id).await?
+    {
+        Attempt::Locked(lock) => return Ok(PinCheck::Locked(lock)),
+        Attempt::Proceed { locks, pin_hash } => (locks, pin_hash),
     };
     if verify(slot, pin, stored).await? {
         lockout::forgive(&mut *pool.acquire().await?, user_id).await?;

@@ -58,18 +58,44 @@ async fn load_caller(state: &AppState, phone: &Msisdn) -> Result<Option<CallerRo
     )
     .fetch_optional(&state.pool)
     .await?;
-    Ok(row.map(|row| CallerRow {
-        user_id: row.id,
-        phone: phone.to_string(),
-        caller: Caller {
+    Ok(row.map(|row| {
+        let user = UserRow {
+            id: row.id,
             name: row.name,
-            lang: Lang::parse(&row.language),
-            home_currency: phone.home_currency().to_owned(),
+            language: row.language,
             kyc_status: row.kyc_status,
+            suspended: row.suspended,
             agent_number: row.agent_number,
-        },
-        suspended: row.suspended,
+        };
+        user.caller(phone)
     }))
+}
+
+/// The caller's columns of `users` (and an active agent's number).
+struct UserRow {
+    id: Uuid,
+    name: String,
+    language: String,
+    kyc_status: String,
+    suspended: bool,
+    agent_number: Option<String>,
+}
+
+impl UserRow {
+    fn caller(self, phone: &Msisdn) -> CallerRow {
+        CallerRow {
+            user_id: self.id,
+            phone: phone.to_string(),
+            caller: Caller {
+                name: self.name,
+                lang: Lang::parse(&self.language),
+                home_currency: phone.home_currency().to_owned(),
+                kyc_status: self.kyc_status,
+                agent_number: self.agent_number,
+            },
+            suspended: self.suspended,
+        }
+    }
 }
 
 fn state_name(state: &State) -> String {
@@ -91,24 +117,64 @@ enum Session {
     Foreign,
 }
 
-async fn load_session(state: &AppState, request: &UssdRequest) -> Result<Session, Error> {
-    let stored = sqlx::query!(
-        "SELECT phone, state, step, last_reply FROM ussd_sessions
-         WHERE session_id = $1 AND updated_at > now() - make_interval(secs => $2)",
+/// The stored session a request continues and its caller, read together
+/// in one round trip (every step needs both).
+async fn load_session(
+    state: &AppState,
+    request: &UssdRequest,
+) -> Result<(Session, Option<CallerRow>), Error> {
+    let row = sqlx::query!(
+        r#"SELECT s.phone AS "session_phone?", s.state AS "state?", s.step AS "step?",
+                  s.last_reply AS "last_reply?",
+                  u.id AS "id?", u.name AS "name?", u.language AS "language?",
+                  u.kyc_status AS "kyc_status?", u.suspended AS "suspended?",
+                  a.agent_number AS "agent_number?"
+           FROM (SELECT) AS one
+           LEFT JOIN ussd_sessions s
+                  ON s.session_id = $1 AND s.updated_at > now() - make_interval(secs => $2)
+           LEFT JOIN users u ON u.phone = $3
+           LEFT JOIN agents a ON a.user_id = u.id AND a.status = 'ACTIVE'"#,
         request.session_id,
-        SESSION_LIFETIME_S
+        SESSION_LIFETIME_S,
+        request.phone.as_str()
     )
-    .fetch_optional(&state.pool)
+    .fetch_one(&state.pool)
     .await?;
-    Ok(match stored {
-        None => Session::New,
-        Some(row) if row.phone != request.phone.as_str() => Session::Foreign,
-        Some(row) if request.inputs.len() <= row.step as usize => Session::Replay(row.last_reply),
-        Some(row) => Session::Continues(
-            serde_json::from_value::<State>(row.state).map_err(|e| Error::Internal(e.into()))?,
-            row.step as usize,
+    let session = match (row.session_phone, row.state, row.step, row.last_reply) {
+        (Some(phone), Some(stored), Some(step), Some(reply)) => {
+            if phone != request.phone.as_str() {
+                Session::Foreign
+            } else if request.inputs.len() <= step as usize {
+                Session::Replay(reply)
+            } else {
+                let machine = serde_json::from_value::<State>(stored)
+                    .map_err(|e| Error::Internal(e.into()))?;
+                Session::Continues(machine, step as usize)
+            }
+        }
+        _ => Session::New,
+    };
+    let caller = match (
+        row.id,
+        row.name,
+        row.language,
+        row.kyc_status,
+        row.suspended,
+    ) {
+        (Some(id), Some(name), Some(language), Some(kyc_status), Some(suspended)) => Some(
+            UserRow {
+                id,
+                name,
+                language,
+                kyc_status,
+                suspended,
+                agent_number: row.agent_number,
+            }
+            .caller(&request.phone),
         ),
-    })
+        _ => None,
+    };
+    Ok((session, caller))
 }
 
 /// Answers one request with the `CON …`/`END …` body.
@@ -116,13 +182,13 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> Result<String, Er
     if request.inputs.len() > MAX_INPUTS {
         return Ok(Screen::End(Texts(Lang::En).try_later().to_owned()).render());
     }
-    let (mut machine, consumed) = match load_session(state, &request).await? {
+    let (session, mut caller) = load_session(state, &request).await?;
+    let (mut machine, consumed) = match session {
         Session::Replay(reply) => return Ok(reply),
         Session::Foreign => return Ok(Screen::End(Texts(Lang::En).try_later().to_owned()).render()),
         Session::New => (None, 0),
         Session::Continues(machine, consumed) => (Some(machine), consumed),
     };
-    let mut caller = load_caller(state, &request.phone).await?;
     if let Some(suspended) = caller.as_ref().filter(|c| c.suspended) {
         return Ok(Screen::End(Texts(suspended.caller.lang).suspended().to_owned()).render());
     }

@@ -18,6 +18,8 @@
 //! 6. P7: the production chain validator over the chain the run built,
 //!    beside raw SHA3-256 of the same leaf bytes.
 //!
+//! Each phase starts as pgbench's run does, on a vacuumed database (here
+//! also caught up and checkpointed), so none pays for another's writes.
 //! Each transfer phase prints transfers/s, p50/p99 latency, the ratio to
 //! pgbench's tps, the CPU time per transfer spent by the gateway(s),
 //! PostgreSQL (and PgBouncer) and this process, and how far the SMS outbox,
@@ -226,9 +228,8 @@ async fn main() {
     };
     println!("warming up ...");
     load.run(Duration::from_secs(2)).await;
-    // Statistics as a live database has them, and the funding's chain
-    // entries and SMS out of the way before anything is measured.
-    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    // The funding's chain entries and SMS out of the way before anything
+    // is measured (each phase then settles what the one before left).
     support::caught_up(&pool, Duration::from_secs(300)).await;
     let through = if bouncer.is_some() {
         ", through PgBouncer"
@@ -282,6 +283,7 @@ async fn measure(
     seconds: usize,
     tps: Option<f64>,
 ) -> f64 {
+    settle(pool).await;
     let cpu_before = sample_cpu(gateways);
     let began = Instant::now();
     let lags = tokio::spawn(max_lags(pool.clone(), Duration::from_secs(seconds as u64)));
@@ -366,7 +368,6 @@ async fn chain_validation(pool: &sqlx::PgPool, master_key: &str) {
 /// step latency; then pressing without pause, for PIN-confirmed sends/s
 /// against the bound.
 async fn ussd_phase(load: &Load, pool: &sqlx::PgPool, seconds: usize) {
-    support::caught_up(pool, Duration::from_secs(120)).await;
     settle(pool).await;
     let bound = tokio::task::spawn_blocking(|| ussd::argon2_bound(Duration::from_secs(5)))
         .await
@@ -394,14 +395,17 @@ async fn ussd_phase(load: &Load, pool: &sqlx::PgPool, seconds: usize) {
     );
 }
 
-/// Vacuums what the transfer phases left behind and writes it out, so that
-/// neither the Argon2id bound nor P3 shares the cores with autovacuum or a
-/// checkpoint working off the earlier phases. A role that may not
-/// checkpoint (`BENCH_DATABASE_URL` without superuser) is told so.
+/// Starts a phase where pgbench starts its run: the background work of the
+/// phase before caught up, its dead rows vacuumed (statistics fresh) and
+/// its pages written out, so no phase pays autovacuum or a checkpoint for
+/// the writes of another, and the Argon2id bound runs on quiet cores. A
+/// role that may not checkpoint (`BENCH_DATABASE_URL` without superuser)
+/// is told so.
 async fn settle(pool: &sqlx::PgPool) {
+    support::caught_up(pool, Duration::from_secs(120)).await;
     sqlx::query("VACUUM (ANALYZE)").execute(pool).await.unwrap();
     if let Err(error) = sqlx::query("CHECKPOINT").execute(pool).await {
-        println!("  (no CHECKPOINT before P3: {error})");
+        println!("  (no CHECKPOINT between phases: {error})");
     }
 }
 

@@ -18,8 +18,9 @@
 //! 6. P7: the production chain validator over the chain the run built,
 //!    beside raw SHA3-256 of the same leaf bytes.
 //!
-//! Each phase starts as pgbench's run does, on a vacuumed database (here
-//! also caught up and checkpointed), so none pays for another's writes.
+//! Each measured phase (P1, P2, P5, P3) starts as pgbench's run does, on a
+//! vacuumed database (here also caught up and checkpointed), so none pays
+//! for another's writes.
 //! Each transfer phase prints transfers/s, p50/p99 latency, the ratio to
 //! pgbench's tps, the CPU time per transfer spent by the gateway(s),
 //! PostgreSQL (and PgBouncer) and this process, and how far the SMS outbox,

@@ -33,14 +33,18 @@ thread_local! {
 
 /// Argon2 of `pwd` and `salt` into `out`, in this thread's kept memory when
 /// `argon` needs no more than our own parameters (a larger stored hash gets
-/// memory of its own, which is not kept).
+/// memory of its own, which is not kept), and when that memory is not in
+/// use already (were a computation ever to run inside another on the same
+/// thread, it gets memory of its own rather than failing).
 fn compute(argon: &Argon2<'_>, pwd: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
     let needed = argon.params().block_count();
     if needed > params().block_count() {
         return argon.hash_password_into(pwd, salt, out);
     }
     MEMORY.with(|memory| {
-        let mut memory = memory.borrow_mut();
+        let Ok(mut memory) = memory.try_borrow_mut() else {
+            return argon.hash_password_into(pwd, salt, out);
+        };
         if memory.len() < needed {
             memory.resize(needed, Block::default());
         }
@@ -170,6 +174,70 @@ mod tests {
             assert!(!verify_pin(&pin("5832"), &stored), "{memory_kib} KiB");
         }
         assert!(verify_pin(&pin("0000"), &hash_pin(&pin("0000"))));
+    }
+
+    /// Every stored hash the crate's own verifier accepts or refuses, ours
+    /// accepts or refuses alike, whatever the kept memory held before:
+    /// Argon2i and Argon2d, version 0x10, several lanes, the shortest and
+    /// longest outputs, a key id and associated data, no version field.
+    #[test]
+    fn verification_agrees_with_the_argon2_crate_on_every_kind_of_stored_hash() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        use argon2::{AssociatedData, KeyId, ParamsBuilder};
+        let _ = hash_pin(&pin("0000"));
+        let kinds = [
+            (Algorithm::Argon2i, Version::V0x13, 4096, 1, None),
+            (Algorithm::Argon2d, Version::V0x13, 4096, 1, None),
+            (Algorithm::Argon2id, Version::V0x10, 4096, 1, None),
+            (Algorithm::Argon2id, Version::V0x13, 8192, 4, None),
+            (Algorithm::Argon2id, Version::V0x13, 4096, 1, Some(10)),
+            (Algorithm::Argon2id, Version::V0x13, 4096, 2, Some(64)),
+        ];
+        for (algorithm, version, memory_kib, lanes, output) in kinds {
+            let params = Params::new(memory_kib, 1, lanes, output).unwrap();
+            let argon = Argon2::new(algorithm, version, params);
+            let salt = SaltString::generate(&mut rand::rngs::OsRng);
+            let stored = argon.hash_password(b"5831", &salt).unwrap().to_string();
+            let parsed = PasswordHash::new(&stored).unwrap();
+            for guess in ["5831", "5830"] {
+                assert_eq!(
+                    verify_pin(&pin(guess), &stored),
+                    argon.verify_password(guess.as_bytes(), &parsed).is_ok(),
+                    "{stored} with {guess}"
+                );
+            }
+            assert!(verify_pin(&pin("5831"), &stored), "{stored}");
+        }
+        let with_key_and_data = ParamsBuilder::new()
+            .m_cost(4096)
+            .t_cost(1)
+            .p_cost(1)
+            .keyid(KeyId::new(b"k1").unwrap())
+            .data(AssociatedData::new(b"ad").unwrap())
+            .build()
+            .unwrap();
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, with_key_and_data);
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let stored = argon.hash_password(b"5831", &salt).unwrap().to_string();
+        assert!(
+            stored.contains("keyid=") && stored.contains("data="),
+            "{stored}"
+        );
+        assert!(verify_pin(&pin("5831"), &stored), "{stored}");
+        assert!(!verify_pin(&pin("5830"), &stored), "{stored}");
+        let no_version = "$argon2id$m=4096,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$";
+        let argon = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        );
+        let mut out = [0u8; 32];
+        argon
+            .hash_password_into(b"5831", b"somesaltsomesalt", &mut out)
+            .unwrap();
+        let stored = format!("{no_version}{}", Output::new(&out).unwrap());
+        assert!(verify_pin(&pin("5831"), &stored), "{stored}");
+        assert!(!verify_pin(&pin("5832"), &stored), "{stored}");
     }
 
     #[test]

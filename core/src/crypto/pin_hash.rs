@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 
-use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::pin::Pin;
@@ -52,30 +52,32 @@ fn compute(argon: &Argon2<'_>, pwd: &[u8], salt: &[u8], out: &mut [u8]) -> argon
     })
 }
 
+/// The `len`-byte Argon2 output of `pin` under `salt` (as a PHC string
+/// carries it, base64), computed in this thread's kept memory.
+fn output(argon: &Argon2<'_>, pin: &Pin, salt: Salt<'_>, len: usize) -> Option<Output> {
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes).ok()?;
+    Output::init_with(len, |out| {
+        compute(argon, pin.expose().as_bytes(), salt, out).map_err(Into::into)
+    })
+    .ok()
+}
+
 /// Hashes a PIN with a fresh random salt.
+// Hashing with valid parameters and a generated salt does not fail.
+#[allow(clippy::unwrap_used)]
 pub fn hash_pin(pin: &Pin) -> String {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     let params = params();
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    let mut salt_bytes = [0u8; 64];
-    // Hashing with valid parameters and a generated salt does not fail.
-    #[allow(clippy::unwrap_used)]
-    let phc = {
-        let salt_bytes = salt.decode_b64(&mut salt_bytes).unwrap();
-        let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
-            compute(&argon, pin.expose().as_bytes(), salt_bytes, out).map_err(Into::into)
-        })
-        .unwrap();
-        PasswordHash {
-            algorithm: Algorithm::Argon2id.ident(),
-            version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(&params).unwrap(),
-            salt: Some(salt.as_salt()),
-            hash: Some(output),
-        }
-        .to_string()
-    };
-    phc
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).unwrap(),
+        salt: Some(salt.as_salt()),
+        hash: Some(output(&argon, pin, salt.as_salt(), Params::DEFAULT_OUTPUT_LEN).unwrap()),
+    }
+    .to_string()
 }
 
 /// True when `pin` matches the stored PHC string, computed with the
@@ -92,13 +94,7 @@ pub fn verify_pin(pin: &Pin, stored_phc: &str) -> bool {
             None => Version::default(),
         };
         let argon = Argon2::new(algorithm, version, Params::try_from(&parsed).ok()?);
-        let mut salt_bytes = [0u8; 64];
-        let salt = salt.decode_b64(&mut salt_bytes).ok()?;
-        let computed = Output::init_with(expected.len(), |out| {
-            compute(&argon, pin.expose().as_bytes(), salt, out).map_err(Into::into)
-        })
-        .ok()?;
-        Some(computed == expected)
+        Some(output(&argon, pin, salt, expected.len())? == expected)
     };
     verified().unwrap_or(false)
 }

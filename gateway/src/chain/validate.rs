@@ -4,16 +4,16 @@
 //! one database snapshot: each range is read in pages of [`PAGE_BLOCKS`]
 //! with their entries and transactions, so memory stays bounded however
 //! long the chain is, and each page is checked on a blocking thread while
-//! the other ranges wait on the database. For each block: the index follows the previous one,
-//! `previous_hash` is the previous block's hash (where two ranges meet, the
-//! first block of the later one against the last of the earlier), every leaf
-//! is rebuilt from its transaction row and matches the stored leaf hash, the
-//! Merkle root of the rebuilt leaves matches, the header is the canonical
-//! form of the block's fields, `block_hash` is its SHA3-256, and the
-//! signature verifies under the sealer's public key, trusted only when its
-//! private half opens under the master key (a page's signatures are
-//! verified as one batch). Finally no transaction may be outside both
-//! the chain and the queue, or in both.
+//! the other ranges wait on the database. For each block: the index
+//! follows the previous one, `previous_hash` is the previous block's hash
+//! (where two ranges meet, the first block of the later one against the
+//! last of the earlier), every leaf is rebuilt from its transaction row and
+//! matches the stored leaf hash, the Merkle root of the rebuilt leaves
+//! matches, the header is the canonical form of the block's fields,
+//! `block_hash` is its SHA3-256, and the signature verifies under the
+//! sealer's public key, trusted only when its private half opens under the
+//! master key (a page's signatures are verified as one batch). Finally no
+//! transaction may be outside both the chain and the queue, or in both.
 
 use std::collections::HashMap;
 use std::sync::Arc;

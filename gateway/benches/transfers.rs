@@ -33,7 +33,8 @@
 //! `BENCH_PGBENCH` (`0` skips the baseline), `BENCH_INSTANCES` (instances for
 //! P1 and P2, 1), `BENCH_PGBOUNCER` (`1`: the gateways connect through
 //! PgBouncer in session mode), `BENCH_USSD_SESSIONS` (200),
-//! `BENCH_USSD_THINK_MS` (3000).
+//! `BENCH_USSD_THINK_MS` (3000), `BENCH_ONLY_P1` (`1`: stop after P1, for
+//! comparing a change with the code before it in alternating runs).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -239,6 +240,12 @@ async fn main() {
     };
     println!("P1 HTTP /wallet/send: {clients} clients, {users} users, {instances} instance(s){through}, {seconds} s ...");
     let uniform = measure(&load, &pool, &pids, seconds, tps).await;
+    if env_usize("BENCH_ONLY_P1", 0) == 1 {
+        for mut server in servers {
+            support::stop_gateway(&mut server);
+        }
+        return;
+    }
     load.hot = true;
     println!("P2 every client pays one account, {seconds} s ...");
     let hot = measure(&load, &pool, &pids, seconds, tps).await;

@@ -12,10 +12,12 @@ const BATCH: i64 = 5000;
 /// One pass; returns the number of rows removed.
 pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
     let mut removed = 0;
-    // A USSD session lasts at most 180 seconds; a day is plenty for retries.
+    // A USSD session lasts at most 180 seconds; a day after it began is
+    // plenty for retries. (By start, not last step: `created_at` is the
+    // column no step rewrites, so steps update their row in place.)
     removed += sqlx::query!(
         "DELETE FROM ussd_sessions WHERE session_id IN
-           (SELECT session_id FROM ussd_sessions WHERE updated_at < now() - interval '1 day' LIMIT $1)",
+           (SELECT session_id FROM ussd_sessions WHERE created_at < now() - interval '1 day' LIMIT $1)",
         BATCH
     )
     .execute(pool)

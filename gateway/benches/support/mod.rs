@@ -185,7 +185,7 @@ pub fn spawn_gateway(
         ),
         None => std::process::Stdio::inherit(),
     };
-    std::process::Command::new(binary)
+    let child = std::process::Command::new(binary)
         .args(["serve"])
         .env("DATABASE_URL", url)
         .env("CHAINPAY_MASTER_KEY", master_key)
@@ -196,7 +196,44 @@ pub fn spawn_gateway(
         .stdout(std::process::Stdio::null())
         .stderr(stderr)
         .spawn()
-        .unwrap()
+        .unwrap();
+    stopped_on_panic(child.id(), binary);
+    child
+}
+
+/// Gateways started here that may still run, by pid and binary.
+static STARTED: std::sync::Mutex<Vec<(u32, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// A panic here stops the gateway `pid` too: a bench that fails half-way
+/// must not leave gateways running on, writing to the next run's database
+/// and taking its cores. (A pid is signalled only while it still runs
+/// `binary`, so one reused by another process is left alone.)
+fn stopped_on_panic(pid: u32, binary: &str) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let started = STARTED.lock().map(|s| s.clone()).unwrap_or_default();
+            for (pid, binary) in started {
+                let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if command.split(|b| *b == 0).next() == Some(binary.as_bytes()) {
+                    terminate(pid);
+                }
+            }
+            previous(info);
+        }));
+    });
+    if let Ok(mut started) = STARTED.lock() {
+        started.retain(|(running, _)| *running != pid);
+        started.push((pid, binary.to_owned()));
+    }
+}
+
+fn terminate(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
 }
 
 /// Waits until the gateway at `base` answers `/readyz`; `false` if it has
@@ -288,10 +325,7 @@ impl Drop for Cleanup {
 
 /// Stops a gateway as an operator would (SIGTERM) and waits for it.
 pub fn stop_gateway(child: &mut std::process::Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
+    terminate(child.id());
     let _ = child.wait();
 }
 

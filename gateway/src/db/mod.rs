@@ -119,9 +119,7 @@ pub async fn connect_pool(
             "cannot switch to the restricted application role; running as the login user"
         );
     }
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+    pool_options(max_connections, Duration::from_secs(10))
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if can_switch {
@@ -133,6 +131,32 @@ pub async fn connect_pool(
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")
+}
+
+/// A connection idle for longer than this is pinged before it is handed
+/// out; one used more recently is not.
+const TEST_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// Options every pool of the gateway shares. sqlx pings a connection when
+/// it is released (always) and, by default, again when it is acquired: one
+/// more round trip before every transaction, on top of the eight a posting
+/// batch makes. Here only a connection that has sat idle for more than
+/// [`TEST_WHEN_IDLE_FOR`] is pinged on acquire (a restarted server or a
+/// dropped link is found there and the connection replaced); one released
+/// sooner answered its release ping within that second.
+pub(crate) fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > TEST_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Whether the login user of `conn` may switch to [`APP_ROLE`].

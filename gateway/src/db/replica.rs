@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
 use super::{may_take_app_role, take_app_role};
@@ -49,9 +49,7 @@ impl ReadPool {
         max_connections: u32,
         max_lag: Duration,
     ) -> Self {
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+        let pool = super::pool_options(max_connections, Duration::from_secs(5))
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     // As on the primary: the restricted role where the login may take it.

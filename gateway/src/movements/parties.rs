@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use chainpay_core::Lang;
 use serde_json::{json, Value};
-use sqlx::PgConnection;
+use sqlx::{Database, PgConnection, Postgres, TransactionManager};
 use uuid::Uuid;
 
 use crate::compliance::sanctions::{self, Party};
@@ -72,23 +72,43 @@ pub struct People {
 /// [`load`] for many movements at once: locks every sender (in id order,
 /// so two batches never wait on each other in a cycle) and reads them and
 /// the counterparties named by `phones`, in one round trip.
+///
+/// Outside a transaction (a preview) nothing is locked: such a lock would
+/// end with its statement and guard nothing, yet cost a transaction id, a
+/// WAL record and a flushed commit for every screen a caller sees.
 pub async fn load_many(
     conn: &mut PgConnection,
     senders: &[Uuid],
     phones: &[String],
 ) -> Result<People, Error> {
-    // `count(*)` makes the locking CTE run to the end (an EXISTS would
-    // stop at the first sender it locked).
-    let rows = sqlx::query!(
-        r#"WITH senders AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)
-           SELECT id, name, phone, suspended, kyc_status, language, screened_list_version, sanctions_match_id,
-                  (SELECT version FROM sanctions_list) AS "list_version!"
-           FROM users WHERE (id = ANY($1) OR phone = ANY($2)) AND (SELECT count(*) FROM senders) >= 0"#,
-        senders,
-        phones
-    )
-    .fetch_all(conn)
-    .await?;
+    let in_transaction =
+        <Postgres as Database>::TransactionManager::get_transaction_depth(conn) > 0;
+    let rows = if in_transaction {
+        // `count(*)` makes the locking CTE run to the end (an EXISTS would
+        // stop at the first sender it locked).
+        sqlx::query_as!(
+            PersonRow,
+            r#"WITH senders AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)
+               SELECT id, name, phone, suspended, kyc_status, language, screened_list_version, sanctions_match_id,
+                      (SELECT version FROM sanctions_list) AS "list_version!"
+               FROM users WHERE (id = ANY($1) OR phone = ANY($2)) AND (SELECT count(*) FROM senders) >= 0"#,
+            senders,
+            phones
+        )
+        .fetch_all(conn)
+        .await?
+    } else {
+        sqlx::query_as!(
+            PersonRow,
+            r#"SELECT id, name, phone, suspended, kyc_status, language, screened_list_version, sanctions_match_id,
+                      (SELECT version FROM sanctions_list) AS "list_version!"
+               FROM users WHERE id = ANY($1) OR phone = ANY($2)"#,
+            senders,
+            phones
+        )
+        .fetch_all(conn)
+        .await?
+    };
     let mut people = People {
         by_id: HashMap::new(),
         by_phone: HashMap::new(),
@@ -117,6 +137,19 @@ pub async fn load_many(
         }
     }
     Ok(people)
+}
+
+/// A user as [`load_many`] reads them.
+struct PersonRow {
+    id: Uuid,
+    name: String,
+    phone: String,
+    suspended: bool,
+    kyc_status: String,
+    language: String,
+    screened_list_version: i64,
+    sanctions_match_id: Option<i64>,
+    list_version: i64,
 }
 
 /// Which way the money goes, for the tier limits.

@@ -422,6 +422,30 @@ async fn the_send_preview_shows_the_recipient_and_the_tiered_fee() {
 }
 
 #[tokio::test]
+async fn a_send_preview_answers_while_a_movement_holds_the_sender() {
+    let app = spawn_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    // A movement in progress holds the sender's row until it commits.
+    let mut movement = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM users WHERE phone = $1 FOR UPDATE")
+        .bind(USER_PHONE)
+        .execute(&mut *movement)
+        .await
+        .unwrap();
+    let preview = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.get_json(
+            "/api/v1/wallet/send/preview?to_phone=0700000000&amount=25000&currency=KES",
+            &token,
+        ),
+    )
+    .await
+    .expect("the preview waited for the movement");
+    assert_eq!(preview["recipient_name"], "ChainPay Admin");
+    movement.rollback().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_simulated_feed_moves_each_rate_at_most_0_3_percent_per_tick() {
     let app = spawn_with(TestOptions {
         configure: |settings| {

@@ -289,9 +289,10 @@ async fn housekeeping_prunes_what_has_served_its_purpose_and_nothing_recent() {
     let user = app.token(USER_PHONE, DEMO_PIN).await;
     app.send(&user, ADMIN_PHONE, 100, "KES").await;
     for statement in [
-        "INSERT INTO ussd_sessions (session_id, phone, state, step, last_reply, updated_at)
-         VALUES ('old', '+254700000001', '{\"at\":\"ended\"}', 1, 'END bye', now() - interval '2 days'),
-                ('live', '+254700000001', '{\"at\":\"home\"}', 0, 'CON hi', now())",
+        "INSERT INTO ussd_sessions (session_id, phone, state, step, last_reply, created_at, updated_at)
+         VALUES ('old', '+254700000001', '{\"at\":\"ended\"}', 1, 'END bye', now() - interval '2 days',
+                 now() - interval '2 days'),
+                ('live', '+254700000001', '{\"at\":\"home\"}', 0, 'CON hi', now(), now())",
         "INSERT INTO rate_limits (bucket, hits) VALUES ('ip:old', ARRAY[now() - interval '2 hours']), ('ip:new', ARRAY[now()])",
         "INSERT INTO revoked_tokens (jti, user_id, expires_at)
          SELECT gen_random_uuid(), id, now() - interval '1 minute' FROM users WHERE phone = '+254700000001'",

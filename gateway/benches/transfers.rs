@@ -241,6 +241,8 @@ async fn main() {
     println!("P1 HTTP /wallet/send: {clients} clients, {users} users, {instances} instance(s){through}, {seconds} s ...");
     let uniform = measure(&load, &pool, &pids, seconds, tps).await;
     if env_usize("BENCH_ONLY_P1", 0) == 1 {
+        let double = support::double_posted(&pool).await;
+        println!("transfers posted twice under one key: {double}");
         for mut server in servers {
             support::stop_gateway(&mut server);
         }

@@ -327,6 +327,9 @@ impl Drop for Cleanup {
 pub fn stop_gateway(child: &mut std::process::Child) {
     terminate(child.id());
     let _ = child.wait();
+    if let Ok(mut started) = STARTED.lock() {
+        started.retain(|(running, _)| *running != child.id());
+    }
 }
 
 /// Balance totals per currency, over every account.

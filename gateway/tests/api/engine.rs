@@ -175,6 +175,47 @@ async fn a_burst_of_transfers_is_decided_in_batches_and_each_keeps_everything_it
 }
 
 #[tokio::test]
+async fn a_batch_whose_commit_fails_is_found_unwritten_and_decided_again() {
+    let app = spawn_with(one_worker()).await;
+    let tokens = people(&app).await;
+    // A fault injected at commit: a deferred check refuses one transfer's
+    // journal entry, so its whole batch fails at COMMIT, after every
+    // statement succeeded. The engine must find that nothing was written.
+    app.tamper(&[
+        "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.amount = 1234 THEN RAISE EXCEPTION 'injected commit fault'; END IF; RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON transactions
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
+    ])
+    .await;
+    let sends = (0..30).map(|n| {
+        let amount = if n == 10 { 1_234 } else { 1_000 };
+        keyed_send(&app, &tokens[n % 6], format!("c-{n}"), phone(8), amount)
+    });
+    let responses = futures::future::join_all(sends).await;
+    let statuses: Vec<StatusCode> = responses.iter().map(|r| r.status()).collect();
+    assert_eq!(
+        statuses[10],
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .enumerate()
+            .all(|(n, s)| n == 10 || *s == StatusCode::CREATED),
+        "its neighbours are posted: {statuses:?}"
+    );
+    let transfers = scalar(
+        &app,
+        "SELECT count(*) FROM transactions WHERE tx_type = 'transfer'",
+    )
+    .await;
+    assert_eq!(transfers, 29, "nothing of the refused transfer was written");
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
 async fn a_batch_that_cannot_commit_is_decided_again_one_transfer_at_a_time() {
     let app = spawn_with(one_worker()).await;
     let tokens = people(&app).await;

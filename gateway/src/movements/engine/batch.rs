@@ -20,7 +20,7 @@ use chainpay_core::compliance::{Decision, Rule};
 use chainpay_core::notify::Receipt;
 use chainpay_core::status::TxStatus;
 use serde_json::json;
-use sqlx::PgConnection;
+use sqlx::{ConnectOptions, Connection, PgConnection};
 use uuid::Uuid;
 
 use super::write::{self, Rows};
@@ -105,16 +105,24 @@ pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Fail
 
 /// Whether a batch whose commit failed took effect after all: `None` when
 /// that cannot be told (no posted transfer to look for, or no answer).
+/// Asked on a new connection: whatever broke the commit (a restarted
+/// server) has likely broken the pool's other connections too, and one
+/// used within the last second is handed out unpinged.
 async fn committed(state: &AppState, posted: &[Uuid]) -> Option<bool> {
     let first = posted.first()?;
+    let mut conn = state.pool.connect_options().connect().await.ok()?;
+    if crate::db::may_take_app_role(&mut conn).await.ok()? {
+        crate::db::take_app_role(&mut conn).await.ok()?;
+    }
     let found = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM transactions WHERE tx_id = $1) AS "found!""#,
         first
     )
-    .fetch_one(&state.pool)
+    .fetch_one(&mut conn)
     .await
-    .ok()?;
-    Some(found)
+    .ok();
+    let _ = conn.close().await;
+    found
 }
 
 /// Steps 1 to 5 but the commit, on `tx`.

@@ -169,6 +169,15 @@ pub(crate) async fn may_take_app_role(conn: &mut sqlx::PgConnection) -> sqlx::Re
     .await
 }
 
+/// Switches `conn` to [`APP_ROLE`] when its login user may (a connection
+/// opened outside the pool, or one of a pool that probes per connection).
+pub(crate) async fn take_app_role_if_allowed(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    if may_take_app_role(conn).await? {
+        take_app_role(conn).await?;
+    }
+    Ok(())
+}
+
 /// Switches `conn` to [`APP_ROLE`] for the rest of its life.
 pub(crate) async fn take_app_role(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
     sqlx::query("SET ROLE chainpay_app").execute(conn).await?;

@@ -17,7 +17,7 @@ use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
-use super::{may_take_app_role, take_app_role};
+use super::take_app_role_if_allowed;
 
 /// Where lag-tolerant reads go.
 pub struct ReadPool {
@@ -53,10 +53,7 @@ impl ReadPool {
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     // As on the primary: the restricted role where the login may take it.
-                    if may_take_app_role(conn).await? {
-                        take_app_role(conn).await?;
-                    }
-                    Ok(())
+                    take_app_role_if_allowed(conn).await
                 })
             })
             .connect_lazy_with(options);

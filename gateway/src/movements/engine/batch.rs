@@ -111,9 +111,7 @@ pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Fail
 async fn committed(state: &AppState, posted: &[Uuid]) -> Option<bool> {
     let first = posted.first()?;
     let mut conn = state.pool.connect_options().connect().await.ok()?;
-    if crate::db::may_take_app_role(&mut conn).await.ok()? {
-        crate::db::take_app_role(&mut conn).await.ok()?;
-    }
+    crate::db::take_app_role_if_allowed(&mut conn).await.ok()?;
     let found = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM transactions WHERE tx_id = $1) AS "found!""#,
         first

@@ -35,19 +35,12 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-#[tokio::main]
-async fn main() {
-    let total: i64 = std::env::var("BENCH_CHAIN_TXS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let target = support::target().await;
-    support::recreate_database(&target, DATABASE).await;
-    // Fixed, so `chainpay verify-chain` can be run on the bench's database
-    // afterwards (CHAINPAY_MASTER_KEY=c4c4…); it guards nothing but this.
-    let master_key = "c4".repeat(32);
-    let state = support::app_state(&target, DATABASE, &master_key).await;
-
+/// Loads `total` transactions and seals them with the production sealer.
+async fn build_chain(
+    target: &support::Target,
+    state: &chainpay_gateway::http::AppState,
+    total: i64,
+) {
     println!("loading {total} transactions ...");
     let began = Instant::now();
     let mut owner = target
@@ -74,6 +67,30 @@ async fn main() {
         "  sealed {blocks} blocks in {:.1} s",
         began.elapsed().as_secs_f64()
     );
+}
+
+#[tokio::main]
+async fn main() {
+    let total: i64 = std::env::var("BENCH_CHAIN_TXS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    // BENCH_CHAIN_REUSE=1 times the validation of the chain the last run
+    // left, without loading and sealing it again (to compare two builds).
+    let reuse = std::env::var("BENCH_CHAIN_REUSE").is_ok_and(|v| v == "1");
+    let target = support::target().await;
+    if !reuse {
+        support::recreate_database(&target, DATABASE).await;
+    }
+    // Fixed, so `chainpay verify-chain` can be run on the bench's database
+    // afterwards (CHAINPAY_MASTER_KEY=c4c4…); it guards nothing but this.
+    let master_key = "c4".repeat(32);
+    let state = support::app_state(&target, DATABASE, &master_key).await;
+    if reuse {
+        println!("validating the chain the last run built ...");
+    } else {
+        build_chain(&target, &state, total).await;
+    }
 
     let rss_before = peak_rss_mib();
     let began = Instant::now();
@@ -83,6 +100,10 @@ async fn main() {
     let validation = began.elapsed();
     let rss_after = peak_rss_mib();
     assert!(report.valid, "{report:?}");
+    assert!(
+        report.blocks_checked > 1,
+        "no chain to validate: run once without BENCH_CHAIN_REUSE"
+    );
     let (hashing, leaf_bytes) = support::raw_leaf_hashing(&state.pool).await;
     print_report(
         &report,

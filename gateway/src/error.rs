@@ -71,6 +71,7 @@ fn locked_sentence(retry_after_s: Option<i64>) -> String {
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
+        crate::db::note_if_lost(&error);
         // Text PostgreSQL cannot store (a NUL character, say) is the
         // caller's mistake, whichever field carried it; the statement
         // failed, so nothing of it was written.

@@ -165,7 +165,7 @@ impl IdempotencyKey {
     /// Records the outcome of a claimed request.
     pub async fn finish<T: Serialize>(
         &self,
-        pool: &PgPool,
+        conn: impl sqlx::PgExecutor<'_>,
         outcome: Result<&T, &Error>,
     ) -> Result<(), Error> {
         let saved = stored(outcome);
@@ -175,7 +175,7 @@ impl IdempotencyKey {
             self.key,
             saved
         )
-        .execute(pool)
+        .execute(conn)
         .await?;
         Ok(())
     }

@@ -5,11 +5,13 @@ pub mod pgbouncer;
 pub mod replica;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
 
 use crate::config::Settings;
 pub use embedded::{ClusterOptions, EmbeddedPostgres};
@@ -137,13 +139,48 @@ pub async fn connect_pool(
 /// out; one used more recently is not.
 const TEST_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
+/// When a connection of this process was last found lost, in milliseconds
+/// since the Unix epoch.
+static LOST_AT_MS: AtomicI64 = AtomicI64::new(0);
+
+/// For this long after a connection is found lost, every connection is
+/// pinged before it is handed out: a restart of PostgreSQL ends them all,
+/// and the first request to meet one should be the only one to fail.
+const PING_ALL_AFTER_LOSS: Duration = Duration::from_secs(5);
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn lost_lately() -> bool {
+    let since = now_ms().saturating_sub(LOST_AT_MS.load(Ordering::Relaxed));
+    since < i64::try_from(PING_ALL_AFTER_LOSS.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Notes `error` if it says the connection is gone (closed, reset, ended
+/// by the server's shutdown or an administrator), so the pools ping every
+/// connection for a while.
+pub(crate) fn note_if_lost(error: &sqlx::Error) {
+    let lost = match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        other => other
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
+    };
+    if lost {
+        LOST_AT_MS.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
 /// Options every pool of the gateway shares. sqlx pings a connection when
 /// it is released (always) and, by default, again when it is acquired: one
 /// more round trip before every transaction, on top of the eight a posting
 /// batch makes. Here only a connection that has sat idle for more than
 /// [`TEST_WHEN_IDLE_FOR`] is pinged on acquire (a restarted server or a
 /// dropped link is found there and the connection replaced); one released
-/// sooner answered its release ping within that second.
+/// sooner answered its release ping within that second. For a while after
+/// any connection is found lost, every one is pinged.
 pub(crate) fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -151,12 +188,47 @@ pub(crate) fn pool_options(max_connections: u32, acquire_timeout: Duration) -> P
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
-                if meta.idle_for > TEST_WHEN_IDLE_FOR {
+                if meta.idle_for > TEST_WHEN_IDLE_FOR || lost_lately() {
                     conn.ping().await?;
                 }
                 Ok(true)
             })
         })
+}
+
+/// A pooled connection that answered a ping just now, for writes that must
+/// not be lost to a connection the server dropped while this request was
+/// away (the record of an outside call already made: a restart of
+/// PostgreSQL breaks every pooled connection, and one used in the last
+/// second is handed out unpinged). A connection that does not answer is
+/// closed and another taken at once; while none can be had, again every
+/// 100 ms, until `until`.
+pub async fn live_connection(
+    pool: &PgPool,
+    until: tokio::time::Instant,
+) -> sqlx::Result<PoolConnection<Postgres>> {
+    let timed_out = |_| sqlx::Error::PoolTimedOut;
+    loop {
+        match tokio::time::timeout_at(until, pool.acquire())
+            .await
+            .map_err(timed_out)?
+        {
+            Ok(mut conn) => match tokio::time::timeout_at(until, conn.ping()).await {
+                Ok(Ok(())) => return Ok(conn),
+                Ok(Err(error)) => {
+                    note_if_lost(&error);
+                    conn.close_on_drop();
+                }
+                Err(_) => conn.close_on_drop(),
+            },
+            Err(sqlx::Error::PoolClosed) => return Err(sqlx::Error::PoolClosed),
+            // None to give (the server is down): asked again shortly.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+        if tokio::time::Instant::now() >= until {
+            return Err(sqlx::Error::PoolTimedOut);
+        }
+    }
 }
 
 /// Whether the login user of `conn` may switch to [`APP_ROLE`].

@@ -20,6 +20,8 @@ use chainpay_core::refusal::Refusal;
 use chainpay_core::status::{DepositStatus, TxStatus};
 use chainpay_core::transaction::{TxFacts, TxType};
 use chainpay_core::{CurrencyCode, Lang, Msisdn};
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -160,28 +162,107 @@ async fn start(
             "Wallet deposit",
         )
         .await;
-    let outcome = match pushed {
-        Ok(ack) => {
-            sqlx::query!(
-                "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3 WHERE ref = $1",
-                reference,
-                ack.checkout_request_id,
-                ack.merchant_request_id
-            )
-            .execute(&state.pool)
-            .await?;
-            Ok(Initiated {
-                reference,
-                status: DepositStatus::Pending.as_str().into(),
-                checkout_request_id: ack.checkout_request_id,
+    // Safaricom has been asked: what it said must be written, or a callback
+    // would find no deposit to credit. A task of its own, so a caller who
+    // hangs up (or the request's timeout) cannot cancel it halfway.
+    let answer = match pushed {
+        Ok(ack) => Answered::Prompted(ack),
+        Err(error) => Answered::Failed(error),
+    };
+    let recording = tokio::spawn(record_answer(
+        state.clone(),
+        reference,
+        answer,
+        key.cloned(),
+    ));
+    let outcome = recording
+        .await
+        .map_err(|e| Error::internal(format!("recording Safaricom's answer: {e}")))??;
+    Ok(Reply::fresh(outcome))
+}
+
+/// What Safaricom answered to the prompt.
+enum Answered {
+    Prompted(wire::StkPushAck),
+    Failed(DarajaError),
+}
+
+/// How long the answer to a prompt is retried for while the database is
+/// unreachable (a restart, a dropped link).
+const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Writes what Safaricom answered and the key's outcome, again on a fresh
+/// connection while the writes fail and [`ANSWER_PATIENCE`] lasts: each is
+/// safe to repeat (the deposit's row is set by its reference, a key's
+/// outcome only while it has none). `Ok` holds the customer's answer.
+async fn record_answer(
+    state: AppState,
+    reference: Uuid,
+    answer: Answered,
+    key: Option<IdempotencyKey>,
+) -> Result<Result<Initiated, Error>, Error> {
+    let outcome = match &answer {
+        Answered::Prompted(ack) => Ok(Initiated {
+            reference,
+            status: DepositStatus::Pending.as_str().into(),
+            checkout_request_id: ack.checkout_request_id.clone(),
+        }),
+        Answered::Failed(error) => {
+            tracing::warn!(%reference, error = %error, "STK Push failed");
+            Err(match error {
+                DarajaError::Refused { .. } => Refusal::MpesaRefused.into(),
+                DarajaError::Unreachable(_) => Refusal::MpesaUnreachable.into(),
             })
         }
-        Err(error) => Err(prompt_failed(state, reference, error).await?),
     };
-    if let Some(key) = key {
-        key.finish(&state.pool, outcome.as_ref()).await?;
+    let until = tokio::time::Instant::now() + ANSWER_PATIENCE;
+    loop {
+        let written = async {
+            let mut conn = crate::db::live_connection(&state.pool, until).await?;
+            write_answer(&mut conn, reference, &answer).await?;
+            if let Some(key) = &key {
+                key.finish(&mut *conn, outcome.as_ref()).await?;
+            }
+            Ok::<(), Error>(())
+        };
+        match written.await {
+            Ok(()) => return Ok(outcome),
+            Err(error) if tokio::time::Instant::now() >= until => return Err(error),
+            Err(error) => {
+                tracing::warn!(%reference, %error, "recording Safaricom's answer; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
-    Ok(Reply::fresh(outcome))
+}
+
+/// The deposit as Safaricom left it: pending against its CheckoutRequestID,
+/// or failed (without one there is nothing to pay against).
+async fn write_answer(
+    conn: &mut PgConnection,
+    reference: Uuid,
+    answer: &Answered,
+) -> sqlx::Result<()> {
+    match answer {
+        Answered::Prompted(ack) => sqlx::query!(
+            "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3 WHERE ref = $1",
+            reference,
+            ack.checkout_request_id,
+            ack.merchant_request_id
+        )
+        .execute(conn)
+        .await
+        .map(drop),
+        Answered::Failed(error) => sqlx::query!(
+            "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now() WHERE ref = $1",
+            reference,
+            DepositStatus::Failed.as_str(),
+            error.to_string()
+        )
+        .execute(conn)
+        .await
+        .map(drop),
+    }
 }
 
 /// The deposit row, its audit row and the key's claim, committed before
@@ -245,27 +326,6 @@ async fn record(
         .await?;
     tx.commit().await?;
     Ok(Some(reference))
-}
-
-/// Without a CheckoutRequestID there is nothing to pay against: the deposit fails.
-async fn prompt_failed(
-    state: &AppState,
-    reference: Uuid,
-    error: DarajaError,
-) -> Result<Error, Error> {
-    sqlx::query!(
-        "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now() WHERE ref = $1",
-        reference,
-        DepositStatus::Failed.as_str(),
-        error.to_string()
-    )
-    .execute(&state.pool)
-    .await?;
-    tracing::warn!(%reference, error = %error, "STK Push failed");
-    Ok(match error {
-        DarajaError::Refused { .. } => Refusal::MpesaRefused.into(),
-        DarajaError::Unreachable(_) => Refusal::MpesaUnreachable.into(),
-    })
 }
 
 /// The locked deposit being settled.

@@ -2,9 +2,12 @@
 //! every outcome code, repeated, lost, late, forged and tampered callbacks,
 //! restarts, and B2C success, failure and timeout.
 
+use std::sync::{Arc, OnceLock};
+
 use crate::support::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::PgPool;
 
 /// Prompts are answered only when a test says so, and overdue deposits are
 /// queried after a second.
@@ -463,6 +466,98 @@ async fn a_restart_while_deposits_are_pending_loses_none() {
     wait_for_status(&app, &token, &first["ref"], "CONFIRMED").await;
     wait_for_status(&app, &token, &second["ref"], "CONFIRMED").await;
     assert_eq!(app.balance(&token, "KES").await, before + 30_000);
+}
+
+/// Where the next app finds the Daraja double below.
+static DROPPING_DARAJA: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// A Daraja-compatible host that, before acknowledging a prompt, ends every
+/// other connection to the database of `pool` (what a restart of
+/// PostgreSQL does to the gateway's pool while Safaricom is answering).
+async fn daraja_dropping_connections(pool: Arc<OnceLock<PgPool>>) -> String {
+    use axum::routing::{get, post};
+    let token = || async { axum::Json(json!({"access_token": "double", "expires_in": "3599"})) };
+    let push = move || {
+        let pool = pool.clone();
+        async move {
+            let pool = pool.get().expect("the app is up before it prompts");
+            let ended: i64 = sqlx::query_scalar(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            assert!(ended > 0, "the gateway had connections to end");
+            axum::Json(json!({
+                "MerchantRequestID": "29115-34620561-1",
+                "CheckoutRequestID": "ws_CO_DROPPED0001",
+                "ResponseCode": "0",
+                "ResponseDescription": "Success. Request accepted for processing",
+                "CustomerMessage": "Success. Request accepted for processing"
+            }))
+        }
+    };
+    let routes = axum::Router::new()
+        .route("/oauth/v1/generate", get(token))
+        .route("/mpesa/stkpush/v1/processrequest", post(push));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, routes).await.unwrap() });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn a_prompt_acknowledged_while_the_database_drops_its_connections_is_still_credited() {
+    let pool = Arc::new(OnceLock::new());
+    *DROPPING_DARAJA.lock().unwrap() = daraja_dropping_connections(pool.clone()).await;
+    let app = spawn_with(TestOptions {
+        configure: |settings| {
+            settings.mpesa.base_url = Some(DROPPING_DARAJA.lock().unwrap().clone());
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    pool.set(app.pool.clone()).unwrap();
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    // The gateway's connections were all in use a moment ago, so none is
+    // pinged when it is handed out again.
+    let deposit = async || {
+        let request = app.request(Method::POST, "/api/v1/mpesa/initiate", Some(&token));
+        let response = request
+            .header("Idempotency-Key", "dropped-connections-1")
+            .json(&json!({"amount": 10_000}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        response.json::<Value>().await.unwrap()
+    };
+    let started = deposit().await;
+    assert_eq!(started["checkout_request_id"], "ws_CO_DROPPED0001");
+    assert_eq!(
+        deposit().await,
+        started,
+        "the key's outcome was recorded too"
+    );
+    let callback = success_callback(
+        &started["checkout_request_id"],
+        100.0,
+        "DRP1234567",
+        254700000001,
+    );
+    let answer = app
+        .client
+        .post(callback_url(&app))
+        .json(&callback)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    wait_for_status(&app, &token, &started["ref"], "CONFIRMED").await;
+    assert_eq!(app.balance(&token, "KES").await, before + 10_000);
+    app.assert_balanced().await;
 }
 
 #[tokio::test]

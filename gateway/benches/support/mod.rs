@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use chainpay_gateway::chain::leaf::LeafRow;
 use chainpay_gateway::db::{ClusterOptions, EmbeddedPostgres};
 use sha3::{Digest, Sha3_256};
 use sqlx::postgres::PgConnectOptions;
@@ -480,23 +479,7 @@ pub async fn raw_leaf_hashing(pool: &sqlx::PgPool) -> (std::time::Duration, usiz
         after_seq = last.seq;
         let leaves: Vec<Vec<u8>> = rows
             .into_iter()
-            .map(|r| {
-                LeafRow {
-                    tx_id: r.tx_id,
-                    tx_type: r.tx_type,
-                    amount: r.amount,
-                    fee: r.fee,
-                    currency: r.currency,
-                    from_user_id: r.from_user_id,
-                    to_user_id: r.to_user_id,
-                    created_at: r.created_at,
-                    to_currency: r.to_currency,
-                    converted_amount: r.converted_amount,
-                    rate: r.rate,
-                }
-                .leaf()
-                .unwrap()
-            })
+            .map(|r| chainpay_gateway::leaf_row!(r).leaf().unwrap())
             .collect();
         let began = std::time::Instant::now();
         for leaf in &leaves {

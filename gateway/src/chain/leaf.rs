@@ -23,6 +23,28 @@ pub struct LeafRow {
     pub rate: Option<String>,
 }
 
+/// A [`LeafRow`] from a `query!` record holding its columns, for readers
+/// that take more of the row than the leaf (each `query!` has a record
+/// type of its own, so `query_as!` cannot name both).
+#[macro_export]
+macro_rules! leaf_row {
+    ($record:ident) => {
+        $crate::chain::leaf::LeafRow {
+            tx_id: $record.tx_id,
+            tx_type: $record.tx_type,
+            amount: $record.amount,
+            fee: $record.fee,
+            currency: $record.currency,
+            from_user_id: $record.from_user_id,
+            to_user_id: $record.to_user_id,
+            created_at: $record.created_at,
+            to_currency: $record.to_currency,
+            converted_amount: $record.converted_amount,
+            rate: $record.rate,
+        }
+    };
+}
+
 impl LeafRow {
     /// The transaction's canonical bytes: the leaf.
     pub fn leaf(&self) -> anyhow::Result<Vec<u8>> {

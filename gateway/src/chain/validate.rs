@@ -604,22 +604,7 @@ async fn rows_of(conn: &mut PgConnection, entries: &[Entry]) -> sqlx::Result<Row
         &highs
     )
     .fetch(conn)
-    .map_ok(|r| {
-        let row = LeafRow {
-            tx_id: r.tx_id,
-            tx_type: r.tx_type,
-            amount: r.amount,
-            fee: r.fee,
-            currency: r.currency,
-            from_user_id: r.from_user_id,
-            to_user_id: r.to_user_id,
-            created_at: r.created_at,
-            to_currency: r.to_currency,
-            converted_amount: r.converted_amount,
-            rate: r.rate,
-        };
-        (r.seq, row)
-    })
+    .map_ok(|r| (r.seq, crate::leaf_row!(r)))
     .try_collect()
     .await?;
     // In order already, run after run; sorting checks it in one pass.

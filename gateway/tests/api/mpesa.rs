@@ -69,6 +69,18 @@ fn callback_url(app: &TestApp) -> String {
     ))
 }
 
+/// Delivers `callback` as Safaricom does, and checks it was acknowledged.
+async fn acknowledged(app: &TestApp, callback: &Value) {
+    let response = app
+        .client
+        .post(callback_url(app))
+        .json(callback)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 fn success_callback(checkout: &Value, amount_kes: f64, receipt: &str, phone: i64) -> Value {
     json!({"Body": {"stkCallback": {
         "MerchantRequestID": "29115-34620561-1",
@@ -222,16 +234,7 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
     let started = initiate(&app, &token, 10_000).await;
 
     let unknown = success_callback(&json!("ws_CO_000000"), 100.0, "AAAAAAAAAA", 254700000001);
-    assert_eq!(
-        app.client
-            .post(callback_url(&app))
-            .json(&unknown)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
+    acknowledged(&app, &unknown).await;
 
     let forged = success_callback(
         &started["checkout_request_id"],
@@ -366,14 +369,7 @@ async fn a_callback_amount_that_is_not_exactly_the_request_never_credits_the_wal
             }
             amount => items[0]["Value"] = amount,
         }
-        let acknowledged = app
-            .client
-            .post(callback_url(&app))
-            .json(&callback)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(acknowledged.status(), StatusCode::OK);
+        acknowledged(&app, &callback).await;
         assert_eq!(
             status(&app, &token, &started["ref"]).await["status"],
             "SUSPENSE"
@@ -416,14 +412,7 @@ async fn a_lost_callback_is_recovered_by_stk_query_exactly_once() {
         254700000001,
     );
     // The callback is applied before it is acknowledged.
-    let acknowledged = app
-        .client
-        .post(callback_url(&app))
-        .json(&late)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(acknowledged.status(), StatusCode::OK);
+    acknowledged(&app, &late).await;
     let outcome: String = sqlx::query_scalar(
         "SELECT outcome FROM mpesa_callbacks WHERE reference = $1 ORDER BY id DESC LIMIT 1",
     )
@@ -547,14 +536,7 @@ async fn a_prompt_acknowledged_while_the_database_drops_its_connections_is_still
         "DRP1234567",
         254700000001,
     );
-    let answer = app
-        .client
-        .post(callback_url(&app))
-        .json(&callback)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), StatusCode::OK);
+    acknowledged(&app, &callback).await;
     wait_for_status(&app, &token, &started["ref"], "CONFIRMED").await;
     assert_eq!(app.balance(&token, "KES").await, before + 10_000);
     app.assert_balanced().await;

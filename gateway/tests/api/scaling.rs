@@ -285,3 +285,46 @@ async fn history_ids(app: &TestApp, token: &str) -> Vec<String> {
         .map(|tx| tx["tx_id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+#[tokio::test]
+async fn when_the_database_ends_every_connection_only_the_first_to_meet_one_fails() {
+    let app = spawn_app().await;
+    let pool = db::connect_pool(database_options(&app.database).await, 3)
+        .await
+        .unwrap();
+    // Every connection used a moment ago, so none would be pinged when next
+    // handed out (one idle for under a second is not).
+    let mut held = Vec::new();
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let mut conn = pool.acquire().await.unwrap();
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        pids.push(pid);
+        held.push(conn);
+    }
+    drop(held);
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid, 5000)) FROM unnest($1::int4[]) pid",
+    )
+    .bind(&pids)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, 3);
+    let mut failed = 0;
+    for _ in 0..10 {
+        if let Err(error) = sqlx::query("SELECT 1").execute(&pool).await {
+            // As every database error reaches the gateway's own.
+            let _ = chainpay_gateway::error::Error::from(error);
+            failed += 1;
+        }
+    }
+    // None when another test of this process lost a connection just now.
+    assert!(
+        failed <= 1,
+        "{failed} failed: after the first, every connection is pinged"
+    );
+}

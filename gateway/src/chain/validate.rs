@@ -647,8 +647,8 @@ mod tests {
     #[test]
     fn a_pages_sequence_numbers_are_read_as_few_runs() {
         let far = MOST_READ_THROUGH + 1;
-        // A gap of exactly the most read through is read through; one more
-        // row starts a run of its own; duplicates and the ends of i64 hold.
+        // A gap of exactly the most read through is read through, a wider
+        // one starts a run of its own; duplicates and the ends of i64 hold.
         let seqs = [
             105,
             101,
@@ -659,11 +659,12 @@ mod tests {
             9,
             106 + far,
             105 + far,
+            107 + 2 * far,
             i64::MAX,
         ];
         let (lows, highs) = runs(&entries(&seqs));
-        assert_eq!(lows, [9, 101, i64::MAX]);
-        assert_eq!(highs, [9, 106 + far, i64::MAX]);
+        assert_eq!(lows, [9, 101, 107 + 2 * far, i64::MAX]);
+        assert_eq!(highs, [9, 106 + far, 107 + 2 * far, i64::MAX]);
         assert_eq!(runs(&[]), (vec![], vec![]));
     }
 

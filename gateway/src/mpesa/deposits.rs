@@ -11,6 +11,8 @@
 //! under the row's lock and only while it is `PENDING`, so a wallet is
 //! credited once however many times, and by whichever path, the answer comes.
 
+use std::time::Duration;
+
 use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::daraja::wire::{self, StkCallback, StkCallbackEnvelope, UntrustedAmount};
 use chainpay_core::daraja::{daraja_phone, whole_shillings, MAX_KES};
@@ -20,8 +22,6 @@ use chainpay_core::refusal::Refusal;
 use chainpay_core::status::{DepositStatus, TxStatus};
 use chainpay_core::transaction::{TxFacts, TxType};
 use chainpay_core::{CurrencyCode, Lang, Msisdn};
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -157,18 +157,23 @@ fn lost_lately() -> bool {
     since < i64::try_from(PING_ALL_AFTER_LOSS.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Notes `error` if it says the connection is gone (closed, reset, ended
-/// by the server's shutdown or an administrator), so the pools ping every
-/// connection for a while.
-pub(crate) fn note_if_lost(error: &sqlx::Error) {
-    let lost = match error {
+/// Whether `error` says the connection is gone (closed, reset, ended by
+/// the server's shutdown or an administrator): the statement may not have
+/// run, and another connection may do better.
+pub(crate) fn is_lost(error: &sqlx::Error) -> bool {
+    match error {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
         other => other
             .as_database_error()
             .and_then(|e| e.code())
             .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
-    };
-    if lost {
+    }
+}
+
+/// Notes `error` if [it says the connection is gone](is_lost), so the
+/// pools ping every connection for a while.
+pub(crate) fn note_if_lost(error: &sqlx::Error) {
+    if is_lost(error) {
         LOST_AT_MS.store(now_ms(), Ordering::Relaxed);
     }
 }

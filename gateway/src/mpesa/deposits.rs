@@ -191,10 +191,11 @@ enum Answered {
 /// unreachable (a restart, a dropped link).
 const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Writes what Safaricom answered and the key's outcome, again on a fresh
-/// connection while the writes fail and [`ANSWER_PATIENCE`] lasts: each is
-/// safe to repeat (the deposit's row is set by its reference, a key's
-/// outcome only while it has none). `Ok` holds the customer's answer.
+/// Writes what Safaricom answered and the key's outcome, again on another
+/// connection while the writes meet a lost one and [`ANSWER_PATIENCE`]
+/// lasts: each is safe to repeat (the deposit's row is set by its
+/// reference, a key's outcome only while it has none). `Ok` holds the
+/// customer's answer.
 async fn record_answer(
     state: AppState,
     reference: Uuid,
@@ -227,12 +228,24 @@ async fn record_answer(
         };
         match written.await {
             Ok(()) => return Ok(outcome),
-            Err(error) if tokio::time::Instant::now() >= until => return Err(error),
+            Err(error) if !connection_lost(&error) || tokio::time::Instant::now() >= until => {
+                return Err(error)
+            }
             Err(error) => {
                 tracing::warn!(%reference, %error, "recording Safaricom's answer; retrying");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Whether `error` is a database connection found gone.
+fn connection_lost(error: &Error) -> bool {
+    match error {
+        Error::Internal(cause) => cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(crate::db::is_lost),
+        _ => false,
     }
 }
 

@@ -202,8 +202,9 @@ pub(crate) fn pool_options(max_connections: u32, acquire_timeout: Duration) -> P
 }
 
 /// A pooled connection that answered a ping just now, for writes that must
-/// not be lost to a connection the server dropped while this request was
-/// away (the record of an outside call already made: a restart of
+/// not be lost and questions that must be answered despite a connection the
+/// server dropped while this request was away (the record of an outside
+/// call already made, whether a failed commit took effect: a restart of
 /// PostgreSQL breaks every pooled connection, and one used in the last
 /// second is handed out unpinged). A connection that does not answer is
 /// closed and another taken at once; while none can be had, again every
@@ -246,8 +247,8 @@ pub(crate) async fn may_take_app_role(conn: &mut sqlx::PgConnection) -> sqlx::Re
     .await
 }
 
-/// Switches `conn` to [`APP_ROLE`] when its login user may (a connection
-/// opened outside the pool, or one of a pool that probes per connection).
+/// Switches `conn` to [`APP_ROLE`] when its login user may (each connection
+/// of a pool that probes per connection, as the replica's does).
 pub(crate) async fn take_app_role_if_allowed(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
     if may_take_app_role(conn).await? {
         take_app_role(conn).await?;

@@ -20,7 +20,7 @@ use chainpay_core::compliance::{Decision, Rule};
 use chainpay_core::notify::Receipt;
 use chainpay_core::status::TxStatus;
 use serde_json::json;
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::write::{self, Rows};
@@ -104,24 +104,26 @@ pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Fail
 }
 
 /// Whether a batch whose commit failed took effect after all: `None` when
-/// that cannot be told (no posted transfer to look for, or no answer).
-/// Asked on a new connection: whatever broke the commit (a restarted
-/// server) has likely broken the pool's other connections too, and one
-/// used within the last second is handed out unpinged.
+/// that cannot be told (no posted transfer to look for, or no answer within
+/// [`ASK_PATIENCE`]). Asked on a connection that answered a ping just now:
+/// whatever broke the commit (a restarted server) has likely broken the
+/// pool's other connections too.
 async fn committed(state: &AppState, posted: &[Uuid]) -> Option<bool> {
     let first = posted.first()?;
-    let mut conn = state.pool.connect_options().connect().await.ok()?;
-    crate::db::take_app_role_if_allowed(&mut conn).await.ok()?;
-    let found = sqlx::query_scalar!(
+    let until = tokio::time::Instant::now() + ASK_PATIENCE;
+    let mut conn = crate::db::live_connection(&state.pool, until).await.ok()?;
+    sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM transactions WHERE tx_id = $1) AS "found!""#,
         first
     )
-    .fetch_one(&mut conn)
+    .fetch_one(&mut *conn)
     .await
-    .ok();
-    let _ = conn.close().await;
-    found
+    .ok()
 }
+
+/// How long a worker waits for the database to say whether a batch whose
+/// commit failed was written.
+const ASK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Steps 1 to 5 but the commit, on `tx`.
 async fn decide_and_write(

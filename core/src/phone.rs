@@ -50,6 +50,14 @@ impl Msisdn {
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError);
         }
+        // A national number that keeps leading zeros abroad (Italy's fixed
+        // lines, Côte d'Ivoire since 2021) is misread by `phonenumber`: it
+        // keeps one of `000392727`'s three zeros and drops the 0 of Ivorian
+        // numbers, so what we stored would not be the number typed (nor read
+        // back as itself). Such numbers are refused rather than guessed at.
+        if number.national().zeros() > 0 {
+            return Err(PhoneError);
+        }
         Ok(Self(number.format().mode(Mode::E164).to_string()))
     }
 
@@ -148,6 +156,16 @@ mod tests {
             "07123a5678",
             "+25471234567899",
         ] {
+            assert_eq!(Msisdn::parse(raw), Err(PhoneError), "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_number_whose_leading_zeros_would_be_misread_is_refused() {
+        // Found by the `typed_values` fuzz target: Kenya's international
+        // prefix 000, then an Italian number `phonenumber` stored as
+        // +390392727, which it then refused to read back.
+        for raw in ["0.00390.00392727", "00039000392727", "+39000392727"] {
             assert_eq!(Msisdn::parse(raw), Err(PhoneError), "{raw}");
         }
     }

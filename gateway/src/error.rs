@@ -93,6 +93,17 @@ impl From<Refusal> for Error {
 }
 
 impl Error {
+    /// Whether this is a database connection found gone (see
+    /// [`crate::db::is_lost`]): the statement may not have run.
+    pub fn is_lost_connection(&self) -> bool {
+        match self {
+            Error::Internal(cause) => cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(crate::db::is_lost),
+            _ => false,
+        }
+    }
+
     /// An internal error with a message of our own.
     pub fn internal(message: impl std::fmt::Display) -> Self {
         Error::Internal(anyhow::anyhow!("{message}"))

@@ -14,6 +14,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres};
 
 use crate::config::Settings;
+use crate::error::Error;
 pub use embedded::{ClusterOptions, EmbeddedPostgres};
 
 /// Name of the application database inside the embedded cluster.
@@ -234,6 +235,42 @@ pub async fn live_connection(
         if tokio::time::Instant::now() >= until {
             return Err(sqlx::Error::PoolTimedOut);
         }
+    }
+}
+
+/// How long [`write_surely`] keeps trying while connections are found lost
+/// (a restart of PostgreSQL, a dropped link).
+pub const WRITE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Runs `write` on a [live connection](live_connection), and again on
+/// another while it meets a lost one and [`WRITE_PATIENCE`] lasts; any other
+/// failure is returned at once. For the record of something already done
+/// outside the database (Safaricom accepted a prompt or a payout), which a
+/// connection dropped meanwhile must not lose: `write` must be safe to
+/// repeat, since a lost commit may have taken effect. The caller runs this
+/// in a task of its own when a hung-up client must not cancel it.
+pub async fn write_surely<T, F>(
+    pool: &PgPool,
+    what: &str,
+    mut write: impl FnMut(PoolConnection<Postgres>) -> F,
+) -> Result<T, Error>
+where
+    F: std::future::Future<Output = Result<T, Error>>,
+{
+    let until = tokio::time::Instant::now() + WRITE_PATIENCE;
+    loop {
+        let error = match live_connection(pool, until).await {
+            Ok(conn) => match write(conn).await {
+                Ok(written) => return Ok(written),
+                Err(error) => error,
+            },
+            Err(error) => Error::from(error),
+        };
+        if !error.is_lost_connection() || tokio::time::Instant::now() >= until {
+            return Err(error);
+        }
+        tracing::warn!(%error, "{what}: connection lost; trying another");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

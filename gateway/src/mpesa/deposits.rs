@@ -11,8 +11,6 @@
 //! under the row's lock and only while it is `PENDING`, so a wallet is
 //! credited once however many times, and by whichever path, the answer comes.
 
-use std::time::Duration;
-
 use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::daraja::wire::{self, StkCallback, StkCallbackEnvelope, UntrustedAmount};
 use chainpay_core::daraja::{daraja_phone, whole_shillings, MAX_KES};
@@ -187,15 +185,10 @@ enum Answered {
     Failed(DarajaError),
 }
 
-/// How long the answer to a prompt is retried for while the database is
-/// unreachable (a restart, a dropped link).
-const ANSWER_PATIENCE: Duration = Duration::from_secs(10);
-
-/// Writes what Safaricom answered and the key's outcome, again on another
-/// connection while the writes meet a lost one and [`ANSWER_PATIENCE`]
-/// lasts: each is safe to repeat (the deposit's row is set by its
-/// reference, a key's outcome only while it has none). `Ok` holds the
-/// customer's answer.
+/// Writes what Safaricom answered and the key's outcome
+/// [surely](crate::db::write_surely): each is safe to repeat (the deposit's
+/// row is set by its reference, a key's outcome only while it has none).
+/// `Ok` holds the customer's answer.
 async fn record_answer(
     state: AppState,
     reference: Uuid,
@@ -216,37 +209,17 @@ async fn record_answer(
             })
         }
     };
-    let until = tokio::time::Instant::now() + ANSWER_PATIENCE;
-    loop {
-        let written = async {
-            let mut conn = crate::db::live_connection(&state.pool, until).await?;
-            write_answer(&mut conn, reference, &answer).await?;
-            if let Some(key) = &key {
-                key.finish(&mut *conn, outcome.as_ref()).await?;
-            }
-            Ok::<(), Error>(())
-        };
-        match written.await {
-            Ok(()) => return Ok(outcome),
-            Err(error) if !connection_lost(&error) || tokio::time::Instant::now() >= until => {
-                return Err(error)
-            }
-            Err(error) => {
-                tracing::warn!(%reference, %error, "recording Safaricom's answer; retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+    let what = format!("recording the answer to deposit {reference}");
+    let (answer, key, told) = (&answer, &key, outcome.as_ref());
+    crate::db::write_surely(&state.pool, &what, |mut conn| async move {
+        write_answer(&mut conn, reference, answer).await?;
+        if let Some(key) = key {
+            key.finish(&mut *conn, told).await?;
         }
-    }
-}
-
-/// Whether `error` is a database connection found gone.
-fn connection_lost(error: &Error) -> bool {
-    match error {
-        Error::Internal(cause) => cause
-            .downcast_ref::<sqlx::Error>()
-            .is_some_and(crate::db::is_lost),
-        _ => false,
-    }
+        Ok(())
+    })
+    .await?;
+    Ok(outcome)
 }
 
 /// The deposit as Safaricom left it: pending against its CheckoutRequestID,

@@ -190,6 +190,16 @@ impl Operation for WithdrawOrder {
     }
 }
 
+/// Sends the payout of a withdrawal the calling request has just held. A
+/// failure is logged, not returned: the withdrawal is held and recorded,
+/// and `payout_status` sends what was never sent and asks Safaricom about
+/// what was sent unanswered, so the customer's answer, pending, is true.
+pub async fn submit_after_hold(state: &AppState, hold_tx_id: Uuid) {
+    if let Err(error) = submit(state, hold_tx_id).await {
+        tracing::error!(%hold_tx_id, %error, "B2C submission failed; left to payout recovery");
+    }
+}
+
 /// Sends the B2C request for the withdrawal held by `hold_tx_id`, unless it
 /// was already sent (a replayed request must not pay twice).
 pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
@@ -216,38 +226,72 @@ pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
             &timeout_url,
         )
         .await;
+    // Safaricom has been asked: what it said is written surely, in a task
+    // of its own, so neither a connection dropped meanwhile nor a caller
+    // hanging up loses it (`payout_status` would recover it, slowly).
+    let recording = tokio::spawn(record_submission(state.clone(), withdrawal.r#ref, sent));
+    recording
+        .await
+        .map_err(|e| Error::internal(format!("recording the answer to a payout: {e}")))?
+}
+
+/// Writes what Safaricom answered to the B2C request of withdrawal
+/// `reference` (each write is safe to repeat: a refund settles once).
+async fn record_submission(
+    state: AppState,
+    reference: Uuid,
+    sent: Result<wire::B2cAck, DarajaError>,
+) -> Result<(), Error> {
+    let (pool, what) = (
+        &state.pool,
+        &format!("recording the answer to payout {reference}"),
+    );
     match sent {
         Ok(ack) => {
-            sqlx::query!(
-                "UPDATE mpesa_withdrawals SET conversation_id = $2 WHERE ref = $1",
-                withdrawal.r#ref,
-                ack.conversation_id
-            )
-            .execute(&state.pool)
-            .await?;
+            let conversation = &ack.conversation_id;
+            crate::db::write_surely(pool, what, |mut conn| async move {
+                sqlx::query!(
+                    "UPDATE mpesa_withdrawals SET conversation_id = $2 WHERE ref = $1",
+                    reference,
+                    conversation
+                )
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+            .await
         }
         Err(DarajaError::Refused { code, message }) => {
             // Safaricom said no outright: nothing was paid, so refund now.
-            let mut tx = state.pool.begin().await?;
-            let refused = Err((ResultCode(-1), format!("{message} ({code})")));
-            settle(&mut tx, state, withdrawal.r#ref, refused).await?;
-            tx.commit().await?;
+            let refused: PayoutResult = Err((ResultCode(-1), format!("{message} ({code})")));
+            let (state, refused) = (&state, &refused);
+            crate::db::write_surely(pool, what, |mut conn| async move {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                settle(&mut tx, state, reference, refused.clone()).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await
         }
         Err(DarajaError::Unreachable(error)) => {
             // Unknown whether Safaricom received it: the money stays held
             // until a result arrives or Transaction Status says what became
             // of it (`payout_status`).
-            tracing::error!(withdrawal = %withdrawal.r#ref, %error, "B2C request unconfirmed");
-            sqlx::query!(
-                "UPDATE mpesa_withdrawals SET result_desc = $2 WHERE ref = $1",
-                withdrawal.r#ref,
-                format!("submission unconfirmed: {error}")
-            )
-            .execute(&state.pool)
-            .await?;
+            tracing::error!(withdrawal = %reference, %error, "B2C request unconfirmed");
+            let unconfirmed = &format!("submission unconfirmed: {error}");
+            crate::db::write_surely(pool, what, |mut conn| async move {
+                sqlx::query!(
+                    "UPDATE mpesa_withdrawals SET result_desc = $2 WHERE ref = $1",
+                    reference,
+                    unconfirmed
+                )
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            })
+            .await
         }
     }
-    Ok(())
 }
 
 /// A withdrawal locked for settlement.

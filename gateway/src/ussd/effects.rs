@@ -354,9 +354,7 @@ async fn withdraw(
     };
     Ok(match move_money(state, who, &order, key).await {
         Ok(view) => {
-            if let Err(error) = withdrawals::submit(state, view.tx_id).await {
-                tracing::error!(error = %error, "B2C submission failed");
-            }
+            withdrawals::submit_after_hold(state, view.tx_id).await;
             Outcome::Withdrawn {
                 reference: reference(view.tx_id),
                 balance: wallet_balance(state, who.user_id, "KES").await?,

@@ -2,7 +2,7 @@
 //! every outcome code, repeated, lost, late, forged and tampered callbacks,
 //! restarts, and B2C success, failure and timeout.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::support::*;
 use reqwest::{Method, StatusCode};
@@ -457,63 +457,145 @@ async fn a_restart_while_deposits_are_pending_loses_none() {
     assert_eq!(app.balance(&token, "KES").await, before + 30_000);
 }
 
-/// Where the next app finds the Daraja double below.
-static DROPPING_DARAJA: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+/// Ends every other connection to the database of `pool`: what a restart
+/// of PostgreSQL does to the gateway's pool.
+async fn end_connections(pool: &OnceLock<PgPool>) {
+    let pool = pool.get().expect("the app is up before it calls Safaricom");
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(ended > 0, "the gateway had connections to end");
+}
 
-/// A Daraja-compatible host that, before acknowledging a prompt, ends every
-/// other connection to the database of `pool` (what a restart of
-/// PostgreSQL does to the gateway's pool while Safaricom is answering).
+/// A Daraja-compatible host that, before acknowledging a prompt or a
+/// payout, [ends every connection](end_connections) of the gateway's
+/// database.
 async fn daraja_dropping_connections(pool: Arc<OnceLock<PgPool>>) -> String {
     use axum::routing::{get, post};
     let token = || async { axum::Json(json!({"access_token": "double", "expires_in": "3599"})) };
-    let push = move || {
-        let pool = pool.clone();
-        async move {
-            let pool = pool.get().expect("the app is up before it prompts");
-            let ended: i64 = sqlx::query_scalar(
-                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
-            .fetch_one(pool)
-            .await
-            .unwrap();
-            assert!(ended > 0, "the gateway had connections to end");
-            axum::Json(json!({
-                "MerchantRequestID": "29115-34620561-1",
-                "CheckoutRequestID": "ws_CO_DROPPED0001",
-                "ResponseCode": "0",
-                "ResponseDescription": "Success. Request accepted for processing",
-                "CustomerMessage": "Success. Request accepted for processing"
-            }))
-        }
+    let prompts = pool.clone();
+    let push = move || async move {
+        end_connections(&prompts).await;
+        axum::Json(json!({
+            "MerchantRequestID": "29115-34620561-1",
+            "CheckoutRequestID": "ws_CO_DROPPED0001",
+            "ResponseCode": "0",
+            "ResponseDescription": "Success. Request accepted for processing",
+            "CustomerMessage": "Success. Request accepted for processing"
+        }))
+    };
+    let pay = move |axum::Json(request): axum::Json<Value>| async move {
+        end_connections(&pool).await;
+        axum::Json(json!({
+            "ConversationID": "AG_20261205_DROPPED0001",
+            "OriginatorConversationID": request["OriginatorConversationID"],
+            "ResponseCode": "0",
+            "ResponseDescription": "Accept the service request successfully."
+        }))
     };
     let routes = axum::Router::new()
         .route("/oauth/v1/generate", get(token))
-        .route("/mpesa/stkpush/v1/processrequest", post(push));
+        .route("/mpesa/stkpush/v1/processrequest", post(push))
+        .route("/mpesa/b2c/v3/paymentrequest", post(pay));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, routes).await.unwrap() });
     format!("http://{address}")
 }
 
-#[tokio::test]
-async fn a_prompt_acknowledged_while_the_database_drops_its_connections_is_still_credited() {
+/// Where each test's app finds its Daraja double (`configure` is a plain
+/// function), one per test. Whether the gateway's first write after the
+/// drop meets a dead connection depends on whether a background job found
+/// one first (the pool then pings them all); `scaling` tests the retry
+/// itself (`a_write_that_meets_a_lost_connection_is_made_again_on_another`).
+static PROMPT_DOUBLE: Mutex<String> = Mutex::new(String::new());
+static PAYOUT_DOUBLE: Mutex<String> = Mutex::new(String::new());
+
+/// An app whose Daraja is a [double that drops the database's connections]
+/// (daraja_dropping_connections), its address kept in `double`, which
+/// `configure` reads.
+async fn beside_dropping_daraja(
+    double: &'static Mutex<String>,
+    configure: fn(&mut chainpay_gateway::config::Settings),
+) -> TestApp {
     let pool = Arc::new(OnceLock::new());
-    *DROPPING_DARAJA.lock().unwrap() = daraja_dropping_connections(pool.clone()).await;
+    *double.lock().unwrap() = daraja_dropping_connections(pool.clone()).await;
     let app = spawn_with(TestOptions {
-        configure: |settings| {
-            settings.mpesa.base_url = Some(DROPPING_DARAJA.lock().unwrap().clone());
-        },
+        configure,
         ..TestOptions::default()
     })
     .await;
     pool.set(app.pool.clone()).unwrap();
+    app
+}
+
+#[tokio::test]
+async fn a_prompt_acknowledged_while_the_database_drops_its_connections_is_still_credited() {
+    let app = beside_dropping_daraja(&PROMPT_DOUBLE, |settings| {
+        settings.mpesa.base_url = Some(PROMPT_DOUBLE.lock().unwrap().clone());
+    })
+    .await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
+    deposit_as_connections_drop(&app, &token).await;
+    assert_eq!(app.balance(&token, "KES").await, before + 10_000);
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_payout_acknowledged_while_the_database_drops_its_connections_is_recorded_and_paid() {
+    let app = beside_dropping_daraja(&PAYOUT_DOUBLE, |settings| {
+        settings.mpesa.base_url = Some(PAYOUT_DOUBLE.lock().unwrap().clone());
+    })
+    .await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    // Accepted, not a failure: the payout was made and its record kept.
+    let held = withdraw(&app, &token, 50_000).await;
+    assert_eq!(
+        conversation_of(&app, &held).await,
+        "AG_20261205_DROPPED0001"
+    );
+    let reference: uuid::Uuid =
+        sqlx::query_scalar("SELECT ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid")
+            .bind(held["tx_id"].as_str().unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let paid = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": reference, "ConversationID": "AG_20261205_DROPPED0001",
+        "TransactionID": "DRP7654321"}});
+    let url = format!(
+        "/api/v1/mpesa/b2c/result?token={}",
+        app.state.mpesa_callback_token
+    );
+    let response = app
+        .client
+        .post(app.url(&url))
+        .json(&paid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let path = format!("/api/v1/transactions/{}", held["tx_id"].as_str().unwrap());
+    assert_eq!(app.get_json(&path, &token).await["status"], "COMPLETED");
+    assert_eq!(payout_hold(&app).await, 0);
+    assert_eq!(app.balance(&token, "KES").await, before - 51_000);
+    app.assert_balanced().await;
+}
+
+/// A deposit whose prompt Safaricom accepts as the connections drop: it
+/// is accepted, a keyed retry replays it, and the callback credits it.
+async fn deposit_as_connections_drop(app: &TestApp, token: &str) {
     // The gateway's connections were all in use a moment ago, so none is
     // pinged when it is handed out again.
     let deposit = async || {
-        let request = app.request(Method::POST, "/api/v1/mpesa/initiate", Some(&token));
+        let request = app.request(Method::POST, "/api/v1/mpesa/initiate", Some(token));
         let response = request
             .header("Idempotency-Key", "dropped-connections-1")
             .json(&json!({"amount": 10_000}))
@@ -536,10 +618,8 @@ async fn a_prompt_acknowledged_while_the_database_drops_its_connections_is_still
         "DRP1234567",
         254700000001,
     );
-    acknowledged(&app, &callback).await;
-    wait_for_status(&app, &token, &started["ref"], "CONFIRMED").await;
-    assert_eq!(app.balance(&token, "KES").await, before + 10_000);
-    app.assert_balanced().await;
+    acknowledged(app, &callback).await;
+    wait_for_status(app, token, &started["ref"], "CONFIRMED").await;
 }
 
 #[tokio::test]

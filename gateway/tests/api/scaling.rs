@@ -328,3 +328,42 @@ async fn when_the_database_ends_every_connection_only_the_first_to_meet_one_fail
         "{failed} failed: after the first, every connection is pinged"
     );
 }
+
+/// Writes that record something already done outside the database
+/// (`db::write_surely`): one that meets a lost connection is made again on
+/// another; any other failure is returned at once, never repeated.
+#[tokio::test]
+async fn a_write_that_meets_a_lost_connection_is_made_again_on_another() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = spawn_app().await;
+    let attempts = AtomicUsize::new(0);
+    let written = db::write_surely(&app.pool, "a test write", |mut conn| {
+        let attempt = attempts.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if attempt == 0 {
+                // What a restart of PostgreSQL does to it mid-write.
+                sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(sqlx::query_scalar::<_, i32>("SELECT 7")
+                .fetch_one(&mut *conn)
+                .await?)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!((written, attempts.load(Ordering::SeqCst)), (7, 2));
+
+    let attempts = AtomicUsize::new(0);
+    let refused = db::write_surely(&app.pool, "a test write", |mut conn| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        async move {
+            sqlx::query("SELECT 1 / 0").execute(&mut *conn).await?;
+            Ok(())
+        }
+    })
+    .await;
+    assert!(refused.is_err_and(|error| !error.is_lost_connection()));
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+}

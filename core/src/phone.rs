@@ -50,15 +50,21 @@ impl Msisdn {
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError);
         }
-        // A national number that keeps leading zeros abroad (Italy's fixed
-        // lines, Côte d'Ivoire since 2021) is misread by `phonenumber`: it
-        // keeps one of `000392727`'s three zeros and drops the 0 of Ivorian
-        // numbers, so what we stored would not be the number typed (nor read
-        // back as itself). Such numbers are refused rather than guessed at.
-        if number.national().zeros() > 0 {
+        let e164 = number.format().mode(Mode::E164).to_string();
+        // A number typed in international form (after `+` or Kenya's
+        // international prefix 000) must be stored digit for digit:
+        // `phonenumber` applies Kenya's trunk-zero rule to foreign numbers
+        // too (+39 0332 123456, a Varese landline, would become the mobile
+        // +39332123456) and misreads national numbers with leading zeros
+        // (+39 000392727 as +390392727), so such a number is refused rather
+        // than guessed at.
+        let typed = candidate
+            .strip_prefix('+')
+            .or_else(|| candidate.strip_prefix("000"));
+        if typed.is_some_and(|digits| digits != &e164[1..]) {
             return Err(PhoneError);
         }
-        Ok(Self(number.format().mode(Mode::E164).to_string()))
+        Ok(Self(e164))
     }
 
     /// E.164 with the leading `+`.
@@ -161,12 +167,31 @@ mod tests {
     }
 
     #[test]
-    fn a_number_whose_leading_zeros_would_be_misread_is_refused() {
-        // Found by the `typed_values` fuzz target: Kenya's international
-        // prefix 000, then an Italian number `phonenumber` stored as
-        // +390392727, which it then refused to read back.
-        for raw in ["0.00390.00392727", "00039000392727", "+39000392727"] {
+    fn a_number_typed_in_international_form_is_stored_digit_for_digit_or_refused() {
+        // The first was found by the `typed_values` fuzz target: Kenya's
+        // international prefix 000, then an Italian number `phonenumber`
+        // stored as +390392727, which it then refused to read back.
+        for raw in [
+            "0.00390.00392727",
+            "00039000392727",
+            "+39000392727",
+            "+39 0332 123456",
+            "000390332123456",
+        ] {
             assert_eq!(Msisdn::parse(raw), Err(PhoneError), "{raw}");
+        }
+        for (raw, e164) in [
+            ("+255 754 123 456", "+255754123456"),
+            ("+256 772 123456", "+256772123456"),
+            ("+234 803 123 4567", "+2348031234567"),
+            ("+44 7911 123456", "+447911123456"),
+            ("+1 (201) 555-0123", "+12015550123"),
+            ("000447911123456", "+447911123456"),
+            ("254712345678", "+254712345678"),
+        ] {
+            let number = Msisdn::parse(raw).unwrap_or_else(|_| panic!("{raw}"));
+            assert_eq!(number.as_str(), e164, "{raw}");
+            assert_eq!(Msisdn::parse(e164), Ok(number), "{raw}");
         }
     }
 }

@@ -151,16 +151,39 @@ impl DarajaClient {
         path: &str,
         body: &B,
     ) -> Result<R, DarajaError> {
+        decode(self.send(path, body).await?).await
+    }
+
+    /// [`post`](Self::post) for a request that pays money out: a server
+    /// error may come after the payment was queued, so only a 4xx answer
+    /// is a refusal; a 5xx, whatever its body, is no answer at all.
+    async fn post_payment<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, DarajaError> {
+        let response = self.send(path, body).await?;
+        let status = response.status();
+        if status.is_server_error() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(DarajaError::Unreachable(format!("HTTP {status}: {body}")));
+        }
+        decode(response).await
+    }
+
+    async fn send<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<reqwest::Response, DarajaError> {
         let token = self.access_token().await?;
-        let response = self
-            .http
+        self.http
             .post(self.url(path))
             .bearer_auth(token)
             .json(body)
             .send()
             .await
-            .map_err(|e| DarajaError::Unreachable(e.to_string()))?;
-        decode(response).await
+            .map_err(|e| DarajaError::Unreachable(e.to_string()))
     }
 
     fn stamp(&self) -> (String, String) {
@@ -257,7 +280,8 @@ impl DarajaClient {
             result_url: result_url.to_owned(),
             occassion: "Withdrawal".into(),
         };
-        self.post("/mpesa/b2c/v3/paymentrequest", &request).await
+        self.post_payment("/mpesa/b2c/v3/paymentrequest", &request)
+            .await
     }
 
     /// Asks what became of a payout sent as `originator_conversation_id`;

@@ -203,6 +203,11 @@ pub async fn submit_after_hold(state: &AppState, hold_tx_id: Uuid) {
 /// Sends the B2C request for the withdrawal held by `hold_tx_id`, unless it
 /// was already sent (a replayed request must not pay twice).
 pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
+    // Everything that can fail for want of configuration fails before the
+    // request is marked sent.
+    let result_url = super::callback_url(state, "/api/v1/mpesa/b2c/result")?;
+    let timeout_url = super::callback_url(state, "/api/v1/mpesa/b2c/timeout")?;
+    state.daraja()?;
     let claimed = sqlx::query!(
         "UPDATE mpesa_withdrawals SET submitted_at = now() WHERE hold_tx_id = $1 AND submitted_at IS NULL AND status = $2
          RETURNING ref, phone, amount",
@@ -214,25 +219,26 @@ pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
     let Some(withdrawal) = claimed else {
         return Ok(());
     };
-    let result_url = super::callback_url(state, "/api/v1/mpesa/b2c/result")?;
-    let timeout_url = super::callback_url(state, "/api/v1/mpesa/b2c/timeout")?;
-    let sent = state
-        .daraja()?
-        .b2c(
-            &withdrawal.r#ref.to_string(),
-            &withdrawal.phone,
-            withdrawal.amount / 100,
-            &result_url,
-            &timeout_url,
-        )
-        .await;
-    // Safaricom has been asked: what it said is written surely, in a task
-    // of its own, so neither a connection dropped meanwhile nor a caller
-    // hanging up loses it (`payout_status` would recover it, slowly).
-    let recording = tokio::spawn(record_submission(state.clone(), withdrawal.r#ref, sent));
-    recording
+    // Marked sent: from here on, a task of its own, so neither a caller
+    // hanging up nor the request's timeout drops the payout request or
+    // what Safaricom answers (`payout_status` would recover it, slowly).
+    let state = state.clone();
+    let sending = tokio::spawn(async move {
+        let sent = state
+            .daraja()?
+            .b2c(
+                &withdrawal.r#ref.to_string(),
+                &withdrawal.phone,
+                withdrawal.amount / 100,
+                &result_url,
+                &timeout_url,
+            )
+            .await;
+        record_submission(state, withdrawal.r#ref, sent).await
+    });
+    sending
         .await
-        .map_err(|e| Error::internal(format!("recording the answer to a payout: {e}")))?
+        .map_err(|e| Error::internal(format!("sending a payout: {e}")))?
 }
 
 /// Writes what Safaricom answered to the B2C request of withdrawal

@@ -515,22 +515,89 @@ async fn daraja_dropping_connections(pool: Arc<OnceLock<PgPool>>) -> String {
 static PROMPT_DOUBLE: Mutex<String> = Mutex::new(String::new());
 static PAYOUT_DOUBLE: Mutex<String> = Mutex::new(String::new());
 
-/// An app whose Daraja is a [double that drops the database's connections]
-/// (daraja_dropping_connections), its address kept in `double`, which
-/// `configure` reads.
+static FAILING_DOUBLE: Mutex<String> = Mutex::new(String::new());
+
+/// An app whose Daraja is the double at `url`, kept in `double` for
+/// `configure` to read.
+async fn beside_double(
+    double: &'static Mutex<String>,
+    url: String,
+    configure: fn(&mut chainpay_gateway::config::Settings),
+) -> TestApp {
+    *double.lock().unwrap() = url;
+    spawn_with(TestOptions {
+        configure,
+        ..TestOptions::default()
+    })
+    .await
+}
+
+/// An app beside a [double that drops the database's connections]
+/// (daraja_dropping_connections).
 async fn beside_dropping_daraja(
     double: &'static Mutex<String>,
     configure: fn(&mut chainpay_gateway::config::Settings),
 ) -> TestApp {
     let pool = Arc::new(OnceLock::new());
-    *double.lock().unwrap() = daraja_dropping_connections(pool.clone()).await;
-    let app = spawn_with(TestOptions {
+    let app = beside_double(
+        double,
+        daraja_dropping_connections(pool.clone()).await,
         configure,
-        ..TestOptions::default()
-    })
+    )
     .await;
     pool.set(app.pool.clone()).unwrap();
     app
+}
+
+/// A Daraja-compatible host whose B2C endpoint answers every request with
+/// a server error in Daraja's error body.
+async fn daraja_failing_payouts() -> String {
+    use axum::routing::{get, post};
+    let token = || async { axum::Json(json!({"access_token": "double", "expires_in": "3599"})) };
+    let pay = || async {
+        let body = json!({"requestId": "11728-2929992-1", "errorCode": "500.003.1001",
+                          "errorMessage": "Internal Server Error"});
+        (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(body),
+        )
+    };
+    let routes = axum::Router::new()
+        .route("/oauth/v1/generate", get(token))
+        .route("/mpesa/b2c/v3/paymentrequest", post(pay));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, routes).await.unwrap() });
+    format!("http://{address}")
+}
+
+/// A server error may come after Safaricom queued the payment: the money
+/// stays held (for Transaction Status to settle), never refunded at once.
+#[tokio::test]
+async fn a_payout_answered_with_a_server_error_stays_held() {
+    let app = beside_double(
+        &FAILING_DOUBLE,
+        daraja_failing_payouts().await,
+        |settings| {
+            settings.mpesa.base_url = Some(FAILING_DOUBLE.lock().unwrap().clone());
+        },
+    )
+    .await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let held = withdraw(&app, &token, 50_000).await;
+    let (status, note): (String, Option<String>) = sqlx::query_as(
+        "SELECT status, result_desc FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+    )
+    .bind(held["tx_id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "PENDING");
+    assert!(note.is_some_and(|n| n.starts_with("submission unconfirmed")));
+    assert_eq!(payout_hold(&app).await, 50_000);
+    assert_eq!(app.balance(&token, "KES").await, before - 51_000);
+    app.assert_balanced().await;
 }
 
 #[tokio::test]

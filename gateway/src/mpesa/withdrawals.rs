@@ -282,14 +282,17 @@ async fn record_submission(
         Err(DarajaError::Unreachable(error)) => {
             // Unknown whether Safaricom received it: the money stays held
             // until a result arrives or Transaction Status says what became
-            // of it (`payout_status`).
+            // of it (`payout_status`). A result that came first keeps its
+            // description.
             tracing::error!(withdrawal = %reference, %error, "B2C request unconfirmed");
             let unconfirmed = &format!("submission unconfirmed: {error}");
+            let pending = WithdrawalStatus::Pending.as_str();
             crate::db::write_surely(pool, what, |mut conn| async move {
                 sqlx::query!(
-                    "UPDATE mpesa_withdrawals SET result_desc = $2 WHERE ref = $1",
+                    "UPDATE mpesa_withdrawals SET result_desc = $2 WHERE ref = $1 AND status = $3",
                     reference,
-                    unconfirmed
+                    unconfirmed,
+                    pending
                 )
                 .execute(&mut *conn)
                 .await?;

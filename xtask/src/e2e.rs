@@ -15,11 +15,28 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 pub fn test_all() -> anyhow::Result<()> {
     // The scaling tests run a gateway through PgBouncer.
     ensure_debian_package("/usr/sbin/pgbouncer", "pgbouncer")?;
+    stage("Rust tests (cargo test --workspace)");
     run(cargo().args(["test", "--workspace"]))?;
+    stage("browser tests");
     browser_tests()?;
+    stage("schema check");
     crate::schema::check()?;
+    stage("fuzz targets");
     crate::fuzz::run_all()?;
-    crate::reliability::crash_bank()
+    stage("crash bank");
+    crate::reliability::crash_bank()?;
+    stage("done");
+    Ok(())
+}
+
+/// Announces a stage of the suite with the time of day (UTC), so a log
+/// shows where a run's time went.
+fn stage(name: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (h, m, s) = (now / 3600 % 24, now / 60 % 60, now % 60);
+    println!("\n== {name} ({h:02}:{m:02}:{s:02})");
 }
 
 pub fn browser_tests() -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! The fuzz run: every libFuzzer target in `fuzz/` (cargo fuzz, installed
-//! at a pinned version under `target/tools/` when missing, so a cargo-fuzz
-//! of your own is left alone) for a fixed number of iterations, starting
+//! at a pinned version under `~/.cache/chainpay/` when missing, so a
+//! cargo-fuzz of your own is left alone and a fresh clone on the same
+//! machine does not build it again) for a fixed number of iterations, starting
 //! from the committed corpus in `fuzz/corpus/<target>/`. New inputs
 //! libFuzzer finds go to `target/fuzz-corpus/<target>/`, so a run never
 //! changes the repository; a failing input is kept in
@@ -15,7 +16,7 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use crate::{cargo, root, run};
+use crate::{cargo, root, run, tool_dir};
 
 const CARGO_FUZZ: &str = "0.13.1";
 
@@ -29,7 +30,7 @@ const TARGETS: [(&str, u32); 4] = [
 ];
 
 pub fn run_all() -> anyhow::Result<()> {
-    let tools = root().join("target/tools");
+    let tools = tool_dir(&format!("cargo-fuzz-{CARGO_FUZZ}"));
     let cargo_fuzz = tools.join("bin/cargo-fuzz");
     let installed = Command::new(&cargo_fuzz)
         .args(["fuzz", "--version"])

@@ -67,6 +67,16 @@ fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Where a pinned tool the tasks install is kept: `~/.cache/chainpay/<name>`,
+/// so every clone on a machine shares one build of it (under `target/`
+/// when there is no home).
+fn tool_dir(name: &str) -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/chainpay").join(name),
+        None => root().join("target").join(name),
+    }
+}
+
 /// `cargo`, as the one running this task.
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

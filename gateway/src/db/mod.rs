@@ -252,19 +252,50 @@ pub const WRITE_PATIENCE: Duration = Duration::from_secs(10);
 pub async fn write_surely<T, F>(
     pool: &PgPool,
     what: &str,
+    write: impl FnMut(PoolConnection<Postgres>) -> F,
+) -> Result<T, Error>
+where
+    F: std::future::Future<Output = Result<T, Error>>,
+{
+    write_surely_within(pool, what, WRITE_PATIENCE, write).await
+}
+
+/// [`write_surely`] with its patience given. An attempt is bounded by it
+/// too, since one can wait on a row lock still held by the server's end of
+/// a dropped link until the server notices: its connection waits for locks
+/// no longer than the patience left (`lock_timeout`) and is closed after
+/// the attempt instead of going back to the pool with that setting, and an
+/// attempt still unanswered when the patience ends is given up. Either way
+/// the failure is returned and the jobs that recover unrecorded answers
+/// take it from there.
+pub async fn write_surely_within<T, F>(
+    pool: &PgPool,
+    what: &str,
+    patience: Duration,
     mut write: impl FnMut(PoolConnection<Postgres>) -> F,
 ) -> Result<T, Error>
 where
     F: std::future::Future<Output = Result<T, Error>>,
 {
-    let until = tokio::time::Instant::now() + WRITE_PATIENCE;
+    let until = tokio::time::Instant::now() + patience;
     loop {
-        let error = match live_connection(pool, until).await {
-            Ok(conn) => match write(conn).await {
-                Ok(written) => return Ok(written),
-                Err(error) => error,
-            },
-            Err(error) => Error::from(error),
+        let attempt = async {
+            let mut conn = live_connection(pool, until).await?;
+            conn.close_on_drop();
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            sqlx::query(&format!("SET lock_timeout = {}", left.as_millis().max(1)))
+                .execute(&mut *conn)
+                .await?;
+            write(conn).await
+        };
+        let error = match tokio::time::timeout_at(until, attempt).await {
+            Ok(Ok(written)) => return Ok(written),
+            Ok(Err(error)) => error,
+            Err(_) => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "{what}: not written within {patience:?}"
+                )))
+            }
         };
         if !error.is_lost_connection() || tokio::time::Instant::now() >= until {
             return Err(error);

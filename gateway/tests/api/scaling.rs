@@ -367,3 +367,53 @@ async fn a_write_that_meets_a_lost_connection_is_made_again_on_another() {
     assert!(refused.is_err_and(|error| !error.is_lost_connection()));
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
 }
+
+/// A write that waits on a lock (one the server's end of a dropped link
+/// may hold until the server notices) gives up when its patience ends,
+/// and its connection, set to stop waiting, never returns to the pool.
+#[tokio::test]
+async fn a_write_waiting_on_a_lock_gives_up_when_its_patience_ends() {
+    let app = spawn_app().await;
+    let mut holder = app.pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(16016)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let backend = std::sync::Mutex::new(None);
+    let started = std::time::Instant::now();
+    let waited = db::write_surely_within(&app.pool, "a test write", secs(1), |mut conn| {
+        let backend = &backend;
+        async move {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await?;
+            *backend.lock().unwrap() = Some(pid);
+            sqlx::query("SELECT pg_advisory_xact_lock(16016)")
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+    })
+    .await;
+    assert!(waited.is_err_and(|error| !error.is_lost_connection()));
+    assert!(
+        started.elapsed() < secs(5),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    let pid = backend.lock().unwrap().expect("the write ran");
+    eventually("the write's connection to close", secs(10), async || {
+        let open: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)")
+                .bind(pid)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        (!open).then_some(())
+    })
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(16016)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+}

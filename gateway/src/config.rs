@@ -193,6 +193,24 @@ struct MpesaFile {
     b2c_security_credential: Option<String>,
 }
 
+/// Shortest callback token accepted: it is all that tells Safaricom's
+/// callbacks from forged ones (a generated one is 64 hex digits).
+const CALLBACK_TOKEN_MIN: usize = 32;
+
+/// A configured callback token must be long enough to guess at no better
+/// than chance, and be sent in Daraja's callback URLs exactly as typed
+/// (unreserved URL characters only: anything else would come back encoded
+/// and no real callback would match).
+fn check_callback_token(token: &str) -> anyhow::Result<()> {
+    let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    anyhow::ensure!(
+        token.len() >= CALLBACK_TOKEN_MIN && token.chars().all(unreserved),
+        "MPESA_CALLBACK_TOKEN must be at least {CALLBACK_TOKEN_MIN} characters of A-Z, a-z, 0-9, \
+         '-', '.', '_' and '~' (it is put as it is in Daraja's callback URLs)"
+    );
+    Ok(())
+}
+
 fn mpesa_from_env() -> anyhow::Result<Mpesa> {
     let path = env_or("CHAINPAY_MPESA_CONFIG", "mpesa_config.json");
     let file: MpesaFile = match std::fs::read_to_string(&path) {
@@ -214,6 +232,10 @@ fn mpesa_from_env() -> anyhow::Result<Mpesa> {
             anyhow::bail!("MPESA_ENV must be sandbox, production or simulator, not `{other}`")
         }
     };
+    let callback_token = pick("MPESA_CALLBACK_TOKEN", &file.callback_token);
+    if let Some(token) = &callback_token {
+        check_callback_token(token)?;
+    }
     if env != MpesaEnv::Simulator && (consumer_key.is_none() || consumer_secret.is_none()) {
         anyhow::bail!("MPESA_ENV={env:?} needs MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET");
     }
@@ -224,7 +246,7 @@ fn mpesa_from_env() -> anyhow::Result<Mpesa> {
         shortcode: pick("MPESA_SHORTCODE", &file.shortcode).unwrap_or(defaults.shortcode),
         passkey: pick("MPESA_PASSKEY", &file.passkey).unwrap_or(defaults.passkey),
         callback_url: pick("MPESA_CALLBACK_URL", &file.callback_url),
-        callback_token: pick("MPESA_CALLBACK_TOKEN", &file.callback_token),
+        callback_token,
         b2c_shortcode: pick("MPESA_B2C_SHORTCODE", &file.b2c_shortcode)
             .unwrap_or(defaults.b2c_shortcode),
         b2c_initiator_name: pick("MPESA_B2C_INITIATOR_NAME", &file.b2c_initiator_name)
@@ -501,6 +523,18 @@ mod tests {
             "simulated-credential",
         ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
+    #[test]
+    fn a_callback_token_is_long_and_travels_in_a_url_unchanged() {
+        assert!(check_callback_token(&"a1-._~".repeat(6)).is_ok());
+        for weak in ["", "short", &"x".repeat(31)] {
+            assert!(check_callback_token(weak).is_err(), "{weak:?} accepted");
+        }
+        for unsafe_in_url in ["&", "#", "+", "%", " ", "/", "?", "é"] {
+            let token = format!("{}{unsafe_in_url}", "x".repeat(40));
+            assert!(check_callback_token(&token).is_err(), "{token:?} accepted");
         }
     }
 

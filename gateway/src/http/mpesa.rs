@@ -163,7 +163,8 @@ async fn b2c_result(
     b2c(&state, &token, body, false).await
 }
 
-/// Daraja's queue timeout for a withdrawal: refunded.
+/// Daraja's queue timeout for a withdrawal: the money stays held until
+/// Transaction Status says what became of it.
 #[utoipa::path(post, path = "/mpesa/b2c/timeout", tag = "mpesa", params(CallbackToken),
     request_body(content = Object, content_type = "application/json", description = "Daraja's `{\"Result\":{…}}` queue timeout"),
     responses((status = 200, description = "Acknowledged"), (status = 401, body = Problem)))]

@@ -431,7 +431,7 @@ pub(super) async fn to_mpesa(
     let key = idempotency_key(headers, order.user_id, fingerprint)?;
     let reply = movements::run(state, order, key).await;
     if let Ok(view) = &reply.outcome {
-        withdrawals::submit_after_hold(state, view.tx_id).await;
+        withdrawals::submit_after_hold(state, view.tx_id);
     }
     Ok(movement_response(reply))
 }

@@ -12,7 +12,8 @@
 //! M-Pesa's receipt, *Failed* refunds it. A query that finds no such
 //! transaction is not proof on its own (it may not be visible yet, or the
 //! query itself may have failed): the payout is refunded only after
-//! [`NO_RECORD_LIMIT`] such answers *and* once `MPESA_QUERY_DEADLINE_S` has
+//! [`NO_RECORD_LIMIT`] such answers (to as many queries: an answer
+//! delivered twice counts once) *and* once `MPESA_QUERY_DEADLINE_S` has
 //! passed since it was sent. A request recorded but never sent (the gateway
 //! stopped in between) is sent.
 
@@ -146,15 +147,27 @@ async fn apply(
     state: &AppState,
     result: &wire::B2cResult,
 ) -> Result<String, Error> {
-    let asked = sqlx::query_scalar!(
-        "SELECT withdrawal_ref FROM mpesa_status_queries WHERE conversation_id = $1",
+    let asked = sqlx::query!(
+        r#"SELECT withdrawal_ref, answered_at IS NOT NULL AS "answered!" FROM mpesa_status_queries
+           WHERE conversation_id = $1 FOR UPDATE"#,
         result.conversation_id
     )
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(reference) = asked else {
+    let Some(asked) = asked else {
         return Ok("unknown".into());
     };
+    // One query, one answer: a second delivery changes nothing.
+    if asked.answered {
+        return Ok("answered already".into());
+    }
+    sqlx::query!(
+        "UPDATE mpesa_status_queries SET answered_at = now() WHERE conversation_id = $1",
+        result.conversation_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    let reference = asked.withdrawal_ref;
     let answer = match payout_status(result) {
         PayoutStatus::Completed { receipt } => Ok(receipt),
         PayoutStatus::NotPaid { code, desc } => Err((code, desc)),

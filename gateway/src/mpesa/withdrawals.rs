@@ -5,8 +5,8 @@
 //! withdrawal; the AML rules apply as to any outgoing movement. Only after
 //! that commits is the B2C request sent, once. Its result settles the hold
 //! exactly once under the withdrawal's row lock: success pays the hold out
-//! to the M-Pesa float; failure or a queue timeout returns amount and fee
-//! to the customer. A result that never comes is asked for through
+//! to the M-Pesa float; failure returns amount and fee to the customer. A
+//! result that never comes, or a queue timeout, is asked about through
 //! Transaction Status ([`super::payout_status`]). The lifecycle is
 //! [`WithdrawalStatus`]'s.
 
@@ -194,10 +194,17 @@ impl Operation for WithdrawOrder {
 /// failure is logged, not returned: the withdrawal is held and recorded,
 /// and `payout_status` sends what was never sent and asks Safaricom about
 /// what was sent unanswered, so the customer's answer, pending, is true.
-pub async fn submit_after_hold(state: &AppState, hold_tx_id: Uuid) {
-    if let Err(error) = submit(state, hold_tx_id).await {
-        tracing::error!(%hold_tx_id, %error, "B2C submission failed; left to payout recovery");
-    }
+pub fn submit_after_hold(state: &AppState, hold_tx_id: Uuid) {
+    // A task of its own, from marking the request sent to recording what
+    // Safaricom answered: neither a caller hanging up nor the request's
+    // timeout can cut it off halfway, and the caller's answer (pending)
+    // does not wait on Safaricom.
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(error) = submit(&state, hold_tx_id).await {
+            tracing::error!(%hold_tx_id, %error, "B2C submission failed; left to payout recovery");
+        }
+    });
 }
 
 /// Sends the B2C request for the withdrawal held by `hold_tx_id`, unless it
@@ -219,26 +226,17 @@ pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
     let Some(withdrawal) = claimed else {
         return Ok(());
     };
-    // Marked sent: from here on, a task of its own, so neither a caller
-    // hanging up nor the request's timeout drops the payout request or
-    // what Safaricom answers (`payout_status` would recover it, slowly).
-    let state = state.clone();
-    let sending = tokio::spawn(async move {
-        let sent = state
-            .daraja()?
-            .b2c(
-                &withdrawal.r#ref.to_string(),
-                &withdrawal.phone,
-                withdrawal.amount / 100,
-                &result_url,
-                &timeout_url,
-            )
-            .await;
-        record_submission(state, withdrawal.r#ref, sent).await
-    });
-    sending
-        .await
-        .map_err(|e| Error::internal(format!("sending a payout: {e}")))?
+    let sent = state
+        .daraja()?
+        .b2c(
+            &withdrawal.r#ref.to_string(),
+            &withdrawal.phone,
+            withdrawal.amount / 100,
+            &result_url,
+            &timeout_url,
+        )
+        .await;
+    record_submission(state.clone(), withdrawal.r#ref, sent).await
 }
 
 /// Writes what Safaricom answered to the B2C request of withdrawal
@@ -521,6 +519,35 @@ async fn record_settlement(
     Ok(())
 }
 
+/// A queue timeout says the request waited too long in M-Pesa's queue, not
+/// that it will never be carried out: like a request that got no answer,
+/// the money stays held and Transaction Status is asked what became of it
+/// ([`super::payout_status`]), so a payout made late is never also refunded.
+async fn queue_timed_out(
+    conn: &mut sqlx::PgConnection,
+    reference: Uuid,
+    desc: &str,
+) -> Result<String, Error> {
+    let noted = sqlx::query!(
+        "UPDATE mpesa_withdrawals SET result_desc = $2 WHERE ref = $1 AND status = $3",
+        reference,
+        format!("timed out in M-Pesa's queue: {desc}"),
+        WithdrawalStatus::Pending.as_str()
+    )
+    .execute(&mut *conn)
+    .await?;
+    if noted.rows_affected() == 1 {
+        return Ok("queue timeout; asking Transaction Status".to_owned());
+    }
+    let known = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM mpesa_withdrawals WHERE ref = $1) AS "known!""#,
+        reference
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(if known { "settled already" } else { "unknown" }.to_owned())
+}
+
 /// Applies a B2C result (or, with `timed_out`, a queue timeout).
 pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result<String, Error> {
     let mut tx = state.pool.begin().await?;
@@ -529,17 +556,15 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
         Ok(envelope) => {
             let result = envelope.result;
             let code = wire::code(&result.result_code).unwrap_or(ResultCode(-1));
-            let answer = if timed_out {
-                Err((
-                    code,
-                    format!("timed out in M-Pesa's queue: {}", result.result_desc),
-                ))
-            } else if code.is_success() {
+            let answer = if code.is_success() {
                 Ok(result.transaction_id.clone())
             } else {
                 Err((code, result.result_desc.clone()))
             };
             match Uuid::parse_str(&result.originator_conversation_id) {
+                Ok(reference) if timed_out => {
+                    queue_timed_out(&mut tx, reference, &result.result_desc).await?
+                }
                 Ok(reference) => settle(&mut tx, state, reference, answer).await?,
                 Err(_) => "unknown".to_owned(),
             }

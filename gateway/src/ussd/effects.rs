@@ -354,7 +354,7 @@ async fn withdraw(
     };
     Ok(match move_money(state, who, &order, key).await {
         Ok(view) => {
-            withdrawals::submit_after_hold(state, view.tx_id).await;
+            withdrawals::submit_after_hold(state, view.tx_id);
             Outcome::Withdrawn {
                 reference: reference(view.tx_id),
                 balance: wallet_balance(state, who.user_id, "KES").await?,

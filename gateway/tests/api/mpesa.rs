@@ -586,15 +586,19 @@ async fn a_payout_answered_with_a_server_error_stays_held() {
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
     let held = withdraw(&app, &token, 50_000).await;
-    let (status, note): (String, Option<String>) = sqlx::query_as(
-        "SELECT status, result_desc FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
-    )
-    .bind(held["tx_id"].as_str().unwrap())
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (status, note) = eventually("the payout's answer recorded", secs(10), async || {
+        let (status, note): (String, Option<String>) = sqlx::query_as(
+            "SELECT status, result_desc FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+        )
+        .bind(held["tx_id"].as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        note.map(|note| (status, note))
+    })
+    .await;
     assert_eq!(status, "PENDING");
-    assert!(note.is_some_and(|n| n.starts_with("submission unconfirmed")));
+    assert!(note.starts_with("submission unconfirmed"), "{note}");
     assert_eq!(payout_hold(&app).await, 50_000);
     assert_eq!(app.balance(&token, "KES").await, before - 51_000);
     app.assert_balanced().await;
@@ -742,16 +746,76 @@ async fn withdraw(app: &TestApp, token: &str, amount: i64) -> Value {
     tx
 }
 
+/// The ConversationID Safaricom gave the payout, once its acknowledgement
+/// is recorded (the request is sent after the customer's answer).
 async fn conversation_of(app: &TestApp, hold_tx: &Value) -> String {
-    sqlx::query_scalar("SELECT conversation_id FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid")
+    eventually("the payout's acknowledgement", secs(10), async || {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT conversation_id FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+        )
         .bind(hold_tx["tx_id"].as_str().unwrap())
         .fetch_one(&app.pool)
         .await
         .unwrap()
+    })
+    .await
 }
 
 async fn settle_payout(app: &TestApp, conversation: &str, body: Value) {
     app.sim_payout(conversation, body).await;
+}
+
+/// Daraja may deliver a Transaction Status answer more than once: each
+/// query's answer is applied once, so one "no such transaction" delivered
+/// three times is one answer, not the three that would refund the payout.
+#[tokio::test]
+async fn a_status_answer_delivered_again_counts_once() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let held = withdraw(&app, &token, 20_000).await;
+    conversation_of(&app, &held).await;
+    sqlx::query(
+        "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref)
+         SELECT 'AG_20261205_query1', ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+    )
+    .bind(held["tx_id"].as_str().unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let not_found = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
+        "ResultDesc": "The transaction could not be found.", "OriginatorConversationID": "1",
+        "ConversationID": "AG_20261205_query1", "TransactionID": ""}});
+    let url = app.url(&format!(
+        "/api/v1/mpesa/txstatus/result?token={}",
+        app.state.mpesa_callback_token
+    ));
+    for _ in 0..3 {
+        let answered = app.client.post(&url).json(&not_found).send().await.unwrap();
+        assert_eq!(answered.status(), StatusCode::OK);
+    }
+    let (status, no_record): (String, i32) = sqlx::query_as(
+        "SELECT status, status_no_record FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+    )
+    .bind(held["tx_id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), no_record), ("PENDING", 1));
+    let outcomes: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM mpesa_callbacks WHERE kind = 'txstatus_result' AND body::text LIKE '%AG_20261205_query1%' ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            "no record yet; asking again",
+            "answered already",
+            "answered already"
+        ]
+    );
+    app.assert_balanced().await;
 }
 
 async fn payout_hold(app: &TestApp) -> i64 {
@@ -816,11 +880,20 @@ async fn a_failed_or_timed_out_payout_returns_amount_and_fee_once() {
         json!({"timeout": true}),
     )
     .await;
-    assert_eq!(
-        app.balance(&token, "KES").await,
-        before,
-        "both refunded in full"
-    );
+    // A queue timeout is no proof the payout will not be made: it stays
+    // held until Transaction Status says M-Pesa has it as failed.
+    let note: String = sqlx::query_scalar(
+        "SELECT result_desc FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid AND status = 'PENDING'",
+    )
+    .bind(timed_out["tx_id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(note.starts_with("timed out in M-Pesa's queue"), "{note}");
+    eventually("both refunded in full", secs(30), async || {
+        (app.balance(&token, "KES").await == before).then_some(())
+    })
+    .await;
     assert_eq!(payout_hold(&app).await, 0);
     for tx in [&failed, &timed_out] {
         let view = app

@@ -323,12 +323,14 @@ async fn deposits_prompt_the_phone_and_withdrawals_pay_out_to_mpesa() {
         "{done}"
     );
     assert_eq!(app.balance(&demo, "KES").await, before + 10_000 - 51_000);
-    let conversation: Option<String> =
-        sqlx::query_scalar("SELECT conversation_id FROM mpesa_withdrawals")
+    let conversation = eventually("the payout's acknowledgement", secs(10), async || {
+        sqlx::query_scalar::<_, Option<String>>("SELECT conversation_id FROM mpesa_withdrawals")
             .fetch_one(&app.pool)
             .await
-            .unwrap();
-    assert!(conversation.unwrap().starts_with("AG_"));
+            .unwrap()
+    })
+    .await;
+    assert!(conversation.starts_with("AG_"));
 }
 
 #[tokio::test]

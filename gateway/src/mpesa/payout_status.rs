@@ -14,8 +14,9 @@
 //! query itself may have failed): the payout is refunded only after
 //! [`NO_RECORD_LIMIT`] such answers (to as many queries: an answer
 //! delivered twice counts once) *and* once `MPESA_QUERY_DEADLINE_S` has
-//! passed since it was sent. A request recorded but never sent (the gateway
-//! stopped in between) is sent.
+//! passed since it was sent, and only if Safaricom never acknowledged the
+//! request (see [`no_record`]). A request recorded but never sent (the
+//! gateway stopped in between) is sent.
 
 use chainpay_core::daraja::queries::{payout_status, PayoutStatus};
 use chainpay_core::daraja::wire::{self, B2cResultEnvelope};
@@ -192,7 +193,8 @@ async fn no_record(
 ) -> Result<Option<i32>, Error> {
     let counted = sqlx::query!(
         r#"UPDATE mpesa_withdrawals SET status_no_record = status_no_record + 1 WHERE ref = $1 AND status = $3
-           RETURNING status_no_record, submitted_at < now() - make_interval(secs => $2) AS "old_enough!""#,
+           RETURNING status_no_record, submitted_at < now() - make_interval(secs => $2) AS "old_enough!",
+                     conversation_id IS NULL AS "unacknowledged!""#,
         reference,
         state.settings.mpesa.query_deadline_s as f64,
         WithdrawalStatus::Pending.as_str()
@@ -200,6 +202,6 @@ async fn no_record(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(counted
-        .filter(|c| c.status_no_record >= NO_RECORD_LIMIT && c.old_enough)
+        .filter(|c| c.status_no_record >= NO_RECORD_LIMIT && c.old_enough && c.unacknowledged)
         .map(|c| c.status_no_record))
 }

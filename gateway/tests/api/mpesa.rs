@@ -765,57 +765,94 @@ async fn settle_payout(app: &TestApp, conversation: &str, body: Value) {
     app.sim_payout(conversation, body).await;
 }
 
-/// Daraja may deliver a Transaction Status answer more than once: each
-/// query's answer is applied once, so one "no such transaction" delivered
-/// three times is one answer, not the three that would refund the payout.
+/// "No such transaction" from Transaction Status is also how Daraja answers
+/// a query that failed (an initiator it no longer accepts): it refunds only
+/// a payout Safaricom never acknowledged, after three answers to three
+/// queries (one delivered twice counts once) and past the query deadline.
+/// One Safaricom acknowledged exists in M-Pesa and stays held.
 #[tokio::test]
-async fn a_status_answer_delivered_again_counts_once() {
-    let app = mpesa_app().await;
+async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
+    let app = spawn_with(TestOptions {
+        configure: |settings| {
+            settings.mpesa.sim_delay_ms = 600_000;
+            settings.mpesa.pending_timeout_s = 1;
+            settings.mpesa.query_deadline_s = 1;
+        },
+        ..TestOptions::default()
+    })
+    .await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
-    let held = withdraw(&app, &token, 20_000).await;
-    conversation_of(&app, &held).await;
-    sqlx::query(
-        "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref)
-         SELECT 'AG_20261205_query1', ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
-    )
-    .bind(held["tx_id"].as_str().unwrap())
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    let not_found = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
-        "ResultDesc": "The transaction could not be found.", "OriginatorConversationID": "1",
-        "ConversationID": "AG_20261205_query1", "TransactionID": ""}});
+    let before = app.balance(&token, "KES").await;
+    let acknowledged = withdraw(&app, &token, 20_000).await;
+    let unacknowledged = withdraw(&app, &token, 30_000).await;
+    for held in [&acknowledged, &unacknowledged] {
+        conversation_of(&app, held).await;
+    }
+    // As if the second acknowledgement had been lost; both sent long ago.
+    sqlx::query("UPDATE mpesa_withdrawals SET conversation_id = NULL WHERE hold_tx_id = $1::uuid")
+        .bind(unacknowledged["tx_id"].as_str().unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '1 hour'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let url = app.url(&format!(
         "/api/v1/mpesa/txstatus/result?token={}",
         app.state.mpesa_callback_token
     ));
-    for _ in 0..3 {
-        let answered = app.client.post(&url).json(&not_found).send().await.unwrap();
-        assert_eq!(answered.status(), StatusCode::OK);
+    for (n, held) in [&acknowledged, &unacknowledged].into_iter().enumerate() {
+        for query in 0..3 {
+            let conversation = format!("AG_20261205_{n}{query}");
+            sqlx::query(
+                "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref)
+                 SELECT $2, ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+            )
+            .bind(held["tx_id"].as_str().unwrap())
+            .bind(&conversation)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+            let not_found = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
+                "ResultDesc": "The transaction could not be found.", "OriginatorConversationID": "1",
+                "ConversationID": conversation, "TransactionID": ""}});
+            let deliveries = if query == 0 { 2 } else { 1 };
+            for _ in 0..deliveries {
+                let answered = app.client.post(&url).json(&not_found).send().await.unwrap();
+                assert_eq!(answered.status(), StatusCode::OK);
+            }
+        }
     }
-    let (status, no_record): (String, i32) = sqlx::query_as(
+    assert_eq!(
+        payout_state(&app, &acknowledged).await,
+        ("PENDING".to_owned(), 3)
+    );
+    assert_eq!(
+        payout_state(&app, &unacknowledged).await,
+        ("FAILED".to_owned(), 3)
+    );
+    let fee = acknowledged["fee"].as_i64().unwrap();
+    assert_eq!(app.balance(&token, "KES").await, before - 20_000 - fee);
+    let again: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM mpesa_callbacks WHERE kind = 'txstatus_result' AND outcome = 'answered already'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(again, 2, "the second delivery of each first answer");
+    app.assert_balanced().await;
+}
+
+/// A withdrawal's status and how many "no such transaction" answers it got.
+async fn payout_state(app: &TestApp, held: &Value) -> (String, i32) {
+    sqlx::query_as(
         "SELECT status, status_no_record FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
     )
     .bind(held["tx_id"].as_str().unwrap())
     .fetch_one(&app.pool)
     .await
-    .unwrap();
-    assert_eq!((status.as_str(), no_record), ("PENDING", 1));
-    let outcomes: Vec<String> = sqlx::query_scalar(
-        "SELECT outcome FROM mpesa_callbacks WHERE kind = 'txstatus_result' AND body::text LIKE '%AG_20261205_query1%' ORDER BY id",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        outcomes,
-        [
-            "no record yet; asking again",
-            "answered already",
-            "answered already"
-        ]
-    );
-    app.assert_balanced().await;
+    .unwrap()
 }
 
 async fn payout_hold(app: &TestApp) -> i64 {

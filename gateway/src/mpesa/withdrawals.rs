@@ -555,17 +555,19 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
         Err(_) => "unreadable".to_owned(),
         Ok(envelope) => {
             let result = envelope.result;
-            let code = wire::code(&result.result_code).unwrap_or(ResultCode(-1));
-            let answer = if code.is_success() {
-                Ok(result.transaction_id.clone())
-            } else {
-                Err((code, result.result_desc.clone()))
-            };
             match Uuid::parse_str(&result.originator_conversation_id) {
                 Ok(reference) if timed_out => {
                     queue_timed_out(&mut tx, reference, &result.result_desc).await?
                 }
-                Ok(reference) => settle(&mut tx, state, reference, answer).await?,
+                Ok(reference) => {
+                    let code = wire::code(&result.result_code).unwrap_or(ResultCode(-1));
+                    let answer = if code.is_success() {
+                        Ok(result.transaction_id)
+                    } else {
+                        Err((code, result.result_desc))
+                    };
+                    settle(&mut tx, state, reference, answer).await?
+                }
                 Err(_) => "unknown".to_owned(),
             }
         }

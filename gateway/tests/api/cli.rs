@@ -331,6 +331,33 @@ async fn production_mode_refuses_to_start_and_names_every_missing_setting() {
     assert!(!dir.join("pg").exists(), "nothing was started");
 }
 
+/// A callback token anyone could send (blank, as a config file may hold
+/// it) or one that would not survive the trip through a URL keeps the
+/// gateway from starting, before anything is started.
+#[tokio::test]
+async fn a_weak_or_url_unsafe_callback_token_refuses_to_start() {
+    let dir = data_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let file = dir.with_extension("mpesa.json");
+    std::fs::write(&file, r#"{"callback_token": ""}"#).unwrap();
+    let file_text = file.to_string_lossy().into_owned();
+    let unsafe_token = format!("{}&x", "a".repeat(40));
+    let settings: [&[(&str, &str)]; 2] = [
+        &[("CHAINPAY_MPESA_CONFIG", file_text.as_str())],
+        &[("MPESA_CALLBACK_TOKEN", unsafe_token.as_str())],
+    ];
+    for setting in settings {
+        let mut env = vec![("CHAINPAY_DATA_DIR", dir_text.as_str())];
+        env.extend_from_slice(setting);
+        let refused = run(&["serve"], &env).await;
+        assert!(!refused.status.success(), "{setting:?} started");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains("MPESA_CALLBACK_TOKEN must be"), "{said}");
+    }
+    assert!(!dir.join("pg").exists(), "nothing was started");
+    let _ = std::fs::remove_file(&file);
+}
+
 /// A listener that accepts connections and never answers: an upstream
 /// that hangs. Returns its port and how many connections it has taken.
 async fn tarpit() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

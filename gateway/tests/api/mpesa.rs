@@ -917,16 +917,16 @@ async fn a_failed_or_timed_out_payout_returns_amount_and_fee_once() {
         json!({"timeout": true}),
     )
     .await;
-    // A queue timeout is no proof the payout will not be made: it stays
-    // held until Transaction Status says M-Pesa has it as failed.
-    let note: String = sqlx::query_scalar(
-        "SELECT result_desc FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid AND status = 'PENDING'",
-    )
-    .bind(timed_out["tx_id"].as_str().unwrap())
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert!(note.starts_with("timed out in M-Pesa's queue"), "{note}");
+    // A queue timeout is no proof the payout will not be made: it settles
+    // nothing, and the payout stays held until Transaction Status says
+    // M-Pesa has it as failed (read from the callback's own outcome, which
+    // a status answer arriving just after cannot change).
+    let on_timeout: String =
+        sqlx::query_scalar("SELECT outcome FROM mpesa_callbacks WHERE kind = 'b2c_timeout'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(on_timeout, "queue timeout; asking Transaction Status");
     eventually("both refunded in full", secs(30), async || {
         (app.balance(&token, "KES").await == before).then_some(())
     })
@@ -1023,6 +1023,8 @@ async fn withdrawals_follow_the_rules_of_any_outgoing_movement() {
     assert_eq!(first.status(), StatusCode::ACCEPTED);
     let again = key_send().await.unwrap();
     assert_eq!(again.headers()["idempotent-replayed"], "true");
+    // The payout request goes out after the answer: counted once it is acknowledged.
+    conversation_of(&app, &first.json::<Value>().await.unwrap()).await;
     let payouts: i64 = sqlx::query_scalar("SELECT count(*) FROM sim_daraja_b2c")
         .fetch_one(&app.pool)
         .await

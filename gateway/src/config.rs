@@ -65,6 +65,9 @@ pub struct Settings {
     pub posting_workers: u32,
     /// `CHAINPAY_POSTING_BATCH`: most transfers decided in one batch.
     pub posting_batch: u32,
+    /// `CHAINPAY_POSTING_WINDOW_US`: how long a batch stays open for more
+    /// transfers once the worker's last batch held more than one (0: never).
+    pub posting_window_us: u32,
     /// `CHAINPAY_LOG_FORMAT`: `pretty` (default) or `json`.
     pub log_format: LogFormat,
     /// `CHAINPAY_FX_FEED`: `table` (rates change only when an operator sets
@@ -387,6 +390,7 @@ impl Settings {
             db_pool_size: 32,
             posting_workers: 2,
             posting_batch: 256,
+            posting_window_us: 1000,
             log_format: LogFormat::Pretty,
             fx_feed: FxFeed::Table,
             fx_feed_interval_s: 30,
@@ -448,6 +452,7 @@ impl Settings {
             db_pool_size: env_u32("CHAINPAY_DB_POOL", 32)?,
             posting_workers: env_u32("CHAINPAY_POSTING_WORKERS", 2)?.clamp(1, 64),
             posting_batch: env_u32("CHAINPAY_POSTING_BATCH", 256)?.clamp(1, 4096),
+            posting_window_us: env_u32("CHAINPAY_POSTING_WINDOW_US", 1000)?.min(50_000),
             log_format,
             fx_feed,
             fx_feed_interval_s: env_u32("CHAINPAY_FX_FEED_INTERVAL_S", 30)?.max(1),

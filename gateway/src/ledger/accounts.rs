@@ -1,6 +1,8 @@
 //! Looking up the accounts a movement touches.
 
 use sqlx::PgConnection;
+
+use super::post::Locked;
 use uuid::Uuid;
 
 /// Shards of the fee revenue account per currency (see the accounts migration).
@@ -93,14 +95,17 @@ impl<'a> AccountRef<'a> {
     }
 }
 
-/// The ids of `refs`, in the same order, in one round trip; `None` if any
-/// account does not exist (an unsupported currency, an unknown user).
-/// (Longer than most: one array per column and one query with a branch per
-/// account index; split up, the single round trip would be harder to see.)
+/// The accounts `refs` name, in the same order, locked in ascending id
+/// order (one global order, so two posters never wait on each other in a
+/// cycle) with their balances, in one round
+/// trip; `None` if any account does not exist (an unsupported currency, an
+/// unknown user). (Longer than most: one array per column and one query with
+/// a branch per account index; split up, the single round trip would be
+/// harder to see.)
 pub async fn resolve(
     conn: &mut PgConnection,
     refs: &[AccountRef<'_>],
-) -> sqlx::Result<Option<Vec<i64>>> {
+) -> sqlx::Result<Option<Vec<Locked>>> {
     let mut kinds = Vec::with_capacity(refs.len());
     let mut users = Vec::with_capacity(refs.len());
     let mut channels = Vec::with_capacity(refs.len());
@@ -140,10 +145,12 @@ pub async fn resolve(
         }
     }
     // Each branch matches one of the four partial unique indexes exactly,
-    // so every reference is a single index probe however many accounts exist.
-    let rows = sqlx::query!(
+    // so every reference is a single index probe however many accounts
+    // exist; the rows are then locked as the sort hands them over, in id
+    // order.
+    let mut rows = sqlx::query!(
         r#"
-        SELECT r.ord AS "ord!", a.id AS "id!"
+        SELECT r.ord AS "ord!", l.id, l.kind, l.balance, l.locked
         FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::smallint[])
              WITH ORDINALITY AS r (kind, user_id, channel, currency, shard, ord)
         CROSS JOIN LATERAL (
@@ -160,7 +167,9 @@ pub async fn resolve(
             WHERE r.kind NOT IN ('wallet', 'agent_float', 'merchant') AND h.kind NOT IN ('wallet', 'agent_float', 'merchant')
               AND h.kind = r.kind AND h.channel = r.channel AND h.currency = r.currency AND h.shard = r.shard
         ) a
-        ORDER BY r.ord
+        JOIN accounts l ON l.id = a.id
+        ORDER BY l.id
+        FOR NO KEY UPDATE OF l
         "#,
         &kinds,
         &users as &[Option<Uuid>],
@@ -173,5 +182,12 @@ pub async fn resolve(
     if rows.len() != refs.len() {
         return Ok(None);
     }
-    Ok(Some(rows.into_iter().map(|row| row.id).collect()))
+    rows.sort_unstable_by_key(|row| row.ord);
+    let locked = rows.into_iter().map(|row| Locked {
+        id: row.id,
+        kind: row.kind,
+        balance: row.balance,
+        locked: row.locked,
+    });
+    Ok(Some(locked.collect()))
 }

@@ -54,18 +54,23 @@ impl Posted {
 
 /// Writes `movement`; returns its signature and the new balances.
 ///
-/// Row locks are taken in ascending account-id order (one global order, so
-/// two entries can never wait on each other in a cycle), then each wallet's
-/// available balance is checked; the `accounts_wallet_not_overdrawn`
-/// constraint backs that check up inside PostgreSQL.
+/// Its accounts are `locked` already ([`super::accounts::resolve`] locks
+/// them in ascending id order, one global order, so two entries can never
+/// wait on each other in a cycle); each one's available balance is checked
+/// against its delta, and the `accounts_*_not_overdrawn` constraints back
+/// that check up inside PostgreSQL.
 pub async fn post(
     conn: &mut PgConnection,
     movement: &Movement,
     key: &SigningKey,
+    locked: &[Locked],
 ) -> Result<Posted, PostError> {
     let (account_ids, deltas): (Vec<i64>, Vec<i64>) =
         movement.entry.net_by_account().into_iter().unzip();
-    lock_and_check(conn, &account_ids, &deltas).await?;
+    for (account_id, delta) in account_ids.iter().zip(&deltas) {
+        let row = locked.iter().find(|row| row.id == *account_id);
+        row.ok_or(PostError::UnknownAccount)?.check(*delta)?;
+    }
     let signature = movement.facts.sign(key);
     match write(conn, movement, &signature, &account_ids, &deltas).await {
         Ok(balances) => Ok(Posted {
@@ -91,26 +96,6 @@ pub async fn post(
 
 /// Locks the accounts (ascending ids) and checks no wallet would go below
 /// what it has reserved.
-async fn lock_and_check(
-    conn: &mut PgConnection,
-    account_ids: &[i64],
-    deltas: &[i64],
-) -> Result<(), PostError> {
-    let locked = lock(conn, account_ids).await?;
-    if locked.len() != account_ids.len() {
-        return Err(PostError::UnknownAccount);
-    }
-    // Both lists are in ascending account-id order.
-    for ((row, account_id), delta) in locked.iter().zip(account_ids).zip(deltas) {
-        assert_eq!(
-            row.id, *account_id,
-            "locked rows and deltas are in the same order"
-        );
-        row.check(*delta)?;
-    }
-    Ok(())
-}
-
 /// An account row as locked for posting.
 #[derive(Debug, Clone)]
 pub struct Locked {
@@ -134,18 +119,6 @@ impl Locked {
             _ => Ok(()),
         }
     }
-}
-
-/// Locks `account_ids` in ascending id order (one global order, so two
-/// posters never wait on each other in a cycle) and reads their balances.
-pub async fn lock(conn: &mut PgConnection, account_ids: &[i64]) -> sqlx::Result<Vec<Locked>> {
-    sqlx::query_as!(
-        Locked,
-        "SELECT id, kind, balance, locked FROM accounts WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        account_ids
-    )
-    .fetch_all(conn)
-    .await
 }
 
 /// The transaction row, its postings, its chain entry and the new

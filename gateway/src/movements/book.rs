@@ -85,9 +85,10 @@ pub async fn book<'a>(
             refs.push(posting.account.clone());
         }
     }
-    let ids = accounts::resolve(conn, &refs)
+    let locked = accounts::resolve(conn, &refs)
         .await?
         .ok_or_else(|| Error::internal(format!("ledger accounts missing: {refs:?}")))?;
+    let ids = locked.iter().map(|account| account.id);
     let accounts: Vec<(AccountRef<'a>, i64)> = refs.into_iter().zip(ids).collect();
     let entry = booking.entry.map_accounts(|account| {
         accounts
@@ -104,7 +105,9 @@ pub async fn book<'a>(
         usd_cents: booking.usd_cents,
         status: booking.status,
     };
-    let posted = post(conn, &movement, key).await.map_err(post_error)?;
+    let posted = post(conn, &movement, key, &locked)
+        .await
+        .map_err(post_error)?;
     let booked = Booked {
         movement,
         signature: posted.signature,

@@ -30,7 +30,7 @@ use crate::compliance::limits::{self, Window};
 use crate::error::{ComplianceRefusal, Error};
 use crate::idempotency::IdempotencyKey;
 use crate::ledger::accounts::{self, AccountRef};
-use crate::ledger::post::{self, Locked, Movement};
+use crate::ledger::post::{Locked, Movement};
 use crate::movements::book::post_error;
 use crate::movements::parties::{self, Parties, People, Person};
 use crate::movements::transfer::{Quote, SendOrder};
@@ -362,7 +362,7 @@ struct Ledger<'a> {
 
 impl<'a> Ledger<'a> {
     /// Resolves every account the candidates could touch and locks them in
-    /// id order.
+    /// id order, in one round trip.
     async fn lock(
         conn: &mut PgConnection,
         jobs: &'a [Job],
@@ -382,16 +382,13 @@ impl<'a> Ledger<'a> {
                 }
             }
         }
-        let ids = accounts::resolve(conn, &refs)
+        let locked = accounts::resolve(conn, &refs)
             .await?
             .ok_or_else(|| Error::internal(format!("ledger accounts missing among {refs:?}")))?;
-        let mut sorted = ids.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let rows = post::lock(conn, &sorted).await?;
+        let ids = refs.into_iter().zip(locked.iter().map(|row| row.id));
         Ok(Self {
-            ids: refs.into_iter().zip(ids).collect(),
-            rows: rows.into_iter().map(|row| (row.id, row)).collect(),
+            ids: ids.collect(),
+            rows: locked.into_iter().map(|row| (row.id, row)).collect(),
         })
     }
 

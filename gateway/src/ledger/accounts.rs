@@ -1,9 +1,9 @@
-//! Looking up the accounts a movement touches.
+//! Looking up, and locking, the accounts a movement touches.
 
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::post::Locked;
-use uuid::Uuid;
 
 /// Shards of the fee revenue account per currency (see the accounts migration).
 pub const FEE_REVENUE_SHARDS: u128 = 32;
@@ -102,7 +102,7 @@ impl<'a> AccountRef<'a> {
 /// unknown user). (Longer than most: one array per column and one query with
 /// a branch per account index; split up, the single round trip would be
 /// harder to see.)
-pub async fn resolve(
+pub async fn resolve_and_lock(
     conn: &mut PgConnection,
     refs: &[AccountRef<'_>],
 ) -> sqlx::Result<Option<Vec<Locked>>> {

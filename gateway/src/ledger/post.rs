@@ -1,4 +1,4 @@
-//! Posting one journal entry: lock, check, write — inside the caller's
+//! Posting one journal entry: check against its locked accounts, write — inside the caller's
 //! database transaction, so the movement commits together with its audit
 //! row, its chain entry and its idempotency record or not at all.
 
@@ -54,7 +54,7 @@ impl Posted {
 
 /// Writes `movement`; returns its signature and the new balances.
 ///
-/// Its accounts are `locked` already ([`super::accounts::resolve`] locks
+/// Its accounts are `locked` already ([`super::accounts::resolve_and_lock`] locks
 /// them in ascending id order, one global order, so two entries can never
 /// wait on each other in a cycle); each one's available balance is checked
 /// against its delta, and the `accounts_*_not_overdrawn` constraints back
@@ -94,8 +94,6 @@ pub async fn post(
     }
 }
 
-/// Locks the accounts (ascending ids) and checks no wallet would go below
-/// what it has reserved.
 /// An account row as locked for posting.
 #[derive(Debug, Clone)]
 pub struct Locked {

@@ -85,7 +85,7 @@ pub async fn book<'a>(
             refs.push(posting.account.clone());
         }
     }
-    let locked = accounts::resolve(conn, &refs)
+    let locked = accounts::resolve_and_lock(conn, &refs)
         .await?
         .ok_or_else(|| Error::internal(format!("ledger accounts missing: {refs:?}")))?;
     let ids = locked.iter().map(|account| account.id);

@@ -382,7 +382,7 @@ impl<'a> Ledger<'a> {
                 }
             }
         }
-        let locked = accounts::resolve(conn, &refs)
+        let locked = accounts::resolve_and_lock(conn, &refs)
             .await?
             .ok_or_else(|| Error::internal(format!("ledger accounts missing among {refs:?}")))?;
         let ids = refs.into_iter().zip(locked.iter().map(|row| row.id));

@@ -97,15 +97,18 @@ impl<'a> AccountRef<'a> {
 
 /// The accounts `refs` name, in the same order, locked in ascending id
 /// order (one global order, so two posters never wait on each other in a
-/// cycle) with their balances, in one round
-/// trip; `None` if any account does not exist (an unsupported currency, an
-/// unknown user). (Longer than most: one array per column and one query with
-/// a branch per account index; split up, the single round trip would be
-/// harder to see.)
+/// cycle) with their balances, in one round trip (none for no `refs`: a
+/// batch whose every transfer was refused or replayed); `None` if any
+/// account does not exist (an unsupported currency, an unknown user).
+/// (Longer than most: one array per column and one query with a branch per
+/// account index; split up, the single round trip would be harder to see.)
 pub async fn resolve_and_lock(
     conn: &mut PgConnection,
     refs: &[AccountRef<'_>],
 ) -> sqlx::Result<Option<Vec<Locked>>> {
+    if refs.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
     let mut kinds = Vec::with_capacity(refs.len());
     let mut users = Vec::with_capacity(refs.len());
     let mut channels = Vec::with_capacity(refs.len());

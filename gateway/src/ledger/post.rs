@@ -1,6 +1,7 @@
-//! Posting one journal entry: check against its locked accounts, write — inside the caller's
-//! database transaction, so the movement commits together with its audit
-//! row, its chain entry and its idempotency record or not at all.
+//! Posting one journal entry: check it against its locked accounts, write
+//! it — inside the caller's database transaction, so the movement commits
+//! together with its audit row, its chain entry and its idempotency record
+//! or not at all.
 
 use chainpay_core::crypto::signing::SigningKey;
 use chainpay_core::ledger::JournalEntry;
@@ -54,9 +55,9 @@ impl Posted {
 
 /// Writes `movement`; returns its signature and the new balances.
 ///
-/// Its accounts are `locked` already ([`super::accounts::resolve_and_lock`] locks
-/// them in ascending id order, one global order, so two entries can never
-/// wait on each other in a cycle); each one's available balance is checked
+/// Its accounts are `locked` already ([`super::accounts::resolve_and_lock`]
+/// locks them in ascending id order, one global order, so two entries can
+/// never wait on each other in a cycle); each one's available balance is checked
 /// against its delta, and the `accounts_*_not_overdrawn` constraints back
 /// that check up inside PostgreSQL.
 pub async fn post(

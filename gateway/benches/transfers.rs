@@ -14,7 +14,9 @@
 //! 4. P5: a second instance on the same database, warmed up as the first
 //!    was, the clients split between the two.
 //! 5. P3: the Argon2id bound on these cores, then USSD callers stepping
-//!    through *Send money* (pausing like people, then without pause).
+//!    through *Send money* (pausing like people, then without pause, with
+//!    the CPU time per PIN-confirmed send: the gateway's, the part of it its
+//!    Argon2id threads spent, PostgreSQL's and this process's).
 //! 6. P7: the production chain validator over the chain the run built,
 //!    beside raw SHA3-256 of the same leaf bytes.
 //!
@@ -101,10 +103,20 @@ async fn pgbench_tps(target: &Target, seconds: usize) -> f64 {
         .unwrap()
 }
 
-/// User + system CPU seconds of the processes whose command name is `name`
-/// (or of `pid` alone).
+/// The command name and user + system CPU ticks of one `/proc/…/stat`.
+fn stat_ticks(stat: &str) -> Option<(&str, u64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((&stat[open + 1..close], utime + stime))
+}
+
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// User + system CPU seconds of the processes whose pid and command name
+/// pass `filter`.
 fn cpu_seconds(filter: impl Fn(u32, &str) -> bool) -> f64 {
-    let ticks_per_second = 100.0;
     let mut total = 0u64;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = entry
@@ -117,23 +129,36 @@ fn cpu_seconds(filter: impl Fn(u32, &str) -> bool) -> f64 {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        match stat_ticks(&stat) {
+            Some((command, ticks)) if filter(pid, command) => total += ticks,
+            _ => {}
+        }
+    }
+    total as f64 / TICKS_PER_SECOND
+}
+
+/// CPU seconds of the threads of `pid` whose name starts with `prefix`.
+fn thread_cpu_seconds(pid: u32, prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
         };
-        let command = &stat[open + 1..close];
-        if !filter(pid, command) {
-            continue;
+        match stat_ticks(&stat) {
+            Some((name, ticks)) if name.starts_with(prefix) => total += ticks,
+            _ => {}
         }
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let utime: u64 = fields[11].parse().unwrap_or(0);
-        let stime: u64 = fields[12].parse().unwrap_or(0);
-        total += utime + stime;
     }
-    total as f64 / ticks_per_second
+    total as f64 / TICKS_PER_SECOND
 }
 
 struct CpuSample {
     gateway: f64,
+    /// The part of `gateway` its PIN hashing threads spent.
+    hashing: f64,
     postgres: f64,
     pooler: f64,
     load: f64,
@@ -143,6 +168,10 @@ fn sample_cpu(gateways: &[u32]) -> CpuSample {
     let own = std::process::id();
     CpuSample {
         gateway: cpu_seconds(|pid, _| gateways.contains(&pid)),
+        hashing: gateways
+            .iter()
+            .map(|pid| thread_cpu_seconds(*pid, "argon2-"))
+            .sum(),
         postgres: cpu_seconds(|_, command| command == "postgres"),
         pooler: cpu_seconds(|_, command| command == "pgbouncer"),
         load: cpu_seconds(|pid, _| pid == own),
@@ -267,7 +296,7 @@ async fn main() {
         instances + 1,
         more / uniform
     );
-    ussd_phase(&load, &pool, seconds).await;
+    ussd_phase(&load, &pool, pids[0], seconds).await;
     let drained = support::caught_up(&pool, Duration::from_secs(120)).await;
     println!("background work caught up afterwards: {drained}");
     chain_validation(&pool, &master_key).await;
@@ -380,7 +409,7 @@ async fn chain_validation(pool: &sqlx::PgPool, master_key: &str) {
 /// between key presses as people do (`BENCH_USSD_THINK_MS`, 3 s ± 50 %), for
 /// step latency; then pressing without pause, for PIN-confirmed sends/s
 /// against the bound.
-async fn ussd_phase(load: &Load, pool: &sqlx::PgPool, seconds: usize) {
+async fn ussd_phase(load: &Load, pool: &sqlx::PgPool, gateway: u32, seconds: usize) {
     settle(pool).await;
     let bound = tokio::task::spawn_blocking(|| ussd::argon2_bound(Duration::from_secs(5)))
         .await
@@ -402,9 +431,23 @@ async fn ussd_phase(load: &Load, pool: &sqlx::PgPool, seconds: usize) {
     );
     report_ussd(&sessions.run(concurrent, during, think).await, bound);
     println!("P3 {concurrent} USSD callers pressing without pause, {seconds} s ...");
-    report_ussd(
-        &sessions.run(concurrent, during, Duration::ZERO).await,
-        bound,
+    // CPU over the seconds whose sends are counted: from a quarter in to the end.
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep(during / 4).await;
+        let before = sample_cpu(&[gateway]);
+        tokio::time::sleep(during - during / 4).await;
+        (before, sample_cpu(&[gateway]))
+    });
+    let outcome = sessions.run(concurrent, during, Duration::ZERO).await;
+    report_ussd(&outcome, bound);
+    let (before, after) = cpu.await.unwrap();
+    let per_send = |before: f64, after: f64| (after - before) * 1e3 / outcome.sends.max(1) as f64;
+    let hashing = per_send(before.hashing, after.hashing);
+    println!(
+        "  CPU per send: gateway {:.1} ms ({hashing:.1} ms of it Argon2id), PostgreSQL {:.1} ms, load generator {:.1} ms",
+        per_send(before.gateway, after.gateway),
+        per_send(before.postgres, after.postgres),
+        per_send(before.load, after.load),
     );
 }
 

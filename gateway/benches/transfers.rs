@@ -103,58 +103,6 @@ async fn pgbench_tps(target: &Target, seconds: usize) -> f64 {
         .unwrap()
 }
 
-/// The command name and user + system CPU ticks of one `/proc/…/stat`.
-fn stat_ticks(stat: &str) -> Option<(&str, u64)> {
-    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
-    let fields: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((&stat[open + 1..close], utime + stime))
-}
-
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// User + system CPU seconds of the processes whose pid and command name
-/// pass `filter`.
-fn cpu_seconds(filter: impl Fn(u32, &str) -> bool) -> f64 {
-    let mut total = 0u64;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        match stat_ticks(&stat) {
-            Some((command, ticks)) if filter(pid, command) => total += ticks,
-            _ => {}
-        }
-    }
-    total as f64 / TICKS_PER_SECOND
-}
-
-/// CPU seconds of the threads of `pid` whose name starts with `prefix`.
-fn thread_cpu_seconds(pid: u32, prefix: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    let mut total = 0u64;
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        match stat_ticks(&stat) {
-            Some((name, ticks)) if name.starts_with(prefix) => total += ticks,
-            _ => {}
-        }
-    }
-    total as f64 / TICKS_PER_SECOND
-}
-
 struct CpuSample {
     gateway: f64,
     /// The part of `gateway` its PIN hashing threads spent.
@@ -165,16 +113,15 @@ struct CpuSample {
 }
 
 fn sample_cpu(gateways: &[u32]) -> CpuSample {
-    let own = std::process::id();
     CpuSample {
-        gateway: cpu_seconds(|pid, _| gateways.contains(&pid)),
+        gateway: support::cpu::seconds(|pid, _| gateways.contains(&pid)),
         hashing: gateways
             .iter()
-            .map(|pid| thread_cpu_seconds(*pid, "argon2-"))
+            .map(|pid| support::cpu::thread_seconds(*pid, "argon2-"))
             .sum(),
-        postgres: cpu_seconds(|_, command| command == "postgres"),
-        pooler: cpu_seconds(|_, command| command == "pgbouncer"),
-        load: cpu_seconds(|pid, _| pid == own),
+        postgres: support::cpu::postgres(),
+        pooler: support::cpu::seconds(|_, command| command == "pgbouncer"),
+        load: support::cpu::own(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the benchmarks share: the PostgreSQL they measure against.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cpu;
 pub mod inbox;
 pub mod ussd;
 

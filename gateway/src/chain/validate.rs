@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -34,6 +33,7 @@ use uuid::Uuid;
 
 use super::authority;
 use super::leaf::LeafRow;
+use crate::db::binary_copy::{self, Fields, Tuples};
 
 /// Blocks read per round trip.
 const PAGE_BLOCKS: i64 = 200;
@@ -93,7 +93,9 @@ struct Entry {
     tx_id: Uuid,
     /// The `seq` of the transaction row the leaf is rebuilt from.
     tx_seq: i64,
-    leaf_hash: String,
+    /// The stored leaf hash, if it is as long as the hex the sealer writes
+    /// (one of any other length matches nothing).
+    leaf_hash: Option<[u8; 64]>,
 }
 
 /// The transaction rows a page's entries point at (and the few between
@@ -275,6 +277,8 @@ async fn walk(
 ) -> anyhow::Result<Walk> {
     let mut range = Walk::default();
     let mut expected = first;
+    // The binary COPY output of the page being read.
+    let mut buffer = Vec::new();
     while expected < end && range.invalid.is_none() {
         let blocks = sqlx::query_as!(
             BlockRow,
@@ -290,8 +294,8 @@ async fn walk(
             range.invalid = Some((expected, format!("block {expected} is missing")));
             break;
         };
-        let entries = entries_of(&mut *conn, expected, last).await?;
-        let rows = rows_of(&mut *conn, &entries).await?;
+        let entries = entries_of(&mut *conn, &mut buffer, (expected, last)).await?;
+        let rows = rows_of(&mut *conn, &mut buffer, &entries).await?;
         let previous = range.last_hash.clone();
         let authorities = authorities.clone();
         let page = tokio::task::spawn_blocking(move || {
@@ -409,7 +413,7 @@ fn check_block(
         ));
     }
     let hashes = rebuilt_leaves(leaves, rows)?;
-    if !stored_as(&block.merkle_root, &merkle::root(&hashes)) {
+    if !stored_as(block.merkle_root.as_bytes(), &merkle::root(&hashes)) {
         return Err("the Merkle root does not match the block's transactions".into());
     }
     let header = BlockHeader {
@@ -438,9 +442,9 @@ fn check_block(
 
 /// Whether `stored` is exactly `hash` as the sealer wrote it: lower-case hex
 /// (what receipts and proofs hand out, and compare as text).
-fn stored_as(stored: &str, hash: &merkle::Hash) -> bool {
+fn stored_as(stored: &[u8], hash: &merkle::Hash) -> bool {
     let mut written = [0u8; 64];
-    hex::encode_to_slice(hash, &mut written).is_ok() && stored.as_bytes() == written
+    hex::encode_to_slice(hash, &mut written).is_ok() && stored == written
 }
 
 /// Each leaf rebuilt from its transaction row, checked against the stored hash.
@@ -465,7 +469,8 @@ fn rebuilt_leaves(leaves: &[Entry], rows: &Rows) -> Result<Vec<merkle::Hash>, St
         row.write_leaf(&mut leaf)
             .map_err(|e| format!("transaction {}: {e}", entry.tx_id))?;
         let rebuilt = merkle::leaf_hash(&leaf);
-        if !stored_as(&entry.leaf_hash, &rebuilt) {
+        let matches = entry.leaf_hash.as_ref();
+        if !matches.is_some_and(|stored| stored_as(stored, &rebuilt)) {
             return Err(format!(
                 "transaction {} does not match its leaf",
                 entry.tx_id
@@ -539,17 +544,32 @@ async fn stray_transactions(
     Ok(Some((next_index, reason)))
 }
 
-/// The entries of blocks `first..=last`, in block and leaf order.
-async fn entries_of(conn: &mut PgConnection, first: i64, last: i64) -> sqlx::Result<Vec<Entry>> {
-    sqlx::query_as!(
-        Entry,
-        "SELECT block_index, leaf_index, tx_id, tx_seq, leaf_hash FROM block_entries
-         WHERE block_index BETWEEN $1 AND $2 ORDER BY block_index, leaf_index",
-        first,
-        last
-    )
-    .fetch_all(conn)
-    .await
+/// The entries of blocks `first..=last`, in block and leaf order, read as
+/// binary COPY (a million entries are read in validating a million
+/// transactions; the bounds are integers of this walk's own).
+async fn entries_of(
+    conn: &mut PgConnection,
+    buffer: &mut Vec<u8>,
+    (first, last): (i64, i64),
+) -> sqlx::Result<Vec<Entry>> {
+    let statement = format!(
+        "COPY (SELECT block_index::int8, leaf_index::int4, tx_id::uuid, tx_seq::int8, leaf_hash::text
+               FROM block_entries WHERE block_index BETWEEN {first} AND {last}
+               ORDER BY block_index, leaf_index) TO STDOUT (FORMAT binary)"
+    );
+    binary_copy::read_all(conn, &statement, buffer).await?;
+    let mut tuples = Tuples::new(buffer, 5)?;
+    let mut entries = Vec::new();
+    while let Some(mut fields) = tuples.next_tuple()? {
+        entries.push(Entry {
+            block_index: fields.read()?,
+            leaf_index: fields.read()?,
+            tx_id: fields.read()?,
+            tx_seq: fields.read()?,
+            leaf_hash: fields.read::<&str>()?.as_bytes().try_into().ok(),
+        });
+    }
+    Ok(entries)
 }
 
 /// The widest gap between two entries' sequence numbers read through
@@ -586,30 +606,63 @@ fn runs(entries: &[Entry]) -> (Vec<i64>, Vec<i64>) {
 
 /// The transaction rows of `entries`, read as ranges of the sequence index
 /// (a page's ten thousand leaves cost one descent, not one each: half the
-/// database's time of a probe per leaf). `OFFSET 0` keeps each range an
-/// index scan inside the loop over the runs, where the planner would
-/// otherwise hash-join the whole table. A row found is not trusted to be
-/// the right one: the leaf is rebuilt from it, its id included.
-async fn rows_of(conn: &mut PgConnection, entries: &[Entry]) -> sqlx::Result<Rows> {
+/// database's time of a probe per leaf) in binary COPY, the ranges' bounds
+/// written into the statement as integer literals. `OFFSET 0` keeps each
+/// range an index scan inside the loop over the runs, where the planner
+/// would otherwise hash-join the whole table. A row found is not trusted to
+/// be the right one: the leaf is rebuilt from it, its id included.
+async fn rows_of(
+    conn: &mut PgConnection,
+    buffer: &mut Vec<u8>,
+    entries: &[Entry],
+) -> sqlx::Result<Rows> {
     let (lows, highs) = runs(entries);
-    let mut rows: Vec<(i64, LeafRow)> = sqlx::query!(
-        r#"SELECT t.seq AS "seq!", t.tx_id AS "tx_id!", t.tx_type AS "tx_type!", t.amount AS "amount!",
-                  t.fee AS "fee!", t.currency AS "currency!", t.from_user_id, t.to_user_id,
-                  t.created_at AS "created_at!", t.to_currency, t.converted_amount,
-                  trim_scale(t.rate)::text AS rate
-           FROM unnest($1::int8[], $2::int8[]) AS r(low, high)
-           CROSS JOIN LATERAL (SELECT * FROM transactions t
-                               WHERE t.seq BETWEEN r.low AND r.high OFFSET 0) t"#,
-        &lows,
-        &highs
-    )
-    .fetch(conn)
-    .map_ok(|r| (r.seq, crate::leaf_row!(r)))
-    .try_collect()
-    .await?;
+    if lows.is_empty() {
+        return Ok(Rows(Vec::new()));
+    }
+    let list = |values: &[i64]| {
+        let written: Vec<String> = values.iter().map(i64::to_string).collect();
+        written.join(",")
+    };
+    let statement = format!(
+        "COPY (SELECT t.seq::int8, t.tx_id::uuid, t.tx_type::text, t.amount::int8, t.fee::int8,
+                      t.currency::text, t.from_user_id::uuid, t.to_user_id::uuid,
+                      t.created_at::timestamptz, t.to_currency::text, t.converted_amount::int8,
+                      trim_scale(t.rate)::text
+               FROM unnest('{{{}}}'::int8[], '{{{}}}'::int8[]) AS r(low, high)
+               CROSS JOIN LATERAL (SELECT * FROM transactions t
+                                   WHERE t.seq BETWEEN r.low AND r.high OFFSET 0) t)
+         TO STDOUT (FORMAT binary)",
+        list(&lows),
+        list(&highs)
+    );
+    binary_copy::read_all(conn, &statement, buffer).await?;
+    let mut tuples = Tuples::new(buffer, 12)?;
+    let mut rows = Vec::with_capacity(entries.len());
+    while let Some(mut fields) = tuples.next_tuple()? {
+        rows.push((fields.read()?, leaf_row(&mut fields)?));
+    }
     // In order already, run after run; sorting checks it in one pass.
     rows.sort_unstable_by_key(|(seq, _)| *seq);
     Ok(Rows(rows))
+}
+
+/// A transaction's leaf columns, in the order `rows_of` selects them.
+fn leaf_row(fields: &mut Fields<'_>) -> Result<LeafRow, binary_copy::Malformed> {
+    let owned = |text: Option<&str>| text.map(str::to_owned);
+    Ok(LeafRow {
+        tx_id: fields.read()?,
+        tx_type: fields.read::<&str>()?.to_owned(),
+        amount: fields.read()?,
+        fee: fields.read()?,
+        currency: fields.read::<&str>()?.to_owned(),
+        from_user_id: fields.read()?,
+        to_user_id: fields.read()?,
+        created_at: fields.read()?,
+        to_currency: owned(fields.read()?),
+        converted_amount: fields.read()?,
+        rate: owned(fields.read()?),
+    })
 }
 
 #[cfg(test)]
@@ -639,7 +692,7 @@ mod tests {
             leaf_index: 0,
             tx_id: Uuid::nil(),
             tx_seq,
-            leaf_hash: String::new(),
+            leaf_hash: None,
         };
         seqs.iter().map(entry).collect()
     }
@@ -684,9 +737,12 @@ mod tests {
     fn only_the_lower_case_hex_the_sealer_wrote_matches() {
         let hash = merkle::leaf_hash(b"leaf");
         let written = hex::encode(hash);
-        assert!(stored_as(&written, &hash));
-        assert!(!stored_as(&written.to_uppercase(), &hash));
-        assert!(!stored_as(&written[..63], &hash));
-        assert!(!stored_as(&hex::encode(merkle::leaf_hash(b"other")), &hash));
+        assert!(stored_as(written.as_bytes(), &hash));
+        assert!(!stored_as(written.to_uppercase().as_bytes(), &hash));
+        assert!(!stored_as(&written.as_bytes()[..63], &hash));
+        assert!(!stored_as(
+            hex::encode(merkle::leaf_hash(b"other")).as_bytes(),
+            &hash
+        ));
     }
 }

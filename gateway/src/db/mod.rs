@@ -1,5 +1,6 @@
 //! Opening the one place ChainPay keeps state: PostgreSQL.
 
+pub mod binary_copy;
 pub mod embedded;
 pub mod pgbouncer;
 pub mod replica;

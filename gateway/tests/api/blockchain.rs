@@ -363,6 +363,20 @@ async fn a_changed_leaf_hash_is_detected() {
 }
 
 #[tokio::test]
+async fn a_leaf_hash_lengthened_by_a_character_is_detected() {
+    // The validator reads a stored hash of any length other than the
+    // sealer's 64 hex digits as one that matches nothing.
+    assert_detected(
+        &format!(
+            "UPDATE block_entries SET leaf_hash = leaf_hash || '0' WHERE tx_id = {BLOCK_TWO_TX}"
+        ),
+        2,
+        "does not match its leaf",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_changed_merkle_root_is_detected() {
     assert_detected(
         "UPDATE blocks SET merkle_root = repeat('b', 64) WHERE block_index = 2",

@@ -1,19 +1,22 @@
 //! CPU time spent by processes and threads, from `/proc`.
 
-/// The command name and user + system CPU ticks of one `/proc/…/stat`.
-fn stat_ticks(stat: &str) -> Option<(&str, u64)> {
+/// CPU ticks of one `/proc/…/stat`: the command name, the user + system
+/// ticks of the process itself, and those of its children that exited and
+/// were waited for.
+fn stat_ticks(stat: &str) -> Option<(&str, u64, u64)> {
     let (open, close) = (stat.find('(')?, stat.rfind(')')?);
     let fields: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((&stat[open + 1..close], utime + stime))
+    let field = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok());
+    let (utime, stime) = (field(11)?, field(12)?);
+    let (cutime, cstime) = (field(13)?, field(14)?);
+    Some((&stat[open + 1..close], utime + stime, cutime + cstime))
 }
 
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// User + system CPU seconds of the processes whose pid and command name
-/// pass `filter`.
-pub fn seconds(filter: impl Fn(u32, &str) -> bool) -> f64 {
+/// pass `filter` (with `exited`, also of their children that have exited).
+fn processes(filter: impl Fn(u32, &str) -> bool, exited: bool) -> f64 {
     let mut total = 0u64;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = entry
@@ -27,11 +30,19 @@ pub fn seconds(filter: impl Fn(u32, &str) -> bool) -> f64 {
             continue;
         };
         match stat_ticks(&stat) {
-            Some((command, ticks)) if filter(pid, command) => total += ticks,
+            Some((command, own, children)) if filter(pid, command) => {
+                total += own + if exited { children } else { 0 };
+            }
             _ => {}
         }
     }
     total as f64 / TICKS_PER_SECOND
+}
+
+/// User + system CPU seconds of the processes whose pid and command name
+/// pass `filter`.
+pub fn seconds(filter: impl Fn(u32, &str) -> bool) -> f64 {
+    processes(filter, false)
 }
 
 /// CPU seconds of the threads of `pid` whose name starts with `prefix`.
@@ -45,16 +56,21 @@ pub fn thread_seconds(pid: u32, prefix: &str) -> f64 {
             continue;
         };
         match stat_ticks(&stat) {
-            Some((name, ticks)) if name.starts_with(prefix) => total += ticks,
+            Some((name, ticks, _)) if name.starts_with(prefix) => total += ticks,
             _ => {}
         }
     }
     total as f64 / TICKS_PER_SECOND
 }
 
-/// CPU seconds of every PostgreSQL process (the server's and its backends').
+/// CPU seconds of every PostgreSQL process: the server's, its backends' and
+/// those of its processes that have exited (a closed connection's backend,
+/// autovacuum and parallel query workers), which the server has waited for
+/// and /proc counts as its children's. Between two samples, a process alive
+/// at the first and gone by the second counts for what it spent between
+/// them.
 pub fn postgres() -> f64 {
-    seconds(|_, command| command == "postgres")
+    processes(|_, command| command == "postgres", true)
 }
 
 /// CPU seconds of this process.

@@ -2,7 +2,8 @@
 //!
 //! The chain is cut into two ranges of blocks per core, walked at once in
 //! one database snapshot: each range is read in pages of [`PAGE_BLOCKS`]
-//! with their entries and transactions, so memory stays bounded however
+//! with their entries and transactions (these two as binary `COPY`, read
+//! in place: [`crate::db::binary_copy`]), so memory stays bounded however
 //! long the chain is, and each page is checked on a blocking thread while
 //! the other ranges wait on the database. For each block: the index
 //! follows the previous one, `previous_hash` is the previous block's hash
@@ -27,7 +28,8 @@ use chainpay_core::chain::block::{
 use chainpay_core::chain::merkle;
 use chainpay_core::crypto::aead::MasterKey;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -219,14 +221,20 @@ async fn walk_in(
     walk(&mut range, authorities, first, end).await
 }
 
-/// A read-only repeatable-read transaction: in the snapshot `exported` by
-/// another one, or its own.
+/// A pooled connection in a read-only repeatable-read transaction: in the
+/// snapshot `exported` by another one, or its own. It is closed when
+/// dropped, never handed back to the pool: a binary `COPY` cut short (the
+/// caller gone mid-walk, a request timeout, a statement the server refused)
+/// leaves replies on the wire that sqlx does not expect, and the
+/// connection's next user would read them as the answers to its own
+/// statements. Closing it ends the transaction, which only read.
 async fn snapshot(
     pool: &PgPool,
     exported: Option<&str>,
-) -> anyhow::Result<Transaction<'static, Postgres>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+) -> anyhow::Result<PoolConnection<Postgres>> {
+    let mut tx = pool.acquire().await?;
+    tx.close_on_drop();
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
     if let Some(id) = exported {
@@ -294,8 +302,13 @@ async fn walk(
             range.invalid = Some((expected, format!("block {expected} is missing")));
             break;
         };
-        let entries = entries_of(&mut *conn, &mut buffer, (expected, last)).await?;
-        let rows = rows_of(&mut *conn, &mut buffer, &entries).await?;
+        let (entries, rows) = match read_page(&mut *conn, &mut buffer, &blocks).await? {
+            Ok(page) => page,
+            Err(unreadable) => {
+                range.invalid = Some((expected, unreadable));
+                break;
+            }
+        };
         let previous = range.last_hash.clone();
         let authorities = authorities.clone();
         let page = tokio::task::spawn_blocking(move || {
@@ -315,6 +328,35 @@ async fn walk(
         expected = last + 1;
     }
     Ok(range)
+}
+
+/// The entries of `blocks` (a page, in index order) and the transaction
+/// rows they point at; `Ok(Err(reason))` when what is stored cannot be read
+/// as the columns the chain is made of (a row tampered with beyond its
+/// constraints, a column's type changed), which breaks the chain at the
+/// page's first block, as it is not known which block holds the row.
+async fn read_page(
+    conn: &mut PgConnection,
+    buffer: &mut Vec<u8>,
+    blocks: &[BlockRow],
+) -> sqlx::Result<Result<(Vec<Entry>, Rows), String>> {
+    let unreadable = |error: sqlx::Error| match error {
+        sqlx::Error::Decode(cause) if cause.is::<binary_copy::Malformed>() => Ok(cause.to_string()),
+        other => Err(other),
+    };
+    let entries = match entries_of(&mut *conn, buffer, blocks).await {
+        Ok(entries) => entries,
+        Err(error) => {
+            return unreadable(error)
+                .map(|cause| Err(format!("its entries cannot be read: {cause}")))
+        }
+    };
+    match rows_of(&mut *conn, buffer, &entries).await {
+        Ok(rows) => Ok(Ok((entries, rows))),
+        Err(error) => {
+            unreadable(error).map(|cause| Err(format!("its transactions cannot be read: {cause}")))
+        }
+    }
 }
 
 /// One page as read: its blocks, their entries in block and leaf order,
@@ -544,18 +586,28 @@ async fn stray_transactions(
     Ok(Some((next_index, reason)))
 }
 
-/// The entries of blocks `first..=last`, in block and leaf order, read as
-/// binary COPY (a million entries are read in validating a million
-/// transactions; the bounds are integers of this walk's own).
+/// The entries of `blocks` (a page, in index order), in block and leaf
+/// order, read as binary COPY (a million entries are read in validating a
+/// million transactions; the statement's numbers are integers of this
+/// walk's own). No more are read than the blocks say they hold and one: a
+/// block given extra entries is found by its count, and a page's memory
+/// does not grow with them.
 async fn entries_of(
     conn: &mut PgConnection,
     buffer: &mut Vec<u8>,
-    (first, last): (i64, i64),
+    blocks: &[BlockRow],
 ) -> sqlx::Result<Vec<Entry>> {
+    let (Some(first), Some(last)) = (blocks.first(), blocks.last()) else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (first.block_index, last.block_index);
+    let most = blocks.iter().fold(1i64, |sum, b| {
+        sum.saturating_add(i64::from(b.tx_count.max(0)))
+    });
     let statement = format!(
-        "COPY (SELECT block_index::int8, leaf_index::int4, tx_id::uuid, tx_seq::int8, leaf_hash::text
+        "COPY (SELECT block_index, leaf_index, tx_id, tx_seq, leaf_hash
                FROM block_entries WHERE block_index BETWEEN {first} AND {last}
-               ORDER BY block_index, leaf_index) TO STDOUT (FORMAT binary)"
+               ORDER BY block_index, leaf_index LIMIT {most}) TO STDOUT (FORMAT binary)"
     );
     binary_copy::read_all(conn, &statement, buffer).await?;
     let mut tuples = Tuples::new(buffer, 5)?;
@@ -568,6 +620,7 @@ async fn entries_of(
             tx_seq: fields.read()?,
             leaf_hash: fields.read::<&str>()?.as_bytes().try_into().ok(),
         });
+        fields.finish()?;
     }
     Ok(entries)
 }
@@ -625,9 +678,8 @@ async fn rows_of(
         written.join(",")
     };
     let statement = format!(
-        "COPY (SELECT t.seq::int8, t.tx_id::uuid, t.tx_type::text, t.amount::int8, t.fee::int8,
-                      t.currency::text, t.from_user_id::uuid, t.to_user_id::uuid,
-                      t.created_at::timestamptz, t.to_currency::text, t.converted_amount::int8,
+        "COPY (SELECT t.seq, t.tx_id, t.tx_type, t.amount, t.fee, t.currency, t.from_user_id,
+                      t.to_user_id, t.created_at, t.to_currency, t.converted_amount,
                       trim_scale(t.rate)::text
                FROM unnest('{{{}}}'::int8[], '{{{}}}'::int8[]) AS r(low, high)
                CROSS JOIN LATERAL (SELECT * FROM transactions t
@@ -641,6 +693,7 @@ async fn rows_of(
     let mut rows = Vec::with_capacity(entries.len());
     while let Some(mut fields) = tuples.next_tuple()? {
         rows.push((fields.read()?, leaf_row(&mut fields)?));
+        fields.finish()?;
     }
     // In order already, run after run; sorting checks it in one pass.
     rows.sort_unstable_by_key(|(seq, _)| *seq);

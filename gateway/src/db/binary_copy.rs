@@ -5,15 +5,19 @@
 //!
 //! The format
 //! (<https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4>):
-//! the 11-byte signature `PGCOPY\n\377\r\n\0`, a 32-bit flags field (bit 16:
-//! OIDs included; bits 0–15 must be clear), a 32-bit header extension length
-//! and that many bytes; then per tuple a 16-bit field count and, per field,
-//! a 32-bit length (−1 for NULL) and the value in its type's binary send
-//! format; a field count of −1 ends the data. Integers are big-endian.
+//! the 11-byte signature `PGCOPY\n\377\r\n\0`, a 32-bit flags field (bits
+//! 16–31 are critical: a reader refuses any it does not know, and bit 16,
+//! OIDs included, is not expected here; bits 0–15 may be ignored), a 32-bit
+//! header extension length and that many bytes; then per tuple a 16-bit
+//! field count and, per field, a 32-bit length (−1 for NULL) and the value
+//! in its type's binary send format; a field count of −1 ends the data.
+//! Integers are big-endian.
 //!
-//! Nothing says which type a field has, so every statement read this way
-//! casts each column to the type its reader expects, and a field whose
-//! length does not fit that type is an error, never a misread.
+//! Nothing says which type a field has. Statements read this way select
+//! columns of the very types their readers expect, not casts (a cast would
+//! convert a column whose type had been changed, where reading it as it is
+//! fails: a field whose length does not fit the type read is an error,
+//! never a misread).
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -66,8 +70,8 @@ impl<'a> Tuples<'a> {
             .strip_prefix(SIGNATURE)
             .ok_or(Malformed("no signature"))?;
         let (flags, rest) = split_i32(rest)?;
-        if flags != 0 {
-            return Err(Malformed("unexpected header flags"));
+        if flags as u32 & 0xffff_0000 != 0 {
+            return Err(Malformed("unexpected critical header flags"));
         }
         let (extension, rest) = split_i32(rest)?;
         let rest = usize::try_from(extension)
@@ -125,6 +129,16 @@ impl<'a> Fields<'a> {
     /// The next field, as `T`.
     pub fn read<T: Field<'a>>(&mut self) -> Result<T, Malformed> {
         T::read(self.field()?)
+    }
+
+    /// Checks that every field was read: a reader that took fewer than the
+    /// statement selects has its columns out of step with it.
+    pub fn finish(self) -> Result<(), Malformed> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(Malformed("fields left unread"))
+        }
     }
 }
 
@@ -262,6 +276,40 @@ mod tests {
     }
 
     #[test]
+    fn a_header_extension_is_skipped_and_low_flag_bits_ignored() {
+        let seven = 7i64.to_be_bytes();
+        let plain = data(&[&[Some(&seven)]]);
+        let mut extended = plain[..11].to_vec();
+        extended.extend_from_slice(&1i32.to_be_bytes()); // a flag a reader may ignore
+        extended.extend_from_slice(&3i32.to_be_bytes());
+        extended.extend_from_slice(b"abc");
+        extended.extend_from_slice(&plain[19..]);
+        let mut tuples = Tuples::new(&extended, 1).unwrap();
+        let mut fields = tuples.next_tuple().unwrap().unwrap();
+        assert_eq!(fields.read::<i64>().unwrap(), 7);
+        fields.finish().unwrap();
+        assert!(tuples.next_tuple().unwrap().is_none());
+    }
+
+    #[test]
+    fn timestamps_are_the_instants_postgresql_stored() {
+        // Microseconds from 2000-01-01 UTC, either side of it and of a second.
+        let cases = [
+            (0, "2000-01-01T00:00:00.000000Z"),
+            (1, "2000-01-01T00:00:00.000001Z"),
+            (-1, "1999-12-31T23:59:59.999999Z"),
+            (-946_684_800_000_000, "1970-01-01T00:00:00.000000Z"),
+            (849_105_296_123_456, "2026-11-27T14:34:56.123456Z"),
+        ];
+        for (micros, expected) in cases {
+            let stored = DateTime::<Utc>::read(Some(&i64::to_be_bytes(micros))).unwrap();
+            let written = stored.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            assert_eq!(written, expected, "{micros}");
+        }
+        assert!(DateTime::<Utc>::read(Some(&i64::MIN.to_be_bytes())).is_err());
+    }
+
+    #[test]
     fn anything_but_the_expected_shape_is_an_error_not_a_misread() {
         let seven = 7i64.to_be_bytes();
         let good = data(&[&[Some(&seven)]]);
@@ -289,6 +337,18 @@ mod tests {
         let mut oids = good.clone();
         oids[11..15].copy_from_slice(&(1i32 << 16).to_be_bytes());
         assert!(Tuples::new(&oids, 1).is_err());
+        // A negative length other than NULL's, a negative field count.
+        let mut minus_two = good.clone();
+        minus_two[21..25].copy_from_slice(&(-2i32).to_be_bytes());
+        assert!(every(&minus_two).is_err());
+        let mut count = good.clone();
+        count[19..21].copy_from_slice(&(-2i16).to_be_bytes());
+        assert!(every(&count).is_err());
+        // A reader that leaves a field unread.
+        let two = data(&[&[Some(&seven), Some(&seven)]]);
+        let mut fields = Tuples::new(&two, 2).unwrap().next_tuple().unwrap().unwrap();
+        fields.read::<i64>().unwrap();
+        assert!(fields.finish().is_err());
         assert!(Tuples::new(b"PGCOPY\n", 1).is_err());
         // A value whose length does not fit the type asked for, and NULL
         // where a value is required.

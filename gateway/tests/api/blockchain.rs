@@ -377,6 +377,28 @@ async fn a_leaf_hash_lengthened_by_a_character_is_detected() {
 }
 
 #[tokio::test]
+async fn a_row_that_cannot_be_read_breaks_the_chain_at_its_page() {
+    // `infinity` is no instant a leaf can be rebuilt from: the page holding
+    // the row is reported, at a block no later than the row's own, with
+    // the cause; validation neither passes nor fails to run.
+    let (report, cli) = tamper_and_validate(&format!(
+        "UPDATE transactions SET created_at = 'infinity' WHERE tx_id = {BLOCK_TWO_TX}"
+    ))
+    .await;
+    assert_eq!(report["valid"], false, "{report}");
+    assert!(
+        report["first_invalid_block"].as_i64().unwrap() <= 2,
+        "{report}"
+    );
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("its transactions cannot be read") && reason.contains("timestamp"),
+        "{report}"
+    );
+    assert_eq!(cli.status.code(), Some(1), "verify-chain exits non-zero");
+}
+
+#[tokio::test]
 async fn a_changed_merkle_root_is_detected() {
     assert_detected(
         "UPDATE blocks SET merkle_root = repeat('b', 64) WHERE block_index = 2",

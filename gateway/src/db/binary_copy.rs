@@ -243,6 +243,15 @@ mod tests {
         out
     }
 
+    /// The first tuple of `data`, of `columns` fields.
+    fn first(data: &[u8], columns: usize) -> Fields<'_> {
+        Tuples::new(data, columns)
+            .unwrap()
+            .next_tuple()
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
     fn tuples_are_read_field_by_field_and_end_at_the_trailer() {
         let id = Uuid::new_v4();
@@ -346,28 +355,20 @@ mod tests {
         assert!(every(&count).is_err());
         // A reader that leaves a field unread.
         let two = data(&[&[Some(&seven), Some(&seven)]]);
-        let mut fields = Tuples::new(&two, 2).unwrap().next_tuple().unwrap().unwrap();
+        let mut fields = first(&two, 2);
         fields.read::<i64>().unwrap();
         assert!(fields.finish().is_err());
         assert!(Tuples::new(b"PGCOPY\n", 1).is_err());
         // A value whose length does not fit the type asked for, and NULL
         // where a value is required.
-        let mut fields = Tuples::new(&good, 1)
-            .unwrap()
-            .next_tuple()
-            .unwrap()
-            .unwrap();
+        let mut fields = first(&good, 1);
         assert!(fields.read::<i32>().is_err());
         let null = data(&[&[None]]);
-        let mut fields = Tuples::new(&null, 1)
-            .unwrap()
-            .next_tuple()
-            .unwrap()
-            .unwrap();
+        let mut fields = first(&null, 1);
         assert!(fields.read::<i64>().is_err());
         // Text that is not UTF-8, and a timestamp past chrono's range (infinity).
         let bad = data(&[&[Some(&[0xff, 0xfe]), Some(&i64::MAX.to_be_bytes())]]);
-        let mut fields = Tuples::new(&bad, 2).unwrap().next_tuple().unwrap().unwrap();
+        let mut fields = first(&bad, 2);
         assert!(fields.read::<&str>().is_err());
         assert!(fields.read::<DateTime<Utc>>().is_err());
     }

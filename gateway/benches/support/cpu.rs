@@ -14,29 +14,25 @@ fn stat_ticks(stat: &str) -> Option<(&str, u64, u64)> {
 
 const TICKS_PER_SECOND: f64 = 100.0;
 
+/// The number and `stat` text of every numbered entry of `dir` (`/proc`,
+/// or a process's `task`).
+fn stats(dir: &str) -> impl Iterator<Item = (u32, String)> {
+    let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    entries.filter_map(|entry| {
+        let number = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        Some((number, stat))
+    })
+}
+
 /// User + system CPU seconds of the processes whose pid and command name
 /// pass `filter` (with `exited`, also of their children that have exited).
 fn processes(filter: impl Fn(u32, &str) -> bool, exited: bool) -> f64 {
-    let mut total = 0u64;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        match stat_ticks(&stat) {
-            Some((command, own, children)) if filter(pid, command) => {
-                total += own + if exited { children } else { 0 };
-            }
-            _ => {}
-        }
-    }
-    total as f64 / TICKS_PER_SECOND
+    let ticks = stats("/proc").filter_map(|(pid, stat)| {
+        let (command, own, children) = stat_ticks(&stat)?;
+        filter(pid, command).then_some(own + if exited { children } else { 0 })
+    });
+    ticks.sum::<u64>() as f64 / TICKS_PER_SECOND
 }
 
 /// User + system CPU seconds of the processes whose pid and command name
@@ -47,20 +43,11 @@ pub fn seconds(filter: impl Fn(u32, &str) -> bool) -> f64 {
 
 /// CPU seconds of the threads of `pid` whose name starts with `prefix`.
 pub fn thread_seconds(pid: u32, prefix: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
-    };
-    let mut total = 0u64;
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        match stat_ticks(&stat) {
-            Some((name, ticks, _)) if name.starts_with(prefix) => total += ticks,
-            _ => {}
-        }
-    }
-    total as f64 / TICKS_PER_SECOND
+    let ticks = stats(&format!("/proc/{pid}/task")).filter_map(|(_, stat)| {
+        let (name, own, _) = stat_ticks(&stat)?;
+        name.starts_with(prefix).then_some(own)
+    });
+    ticks.sum::<u64>() as f64 / TICKS_PER_SECOND
 }
 
 /// CPU seconds of every PostgreSQL process: the server's, its backends' and

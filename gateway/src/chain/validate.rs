@@ -232,10 +232,10 @@ async fn snapshot(
     pool: &PgPool,
     exported: Option<&str>,
 ) -> anyhow::Result<PoolConnection<Postgres>> {
-    let mut tx = pool.acquire().await?;
-    tx.close_on_drop();
+    let mut conn = pool.acquire().await?;
+    conn.close_on_drop();
     sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     if let Some(id) = exported {
         // The statement takes no parameter; the id is the server's own,
@@ -247,13 +247,15 @@ async fn snapshot(
         // Unnamed, as each id is used once.
         sqlx::query(&format!("SET TRANSACTION SNAPSHOT '{id}'"))
             .persistent(false)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
     }
     // A page's estimated cost passes jit_above_cost, and compiling its plan
     // made each of the first pages three times slower (35 ms, not 12 ms).
-    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-    Ok(tx)
+    sqlx::query("SET LOCAL jit = off")
+        .execute(&mut *conn)
+        .await?;
+    Ok(conn)
 }
 
 /// Ranges walked at once: two per core (while one waits on the database,
@@ -340,22 +342,21 @@ async fn read_page(
     buffer: &mut Vec<u8>,
     blocks: &[BlockRow],
 ) -> sqlx::Result<Result<(Vec<Entry>, Rows), String>> {
-    let unreadable = |error: sqlx::Error| match error {
-        sqlx::Error::Decode(cause) if cause.is::<binary_copy::Malformed>() => Ok(cause.to_string()),
-        other => Err(other),
+    let read = async {
+        let entries = entries_of(&mut *conn, buffer, blocks)
+            .await
+            .map_err(|error| ("entries", error))?;
+        let rows = rows_of(&mut *conn, buffer, &entries)
+            .await
+            .map_err(|error| ("transactions", error))?;
+        Ok((entries, rows))
     };
-    let entries = match entries_of(&mut *conn, buffer, blocks).await {
-        Ok(entries) => entries,
-        Err(error) => {
-            return unreadable(error)
-                .map(|cause| Err(format!("its entries cannot be read: {cause}")))
+    match read.await {
+        Ok(page) => Ok(Ok(page)),
+        Err((what, sqlx::Error::Decode(cause))) if cause.is::<binary_copy::Malformed>() => {
+            Ok(Err(format!("its {what} cannot be read: {cause}")))
         }
-    };
-    match rows_of(&mut *conn, buffer, &entries).await {
-        Ok(rows) => Ok(Ok((entries, rows))),
-        Err(error) => {
-            unreadable(error).map(|cause| Err(format!("its transactions cannot be read: {cause}")))
-        }
+        Err((_, other)) => Err(other),
     }
 }
 

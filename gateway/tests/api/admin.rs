@@ -254,15 +254,16 @@ async fn postgresql_refuses_an_unbalanced_entry_and_edits_to_postings() {
     .execute(&mut *tx)
     .await
     .unwrap();
-    sqlx::query(
+    let leg = sqlx::query(
         "INSERT INTO postings (tx_id, account_id, amount)
          SELECT '00000000-0000-0000-0000-000000000001', id, 5 FROM accounts WHERE kind = 'wallet' AND currency = 'KES' LIMIT 1",
     )
     .execute(&mut *tx)
     .await
-    .unwrap();
-    let commit = tx.commit().await.unwrap_err().to_string();
-    assert!(commit.contains("does not balance"), "{commit}");
+    .unwrap_err()
+    .to_string();
+    assert!(leg.contains("does not balance"), "{leg}");
+    drop(tx);
 
     let edit = sqlx::query("UPDATE postings SET amount = amount + 1")
         .execute(&app.pool)
@@ -281,4 +282,83 @@ async fn postgresql_refuses_an_unbalanced_entry_and_edits_to_postings() {
     assert!(overdraw
         .to_string()
         .contains("accounts_wallet_not_overdrawn"));
+}
+
+#[tokio::test]
+async fn postgresql_refuses_rows_that_refer_to_nothing_and_the_removal_of_what_rows_refer_to() {
+    let app = spawn_app().await;
+    let user = app.token(USER_PHONE, DEMO_PIN).await;
+    let sent = app.send(&user, ADMIN_PHONE, 5_000, "KES").await;
+    assert_eq!(sent.status(), StatusCode::CREATED);
+    let refused = |sql: &'static str, expected: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            let error = sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{sql}: {error}");
+        }
+    };
+    refused(
+        "INSERT INTO transactions (tx_id, tx_type, amount, currency, signature, created_at)
+         VALUES (gen_random_uuid(), 'funding', 5, 'XYZ', 'x', now())",
+        "transactions_currency_fkey",
+    )
+    .await;
+    refused(
+        "INSERT INTO transactions (tx_id, tx_type, amount, currency, to_user_id, signature, created_at)
+         VALUES (gen_random_uuid(), 'funding', 5, 'KES', gen_random_uuid(), 'x', now())",
+        "transactions_to_user_id_fkey",
+    )
+    .await;
+    refused(
+        "INSERT INTO postings (tx_id, account_id, amount)
+         SELECT gen_random_uuid(), id, 5 FROM accounts WHERE kind = 'wallet' LIMIT 1",
+        "postings_tx_id_fkey",
+    )
+    .await;
+    refused(
+        "INSERT INTO postings (tx_id, account_id, amount) SELECT tx_id, -1, 5 FROM transactions LIMIT 1",
+        "postings_account_id_fkey",
+    )
+    .await;
+    // A leg added to a posted entry later must keep it balanced.
+    refused(
+        "INSERT INTO postings (tx_id, account_id, amount)
+         SELECT tx_id, account_id, amount FROM postings ORDER BY tx_id LIMIT 1",
+        "does not balance",
+    )
+    .await;
+    refused(
+        "INSERT INTO sms_outbox (to_phone, message, tx_id) VALUES ('+254700000001', 'hi', gen_random_uuid())",
+        "sms_outbox_tx_id_fkey",
+    )
+    .await;
+    refused(
+        "INSERT INTO chain_pending (tx_id) VALUES (gen_random_uuid())",
+        "chain_pending_tx_id_fkey",
+    )
+    .await;
+    refused(
+        "INSERT INTO audit_pending (audit_id) VALUES (-1)",
+        "audit_pending_audit_id_fkey",
+    )
+    .await;
+    refused(
+        "UPDATE sms_outbox SET tx_id = NULL WHERE tx_id IS NOT NULL",
+        "never changes",
+    )
+    .await;
+    for removal in [
+        "DELETE FROM users",
+        "UPDATE users SET id = gen_random_uuid()",
+        "DELETE FROM accounts",
+        "TRUNCATE accounts CASCADE",
+        "UPDATE currencies SET code = 'XYZ' WHERE code = 'KES'",
+        "DELETE FROM currencies WHERE code = 'KES'",
+    ] {
+        refused(removal, "referred to by the ledger").await;
+    }
 }

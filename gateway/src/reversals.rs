@@ -292,7 +292,7 @@ async fn post_correction(
     );
     let entry = move_entry(payer.clone(), payee.clone(), &currency, pending.amount)
         .map_err(|e| Error::Internal(e.into()))?;
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let booking = Booking {
         facts: TxFacts::now(tx_id, TxType::Reversal, &pending.currency, (pending.amount, 0), Some(pending.recipient), Some(pending.sender)),
         entry,

@@ -92,7 +92,7 @@ pub async fn fund(
         &code,
         amount_minor,
     )?;
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let booking = Booking {
         facts: TxFacts::now(
             tx_id,

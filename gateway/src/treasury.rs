@@ -201,7 +201,7 @@ async fn issue(
         row.amount,
     )
     .map_err(|e| Error::Validation(e.to_string()))?;
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let booking = Booking {
         facts: TxFacts::now(tx_id, TxType::Issuance, &row.currency, (row.amount, 0), None, Some(row.agent_user_id)),
         entry,

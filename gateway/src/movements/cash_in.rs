@@ -154,7 +154,7 @@ impl Operation for CashInOrder {
             priced.commission,
         );
         let (agent, customer) = (&priced.agent, &priced.parties.sender);
-        let tx_id = Uuid::new_v4();
+        let tx_id = crate::ledger::new_tx_id();
         let wallet = AccountRef::wallet(customer.party.user_id, currency);
         let float = AccountRef::agent_float(agent.user_id, currency);
         let accounts = AgentAccounts {

@@ -139,7 +139,7 @@ impl Operation for CashOutOrder {
         let currency = self.currency.as_str();
         let (amount, fee, commission) = (self.amount.minor(), priced.fee, priced.commission);
         let (agent, customer) = (&priced.agent, &priced.parties.sender);
-        let tx_id = Uuid::new_v4();
+        let tx_id = crate::ledger::new_tx_id();
         let wallet = AccountRef::wallet(self.customer_id, currency);
         let float = AccountRef::agent_float(agent.user_id, currency);
         let accounts = AgentAccounts {

@@ -255,7 +255,7 @@ impl Operation for ConvertOrder {
         state: &AppState,
         rules: &Rules,
     ) -> Result<TxView, Error> {
-        let tx_id = Uuid::new_v4();
+        let tx_id = crate::ledger::new_tx_id();
         let price = self.settle_price(conn, rules, tx_id).await?;
         let (from, to) = (price.from.as_str(), price.to.as_str());
         let usd_cents = rules

@@ -185,7 +185,7 @@ impl Operation for PayOrder {
         let report =
             parties::aml_gate(conn, state, rules, &priced.parties, priced.usd_cents).await?;
         let (merchant, customer) = (&priced.merchant, &priced.parties.sender);
-        let tx_id = Uuid::new_v4();
+        let tx_id = crate::ledger::new_tx_id();
         let wallet = AccountRef::wallet(self.customer_id, currency);
         let till = AccountRef::merchant(merchant.owner_id, currency);
         let accounts = MerchantAccounts {

@@ -162,7 +162,7 @@ impl Operation for RefundOrder {
             amount,
         )
         .map_err(|e| Error::Validation(e.to_string()))?;
-        let tx_id = Uuid::new_v4();
+        let tx_id = crate::ledger::new_tx_id();
         let booking = Booking {
             facts: TxFacts::now(tx_id, TxType::MerchantRefund, &self.currency, (amount, 0), None, Some(payment.customer_id)),
             entry,

@@ -251,7 +251,7 @@ impl Operation for SendOrder {
         let quote = priced.quote;
         let report =
             parties::aml_gate(conn, state, rules, &priced.parties, quote.usd_cents).await?;
-        let tx_id = Uuid::new_v4();
+        let tx_id = crate::ledger::new_tx_id();
         let fee_revenue = AccountRef::fee_revenue(self.currency.as_str(), tx_id);
         let plan = self.plan(&priced.recipient, quote, tx_id, fee_revenue)?;
         let (sender, recipient) = (&priced.parties.sender, &priced.recipient);

@@ -506,7 +506,7 @@ async fn credit(
             AccountRef::house("suspense", "KES"),
         ),
     };
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let booking = deposit_booking(deposit, &payment, tx_id, status, target.clone())?;
     let rules = state.rules.get(&state.pool).await?;
     let to = format!("+{}", deposit.phone);

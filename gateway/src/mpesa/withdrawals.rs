@@ -141,7 +141,7 @@ impl Operation for WithdrawOrder {
         let usd_cents = rules.rates.usd_cents("KES", amount).map_err(fx_error)?;
         let parties = parties::load(conn, self.user_id, None).await?;
         let report = parties::aml_gate(conn, state, rules, &parties, usd_cents).await?;
-        let (tx_id, reference) = (Uuid::new_v4(), Uuid::new_v4());
+        let (tx_id, reference) = (crate::ledger::new_tx_id(), Uuid::new_v4());
         let entry = transfer_entry(
             hold_accounts(self.user_id, tx_id, self.from_merchant),
             &kes()?,
@@ -381,7 +381,7 @@ pub(super) async fn settle(
 
 /// The hold goes to the M-Pesa float: the customer has been paid.
 async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Result<Uuid, Error> {
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let entry = move_entry(
         AccountRef::payout_hold("mpesa", "KES"),
         AccountRef::float("mpesa", "KES"),
@@ -427,7 +427,7 @@ async fn refund(
     held: &Held,
     reason: &str,
 ) -> Result<Uuid, Error> {
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let accounts = hold_accounts(held.user_id, held.hold_tx_id, held.from_merchant);
     let wallet = accounts.source_wallet.clone();
     let entry: JournalEntry<AccountRef> = transfer_entry(accounts, &kes()?, held.amount, held.fee)

@@ -412,7 +412,7 @@ async fn book_resolution(
     };
     let entry = move_entry(AccountRef::house("suspense", "KES"), target, &kes, amount)
         .map_err(|e| Error::internal(e.to_string()))?;
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let credited = (resolution == Resolution::Credit).then_some(deposit.user_id);
     let booking = Booking {
         facts: TxFacts::now(tx_id, tx_type, "KES", (amount, 0), None, credited),

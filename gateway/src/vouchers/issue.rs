@@ -89,7 +89,7 @@ impl Operation for VoucherOrder {
             .fees
             .fee(FeeKind::Voucher, &rules.rates, currency, amount)
             .map_err(fx_error)?;
-        let tx_id = Uuid::new_v4();
+        let tx_id = crate::ledger::new_tx_id();
         let accounts = TransferAccounts {
             source_wallet: AccountRef::wallet(self.user_id, currency),
             target_wallet: AccountRef::voucher_liability(currency),

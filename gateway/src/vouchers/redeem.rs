@@ -142,7 +142,7 @@ impl Operation for RedeemOrder {
             voucher.amount,
         )
         .map_err(|e| Error::Validation(e.to_string()))?;
-        let tx_id = Uuid::new_v4();
+        let tx_id = crate::ledger::new_tx_id();
         let detail = json!({"voucher_id": voucher.id, "amount": voucher.amount, "currency": currency,
                             "for_cash": self.to == Redeemer::AgentCash, "code_hint": voucher.code_hint});
         let booking = Booking {

@@ -123,7 +123,7 @@ async fn refund(
         voucher.amount,
     )
     .map_err(|e| Error::Validation(e.to_string()))?;
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let (action, status) = match why {
         Return::Cancelled => ("voucher.cancel", "CANCELLED"),
         Return::Expired => ("voucher.expire", "EXPIRED"),

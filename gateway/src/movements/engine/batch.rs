@@ -318,7 +318,7 @@ fn decide<'a>(
             return Err(ComplianceRefusal::new(rule, json!({"usd_cents": usd_cents})).into())
         }
     };
-    let tx_id = Uuid::new_v4();
+    let tx_id = crate::ledger::new_tx_id();
     let fee_revenue = AccountRef::fee_revenue(order.currency.as_str(), shard_seed);
     let plan = order.plan(&candidate.recipient, candidate.quote, tx_id, fee_revenue)?;
     let entry = plan.entry.map_accounts(|account| ledger.id_of(&account))?;

@@ -19,7 +19,15 @@
 -- already; users, accounts and currencies are from now on never deleted,
 -- truncated or given a new key (triggers below, beside the application
 -- role's missing DELETE). A parent another transaction has not committed yet
--- is not visible, so a row referring to it is refused instead of waiting.
+-- is not visible, so a row referring to it is refused, as a foreign key
+-- refuses it.
+--
+-- The checks' queries take no parameters, so each connection plans them once,
+-- sized by the first statement it checks: a first batch of thousands would
+-- leave hash or merge joins over whole parent tables for every later batch of
+-- one. Their functions therefore allow only nested loops (index look-ups per
+-- new row, right for a batch of any size this gateway writes) and fix their
+-- search_path.
 
 CREATE FUNCTION raise_reference_violation(child text, constraint_name text) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -36,7 +44,8 @@ ALTER TABLE transactions DROP CONSTRAINT transactions_currency_fkey,
 -- Each reference is its own anti-join (a NOT EXISTS inside a CASE or an OR
 -- would be planned as a hashed scan of the whole parent table).
 CREATE FUNCTION transactions_references_checked() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     broken text;
 BEGIN
@@ -54,7 +63,7 @@ BEGIN
         WHERE n.to_user_id IS NOT NULL AND NOT EXISTS (SELECT FROM public.users u WHERE u.id = n.to_user_id)
     ) s LIMIT 1;
     IF broken IS NOT NULL THEN
-        PERFORM raise_reference_violation('transactions', broken);
+        PERFORM public.raise_reference_violation('transactions', broken);
     END IF;
     RETURN NULL;
 END
@@ -72,7 +81,8 @@ ALTER TABLE postings DROP CONSTRAINT postings_tx_id_fkey,
 DROP TRIGGER transactions_entry_balanced ON transactions;
 DROP FUNCTION assert_entry_balanced();
 CREATE FUNCTION postings_checked() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
     broken text;
     unbalanced record;
@@ -85,7 +95,7 @@ BEGIN
         WHERE NOT EXISTS (SELECT FROM public.accounts a WHERE a.id = n.account_id)
     ) s LIMIT 1;
     IF broken IS NOT NULL THEN
-        PERFORM raise_reference_violation('postings', broken);
+        PERFORM public.raise_reference_violation('postings', broken);
     END IF;
     SELECT p.tx_id, a.currency INTO unbalanced
     FROM (SELECT DISTINCT tx_id FROM new_postings) n
@@ -108,11 +118,12 @@ CREATE TRIGGER postings_references AFTER INSERT ON postings
 -- The rows queued beside a movement refer to one parent by one column, which
 -- never changes once written.
 CREATE FUNCTION transaction_reference_checked() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
     IF EXISTS (SELECT FROM new_rows n WHERE n.tx_id IS NOT NULL
                AND NOT EXISTS (SELECT FROM public.transactions t WHERE t.tx_id = n.tx_id)) THEN
-        PERFORM raise_reference_violation(TG_TABLE_NAME, TG_TABLE_NAME || '_tx_id_fkey');
+        PERFORM public.raise_reference_violation(TG_TABLE_NAME, TG_TABLE_NAME || '_tx_id_fkey');
     END IF;
     RETURN NULL;
 END
@@ -142,10 +153,11 @@ CREATE TRIGGER sms_outbox_reference_fixed BEFORE UPDATE OF tx_id ON sms_outbox
 
 ALTER TABLE audit_pending DROP CONSTRAINT audit_pending_audit_id_fkey;
 CREATE FUNCTION audit_pending_references_checked() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
     IF EXISTS (SELECT FROM new_rows n WHERE NOT EXISTS (SELECT FROM public.audit_log a WHERE a.id = n.audit_id)) THEN
-        PERFORM raise_reference_violation('audit_pending', 'audit_pending_audit_id_fkey');
+        PERFORM public.raise_reference_violation('audit_pending', 'audit_pending_audit_id_fkey');
     END IF;
     RETURN NULL;
 END
@@ -159,10 +171,11 @@ CREATE TRIGGER audit_pending_reference_fixed BEFORE UPDATE OF audit_id ON audit_
 -- Idempotency keys are claimed a batch at a time, in one statement.
 ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_user_id_fkey;
 CREATE FUNCTION idempotency_keys_references_checked() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 BEGIN
     IF EXISTS (SELECT FROM new_rows n WHERE NOT EXISTS (SELECT FROM public.users u WHERE u.id = n.user_id)) THEN
-        PERFORM raise_reference_violation('idempotency_keys', 'idempotency_keys_user_id_fkey');
+        PERFORM public.raise_reference_violation('idempotency_keys', 'idempotency_keys_user_id_fkey');
     END IF;
     RETURN NULL;
 END

@@ -34,6 +34,12 @@ pub enum Discrepancy {
         currency: String,
         balance: i64,
     },
+    /// A database safeguard switched off: a trigger that keeps rows
+    /// append-only, checks their references or an entry's balance, or a
+    /// foreign key's, disabled (`ALTER TABLE … DISABLE TRIGGER`, which only
+    /// a table's owner or a superuser can do). What it guards is no longer
+    /// refused while it stays off.
+    SafeguardOff { table: String, safeguard: String },
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
@@ -55,6 +61,7 @@ pub async fn check(pool: &PgPool) -> sqlx::Result<LedgerReport> {
     discrepancies.extend(currency_totals(&mut tx).await?);
     discrepancies.extend(unbalanced_entries(&mut tx).await?);
     discrepancies.extend(negative_wallets(&mut tx).await?);
+    discrepancies.extend(safeguards_off(&mut tx).await?);
     let counts = sqlx::query!(
         r#"SELECT (SELECT count(*) FROM accounts) AS "accounts!", (SELECT count(*) FROM transactions) AS "transactions!""#
     )
@@ -145,6 +152,29 @@ async fn negative_wallets(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrepan
             account_id: r.id,
             currency: r.currency,
             balance: r.balance,
+        })
+        .collect())
+}
+
+/// Triggers of the application's tables that do not fire in normal
+/// operation: disabled (`D`) or firing only in replication mode (`R`). A
+/// foreign key's internal triggers are named by their constraint.
+async fn safeguards_off(conn: &mut PgConnection) -> sqlx::Result<Vec<Discrepancy>> {
+    let off = sqlx::query!(
+        r#"SELECT DISTINCT c.relname::text AS "table!", coalesce(k.conname, t.tgname)::text AS "safeguard!"
+           FROM pg_trigger t
+           JOIN pg_class c ON c.oid = t.tgrelid
+           LEFT JOIN pg_constraint k ON k.oid = t.tgconstraint
+           WHERE c.relnamespace = 'public'::regnamespace AND t.tgenabled IN ('D', 'R')
+           ORDER BY 1, 2"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(off
+        .into_iter()
+        .map(|r| Discrepancy::SafeguardOff {
+            table: r.table,
+            safeguard: r.safeguard,
         })
         .collect())
 }

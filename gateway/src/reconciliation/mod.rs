@@ -258,6 +258,9 @@ async fn ledger(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> {
                 | Discrepancy::NegativeWallet { account_id, .. } => format!("account {account_id}"),
                 Discrepancy::CurrencyTotal { currency, .. } => format!("currency {currency}"),
                 Discrepancy::UnbalancedEntry { tx_id, .. } => format!("transaction {tx_id}"),
+                Discrepancy::SafeguardOff { table, safeguard } => {
+                    format!("table {table}, {safeguard}")
+                }
             };
             Finding::new(Check::Ledger, subject, json!(d))
         })

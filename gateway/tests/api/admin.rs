@@ -362,3 +362,45 @@ async fn postgresql_refuses_rows_that_refer_to_nothing_and_the_removal_of_what_r
         refused(removal, "referred to by the ledger").await;
     }
 }
+
+#[tokio::test]
+async fn the_ledger_check_reports_a_safeguard_the_owner_switched_off() {
+    let app = spawn_app().await;
+    app.assert_balanced().await;
+    for statement in [
+        "ALTER TABLE postings DISABLE TRIGGER postings_references",
+        "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
+    let report = app.ledger_check().await;
+    assert_eq!(report["balanced"], false, "{report:#}");
+    let off: Vec<(String, String)> = report["discrepancies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "safeguard_off")
+        .map(|d| {
+            let text = |field: &str| d[field].as_str().unwrap().to_owned();
+            (text("table"), text("safeguard"))
+        })
+        .collect();
+    let named = |table: &str, safeguard: &str| off.contains(&(table.into(), safeguard.into()));
+    assert!(named("postings", "postings_references"), "{off:?}");
+    // Every trigger of audit_log, a foreign key's by its constraint's name.
+    assert!(named("audit_log", "audit_chain_audit_id_fkey"), "{off:?}");
+    assert!(
+        off.iter()
+            .all(|(table, _)| table == "postings" || table == "audit_log"),
+        "{off:?}"
+    );
+    sqlx::query("ALTER TABLE postings ENABLE TRIGGER postings_references")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER ALL")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.assert_balanced().await;
+}

@@ -8,10 +8,6 @@ use clap::Parser;
 /// mimalloc rather than the system allocator: the gateway allocates per
 /// request, per row and per SMS, and glibc's malloc cost it about a sixth of
 /// its CPU under load (measured with `perf` during the transfers bench).
-/// Its 2.x line (feature `v2`): under the same load the crate's default 3.x
-/// spent 17 % of the gateway's CPU in the allocator, and in three alternated
-/// pairs of P1 runs 2.x posted 3-9 % more transfers a second on 1-10 % less
-/// gateway CPU per transfer (2026-12-06).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

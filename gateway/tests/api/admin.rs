@@ -394,13 +394,11 @@ async fn the_ledger_check_reports_a_safeguard_the_owner_switched_off() {
             .all(|(table, _)| table == "postings" || table == "audit_log"),
         "{off:?}"
     );
-    sqlx::query("ALTER TABLE postings ENABLE TRIGGER postings_references")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER ALL")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    for statement in [
+        "ALTER TABLE postings ENABLE TRIGGER postings_references",
+        "ALTER TABLE audit_log ENABLE TRIGGER ALL",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
     app.assert_balanced().await;
 }

@@ -394,6 +394,23 @@ async fn the_ledger_check_reports_a_safeguard_the_owner_switched_off() {
             .all(|(table, _)| table == "postings" || table == "audit_log"),
         "{off:?}"
     );
+    // A reconciliation run flags it too, under the ledger check.
+    let admin = app.admin_token().await;
+    let response = app
+        .post("/api/v1/admin/reconciliation/runs", Some(&admin), json!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let run: Value = response.json().await.unwrap();
+    assert_eq!(run["clean"], false, "{run:#}");
+    assert!(
+        run["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|item| item["check"] == "ledger"
+                && item["subject"] == "table postings, postings_references"),
+        "{run:#}"
+    );
     for statement in [
         "ALTER TABLE postings ENABLE TRIGGER postings_references",
         "ALTER TABLE audit_log ENABLE TRIGGER ALL",

@@ -146,41 +146,90 @@ impl TxFacts {
     }
 
     /// Appends [`Self::canonical_bytes`] to `out`, without a string per
-    /// field: validation rebuilds a million of these.
+    /// field or the formatting machinery: validation and sealing rebuild a
+    /// million of these (formatting took 215 ms a million through `write!`
+    /// and chrono, a quarter of hashing the same bytes).
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        // Writing into a Vec<u8> cannot fail.
-        let _ = write!(
-            out,
-            "chainpay-tx-v1|{}|{}|{}|{}|{}|",
-            self.tx_id,
-            self.tx_type.as_str(),
-            self.amount_minor,
-            self.fee_minor,
-            self.currency,
-        );
+        let mut integers = itoa::Buffer::new();
+        out.extend_from_slice(b"chainpay-tx-v1|");
+        write_uuid(out, self.tx_id);
+        out.push(b'|');
+        out.extend_from_slice(self.tx_type.as_str().as_bytes());
+        out.push(b'|');
+        out.extend_from_slice(integers.format(self.amount_minor).as_bytes());
+        out.push(b'|');
+        out.extend_from_slice(integers.format(self.fee_minor).as_bytes());
+        out.push(b'|');
+        out.extend_from_slice(self.currency.as_bytes());
+        out.push(b'|');
         for party in [self.from_user_id, self.to_user_id] {
             match party {
-                Some(id) => {
-                    let _ = write!(out, "{id}|");
-                }
-                None => out.extend_from_slice(b"-|"),
+                Some(id) => write_uuid(out, id),
+                None => out.push(b'-'),
             }
+            out.push(b'|');
         }
-        let created_at = self.created_at.to_rfc3339_opts(SecondsFormat::Micros, true);
-        out.extend_from_slice(created_at.as_bytes());
+        write_rfc3339_micros(out, self.created_at);
         if let Some(leg) = &self.conversion {
-            let _ = write!(
-                out,
-                "|{}|{}|{}",
-                leg.to_currency, leg.converted_minor, leg.rate
-            );
+            out.push(b'|');
+            out.extend_from_slice(leg.to_currency.as_bytes());
+            out.push(b'|');
+            out.extend_from_slice(integers.format(leg.converted_minor).as_bytes());
+            out.push(b'|');
+            out.extend_from_slice(leg.rate.as_bytes());
         }
     }
 
     pub fn sign(&self, key: &SigningKey) -> String {
         key.sign(&self.canonical_bytes())
     }
+}
+
+/// A uuid as its lower-case hyphenated form, as `Display` writes it.
+fn write_uuid(out: &mut Vec<u8>, id: Uuid) {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut text).as_bytes());
+}
+
+/// `at` as `to_rfc3339_opts(SecondsFormat::Micros, true)` writes it
+/// (`2023-11-14T22:13:20.123456Z`): by hand for the years 0–9999, through
+/// chrono for any other year (written with a sign) or a leap second (which
+/// no stored time holds).
+fn write_rfc3339_micros(out: &mut Vec<u8>, at: DateTime<Utc>) {
+    use chrono::{Datelike as _, Timelike as _};
+    // UTC's fields, without an offset applied per field.
+    let naive = at.naive_utc();
+    let (date, time) = (naive.date(), naive.time());
+    let year = u32::try_from(date.year()).unwrap_or(u32::MAX);
+    if year > 9999 || time.nanosecond() >= 1_000_000_000 {
+        let text = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    let fields = [
+        (year, 4, b'-'),
+        (date.month(), 2, b'-'),
+        (date.day(), 2, b'T'),
+        (time.hour(), 2, b':'),
+        (time.minute(), 2, b':'),
+        (time.second(), 2, b'.'),
+        (time.nanosecond() / 1_000, 6, b'Z'),
+    ];
+    for (value, width, separator) in fields {
+        write_padded(out, value, width);
+        out.push(separator);
+    }
+}
+
+/// `value` in decimal, zero-padded to at least `width` digits.
+fn write_padded(out: &mut Vec<u8>, value: u32, width: usize) {
+    let mut integers = itoa::Buffer::new();
+    let digits = integers.format(value).as_bytes();
+    out.extend(std::iter::repeat_n(
+        b'0',
+        width.saturating_sub(digits.len()),
+    ));
+    out.extend_from_slice(digits);
 }
 
 /// The short reference customers see on screens and SMS: the first ten hex
@@ -220,6 +269,22 @@ mod tests {
             text,
             "chainpay-tx-v1|00000000-0000-0000-0000-000000000000|transfer|10000|100|KES|00000000-0000-0000-0000-000000000000|-|2023-11-14T22:13:20.123456Z"
         );
+    }
+
+    proptest::proptest! {
+        /// The hand-written form is chrono's, for any instant chrono holds.
+        #[test]
+        fn times_are_written_as_chrono_writes_them(
+            seconds in -400_000_000_000i64..400_000_000_000i64,
+            nanos in 0u32..2_000_000_000,
+        ) {
+            if let Some(at) = DateTime::from_timestamp(seconds, nanos) {
+                let mut written = Vec::new();
+                write_rfc3339_micros(&mut written, at);
+                let chrono = at.to_rfc3339_opts(SecondsFormat::Micros, true);
+                proptest::prop_assert_eq!(String::from_utf8(written).unwrap(), chrono);
+            }
+        }
     }
 
     #[test]

@@ -36,7 +36,8 @@
 //! P1 and P2, 1), `BENCH_PGBOUNCER` (`1`: the gateways connect through
 //! PgBouncer in session mode), `BENCH_USSD_SESSIONS` (200),
 //! `BENCH_USSD_THINK_MS` (3000), `BENCH_ONLY_P1` (`1`: stop after P1, for
-//! comparing a change with the code before it in alternating runs).
+//! comparing a change with the code before it in alternating runs),
+//! `BENCH_ONLY_P3` (`1`: after the warm-up, only P3, for the same).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -209,6 +210,13 @@ async fn main() {
     // The funding's chain entries and SMS out of the way before anything
     // is measured (each phase then settles what the one before left).
     support::caught_up(&pool, Duration::from_secs(300)).await;
+    if env_usize("BENCH_ONLY_P3", 0) == 1 {
+        ussd_phase(&load, &pool, pids[0], seconds).await;
+        for mut server in servers {
+            support::stop_gateway(&mut server);
+        }
+        return;
+    }
     let through = if bouncer.is_some() {
         ", through PgBouncer"
     } else {

@@ -395,12 +395,7 @@ async fn the_ledger_check_reports_a_safeguard_the_owner_switched_off() {
         "{off:?}"
     );
     // A reconciliation run flags it too, under the ledger check.
-    let admin = app.admin_token().await;
-    let response = app
-        .post("/api/v1/admin/reconciliation/runs", Some(&admin), json!({}))
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let run: Value = response.json().await.unwrap();
+    let run = super::reconciliation::run(&app).await;
     assert_eq!(run["clean"], false, "{run:#}");
     assert!(
         run["items"]

@@ -1125,7 +1125,6 @@ async fn a_storm_of_repeated_late_and_stray_callbacks_settles_everything_exactly
     let app = crate::reconciliation::expiring_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
-    let admin = app.admin_token().await;
     // Safaricom settles everything but the callbacks are lost: only the
     // storm (and the gateway's own queries) can tell the gateway.
     let paid = initiate(&app, &token, 11_000).await;
@@ -1236,11 +1235,7 @@ async fn a_storm_of_repeated_late_and_stray_callbacks_settles_everything_exactly
         "the refused payout came back once, with its fee"
     );
     assert_eq!(payout_hold(&app).await, 0);
-    let run = app
-        .post("/api/v1/admin/reconciliation/runs", Some(&admin), json!({}))
-        .await;
-    assert_eq!(run.status(), StatusCode::CREATED);
-    let run: Value = run.json().await.unwrap();
+    let run = super::reconciliation::run(&app).await;
     assert_eq!(run["clean"], true, "{run:#}");
     app.assert_balanced().await;
 }

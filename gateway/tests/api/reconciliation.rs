@@ -39,7 +39,8 @@ async fn quick_app() -> TestApp {
     .await
 }
 
-async fn run(app: &TestApp) -> Value {
+/// Starts a reconciliation run as an admin through HTTP; the run as answered.
+pub(crate) async fn run(app: &TestApp) -> Value {
     let admin = app.admin_token().await;
     let response = app
         .post("/api/v1/admin/reconciliation/runs", Some(&admin), json!({}))

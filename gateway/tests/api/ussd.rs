@@ -500,49 +500,6 @@ async fn any_instance_serves_any_step_of_a_session() {
     );
 }
 
-/// Session saves commit without waiting for the disk (their own
-/// transaction's setting); every other commit on the same pooled
-/// connections, the money's among them, still waits for it.
-#[tokio::test]
-async fn only_the_session_saves_skip_the_wait_for_the_disk() {
-    let mut app = spawn_app().await;
-    // The test server may run without durability: make the database's
-    // default the production one, and start connections that carry it.
-    sqlx::query(&format!(
-        "ALTER DATABASE {} SET synchronous_commit = on",
-        app.database
-    ))
-    .execute(&app.pool)
-    .await
-    .unwrap();
-    app.restart().await;
-
-    let (mut s, _) = Session::dial(&app, USER_PHONE).await;
-    s.press("1").await;
-    s.press("0700000000").await;
-    s.press("1").await;
-    s.press("100").await;
-    let done = s.press("1234").await;
-    assert!(done.contains("Confirmed. KES 100.00 sent"), "{done}");
-    // The last save holds: a retry is answered from it.
-    assert_eq!(s.post().await, done);
-
-    // Every idle connection of the application's pool (the ones that saved
-    // the steps among them), held at once so none is looked at twice.
-    let mut held = Vec::new();
-    while let Some(conn) = app.state.pool.try_acquire() {
-        held.push(conn);
-    }
-    assert!(!held.is_empty());
-    for conn in &mut held {
-        let setting: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
-            .fetch_one(&mut **conn)
-            .await
-            .unwrap();
-        assert_eq!(setting, "on");
-    }
-}
-
 #[tokio::test]
 async fn malformed_ussd_requests_are_refused_and_a_configured_token_is_required() {
     let app = spawn_with(TestOptions {

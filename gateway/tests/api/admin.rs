@@ -395,7 +395,7 @@ async fn the_ledger_check_reports_a_safeguard_the_owner_switched_off() {
         "{off:?}"
     );
     // A reconciliation run flags it too, under the ledger check.
-    let run = super::reconciliation::run(&app).await;
+    let run = crate::reconciliation::run(&app).await;
     assert_eq!(run["clean"], false, "{run:#}");
     assert!(
         run["items"]

@@ -1235,7 +1235,7 @@ async fn a_storm_of_repeated_late_and_stray_callbacks_settles_everything_exactly
         "the refused payout came back once, with its fee"
     );
     assert_eq!(payout_hold(&app).await, 0);
-    let run = super::reconciliation::run(&app).await;
+    let run = crate::reconciliation::run(&app).await;
     assert_eq!(run["clean"], true, "{run:#}");
     app.assert_balanced().await;
 }

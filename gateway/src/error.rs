@@ -164,6 +164,8 @@ pub enum Missing {
     PaymentRequest,
     Webhook,
     Delivery,
+    Withdrawal,
+    PayoutResolution,
     /// A transaction that exists but is not sealed into a block yet.
     UnsealedTransaction,
 }
@@ -191,6 +193,8 @@ impl std::fmt::Display for Missing {
             Missing::PaymentRequest => "payment request",
             Missing::Webhook => "webhook endpoint",
             Missing::Delivery => "delivery",
+            Missing::Withdrawal => "withdrawal",
+            Missing::PayoutResolution => "payout resolution",
             Missing::UnsealedTransaction => "sealed block",
         })
     }

@@ -134,6 +134,11 @@ const RULES: &[Rule] = &[
         },
     },
     Rule {
+        format: "mpesa-receipt",
+        meaning: "An M-Pesa receipt (`NLJ7RT61SV`): 8 to 20 letters and digits, case and surrounding spaces ignored.",
+        apply: |o| o.pattern = Some(format!(r"^{TRIMMED}*[A-Za-z0-9]{{8,20}}{TRIMMED}*$")),
+    },
+    Rule {
         format: "voucher-code",
         meaning: "The 16 digits of a voucher, the last a Luhn check digit; spaces and dashes between them are ignored. Anything else is refused (400).",
         apply: |o| o.min_length = Some(16),

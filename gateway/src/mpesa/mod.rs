@@ -5,6 +5,7 @@
 
 pub mod deposits;
 pub mod payout_status;
+pub mod resolutions;
 pub mod withdrawals;
 
 use crate::error::Error;

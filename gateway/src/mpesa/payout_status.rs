@@ -4,8 +4,9 @@
 //! A withdrawal still PENDING `MPESA_PENDING_TIMEOUT_S` after its B2C
 //! request was sent (the submission timed out, or its result was lost) is
 //! asked about, backing off from [`QUERY_SPACING_S`] and at most
-//! [`MAX_QUERIES`] times (then it waits for an operator, and reconciliation
-//! flags it); every query's conversation is kept, so a slow answer to an
+//! [`MAX_QUERIES`] times; one still pending an hour after it was sent is
+//! flagged by reconciliation and settled by two operators from M-Pesa's
+//! records ([`super::resolutions`]). Every query's conversation is kept, so a slow answer to an
 //! earlier query still counts. The answer arrives at
 //! `/api/v1/mpesa/txstatus/result` and settles the withdrawal through the
 //! same once-only path as a B2C result: *Completed* pays the hold out with
@@ -32,7 +33,7 @@ use crate::state::AppState;
 /// Seconds before the second Transaction Status query of one payout (or the
 /// pending timeout, when shorter), doubling with each query up to 32×.
 const QUERY_SPACING_S: f64 = 30.0;
-/// Queries of one payout before it is left to an operator.
+/// Queries of one payout at most (operators settle what they leave).
 const MAX_QUERIES: i32 = 30;
 /// "No such transaction" answers before the payout is taken as never made.
 pub const NO_RECORD_LIMIT: i32 = 3;

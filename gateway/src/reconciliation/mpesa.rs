@@ -12,8 +12,9 @@ use sqlx::{Connection, PgPool};
 use super::{Check, Finding};
 use crate::error::Error;
 
-/// A withdrawal still unsettled after this long is a finding.
-const WITHDRAWAL_STUCK_S: f64 = 3600.0;
+/// A withdrawal still unsettled after this long is a finding (and, once
+/// sent that long ago, operators may settle it).
+const WITHDRAWAL_STUCK_S: f64 = crate::mpesa::resolutions::STUCK_AFTER_S;
 /// An SMS still queued after this long is stuck.
 const SMS_STUCK_S: f64 = 900.0;
 

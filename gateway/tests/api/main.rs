@@ -21,6 +21,7 @@ mod merchants;
 mod mpesa;
 mod ops;
 mod payment_requests;
+mod payouts;
 mod reconciliation;
 mod scaling;
 mod security;

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 
 /// Prompts are answered only when a test says so, and overdue deposits are
 /// queried after a second.
-async fn mpesa_app() -> TestApp {
+pub(crate) async fn mpesa_app() -> TestApp {
     spawn_with(TestOptions {
         configure: |settings| {
             settings.mpesa.sim_delay_ms = 600_000;
@@ -732,7 +732,7 @@ async fn bad_deposit_requests_are_refused() {
 
 // --- Withdrawals (B2C) ---------------------------------------------------------
 
-async fn withdraw(app: &TestApp, token: &str, amount: i64) -> Value {
+pub(crate) async fn withdraw(app: &TestApp, token: &str, amount: i64) -> Value {
     let response = app
         .post(
             "/api/v1/wallet/withdraw",
@@ -748,7 +748,7 @@ async fn withdraw(app: &TestApp, token: &str, amount: i64) -> Value {
 
 /// The ConversationID Safaricom gave the payout, once its acknowledgement
 /// is recorded (the request is sent after the customer's answer).
-async fn conversation_of(app: &TestApp, hold_tx: &Value) -> String {
+pub(crate) async fn conversation_of(app: &TestApp, hold_tx: &Value) -> String {
     eventually("the payout's acknowledgement", secs(10), async || {
         sqlx::query_scalar::<_, Option<String>>(
             "SELECT conversation_id FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
@@ -845,7 +845,7 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
 }
 
 /// A withdrawal's status and how many "no such transaction" answers it got.
-async fn payout_state(app: &TestApp, held: &Value) -> (String, i32) {
+pub(crate) async fn payout_state(app: &TestApp, held: &Value) -> (String, i32) {
     sqlx::query_as(
         "SELECT status, status_no_record FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
     )
@@ -855,7 +855,7 @@ async fn payout_state(app: &TestApp, held: &Value) -> (String, i32) {
     .unwrap()
 }
 
-async fn payout_hold(app: &TestApp) -> i64 {
+pub(crate) async fn payout_hold(app: &TestApp) -> i64 {
     sqlx::query_scalar(
         "SELECT balance FROM accounts WHERE kind = 'payout_hold' AND currency = 'KES'",
     )

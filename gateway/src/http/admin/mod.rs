@@ -7,6 +7,7 @@ mod compliance;
 mod fx;
 mod merchants;
 mod overview;
+mod payouts;
 mod reconciliation;
 mod users;
 
@@ -43,5 +44,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(channels::router())
         .merge(agents::router())
         .merge(reconciliation::router())
+        .merge(payouts::router())
         .merge(merchants::router())
 }

@@ -1,0 +1,300 @@
+//! Payouts settled by operators, four eyes.
+//!
+//! Automatic recovery ([`super::payout_status`]) settles a payout only on
+//! M-Pesa's word. A payout Safaricom acknowledged but never answered for,
+//! whose Transaction Status queries keep failing, stays held, and after
+//! [`STUCK_AFTER_S`] reconciliation reports it. Operators then read
+//! M-Pesa's own records (the organisation portal's statement): one admin
+//! proposes what they show — paid, with the payout's receipt, or not paid —
+//! and a *different* admin approves, which settles the payout through the
+//! same once-only path as a B2C result (paid: the hold goes to the M-Pesa
+//! float; not paid: amount and fee go back to the customer, with an SMS).
+//! A result that arrives meanwhile settles it first, and the proposal can
+//! then only be rejected. A request never sent is not for operators: the
+//! recovery job sends it. The database holds the four-eyes rule too
+//! (`payout_resolutions_four_eyes`), one live proposal per payout and one
+//! payout per receipt.
+
+use chainpay_core::daraja::codes::ResultCode;
+use chainpay_core::status::WithdrawalStatus;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::withdrawals;
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::{Error, Missing};
+use crate::state::AppState;
+
+/// A payout pending this long after it was sent is reported by
+/// reconciliation, and operators may settle it.
+pub const STUCK_AFTER_S: f64 = 3600.0;
+
+/// What M-Pesa's records show about the payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Paid to the customer, under this receipt.
+    Paid { receipt: String },
+    /// Never paid.
+    NotPaid,
+}
+
+/// A proposal as operators see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PayoutResolution {
+    pub id: Uuid,
+    /// The withdrawal's `ref`.
+    pub withdrawal: Uuid,
+    /// `PAID` or `NOT_PAID`.
+    pub outcome: String,
+    /// The payout's M-Pesa receipt, for `PAID`.
+    pub receipt: Option<String>,
+    /// `PENDING`, `APPROVED` or `REJECTED`.
+    pub status: String,
+    pub proposed_by: Uuid,
+    pub proposal_note: String,
+    pub decided_by: Option<Uuid>,
+    pub decision_note: Option<String>,
+    /// The payout or refund the approval booked.
+    pub settle_tx_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// Proposes settling withdrawal `reference` as M-Pesa's records show.
+pub async fn propose(
+    state: &AppState,
+    admin: Uuid,
+    reference: Uuid,
+    finding: Finding,
+    note: String,
+) -> Result<PayoutResolution, Error> {
+    let mut tx = state.pool.begin().await?;
+    let payout = sqlx::query!(
+        r#"SELECT status, submitted_at IS NOT NULL AS "sent!",
+                  coalesce(submitted_at < now() - make_interval(secs => $2), false) AS "stuck!"
+           FROM mpesa_withdrawals WHERE ref = $1 FOR UPDATE"#,
+        reference,
+        STUCK_AFTER_S
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound(Missing::Withdrawal))?;
+    if payout.status != WithdrawalStatus::Pending.as_str() {
+        return Err(Error::Conflict(format!(
+            "this withdrawal is settled already ({})",
+            payout.status
+        )));
+    }
+    if !payout.sent || !payout.stuck {
+        return Err(Error::Conflict(
+            "this payout is still being recovered automatically; it can be settled by hand an hour after it was sent"
+                .into(),
+        ));
+    }
+    let receipt = match &finding {
+        Finding::Paid { receipt } => Some(receipt.as_str()),
+        Finding::NotPaid => None,
+    };
+    if let Some(receipt) = receipt {
+        let used = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM mpesa_withdrawals WHERE mpesa_receipt = $1) AS "used!""#,
+            receipt
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if used {
+            return Err(Error::Conflict(
+                "that receipt settles another payout already".into(),
+            ));
+        }
+    }
+    let id = Uuid::new_v4();
+    let outcome = outcome_name(&finding);
+    sqlx::query!(
+        "INSERT INTO payout_resolutions (id, withdrawal_ref, outcome, receipt, proposed_by, proposal_note)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        id,
+        reference,
+        outcome,
+        receipt,
+        admin,
+        note
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("payout_resolutions_live") => {
+            Error::Conflict("this payout has a proposal waiting already".into())
+        }
+        sqlx::Error::Database(db) if db.constraint() == Some("payout_resolutions_receipt_live") => {
+            Error::Conflict("that receipt settles another payout already".into())
+        }
+        _ => e.into(),
+    })?;
+    AuditEvent::new("mpesa.payout.resolution.propose", Outcome::Success)
+        .actor(admin)
+        .subject(id)
+        .detail(
+            json!({"withdrawal": reference, "outcome": outcome, "receipt": receipt, "note": note}),
+        )
+        .record(&mut tx)
+        .await?;
+    let proposal = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(proposal)
+}
+
+fn outcome_name(finding: &Finding) -> &'static str {
+    match finding {
+        Finding::Paid { .. } => "PAID",
+        Finding::NotPaid => "NOT_PAID",
+    }
+}
+
+/// Approves (`approve`: the payout settles) or rejects a pending proposal
+/// as `admin`, who must not be its proposer. Deciding again the same way
+/// answers as the first time.
+pub async fn decide(
+    state: &AppState,
+    admin: Uuid,
+    id: Uuid,
+    approve: bool,
+    note: Option<String>,
+) -> Result<PayoutResolution, Error> {
+    let to = if approve { "APPROVED" } else { "REJECTED" };
+    let mut tx = state.pool.begin().await?;
+    let current = sqlx::query!(
+        "SELECT status, proposed_by, decided_by FROM payout_resolutions WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound(Missing::PayoutResolution))?;
+    if current.proposed_by == admin {
+        return Err(Error::SecondAdminNeeded);
+    }
+    if current.status != "PENDING" {
+        if current.status == to && current.decided_by == Some(admin) {
+            return fetch(&mut tx, id).await;
+        }
+        return Err(Error::Conflict(format!(
+            "this proposal was already {}",
+            current.status.to_lowercase()
+        )));
+    }
+    let settle_tx_id = if approve {
+        let proposal = fetch(&mut tx, id).await?;
+        Some(settle(&mut tx, state, &proposal, admin).await?)
+    } else {
+        AuditEvent::new("mpesa.payout.resolution.reject", Outcome::Success)
+            .actor(admin)
+            .subject(id)
+            .detail(json!({ "note": note }))
+            .record(&mut tx)
+            .await?;
+        None
+    };
+    sqlx::query!(
+        "UPDATE payout_resolutions SET status = $2, decided_by = $3, decision_note = $4, settle_tx_id = $5, decided_at = now()
+         WHERE id = $1",
+        id,
+        to,
+        admin,
+        note,
+        settle_tx_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    let decided = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(decided)
+}
+
+/// Settles the proposal's payout as it says, in the caller's transaction;
+/// the payout or refund booked.
+async fn settle(
+    conn: &mut PgConnection,
+    state: &AppState,
+    proposal: &PayoutResolution,
+    admin: Uuid,
+) -> Result<Uuid, Error> {
+    let result = match &proposal.receipt {
+        Some(receipt) if proposal.outcome == "PAID" => Ok(receipt.clone()),
+        _ => Err((OPERATOR_SETTLED, NOT_PAID_REASON.to_owned())),
+    };
+    let outcome = withdrawals::settle(conn, state, proposal.withdrawal, result).await?;
+    let expected = if proposal.outcome == "PAID" {
+        WithdrawalStatus::Completed
+    } else {
+        WithdrawalStatus::Failed
+    };
+    if outcome != expected.as_str() {
+        // A result that arrived after the proposal settled the payout first.
+        return Err(Error::Conflict(format!(
+            "the payout was settled meanwhile ({outcome}); reject this proposal"
+        )));
+    }
+    let tx_id = sqlx::query_scalar!(
+        "SELECT settle_tx_id FROM mpesa_withdrawals WHERE ref = $1",
+        proposal.withdrawal
+    )
+    .fetch_one(&mut *conn)
+    .await?
+    .ok_or_else(|| Error::internal("a settled payout without its transaction"))?;
+    AuditEvent::new("mpesa.payout.resolution.approve", Outcome::Success)
+        .actor(admin)
+        .subject(proposal.id)
+        .detail(
+            json!({"withdrawal": proposal.withdrawal, "outcome": proposal.outcome,
+                       "receipt": proposal.receipt, "settle_tx_id": tx_id}),
+        )
+        .record(&mut *conn)
+        .await?;
+    Ok(tx_id)
+}
+
+/// The result code recorded for a payout settled as not paid. Not one of
+/// Daraja's: no result ever came, and Daraja's codes are all zero or more.
+const OPERATOR_SETTLED: ResultCode = ResultCode(-1);
+
+/// Why the customer's SMS says a payout settled as not paid did not go through.
+const NOT_PAID_REASON: &str = "M-Pesa did not pay it";
+
+/// Proposals, newest first, optionally of one status.
+pub async fn list(
+    conn: &mut PgConnection,
+    status: Option<&str>,
+) -> Result<Vec<PayoutResolution>, Error> {
+    select(conn, status, None).await
+}
+
+async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<PayoutResolution, Error> {
+    select(conn, None, Some(id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(Error::NotFound(Missing::PayoutResolution))
+}
+
+async fn select(
+    conn: &mut PgConnection,
+    status: Option<&str>,
+    id: Option<Uuid>,
+) -> Result<Vec<PayoutResolution>, Error> {
+    Ok(sqlx::query_as!(
+        PayoutResolution,
+        r#"SELECT id, withdrawal_ref AS withdrawal, outcome, receipt, status, proposed_by, proposal_note, decided_by,
+                  decision_note, settle_tx_id, created_at, decided_at
+           FROM payout_resolutions
+           WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR id = $2)
+           ORDER BY created_at DESC LIMIT 200"#,
+        status,
+        id
+    )
+    .fetch_all(conn)
+    .await?)
+}

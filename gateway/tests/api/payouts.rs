@@ -1,0 +1,209 @@
+//! Payouts M-Pesa never answered for, settled by two admins from M-Pesa's
+//! own records: paid (the hold goes to the float) or not paid (the
+//! customer gets amount and fee back), once, and never by one admin alone.
+
+use crate::mpesa::{conversation_of, mpesa_app, payout_hold, payout_state, withdraw};
+use crate::support::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// The withdrawal's `ref`.
+async fn reference_of(app: &TestApp, held: &Value) -> String {
+    sqlx::query_scalar::<_, uuid::Uuid>(
+        "SELECT ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+    )
+    .bind(held["tx_id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+    .to_string()
+}
+
+async fn propose(app: &TestApp, token: &str, reference: &str, body: Value) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/admin/mpesa/withdrawals/{reference}/resolutions"),
+        Some(token),
+        body,
+    )
+    .await
+}
+
+async fn decide(app: &TestApp, token: &str, id: &Value, verb: &str) -> reqwest::Response {
+    let id = id.as_str().unwrap();
+    app.post(
+        &format!("/api/v1/admin/mpesa/resolutions/{id}/{verb}"),
+        Some(token),
+        json!({"note": "checked"}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
+    let app = mpesa_app().await;
+    let (first, second) = (app.admin_token().await, app.second_admin().await);
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let paid = withdraw(&app, &token, 20_000).await;
+    let unpaid = withdraw(&app, &token, 30_000).await;
+    for held in [&paid, &unpaid] {
+        conversation_of(&app, held).await;
+    }
+    let (paid_ref, unpaid_ref) = (
+        reference_of(&app, &paid).await,
+        reference_of(&app, &unpaid).await,
+    );
+    let statement =
+        json!({"outcome": "PAID", "receipt": " sxk1234567 ", "note": "M-Pesa statement of 2 Dec"});
+    // Automatic recovery has the first hour.
+    assert_problem(
+        propose(&app, &first, &paid_ref, statement.clone()).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    for bad in [
+        json!({"outcome": "PAID", "note": "no receipt"}),
+        json!({"outcome": "PAID", "receipt": "SXK-123", "note": "not a receipt"}),
+        json!({"outcome": "NOT_PAID", "receipt": "SXK1234567", "note": "a receipt for nothing"}),
+        json!({"outcome": "PAID", "receipt": "SXK1234567", "note": ""}),
+        json!({"outcome": "MAYBE", "note": "unknown outcome"}),
+    ] {
+        assert_problem(
+            propose(&app, &first, &paid_ref, bad).await,
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+        )
+        .await;
+    }
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_problem(
+        propose(&app, &first, &unknown, statement.clone()).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        propose(&app, &token, &paid_ref, statement.clone()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+
+    let proposed = propose(&app, &first, &paid_ref, statement.clone()).await;
+    assert_eq!(proposed.status(), StatusCode::CREATED);
+    let proposal: Value = proposed.json().await.unwrap();
+    assert_eq!(
+        (proposal["status"].as_str(), proposal["receipt"].as_str()),
+        (Some("PENDING"), Some("SXK1234567"))
+    );
+    assert_problem(
+        propose(&app, &first, &paid_ref, statement.clone()).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    // Nothing moves on one admin's word.
+    let hold = payout_hold(&app).await;
+    assert_problem(
+        decide(&app, &first, &proposal["id"], "approve").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(payout_state(&app, &paid).await.0, "PENDING");
+    let waiting = app
+        .get_json("/api/v1/admin/mpesa/resolutions?status=PENDING", &second)
+        .await;
+    assert_eq!(waiting["resolutions"].as_array().unwrap().len(), 1);
+    for _ in 0..2 {
+        let response = decide(&app, &second, &proposal["id"], "approve").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "approving again answers the same"
+        );
+        let decided: Value = response.json().await.unwrap();
+        assert_eq!(decided["status"], "APPROVED");
+        assert!(decided["settle_tx_id"].is_string());
+    }
+    assert_problem(
+        decide(&app, &second, &proposal["id"], "reject").await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    assert_eq!(payout_state(&app, &paid).await.0, "COMPLETED");
+    assert_eq!(
+        payout_hold(&app).await,
+        hold - 20_000,
+        "paid once, to the float"
+    );
+    let receipt: Option<String> =
+        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
+            .bind(&paid_ref)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(receipt.as_deref(), Some("SXK1234567"));
+
+    // One receipt pays one payout; a settled payout is not settled again.
+    assert_problem(
+        propose(&app, &first, &unpaid_ref, statement.clone()).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    let not_paid = json!({"outcome": "NOT_PAID", "note": "not on the M-Pesa statement"});
+    assert_problem(
+        propose(&app, &first, &paid_ref, not_paid.clone()).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    // A rejected proposal moves nothing and makes way for another.
+    let rejected: Value = propose(&app, &first, &unpaid_ref, not_paid.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = decide(&app, &second, &rejected["id"], "reject").await;
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["status"],
+        "REJECTED"
+    );
+    assert_eq!(payout_state(&app, &unpaid).await.0, "PENDING");
+    let response = propose(&app, &second, &unpaid_ref, not_paid).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let refund: Value = response.json().await.unwrap();
+    let response = decide(&app, &first, &refund["id"], "approve").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(payout_state(&app, &unpaid).await.0, "FAILED");
+    let fee = paid["fee"].as_i64().unwrap();
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before - 20_000 - fee,
+        "the unpaid one returned with its fee"
+    );
+    assert!(app
+        .last_sms(USER_PHONE)
+        .await
+        .contains("did not go through"));
+    let listed = app
+        .get_json("/api/v1/admin/mpesa/resolutions", &first)
+        .await;
+    assert_eq!(listed["resolutions"].as_array().unwrap().len(), 3);
+    app.assert_balanced().await;
+    let run = crate::reconciliation::run(&app).await;
+    let findings: Vec<&Value> = run["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|item| item["check"] == "mpesa_withdrawal")
+        .collect();
+    assert!(findings.is_empty(), "{findings:#?}");
+}

@@ -10,8 +10,11 @@
 //! same once-only path as a B2C result (paid: the hold goes to the M-Pesa
 //! float; not paid: amount and fee go back to the customer, with an SMS).
 //! A result that arrives meanwhile settles it first, and the proposal can
-//! then only be rejected. A request never sent is not for operators: the
-//! recovery job sends it. The database holds the four-eyes rule too
+//! then only be rejected, and a result that later contradicts an approved
+//! PAID is audited (`mpesa.failed_after_paid`) and reported by
+//! reconciliation. A request never sent, or not yet asked about, is not for
+//! operators: the recovery job sends it and asks. The payout's own customer
+//! may neither propose nor decide, nor the proposer decide. The database holds the four-eyes rule too
 //! (`payout_resolutions_four_eyes`), one live proposal per payout and one
 //! payout per receipt.
 
@@ -74,8 +77,8 @@ pub async fn propose(
 ) -> Result<PayoutResolution, Error> {
     let mut tx = state.pool.begin().await?;
     let payout = sqlx::query!(
-        r#"SELECT status, submitted_at IS NOT NULL AS "sent!",
-                  coalesce(submitted_at < now() - make_interval(secs => $2), false) AS "stuck!"
+        r#"SELECT status, user_id, coalesce(status_queries > 0 AND submitted_at < now() - make_interval(secs => $2), false)
+                      AS "stuck!"
            FROM mpesa_withdrawals WHERE ref = $1 FOR UPDATE"#,
         reference,
         STUCK_AFTER_S
@@ -83,15 +86,18 @@ pub async fn propose(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::NotFound(Missing::Withdrawal))?;
+    if payout.user_id == admin {
+        return Err(Error::SecondAdminNeeded);
+    }
     if payout.status != WithdrawalStatus::Pending.as_str() {
         return Err(Error::Conflict(format!(
             "this withdrawal is settled already ({})",
             payout.status
         )));
     }
-    if !payout.sent || !payout.stuck {
+    if !payout.stuck {
         return Err(Error::Conflict(
-            "this payout is still being recovered automatically; it can be settled by hand an hour after it was sent"
+            "this payout is still being recovered automatically; it can be settled by hand once it was sent an hour ago and asked about"
                 .into(),
         ));
     }
@@ -100,17 +106,7 @@ pub async fn propose(
         Finding::NotPaid => None,
     };
     if let Some(receipt) = receipt {
-        let used = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM mpesa_withdrawals WHERE mpesa_receipt = $1) AS "used!""#,
-            receipt
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if used {
-            return Err(Error::Conflict(
-                "that receipt settles another payout already".into(),
-            ));
-        }
+        refuse_used_receipt(&mut tx, receipt, reference).await?;
     }
     let id = Uuid::new_v4();
     let outcome = outcome_name(&finding);
@@ -148,6 +144,28 @@ pub async fn propose(
     Ok(proposal)
 }
 
+/// A receipt M-Pesa gave another payout, or a payment, is not this payout's.
+async fn refuse_used_receipt(
+    conn: &mut PgConnection,
+    receipt: &str,
+    reference: Uuid,
+) -> Result<(), Error> {
+    let used = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM mpesa_withdrawals WHERE mpesa_receipt = $1 AND ref <> $2)
+               OR EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $1) AS "used!""#,
+        receipt,
+        reference
+    )
+    .fetch_one(conn)
+    .await?;
+    if used {
+        return Err(Error::Conflict(
+            "that receipt belongs to another M-Pesa transaction".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn outcome_name(finding: &Finding) -> &'static str {
     match finding {
         Finding::Paid { .. } => "PAID",
@@ -168,13 +186,15 @@ pub async fn decide(
     let to = if approve { "APPROVED" } else { "REJECTED" };
     let mut tx = state.pool.begin().await?;
     let current = sqlx::query!(
-        "SELECT status, proposed_by, decided_by FROM payout_resolutions WHERE id = $1 FOR UPDATE",
+        "SELECT r.status, r.proposed_by, r.decided_by, w.user_id AS customer
+         FROM payout_resolutions r JOIN mpesa_withdrawals w ON w.ref = r.withdrawal_ref
+         WHERE r.id = $1 FOR UPDATE OF r",
         id
     )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::NotFound(Missing::PayoutResolution))?;
-    if current.proposed_by == admin {
+    if current.proposed_by == admin || current.customer == admin {
         return Err(Error::SecondAdminNeeded);
     }
     if current.status != "PENDING" {
@@ -188,7 +208,7 @@ pub async fn decide(
     }
     let settle_tx_id = if approve {
         let proposal = fetch(&mut tx, id).await?;
-        Some(settle(&mut tx, state, &proposal, admin).await?)
+        Some(settle(&mut tx, state, &proposal, admin, note.as_deref()).await?)
     } else {
         AuditEvent::new("mpesa.payout.resolution.reject", Outcome::Success)
             .actor(admin)
@@ -221,9 +241,14 @@ async fn settle(
     state: &AppState,
     proposal: &PayoutResolution,
     admin: Uuid,
+    note: Option<&str>,
 ) -> Result<Uuid, Error> {
     let result = match &proposal.receipt {
-        Some(receipt) if proposal.outcome == "PAID" => Ok(receipt.clone()),
+        Some(receipt) if proposal.outcome == "PAID" => {
+            // A result may have recorded it for another payout since.
+            refuse_used_receipt(conn, receipt, proposal.withdrawal).await?;
+            Ok(receipt.clone())
+        }
         _ => Err((OPERATOR_SETTLED, NOT_PAID_REASON.to_owned())),
     };
     let outcome = withdrawals::settle(conn, state, proposal.withdrawal, result).await?;
@@ -250,7 +275,7 @@ async fn settle(
         .subject(proposal.id)
         .detail(
             json!({"withdrawal": proposal.withdrawal, "outcome": proposal.outcome,
-                       "receipt": proposal.receipt, "settle_tx_id": tx_id}),
+                       "receipt": proposal.receipt, "settle_tx_id": tx_id, "note": note}),
         )
         .record(&mut *conn)
         .await?;
@@ -258,8 +283,9 @@ async fn settle(
 }
 
 /// The result code recorded for a payout settled as not paid. Not one of
-/// Daraja's: no result ever came, and Daraja's codes are all zero or more.
-const OPERATOR_SETTLED: ResultCode = ResultCode(-1);
+/// Daraja's (no result ever came), nor the gateway's own -1 (a refused
+/// submission, an unreadable code).
+const OPERATOR_SETTLED: ResultCode = ResultCode(-2);
 
 /// Why the customer's SMS says a payout settled as not paid did not go through.
 const NOT_PAID_REASON: &str = "M-Pesa did not pay it";

@@ -316,6 +316,9 @@ struct Held {
 
 /// The outcome recorded with a callback saying a refunded payout was paid.
 pub const PAID_AFTER_REFUND: &str = "PAID AFTER REFUND";
+/// The outcome recorded with a callback saying a payout operators settled
+/// as paid was not.
+pub const FAILED_AFTER_PAID: &str = "FAILED AFTER PAID";
 
 /// What M-Pesa said: paid (with its receipt), or not (code and reason).
 type PayoutResult = Result<String, (ResultCode, String)>;
@@ -329,8 +332,11 @@ pub(super) async fn settle(
     result: PayoutResult,
 ) -> Result<String, Error> {
     let row = sqlx::query!(
-        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant, u.phone AS user_phone, u.language
-         FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w",
+        r#"SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant,
+                  u.phone AS user_phone, u.language,
+                  EXISTS (SELECT 1 FROM payout_resolutions r WHERE r.withdrawal_ref = w.ref AND r.status = 'APPROVED')
+                      AS "settled_by_operators!"
+           FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w"#,
         reference
     )
     .fetch_optional(&mut *conn)
@@ -356,6 +362,21 @@ pub(super) async fn settle(
             .record(&mut *conn)
             .await?;
         return Ok(PAID_AFTER_REFUND.to_owned());
+    }
+    if current == WithdrawalStatus::Completed
+        && next == WithdrawalStatus::Failed
+        && row.settled_by_operators
+    {
+        // M-Pesa says a payout two operators settled as paid was not: the
+        // customer lost amount and fee. Nothing is booked automatically;
+        // reconciliation reports it (`failed after paid`) for operators.
+        tracing::error!(withdrawal = %reference, "M-Pesa reports failed a payout operators settled as paid");
+        AuditEvent::new("mpesa.failed_after_paid", Outcome::Failure)
+            .subject(reference)
+            .detail(json!({"result": result.as_ref().err().map(|(code, desc)| json!({"code": code.0, "desc": desc}))}))
+            .record(&mut *conn)
+            .await?;
+        return Ok(FAILED_AFTER_PAID.to_owned());
     }
     if !current.can_become(next) {
         return Ok(format!("already {current}"));

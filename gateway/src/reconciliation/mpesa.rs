@@ -11,6 +11,7 @@ use sqlx::{Connection, PgPool};
 
 use super::{Check, Finding};
 use crate::error::Error;
+use crate::mpesa::withdrawals::{FAILED_AFTER_PAID, PAID_AFTER_REFUND};
 
 /// A withdrawal still unsettled after this long is a finding (and, once
 /// sent that long ago, operators may settle it).
@@ -185,9 +186,11 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     )
     .fetch_one(&mut *tx)
     .await?;
-    let paid_twice = sqlx::query!(
-        "SELECT id, kind, received_at FROM mpesa_callbacks WHERE kind IN ('b2c_result', 'txstatus_result') AND outcome = $1 ORDER BY id",
-        crate::mpesa::withdrawals::PAID_AFTER_REFUND
+    let contradicted = sqlx::query!(
+        "SELECT id, kind, received_at, outcome FROM mpesa_callbacks
+         WHERE kind IN ('b2c_result', 'txstatus_result') AND outcome IN ($1, $2) ORDER BY id",
+        PAID_AFTER_REFUND,
+        FAILED_AFTER_PAID
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -206,12 +209,16 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
                    "hold_balance": hold, "pending_withdrawals": pending}),
         ));
     }
-    findings.extend(paid_twice.into_iter().map(|c| {
+    findings.extend(contradicted.into_iter().map(|c| {
+        let problem = if c.outcome == PAID_AFTER_REFUND {
+            "M-Pesa reports paid a payout that was refunded: the customer has it twice"
+        } else {
+            "M-Pesa reports failed a payout operators settled as paid: the customer is owed amount and fee"
+        };
         Finding::new(
             Check::MpesaWithdrawal,
             format!("callback {}", c.id),
-            json!({"callback": c.id, "kind": c.kind, "received_at": c.received_at,
-                   "problem": "M-Pesa reports paid a payout that was refunded: the customer has it twice"}),
+            json!({"callback": c.id, "kind": c.kind, "received_at": c.received_at, "problem": problem}),
         )
     }));
     Ok((

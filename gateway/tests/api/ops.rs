@@ -227,6 +227,10 @@ async fn the_openapi_document_covers_every_api_route() {
         "POST /api/v1/merchant/withdrawals",
         "GET /api/v1/merchant/webhooks",
         "GET /api/v1/admin/merchants/{id}",
+        "POST /api/v1/admin/mpesa/withdrawals/{ref}/resolutions",
+        "GET /api/v1/admin/mpesa/resolutions",
+        "POST /api/v1/admin/mpesa/resolutions/{id}/approve",
+        "POST /api/v1/admin/mpesa/resolutions/{id}/reject",
     ];
     for route in expected {
         assert!(

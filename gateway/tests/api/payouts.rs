@@ -38,6 +38,24 @@ async fn decide(app: &TestApp, token: &str, id: &Value, verb: &str) -> reqwest::
     .await
 }
 
+/// Asserts a refusal's status and code.
+async fn refused(response: reqwest::Response, status: StatusCode) {
+    let code = match status {
+        StatusCode::BAD_REQUEST => "validation_error",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        _ => "conflict",
+    };
+    assert_problem(response, status, code).await;
+}
+
+async fn unasked(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM mpesa_withdrawals WHERE status_queries = 0")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
     let app = mpesa_app().await;
@@ -55,44 +73,45 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
     );
     let statement =
         json!({"outcome": "PAID", "receipt": " sxk1234567 ", "note": "M-Pesa statement of 2 Dec"});
-    // Automatic recovery has the first hour.
-    assert_problem(
-        propose(&app, &first, &paid_ref, statement.clone()).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    )
-    .await;
+    // Automatic recovery has the first hour, and asks Transaction Status.
+    let early = propose(&app, &first, &paid_ref, statement.clone()).await;
+    refused(early, StatusCode::CONFLICT).await;
     sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours'")
         .execute(&app.pool)
         .await
         .unwrap();
+    eventually("both payouts asked about", secs(30), async || {
+        (unasked(&app).await == 0).then_some(())
+    })
+    .await;
     for bad in [
         json!({"outcome": "PAID", "note": "no receipt"}),
         json!({"outcome": "PAID", "receipt": "SXK-123", "note": "not a receipt"}),
         json!({"outcome": "NOT_PAID", "receipt": "SXK1234567", "note": "a receipt for nothing"}),
+        json!({"outcome": "NOT_PAID", "receipt": "", "note": "an empty receipt"}),
         json!({"outcome": "PAID", "receipt": "SXK1234567", "note": ""}),
         json!({"outcome": "MAYBE", "note": "unknown outcome"}),
     ] {
-        assert_problem(
+        refused(
             propose(&app, &first, &paid_ref, bad).await,
             StatusCode::BAD_REQUEST,
-            "validation_error",
         )
         .await;
     }
     let unknown = uuid::Uuid::new_v4().to_string();
-    assert_problem(
-        propose(&app, &first, &unknown, statement.clone()).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    )
-    .await;
-    assert_problem(
-        propose(&app, &token, &paid_ref, statement.clone()).await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    )
-    .await;
+    let response = propose(&app, &first, &unknown, statement.clone()).await;
+    refused(response, StatusCode::NOT_FOUND).await;
+    let response = propose(&app, &token, &paid_ref, statement.clone()).await;
+    refused(response, StatusCode::FORBIDDEN).await;
+    // Nor may the payout's own customer settle it, admin or not.
+    sqlx::query("UPDATE users SET role = 'admin' WHERE phone = $1")
+        .bind(USER_PHONE)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let customer_admin = app.token(USER_PHONE, DEMO_PIN).await;
+    let response = propose(&app, &customer_admin, &paid_ref, statement.clone()).await;
+    refused(response, StatusCode::FORBIDDEN).await;
 
     let proposed = propose(&app, &first, &paid_ref, statement.clone()).await;
     assert_eq!(proposed.status(), StatusCode::CREATED);
@@ -101,20 +120,14 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
         (proposal["status"].as_str(), proposal["receipt"].as_str()),
         (Some("PENDING"), Some("SXK1234567"))
     );
-    assert_problem(
-        propose(&app, &first, &paid_ref, statement.clone()).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    )
-    .await;
-    // Nothing moves on one admin's word.
+    let again = propose(&app, &first, &paid_ref, statement.clone()).await;
+    refused(again, StatusCode::CONFLICT).await;
+    // Nothing moves on one admin's word, nor on the customer's.
     let hold = payout_hold(&app).await;
-    assert_problem(
-        decide(&app, &first, &proposal["id"], "approve").await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    )
-    .await;
+    for token in [&first, &customer_admin] {
+        let response = decide(&app, token, &proposal["id"], "approve").await;
+        refused(response, StatusCode::FORBIDDEN).await;
+    }
     assert_eq!(payout_state(&app, &paid).await.0, "PENDING");
     let waiting = app
         .get_json("/api/v1/admin/mpesa/resolutions?status=PENDING", &second)
@@ -131,12 +144,8 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
         assert_eq!(decided["status"], "APPROVED");
         assert!(decided["settle_tx_id"].is_string());
     }
-    assert_problem(
-        decide(&app, &second, &proposal["id"], "reject").await,
-        StatusCode::CONFLICT,
-        "conflict",
-    )
-    .await;
+    let response = decide(&app, &second, &proposal["id"], "reject").await;
+    refused(response, StatusCode::CONFLICT).await;
     assert_eq!(payout_state(&app, &paid).await.0, "COMPLETED");
     assert_eq!(
         payout_hold(&app).await,
@@ -152,25 +161,14 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
     assert_eq!(receipt.as_deref(), Some("SXK1234567"));
 
     // One receipt pays one payout; a settled payout is not settled again.
-    assert_problem(
-        propose(&app, &first, &unpaid_ref, statement.clone()).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    )
-    .await;
+    let response = propose(&app, &first, &unpaid_ref, statement.clone()).await;
+    refused(response, StatusCode::CONFLICT).await;
     let not_paid = json!({"outcome": "NOT_PAID", "note": "not on the M-Pesa statement"});
-    assert_problem(
-        propose(&app, &first, &paid_ref, not_paid.clone()).await,
-        StatusCode::CONFLICT,
-        "conflict",
-    )
-    .await;
+    let response = propose(&app, &first, &paid_ref, not_paid.clone()).await;
+    refused(response, StatusCode::CONFLICT).await;
     // A rejected proposal moves nothing and makes way for another.
-    let rejected: Value = propose(&app, &first, &unpaid_ref, not_paid.clone())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let response = propose(&app, &first, &unpaid_ref, not_paid.clone()).await;
+    let rejected: Value = response.json().await.unwrap();
     let response = decide(&app, &second, &rejected["id"], "reject").await;
     assert_eq!(
         response.json::<Value>().await.unwrap()["status"],
@@ -198,12 +196,34 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
         .await;
     assert_eq!(listed["resolutions"].as_array().unwrap().len(), 3);
     app.assert_balanced().await;
-    let run = crate::reconciliation::run(&app).await;
-    let findings: Vec<&Value> = run["items"]
+    assert!(withdrawal_findings(&app).await.is_empty());
+
+    // M-Pesa contradicting the operators' PAID books nothing and is reported.
+    let conversation = conversation_of(&app, &paid).await;
+    app.sim_payout(&conversation, json!({"result_code": 2001}))
+        .await;
+    let found = eventually("the contradiction reported", secs(10), async || {
+        let findings = withdrawal_findings(&app).await;
+        (!findings.is_empty()).then_some(findings)
+    })
+    .await;
+    assert!(found[0]["detail"]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("operators settled as paid"));
+    assert_eq!(payout_state(&app, &paid).await.0, "COMPLETED");
+    assert_eq!(app.balance(&token, "KES").await, before - 20_000 - fee);
+    app.assert_balanced().await;
+}
+
+/// What a reconciliation run finds about withdrawals.
+async fn withdrawal_findings(app: &TestApp) -> Vec<Value> {
+    let run = crate::reconciliation::run(app).await;
+    run["items"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|item| item["check"] == "mpesa_withdrawal")
-        .collect();
-    assert!(findings.is_empty(), "{findings:#?}");
+        .cloned()
+        .collect()
 }

@@ -50,12 +50,14 @@ pub struct PayoutResolutionRequest {
 }
 
 /// Propose settling a payout M-Pesa never answered for (pending an hour
-/// after it was sent), as M-Pesa's own records show; another admin approves.
+/// after it was sent, and asked about), as M-Pesa's own records show;
+/// another admin approves.
 #[utoipa::path(post, path = "/admin/mpesa/withdrawals/{ref}/resolutions", tag = "admin", security(("bearer" = [])),
     params(("ref" = Uuid, Path, description = "The withdrawal's `ref`")), request_body = PayoutResolutionRequest,
     responses((status = 201, body = PayoutResolution), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, description = "no such withdrawal", body = Problem),
-              (status = 409, description = "settled already, still being recovered, a proposal waiting already, or the receipt settles another payout", body = Problem)))]
+              (status = 403, description = "forbidden: not an admin, or the payout's own customer", body = Problem),
+              (status = 404, description = "no such withdrawal", body = Problem),
+              (status = 409, description = "settled already, still being recovered, a proposal waiting already, or the receipt belongs to another M-Pesa transaction", body = Problem)))]
 async fn propose(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -79,7 +81,7 @@ async fn propose(
                     .into(),
             ))
         }
-        (PayoutOutcome::NotPaid, None | Some("")) => Finding::NotPaid,
+        (PayoutOutcome::NotPaid, None) => Finding::NotPaid,
         (PayoutOutcome::NotPaid, Some(_)) => {
             return Err(ApiError::Validation(
                 "receipt: a payout M-Pesa did not pay has no receipt".into(),
@@ -133,7 +135,7 @@ async fn decide(
 #[utoipa::path(post, path = "/admin/mpesa/resolutions/{id}/approve", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Proposal id")), request_body = DecisionRequest,
     responses((status = 200, body = PayoutResolution), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, description = "forbidden: the proposer cannot decide", body = Problem),
+              (status = 403, description = "forbidden: the proposer and the payout's own customer cannot decide", body = Problem),
               (status = 404, body = Problem),
               (status = 409, description = "already decided otherwise, or the payout was settled meanwhile", body = Problem)))]
 async fn approve(
@@ -149,7 +151,7 @@ async fn approve(
 #[utoipa::path(post, path = "/admin/mpesa/resolutions/{id}/reject", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Proposal id")), request_body = DecisionRequest,
     responses((status = 200, body = PayoutResolution), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, description = "forbidden: the proposer cannot decide", body = Problem),
+              (status = 403, description = "forbidden: the proposer and the payout's own customer cannot decide", body = Problem),
               (status = 404, body = Problem), (status = 409, description = "already decided otherwise", body = Problem)))]
 async fn reject(
     State(state): State<AppState>,

@@ -187,8 +187,7 @@ async fn decide(
     approve: bool,
     note: &str,
 ) -> ApiResult<Json<Issuance>> {
-    let note = super::note(note, 0, 500)?;
-    let note = (!note.is_empty()).then_some(note);
+    let note = super::decision_note(note)?;
     Ok(Json(
         treasury::decide(state, admin.0.user_id, id, approve, note).await?,
     ))

@@ -32,6 +32,12 @@ pub(super) fn note(raw: &str, min: usize, max: usize) -> ApiResult<String> {
     Ok(note.to_owned())
 }
 
+/// A decision's optional note: up to 500 characters, none when blank.
+pub(super) fn decision_note(raw: &str) -> ApiResult<Option<String>> {
+    let note = note(raw, 0, 500)?;
+    Ok((!note.is_empty()).then_some(note))
+}
+
 pub use users::UserSummary;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -122,8 +122,7 @@ async fn decide(
     approve: bool,
     note: &str,
 ) -> ApiResult<Json<PayoutResolution>> {
-    let note = super::note(note, 0, 500)?;
-    let note = (!note.is_empty()).then_some(note);
+    let note = super::decision_note(note)?;
     Ok(Json(
         resolutions::decide(state, admin.0.user_id, id, approve, note).await?,
     ))

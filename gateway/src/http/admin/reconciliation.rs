@@ -176,8 +176,7 @@ async fn approve(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DecisionRequest>,
 ) -> ApiResult<Json<SuspenseItem>> {
-    let note = super::note(&body.note, 0, 500)?;
-    let note = (!note.is_empty()).then_some(note);
+    let note = super::decision_note(&body.note)?;
     Ok(Json(
         suspense::approve(&state, admin.0.user_id, id, note).await?,
     ))
@@ -194,8 +193,7 @@ async fn reject(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<DecisionRequest>,
 ) -> ApiResult<Json<SuspenseItem>> {
-    let note = super::note(&body.note, 0, 500)?;
-    let note = (!note.is_empty()).then_some(note);
+    let note = super::decision_note(&body.note)?;
     Ok(Json(
         suspense::reject(&state, admin.0.user_id, id, note).await?,
     ))

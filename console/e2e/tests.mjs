@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 
 import { ADMIN, BASE, CUSTOMER, balance, call, login, money, must, newCustomer, send } from './api.mjs';
 
@@ -303,6 +304,68 @@ async function channels(page) {
   await page.locator('main table tbody tr', { hasText: 'KES 100.00' }).first().waitFor();
 }
 
+/** Runs `sql` on the gateway's embedded database (a fixture: what only time would do). */
+function onDatabase(sql) {
+  const socket = join(process.env.CHAINPAY_DATA_DIR, 'pg');
+  execFileSync('psql', ['-h', socket, '-U', 'chainpay', '-d', 'chainpay', '-v', 'ON_ERROR_STOP=1', '-qc', sql]);
+}
+
+async function payoutSettledByHand(page) {
+  const admin = await login(ADMIN);
+  const customer = await login(CUSTOMER);
+  const before = await balance(customer, 'KES');
+  // Safaricom never receives the request: the payout stays held.
+  await simFaults(admin, 'lose_request');
+  let held;
+  try {
+    held = await must(202, 'POST', '/wallet/withdraw', { token: customer, body: { amount: 12_300, currency: 'KES', method: 'mpesa' } });
+    // The request goes out after the answer: keep the fault until it has.
+    const deadline = Date.now() + 10_000;
+    const unconfirmed = async () => (await must(200, 'GET', '/admin/mpesa-transactions?status=PENDING', { token: admin }))
+      .withdrawals.some((w) => w.hold_tx_id === held.tx_id && w.result_desc?.startsWith('submission unconfirmed'));
+    while (!(await unconfirmed())) {
+      assert.ok(Date.now() < deadline, 'the B2C request was sent and lost');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await simFaults(admin, null);
+  }
+  // As if an hour had passed and Transaction Status had been asked.
+  onDatabase(`UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours',
+              status_queries = greatest(status_queries, 1) WHERE status = 'PENDING' AND amount = 12300`);
+
+  await signedIn(page);
+  await open(page, 'M-Pesa');
+  await page.getByLabel('Status').selectOption('PENDING');
+  const row = page.locator('table.withdrawals tr', { hasText: 'KES 123.00' });
+  await row.getByRole('button', { name: 'Settle by hand' }).click();
+  await page.getByLabel('M-Pesa shows it').selectOption('NOT_PAID');
+  await page.getByLabel('Statement note').fill('Not on the M-Pesa statement of today');
+  await page.locator('#propose-payout').click();
+  await page.getByText('Proposed; another admin must approve it.').waitFor();
+  const card = page.locator('article.request', { hasText: 'Not on the M-Pesa statement of today' });
+  await card.getByRole('button', { name: 'Approve' }).click();
+  await card.getByRole('alert').filter({ hasText: 'another admin must decide this' }).waitFor();
+  assert.equal(await balance(customer, 'KES'), before - 12_300 - held.fee, 'nothing moves on one admin\'s word');
+
+  const { resolutions } = await must(200, 'GET', '/admin/mpesa/resolutions?status=PENDING', { token: admin });
+  const proposal = resolutions.find((r) => r.proposal_note === 'Not on the M-Pesa statement of today');
+  await must(200, 'POST', `/admin/mpesa/resolutions/${proposal.id}/approve`, { token: await secondAdmin(), body: { note: 'seen' } });
+  await page.getByRole('button', { name: 'APPROVED' }).click();
+  await page.locator('article.request', { hasText: 'Not on the M-Pesa statement of today' }).getByText('Booked as').waitFor();
+  assert.equal(await balance(customer, 'KES'), before, 'amount and fee returned');
+}
+
+/** Sets the Daraja simulator's B2C fault (`null`: none). */
+async function simFaults(token, b2c) {
+  const response = await fetch(`${BASE}/sim/daraja/faults`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ b2c }),
+  });
+  assert.equal(response.status, 200, await response.text());
+}
+
 async function sanctionsAndFx(page) {
   await signedIn(page);
   await open(page, 'Sanctions');
@@ -495,6 +558,7 @@ export const tests = [
   ['agents-treasury', 'an agent is appointed and float issued only by a second admin', agentsAndTreasury],
   ['vouchers', 'a voucher’s signed form verifies in the browser and fails when altered', vouchersVerified],
   ['merchants', 'a till is registered, paid by a customer and suspended from the console', merchantsRegistered],
+  ['payout-by-hand', 'a payout M-Pesa never answered for is settled as not paid only by a second admin', payoutSettledByHand],
   ['reconciliation', 'all checks run from the console and the books reconcile with M-Pesa', reconciliation],
   ['api-explorer', '/docs lists every route and tries one out with a bearer token', apiExplorer],
   ['every-page', 'every page renders its data within a second', everyPage],

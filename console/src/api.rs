@@ -547,6 +547,24 @@ pub struct SuspenseItem {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+pub struct PayoutResolution {
+    pub id: String,
+    pub withdrawal: String,
+    pub outcome: String,
+    pub receipt: Option<String>,
+    pub status: String,
+    pub proposal_note: String,
+    pub decision_note: Option<String>,
+    pub settle_tx_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PayoutResolutionList {
+    pub resolutions: Vec<PayoutResolution>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
 pub struct SuspenseList {
     pub items: Vec<SuspenseItem>,
 }

@@ -1,7 +1,9 @@
-//! The channels: M-Pesa deposits and withdrawals, and the SMS outbox.
+//! The channels: M-Pesa deposits and withdrawals (and the payouts settled
+//! by hand), and the SMS outbox.
 
 use leptos::prelude::*;
 
+use super::payouts::PayoutResolutions;
 use crate::api::{self, encode, MpesaTransactions, Outbox};
 use crate::session::Auth;
 use crate::widgets::{loaded, money, short, when, Badge, Field};
@@ -21,7 +23,9 @@ const MPESA_STATUSES: [&str; 8] = [
 pub fn MpesaPage() -> impl IntoView {
     let auth = expect_context::<Auth>();
     let status = RwSignal::new(String::new());
+    let (withdrawal, changed) = (RwSignal::new(String::new()), RwSignal::new(0usize));
     let found = LocalResource::new(move || {
+        changed.track();
         let status = status.get();
         async move {
             api::get::<MpesaTransactions>(
@@ -38,7 +42,7 @@ pub fn MpesaPage() -> impl IntoView {
                 {MPESA_STATUSES.into_iter().map(|s| view! { <option value=s>{if s.is_empty() { "any" } else { s }}</option> }).collect_view()}
             </select>
         </label>
-        {loaded(found, |m: MpesaTransactions| view! {
+        {loaded(found, move |m: MpesaTransactions| view! {
             <h2>"Deposits (STK Push)"</h2>
             {if m.deposits.is_empty() { view! { <p class="empty">"No deposits."</p> }.into_any() } else { view! {
                 <table class="deposits"><thead><tr><th>"Ref"</th><th>"Asked"</th><th>"Phone"</th><th>"Amount"</th><th>"Status"</th><th>"Receipt"</th><th>"Settled"</th><th>"Note"</th></tr></thead>
@@ -50,14 +54,18 @@ pub fn MpesaPage() -> impl IntoView {
             }.into_any() }}
             <h2>"Withdrawals (B2C)"</h2>
             {if m.withdrawals.is_empty() { view! { <p class="empty">"No withdrawals."</p> }.into_any() } else { view! {
-                <table class="withdrawals"><thead><tr><th>"Ref"</th><th>"Asked"</th><th>"Phone"</th><th>"Amount"</th><th>"Fee"</th><th>"Status"</th><th>"Receipt"</th><th>"Settled"</th><th>"Note"</th></tr></thead>
-                <tbody>{m.withdrawals.into_iter().map(|w| view! {
+                <table class="withdrawals"><thead><tr><th>"Ref"</th><th>"Asked"</th><th>"Phone"</th><th>"Amount"</th><th>"Fee"</th><th>"Status"</th><th>"Receipt"</th><th>"Settled"</th><th>"Note"</th><th></th></tr></thead>
+                <tbody>{m.withdrawals.into_iter().map(|w| { let (reference, pending) = (w.reference.clone(), w.status == "PENDING"); view! {
                     <tr><td class="mono">{short(&w.reference)}</td><td>{when(&w.created_at)}</td><td>{w.phone}</td><td>{money("KES", w.amount)}</td><td>{money("KES", w.fee)}</td>
                         <td><Badge status=w.status/></td><td>{w.mpesa_receipt.unwrap_or_default()}</td>
-                        <td>{w.settled_at.map(|t| when(&t)).unwrap_or_default()}</td><td>{w.result_desc.unwrap_or_default()}</td></tr>
-                }).collect_view()}</tbody></table>
+                        <td>{w.settled_at.map(|t| when(&t)).unwrap_or_default()}</td><td>{w.result_desc.unwrap_or_default()}</td>
+                        <td>{pending.then(|| view! {
+                            <button class="link" on:click=move |_| withdrawal.set(reference.clone())>"Settle by hand"</button>
+                        })}</td></tr>
+                }}).collect_view()}</tbody></table>
             }.into_any() }}
         })}
+        <PayoutResolutions withdrawal changed/>
     }
 }
 

@@ -7,6 +7,7 @@ mod channels;
 mod ledger;
 mod merchants;
 mod overview;
+mod payouts;
 mod reconciliation;
 mod reversals;
 mod sanctions;

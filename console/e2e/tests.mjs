@@ -304,10 +304,10 @@ async function channels(page) {
   await page.locator('main table tbody tr', { hasText: 'KES 100.00' }).first().waitFor();
 }
 
-/** Runs `sql` on the gateway's embedded database (a fixture: what only time would do). */
+/** Runs `sql` on the gateway's embedded database (a fixture: what only time would do); its rows. */
 function onDatabase(sql) {
   const socket = join(process.env.CHAINPAY_DATA_DIR, 'pg');
-  execFileSync('psql', ['-h', socket, '-U', 'chainpay', '-d', 'chainpay', '-v', 'ON_ERROR_STOP=1', '-qc', sql]);
+  return execFileSync('psql', ['-h', socket, '-U', 'chainpay', '-d', 'chainpay', '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], { encoding: 'utf8' });
 }
 
 async function payoutSettledByHand(page) {
@@ -331,8 +331,9 @@ async function payoutSettledByHand(page) {
     await simFaults(admin, null);
   }
   // As if an hour had passed and Transaction Status had been asked.
-  onDatabase(`UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours',
-              status_queries = greatest(status_queries, 1) WHERE status = 'PENDING' AND amount = 12300`);
+  const aged = onDatabase(`UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours',
+              status_queries = greatest(status_queries, 1) WHERE hold_tx_id = '${held.tx_id}' RETURNING ref`);
+  assert.equal(aged.trim().split('\n').length, 1, aged);
 
   await signedIn(page);
   await open(page, 'M-Pesa');

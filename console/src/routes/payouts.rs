@@ -51,6 +51,11 @@ pub fn PayoutResolutions(withdrawal: RwSignal<String>, changed: RwSignal<usize>)
             done
         }
     });
+    // A proposal's answer is about the payout it was made for.
+    Effect::new(move |_| {
+        withdrawal.track();
+        propose.value().set(None);
+    });
     view! {
         <h2>"Payouts settled by hand"</h2>
         <p>"A payout still pending an hour after it was sent, and asked about, is settled as M-Pesa's own statement shows: one admin proposes, another approves."</p>

@@ -332,11 +332,8 @@ pub(super) async fn settle(
     result: PayoutResult,
 ) -> Result<String, Error> {
     let row = sqlx::query!(
-        r#"SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant,
-                  u.phone AS user_phone, u.language,
-                  EXISTS (SELECT 1 FROM payout_resolutions r WHERE r.withdrawal_ref = w.ref AND r.status = 'APPROVED')
-                      AS "settled_by_operators!"
-           FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w"#,
+        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant, u.phone AS user_phone, u.language
+         FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w",
         reference
     )
     .fetch_optional(&mut *conn)
@@ -365,7 +362,7 @@ pub(super) async fn settle(
     }
     if current == WithdrawalStatus::Completed
         && next == WithdrawalStatus::Failed
-        && row.settled_by_operators
+        && settled_by_operators(conn, reference).await?
     {
         // M-Pesa says a payout two operators settled as paid was not: the
         // customer lost amount and fee. Nothing is booked automatically;
@@ -398,6 +395,18 @@ pub(super) async fn settle(
     };
     record_settlement(conn, &held, next, &result, settle_tx_id).await?;
     Ok(next.as_str().to_owned())
+}
+
+/// Whether operators settled the locked withdrawal (as paid). Its own
+/// statement, after the lock: an approval that committed while this waited
+/// for the lock is seen.
+async fn settled_by_operators(conn: &mut PgConnection, reference: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM payout_resolutions WHERE withdrawal_ref = $1 AND status = 'APPROVED') AS "settled!""#,
+        reference
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// The hold goes to the M-Pesa float: the customer has been paid.

@@ -76,31 +76,7 @@ pub async fn propose(
     note: String,
 ) -> Result<PayoutResolution, Error> {
     let mut tx = state.pool.begin().await?;
-    let payout = sqlx::query!(
-        r#"SELECT status, user_id, coalesce(status_queries > 0 AND submitted_at < now() - make_interval(secs => $2), false)
-                      AS "stuck!"
-           FROM mpesa_withdrawals WHERE ref = $1 FOR UPDATE"#,
-        reference,
-        STUCK_AFTER_S
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(Error::NotFound(Missing::Withdrawal))?;
-    if payout.user_id == admin {
-        return Err(Error::SecondAdminNeeded);
-    }
-    if payout.status != WithdrawalStatus::Pending.as_str() {
-        return Err(Error::Conflict(format!(
-            "this withdrawal is settled already ({})",
-            payout.status
-        )));
-    }
-    if !payout.stuck {
-        return Err(Error::Conflict(
-            "this payout is still being recovered automatically; it can be settled by hand once it was sent an hour ago and asked about"
-                .into(),
-        ));
-    }
+    lock_eligible(&mut tx, admin, reference).await?;
     let receipt = match &finding {
         Finding::Paid { receipt } => Some(receipt.as_str()),
         Finding::NotPaid => None,
@@ -142,6 +118,37 @@ pub async fn propose(
     let proposal = fetch(&mut tx, id).await?;
     tx.commit().await?;
     Ok(proposal)
+}
+
+/// Locks withdrawal `reference` if `admin` may propose settling it: not
+/// their own, still pending, sent [`STUCK_AFTER_S`] ago and asked about.
+async fn lock_eligible(conn: &mut PgConnection, admin: Uuid, reference: Uuid) -> Result<(), Error> {
+    let payout = sqlx::query!(
+        r#"SELECT status, user_id, coalesce(status_queries > 0 AND submitted_at < now() - make_interval(secs => $2), false)
+                      AS "stuck!"
+           FROM mpesa_withdrawals WHERE ref = $1 FOR UPDATE"#,
+        reference,
+        STUCK_AFTER_S
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::NotFound(Missing::Withdrawal))?;
+    if payout.user_id == admin {
+        return Err(Error::SecondAdminNeeded);
+    }
+    if payout.status != WithdrawalStatus::Pending.as_str() {
+        return Err(Error::Conflict(format!(
+            "this withdrawal is settled already ({})",
+            payout.status
+        )));
+    }
+    if !payout.stuck {
+        return Err(Error::Conflict(
+            "this payout is still being recovered automatically; it can be settled by hand once it was sent an hour ago and asked about"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A receipt M-Pesa gave another payout, or a payment, is not this payout's.

@@ -109,7 +109,7 @@ async fn list(
     ApiQuery(query): ApiQuery<PayoutResolutionQuery>,
 ) -> ApiResult<Json<PayoutResolutionList>> {
     let status = status_filter(&query.status, PAYOUT_RESOLUTION_STATUSES)?;
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = state.read_pool().acquire().await?;
     Ok(Json(PayoutResolutionList {
         resolutions: resolutions::list(&mut conn, status).await?,
     }))

@@ -73,7 +73,7 @@ pub fn PayoutResolutions(withdrawal: RwSignal<String>, changed: RwSignal<usize>)
         </form>
         {outcome(propose.value(), "Proposed; another admin must approve it.")}
         <div class="tabs">
-            {["PENDING", "APPROVED", "REJECTED"].into_iter().map(|s| view! {
+            {["PENDING", "APPROVED", "REJECTED", "SUPERSEDED"].into_iter().map(|s| view! {
                 <button class:active=move || status.get() == s on:click=move |_| status.set(s.to_string())>{s}</button>
             }).collect_view()}
         </div>

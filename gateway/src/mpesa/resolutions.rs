@@ -9,10 +9,9 @@
 //! and a *different* admin approves, which settles the payout through the
 //! same once-only path as a B2C result (paid: the hold goes to the M-Pesa
 //! float; not paid: amount and fee go back to the customer, with an SMS).
-//! A result that arrives meanwhile settles it first, and the proposal can
-//! then only be rejected, and a result that later contradicts an approved
-//! PAID is audited (`mpesa.failed_after_paid`) and reported by
-//! reconciliation. A request never sent, or not yet asked about, is not for
+//! A result that arrives meanwhile settles it first and supersedes the
+//! proposal; a result that later contradicts an approved PAID (failed, or
+//! paid under another receipt) is audited and reported by reconciliation. A request never sent, or not yet asked about, is not for
 //! operators: the recovery job sends it and asks. The payout's own customer
 //! may neither propose nor decide, nor the proposer decide. The database holds the four-eyes rule too
 //! (`payout_resolutions_four_eyes`), one live proposal per payout and one
@@ -55,7 +54,8 @@ pub struct PayoutResolution {
     pub outcome: String,
     /// The payout's M-Pesa receipt, for `PAID`.
     pub receipt: Option<String>,
-    /// `PENDING`, `APPROVED` or `REJECTED`.
+    /// `PENDING`, `APPROVED`, `REJECTED`, or `SUPERSEDED` (M-Pesa's result
+    /// settled the payout first).
     pub status: String,
     pub proposed_by: Uuid,
     pub proposal_note: String,
@@ -192,6 +192,7 @@ pub async fn decide(
 ) -> Result<PayoutResolution, Error> {
     let to = if approve { "APPROVED" } else { "REJECTED" };
     let mut tx = state.pool.begin().await?;
+    lock_payout_of(&mut tx, id).await?;
     let current = sqlx::query!(
         "SELECT r.status, r.proposed_by, r.decided_by, w.user_id AS customer
          FROM payout_resolutions r JOIN mpesa_withdrawals w ON w.ref = r.withdrawal_ref
@@ -241,6 +242,53 @@ pub async fn decide(
     Ok(decided)
 }
 
+/// Locks the payout proposal `id` would settle, before the proposal itself:
+/// a result settling the payout takes the same locks in the same order
+/// (the payout, then its waiting proposals, to supersede them), so the two
+/// never deadlock, and a proposal found `PENDING` here has a pending payout.
+async fn lock_payout_of(conn: &mut PgConnection, id: Uuid) -> Result<(), Error> {
+    sqlx::query_scalar!(
+        "SELECT w.ref FROM mpesa_withdrawals w
+         WHERE w.ref = (SELECT withdrawal_ref FROM payout_resolutions WHERE id = $1) FOR UPDATE",
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::NotFound(Missing::PayoutResolution))?;
+    Ok(())
+}
+
+/// Closes the proposals still waiting to settle withdrawal `reference`,
+/// which has just settled as `settled` (M-Pesa's result came first), but
+/// for `approved`, the one being approved if operators settled it. Called
+/// under the withdrawal's lock, in the transaction that settled it.
+pub(super) async fn supersede(
+    conn: &mut PgConnection,
+    reference: Uuid,
+    approved: Option<Uuid>,
+    settled: WithdrawalStatus,
+) -> Result<(), Error> {
+    let note = format!("M-Pesa's result settled the payout first ({settled})");
+    let closed = sqlx::query_scalar!(
+        "UPDATE payout_resolutions SET status = 'SUPERSEDED', decided_at = now(), decision_note = $3
+         WHERE withdrawal_ref = $1 AND status = 'PENDING' AND id IS DISTINCT FROM $2
+         RETURNING id",
+        reference,
+        approved,
+        note
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in closed {
+        AuditEvent::new("mpesa.payout.resolution.supersede", Outcome::Success)
+            .subject(id)
+            .detail(json!({"withdrawal": reference, "settled": settled.as_str()}))
+            .record(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Settles the proposal's payout as it says, in the caller's transaction;
 /// the payout or refund booked.
 async fn settle(
@@ -258,7 +306,8 @@ async fn settle(
         }
         _ => Err((OPERATOR_SETTLED, NOT_PAID_REASON.to_owned())),
     };
-    let outcome = withdrawals::settle(conn, state, proposal.withdrawal, result).await?;
+    let outcome =
+        withdrawals::settle_approved(conn, state, proposal.withdrawal, result, proposal.id).await?;
     let expected = if proposal.outcome == "PAID" {
         WithdrawalStatus::Completed
     } else {

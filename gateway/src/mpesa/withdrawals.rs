@@ -320,19 +320,48 @@ pub const PAID_AFTER_REFUND: &str = "PAID AFTER REFUND";
 /// as paid was not.
 pub const FAILED_AFTER_PAID: &str = "FAILED AFTER PAID";
 
+/// The outcome recorded with a callback saying a completed payout was paid
+/// under another receipt than the one recorded.
+pub const PAID_UNDER_OTHER_RECEIPT: &str = "PAID UNDER OTHER RECEIPT";
+
 /// What M-Pesa said: paid (with its receipt), or not (code and reason).
 type PayoutResult = Result<String, (ResultCode, String)>;
 
-/// Settles a PENDING withdrawal once: a receipt pays the hold out, a
-/// failure refunds it. Returns the outcome for the log.
+/// Settles a PENDING withdrawal once, as M-Pesa's result says: a receipt
+/// pays the hold out, a failure refunds it. Returns the outcome for the log.
 pub(super) async fn settle(
     conn: &mut PgConnection,
     state: &AppState,
     reference: Uuid,
     result: PayoutResult,
 ) -> Result<String, Error> {
+    settle_once(conn, state, reference, result, None).await
+}
+
+/// Settles a PENDING withdrawal once, as the operators' proposal `approved`
+/// (being approved in the caller's transaction) says.
+pub(super) async fn settle_approved(
+    conn: &mut PgConnection,
+    state: &AppState,
+    reference: Uuid,
+    result: PayoutResult,
+    approved: Uuid,
+) -> Result<String, Error> {
+    settle_once(conn, state, reference, result, Some(approved)).await
+}
+
+/// Settles under the withdrawal's lock; any other proposal still waiting
+/// to settle it is superseded in the same transaction.
+async fn settle_once(
+    conn: &mut PgConnection,
+    state: &AppState,
+    reference: Uuid,
+    result: PayoutResult,
+    approved: Option<Uuid>,
+) -> Result<String, Error> {
     let row = sqlx::query!(
-        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant, u.phone AS user_phone, u.language
+        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant, w.mpesa_receipt,
+                u.phone AS user_phone, u.language
          FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w",
         reference
     )
@@ -348,32 +377,9 @@ pub(super) async fn settle(
     };
     let current = WithdrawalStatus::parse(&row.status)
         .ok_or_else(|| Error::internal(format!("unknown withdrawal status {}", row.status)))?;
-    if current == WithdrawalStatus::Failed && next == WithdrawalStatus::Completed {
-        // M-Pesa paid a payout we already refunded: the customer has the
-        // money twice. Nothing is booked automatically; reconciliation
-        // reports it (`paid after refund`) until an operator recovers it.
-        tracing::error!(withdrawal = %reference, "M-Pesa reports a payout paid that was refunded");
-        AuditEvent::new("mpesa.paid_after_refund", Outcome::Failure)
-            .subject(reference)
-            .detail(json!({"receipt": result.as_ref().ok()}))
-            .record(&mut *conn)
-            .await?;
-        return Ok(PAID_AFTER_REFUND.to_owned());
-    }
-    if current == WithdrawalStatus::Completed
-        && next == WithdrawalStatus::Failed
-        && settled_by_operators(conn, reference).await?
-    {
-        // M-Pesa says a payout two operators settled as paid was not: the
-        // customer lost amount and fee. Nothing is booked automatically;
-        // reconciliation reports it (`failed after paid`) for operators.
-        tracing::error!(withdrawal = %reference, "M-Pesa reports failed a payout operators settled as paid");
-        AuditEvent::new("mpesa.failed_after_paid", Outcome::Failure)
-            .subject(reference)
-            .detail(json!({"result": result.as_ref().err().map(|(code, desc)| json!({"code": code.0, "desc": desc}))}))
-            .record(&mut *conn)
-            .await?;
-        return Ok(FAILED_AFTER_PAID.to_owned());
+    let recorded = row.mpesa_receipt.as_deref();
+    if let Some(outcome) = contradiction(conn, reference, current, &result, recorded).await? {
+        return Ok(outcome.to_owned());
     }
     if !current.can_become(next) {
         return Ok(format!("already {current}"));
@@ -394,7 +400,60 @@ pub(super) async fn settle(
         Err((_, reason)) => refund(conn, state, &held, reason).await?,
     };
     record_settlement(conn, &held, next, &result, settle_tx_id).await?;
+    super::resolutions::supersede(conn, reference, approved, next).await?;
     Ok(next.as_str().to_owned())
+}
+
+/// A result that contradicts how the locked withdrawal was settled, audited;
+/// `None` when it does not. Nothing is booked for a contradiction:
+/// reconciliation reports it (by the outcome returned) until an operator
+/// deals with it.
+async fn contradiction(
+    conn: &mut PgConnection,
+    reference: Uuid,
+    current: WithdrawalStatus,
+    result: &PayoutResult,
+    recorded: Option<&str>,
+) -> Result<Option<&'static str>, Error> {
+    let (outcome, event, detail) = match (current, result) {
+        // M-Pesa paid a payout we already refunded: the customer has the
+        // money twice.
+        (WithdrawalStatus::Failed, Ok(receipt)) => (
+            PAID_AFTER_REFUND,
+            "mpesa.paid_after_refund",
+            json!({"receipt": receipt}),
+        ),
+        // M-Pesa says a payout two operators settled as paid was not: the
+        // customer lost amount and fee.
+        (WithdrawalStatus::Completed, Err((code, desc)))
+            if settled_by_operators(conn, reference).await? =>
+        {
+            (
+                FAILED_AFTER_PAID,
+                "mpesa.failed_after_paid",
+                json!({"result": {"code": code.0, "desc": desc}}),
+            )
+        }
+        // Paid, but not under the receipt recorded (one operators read off
+        // a statement, say): which transaction it was needs checking.
+        (WithdrawalStatus::Completed, Ok(receipt))
+            if !receipt.is_empty() && recorded.is_some_and(|r| r != receipt) =>
+        {
+            (
+                PAID_UNDER_OTHER_RECEIPT,
+                "mpesa.paid_under_other_receipt",
+                json!({"receipt": receipt, "recorded": recorded}),
+            )
+        }
+        _ => return Ok(None),
+    };
+    tracing::error!(withdrawal = %reference, outcome, "M-Pesa's result contradicts the payout's settlement");
+    AuditEvent::new(event, Outcome::Failure)
+        .subject(reference)
+        .detail(detail)
+        .record(&mut *conn)
+        .await?;
+    Ok(Some(outcome))
 }
 
 /// Whether operators settled the locked withdrawal (as paid). Its own

@@ -11,7 +11,7 @@ use sqlx::{Connection, PgPool};
 
 use super::{Check, Finding};
 use crate::error::Error;
-use crate::mpesa::withdrawals::{FAILED_AFTER_PAID, PAID_AFTER_REFUND};
+use crate::mpesa::withdrawals::{FAILED_AFTER_PAID, PAID_AFTER_REFUND, PAID_UNDER_OTHER_RECEIPT};
 
 /// A withdrawal still unsettled after this long is a finding (and, once
 /// sent that long ago, operators may settle it).
@@ -188,9 +188,10 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     .await?;
     let contradicted = sqlx::query!(
         "SELECT id, kind, received_at, outcome FROM mpesa_callbacks
-         WHERE kind IN ('b2c_result', 'txstatus_result') AND outcome IN ($1, $2) ORDER BY id",
+         WHERE kind IN ('b2c_result', 'txstatus_result') AND outcome IN ($1, $2, $3) ORDER BY id",
         PAID_AFTER_REFUND,
-        FAILED_AFTER_PAID
+        FAILED_AFTER_PAID,
+        PAID_UNDER_OTHER_RECEIPT
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -210,10 +211,14 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
         ));
     }
     findings.extend(contradicted.into_iter().map(|c| {
-        let problem = if c.outcome == PAID_AFTER_REFUND {
-            "M-Pesa reports paid a payout that was refunded: the customer has it twice"
-        } else {
-            "M-Pesa reports failed a payout operators settled as paid: the customer is owed amount and fee"
+        let problem = match c.outcome.as_str() {
+            PAID_AFTER_REFUND => {
+                "M-Pesa reports paid a payout that was refunded: the customer has it twice"
+            }
+            FAILED_AFTER_PAID => {
+                "M-Pesa reports failed a payout operators settled as paid: the customer is owed amount and fee"
+            }
+            _ => "M-Pesa reports a payout paid under another receipt than the one recorded: check which transaction it was",
         };
         Finding::new(
             Check::MpesaWithdrawal,

@@ -216,6 +216,89 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
     app.assert_balanced().await;
 }
 
+/// M-Pesa's result, when it comes before a second admin, settles the payout
+/// and supersedes the proposal waiting on it; a result saying a payout
+/// operators settled was paid under another receipt is reported, not booked.
+#[tokio::test]
+async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported() {
+    let app = mpesa_app().await;
+    let (first, second) = (app.admin_token().await, app.second_admin().await);
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let answered = withdraw(&app, &token, 20_000).await;
+    let settled = withdraw(&app, &token, 30_000).await;
+    let answered_conversation = conversation_of(&app, &answered).await;
+    let settled_conversation = conversation_of(&app, &settled).await;
+    sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    eventually("both payouts asked about", secs(30), async || {
+        (unasked(&app).await == 0).then_some(())
+    })
+    .await;
+    let (answered_ref, settled_ref) = (
+        reference_of(&app, &answered).await,
+        reference_of(&app, &settled).await,
+    );
+
+    let not_paid = json!({"outcome": "NOT_PAID", "note": "not on the statement yet"});
+    let response = propose(&app, &first, &answered_ref, not_paid).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let waiting: Value = response.json().await.unwrap();
+    app.sim_payout(&answered_conversation, json!({"result_code": 0}))
+        .await;
+    eventually("the result settles the payout", secs(10), async || {
+        (payout_state(&app, &answered).await.0 == "COMPLETED").then_some(())
+    })
+    .await;
+    let superseded = app
+        .get_json("/api/v1/admin/mpesa/resolutions?status=SUPERSEDED", &second)
+        .await;
+    let superseded = &superseded["resolutions"].as_array().unwrap()[..];
+    assert_eq!(superseded.len(), 1);
+    assert_eq!(superseded[0]["id"], waiting["id"]);
+    assert!(superseded[0]["decided_by"].is_null());
+    assert!(superseded[0]["decision_note"]
+        .as_str()
+        .unwrap()
+        .contains("COMPLETED"));
+    for verb in ["approve", "reject"] {
+        let response = decide(&app, &second, &waiting["id"], verb).await;
+        refused(response, StatusCode::CONFLICT).await;
+    }
+    let pending = app
+        .get_json("/api/v1/admin/mpesa/resolutions?status=PENDING", &second)
+        .await;
+    assert_eq!(pending["resolutions"], json!([]));
+
+    let statement = json!({"outcome": "PAID", "receipt": "SXK7654321", "note": "M-Pesa statement"});
+    let response = propose(&app, &first, &settled_ref, statement).await;
+    let proposal: Value = response.json().await.unwrap();
+    let response = decide(&app, &second, &proposal["id"], "approve").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (hold, balance) = (payout_hold(&app).await, app.balance(&token, "KES").await);
+    assert!(withdrawal_findings(&app).await.is_empty());
+    // The simulator pays under a receipt of its own.
+    app.sim_payout(&settled_conversation, json!({"result_code": 0}))
+        .await;
+    let found = eventually("the other receipt reported", secs(10), async || {
+        let findings = withdrawal_findings(&app).await;
+        (!findings.is_empty()).then_some(findings)
+    })
+    .await;
+    assert!(found[0]["detail"]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("under another receipt"));
+    assert_eq!(payout_state(&app, &settled).await.0, "COMPLETED");
+    assert_eq!(
+        (payout_hold(&app).await, app.balance(&token, "KES").await),
+        (hold, balance),
+        "nothing booked again"
+    );
+    app.assert_balanced().await;
+}
+
 /// What a reconciliation run finds about withdrawals.
 async fn withdrawal_findings(app: &TestApp) -> Vec<Value> {
     let run = crate::reconciliation::run(app).await;

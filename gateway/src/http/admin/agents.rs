@@ -248,7 +248,7 @@ macro_rules! status_query {
 status_query!(IssuanceQuery, ISSUANCE_STATUSES: ["PENDING", "APPROVED", "REJECTED"]);
 status_query!(VoucherQuery, VOUCHER_STATUSES: ["ACTIVE", "REDEEMED", "CANCELLED", "EXPIRED"]);
 status_query!(SuspenseQuery, SUSPENSE_STATUSES: ["OPEN", "PROPOSED", "RESOLVED"]);
-status_query!(PayoutResolutionQuery, PAYOUT_RESOLUTION_STATUSES: ["PENDING", "APPROVED", "REJECTED"]);
+status_query!(PayoutResolutionQuery, PAYOUT_RESOLUTION_STATUSES: ["PENDING", "APPROVED", "REJECTED", "SUPERSEDED"]);
 
 pub(super) fn status_filter<'a>(
     raw: &'a Option<String>,

@@ -11,6 +11,8 @@ mod payouts;
 mod reconciliation;
 mod users;
 
+use std::ops::RangeInclusive;
+
 use utoipa_axum::router::OpenApiRouter;
 
 use super::error::{ApiError, ApiResult};
@@ -36,6 +38,14 @@ pub(super) fn note(raw: &str, min: usize, max: usize) -> ApiResult<String> {
 pub(super) fn decision_note(raw: &str) -> ApiResult<Option<String>> {
     let note = note(raw, 0, 500)?;
     Ok((!note.is_empty()).then_some(note))
+}
+
+/// An M-Pesa receipt as an operator typed it: trimmed, `lengths` letters
+/// and digits, upper-cased as M-Pesa writes it; `None` if it is not one.
+pub(super) fn mpesa_receipt(raw: &str, lengths: RangeInclusive<usize>) -> Option<String> {
+    let receipt = raw.trim();
+    (lengths.contains(&receipt.len()) && receipt.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| receipt.to_ascii_uppercase())
 }
 
 pub use users::UserSummary;

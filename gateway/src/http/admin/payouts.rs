@@ -65,22 +65,16 @@ async fn propose(
     ApiJson(body): ApiJson<PayoutResolutionRequest>,
 ) -> ApiResult<(StatusCode, Json<PayoutResolution>)> {
     let note = super::note(&body.note, 3, 500)?;
-    let receipt = body.receipt.as_deref().map(str::trim);
-    let finding = match (body.outcome, receipt) {
-        (PayoutOutcome::Paid, Some(receipt))
-            if (8..=20).contains(&receipt.len())
-                && receipt.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
-            Finding::Paid {
-                receipt: receipt.to_uppercase(),
-            }
-        }
-        (PayoutOutcome::Paid, _) => {
-            return Err(ApiError::Validation(
-                "receipt: a paid payout needs its M-Pesa receipt, 8 to 20 letters and digits"
-                    .into(),
-            ))
-        }
+    let needs_receipt = || {
+        ApiError::Validation(
+            "receipt: a paid payout needs its M-Pesa receipt, 8 to 20 letters and digits".into(),
+        )
+    };
+    let finding = match (body.outcome, body.receipt.as_deref()) {
+        (PayoutOutcome::Paid, Some(receipt)) => Finding::Paid {
+            receipt: super::mpesa_receipt(receipt, 8..=20).ok_or_else(needs_receipt)?,
+        },
+        (PayoutOutcome::Paid, None) => return Err(needs_receipt()),
         (PayoutOutcome::NotPaid, None) => Finding::NotPaid,
         (PayoutOutcome::NotPaid, Some(_)) => {
             return Err(ApiError::Validation(

@@ -133,16 +133,11 @@ async fn propose(
     let note = super::note(&body.note, 3, 500)?;
     let mpesa_reference = match body.mpesa_reference.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(reference)
-            if reference.len() <= 20 && reference.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-        {
-            Some(reference.to_uppercase())
-        }
-        Some(_) => {
-            return Err(ApiError::Validation(
+        Some(reference) => Some(super::mpesa_receipt(reference, 1..=20).ok_or_else(|| {
+            ApiError::Validation(
                 "mpesa_reference must be an M-Pesa receipt: letters and digits".into(),
-            ))
-        }
+            )
+        })?),
     };
     let proposal = Proposal {
         resolution: body.resolution,

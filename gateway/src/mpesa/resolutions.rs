@@ -314,9 +314,10 @@ async fn settle(
         WithdrawalStatus::Failed
     };
     if outcome != expected.as_str() {
-        // A result that arrived after the proposal settled the payout first.
+        // Not expected: decide holds the payout's lock, and a result that
+        // settled it first superseded this proposal.
         return Err(Error::Conflict(format!(
-            "the payout was settled meanwhile ({outcome}); reject this proposal"
+            "the payout was settled meanwhile ({outcome})"
         )));
     }
     let tx_id = sqlx::query_scalar!(

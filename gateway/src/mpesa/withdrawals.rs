@@ -435,9 +435,11 @@ async fn contradiction(
             )
         }
         // Paid, but not under the receipt recorded (one operators read off
-        // a statement, say): which transaction it was needs checking.
+        // a statement, say, or M-Pesa paying twice): which transaction it
+        // was needs checking. (A result without a TransactionID recorded
+        // none to contradict.)
         (WithdrawalStatus::Completed, Ok(receipt))
-            if !receipt.is_empty() && recorded.is_some_and(|r| r != receipt) =>
+            if !receipt.is_empty() && recorded.is_some_and(|r| !r.is_empty() && r != receipt) =>
         {
             (
                 PAID_UNDER_OTHER_RECEIPT,

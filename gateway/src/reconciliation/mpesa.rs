@@ -172,6 +172,7 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     let rows = sqlx::query_as!(
         Payout,
         r#"SELECT w.ref AS reference, w.status, w.amount, w.settle_tx_id, t.tx_type AS "settle_type?", h.status AS hold_status,
+                  w.mpesa_receipt AS receipt,
                   w.status = 'PENDING' AND w.created_at < now() - make_interval(secs => $1) AS "stuck!"
            FROM mpesa_withdrawals w JOIN transactions h ON h.tx_id = w.hold_tx_id
            LEFT JOIN transactions t ON t.tx_id = w.settle_tx_id
@@ -197,6 +198,7 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     .await?;
     tx.commit().await?;
     let mut findings: Vec<Finding> = rows.iter().filter_map(Payout::finding).collect();
+    findings.extend(shared_receipts(&rows));
     let pending: i64 = rows
         .iter()
         .filter(|row| row.status == WithdrawalStatus::Pending.as_str())
@@ -240,7 +242,32 @@ struct Payout {
     settle_tx_id: Option<uuid::Uuid>,
     settle_type: Option<String>,
     hold_status: String,
+    receipt: Option<String>,
     stuck: bool,
+}
+
+/// One M-Pesa receipt recorded on several payouts: at most one of them was
+/// paid under it (operators may have settled one with another's receipt,
+/// which that payout's own result later brought).
+fn shared_receipts(rows: &[Payout]) -> Vec<Finding> {
+    let mut by_receipt: std::collections::BTreeMap<&str, Vec<uuid::Uuid>> = Default::default();
+    for row in rows {
+        if let Some(receipt) = row.receipt.as_deref().filter(|r| !r.is_empty()) {
+            by_receipt.entry(receipt).or_default().push(row.reference);
+        }
+    }
+    by_receipt
+        .into_iter()
+        .filter(|(_, payouts)| payouts.len() > 1)
+        .map(|(receipt, payouts)| {
+            Finding::new(
+                Check::MpesaWithdrawal,
+                format!("receipt {receipt}"),
+                json!({"receipt": receipt, "withdrawals": payouts,
+                       "problem": "one M-Pesa receipt recorded on several payouts: at most one was paid under it"}),
+            )
+        })
+        .collect()
 }
 
 impl Payout {

@@ -216,9 +216,35 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
     app.assert_balanced().await;
 }
 
+/// M-Pesa's B2C result for payout `reference`: paid, under `receipt`.
+async fn paid_result(app: &TestApp, reference: &str, receipt: &str) {
+    let result = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
+        "OriginatorConversationID": reference, "ConversationID": "AG_20261206_1",
+        "TransactionID": receipt}});
+    let url = app.url(&format!(
+        "/api/v1/mpesa/b2c/result?token={}",
+        app.state.mpesa_callback_token
+    ));
+    let response = app.client.post(url).json(&result).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The proposals of one status.
+async fn proposals(app: &TestApp, token: &str, status: &str) -> Vec<Value> {
+    let listed = app
+        .get_json(
+            &format!("/api/v1/admin/mpesa/resolutions?status={status}"),
+            token,
+        )
+        .await;
+    listed["resolutions"].as_array().unwrap().clone()
+}
+
 /// M-Pesa's result, when it comes before a second admin, settles the payout
 /// and supersedes the proposal waiting on it; a result saying a payout
-/// operators settled was paid under another receipt is reported, not booked.
+/// operators settled was paid under another receipt is reported, not
+/// booked, and so is a receipt operators gave one payout that another
+/// payout's result then brings.
 #[tokio::test]
 async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported() {
     let app = mpesa_app().await;
@@ -226,20 +252,19 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let answered = withdraw(&app, &token, 20_000).await;
     let settled = withdraw(&app, &token, 30_000).await;
+    let other = withdraw(&app, &token, 10_000).await;
     let answered_conversation = conversation_of(&app, &answered).await;
     let settled_conversation = conversation_of(&app, &settled).await;
+    conversation_of(&app, &other).await;
     sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours'")
         .execute(&app.pool)
         .await
         .unwrap();
-    eventually("both payouts asked about", secs(30), async || {
+    eventually("the payouts asked about", secs(30), async || {
         (unasked(&app).await == 0).then_some(())
     })
     .await;
-    let (answered_ref, settled_ref) = (
-        reference_of(&app, &answered).await,
-        reference_of(&app, &settled).await,
-    );
+    let answered_ref = reference_of(&app, &answered).await;
 
     let not_paid = json!({"outcome": "NOT_PAID", "note": "not on the statement yet"});
     let response = propose(&app, &first, &answered_ref, not_paid).await;
@@ -251,10 +276,7 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
         (payout_state(&app, &answered).await.0 == "COMPLETED").then_some(())
     })
     .await;
-    let superseded = app
-        .get_json("/api/v1/admin/mpesa/resolutions?status=SUPERSEDED", &second)
-        .await;
-    let superseded = &superseded["resolutions"].as_array().unwrap()[..];
+    let superseded = proposals(&app, &second, "SUPERSEDED").await;
     assert_eq!(superseded.len(), 1);
     assert_eq!(superseded[0]["id"], waiting["id"]);
     assert!(superseded[0]["decided_by"].is_null());
@@ -266,23 +288,34 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
         let response = decide(&app, &second, &waiting["id"], verb).await;
         refused(response, StatusCode::CONFLICT).await;
     }
-    let pending = app
-        .get_json("/api/v1/admin/mpesa/resolutions?status=PENDING", &second)
-        .await;
-    assert_eq!(pending["resolutions"], json!([]));
+    assert_eq!(proposals(&app, &second, "SUPERSEDED").await, superseded);
+    assert_eq!(
+        proposals(&app, &second, "PENDING").await,
+        Vec::<Value>::new()
+    );
 
     let statement = json!({"outcome": "PAID", "receipt": "SXK7654321", "note": "M-Pesa statement"});
+    let settled_ref = reference_of(&app, &settled).await;
     let response = propose(&app, &first, &settled_ref, statement).await;
     let proposal: Value = response.json().await.unwrap();
     let response = decide(&app, &second, &proposal["id"], "approve").await;
     assert_eq!(response.status(), StatusCode::OK);
-    let (hold, balance) = (payout_hold(&app).await, app.balance(&token, "KES").await);
-    assert!(withdrawal_findings(&app).await.is_empty());
+    let hold = payout_hold(&app).await;
+    // The third payout, still pending after an hour, is a finding of its own.
+    let other_ref = reference_of(&app, &other).await;
+    let contradictions = async || {
+        let findings = withdrawal_findings(&app).await;
+        let not_other = |f: &Value| f["detail"]["withdrawal"] != other_ref.as_str();
+        findings.into_iter().filter(not_other).collect::<Vec<_>>()
+    };
+    // M-Pesa confirming the operators' receipt is no contradiction.
+    paid_result(&app, &settled_ref, "SXK7654321").await;
+    assert_eq!(contradictions().await, Vec::<Value>::new());
     // The simulator pays under a receipt of its own.
     app.sim_payout(&settled_conversation, json!({"result_code": 0}))
         .await;
     let found = eventually("the other receipt reported", secs(10), async || {
-        let findings = withdrawal_findings(&app).await;
+        let findings = contradictions().await;
         (!findings.is_empty()).then_some(findings)
     })
     .await;
@@ -291,10 +324,26 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
         .unwrap()
         .contains("under another receipt"));
     assert_eq!(payout_state(&app, &settled).await.0, "COMPLETED");
-    assert_eq!(
-        (payout_hold(&app).await, app.balance(&token, "KES").await),
-        (hold, balance),
-        "nothing booked again"
+    assert_eq!(payout_hold(&app).await, hold, "nothing booked again");
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
+            .bind(&settled_ref)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded.as_deref(), Some("SXK7654321"));
+
+    // Another payout's result bringing the receipt the operators gave: it
+    // is paid (M-Pesa says so), and the shared receipt is reported.
+    paid_result(&app, &other_ref, "SXK7654321").await;
+    assert_eq!(payout_state(&app, &other).await.0, "COMPLETED");
+    let findings = withdrawal_findings(&app).await;
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["detail"]["receipt"] == "SXK7654321"
+                && f["detail"]["withdrawals"].as_array().unwrap().len() == 2),
+        "{findings:?}"
     );
     app.assert_balanced().await;
 }

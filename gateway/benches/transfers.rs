@@ -278,12 +278,14 @@ async fn measure(
     tps: Option<f64>,
 ) -> f64 {
     settle(pool).await;
+    let batches_before = support::phases::Sample::read(&load.client, &load.bases).await;
     let cpu_before = sample_cpu(gateways);
     let began = Instant::now();
     let lags = tokio::spawn(max_lags(pool.clone(), Duration::from_secs(seconds as u64)));
     let (mut latencies, failures) = load.run(Duration::from_secs(seconds as u64)).await;
     let elapsed = began.elapsed().as_secs_f64();
     let cpu_after = sample_cpu(gateways);
+    let batches_after = support::phases::Sample::read(&load.client, &load.bases).await;
     latencies.sort();
     report(
         &latencies,
@@ -292,6 +294,7 @@ async fn measure(
         tps,
         (&cpu_before, &cpu_after),
     );
+    batches_after.report(&batches_before);
     let (sms, chain, audit) = lags.await.unwrap();
     println!("P4 most behind (s)     : SMS outbox {sms:.1}, chain sealing {chain:.1}, audit linking {audit:.1}");
     latencies.len() as f64 / elapsed
@@ -479,6 +482,7 @@ async fn start_gateway(
         ("AT_API_KEY", AT_API_KEY),
         ("AT_BASE_URL", at_base),
         ("AT_WEBHOOK_TOKEN", AT_WEBHOOK_TOKEN),
+        ("CHAINPAY_METRICS_TOKEN", support::phases::METRICS_TOKEN),
     ];
     let server = support::spawn_gateway(BINARY, url, master_key, addr, &env, None);
     let base = format!("http://{addr}");

@@ -2,7 +2,8 @@
 //! in one process, so nothing here is global).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -14,6 +15,12 @@ pub struct Metrics {
     pub rejected_webhooks: IntCounterVec,
     /// Discrepancies reconciliation found, by check.
     pub discrepancies: IntCounterVec,
+    /// Batches the posting engine committed.
+    pub posting_batches: IntCounter,
+    /// Transfer requests in those batches.
+    pub posting_batch_transfers: IntCounter,
+    /// Those batches' wall time, summed by phase (`movements::engine`).
+    pub posting_phase_seconds: CounterVec,
 }
 
 impl Metrics {
@@ -57,6 +64,24 @@ impl Metrics {
             ),
             &["check"],
         )?;
+        let posting_batches = IntCounter::new(
+            "posting_batches_total",
+            "Transfer batches the posting engine committed",
+        )?;
+        let posting_batch_transfers = IntCounter::new(
+            "posting_batch_transfers_total",
+            "Transfer requests in the batches the posting engine committed",
+        )?;
+        let posting_phase_seconds = CounterVec::new(
+            Opts::new(
+                "posting_batch_phase_seconds_total",
+                "Wall time of committed transfer batches, summed by phase",
+            ),
+            &["phase"],
+        )?;
+        registry.register(Box::new(posting_batches.clone()))?;
+        registry.register(Box::new(posting_batch_transfers.clone()))?;
+        registry.register(Box::new(posting_phase_seconds.clone()))?;
         registry.register(Box::new(discrepancies.clone()))?;
         registry.register(Box::new(rejected_webhooks.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -69,6 +94,9 @@ impl Metrics {
             transfers,
             rejected_webhooks,
             discrepancies,
+            posting_batches,
+            posting_batch_transfers,
+            posting_phase_seconds,
         })
     }
 

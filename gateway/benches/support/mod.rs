@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod inbox;
+pub mod phases;
 pub mod ussd;
 
 use std::path::{Path, PathBuf};

@@ -44,6 +44,19 @@ async fn metrics_count_requests_by_route_and_transfers() {
         ),
         "{text}"
     );
+    // The posting engine's batch, and where its time went.
+    assert!(
+        text.contains("chainpay_posting_batches_total 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("chainpay_posting_batch_transfers_total 1\n"));
+    let commit = text
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(r#"chainpay_posting_batch_phase_seconds_total{phase="commit"} "#)
+        })
+        .and_then(|seconds| seconds.parse::<f64>().ok());
+    assert!(commit.is_some_and(|seconds| seconds > 0.0), "{text}");
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::phases::{Phase, Phases};
 use super::write::{self, Rows};
 use super::Job;
 use crate::audit::AuditEvent;
@@ -74,15 +75,19 @@ pub enum Failed {
 
 /// Decides, writes and commits `jobs`; their verdicts, in order.
 pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Failed> {
+    let mut phases = Phases::start();
     let mut tx = state
         .pool
         .begin_with(crate::db::BEGIN_ON_PREPARED_PLANS)
         .await
         .map_err(|e| Failed::NotWritten(e.into()))?;
-    let steps = decide_and_write(&mut tx, state, jobs)
+    phases.ended(Phase::Begin);
+    let steps = decide_and_write(&mut tx, state, jobs, &mut phases)
         .await
         .map_err(Failed::NotWritten)?;
-    if let Err(error) = tx.commit().await {
+    let committed_now = tx.commit().await;
+    phases.ended(Phase::Commit);
+    if let Err(error) = committed_now {
         let posted: Vec<Uuid> = steps
             .iter()
             .filter_map(|step| match step {
@@ -96,6 +101,7 @@ pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Fail
             None => return Err(Failed::Unknown(error.into())),
         }
     }
+    phases.record(&state.metrics, jobs.len());
     Ok(jobs
         .iter()
         .zip(steps)
@@ -130,10 +136,11 @@ async fn decide_and_write(
     tx: &mut PgConnection,
     state: &AppState,
     jobs: &[Job],
+    phases: &mut Phases,
 ) -> Result<Vec<Step>, Error> {
     let rules = state.rules.get(&state.pool).await?;
-    let mut steps = check_each(tx, state, &rules, jobs).await?;
-    decide_in_order(tx, state, &rules, jobs, &mut steps).await?;
+    let mut steps = check_each(tx, state, &rules, jobs, phases).await?;
+    decide_in_order(tx, state, &rules, jobs, &mut steps, phases).await?;
     let mut rows = Rows::default();
     for (job, step) in jobs.iter().zip(&steps) {
         match step {
@@ -154,6 +161,7 @@ async fn decide_and_write(
             Step::Replay | Step::Candidate(_) => {}
         }
     }
+    phases.ended(Phase::Write);
     Ok(steps)
 }
 
@@ -164,6 +172,7 @@ async fn check_each(
     state: &AppState,
     rules: &Rules,
     jobs: &[Job],
+    phases: &mut Phases,
 ) -> Result<Vec<Step>, Error> {
     let mut senders: Vec<Uuid> = jobs.iter().map(|job| job.order.from_user_id).collect();
     senders.sort_unstable();
@@ -175,6 +184,7 @@ async fn check_each(
     phones.sort_unstable();
     phones.dedup();
     let people = parties::load_many(conn, &senders, &phones).await?;
+    phases.ended(Phase::Parties);
     // Only the first request naming a key claims it; a later one in the
     // same batch answers as the first did.
     let mut keys: Vec<(usize, &IdempotencyKey)> = Vec::new();
@@ -190,6 +200,7 @@ async fn check_each(
     }
     let only_keys: Vec<&IdempotencyKey> = keys.iter().map(|(_, key)| *key).collect();
     let claimed = IdempotencyKey::claim_all(conn, &only_keys).await?;
+    phases.ended(Phase::Keys);
     let mut steps = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
         let replay = match keys.iter().position(|(job_index, _)| *job_index == i) {
@@ -207,6 +218,7 @@ async fn check_each(
         };
         steps.push(step);
     }
+    phases.ended(Phase::Check);
     Ok(steps)
 }
 
@@ -254,6 +266,7 @@ async fn decide_in_order(
     rules: &Rules,
     jobs: &[Job],
     steps: &mut [Step],
+    phases: &mut Phases,
 ) -> Result<(), Error> {
     let mut senders: Vec<Uuid> = candidates(jobs, steps)
         .map(|(job, _)| job.order.from_user_id)
@@ -261,10 +274,12 @@ async fn decide_in_order(
     senders.sort_unstable();
     senders.dedup();
     let mut windows = limits::outgoing_windows(conn, rules, &senders).await?;
+    phases.ended(Phase::Windows);
     // One fee revenue shard per batch: a batch locks one of its rows, so
     // concurrent batches rarely wait on each other for it.
     let shard_seed = Uuid::new_v4();
     let mut ledger = Ledger::lock(conn, jobs, steps, shard_seed).await?;
+    phases.ended(Phase::Accounts);
     for (job, step) in jobs.iter().zip(steps.iter_mut()) {
         let Step::Candidate(candidate) = step else {
             continue;
@@ -286,6 +301,7 @@ async fn decide_in_order(
             Err(refusal) => Step::Refused(refusal),
         };
     }
+    phases.ended(Phase::Decide);
     Ok(())
 }
 

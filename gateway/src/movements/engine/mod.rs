@@ -23,6 +23,7 @@
 //! `CHAINPAY_POSTING_WINDOW_US` (1 ms) or until it is full.
 
 mod batch;
+mod phases;
 mod write;
 
 use std::panic::AssertUnwindSafe;

@@ -6,6 +6,13 @@ use prometheus::{
     TextEncoder,
 };
 
+/// The phases of a posting engine batch, in the order they run, as the
+/// `phase` label of `chainpay_posting_batch_phase_seconds_total` names them
+/// (`movements::engine::phases`).
+pub const POSTING_PHASES: [&str; 9] = [
+    "begin", "parties", "keys", "check", "windows", "accounts", "decide", "write", "commit",
+];
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
@@ -79,6 +86,10 @@ impl Metrics {
             ),
             &["phase"],
         )?;
+        for phase in POSTING_PHASES {
+            // Every phase's series from the start, at zero.
+            posting_phase_seconds.with_label_values(&[phase]);
+        }
         registry.register(Box::new(posting_batches.clone()))?;
         registry.register(Box::new(posting_batch_transfers.clone()))?;
         registry.register(Box::new(posting_phase_seconds.clone()))?;

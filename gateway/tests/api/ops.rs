@@ -50,13 +50,17 @@ async fn metrics_count_requests_by_route_and_transfers() {
         "{text}"
     );
     assert!(text.contains("chainpay_posting_batch_transfers_total 1\n"));
-    let commit = text
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(r#"chainpay_posting_batch_phase_seconds_total{phase="commit"} "#)
-        })
-        .and_then(|seconds| seconds.parse::<f64>().ok());
-    assert!(commit.is_some_and(|seconds| seconds > 0.0), "{text}");
+    for phase in chainpay_gateway::metrics::POSTING_PHASES {
+        let series = format!(r#"chainpay_posting_batch_phase_seconds_total{{phase="{phase}"}} "#);
+        let seconds = text
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|seconds| seconds.parse::<f64>().ok());
+        assert!(seconds.is_some_and(|s| s >= 0.0), "{phase}: {text}");
+        if phase == "commit" {
+            assert!(seconds.is_some_and(|s| s > 0.0), "a commit takes time");
+        }
+    }
 }
 
 #[tokio::test]

@@ -49,11 +49,22 @@ async fn refused(response: reqwest::Response, status: StatusCode) {
     assert_problem(response, status, code).await;
 }
 
-async fn unasked(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM mpesa_withdrawals WHERE status_queries = 0")
-        .fetch_one(&app.pool)
+/// Ages every payout past the hour automatic recovery has, as only time
+/// would, and waits until each was asked about through Transaction Status.
+async fn past_automatic_recovery(app: &TestApp) {
+    sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours'")
+        .execute(&app.pool)
         .await
-        .unwrap()
+        .unwrap();
+    eventually("the payouts asked about", secs(30), async || {
+        let unasked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM mpesa_withdrawals WHERE status_queries = 0")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        (unasked == 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -76,14 +87,7 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
     // Automatic recovery has the first hour, and asks Transaction Status.
     let early = propose(&app, &first, &paid_ref, statement.clone()).await;
     refused(early, StatusCode::CONFLICT).await;
-    sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    eventually("both payouts asked about", secs(30), async || {
-        (unasked(&app).await == 0).then_some(())
-    })
-    .await;
+    past_automatic_recovery(&app).await;
     for bad in [
         json!({"outcome": "PAID", "note": "no receipt"}),
         json!({"outcome": "PAID", "receipt": "SXK-123", "note": "not a receipt"}),
@@ -256,14 +260,7 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
     let answered_conversation = conversation_of(&app, &answered).await;
     let settled_conversation = conversation_of(&app, &settled).await;
     conversation_of(&app, &other).await;
-    sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '2 hours', created_at = now() - interval '2 hours'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    eventually("the payouts asked about", secs(30), async || {
-        (unasked(&app).await == 0).then_some(())
-    })
-    .await;
+    past_automatic_recovery(&app).await;
     let answered_ref = reference_of(&app, &answered).await;
 
     let not_paid = json!({"outcome": "NOT_PAID", "note": "not on the statement yet"});

@@ -81,13 +81,10 @@ pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Fail
         .begin_with(crate::db::BEGIN_ON_PREPARED_PLANS)
         .await
         .map_err(|e| Failed::NotWritten(e.into()))?;
-    phases.ended(Phase::Begin);
     let steps = decide_and_write(&mut tx, state, jobs, &mut phases)
         .await
         .map_err(Failed::NotWritten)?;
-    let committed_now = tx.commit().await;
-    phases.ended(Phase::Commit);
-    if let Err(error) = committed_now {
+    if let Err(error) = tx.commit().await {
         let posted: Vec<Uuid> = steps
             .iter()
             .filter_map(|step| match step {
@@ -101,6 +98,7 @@ pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Fail
             None => return Err(Failed::Unknown(error.into())),
         }
     }
+    phases.ended(Phase::Commit);
     phases.record(&state.metrics, jobs.len());
     Ok(jobs
         .iter()
@@ -139,6 +137,7 @@ async fn decide_and_write(
     phases: &mut Phases,
 ) -> Result<Vec<Step>, Error> {
     let rules = state.rules.get(&state.pool).await?;
+    phases.ended(Phase::Begin);
     let mut steps = check_each(tx, state, &rules, jobs, phases).await?;
     decide_in_order(tx, state, &rules, jobs, &mut steps, phases).await?;
     let mut rows = Rows::default();

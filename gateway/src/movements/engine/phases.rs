@@ -2,16 +2,17 @@
 //! batch, added to `chainpay_posting_batch_phase_seconds_total{phase}`
 //! beside the batches and their transfers counted, so the time a batch takes
 //! can be split by phase (and per batch) from any two scrapes, in production
-//! as in the benchmark, which prints it for P1.
+//! as in the benchmark, which prints it for each transfer phase. A batch
+//! that did not commit is not counted (its transfers then run alone).
 
 use std::time::{Duration, Instant};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, POSTING_PHASES};
 
 /// A batch's phases, in the order they run.
 #[derive(Debug, Clone, Copy)]
 pub enum Phase {
-    /// `BEGIN` and a pooled connection.
+    /// A pooled connection, `BEGIN`, and the money rules (cached).
     Begin,
     /// Senders locked, parties read.
     Parties,
@@ -26,9 +27,11 @@ pub enum Phase {
     Accounts,
     /// Each transfer decided, entry built and signed.
     Decide,
-    /// The batch's one write statement, and any AML reports.
+    /// The batch's rows gathered, its one write statement, and any AML
+    /// reports.
     Write,
-    /// The commit (its WAL flush).
+    /// The commit (its WAL flush), and, should its answer be lost, asking
+    /// whether it took effect.
     Commit,
 }
 
@@ -46,17 +49,7 @@ impl Phase {
     ];
 
     fn label(self) -> &'static str {
-        match self {
-            Phase::Begin => "begin",
-            Phase::Parties => "parties",
-            Phase::Keys => "keys",
-            Phase::Check => "check",
-            Phase::Windows => "windows",
-            Phase::Accounts => "accounts",
-            Phase::Decide => "decide",
-            Phase::Write => "write",
-            Phase::Commit => "commit",
-        }
+        POSTING_PHASES[self as usize]
     }
 }
 

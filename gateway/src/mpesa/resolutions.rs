@@ -11,11 +11,12 @@
 //! float; not paid: amount and fee go back to the customer, with an SMS).
 //! A result that arrives meanwhile settles it first and supersedes the
 //! proposal; a result that later contradicts an approved PAID (failed, or
-//! paid under another receipt) is audited and reported by reconciliation. A request never sent, or not yet asked about, is not for
-//! operators: the recovery job sends it and asks. The payout's own customer
-//! may neither propose nor decide, nor the proposer decide. The database holds the four-eyes rule too
-//! (`payout_resolutions_four_eyes`), one live proposal per payout and one
-//! payout per receipt.
+//! paid under another receipt) is audited and reported by reconciliation.
+//! A request never sent, or not yet asked about, is not for operators: the
+//! recovery job sends it and asks. The payout's own customer may neither
+//! propose nor decide, nor the proposer decide. The database holds the
+//! four-eyes rule too (`payout_resolutions_four_eyes`), one live proposal
+//! per payout and one payout per receipt.
 
 use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::status::WithdrawalStatus;

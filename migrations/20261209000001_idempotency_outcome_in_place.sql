@@ -1,0 +1,11 @@
+-- A keyed request's row is inserted without its outcome (the claim, about
+-- 180 bytes) and updated with it (about 550 bytes) in the same transaction.
+-- On a full page the new version went to another page, with a new index
+-- entry and the old row logged as locked again: over a transfers bench run,
+-- 56 % of these updates did. Pages now take new rows only up to a fifth
+-- full, which leaves room for the answered versions of their rows, so the
+-- update stays on the page (HOT, no index entry): in the same bench, every
+-- one did, and PostgreSQL spent a tenth less CPU per transfer. The cost is
+-- space: the table, kept a week, is about twice as large (26 MB against
+-- 13 MB for 22,600 answered keys).
+ALTER TABLE idempotency_keys SET (fillfactor = 20);

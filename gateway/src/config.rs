@@ -68,6 +68,12 @@ pub struct Settings {
     /// `CHAINPAY_POSTING_WINDOW_US`: how long a batch stays open for more
     /// transfers once the worker's last batch held more than one (0: never).
     pub posting_window_us: u32,
+    /// `CHAINPAY_POSTING_PATIENCE_MS`: how long a batch may wait on the
+    /// database before it is given up and its requests answered with an
+    /// error (see `movements::engine`): a batch waiting on a server that
+    /// went silent would otherwise hold its worker for as long as the kernel
+    /// keeps the socket.
+    pub posting_patience_ms: u32,
     /// `CHAINPAY_LOG_FORMAT`: `pretty` (default) or `json`.
     pub log_format: LogFormat,
     /// `CHAINPAY_FX_FEED`: `table` (rates change only when an operator sets
@@ -391,6 +397,7 @@ impl Settings {
             posting_workers: 3,
             posting_batch: 256,
             posting_window_us: 1000,
+            posting_patience_ms: 30_000,
             log_format: LogFormat::Pretty,
             fx_feed: FxFeed::Table,
             fx_feed_interval_s: 30,
@@ -453,6 +460,8 @@ impl Settings {
             posting_workers: env_u32("CHAINPAY_POSTING_WORKERS", 3)?.clamp(1, 64),
             posting_batch: env_u32("CHAINPAY_POSTING_BATCH", 256)?.clamp(1, 4096),
             posting_window_us: env_u32("CHAINPAY_POSTING_WINDOW_US", 1000)?.min(50_000),
+            posting_patience_ms: env_u32("CHAINPAY_POSTING_PATIENCE_MS", 30_000)?
+                .clamp(1_000, 600_000),
             log_format,
             fx_feed,
             fx_feed_interval_s: env_u32("CHAINPAY_FX_FEED_INTERVAL_S", 30)?.max(1),

@@ -180,23 +180,51 @@ pub(crate) fn note_if_lost(error: &sqlx::Error) {
     }
 }
 
+/// How long a connection may take to answer the ping that shows it is still
+/// in step with its server, on its way back to the pool or out of it. Past
+/// it, the connection is closed without more I/O and its place in the pool
+/// is free again.
+///
+/// A server that goes silent without resetting the link (a failover, a
+/// dropped NAT mapping, a host gone) leaves every read waiting until the
+/// kernel gives up on the socket, about fifteen minutes by default. sqlx's
+/// own ping on release has no bound (sqlx-core 0.8.6; its PR #4363 is still
+/// open), and each release waiting on it keeps a place in the pool: once
+/// they all wait, every request is refused until they end. So this bounded
+/// ping comes first, and sqlx's follows on a connection that answered a
+/// moment ago (one more round trip per release). On the way out, a
+/// connection that does not answer costs a request this long, not the whole
+/// acquire timeout.
+pub const PING_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Pings `conn` for at most [`PING_PATIENCE`]; an error (a timeout is one)
+/// is [noted](note_if_lost), and closes the connection without a goodbye.
+async fn answers(conn: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    tokio::time::timeout(PING_PATIENCE, conn.ping())
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()))
+        .inspect_err(note_if_lost)
+}
+
 /// Options every pool of the gateway shares. sqlx pings a connection when
-/// it is released (always) and, by default, again when it is acquired: one
-/// more round trip before every transaction, on top of the eight a posting
-/// batch makes. Here only a connection that has sat idle for more than
-/// [`TEST_WHEN_IDLE_FOR`] is pinged on acquire (a restarted server or a
-/// dropped link is found there and the connection replaced); one released
-/// sooner answered its release ping within that second. For a while after
-/// any connection is found lost, every one is pinged.
+/// it is released (always, after a [bounded](PING_PATIENCE) ping here) and, by
+/// default, again when it is acquired: one more round trip before every
+/// transaction, on top of the eight a posting batch makes. Here only a
+/// connection that has sat idle for more than [`TEST_WHEN_IDLE_FOR`] is
+/// pinged on acquire (a restarted server or a dropped link is found there
+/// and the connection replaced); one released sooner answered its release
+/// ping within that second. For a while after any connection is found lost,
+/// every one is pinged.
 pub(crate) fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
         .test_before_acquire(false)
+        .after_release(|conn, _meta| Box::pin(async move { answers(conn).await.map(|()| true) }))
         .before_acquire(|conn, meta| {
             Box::pin(async move {
                 if meta.idle_for > TEST_WHEN_IDLE_FOR || lost_lately() {
-                    conn.ping().await?;
+                    answers(conn).await?;
                 }
                 Ok(true)
             })

@@ -238,3 +238,78 @@ async fn a_batch_that_cannot_commit_is_decided_again_one_transfer_at_a_time() {
     });
     only_the_tenth_failed(&app, futures::future::join_all(sends).await).await;
 }
+
+/// A batch waiting on a server that went silent (no reset, no answer: a
+/// failover, a dropped NAT mapping) is given up after the posting patience,
+/// so its worker is free again: its request is answered with an error and
+/// nothing of it is written, and later transfers post on new connections.
+#[tokio::test]
+async fn a_batch_waiting_on_a_silent_server_is_given_up_and_later_ones_post() {
+    let app = crate::support::spawn_app().await;
+    app.lift_limits().await;
+    let mut tokens = Vec::new();
+    for i in 0..4 {
+        tokens.push(app.new_user(&phone(i), &format!("Person {i}")).await);
+        app.fund(&phone(i), "KES", 50_000).await;
+    }
+    let upstream = crate::support::database_options(&app.database).await;
+    let link = crate::support::SilentLink::to(&upstream).await;
+    let via = app
+        .instance_via(link.options(&upstream), |settings| {
+            settings.posting_workers = 1;
+            settings.posting_patience_ms = 1_000;
+        })
+        .await;
+    // Both senders' tokens are remembered by this instance before the
+    // silence, so their requests reach the engine without a query.
+    eventually(
+        "the instance listens for auth changes",
+        secs(10),
+        async || via.state.sessions.is_listening().then_some(()),
+    )
+    .await;
+    for (sender, to) in [(0, 1), (2, 3)] {
+        let claims = via.state.jwt.verify(&tokens[sender]).unwrap();
+        let key = format!("warm-{sender}");
+        let sent = keyed_send(&via, &tokens[sender], key.clone(), phone(to), 100).await;
+        assert_eq!(sent.status(), StatusCode::CREATED);
+        eventually("the instance remembers the token", secs(5), async || {
+            let again = keyed_send(&via, &tokens[sender], key.clone(), phone(to), 100).await;
+            assert_eq!(again.status(), StatusCode::CREATED, "a replay");
+            via.state.sessions.get(claims.sub, claims.jti)
+        })
+        .await;
+    }
+
+    link.silence();
+    let began = std::time::Instant::now();
+    let stuck = keyed_send(&via, &tokens[0], "silent".into(), phone(1), 250).await;
+    assert_eq!(stuck.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        began.elapsed() < secs(10),
+        "answered after {:?}, not within the patience",
+        began.elapsed()
+    );
+
+    // The one worker posts again, on connections opened anew (each try may
+    // still meet one of the silent connections idle in the pool, and give
+    // up on it).
+    let deadline = std::time::Instant::now() + secs(45);
+    loop {
+        let sent = keyed_send(&via, &tokens[2], "after".into(), phone(3), 300).await;
+        if sent.status() == StatusCode::CREATED {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no transfer posted since the silence: {}",
+            sent.status()
+        );
+    }
+    let given_up = scalar(&app, "SELECT count(*) FROM transactions WHERE amount = 250").await;
+    assert_eq!(given_up, 0, "nothing of the abandoned batch is written");
+    assert_eq!(
+        scalar(&app, "SELECT count(*) FROM transactions WHERE amount = 300").await,
+        1
+    );
+}

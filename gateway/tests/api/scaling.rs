@@ -417,3 +417,65 @@ async fn a_write_waiting_on_a_lock_gives_up_when_its_patience_ends() {
         .await
         .unwrap();
 }
+
+/// Connections whose server goes silent (no reset, no answer) give their
+/// places in the pool back within `db::PING_PATIENCE`, whether on their way
+/// back to the pool or out of it, so the pool serves again on new ones.
+/// (sqlx's own release ping would keep each place for as long as the kernel
+/// keeps the socket, about fifteen minutes; its ping on acquire, the whole
+/// acquire timeout.)
+#[tokio::test]
+async fn connections_whose_server_went_silent_give_their_places_in_the_pool_back() {
+    let app = spawn_app().await;
+    let upstream = database_options(&app.database).await;
+    let link = SilentLink::to(&upstream).await;
+    let pool = db::connect_pool(link.options(&upstream), 2).await.unwrap();
+    let serves_again = |since: std::time::Instant| {
+        let pool = pool.clone();
+        async move {
+            // Within the pool's acquire timeout (10 s), so on the first try.
+            let answer: i32 = sqlx::query_scalar("SELECT 7")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("not served after {:?}: {e}", since.elapsed()));
+            assert_eq!(answer, 7);
+            since.elapsed()
+        }
+    };
+
+    // Going back: both places are held by connections whose server falls
+    // silent while they are out.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+        held.push(conn);
+    }
+    link.silence();
+    let released = std::time::Instant::now();
+    drop(held);
+    let waited = serves_again(released).await;
+    assert!(
+        waited >= db::PING_PATIENCE,
+        "served on a silent connection after {waited:?}"
+    );
+
+    // Coming out: the server falls silent on connections idle in the pool.
+    let idle = tokio::try_join!(pool.acquire(), pool.acquire()).unwrap();
+    drop(idle);
+    let deadline = std::time::Instant::now() + secs(10);
+    while pool.num_idle() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never back in the pool"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    link.silence();
+    tokio::time::sleep(secs(2)).await;
+    let waited = serves_again(std::time::Instant::now()).await;
+    assert!(
+        waited >= db::PING_PATIENCE,
+        "served on a silent connection after {waited:?}"
+    );
+}

@@ -846,3 +846,80 @@ impl<'a> Session<'a> {
         last
     }
 }
+
+/// A TCP stand-in between the gateway and PostgreSQL that can go silent on
+/// the links it carries, as a server behind a failover or a dropped NAT
+/// mapping does: no reset, no answer. Links opened afterwards are carried.
+pub struct SilentLink {
+    port: u16,
+    /// Bumped by [`SilentLink::silence`]; a link carries bytes while this is
+    /// the number it was opened under.
+    epoch: tokio::sync::watch::Sender<u64>,
+}
+
+impl SilentLink {
+    pub async fn to(upstream: &PgConnectOptions) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (epoch, _) = tokio::sync::watch::channel(0u64);
+        let (socket, host, server_port) = (
+            upstream.get_socket().cloned(),
+            upstream.get_host().to_owned(),
+            upstream.get_port(),
+        );
+        let epochs = epoch.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                client.set_nodelay(true).unwrap();
+                let silenced = epochs.subscribe();
+                match &socket {
+                    Some(dir) => {
+                        let path = dir.join(format!(".s.PGSQL.{server_port}"));
+                        let server = tokio::net::UnixStream::connect(path).await.unwrap();
+                        tokio::spawn(carry(client, server, silenced));
+                    }
+                    None => {
+                        let server = tokio::net::TcpStream::connect((host.as_str(), server_port))
+                            .await
+                            .unwrap();
+                        server.set_nodelay(true).unwrap();
+                        tokio::spawn(carry(client, server, silenced));
+                    }
+                }
+            }
+        });
+        Self { port, epoch }
+    }
+
+    /// Every link open now stops carrying bytes but stays open.
+    pub fn silence(&self) {
+        self.epoch.send_modify(|epoch| *epoch += 1);
+    }
+
+    /// `upstream`'s options, reached through this link.
+    pub fn options(&self, upstream: &PgConnectOptions) -> PgConnectOptions {
+        match upstream.get_socket() {
+            // A socket set cannot be unset: the embedded server's user and
+            // database on fresh options (it trusts local connections).
+            Some(_) => PgConnectOptions::new()
+                .username(upstream.get_username())
+                .database(upstream.get_database().unwrap_or("postgres")),
+            None => upstream.clone(),
+        }
+        .host("127.0.0.1")
+        .port(self.port)
+    }
+}
+
+async fn carry<S>(
+    mut client: tokio::net::TcpStream,
+    mut server: S,
+    mut silenced: tokio::sync::watch::Receiver<u64>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = silenced.changed() => std::future::pending::<()>().await,
+    }
+}

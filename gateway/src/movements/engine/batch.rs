@@ -20,7 +20,8 @@ use chainpay_core::compliance::{Decision, Rule};
 use chainpay_core::notify::Receipt;
 use chainpay_core::status::TxStatus;
 use serde_json::json;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
+use tokio::time::{timeout_at, Duration, Instant};
 use uuid::Uuid;
 
 use super::phases::{Phase, Phases};
@@ -68,36 +69,63 @@ enum Step {
 pub enum Failed {
     /// Nothing was written: each transfer may be decided again alone.
     NotWritten(Error),
+    /// Nothing was written, but the database did not answer within the
+    /// batch's patience (a server gone silent): deciding each transfer again
+    /// alone would wait as long, so each is answered with this error.
+    GaveUp(Error),
     /// The commit's answer was lost: whether it took effect is unknown, so
     /// nothing may be decided again (an unkeyed transfer would post twice).
     Unknown(Error),
 }
 
-/// Decides, writes and commits `jobs`; their verdicts, in order.
-pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Failed> {
+/// Decides, writes and commits `jobs` within `patience`; their verdicts, in
+/// order.
+///
+/// Each step on the batch's connection waits at most until the patience
+/// ends. A connection given up on is closed, not handed back to the pool: a
+/// `BEGIN` cut short may have begun a transaction sqlx does not know of, and
+/// closing is itself bounded (sqlx gives it five seconds) where a release
+/// would first have to send whatever was left unsent.
+pub async fn commit(
+    state: &AppState,
+    jobs: &[Job],
+    patience: Duration,
+) -> Result<Vec<Verdict>, Failed> {
+    let deadline = Instant::now() + patience;
     let mut phases = Phases::start();
-    let mut tx = state
-        .pool
-        .begin_with(crate::db::BEGIN_ON_PREPARED_PLANS)
+    let mut conn = timeout_at(deadline, state.pool.acquire())
         .await
+        .map_err(|_| Failed::GaveUp(no_answer()))?
         .map_err(|e| Failed::NotWritten(e.into()))?;
-    let steps = decide_and_write(&mut tx, state, jobs, &mut phases)
-        .await
-        .map_err(Failed::NotWritten)?;
-    if let Err(error) = tx.commit().await {
-        let posted: Vec<Uuid> = steps
-            .iter()
-            .filter_map(|step| match step {
-                Step::Posted(posted, _) => Some(posted.movement.facts.tx_id),
-                _ => None,
-            })
-            .collect();
-        match committed(state, &posted).await {
-            Some(true) => {}
-            Some(false) => return Err(Failed::NotWritten(error.into())),
-            None => return Err(Failed::Unknown(error.into())),
+    let ended = begin_to_commit(&mut conn, state, jobs, &mut phases, deadline).await;
+    let steps = match ended {
+        Ended::Committed(steps) => steps,
+        Ended::NotWritten(error) => return Err(Failed::NotWritten(error)),
+        Ended::GaveUp => {
+            conn.close_on_drop();
+            return Err(Failed::GaveUp(no_answer()));
         }
-    }
+        // A COMMIT cut short may still reach the server (from the buffer of
+        // the connection as it closes): whether it took effect cannot be told.
+        Ended::CommitCut => {
+            conn.close_on_drop();
+            return Err(Failed::Unknown(no_answer()));
+        }
+        Ended::CommitFailed(steps, error) => {
+            let posted: Vec<Uuid> = steps
+                .iter()
+                .filter_map(|step| match step {
+                    Step::Posted(posted, _) => Some(posted.movement.facts.tx_id),
+                    _ => None,
+                })
+                .collect();
+            match committed(state, &posted).await {
+                Some(true) => steps,
+                Some(false) => return Err(Failed::NotWritten(error.into())),
+                None => return Err(Failed::Unknown(error.into())),
+            }
+        }
+    };
     phases.ended(Phase::Commit);
     phases.record(&state.metrics, jobs.len());
     Ok(jobs
@@ -105,6 +133,56 @@ pub async fn commit(state: &AppState, jobs: &[Job]) -> Result<Vec<Verdict>, Fail
         .zip(steps)
         .map(|(job, step)| verdict(state, job, step))
         .collect())
+}
+
+/// How a batch's transaction ended on its connection.
+enum Ended {
+    Committed(Vec<Step>),
+    /// Refused before the commit: nothing was written.
+    NotWritten(Error),
+    /// The patience ended before the commit was sent: nothing was written.
+    GaveUp,
+    /// The patience ended while the commit was on its way.
+    CommitCut,
+    /// The commit failed: it may or may not have taken effect.
+    CommitFailed(Vec<Step>, sqlx::Error),
+}
+
+/// `BEGIN`, steps 1 to 5 and the commit on `conn`, each waiting at most until
+/// `deadline`.
+async fn begin_to_commit(
+    conn: &mut PgConnection,
+    state: &AppState,
+    jobs: &[Job],
+    phases: &mut Phases,
+    deadline: Instant,
+) -> Ended {
+    let mut tx = match timeout_at(
+        deadline,
+        conn.begin_with(crate::db::BEGIN_ON_PREPARED_PLANS),
+    )
+    .await
+    {
+        Ok(Ok(tx)) => tx,
+        Ok(Err(error)) => return Ended::NotWritten(error.into()),
+        Err(_) => return Ended::GaveUp,
+    };
+    let steps = match timeout_at(deadline, decide_and_write(&mut tx, state, jobs, phases)).await {
+        Ok(Ok(steps)) => steps,
+        Ok(Err(error)) => return Ended::NotWritten(error),
+        Err(_) => return Ended::GaveUp,
+    };
+    match timeout_at(deadline, tx.commit()).await {
+        Ok(Ok(())) => Ended::Committed(steps),
+        Ok(Err(error)) => Ended::CommitFailed(steps, error),
+        Err(_) => Ended::CommitCut,
+    }
+}
+
+/// A batch, or a step of it, given up on: the database did not answer
+/// within its patience.
+pub fn no_answer() -> Error {
+    sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()).into()
 }
 
 /// Whether a batch whose commit failed took effect after all: `None` when

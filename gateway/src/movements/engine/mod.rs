@@ -17,7 +17,12 @@
 //! transfers runs alone through [`super::run`], which decides it as before.
 //! If the commit's answer is lost and the batch's transfers cannot be found,
 //! whether it took effect is unknown: each request gets an error (a keyed
-//! retry replays whichever it was) and nothing is decided again.
+//! retry replays whichever it was) and nothing is decided again. Every step
+//! on a batch's connection waits at most `CHAINPAY_POSTING_PATIENCE_MS`
+//! from the batch's start (a server that went silent would otherwise hold
+//! the worker until the kernel gives up on the socket): past it, before the
+//! commit, nothing was written and each request gets an error; during it,
+//! as when the commit's answer is lost. Either way the connection is closed.
 //! Under light load a batch is one transfer, decided at once. Under load
 //! (the worker's last batch held more than one), a batch stays open for
 //! `CHAINPAY_POSTING_WINDOW_US` (1 ms) or until it is full.
@@ -100,17 +105,23 @@ fn start(settings: &Settings) -> mpsc::Sender<Job> {
     let workers = settings.posting_workers.max(1) as usize;
     let most = settings.posting_batch.max(1) as usize;
     let window = Duration::from_micros(u64::from(settings.posting_window_us));
+    let patience = Duration::from_millis(u64::from(settings.posting_patience_ms));
     let (queue, jobs) = mpsc::channel(workers * most * QUEUED_BATCHES_PER_WORKER);
     let jobs = Arc::new(Mutex::new(jobs));
     for _ in 0..workers {
-        tokio::spawn(work(jobs.clone(), most, window));
+        tokio::spawn(work(jobs.clone(), most, window, patience));
     }
     queue
 }
 
-/// Takes whatever is waiting (at least one job, at most `most`), posts it,
-/// and again, until the queue closes.
-async fn work(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, most: usize, window: Duration) {
+/// Takes whatever is waiting (at least one job, at most `most`), posts it
+/// within `patience`, and again, until the queue closes.
+async fn work(
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    most: usize,
+    window: Duration,
+    patience: Duration,
+) {
     let mut last_batch = 0;
     loop {
         let mut taken = Vec::with_capacity(most);
@@ -125,7 +136,11 @@ async fn work(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, most: usize, window: Durati
         last_batch = taken.len();
         // A panic fails this batch's requests (their answers are dropped)
         // but not the worker.
-        if AssertUnwindSafe(post(taken)).catch_unwind().await.is_err() {
+        if AssertUnwindSafe(post(taken, patience))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
             tracing::error!("a transfer batch panicked; its requests were answered with an error");
         }
     }
@@ -181,7 +196,7 @@ async fn gather<T>(
     }
 }
 
-async fn post(jobs: Vec<Job>) {
+async fn post(jobs: Vec<Job>, patience: Duration) {
     // A request that has gone (timed out, disconnected) is not decided: its
     // caller was told nothing moved, and may have tried again.
     let jobs: Vec<Job> = jobs
@@ -191,17 +206,25 @@ async fn post(jobs: Vec<Job>) {
     let Some(state) = jobs.first().map(|job| job.state.clone()) else {
         return;
     };
-    match batch::commit(&state, &jobs).await {
+    match batch::commit(&state, &jobs, patience).await {
         Ok(verdicts) => {
+            // Every decided answer goes out before any replay is read.
+            let mut replays = Vec::new();
             for (job, verdict) in jobs.into_iter().zip(verdicts) {
-                let reply = match verdict {
-                    Verdict::Done(outcome) => Reply::fresh(*outcome),
-                    Verdict::Replay => match &job.key {
-                        Some(key) => replay(&state, key)
-                            .await
-                            .unwrap_or_else(|e| Reply::fresh(Err(e))),
-                        None => Reply::fresh(Err(Error::internal("a replay without a key"))),
-                    },
+                match verdict {
+                    Verdict::Done(outcome) => {
+                        let _ = job.reply.send(Reply::fresh(*outcome));
+                    }
+                    Verdict::Replay => replays.push(job),
+                }
+            }
+            for job in replays {
+                let reply = match &job.key {
+                    Some(key) => tokio::time::timeout(patience, replay(&state, key))
+                        .await
+                        .unwrap_or_else(|_| Err(batch::no_answer()))
+                        .unwrap_or_else(|e| Reply::fresh(Err(e))),
+                    None => Reply::fresh(Err(Error::internal("a replay without a key"))),
                 };
                 let _ = job.reply.send(reply);
             }
@@ -211,6 +234,12 @@ async fn post(jobs: Vec<Job>) {
             futures::stream::iter(jobs)
                 .for_each_concurrent(ALONE_AT_ONCE, alone)
                 .await;
+        }
+        Err(Failed::GaveUp(error)) => {
+            tracing::error!(error = %error, transfers = jobs.len(), patience_ms = patience.as_millis(), "transfer batch: the database did not answer in time; nothing written, answering with an error");
+            for job in jobs {
+                let _ = job.reply.send(Reply::fresh(Err(batch::no_answer())));
+            }
         }
         Err(Failed::Unknown(error)) => {
             tracing::error!(error = %error, transfers = jobs.len(), "transfer batch: commit unconfirmed; answering with an error");

@@ -82,10 +82,10 @@ pub enum Failed {
 /// order.
 ///
 /// Each step on the batch's connection waits at most until the patience
-/// ends. A connection given up on is closed, not handed back to the pool: a
-/// `BEGIN` cut short may have begun a transaction sqlx does not know of, and
-/// closing is itself bounded (sqlx gives it five seconds) where a release
-/// would first have to send whatever was left unsent.
+/// ends. A connection given up on is closed, not handed back to the pool:
+/// its server has likely gone silent, and sqlx bounds a close (five
+/// seconds), where a release would first send whatever was left unsent
+/// (a large write cut short) with no bound.
 pub async fn commit(
     state: &AppState,
     jobs: &[Job],

@@ -182,12 +182,12 @@ pub(crate) fn note_if_lost(error: &sqlx::Error) {
 
 /// How long a connection may take to answer the ping that shows it is still
 /// in step with its server, on its way back to the pool or out of it. Past
-/// it, the connection is closed without more I/O and its place in the pool
+/// it, the connection is closed without a goodbye and its place in the pool
 /// is free again.
 ///
 /// A server that goes silent without resetting the link (a failover, a
 /// dropped NAT mapping, a host gone) leaves every read waiting until the
-/// kernel gives up on the socket, about fifteen minutes by default. sqlx's
+/// kernel gives up on the socket (README, Reliability). sqlx's
 /// own ping on release has no bound (sqlx-core 0.8.6; its PR #4363 is still
 /// open), and each release waiting on it keeps a place in the pool: once
 /// they all wait, every request is refused until they end. So this bounded

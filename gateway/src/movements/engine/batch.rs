@@ -181,7 +181,7 @@ async fn begin_to_commit(
 
 /// A batch, or a step of it, given up on: the database did not answer
 /// within its patience.
-pub fn no_answer() -> Error {
+pub(super) fn no_answer() -> Error {
     sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()).into()
 }
 

@@ -208,7 +208,8 @@ async fn post(jobs: Vec<Job>, patience: Duration) {
     };
     match batch::commit(&state, &jobs, patience).await {
         Ok(verdicts) => {
-            // Every decided answer goes out before any replay is read.
+            // Every decided answer goes out before any replay is read; the
+            // replays share one more patience.
             let mut replays = Vec::new();
             for (job, verdict) in jobs.into_iter().zip(verdicts) {
                 match verdict {
@@ -218,9 +219,10 @@ async fn post(jobs: Vec<Job>, patience: Duration) {
                     Verdict::Replay => replays.push(job),
                 }
             }
+            let until = Instant::now() + patience;
             for job in replays {
                 let reply = match &job.key {
-                    Some(key) => tokio::time::timeout(patience, replay(&state, key))
+                    Some(key) => tokio::time::timeout_at(until, replay(&state, key))
                         .await
                         .unwrap_or_else(|_| Err(batch::no_answer()))
                         .unwrap_or_else(|e| Reply::fresh(Err(e))),
@@ -237,17 +239,21 @@ async fn post(jobs: Vec<Job>, patience: Duration) {
         }
         Err(Failed::GaveUp(error)) => {
             tracing::error!(error = %error, transfers = jobs.len(), patience_ms = patience.as_millis(), "transfer batch: the database did not answer in time; nothing written, answering with an error");
-            for job in jobs {
-                let _ = job.reply.send(Reply::fresh(Err(batch::no_answer())));
-            }
+            answer_all(jobs, batch::no_answer);
         }
         Err(Failed::Unknown(error)) => {
             tracing::error!(error = %error, transfers = jobs.len(), "transfer batch: commit unconfirmed; answering with an error");
-            for job in jobs {
-                let unknown = Error::internal("the transfer's commit was not confirmed");
-                let _ = job.reply.send(Reply::fresh(Err(unknown)));
-            }
+            answer_all(jobs, || {
+                Error::internal("the transfer's commit was not confirmed")
+            });
         }
+    }
+}
+
+/// Answers every job of a batch that has no verdicts with `error`.
+fn answer_all(jobs: Vec<Job>, error: impl Fn() -> Error) {
+    for job in jobs {
+        let _ = job.reply.send(Reply::fresh(Err(error())));
     }
 }
 

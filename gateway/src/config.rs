@@ -72,7 +72,8 @@ pub struct Settings {
     /// database before it is given up and its requests answered with an
     /// error (see `movements::engine`): a batch waiting on a server that
     /// went silent would otherwise hold its worker for as long as the kernel
-    /// keeps the socket.
+    /// keeps the socket. The SMS worker waits as long for each claim of
+    /// messages and for its record.
     pub posting_patience_ms: u32,
     /// `CHAINPAY_LOG_FORMAT`: `pretty` (default) or `json`.
     pub log_format: LogFormat,

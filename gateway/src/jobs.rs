@@ -62,21 +62,38 @@ const VOUCHER_EXPIRY_PERIOD: Duration = Duration::from_secs(5);
 const REPLICA_CHECK_PERIOD: Duration = Duration::from_secs(1);
 /// How often the reconciliation job looks whether a run is due.
 const RECON_POLL_PERIOD: Duration = Duration::from_secs(30);
+/// The longest a pass that talks only to the database may take. Each such
+/// pass works in batches of milliseconds, each its own transaction, so a
+/// pass cut short keeps what it committed and the next one goes on; the
+/// bound is for a database server gone silent, on which a read would
+/// otherwise wait until the kernel gives up on the socket (without end once
+/// the server has acknowledged the query: sqlx sets no TCP keepalive).
+const PASS_PATIENCE: Duration = Duration::from_secs(60);
+/// The longest a pass that may rightly take minutes may take: one that waits
+/// on upstream services (the M-Pesa sweep asks Daraja at most 40 times, each
+/// bounded at 20 s) or scans whole tables (housekeeping, reconciliation).
+const LONG_PASS_PATIENCE: Duration = Duration::from_secs(15 * 60);
 /// Advisory lock of the FX feed, so instances take turns.
 const FX_FEED_LOCK: i64 = 0x4348_4149_4e46_5846;
 
 /// One background job: what it is called, how often it runs, and one pass
-/// of its work. A pass that fails is logged with its cause and tried again
-/// next period.
-struct Job {
+/// of its work. A pass that fails, or outlasts its patience, is logged with
+/// its cause and tried again next period.
+///
+/// Generic over what a pass is given (the application state, in the
+/// gateway) so the runner can be tested alone.
+struct Job<S = AppState> {
     name: &'static str,
     period: Duration,
+    /// How long a pass may take before it is abandoned, as shutdown
+    /// abandons one.
+    patience: Duration,
     /// Runs early when notified (the sanctions list changed, say).
-    wake: Option<fn(&AppState) -> &Notify>,
-    tick: Tick,
+    wake: Option<fn(&S) -> &Notify>,
+    tick: Tick<S>,
 }
 
-type Tick = Box<dyn Fn(AppState) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+type Tick<S> = Box<dyn Fn(S) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
 impl Job {
     fn new(
@@ -84,11 +101,33 @@ impl Job {
         period: Duration,
         tick: impl Fn(AppState) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync + 'static,
     ) -> Self {
+        Self::given(name, period, tick)
+    }
+}
+
+impl<S> Job<S> {
+    /// A job whose passes are given `S`.
+    fn given(
+        name: &'static str,
+        period: Duration,
+        tick: impl Fn(S) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync + 'static,
+    ) -> Self {
         Self {
             name,
             period,
+            patience: PASS_PATIENCE,
             wake: None,
             tick: Box::new(tick),
+        }
+    }
+
+    /// The job's passes may rightly take minutes: they wait on upstream
+    /// services (Daraja, Africa's Talking, merchants' webhook endpoints; each
+    /// call bounded by its client's timeout) or scan whole tables.
+    fn long(self) -> Self {
+        Self {
+            patience: LONG_PASS_PATIENCE,
+            ..self
         }
     }
 }
@@ -103,7 +142,7 @@ fn jobs(state: &AppState) -> Vec<Job> {
         Job::new("block_seal", BLOCK_SEAL_PERIOD, |state| {
             Box::pin(seal_blocks(state))
         }),
-        Job::new("sms_outbox", SMS_PERIOD, |state| Box::pin(send_sms(state))),
+        Job::new("sms_outbox", SMS_PERIOD, |state| Box::pin(send_sms(state))).long(),
         Job::new("mpesa_sweep", MPESA_SWEEP_PERIOD, |state| {
             Box::pin(async move {
                 // Each recovery runs whatever the other's trouble.
@@ -113,17 +152,20 @@ fn jobs(state: &AppState) -> Vec<Job> {
                 payouts?;
                 Ok(())
             })
-        }),
+        })
+        .long(),
         Job::new("reconciliation", recon_period(state), move |state| {
             Box::pin(reconcile(state, started))
-        }),
+        })
+        .long(),
         Job::new("webhooks", WEBHOOK_PERIOD, |state| {
             Box::pin(async move {
                 Ok(crate::merchants::webhooks::deliver_due(&state)
                     .await
                     .map(|_| ())?)
             })
-        }),
+        })
+        .long(),
         Job::new("voucher_expiry", VOUCHER_EXPIRY_PERIOD, |state| {
             Box::pin(async move { Ok(crate::vouchers::expire_due(&state).await.map(|_| ())?) })
         }),
@@ -136,7 +178,8 @@ fn jobs(state: &AppState) -> Vec<Job> {
         }),
         Job::new("housekeeping", HOUSEKEEPING_PERIOD, |state| {
             Box::pin(async move { Ok(crate::housekeeping::prune(&state.pool).await.map(|_| ())?) })
-        }),
+        })
+        .long(),
         Job {
             wake: Some(|state| &state.jobs.rescreen),
             ..Job::new("sanctions_rescreen", RESCREEN_PERIOD, |state| {
@@ -150,9 +193,12 @@ fn jobs(state: &AppState) -> Vec<Job> {
         }));
     }
     if state.settings.mpesa.env == crate::config::MpesaEnv::Simulator {
-        jobs.push(Job::new("daraja_simulator", DARAJA_SIM_PERIOD, |state| {
-            Box::pin(async move { crate::sim::daraja::settle_due(&state).await })
-        }));
+        jobs.push(
+            Job::new("daraja_simulator", DARAJA_SIM_PERIOD, |state| {
+                Box::pin(async move { crate::sim::daraja::settle_due(&state).await })
+            })
+            .long(),
+        );
     }
     if state.settings.fx_feed == FxFeed::Simulated {
         let walk = Arc::new(Mutex::new(RandomWalk::new(
@@ -208,7 +254,8 @@ async fn send_sms(state: AppState) -> anyhow::Result<()> {
     if state.self_url.get().is_none() {
         return Ok(());
     }
-    sms::worker::send_due(&state.pool, state.sms()?, &state.keys.master).await?;
+    let patience = Duration::from_millis(u64::from(state.settings.posting_patience_ms));
+    sms::worker::send_due(&state.pool, state.sms()?, &state.keys.master, patience).await?;
     Ok(())
 }
 
@@ -231,16 +278,21 @@ async fn fx_step(state: AppState, walk: Arc<Mutex<RandomWalk<StdRng>>>) -> anyho
 }
 
 /// Runs the job now and then every period (or when woken) until shutdown.
-async fn every(job: Job, state: AppState, mut shutdown: watch::Receiver<bool>) {
+async fn every<S: Clone>(job: Job<S>, state: S, mut shutdown: watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow() {
             return;
         }
-        // A pass is abandoned the moment shutdown is asked for: each is one
-        // database transaction (or idempotent steps), so dropping it rolls
-        // back, and waiting for a slow upstream must not hold the process.
+        // A pass is abandoned the moment shutdown is asked for, or once it
+        // has taken its patience: each is one database transaction (or
+        // idempotent steps), so dropping it rolls back, and waiting for a
+        // slow upstream or a silent database must not hold the job.
         let pass = tokio::select! {
-            result = (job.tick)(state.clone()) => result,
+            result = tokio::time::timeout(job.patience, (job.tick)(state.clone())) => {
+                result.unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!("the pass was abandoned after {:?}", job.patience))
+                })
+            }
             _ = shutdown.changed() => return,
         };
         if let Err(error) = pass {
@@ -308,4 +360,77 @@ async fn fx_tick(
     .await?;
     tx.commit().await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A job whose first pass never ends (a read on a silent server) and
+    /// whose later passes count themselves.
+    fn hanging_once() -> (Job<Arc<AtomicUsize>>, Arc<AtomicUsize>) {
+        let passes = Arc::new(AtomicUsize::new(0));
+        let job = Job::given(
+            "hangs_once",
+            Duration::from_secs(1),
+            |passes: Arc<AtomicUsize>| {
+                Box::pin(async move {
+                    if passes.fetch_add(1, Ordering::SeqCst) == 0 {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok(())
+                })
+            },
+        );
+        (job, passes)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pass_that_never_ends_is_abandoned_after_its_patience_and_the_job_goes_on() {
+        let (job, passes) = hanging_once();
+        let (_stop, shutdown) = watch::channel(false);
+        let runner = tokio::spawn(every(job, passes.clone(), shutdown));
+        tokio::time::sleep(PASS_PATIENCE - Duration::from_secs(1)).await;
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            1,
+            "still within the first pass"
+        );
+        // The patience, then one period, then the next pass.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(passes.load(Ordering::SeqCst) >= 2, "the job went on");
+        runner.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_job_is_given_longer() {
+        let (job, passes) = hanging_once();
+        let job = job.long();
+        let (_stop, shutdown) = watch::channel(false);
+        let runner = tokio::spawn(every(job, passes.clone(), shutdown));
+        tokio::time::sleep(LONG_PASS_PATIENCE - Duration::from_secs(1)).await;
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            1,
+            "still within the first pass"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(passes.load(Ordering::SeqCst) >= 2, "the job went on");
+        runner.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_a_job_mid_pass() {
+        let (job, passes) = hanging_once();
+        let (stop, shutdown) = watch::channel(false);
+        let runner = tokio::spawn(every(job, passes, shutdown));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), runner)
+            .await
+            .expect("the job stops at once")
+            .unwrap();
+    }
 }

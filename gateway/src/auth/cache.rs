@@ -151,13 +151,18 @@ pub async fn listen(pool: PgPool, cache: &SessionCache, mut stopped: watch::Rece
 /// [`HEARTBEAT`] this instance notifies itself; a beat not heard back
 /// within the next one ends the connection.
 async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
-    let mut listener = match PgListener::connect_with(pool).await {
-        Ok(listener) => listener,
-        Err(error) => return error,
+    let listening = async {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(CHANNEL).await?;
+        sqlx::Result::Ok(listener)
     };
-    if let Err(error) = listener.listen(CHANNEL).await {
-        return error;
-    }
+    // Bounded as a beat is: a server gone silent would otherwise keep this
+    // instance from ever listening again (and so remembering anyone).
+    let mut listener = match tokio::time::timeout(HEARTBEAT, listening).await {
+        Ok(Ok(listener)) => listener,
+        Ok(Err(error)) => return error,
+        Err(_) => return sqlx::Error::Protocol("LISTEN was not answered".into()),
+    };
     cache.reset(true);
     // The listener is read by a task of its own, so that waiting for the
     // heartbeat never cancels a read half-way.
@@ -199,13 +204,19 @@ async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
                     return sqlx::Error::Protocol("the auth heartbeat was not heard back".into());
                 }
                 let id = Uuid::new_v4().simple().to_string();
-                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                let beat = sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(CHANNEL)
                     .bind(format!("{BEAT_PREFIX}{id}"))
-                    .execute(pool)
-                    .await;
-                if let Err(error) = sent {
-                    return error;
+                    .execute(pool);
+                // A beat the server does not take within a period (a
+                // server gone silent) ends the connection as one not heard
+                // back does.
+                match tokio::time::timeout(HEARTBEAT, beat).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => return error,
+                    Err(_) => {
+                        return sqlx::Error::Protocol("the auth heartbeat was not taken".into())
+                    }
                 }
                 awaited = Some(id);
             }

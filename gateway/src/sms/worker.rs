@@ -8,7 +8,9 @@
 //! never sent again; refusals it calls final are not retried; anything else
 //! (network trouble, its 5xx codes) is retried with exponential backoff. A
 //! crash mid-send rolls the claim back: those messages go out again (the
-//! only way one is sent twice).
+//! only way one is sent twice). A claim, or its record, that the database
+//! does not answer within the patience given (a server gone silent) is given
+//! up as a crash would be; the job's next pass claims on another connection.
 
 use chainpay_core::africastalking::sms::Recipient;
 
@@ -17,9 +19,14 @@ use chainpay_core::crypto::aead::MasterKey;
 use crate::clients::africastalking::{SmsClient, SmsError};
 use crate::sms::outbox::SEALED_CONTEXT;
 use sqlx::{PgConnection, PgPool};
+use tokio::time::{timeout, Duration, Instant};
 
 /// Most messages sent per pass (a pass ends sooner when nothing is due).
 const BATCH: usize = 4_000;
+/// No sender claims again once a pass has run this long, so a pass stays
+/// well within its job's patience even when every send waits out Africa's
+/// Talking's timeout.
+const PASS_BUDGET: Duration = Duration::from_secs(60);
 /// Messages one sender claims, sends at once and records together.
 const CLAIM: i64 = 20;
 /// Senders at work at once per instance; each holds a pooled connection
@@ -33,21 +40,24 @@ pub fn backoff_seconds(attempts: i32) -> f64 {
     (5.0 * 2f64.powi(attempts.clamp(0, 16) - 1)).min(600.0)
 }
 
-/// Sends what is due; returns how many messages were handled.
+/// Sends what is due, waiting at most `patience` for each claim and each
+/// record; returns how many messages were handled.
 pub async fn send_due(
     pool: &PgPool,
     client: &SmsClient,
     master: &MasterKey,
+    patience: Duration,
 ) -> anyhow::Result<usize> {
     // Each sender claims again as soon as its last claim is recorded, so one
     // slow answer holds up only its own claim; the pass ends when every
-    // sender finds nothing due or the pass's budget is spent. An error stops
+    // sender finds nothing due or the pass's budgets are spent. An error stops
     // that sender only after what it had in flight is recorded: dropped
     // mid-send, messages Africa's Talking accepted would be sent again.
+    let began = Instant::now();
     let senders = (0..SENDERS).map(|_| async {
         let mut handled = 0;
-        while handled < BATCH / SENDERS {
-            let sent = send_claim(pool, client, master).await?;
+        while handled < BATCH / SENDERS && began.elapsed() < PASS_BUDGET {
+            let sent = send_claim(pool, client, master, patience).await?;
             if sent == 0 {
                 break;
             }
@@ -83,16 +93,21 @@ async fn send_claim(
     pool: &PgPool,
     client: &SmsClient,
     master: &MasterKey,
+    patience: Duration,
 ) -> anyhow::Result<usize> {
-    let mut tx = pool.begin_with(crate::db::BEGIN_ON_PREPARED_PLANS).await?;
-    let due = sqlx::query!(
-        "SELECT id, to_phone, message, sealed_message, attempts FROM sms_outbox
+    let claim = async {
+        let mut tx = pool.begin_with(crate::db::BEGIN_ON_PREPARED_PLANS).await?;
+        let due = sqlx::query!(
+            "SELECT id, to_phone, message, sealed_message, attempts FROM sms_outbox
          WHERE queued AND next_attempt_at <= now()
          ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        CLAIM
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+            CLAIM
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::Result::Ok((tx, due))
+    };
+    let (mut tx, due) = within(patience, "claim", claim).await?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -128,9 +143,26 @@ async fn send_claim(
         }
     }))
     .await;
-    record(&mut tx, &outcomes).await?;
-    tx.commit().await?;
+    let recorded = async {
+        record(&mut tx, &outcomes).await?;
+        tx.commit().await
+    };
+    within(patience, "record", recorded).await?;
     Ok(outcomes.len())
+}
+
+/// `step`'s result, or an error once the database has not answered it
+/// within `patience`. Dropping a step mid-transaction rolls it back (sqlx
+/// queues the rollback; the pool's bounded ping closes a silent connection).
+async fn within<T>(
+    patience: Duration,
+    step: &str,
+    work: impl std::future::Future<Output = sqlx::Result<T>>,
+) -> anyhow::Result<T> {
+    match timeout(patience, work).await {
+        Ok(done) => Ok(done?),
+        Err(_) => anyhow::bail!("the database did not answer the SMS {step} within {patience:?}"),
+    }
 }
 
 /// Text from Africa's Talking as a row can hold it (PostgreSQL's text

@@ -477,3 +477,52 @@ async fn connections_whose_server_went_silent_give_their_places_in_the_pool_back
         "served on a silent connection after {waited:?}"
     );
 }
+
+/// The session cache's listening connection, gone silent with its server,
+/// is given up within a heartbeat or two (its beat or `LISTEN` waits no
+/// longer than one): a logout made on another instance takes effect on
+/// this one well before what it remembers would expire, and it listens
+/// again on a new connection.
+#[tokio::test]
+async fn the_session_cache_gives_up_a_silent_listening_connection_and_listens_again() {
+    let app = spawn_app().await;
+    let token = app.new_user("+254712400500", "Quiet Listener").await;
+    let upstream = database_options(&app.database).await;
+    let link = SilentLink::to(&upstream).await;
+    let via = app.instance_via(link.options(&upstream), |_| {}).await;
+    let listening = async || via.state.sessions.is_listening().then_some(());
+    eventually("the instance listens", secs(10), listening).await;
+    let claims = via.state.jwt.verify(&token).unwrap();
+    eventually("the instance remembers the token", secs(5), async || {
+        let answer = via.get("/api/v1/wallet/balances", &token).await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        via.state.sessions.get(claims.sub, claims.jti)
+    })
+    .await;
+
+    link.silence();
+    let silenced = std::time::Instant::now();
+    app.logout(&token).await;
+    eventually(
+        "the silent instance refuses the token",
+        secs(50),
+        async || {
+            // A request that meets one of the silent connections waits for the
+            // HTTP timeout; the next is asked meanwhile.
+            let answer = via
+                .request(Method::GET, "/api/v1/wallet/balances", Some(&token))
+                .timeout(secs(3))
+                .send()
+                .await;
+            answer
+                .is_ok_and(|answer| answer.status() == StatusCode::UNAUTHORIZED)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        silenced.elapsed() < chainpay_gateway::auth::cache::MAX_AGE,
+        "refused only once the remembered answer expired"
+    );
+    eventually("the instance listens again", secs(30), listening).await;
+}

@@ -232,3 +232,96 @@ async fn the_outbox_shows_each_message_with_its_delivery_status_to_admins_only()
     )
     .await;
 }
+
+/// Africa's Talking's SMS endpoint on a local port that holds its first
+/// answer until `go` turns true, telling `arrived` when that message is in,
+/// and answers the rest at once; returns its base URL and the count of
+/// messages it took.
+async fn at_holding_its_first_answer(
+    arrived: tokio::sync::mpsc::Sender<()>,
+    go: tokio::sync::watch::Receiver<bool>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let taken = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = taken.clone();
+    let messaging = axum::routing::post(move || {
+        let (arrived, mut go, taken) = (arrived.clone(), go.clone(), counted.clone());
+        async move {
+            if taken.fetch_add(1, Ordering::SeqCst) == 0 {
+                arrived.send(()).await.unwrap();
+                go.wait_for(|go| *go).await.unwrap();
+            }
+            r#"{"SMSMessageData":{"Message":"Sent to 1/1 Total Cost: KES 0.8000","Recipients":[{"statusCode":101,"number":"+254711000222","status":"Success","cost":"KES 0.8000","messageId":"ATXid_held"}]}}"#
+        }
+    });
+    let router = axum::Router::new().route("/version1/messaging", messaging);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, taken)
+}
+
+/// The SMS worker gives up recording a claim the database does not answer
+/// within the patience (a server gone silent: no reset, no answer), as a
+/// crash would: once the server lets the claim go, the message goes out
+/// again, on a connection opened anew, and is recorded.
+#[tokio::test]
+async fn an_sms_worker_waiting_on_a_silent_server_gives_up_and_sends_again() {
+    let mut app = spawn_app().await;
+    let (arrived, mut in_flight) = tokio::sync::mpsc::channel(1);
+    let (go, held) = tokio::sync::watch::channel(false);
+    let (at, taken) = at_holding_its_first_answer(arrived, held).await;
+    let upstream = database_options(&app.database).await;
+    let link = SilentLink::to(&upstream).await;
+    let _via = app
+        .instance_via(link.options(&upstream), |settings| {
+            settings.posting_patience_ms = 1_000;
+            settings.africastalking = Some(AfricasTalking {
+                base_url: at,
+                username: "chainpay".into(),
+                api_key: "atsk_test".into(),
+                sender_id: None,
+            });
+        })
+        .await;
+    app.stop().await; // Only `_via` sends from here on.
+    let mut conn = app.pool.acquire().await.unwrap();
+    chainpay_gateway::sms::outbox::queue(&mut conn, "+254711000222", "Held", None)
+        .await
+        .unwrap();
+    tokio::time::timeout(secs(20), in_flight.recv())
+        .await
+        .expect("the worker sends the message");
+    // The message is out; its claim's transaction waits on a link that
+    // goes silent before the answer can be recorded.
+    link.silence();
+    go.send(true).unwrap();
+    let sent = eventually(
+        "the message to be sent again and recorded",
+        secs(45),
+        async || {
+            // The server letting an abandoned transaction go, as its TCP
+            // keepalives would once the link is found dead.
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND state = 'idle in transaction'
+               AND state_change < now() - interval '2 seconds' AND pid <> pg_backend_pid()",
+            )
+            .execute(&app.pool)
+            .await
+            .unwrap();
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT at_message_id FROM sms_outbox WHERE to_phone = '+254711000222'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+    assert_eq!(sent, "ATXid_held");
+    assert!(
+        taken.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the message given up went out again"
+    );
+}

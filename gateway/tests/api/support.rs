@@ -340,15 +340,21 @@ impl TestApp {
     /// keys reloaded from the database) on the same database: what survives
     /// is only what PostgreSQL holds.
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.state = build_state(&self.settings, &self.database).await;
+        self.client = reqwest::Client::new();
+        self.start().await;
+    }
+
+    /// Stops serving, and this instance's background jobs with it; the
+    /// database stays, as does `pool`.
+    pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.unwrap();
         }
-        self.state = build_state(&self.settings, &self.database).await;
-        self.client = reqwest::Client::new();
-        self.start().await;
     }
 
     /// Another gateway instance on the same database (as a second process

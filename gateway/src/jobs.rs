@@ -70,8 +70,10 @@ const RECON_POLL_PERIOD: Duration = Duration::from_secs(30);
 /// the server has acknowledged the query: sqlx sets no TCP keepalive).
 const PASS_PATIENCE: Duration = Duration::from_secs(60);
 /// The longest a pass that may rightly take minutes may take: one that waits
-/// on upstream services (the M-Pesa sweep asks Daraja at most 40 times, each
-/// bounded at 20 s) or scans whole tables (housekeeping, reconciliation).
+/// on upstream services (Daraja, Africa's Talking, merchants' endpoints;
+/// each call bounded by its client's timeout, and each item claimed before
+/// its call, so a pass cut short sends nothing twice) or whose statements
+/// scan whole tables (housekeeping, re-screening).
 const LONG_PASS_PATIENCE: Duration = Duration::from_secs(15 * 60);
 /// Advisory lock of the FX feed, so instances take turns.
 const FX_FEED_LOCK: i64 = 0x4348_4149_4e46_5846;
@@ -121,14 +123,9 @@ impl<S> Job<S> {
         }
     }
 
-    /// The job's passes may rightly take minutes: they wait on upstream
-    /// services (Daraja, Africa's Talking, merchants' webhook endpoints; each
-    /// call bounded by its client's timeout) or scan whole tables.
-    fn long(self) -> Self {
-        Self {
-            patience: LONG_PASS_PATIENCE,
-            ..self
-        }
+    /// The job's passes may take `patience` rather than [`PASS_PATIENCE`].
+    fn patient(self, patience: Duration) -> Self {
+        Self { patience, ..self }
     }
 }
 
@@ -142,7 +139,8 @@ fn jobs(state: &AppState) -> Vec<Job> {
         Job::new("block_seal", BLOCK_SEAL_PERIOD, |state| {
             Box::pin(seal_blocks(state))
         }),
-        Job::new("sms_outbox", SMS_PERIOD, |state| Box::pin(send_sms(state))).long(),
+        Job::new("sms_outbox", SMS_PERIOD, |state| Box::pin(send_sms(state)))
+            .patient(LONG_PASS_PATIENCE),
         Job::new("mpesa_sweep", MPESA_SWEEP_PERIOD, |state| {
             Box::pin(async move {
                 // Each recovery runs whatever the other's trouble.
@@ -153,11 +151,13 @@ fn jobs(state: &AppState) -> Vec<Job> {
                 Ok(())
             })
         })
-        .long(),
+        .patient(LONG_PASS_PATIENCE),
+        // A run outliving this is taken by other instances to have died,
+        // and one of them may start another.
         Job::new("reconciliation", recon_period(state), move |state| {
             Box::pin(reconcile(state, started))
         })
-        .long(),
+        .patient(crate::reconciliation::RUN_TIMEOUT),
         Job::new("webhooks", WEBHOOK_PERIOD, |state| {
             Box::pin(async move {
                 Ok(crate::merchants::webhooks::deliver_due(&state)
@@ -165,7 +165,7 @@ fn jobs(state: &AppState) -> Vec<Job> {
                     .map(|_| ())?)
             })
         })
-        .long(),
+        .patient(LONG_PASS_PATIENCE),
         Job::new("voucher_expiry", VOUCHER_EXPIRY_PERIOD, |state| {
             Box::pin(async move { Ok(crate::vouchers::expire_due(&state).await.map(|_| ())?) })
         }),
@@ -179,12 +179,13 @@ fn jobs(state: &AppState) -> Vec<Job> {
         Job::new("housekeeping", HOUSEKEEPING_PERIOD, |state| {
             Box::pin(async move { Ok(crate::housekeeping::prune(&state.pool).await.map(|_| ())?) })
         })
-        .long(),
+        .patient(LONG_PASS_PATIENCE),
         Job {
             wake: Some(|state| &state.jobs.rescreen),
             ..Job::new("sanctions_rescreen", RESCREEN_PERIOD, |state| {
                 Box::pin(rescreen(state))
             })
+            .patient(LONG_PASS_PATIENCE)
         },
     ];
     if state.settings.database_read_url.is_some() {
@@ -197,7 +198,7 @@ fn jobs(state: &AppState) -> Vec<Job> {
             Job::new("daraja_simulator", DARAJA_SIM_PERIOD, |state| {
                 Box::pin(async move { crate::sim::daraja::settle_due(&state).await })
             })
-            .long(),
+            .patient(LONG_PASS_PATIENCE),
         );
     }
     if state.settings.fx_feed == FxFeed::Simulated {
@@ -405,9 +406,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_long_job_is_given_longer() {
+    async fn a_patient_job_is_given_longer() {
         let (job, passes) = hanging_once();
-        let job = job.long();
+        let job = job.patient(LONG_PASS_PATIENCE);
         let (_stop, shutdown) = watch::channel(false);
         let runner = tokio::spawn(every(job, passes.clone(), shutdown));
         tokio::time::sleep(LONG_PASS_PATIENCE - Duration::from_secs(1)).await;

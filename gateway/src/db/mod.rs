@@ -172,6 +172,24 @@ pub(crate) fn is_lost(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether `error` says the database is out of reach for now: the link
+/// broke or went unanswered, no connection was to be had in time, or the
+/// server is shutting down, starting or full. Asking again shortly may
+/// succeed. (A protocol error, or `08P01` as PgBouncer sends for its own
+/// configuration, may be for good, so neither is counted.)
+pub fn unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        other => other
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| {
+                (code.starts_with("08") && code != "08P01")
+                    || ["57P01", "57P02", "57P03", "53300"].contains(&code.as_ref())
+            }),
+    }
+}
+
 /// Notes `error` if [it says the connection is gone](is_lost), so the
 /// pools ping every connection for a while.
 pub(crate) fn note_if_lost(error: &sqlx::Error) {

@@ -89,7 +89,17 @@ impl ReadPool {
         let Some(replica) = &self.replica else {
             return Ok(());
         };
-        let measured = lag(&self.primary, &replica.pool).await;
+        // A server that does not answer (gone silent) is unfit as surely as
+        // one that refuses; the job would drop this pass only after a minute.
+        let measured =
+            tokio::time::timeout(super::PING_PATIENCE, lag(&self.primary, &replica.pool))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "no answer within {:?}",
+                        super::PING_PATIENCE
+                    ))
+                });
         let fit = matches!(&measured, Ok(lag) if *lag <= replica.max_lag);
         if replica.serving.swap(fit, Ordering::Relaxed) != fit {
             tracing::warn!(serving = fit, lag = ?measured.as_ref().ok(), "read replica");

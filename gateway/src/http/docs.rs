@@ -102,19 +102,24 @@ fn explorer(config: Arc<Config<'static>>, file: &str) -> Response {
 
 /// Completes every operation's errors with what the shared layers answer:
 /// the extractors' 400 for a malformed body, path or query, the session's
-/// 401, the admin gate's 403 and a 500; and says that every error is
+/// 401, the admin gate's 403, a 500, and for reads and keyed requests the
+/// 503 of a database out of reach; and says that every error is
 /// `application/problem+json`, as it is sent.
 pub fn complete_errors(openapi: &mut utoipa::openapi::OpenApi) {
     for (path, item) in openapi.paths.paths.iter_mut() {
         let admin = path.starts_with("/api/v1/admin/");
+        // Each with whether its method is safe (a read).
         let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
+            (true, &mut item.get),
+            (false, &mut item.put),
+            (false, &mut item.post),
+            (false, &mut item.delete),
+            (false, &mut item.patch),
         ];
-        for operation in operations.into_iter().flatten() {
+        for (is_safe_method, operation) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
             let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
             let takes_input = operation.request_body.is_some()
                 || operation
@@ -126,6 +131,8 @@ pub fn complete_errors(openapi: &mut utoipa::openapi::OpenApi) {
                 p.parameter_in == ParameterIn::Header
                     && p.name.eq_ignore_ascii_case("Idempotency-Key")
             });
+            // What `error::unreachable_is_retried_when_safe` answers 503.
+            let safe_to_retry = keyed || is_safe_method;
             let responses = &mut operation.responses.responses;
             let common = [
                 (
@@ -145,6 +152,11 @@ pub fn complete_errors(openapi: &mut utoipa::openapi::OpenApi) {
                     "idempotency_conflict: the Idempotency-Key was used with another request, or that request is still running",
                 ),
                 (true, "500", "internal_error"),
+                (
+                    safe_to_retry,
+                    "503",
+                    "service_unavailable: the database could not be reached in time; Retry-After says when to try again",
+                ),
             ];
             for (applies, status, description) in common {
                 if applies && !responses.contains_key(status) {

@@ -25,6 +25,55 @@ pub struct Problem {
     pub code: String,
 }
 
+/// How long a client is asked to wait before trying again while the
+/// database is out of reach (about what a pool takes to replace a lost
+/// connection).
+const UNREACHABLE_RETRY_AFTER_S: i64 = 2;
+
+/// Whether `error` is the database being out of reach for now (see
+/// [`crate::db::unreachable`]), rather than something broken for good.
+fn database_unreachable(error: &ApiError) -> bool {
+    let ApiError::Internal(cause) = error else {
+        return false;
+    };
+    cause
+        .chain()
+        .any(|cause| cause.downcast_ref().is_some_and(crate::db::unreachable))
+}
+
+/// Marks a 500 whose cause was the database being out of reach.
+#[derive(Clone, Copy)]
+struct DatabaseUnreachable;
+
+/// Answers `503 service_unavailable` with `Retry-After` for a request that
+/// failed because the database was out of reach, when trying it again is
+/// safe: a read, or a request carrying an `Idempotency-Key` (done at most
+/// once however often it is sent). Any other request stays a 500: it may
+/// have moved money before the database was lost (a hold committed, a
+/// prompt sent), and sent again without a key it would move it twice.
+pub async fn unreachable_is_retried_when_safe(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let safe = request.method().is_safe()
+        || request
+            .headers()
+            .contains_key(super::extract::IDEMPOTENCY_KEY);
+    let response = next.run(request).await;
+    if !safe || response.extensions().get::<DatabaseUnreachable>().is_none() {
+        return response;
+    }
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let problem = Problem {
+        type_uri: "https://chainpay.dev/problems/service-unavailable".into(),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: "the service cannot reach its database right now; try again shortly".into(),
+        code: "service_unavailable".into(),
+    };
+    problem_response(&problem, Some(UNREACHABLE_RETRY_AFTER_S))
+}
+
 pub fn status(error: &ApiError) -> StatusCode {
     match error {
         ApiError::Validation(_) | ApiError::WeakPin => StatusCode::BAD_REQUEST,
@@ -225,7 +274,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(error) = &self {
             tracing::error!(error = format!("{error:#}"), "request failed");
         }
-        problem_response(&problem(&self), retry_after(&self))
+        let mut response = problem_response(&problem(&self), retry_after(&self));
+        if database_unreachable(&self) {
+            response.extensions_mut().insert(DatabaseUnreachable);
+        }
+        response
     }
 }
 

@@ -85,6 +85,9 @@ pub struct ApiQuery<T>(pub T);
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
 
+/// The header that makes a request safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// The request's `Idempotency-Key`, if it carries one, for `user_id`'s
 /// request identified by `fingerprint`.
 pub fn idempotency_key(
@@ -92,7 +95,7 @@ pub fn idempotency_key(
     user_id: uuid::Uuid,
     fingerprint: &str,
 ) -> Result<Option<crate::idempotency::IdempotencyKey>, ApiError> {
-    let Some(raw) = headers.get("idempotency-key") else {
+    let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     let raw = raw.to_str().map_err(|_| {

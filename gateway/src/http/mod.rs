@@ -82,6 +82,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::sim::router(&state.settings))
         .merge(docs::router(openapi))
         .fallback(middleware::not_found)
+        .route_layer(axum::middleware::from_fn(
+            error::unreachable_is_retried_when_safe,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::observe,

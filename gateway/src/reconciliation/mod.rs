@@ -141,7 +141,7 @@ pub struct RunSummary {
 
 /// A run still unfinished this long after it started is taken to have
 /// died with its process; another may start.
-const RUN_TIMEOUT_S: f64 = 600.0;
+pub const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Runs every check now and stores the run; refused while another run is
 /// in progress (each run reads every table and asks Daraja once).
@@ -206,7 +206,7 @@ async fn claim(
            RETURNING id"#,
         trigger.as_str(),
         requested_by,
-        RUN_TIMEOUT_S,
+        RUN_TIMEOUT.as_secs_f64(),
         interval_s as f64 * 0.95,
         just_started
     )

@@ -24,8 +24,9 @@ use tokio::time::{timeout, Duration, Instant};
 /// Most messages sent per pass (a pass ends sooner when nothing is due).
 const BATCH: usize = 4_000;
 /// No sender claims again once a pass has run this long, so a pass stays
-/// well within its job's patience even when every send waits out Africa's
-/// Talking's timeout.
+/// well within its job's patience (`jobs::LONG_PASS_PATIENCE`, fifteen
+/// minutes) even when every send waits out Africa's Talking's timeout: a
+/// pass cut mid-send would send its claim again.
 const PASS_BUDGET: Duration = Duration::from_secs(60);
 /// Messages one sender claims, sends at once and records together.
 const CLAIM: i64 = 20;

@@ -284,7 +284,10 @@ async fn a_batch_waiting_on_a_silent_server_is_given_up_and_later_ones_post() {
     link.silence();
     let began = std::time::Instant::now();
     let stuck = keyed_send(&via, &tokens[0], "silent".into(), phone(1), 250).await;
-    assert_eq!(stuck.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(stuck.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(stuck.headers()["retry-after"], "2");
+    let problem: serde_json::Value = stuck.json().await.unwrap();
+    assert_eq!(problem["code"], "service_unavailable");
     assert!(
         began.elapsed() < secs(10),
         "answered after {:?}, not within the patience",

@@ -25,9 +25,33 @@ async fn health_and_readiness_answer() {
             .status(),
         StatusCode::OK
     );
+    let user = app.token(USER_PHONE, DEMO_PIN).await;
     app.state.pool.close().await;
     let app_pool_closed = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(app_pool_closed.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // A read, or a keyed request, that needs the database says it is out
+    // of reach and when to try again; an unkeyed movement stays a 500 (sent
+    // again, it might move money twice).
+    let read = app.get("/api/v1/wallet/balances", &user).await;
+    let keyed = app
+        .request(reqwest::Method::POST, "/api/v1/wallet/send", Some(&user))
+        .header("Idempotency-Key", "out-of-reach")
+        .json(&serde_json::json!({"to_phone": ADMIN_PHONE, "amount": 100, "currency": "KES"}))
+        .send()
+        .await
+        .unwrap();
+    for answer in [read, keyed] {
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers()["content-type"], "application/problem+json");
+        assert_eq!(answer.headers()["retry-after"], "2");
+        let problem: Value = answer.json().await.unwrap();
+        assert_eq!(problem["code"], "service_unavailable");
+        assert_eq!(problem["status"], 503);
+    }
+    let unkeyed = app.send(&user, ADMIN_PHONE, 100, "KES").await;
+    assert_eq!(unkeyed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(unkeyed.headers().get("retry-after").is_none());
 }
 
 #[tokio::test]
@@ -373,6 +397,16 @@ async fn the_document_states_the_rules_the_server_enforces_and_the_server_keeps_
     // Same-named request bodies of different routes are different schemas.
     let merchant = &spec["paths"]["/api/v1/admin/merchants"]["post"]["requestBody"];
     assert!(merchant.to_string().contains("NewMerchant"), "{merchant}");
+    // A database out of reach is a 503 where a retry is safe (reads, keyed
+    // requests), a 500 elsewhere.
+    let documents_503 = |path: &str, method: &str| {
+        spec["paths"][path][method]["responses"]
+            .get("503")
+            .is_some()
+    };
+    assert!(documents_503("/api/v1/wallet/balances", "get"));
+    assert!(documents_503("/api/v1/wallet/send", "post"));
+    assert!(!documents_503("/api/v1/auth/login", "post"));
 
     let admin = app.admin_token().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;

@@ -278,8 +278,23 @@ async fn fx_step(state: AppState, walk: Arc<Mutex<RandomWalk<StdRng>>>) -> anyho
     Ok(())
 }
 
+/// What a job's passes are given: it counts their failures.
+trait Counts: Clone {
+    /// Counts a pass of `job` that failed: `error` or `abandoned`.
+    fn count_failure(&self, job: &'static str, why: &'static str);
+}
+
+impl Counts for AppState {
+    fn count_failure(&self, job: &'static str, why: &'static str) {
+        self.metrics
+            .job_failures
+            .with_label_values(&[job, why])
+            .inc();
+    }
+}
+
 /// Runs the job now and then every period (or when woken) until shutdown.
-async fn every<S: Clone>(job: Job<S>, state: S, mut shutdown: watch::Receiver<bool>) {
+async fn every<S: Counts>(job: Job<S>, state: S, mut shutdown: watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow() {
             return;
@@ -289,19 +304,27 @@ async fn every<S: Clone>(job: Job<S>, state: S, mut shutdown: watch::Receiver<bo
         // idempotent steps), so dropping it rolls back, and waiting for a
         // slow upstream or a silent database must not hold the job.
         let pass = tokio::select! {
-            result = tokio::time::timeout(job.patience, (job.tick)(state.clone())) => {
-                result.unwrap_or_else(|_| {
-                    Err(anyhow::anyhow!("the pass was abandoned after {:?}", job.patience))
-                })
-            }
+            result = tokio::time::timeout(job.patience, (job.tick)(state.clone())) => result,
             _ = shutdown.changed() => return,
         };
-        if let Err(error) = pass {
-            tracing::warn!(
-                job = job.name,
-                error = format!("{error:#}"),
-                "background job failed; retrying next period"
-            );
+        match pass {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                state.count_failure(job.name, "error");
+                tracing::warn!(
+                    job = job.name,
+                    error = format!("{error:#}"),
+                    "background job failed; retrying next period"
+                );
+            }
+            Err(_) => {
+                state.count_failure(job.name, "abandoned");
+                tracing::error!(
+                    job = job.name,
+                    patience_s = job.patience.as_secs(),
+                    "background job pass outlasted its patience and was abandoned; retrying next period"
+                );
+            }
         }
         let woken = async {
             match job.wake {
@@ -369,16 +392,31 @@ mod tests {
 
     use super::*;
 
+    /// Passes run, and those abandoned, of a test job.
+    #[derive(Default)]
+    struct Passes {
+        run: AtomicUsize,
+        abandoned: AtomicUsize,
+    }
+
+    impl Counts for Arc<Passes> {
+        fn count_failure(&self, _job: &'static str, why: &'static str) {
+            if why == "abandoned" {
+                self.abandoned.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
     /// A job whose first pass never ends (a read on a silent server) and
     /// whose later passes count themselves.
-    fn hanging_once() -> (Job<Arc<AtomicUsize>>, Arc<AtomicUsize>) {
-        let passes = Arc::new(AtomicUsize::new(0));
+    fn hanging_once() -> (Job<Arc<Passes>>, Arc<Passes>) {
+        let passes = Arc::new(Passes::default());
         let job = Job::given(
             "hangs_once",
             Duration::from_secs(1),
-            |passes: Arc<AtomicUsize>| {
+            |passes: Arc<Passes>| {
                 Box::pin(async move {
-                    if passes.fetch_add(1, Ordering::SeqCst) == 0 {
+                    if passes.run.fetch_add(1, Ordering::SeqCst) == 0 {
                         std::future::pending::<()>().await;
                     }
                     Ok(())
@@ -394,14 +432,12 @@ mod tests {
         let (_stop, shutdown) = watch::channel(false);
         let runner = tokio::spawn(every(job, passes.clone(), shutdown));
         tokio::time::sleep(PASS_PATIENCE - Duration::from_secs(1)).await;
-        assert_eq!(
-            passes.load(Ordering::SeqCst),
-            1,
-            "still within the first pass"
-        );
+        assert_eq!(passes.run.load(Ordering::SeqCst), 1, "still in the first");
+        assert_eq!(passes.abandoned.load(Ordering::SeqCst), 0);
         // The patience, then one period, then the next pass.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(passes.load(Ordering::SeqCst) >= 2, "the job went on");
+        assert!(passes.run.load(Ordering::SeqCst) >= 2, "the job went on");
+        assert_eq!(passes.abandoned.load(Ordering::SeqCst), 1, "counted");
         runner.abort();
     }
 
@@ -412,13 +448,9 @@ mod tests {
         let (_stop, shutdown) = watch::channel(false);
         let runner = tokio::spawn(every(job, passes.clone(), shutdown));
         tokio::time::sleep(LONG_PASS_PATIENCE - Duration::from_secs(1)).await;
-        assert_eq!(
-            passes.load(Ordering::SeqCst),
-            1,
-            "still within the first pass"
-        );
+        assert_eq!(passes.run.load(Ordering::SeqCst), 1, "still in the first");
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert!(passes.load(Ordering::SeqCst) >= 2, "the job went on");
+        assert!(passes.run.load(Ordering::SeqCst) >= 2, "the job went on");
         runner.abort();
     }
 

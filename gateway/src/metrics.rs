@@ -28,6 +28,8 @@ pub struct Metrics {
     pub posting_batch_transfers: IntCounter,
     /// Those batches' wall time, summed by phase (`movements::engine`).
     pub posting_phase_seconds: CounterVec,
+    /// Background job passes that failed, by job and why (`jobs`).
+    pub job_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -86,10 +88,18 @@ impl Metrics {
             ),
             &["phase"],
         )?;
+        let job_failures = IntCounterVec::new(
+            Opts::new(
+                "job_pass_failures_total",
+                "Background job passes that failed (error) or outlasted their patience (abandoned), by job",
+            ),
+            &["job", "why"],
+        )?;
         for phase in POSTING_PHASES {
             // Every phase's series from the start, at zero.
             posting_phase_seconds.with_label_values(&[phase]);
         }
+        registry.register(Box::new(job_failures.clone()))?;
         registry.register(Box::new(posting_batches.clone()))?;
         registry.register(Box::new(posting_batch_transfers.clone()))?;
         registry.register(Box::new(posting_phase_seconds.clone()))?;
@@ -108,6 +118,7 @@ impl Metrics {
             posting_batches,
             posting_batch_transfers,
             posting_phase_seconds,
+            job_failures,
         })
     }
 

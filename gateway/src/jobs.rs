@@ -71,9 +71,10 @@ const RECON_POLL_PERIOD: Duration = Duration::from_secs(30);
 const PASS_PATIENCE: Duration = Duration::from_secs(60);
 /// The longest a pass that may rightly take minutes may take: one that waits
 /// on upstream services (Daraja, Africa's Talking, merchants' endpoints;
-/// each call bounded by its client's timeout, and each item claimed before
-/// its call, so a pass cut short sends nothing twice) or whose statements
-/// scan whole tables (housekeeping, re-screening).
+/// each call bounded by its client's timeout, each item claimed before its
+/// call and given up after `bounded::ITEM_PATIENCE`, so a pass cut short
+/// sends nothing twice) or whose statements scan whole tables
+/// (housekeeping, re-screening).
 const LONG_PASS_PATIENCE: Duration = Duration::from_secs(15 * 60);
 /// Advisory lock of the FX feed, so instances take turns.
 const FX_FEED_LOCK: i64 = 0x4348_4149_4e46_5846;

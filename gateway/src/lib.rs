@@ -19,6 +19,7 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod bounded;
 pub mod chain;
 pub mod cli;
 pub mod clients;

@@ -207,11 +207,17 @@ struct Due {
 pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
     let mut tried = 0;
     while tried < BATCH {
-        let Some(due) = claim(state).await? else {
+        let delivered = crate::bounded::item(async {
+            let Some(due) = claim(state).await? else {
+                return Ok(false);
+            };
+            let result = send(state, &due).await;
+            record(state, &due, result).await?;
+            Ok(true)
+        });
+        if !delivered.await? {
             break;
-        };
-        let result = send(state, &due).await;
-        record(state, &due, result).await?;
+        }
         tried += 1;
     }
     Ok(tried)

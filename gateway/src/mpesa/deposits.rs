@@ -742,7 +742,7 @@ async fn fill_receipt(
 /// on a definitive answer. Returns how many were looked at.
 pub async fn sweep(state: &AppState) -> Result<usize, Error> {
     let mut looked = 0;
-    while looked < SWEEP_BATCH && sweep_one(state).await? {
+    while looked < SWEEP_BATCH && crate::bounded::item(sweep_one(state)).await? {
         looked += 1;
     }
     Ok(looked)

@@ -1,21 +1,28 @@
-//! Background work done item by item — claim an item, call an upstream
-//! service about it, record the answer — each item bounded in time.
+//! Background work done item by item — an item claimed (or locked), an
+//! upstream service called about it, the answer recorded — each item
+//! bounded in time.
 //!
 //! Each call has its client's own timeout, but the database steps around it
 //! have none: on a server gone silent (README, Reliability) a step would
 //! wait until the kernel gave up on the socket, and the job with it. An item
-//! that outlasts [`ITEM_PATIENCE`] is given up as a crash would give it up:
-//! it was claimed before its call, so nothing is sent twice, and the job's
-//! next pass takes it (or the next) on another connection.
+//! that outlasts [`ITEM_PATIENCE`] is given up as a crash would give it up,
+//! and the job's next pass takes it (or the next) on another connection:
+//! an STK Query or Transaction Status question is asked again (a read), a
+//! webhook delivery is sent again once its lease ends (delivery is at least
+//! once; receivers tell repeats by `webhook-id`), and a payout's submission
+//! runs in a task of its own (`withdrawals::submit_detached`), so giving up
+//! on it never cuts Safaricom's answer from its record.
 
 use std::future::Future;
 use std::time::Duration;
 
 use crate::error::Error;
 
-/// How long one item may take: more than a call's own bound (Daraja 20 s,
-/// a merchant's webhook endpoint 10 s) with the database steps around it.
-pub const ITEM_PATIENCE: Duration = Duration::from_secs(60);
+/// How long one item may take: about twice the slowest a Daraja call can
+/// rightly be (a token fetch and the call itself, each three tries of up to
+/// 20 s: about two minutes), with the database steps around it; a
+/// merchant's webhook endpoint has 10 s.
+pub const ITEM_PATIENCE: Duration = Duration::from_secs(240);
 
 /// `work`'s result, or an error once it has taken [`ITEM_PATIENCE`].
 pub async fn item<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {

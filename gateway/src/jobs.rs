@@ -71,10 +71,10 @@ const RECON_POLL_PERIOD: Duration = Duration::from_secs(30);
 const PASS_PATIENCE: Duration = Duration::from_secs(60);
 /// The longest a pass that may rightly take minutes may take: one that waits
 /// on upstream services (Daraja, Africa's Talking, merchants' endpoints;
-/// each call bounded by its client's timeout, each item claimed before its
-/// call and given up after `bounded::ITEM_PATIENCE`, so a pass cut short
-/// sends nothing twice) or whose statements scan whole tables
-/// (housekeeping, re-screening).
+/// each call bounded by its client's timeout, each item given up after
+/// `bounded::ITEM_PATIENCE`; what a pass cut short sends again is what a
+/// crash would) or whose statements scan whole tables (housekeeping,
+/// re-screening).
 const LONG_PASS_PATIENCE: Duration = Duration::from_secs(15 * 60);
 /// Advisory lock of the FX feed, so instances take turns.
 const FX_FEED_LOCK: i64 = 0x4348_4149_4e46_5846;
@@ -219,9 +219,24 @@ fn jobs(state: &AppState) -> Vec<Job> {
 pub fn spawn_all(state: &AppState, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     jobs(state)
         .into_iter()
-        .map(|job| tokio::spawn(every(job, state.clone(), shutdown.clone())))
+        .map(|job| {
+            // Every job's failure series from the start, at zero, so a
+            // first failure shows as an increase.
+            for why in [FAILED, ABANDONED] {
+                state
+                    .metrics
+                    .job_failures
+                    .with_label_values(&[job.name, why]);
+            }
+            tokio::spawn(every(job, state.clone(), shutdown.clone()))
+        })
         .collect()
 }
+
+/// Why a pass failed, as `chainpay_job_pass_failures_total` labels it: it
+/// returned an error, or it outlasted its patience.
+const FAILED: &str = "error";
+const ABANDONED: &str = "abandoned";
 
 fn recon_period(state: &AppState) -> Duration {
     Duration::from_secs(u64::from(state.settings.recon_interval_s)).min(RECON_POLL_PERIOD)
@@ -311,7 +326,7 @@ async fn every<S: Counts>(job: Job<S>, state: S, mut shutdown: watch::Receiver<b
         match pass {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                state.count_failure(job.name, "error");
+                state.count_failure(job.name, FAILED);
                 tracing::warn!(
                     job = job.name,
                     error = format!("{error:#}"),
@@ -319,7 +334,7 @@ async fn every<S: Counts>(job: Job<S>, state: S, mut shutdown: watch::Receiver<b
                 );
             }
             Err(_) => {
-                state.count_failure(job.name, "abandoned");
+                state.count_failure(job.name, ABANDONED);
                 tracing::error!(
                     job = job.name,
                     patience_s = job.patience.as_secs(),
@@ -402,7 +417,7 @@ mod tests {
 
     impl Counts for Arc<Passes> {
         fn count_failure(&self, _job: &'static str, why: &'static str) {
-            if why == "abandoned" {
+            if why == ABANDONED {
                 self.abandoned.fetch_add(1, Ordering::SeqCst);
             }
         }

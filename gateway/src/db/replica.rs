@@ -89,17 +89,7 @@ impl ReadPool {
         let Some(replica) = &self.replica else {
             return Ok(());
         };
-        // A server that does not answer (gone silent) is unfit as surely as
-        // one that refuses; the job would drop this pass only after a minute.
-        let measured =
-            tokio::time::timeout(super::PING_PATIENCE, lag(&self.primary, &replica.pool))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(anyhow::anyhow!(
-                        "no answer within {:?}",
-                        super::PING_PATIENCE
-                    ))
-                });
+        let measured = lag(&self.primary, &replica.pool).await;
         let fit = matches!(&measured, Ok(lag) if *lag <= replica.max_lag);
         if replica.serving.swap(fit, Ordering::Relaxed) != fit {
             tracing::warn!(serving = fit, lag = ?measured.as_ref().ok(), "read replica");
@@ -108,20 +98,27 @@ impl ReadPool {
     }
 }
 
+/// How long the replica may take to say how far behind it is.
+const REPLICA_PATIENCE: Duration = Duration::from_secs(5);
+
 /// How far the replica is behind the primary, after checking it is a
 /// standby holding the same chain.
 async fn lag(primary: &PgPool, replica: &PgPool) -> anyhow::Result<Duration> {
     let genesis = "SELECT block_hash FROM blocks WHERE block_index = 0";
     let ours: Option<String> = sqlx::query_scalar(genesis).fetch_optional(primary).await?;
-    let row: (bool, Option<f64>, Option<String>) = sqlx::query_as(
+    let state = sqlx::query_as(
         "SELECT pg_is_in_recovery(),
                 CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
                      ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float8,
                 (SELECT block_hash FROM blocks WHERE block_index = 0)",
     )
-    .fetch_one(replica)
-    .await
-    .context("reading the replica's state")?;
+    .fetch_one(replica);
+    // A replica that does not answer (gone silent) is unfit as surely as one
+    // that refuses; the job would drop this pass only after a minute.
+    let row: (bool, Option<f64>, Option<String>) = tokio::time::timeout(REPLICA_PATIENCE, state)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {REPLICA_PATIENCE:?}"))?
+        .context("reading the replica's state")?;
     let (standby, behind_s, theirs) = row;
     anyhow::ensure!(standby, "DATABASE_READ_URL is not a standby");
     anyhow::ensure!(

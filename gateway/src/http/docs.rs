@@ -4,14 +4,15 @@
 //! access) where "Authorize" takes a bearer token or `cpk_` key and "Try it
 //! out" sends real requests.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::Path;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::Response as ApiResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr};
@@ -127,10 +128,7 @@ pub fn complete_errors(openapi: &mut utoipa::openapi::OpenApi) {
                     .iter()
                     .flatten()
                     .any(|p| p.parameter_in != ParameterIn::Header);
-            let keyed = operation.parameters.iter().flatten().any(|p| {
-                p.parameter_in == ParameterIn::Header
-                    && p.name.eq_ignore_ascii_case("Idempotency-Key")
-            });
+            let keyed = takes_idempotency_key(operation);
             // What `error::unreachable_is_retried_when_safe` answers 503.
             let safe_to_retry = keyed || is_safe_method;
             let responses = &mut operation.responses.responses;
@@ -155,7 +153,7 @@ pub fn complete_errors(openapi: &mut utoipa::openapi::OpenApi) {
                 (
                     safe_to_retry,
                     "503",
-                    "service_unavailable: the database could not be reached in time; Retry-After says when to try again",
+                    "service_unavailable: the database could not be reached in time (a read, or a request carrying its Idempotency-Key); Retry-After says when to try again",
                 ),
             ];
             for (applies, status, description) in common {
@@ -175,6 +173,44 @@ pub fn complete_errors(openapi: &mut utoipa::openapi::OpenApi) {
 }
 
 const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Whether `operation` documents an `Idempotency-Key` header (each that
+/// does reads it: `extract::idempotency_key`).
+fn takes_idempotency_key(operation: &Operation) -> bool {
+    operation.parameters.iter().flatten().any(|p| {
+        p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("Idempotency-Key")
+    })
+}
+
+/// The operations that take an `Idempotency-Key`, by method and path as the
+/// router matches them, read from the document that describes them.
+#[derive(Clone, Default)]
+pub struct KeyedRoutes(Arc<HashSet<(Method, String)>>);
+
+impl KeyedRoutes {
+    pub fn of(openapi: &utoipa::openapi::OpenApi) -> Self {
+        let mut keyed = HashSet::new();
+        for (path, item) in &openapi.paths.paths {
+            let operations = [
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+            ];
+            for (method, operation) in operations {
+                if operation.as_ref().is_some_and(takes_idempotency_key) {
+                    keyed.insert((method, path.clone()));
+                }
+            }
+        }
+        Self(Arc::new(keyed))
+    }
+
+    /// Whether the route matched as `path` takes a key for `method`.
+    pub fn contains(&self, method: &Method, path: &str) -> bool {
+        self.0.contains(&(method.clone(), path.to_owned()))
+    }
+}
 
 fn problem(description: &str) -> ApiResponse {
     let mut response = ApiResponse::new(description);

@@ -47,18 +47,26 @@ struct DatabaseUnreachable;
 
 /// Answers `503 service_unavailable` with `Retry-After` for a request that
 /// failed because the database was out of reach, when trying it again is
-/// safe: a read, or a request carrying an `Idempotency-Key` (done at most
-/// once however often it is sent). Any other request stays a 500: it may
-/// have moved money before the database was lost (a hold committed, a
-/// prompt sent), and sent again without a key it would move it twice.
+/// safe: a read, or a request carrying an `Idempotency-Key` to a route that
+/// takes one (done at most once however often it is sent). Any other
+/// request stays a 500: it may have moved money or changed something
+/// before the database was lost (a hold committed, a prompt sent, an API
+/// key made), and sent again it would do so twice.
 pub async fn unreachable_is_retried_when_safe(
+    axum::extract::State(keyed): axum::extract::State<super::docs::KeyedRoutes>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let safe = request.method().is_safe()
-        || request
-            .headers()
-            .contains_key(super::extract::IDEMPOTENCY_KEY);
+    let method = request.method().clone();
+    let keyed_route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|path| keyed.contains(&method, path.as_str()));
+    let safe = method.is_safe()
+        || (keyed_route
+            && request
+                .headers()
+                .contains_key(super::extract::IDEMPOTENCY_KEY));
     let response = next.run(request).await;
     if !safe || response.extensions().get::<DatabaseUnreachable>().is_none() {
         return response;

@@ -73,6 +73,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api();
+    let keyed = docs::KeyedRoutes::of(&openapi);
     let openapi = Arc::new(openapi);
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
@@ -82,7 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::sim::router(&state.settings))
         .merge(docs::router(openapi))
         .fallback(middleware::not_found)
-        .route_layer(axum::middleware::from_fn(
+        .route_layer(axum::middleware::from_fn_with_state(
+            keyed,
             error::unreachable_is_retried_when_safe,
         ))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -57,7 +57,9 @@ pub async fn recover(state: &AppState) -> Result<usize, Error> {
     .await?;
     for hold_tx_id in &unsent {
         // One payout's trouble does not hold up the others.
-        if let Err(error) = crate::bounded::item(withdrawals::submit(state, *hold_tx_id)).await {
+        if let Err(error) =
+            crate::bounded::item(withdrawals::submit_detached(state, *hold_tx_id)).await
+        {
             tracing::warn!(%hold_tx_id, %error, "sending a recorded B2C request failed; trying again next pass");
         }
     }

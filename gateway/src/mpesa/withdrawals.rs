@@ -207,9 +207,22 @@ pub fn submit_after_hold(state: &AppState, hold_tx_id: Uuid) {
     });
 }
 
+/// [`submit`] in a task of its own, awaited: a caller that stops waiting (a
+/// recovery item given up, a pass abandoned) cannot cut it off between
+/// Safaricom's answer and its record. (A payout accepted but recorded
+/// without its ConversationID could later be refunded on "no record"
+/// answers, and paid as well.)
+pub async fn submit_detached(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
+    let state = state.clone();
+    tokio::spawn(async move { submit(&state, hold_tx_id).await })
+        .await
+        .map_err(|e| Error::internal(format!("submitting payout {hold_tx_id}: {e}")))?
+}
+
 /// Sends the B2C request for the withdrawal held by `hold_tx_id`, unless it
-/// was already sent (a replayed request must not pay twice).
-pub async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
+/// was already sent (a replayed request must not pay twice). Run it in a
+/// task of its own ([`submit_after_hold`], [`submit_detached`]).
+async fn submit(state: &AppState, hold_tx_id: Uuid) -> Result<(), Error> {
     // Everything that can fail for want of configuration fails before the
     // request is marked sent.
     let result_url = super::callback_url(state, "/api/v1/mpesa/b2c/result")?;

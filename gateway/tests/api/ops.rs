@@ -50,8 +50,18 @@ async fn health_and_readiness_answer() {
         assert_eq!(problem["status"], 503);
     }
     let unkeyed = app.send(&user, ADMIN_PHONE, 100, "KES").await;
-    assert_eq!(unkeyed.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(unkeyed.headers().get("retry-after").is_none());
+    // A key sent to a route that takes none makes no retry safe.
+    let key_ignored = app
+        .request(reqwest::Method::POST, "/api/v1/auth/login", None)
+        .header("Idempotency-Key", "ignored")
+        .json(&serde_json::json!({"phone": USER_PHONE, "pin": DEMO_PIN}))
+        .send()
+        .await
+        .unwrap();
+    for answer in [unkeyed, key_ignored] {
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(answer.headers().get("retry-after").is_none());
+    }
 }
 
 #[tokio::test]

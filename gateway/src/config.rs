@@ -326,6 +326,10 @@ pub enum FxFeed {
 
 /// Token lifetime fixed by the API contract.
 pub const JWT_TTL_SECONDS: i64 = 3600;
+/// Default `CHAINPAY_POSTING_PATIENCE_MS`: five seconds under the HTTP
+/// timeout (30 s), so a batch given up answers its requests itself (a keyed
+/// one `503` with `Retry-After`) before the timeout's bare `408` would.
+pub const POSTING_PATIENCE_MS: u32 = 25_000;
 /// Width of the rate-limit sliding window.
 pub const RATE_WINDOW_SECONDS: i64 = 60;
 
@@ -398,7 +402,7 @@ impl Settings {
             posting_workers: 3,
             posting_batch: 256,
             posting_window_us: 1000,
-            posting_patience_ms: 30_000,
+            posting_patience_ms: POSTING_PATIENCE_MS,
             log_format: LogFormat::Pretty,
             fx_feed: FxFeed::Table,
             fx_feed_interval_s: 30,
@@ -461,7 +465,7 @@ impl Settings {
             posting_workers: env_u32("CHAINPAY_POSTING_WORKERS", 3)?.clamp(1, 64),
             posting_batch: env_u32("CHAINPAY_POSTING_BATCH", 256)?.clamp(1, 4096),
             posting_window_us: env_u32("CHAINPAY_POSTING_WINDOW_US", 1000)?.min(50_000),
-            posting_patience_ms: env_u32("CHAINPAY_POSTING_PATIENCE_MS", 30_000)?
+            posting_patience_ms: env_u32("CHAINPAY_POSTING_PATIENCE_MS", POSTING_PATIENCE_MS)?
                 .clamp(1_000, 600_000),
             log_format,
             fx_feed,

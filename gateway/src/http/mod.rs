@@ -42,6 +42,9 @@ pub use crate::state::AppState;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Requests still running after this are answered 408 so clients can retry.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+// A transfer batch given up answers its requests itself (a keyed one 503
+// with Retry-After) before this timeout's bare 408 would.
+const _: () = assert!((crate::config::POSTING_PATIENCE_MS as u128) < REQUEST_TIMEOUT.as_millis());
 
 /// The `/api/v1` routes and the OpenAPI document describing exactly them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {

@@ -4,7 +4,7 @@
 //! access) where "Authorize" takes a bearer token or `cpk_` key and "Try it
 //! out" sends real requests.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::Path;
@@ -12,7 +12,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
-use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::path::{Operation, Parameter, ParameterIn};
 use utoipa::openapi::response::Response as ApiResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr};
@@ -177,19 +177,27 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// Whether `operation` documents an `Idempotency-Key` header (each that
 /// does reads it: `extract::idempotency_key`).
 fn takes_idempotency_key(operation: &Operation) -> bool {
-    operation.parameters.iter().flatten().any(|p| {
-        p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("Idempotency-Key")
-    })
+    operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(is_idempotency_key)
 }
 
-/// The operations that take an `Idempotency-Key`, by method and path as the
-/// router matches them, read from the document that describes them.
+/// Whether `parameter` is the `Idempotency-Key` header.
+pub fn is_idempotency_key(parameter: &Parameter) -> bool {
+    parameter.parameter_in == ParameterIn::Header
+        && parameter.name.eq_ignore_ascii_case("Idempotency-Key")
+}
+
+/// The operations that take an `Idempotency-Key`, by path as the router
+/// matches it and method, read from the document that describes them.
 #[derive(Clone, Default)]
-pub struct KeyedRoutes(Arc<HashSet<(Method, String)>>);
+pub struct KeyedRoutes(Arc<HashMap<String, Vec<Method>>>);
 
 impl KeyedRoutes {
     pub fn of(openapi: &utoipa::openapi::OpenApi) -> Self {
-        let mut keyed = HashSet::new();
+        let mut keyed: HashMap<String, Vec<Method>> = HashMap::new();
         for (path, item) in &openapi.paths.paths {
             let operations = [
                 (Method::POST, &item.post),
@@ -199,7 +207,7 @@ impl KeyedRoutes {
             ];
             for (method, operation) in operations {
                 if operation.as_ref().is_some_and(takes_idempotency_key) {
-                    keyed.insert((method, path.clone()));
+                    keyed.entry(path.clone()).or_default().push(method);
                 }
             }
         }
@@ -208,7 +216,9 @@ impl KeyedRoutes {
 
     /// Whether the route matched as `path` takes a key for `method`.
     pub fn contains(&self, method: &Method, path: &str) -> bool {
-        self.0.contains(&(method.clone(), path.to_owned()))
+        self.0
+            .get(path)
+            .is_some_and(|methods| methods.contains(method))
     }
 }
 

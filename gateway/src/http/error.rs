@@ -3,6 +3,7 @@
 //! internal details are logged, never returned.
 
 use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::MatchedPath;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chainpay_core::compliance::Rule;
@@ -57,18 +58,19 @@ pub async fn unreachable_is_retried_when_safe(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // Only what the decision needs is kept; it is made only for a response
+    // marked, so a request that succeeds pays for none of it.
     let method = request.method().clone();
-    let keyed_route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .is_some_and(|path| keyed.contains(&method, path.as_str()));
-    let safe = method.is_safe()
-        || (keyed_route
-            && request
-                .headers()
-                .contains_key(super::extract::IDEMPOTENCY_KEY));
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let carries_key = request
+        .headers()
+        .contains_key(super::extract::IDEMPOTENCY_KEY);
     let response = next.run(request).await;
-    if !safe || response.extensions().get::<DatabaseUnreachable>().is_none() {
+    if response.extensions().get::<DatabaseUnreachable>().is_none() {
+        return response;
+    }
+    let keyed_route = route.is_some_and(|path| keyed.contains(&method, path.as_str()));
+    if !(method.is_safe() || (carries_key && keyed_route)) {
         return response;
     }
     let status = StatusCode::SERVICE_UNAVAILABLE;

@@ -6,7 +6,6 @@
 
 use chainpay_core::daraja::{MAX_KES, MIN_B2C_KES};
 use chainpay_core::money::MAX_AMOUNT_MINOR;
-use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::schema::{
     Array, ArrayBuilder, Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
@@ -209,8 +208,7 @@ pub fn complete(openapi: &mut OpenApi) {
         ];
         for operation in operations.into_iter().flatten() {
             for parameter in operation.parameters.iter_mut().flatten() {
-                let idempotency_key = parameter.parameter_in == ParameterIn::Header
-                    && parameter.name.eq_ignore_ascii_case("Idempotency-Key");
+                let idempotency_key = super::docs::is_idempotency_key(parameter);
                 if let Some(RefOr::T(Schema::Object(object))) = parameter.schema.as_mut() {
                     if idempotency_key {
                         object.pattern = Some(format!("^[!-~]{{1,{MAX_KEY_LEN}}}$"));

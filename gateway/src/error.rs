@@ -166,6 +166,8 @@ pub enum Missing {
     Delivery,
     Withdrawal,
     PayoutResolution,
+    PayoutContradiction,
+    PayoutCorrection,
     /// A transaction that exists but is not sealed into a block yet.
     UnsealedTransaction,
 }
@@ -195,6 +197,8 @@ impl std::fmt::Display for Missing {
             Missing::Delivery => "delivery",
             Missing::Withdrawal => "withdrawal",
             Missing::PayoutResolution => "payout resolution",
+            Missing::PayoutContradiction => "payout contradiction",
+            Missing::PayoutCorrection => "payout correction",
             Missing::UnsealedTransaction => "sealed block",
         })
     }

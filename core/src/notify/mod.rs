@@ -184,6 +184,25 @@ impl Sms {
         }
     }
 
+    /// A payout returned as failed that M-Pesa made after all: amount and
+    /// fee, returned earlier, are taken back (approved by two operators).
+    pub fn withdrawal_paid_after_all(
+        &self,
+        amount: &Shown,
+        to_phone: &str,
+        taken: &Shown,
+        balance: &Shown,
+    ) -> String {
+        match self.0 {
+            Lang::En => format!(
+                "ChainPay: M-Pesa has confirmed your withdrawal of {amount} to {to_phone} was paid after all. The {taken} returned to you has been taken back. New balance is {balance}."
+            ),
+            Lang::Sw => format!(
+                "ChainPay: M-Pesa imethibitisha kuwa utoaji wako wa {amount} kwenda {to_phone} ulilipwa. {taken} uliyorudishiwa imechukuliwa tena. Salio jipya ni {balance}."
+            ),
+        }
+    }
+
     pub fn reversed(
         &self,
         r: Receipt,

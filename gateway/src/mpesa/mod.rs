@@ -3,6 +3,7 @@
 //! through Transaction Status ([`payout_status`]). Money moves exactly once whatever the
 //! callbacks do: arrive late, twice, never, or forged.
 
+pub mod corrections;
 pub mod deposits;
 pub mod payout_status;
 pub mod resolutions;

@@ -153,7 +153,7 @@ async fn lock_eligible(conn: &mut PgConnection, admin: Uuid, reference: Uuid) ->
 }
 
 /// A receipt M-Pesa gave another payout, or a payment, is not this payout's.
-async fn refuse_used_receipt(
+pub(super) async fn refuse_used_receipt(
     conn: &mut PgConnection,
     receipt: &str,
     reference: Uuid,

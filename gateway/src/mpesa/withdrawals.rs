@@ -315,8 +315,8 @@ async fn record_submission(
 }
 
 /// A withdrawal locked for settlement.
-struct Held {
-    reference: Uuid,
+pub(super) struct Held {
+    pub(super) reference: Uuid,
     user_id: Uuid,
     user_phone: String,
     lang: Lang,
@@ -325,6 +325,46 @@ struct Held {
     fee: i64,
     hold_tx_id: Uuid,
     from_merchant: bool,
+    /// How it stands, and the M-Pesa receipt recorded on it.
+    pub(super) status: WithdrawalStatus,
+    pub(super) receipt: Option<String>,
+}
+
+impl Held {
+    /// Whether `user` is the payout's customer.
+    pub(super) fn is_customer(&self, user: Uuid) -> bool {
+        self.user_id == user
+    }
+}
+
+/// Locks withdrawal `reference` for settling or correcting it.
+pub(super) async fn lock(conn: &mut PgConnection, reference: Uuid) -> Result<Option<Held>, Error> {
+    let row = sqlx::query!(
+        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant, w.mpesa_receipt,
+                u.phone AS user_phone, u.language
+         FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w",
+        reference
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let status = WithdrawalStatus::parse(&row.status)
+        .ok_or_else(|| Error::internal(format!("unknown withdrawal status {}", row.status)))?;
+    Ok(Some(Held {
+        reference,
+        user_id: row.user_id,
+        user_phone: row.user_phone,
+        lang: Lang::parse(&row.language),
+        phone: row.phone,
+        amount: row.amount,
+        fee: row.fee,
+        hold_tx_id: row.hold_tx_id,
+        from_merchant: row.from_merchant,
+        status,
+        receipt: row.mpesa_receipt,
+    }))
 }
 
 /// The outcome recorded with a callback saying a refunded payout was paid.
@@ -372,15 +412,7 @@ async fn settle_once(
     result: PayoutResult,
     approved: Option<Uuid>,
 ) -> Result<String, Error> {
-    let row = sqlx::query!(
-        "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant, w.mpesa_receipt,
-                u.phone AS user_phone, u.language
-         FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w",
-        reference
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
+    let Some(held) = lock(conn, reference).await? else {
         return Ok("unknown".into());
     };
     let next = if result.is_ok() {
@@ -388,64 +420,49 @@ async fn settle_once(
     } else {
         WithdrawalStatus::Failed
     };
-    let current = WithdrawalStatus::parse(&row.status)
-        .ok_or_else(|| Error::internal(format!("unknown withdrawal status {}", row.status)))?;
-    let recorded = row.mpesa_receipt.as_deref();
-    if let Some(outcome) = contradiction(conn, reference, current, &result, recorded).await? {
+    let current = held.status;
+    if let Some(outcome) = contradiction(conn, &held, &result).await? {
         return Ok(outcome.to_owned());
     }
     if !current.can_become(next) {
         return Ok(format!("already {current}"));
     }
-    let held = Held {
-        reference,
-        user_id: row.user_id,
-        user_phone: row.user_phone,
-        lang: Lang::parse(&row.language),
-        phone: row.phone,
-        amount: row.amount,
-        fee: row.fee,
-        hold_tx_id: row.hold_tx_id,
-        from_merchant: row.from_merchant,
-    };
     let settle_tx_id = match &result {
         Ok(_) => pay_out(conn, state, &held).await?,
-        Err((_, reason)) => refund(conn, state, &held, reason).await?,
+        Err((_, reason)) => {
+            let hold = transfer_entry(
+                hold_accounts(held.user_id, held.hold_tx_id, held.from_merchant),
+                &kes()?,
+                held.amount,
+                held.fee,
+            );
+            let entry = hold.map_err(|e| Error::Internal(e.into()))?.reversed();
+            refund(conn, state, &held, reason, entry).await?
+        }
     };
     record_settlement(conn, &held, next, &result, settle_tx_id).await?;
     super::resolutions::supersede(conn, reference, approved, next).await?;
     Ok(next.as_str().to_owned())
 }
 
-/// A result that contradicts how the locked withdrawal was settled, audited;
-/// `None` when it does not. Nothing is booked for a contradiction:
-/// reconciliation reports it (by the outcome returned) until an operator
-/// deals with it.
+/// A result that contradicts how the locked withdrawal was settled, audited
+/// and kept; `None` when it does not. Nothing is booked for a
+/// contradiction: reconciliation reports it until two operators correct
+/// the payout or dismiss the result ([`super::corrections`]).
 async fn contradiction(
     conn: &mut PgConnection,
-    reference: Uuid,
-    current: WithdrawalStatus,
+    held: &Held,
     result: &PayoutResult,
-    recorded: Option<&str>,
 ) -> Result<Option<&'static str>, Error> {
-    let (outcome, event, detail) = match (current, result) {
+    let (reference, recorded) = (held.reference, held.receipt.as_deref());
+    let (outcome, event) = match (held.status, result) {
         // M-Pesa paid a payout we already refunded: the customer has the
         // money twice.
-        (WithdrawalStatus::Failed, Ok(receipt)) => (
-            PAID_AFTER_REFUND,
-            "mpesa.paid_after_refund",
-            json!({"receipt": receipt}),
-        ),
+        (WithdrawalStatus::Failed, Ok(_)) => (PAID_AFTER_REFUND, "mpesa.paid_after_refund"),
         // M-Pesa says a payout two operators settled as paid was not: the
         // customer lost amount and fee.
-        (WithdrawalStatus::Completed, Err((code, desc)))
-            if settled_by_operators(conn, reference).await? =>
-        {
-            (
-                FAILED_AFTER_PAID,
-                "mpesa.failed_after_paid",
-                json!({"result": {"code": code.0, "desc": desc}}),
-            )
+        (WithdrawalStatus::Completed, Err(_)) if settled_by_operators(conn, reference).await? => {
+            (FAILED_AFTER_PAID, "mpesa.failed_after_paid")
         }
         // Paid, but not under the receipt recorded (one operators read off
         // a statement, say, or M-Pesa paying twice): which transaction it
@@ -454,20 +471,31 @@ async fn contradiction(
         (WithdrawalStatus::Completed, Ok(receipt))
             if !receipt.is_empty() && recorded.is_some_and(|r| !r.is_empty() && r != receipt) =>
         {
-            (
-                PAID_UNDER_OTHER_RECEIPT,
-                "mpesa.paid_under_other_receipt",
-                json!({"receipt": receipt, "recorded": recorded}),
-            )
+            (PAID_UNDER_OTHER_RECEIPT, "mpesa.paid_under_other_receipt")
         }
         _ => return Ok(None),
+    };
+    let (receipt, said) = match result {
+        Ok(receipt) => (Some(receipt.as_str()), json!({"receipt": receipt})),
+        Err((code, desc)) => (None, json!({"code": code.0, "desc": desc})),
     };
     tracing::error!(withdrawal = %reference, outcome, "M-Pesa's result contradicts the payout's settlement");
     AuditEvent::new(event, Outcome::Failure)
         .subject(reference)
-        .detail(detail)
+        .detail(json!({"result": said, "recorded": recorded}))
         .record(&mut *conn)
         .await?;
+    sqlx::query!(
+        "INSERT INTO payout_contradictions (withdrawal_ref, kind, receipt, recorded_receipt, result)
+         VALUES ($1, $2, nullif($3, ''), $4, $5)",
+        reference,
+        outcome,
+        receipt,
+        recorded,
+        said
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(Some(outcome))
 }
 
@@ -524,19 +552,17 @@ async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Resu
     Ok(tx_id)
 }
 
-/// Amount and fee go back to the customer: the hold entry, reversed.
+/// Amount and fee go back to the customer by `entry`: the hold's entry,
+/// or a payout's ([`paid_entry`]), reversed.
 async fn refund(
     conn: &mut PgConnection,
     state: &AppState,
     held: &Held,
     reason: &str,
+    entry: JournalEntry<AccountRef<'static>>,
 ) -> Result<Uuid, Error> {
     let tx_id = crate::ledger::new_tx_id();
-    let accounts = hold_accounts(held.user_id, held.hold_tx_id, held.from_merchant);
-    let wallet = accounts.source_wallet.clone();
-    let entry: JournalEntry<AccountRef> = transfer_entry(accounts, &kes()?, held.amount, held.fee)
-        .map_err(|e| Error::Internal(e.into()))?
-        .reversed();
+    let wallet = source(held.user_id, held.from_merchant);
     let returned = held.amount + held.fee;
     let rules = state.rules.get(&state.pool).await?;
     let booking = settlement_booking(held, tx_id, TxType::Refund, returned, entry);
@@ -550,6 +576,62 @@ async fn refund(
         vec![(held.user_phone.clone(), message)]
     })
     .await?;
+    Ok(tx_id)
+}
+
+/// A payout made, as one entry: amount from the customer to the M-Pesa
+/// float, fee to revenue (the hold and its payout together).
+fn paid_entry(held: &Held) -> Result<JournalEntry<AccountRef<'static>>, Error> {
+    let accounts = TransferAccounts {
+        source_wallet: source(held.user_id, held.from_merchant),
+        target_wallet: AccountRef::float("mpesa", "KES"),
+        fee_revenue: AccountRef::fee_revenue("KES", held.hold_tx_id),
+    };
+    transfer_entry(accounts, &kes()?, held.amount, held.fee).map_err(|e| Error::Internal(e.into()))
+}
+
+/// Corrects a refunded payout M-Pesa made after all, under `receipt`:
+/// amount and fee are taken back (refused, booking nothing, if the customer
+/// no longer holds them) and the payout is recorded as paid.
+pub(super) async fn correct_to_paid(
+    conn: &mut PgConnection,
+    state: &AppState,
+    held: &Held,
+    receipt: &str,
+) -> Result<Uuid, Error> {
+    let tx_id = crate::ledger::new_tx_id();
+    let wallet = source(held.user_id, held.from_merchant);
+    let taken = held.amount + held.fee;
+    let rules = state.rules.get(&state.pool).await?;
+    let booking = settlement_booking(held, tx_id, TxType::Payout, taken, paid_entry(held)?);
+    book(conn, &state.keys.tx_signing, booking, |booked| {
+        let message = Sms(held.lang).withdrawal_paid_after_all(
+            &rules.show("KES", held.amount),
+            &format!("+{}", held.phone),
+            &rules.show("KES", taken),
+            &rules.show("KES", booked.balance_of(&wallet)),
+        );
+        vec![(held.user_phone.clone(), message)]
+    })
+    .await?;
+    let paid = Ok(receipt.to_owned());
+    record_settlement(conn, held, WithdrawalStatus::Completed, &paid, tx_id).await?;
+    Ok(tx_id)
+}
+
+/// Corrects a payout settled as paid that M-Pesa did not make (`code`,
+/// `desc`: its result): amount and fee go back from the M-Pesa float and
+/// revenue, and the payout is recorded as failed.
+pub(super) async fn correct_to_failed(
+    conn: &mut PgConnection,
+    state: &AppState,
+    held: &Held,
+    code: ResultCode,
+    desc: &str,
+) -> Result<Uuid, Error> {
+    let tx_id = refund(conn, state, held, desc, paid_entry(held)?.reversed()).await?;
+    let failed = Err((code, desc.to_owned()));
+    record_settlement(conn, held, WithdrawalStatus::Failed, &failed, tx_id).await?;
     Ok(tx_id)
 }
 

@@ -11,7 +11,6 @@ use sqlx::{Connection, PgPool};
 
 use super::{Check, Finding};
 use crate::error::Error;
-use crate::mpesa::withdrawals::{FAILED_AFTER_PAID, PAID_AFTER_REFUND, PAID_UNDER_OTHER_RECEIPT};
 
 /// A withdrawal still unsettled after this long is a finding (and, once
 /// sent that long ago, operators may settle it).
@@ -187,15 +186,7 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     )
     .fetch_one(&mut *tx)
     .await?;
-    let contradicted = sqlx::query!(
-        "SELECT id, kind, received_at, outcome FROM mpesa_callbacks
-         WHERE kind IN ('b2c_result', 'txstatus_result') AND outcome IN ($1, $2, $3) ORDER BY id",
-        PAID_AFTER_REFUND,
-        FAILED_AFTER_PAID,
-        PAID_UNDER_OTHER_RECEIPT
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let contradicted = crate::mpesa::corrections::open(&mut tx).await?;
     tx.commit().await?;
     let mut findings: Vec<Finding> = rows.iter().filter_map(Payout::finding).collect();
     findings.extend(shared_receipts(&rows));
@@ -213,19 +204,11 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
         ));
     }
     findings.extend(contradicted.into_iter().map(|c| {
-        let problem = match c.outcome.as_str() {
-            PAID_AFTER_REFUND => {
-                "M-Pesa reports paid a payout that was refunded: the customer has it twice"
-            }
-            FAILED_AFTER_PAID => {
-                "M-Pesa reports failed a payout operators settled as paid: the customer is owed amount and fee"
-            }
-            _ => "M-Pesa reports a payout paid under another receipt than the one recorded: check which transaction it was",
-        };
         Finding::new(
             Check::MpesaWithdrawal,
-            format!("callback {}", c.id),
-            json!({"callback": c.id, "kind": c.kind, "received_at": c.received_at, "problem": problem}),
+            format!("contradiction {}", c.id),
+            json!({"contradiction": c.id, "withdrawal": c.withdrawal, "kind": c.kind, "found_at": c.found_at,
+                   "pending_correction": c.pending_correction, "problem": c.problem}),
         )
     }));
     Ok((

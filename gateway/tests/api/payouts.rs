@@ -218,6 +218,175 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
     assert_eq!(payout_state(&app, &paid).await.0, "COMPLETED");
     assert_eq!(app.balance(&token, "KES").await, before - 20_000 - fee);
     app.assert_balanced().await;
+
+    // Two admins correct it as M-Pesa says: amount and fee go back.
+    let open = open_contradictions(&app, &first).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0]["kind"].as_str(), open[0]["withdrawal"].as_str()),
+        (Some("FAILED AFTER PAID"), Some(paid_ref.as_str()))
+    );
+    let id = open[0]["id"].as_i64().unwrap();
+    let response = propose_correction(&app, &customer_admin, id, "CORRECT").await;
+    refused(response, StatusCode::FORBIDDEN).await;
+    let response = propose_correction(&app, &second, id, "CORRECT").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let correction: Value = response.json().await.unwrap();
+    assert_eq!(correction["status"], "PENDING");
+    let again = propose_correction(&app, &first, id, "DISMISS").await;
+    refused(again, StatusCode::CONFLICT).await;
+    for token in [&second, &customer_admin] {
+        let response = decide_correction(&app, token, &correction["id"], "approve").await;
+        refused(response, StatusCode::FORBIDDEN).await;
+    }
+    assert_eq!(app.balance(&token, "KES").await, before - 20_000 - fee);
+    for _ in 0..2 {
+        let response = decide_correction(&app, &first, &correction["id"], "approve").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "approving again answers the same"
+        );
+        let approved: Value = response.json().await.unwrap();
+        assert_eq!(approved["status"], "APPROVED");
+        assert!(approved["correction_tx_id"].is_string());
+    }
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before,
+        "amount and fee given back, once"
+    );
+    assert_eq!(payout_state(&app, &paid).await.0, "FAILED");
+    assert!(app
+        .last_sms(USER_PHONE)
+        .await
+        .contains("did not go through"));
+    assert!(withdrawal_findings(&app).await.is_empty());
+    assert!(open_contradictions(&app, &first).await.is_empty());
+    app.assert_balanced().await;
+}
+
+/// The contradictions no correction has settled.
+async fn open_contradictions(app: &TestApp, token: &str) -> Vec<Value> {
+    let listed = app
+        .get_json("/api/v1/admin/mpesa/contradictions", token)
+        .await;
+    listed["contradictions"].as_array().unwrap().clone()
+}
+
+async fn propose_correction(
+    app: &TestApp,
+    token: &str,
+    id: i64,
+    action: &str,
+) -> reqwest::Response {
+    app.post(
+        &format!("/api/v1/admin/mpesa/contradictions/{id}/corrections"),
+        Some(token),
+        json!({"action": action, "note": "M-Pesa statement checked"}),
+    )
+    .await
+}
+
+async fn decide_correction(
+    app: &TestApp,
+    token: &str,
+    id: &Value,
+    verb: &str,
+) -> reqwest::Response {
+    let id = id.as_str().unwrap();
+    app.post(
+        &format!("/api/v1/admin/mpesa/corrections/{id}/{verb}"),
+        Some(token),
+        json!({"note": "checked"}),
+    )
+    .await
+}
+
+/// A payout refunded as failed that M-Pesa then reports paid: the customer
+/// has it twice. Two admins take amount and fee back, which waits while
+/// the customer holds less; a second paid result is the same contradiction.
+#[tokio::test]
+async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
+    let app = mpesa_app().await;
+    let (first, second) = (app.admin_token().await, app.second_admin().await);
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let held = withdraw(&app, &token, 20_000).await;
+    let fee = held["fee"].as_i64().unwrap();
+    let conversation = conversation_of(&app, &held).await;
+    app.sim_payout(&conversation, json!({"result_code": 2001}))
+        .await;
+    eventually("the payout refunded", secs(10), async || {
+        (payout_state(&app, &held).await.0 == "FAILED").then_some(())
+    })
+    .await;
+    assert_eq!(app.balance(&token, "KES").await, before);
+    let reference = reference_of(&app, &held).await;
+    for _ in 0..2 {
+        paid_result(&app, &reference, "SXK2222222").await;
+    }
+    let open = open_contradictions(&app, &first).await;
+    assert_eq!(open.len(), 2, "each result is kept");
+    assert!(open
+        .iter()
+        .all(|c| c["kind"] == "PAID AFTER REFUND" && c["receipt"] == "SXK2222222"));
+    assert_eq!(withdrawal_findings(&app).await.len(), 2);
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before,
+        "nothing booked by itself"
+    );
+
+    // The customer spends it; the correction waits until they hold it.
+    app.lift_limits().await;
+    app.new_user("+254700000077", "Other").await;
+    let mut spent = app.balance(&token, "KES").await;
+    while spent >= 20_000 + fee {
+        // Under the highest send fee (2 %), about KES 100 is left.
+        let amount = (spent - 10_000) * 100 / 102;
+        let response = app.send(&token, "+254700000077", amount, "KES").await;
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+        spent = app.balance(&token, "KES").await;
+    }
+    let latest = open[1]["id"].as_i64().unwrap();
+    let response = propose_correction(&app, &first, latest, "CORRECT").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let correction: Value = response.json().await.unwrap();
+    let response = decide_correction(&app, &second, &correction["id"], "approve").await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    )
+    .await;
+    assert_eq!(app.balance(&token, "KES").await, spent, "nothing taken");
+    assert_eq!(payout_state(&app, &held).await.0, "FAILED");
+    app.fund(USER_PHONE, "KES", 100_000).await;
+    let funded = app.balance(&token, "KES").await;
+    let response = decide_correction(&app, &second, &correction["id"], "approve").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.balance(&token, "KES").await, funded - 20_000 - fee);
+    assert_eq!(payout_state(&app, &held).await.0, "COMPLETED");
+    let receipt: Option<String> =
+        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
+            .bind(&reference)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(receipt.as_deref(), Some("SXK2222222"));
+    assert!(app.last_sms(USER_PHONE).await.contains("paid after all"));
+    // Both results are settled; M-Pesa saying paid again is no contradiction.
+    assert!(open_contradictions(&app, &first).await.is_empty());
+    paid_result(&app, &reference, "SXK2222222").await;
+    assert!(withdrawal_findings(&app).await.is_empty());
+    let response = propose_correction(&app, &first, latest, "DISMISS").await;
+    refused(response, StatusCode::CONFLICT).await;
+    app.assert_balanced().await;
 }
 
 /// M-Pesa's B2C result for payout `reference`: paid, under `receipt`.
@@ -342,6 +511,67 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
                 && f["detail"]["withdrawals"].as_array().unwrap().len() == 2),
         "{findings:?}"
     );
+    app.assert_balanced().await;
+
+    // Two admins record M-Pesa's own receipt on the payout the operators
+    // settled: both findings go, and nothing moves.
+    let open = open_contradictions(&app, &first).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["kind"], "PAID UNDER OTHER RECEIPT");
+    let simulated = open[0]["receipt"].as_str().unwrap().to_owned();
+    let (hold, balance) = (payout_hold(&app).await, app.balance(&token, "KES").await);
+    let response =
+        propose_correction(&app, &first, open[0]["id"].as_i64().unwrap(), "CORRECT").await;
+    let correction: Value = response.json().await.unwrap();
+    let response = decide_correction(&app, &second, &correction["id"], "approve").await;
+    let approved: Value = response.json().await.unwrap();
+    assert_eq!(approved["status"], "APPROVED");
+    assert!(approved["correction_tx_id"].is_null());
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
+            .bind(&settled_ref)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded.as_deref(), Some(simulated.as_str()));
+    assert_eq!(contradictions().await, Vec::<Value>::new());
+    assert_eq!(payout_hold(&app).await, hold, "nothing booked");
+    assert_eq!(app.balance(&token, "KES").await, balance);
+
+    // A result under yet another receipt, which the statement does not
+    // bear out, is dismissed by two admins: the receipt stays.
+    paid_result(&app, &settled_ref, "SXK9999999").await;
+    let open = open_contradictions(&app, &first).await;
+    assert_eq!(open.len(), 1);
+    let id = open[0]["id"].as_i64().unwrap();
+    let response = propose_correction(&app, &second, id, "DISMISS").await;
+    let dismissal: Value = response.json().await.unwrap();
+    let response = decide_correction(&app, &first, &dismissal["id"], "reject").await;
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["status"],
+        "REJECTED"
+    );
+    assert_eq!(
+        open_contradictions(&app, &first).await.len(),
+        1,
+        "a rejection settles nothing"
+    );
+    let response = propose_correction(&app, &second, id, "DISMISS").await;
+    let dismissal: Value = response.json().await.unwrap();
+    let response = decide_correction(&app, &first, &dismissal["id"], "approve").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(contradictions().await, Vec::<Value>::new());
+    let listed = app
+        .get_json("/api/v1/admin/mpesa/corrections?status=APPROVED", &first)
+        .await;
+    assert_eq!(listed["corrections"].as_array().unwrap().len(), 2);
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
+            .bind(&settled_ref)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded.as_deref(), Some(simulated.as_str()));
     app.assert_balanced().await;
 }
 

@@ -249,6 +249,7 @@ status_query!(IssuanceQuery, ISSUANCE_STATUSES: ["PENDING", "APPROVED", "REJECTE
 status_query!(VoucherQuery, VOUCHER_STATUSES: ["ACTIVE", "REDEEMED", "CANCELLED", "EXPIRED"]);
 status_query!(SuspenseQuery, SUSPENSE_STATUSES: ["OPEN", "PROPOSED", "RESOLVED"]);
 status_query!(PayoutResolutionQuery, PAYOUT_RESOLUTION_STATUSES: ["PENDING", "APPROVED", "REJECTED", "SUPERSEDED"]);
+status_query!(PayoutCorrectionQuery, PAYOUT_CORRECTION_STATUSES: ["PENDING", "APPROVED", "REJECTED"]);
 
 pub(super) fn status_filter<'a>(
     raw: &'a Option<String>,

@@ -4,6 +4,7 @@ mod agents;
 mod audit;
 mod channels;
 mod compliance;
+mod corrections;
 mod fx;
 mod merchants;
 mod overview;
@@ -61,5 +62,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(agents::router())
         .merge(reconciliation::router())
         .merge(payouts::router())
+        .merge(corrections::router())
         .merge(merchants::router())
 }

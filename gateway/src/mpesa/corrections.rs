@@ -1,0 +1,443 @@
+//! Payouts M-Pesa's results contradict, corrected four eyes.
+//!
+//! A result that contradicts how a payout was settled books nothing by
+//! itself ([`super::withdrawals`] keeps it as a contradiction, and
+//! reconciliation reports it). Operators check it against M-Pesa's own
+//! statement; one admin proposes, and a *different* admin (neither of them
+//! the payout's customer) approves, one of:
+//!
+//! - **correct**, as M-Pesa says:
+//!   - *paid after refund*: amount and fee, refunded earlier, are taken back
+//!     from the customer (refused, booking nothing, while they hold less)
+//!     and the payout is recorded paid under M-Pesa's receipt;
+//!   - *failed after paid*: amount and fee go back to the customer from the
+//!     M-Pesa float and revenue, and the payout is recorded failed;
+//!   - *paid under another receipt*: M-Pesa's receipt replaces the one
+//!     recorded (nothing moves);
+//! - **dismiss**: the statement shows the settlement was right; nothing
+//!   changes.
+//!
+//! Either way the approval settles the contradiction, and the same payout's
+//! earlier ones of the same kind (M-Pesa sends a result more than once),
+//! so reconciliation stops reporting them. A correction is checked again
+//! when approved, under the payout's lock: one whose payout has moved on
+//! since is refused. The database holds the four-eyes rule too
+//! (`payout_corrections_four_eyes`) and one waiting proposal per payout.
+
+use chainpay_core::daraja::codes::ResultCode;
+use chainpay_core::status::WithdrawalStatus;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::withdrawals::{self, Held, FAILED_AFTER_PAID, PAID_AFTER_REFUND};
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::{Error, Missing};
+use crate::state::AppState;
+
+/// What operators propose to do about a contradiction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    /// Correct the payout as M-Pesa's result says.
+    Correct,
+    /// Leave the settlement as it is: M-Pesa's statement bears it out.
+    Dismiss,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Correct => "CORRECT",
+            Action::Dismiss => "DISMISS",
+        }
+    }
+}
+
+/// A result of M-Pesa's that contradicts how a payout was settled.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Contradiction {
+    pub id: i64,
+    /// The withdrawal's `ref`.
+    pub withdrawal: Uuid,
+    /// `PAID AFTER REFUND`, `FAILED AFTER PAID` or `PAID UNDER OTHER RECEIPT`.
+    pub kind: String,
+    /// What it means for the customer.
+    pub problem: String,
+    /// The receipt M-Pesa reports the payout paid under.
+    pub receipt: Option<String>,
+    /// The receipt recorded on the payout when the result came.
+    pub recorded_receipt: Option<String>,
+    /// What M-Pesa said: `{receipt}`, or `{code, desc}`.
+    #[schema(value_type = Object)]
+    pub result: Value,
+    pub found_at: DateTime<Utc>,
+    /// The withdrawal as it stands now: status, amount and fee (minor units).
+    pub status: String,
+    pub amount: i64,
+    pub fee: i64,
+    /// The proposal waiting to settle it, if any.
+    pub pending_correction: Option<Uuid>,
+}
+
+/// What a contradiction of `kind` means for the customer.
+pub fn problem(kind: &str) -> &'static str {
+    match kind {
+        PAID_AFTER_REFUND => "M-Pesa reports paid a payout that was refunded: the customer has it twice",
+        FAILED_AFTER_PAID => {
+            "M-Pesa reports failed a payout operators settled as paid: the customer is owed amount and fee"
+        }
+        _ => "M-Pesa reports a payout paid under another receipt than the one recorded: check which transaction it was",
+    }
+}
+
+/// A proposal as operators see it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PayoutCorrection {
+    pub id: Uuid,
+    /// The contradiction it settles.
+    pub contradiction: i64,
+    /// The withdrawal's `ref`.
+    pub withdrawal: Uuid,
+    /// The contradiction's kind.
+    pub kind: String,
+    /// `CORRECT` or `DISMISS`.
+    pub action: String,
+    /// `PENDING`, `APPROVED` or `REJECTED`.
+    pub status: String,
+    pub proposed_by: Uuid,
+    pub proposal_note: String,
+    pub decided_by: Option<Uuid>,
+    pub decision_note: Option<String>,
+    /// What the approval booked, when it moved money.
+    pub correction_tx_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// The contradictions no approved correction has settled, oldest first.
+pub async fn open(conn: &mut PgConnection) -> Result<Vec<Contradiction>, Error> {
+    let rows = sqlx::query!(
+        r#"SELECT c.id, c.withdrawal_ref, c.kind, c.receipt, c.recorded_receipt, c.result, c.found_at,
+                  w.status, w.amount, w.fee,
+                  (SELECT p.id FROM payout_corrections p
+                    WHERE p.withdrawal_ref = c.withdrawal_ref AND p.status = 'PENDING') AS pending
+           FROM payout_contradictions c JOIN mpesa_withdrawals w ON w.ref = c.withdrawal_ref
+           WHERE c.correction_id IS NULL ORDER BY c.id LIMIT 500"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Contradiction {
+            id: r.id,
+            withdrawal: r.withdrawal_ref,
+            problem: problem(&r.kind).to_owned(),
+            kind: r.kind,
+            receipt: r.receipt,
+            recorded_receipt: r.recorded_receipt,
+            result: r.result,
+            found_at: r.found_at,
+            status: r.status,
+            amount: r.amount,
+            fee: r.fee,
+            pending_correction: r.pending,
+        })
+        .collect())
+}
+
+/// A contradiction as a proposal and its decision need it.
+struct Found {
+    withdrawal: Uuid,
+    kind: String,
+    receipt: Option<String>,
+    result: Value,
+    settled: bool,
+}
+
+async fn found(conn: &mut PgConnection, id: i64) -> Result<Found, Error> {
+    sqlx::query_as!(
+        Found,
+        r#"SELECT withdrawal_ref AS withdrawal, kind, receipt, result, correction_id IS NOT NULL AS "settled!"
+           FROM payout_contradictions WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or(Error::NotFound(Missing::PayoutContradiction))
+}
+
+/// Locks the contradiction's payout (before anything else: a result
+/// settling it takes its lock first too) and refuses the payout's own
+/// customer.
+async fn lock_payout(conn: &mut PgConnection, reference: Uuid, admin: Uuid) -> Result<Held, Error> {
+    let held = withdrawals::lock(conn, reference)
+        .await?
+        .ok_or(Error::NotFound(Missing::Withdrawal))?;
+    if held.is_customer(admin) {
+        return Err(Error::SecondAdminNeeded);
+    }
+    Ok(held)
+}
+
+/// Refuses correcting a payout that no longer stands as the contradiction
+/// found it, or as M-Pesa's result cannot say (a paid result without its
+/// receipt, or with a receipt of another M-Pesa transaction's).
+async fn still_contradicted(
+    conn: &mut PgConnection,
+    found: &Found,
+    held: &Held,
+) -> Result<(), Error> {
+    let stands = match found.kind.as_str() {
+        PAID_AFTER_REFUND => held.status == WithdrawalStatus::Failed,
+        FAILED_AFTER_PAID => held.status == WithdrawalStatus::Completed,
+        _ => {
+            held.status == WithdrawalStatus::Completed
+                && held.receipt.is_some()
+                && held.receipt != found.receipt
+        }
+    };
+    if !stands {
+        return Err(Error::Conflict(format!(
+            "the payout has moved on since M-Pesa's result (it is {} now); dismiss the result or let it be",
+            held.status
+        )));
+    }
+    if found.kind != FAILED_AFTER_PAID {
+        let receipt = found
+            .receipt
+            .as_deref()
+            .ok_or_else(|| Error::Conflict("M-Pesa's result names no receipt to record".into()))?;
+        super::resolutions::refuse_used_receipt(conn, receipt, held.reference).await?;
+    }
+    Ok(())
+}
+
+/// Proposes to settle contradiction `id` by `action`, as `admin`.
+pub async fn propose(
+    state: &AppState,
+    admin: Uuid,
+    id: i64,
+    action: Action,
+    note: String,
+) -> Result<PayoutCorrection, Error> {
+    let mut tx = state.pool.begin().await?;
+    let reference = found(&mut tx, id).await?.withdrawal;
+    let held = lock_payout(&mut tx, reference, admin).await?;
+    let found = found(&mut tx, id).await?;
+    if found.settled {
+        return Err(Error::Conflict(
+            "this contradiction was settled already".into(),
+        ));
+    }
+    if action == Action::Correct {
+        still_contradicted(&mut tx, &found, &held).await?;
+    }
+    let proposal = Uuid::new_v4();
+    sqlx::query!(
+        "INSERT INTO payout_corrections (id, contradiction_id, withdrawal_ref, action, proposed_by, proposal_note)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        proposal,
+        id,
+        reference,
+        action.as_str(),
+        admin,
+        note
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("payout_corrections_live") => {
+            Error::Conflict("this payout has a correction waiting already".into())
+        }
+        _ => e.into(),
+    })?;
+    AuditEvent::new("mpesa.payout.correction.propose", Outcome::Success)
+        .actor(admin)
+        .subject(proposal)
+        .detail(
+            json!({"withdrawal": reference, "contradiction": id, "kind": found.kind,
+                       "action": action.as_str(), "note": note}),
+        )
+        .record(&mut tx)
+        .await?;
+    let proposed = fetch(&mut tx, proposal).await?;
+    tx.commit().await?;
+    Ok(proposed)
+}
+
+/// Approves (`approve`: the correction is made) or rejects a pending
+/// proposal as `admin`, who must be neither its proposer nor the payout's
+/// customer. Deciding again the same way answers as the first time.
+pub async fn decide(
+    state: &AppState,
+    admin: Uuid,
+    id: Uuid,
+    approve: bool,
+    note: Option<String>,
+) -> Result<PayoutCorrection, Error> {
+    let to = if approve { "APPROVED" } else { "REJECTED" };
+    let mut tx = state.pool.begin().await?;
+    let proposal = fetch(&mut tx, id).await?;
+    let held = lock_payout(&mut tx, proposal.withdrawal, admin).await?;
+    let proposal = fetch_locked(&mut tx, id).await?;
+    if proposal.proposed_by == admin {
+        return Err(Error::SecondAdminNeeded);
+    }
+    if proposal.status != "PENDING" {
+        if proposal.status == to && proposal.decided_by == Some(admin) {
+            return Ok(proposal);
+        }
+        return Err(Error::Conflict(format!(
+            "this proposal was already {}",
+            proposal.status.to_lowercase()
+        )));
+    }
+    let booked = if approve {
+        apply(&mut tx, state, &proposal, &held).await?
+    } else {
+        None
+    };
+    sqlx::query!(
+        "UPDATE payout_corrections SET status = $2, decided_by = $3, decision_note = $4, correction_tx_id = $5,
+                decided_at = now() WHERE id = $1",
+        id,
+        to,
+        admin,
+        note,
+        booked
+    )
+    .execute(&mut *tx)
+    .await?;
+    let event = if approve {
+        "mpesa.payout.correction.approve"
+    } else {
+        "mpesa.payout.correction.reject"
+    };
+    AuditEvent::new(event, Outcome::Success)
+        .actor(admin)
+        .subject(id)
+        .detail(
+            json!({"withdrawal": proposal.withdrawal, "action": proposal.action,
+                       "correction_tx_id": booked, "note": note}),
+        )
+        .record(&mut tx)
+        .await?;
+    let decided = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(decided)
+}
+
+/// Makes the approved proposal's correction (checked again under the
+/// payout's lock) and settles its contradictions; what it booked, if it
+/// moved money.
+async fn apply(
+    conn: &mut PgConnection,
+    state: &AppState,
+    proposal: &PayoutCorrection,
+    held: &Held,
+) -> Result<Option<Uuid>, Error> {
+    let found = found(conn, proposal.contradiction).await?;
+    let booked = if proposal.action == Action::Correct.as_str() {
+        still_contradicted(conn, &found, held).await?;
+        correct(conn, state, &found, held).await?
+    } else {
+        None
+    };
+    sqlx::query!(
+        "UPDATE payout_contradictions SET correction_id = $1
+         WHERE withdrawal_ref = $2 AND kind = $3 AND id <= $4 AND correction_id IS NULL",
+        proposal.id,
+        proposal.withdrawal,
+        found.kind,
+        proposal.contradiction
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(booked)
+}
+
+/// Corrects the payout as M-Pesa's result says.
+async fn correct(
+    conn: &mut PgConnection,
+    state: &AppState,
+    found: &Found,
+    held: &Held,
+) -> Result<Option<Uuid>, Error> {
+    let receipt = found.receipt.as_deref().unwrap_or_default();
+    match found.kind.as_str() {
+        PAID_AFTER_REFUND => Ok(Some(
+            withdrawals::correct_to_paid(conn, state, held, receipt).await?,
+        )),
+        FAILED_AFTER_PAID => {
+            let code = found.result["code"].as_i64().unwrap_or(-1);
+            let desc = found.result["desc"]
+                .as_str()
+                .unwrap_or("M-Pesa reports it failed");
+            let tx_id =
+                withdrawals::correct_to_failed(conn, state, held, ResultCode(code), desc).await?;
+            Ok(Some(tx_id))
+        }
+        _ => {
+            sqlx::query!(
+                "UPDATE mpesa_withdrawals SET mpesa_receipt = $2 WHERE ref = $1",
+                held.reference,
+                receipt
+            )
+            .execute(&mut *conn)
+            .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Proposals, newest first, optionally of one status.
+pub async fn list(
+    conn: &mut PgConnection,
+    status: Option<&str>,
+) -> Result<Vec<PayoutCorrection>, Error> {
+    select(conn, status, None).await
+}
+
+async fn fetch(conn: &mut PgConnection, id: Uuid) -> Result<PayoutCorrection, Error> {
+    select(conn, None, Some(id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(Error::NotFound(Missing::PayoutCorrection))
+}
+
+/// The proposal, locked.
+async fn fetch_locked(conn: &mut PgConnection, id: Uuid) -> Result<PayoutCorrection, Error> {
+    sqlx::query_scalar!(
+        "SELECT id FROM payout_corrections WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(Error::NotFound(Missing::PayoutCorrection))?;
+    fetch(conn, id).await
+}
+
+async fn select(
+    conn: &mut PgConnection,
+    status: Option<&str>,
+    id: Option<Uuid>,
+) -> Result<Vec<PayoutCorrection>, Error> {
+    Ok(sqlx::query_as!(
+        PayoutCorrection,
+        r#"SELECT p.id, p.contradiction_id AS contradiction, p.withdrawal_ref AS withdrawal, c.kind, p.action,
+                  p.status, p.proposed_by, p.proposal_note, p.decided_by, p.decision_note, p.correction_tx_id,
+                  p.created_at, p.decided_at
+           FROM payout_corrections p JOIN payout_contradictions c ON c.id = p.contradiction_id
+           WHERE ($1::text IS NULL OR p.status = $1) AND ($2::uuid IS NULL OR p.id = $2)
+           ORDER BY p.created_at DESC LIMIT 200"#,
+        status,
+        id
+    )
+    .fetch_all(conn)
+    .await?)
+}

@@ -24,6 +24,9 @@ CREATE TABLE payout_contradictions (
     -- What M-Pesa said: {"receipt"} or {"code", "desc"}.
     result           jsonb NOT NULL,
     found_at         timestamptz NOT NULL DEFAULT now(),
+    -- What was reserved on the customer's account until it is settled (a
+    -- payout paid after its refund owes amount and fee back).
+    reserved         bigint NOT NULL DEFAULT 0 CONSTRAINT payout_contradictions_reserved_non_negative CHECK (reserved >= 0),
     -- The approved correction that settled it.
     correction_id    uuid
 );
@@ -41,14 +44,17 @@ CREATE TABLE payout_corrections (
     proposal_note    text NOT NULL,
     decided_by       uuid REFERENCES users (id),
     decision_note    text,
-    -- What an approved correction booked, when it moved money.
+    -- What an approved correction booked, when it moved money, and the
+    -- payout or refund that had settled the payout before.
     correction_tx_id uuid REFERENCES transactions (tx_id),
+    replaced_tx_id   uuid REFERENCES transactions (tx_id),
     created_at       timestamptz NOT NULL DEFAULT now(),
     decided_at       timestamptz,
     -- Four eyes, held by the database as well as the server.
     CONSTRAINT payout_corrections_four_eyes CHECK (decided_by IS NULL OR decided_by <> proposed_by),
     CONSTRAINT payout_corrections_decided CHECK ((status = 'PENDING') = (decided_by IS NULL)),
-    CONSTRAINT payout_corrections_booked CHECK (correction_tx_id IS NULL OR (status = 'APPROVED' AND action = 'CORRECT'))
+    CONSTRAINT payout_corrections_booked CHECK (correction_tx_id IS NULL OR (status = 'APPROVED' AND action = 'CORRECT')),
+    CONSTRAINT payout_corrections_replaced CHECK ((replaced_tx_id IS NULL) = (correction_tx_id IS NULL))
 );
 -- One proposal waiting per payout.
 CREATE UNIQUE INDEX payout_corrections_live ON payout_corrections (withdrawal_ref) WHERE status = 'PENDING';
@@ -58,26 +64,28 @@ ALTER TABLE payout_contradictions
     ADD CONSTRAINT payout_contradictions_correction FOREIGN KEY (correction_id) REFERENCES payout_corrections (id);
 
 -- The contradictions already received, from the callbacks that brought
--- them: a B2C result names its payout; a Transaction Status result names
--- the query asked about it.
-INSERT INTO payout_contradictions (withdrawal_ref, kind, receipt, result, found_at)
-SELECT w.ref, c.outcome, said.receipt,
-       CASE WHEN c.outcome = 'FAILED AFTER PAID'
-            THEN jsonb_build_object('code', CASE WHEN c.kind = 'b2c_result' THEN c.body -> 'Result' -> 'ResultCode' ELSE '-1' END,
-                                    'desc', c.body -> 'Result' -> 'ResultDesc')
-            ELSE jsonb_build_object('receipt', said.receipt) END,
+-- them (nothing was reserved for them, and the receipt recorded is the
+-- payout's now): a B2C result names its payout; a
+-- Transaction Status result names the query asked about it, and reports
+-- the payout's receipt and status among its parameters.
+INSERT INTO payout_contradictions (withdrawal_ref, kind, receipt, recorded_receipt, result, found_at)
+SELECT w.ref, c.outcome, CASE WHEN c.outcome <> 'FAILED AFTER PAID' THEN said.receipt END, w.mpesa_receipt,
+       CASE WHEN c.outcome <> 'FAILED AFTER PAID' THEN jsonb_build_object('receipt', said.receipt)
+            WHEN c.kind = 'b2c_result'
+            THEN jsonb_build_object('code', c.body -> 'Result' -> 'ResultCode', 'desc', c.body -> 'Result' -> 'ResultDesc')
+            ELSE jsonb_build_object('code', -1, 'desc', 'M-Pesa reports the payout ' || coalesce(said.status, 'not paid')) END,
        c.received_at
   FROM mpesa_callbacks c
-  CROSS JOIN LATERAL (SELECT CASE
-           WHEN c.outcome = 'FAILED AFTER PAID' THEN NULL
-           WHEN c.kind = 'b2c_result' THEN nullif(c.body -> 'Result' ->> 'TransactionID', '')
-           ELSE nullif(jsonb_path_query_first(
-                    c.body, '$.Result.ResultParameters.ResultParameter[*] ? (@.Key == "ReceiptNo").Value') #>> '{}', '')
-       END AS receipt) said
-  JOIN mpesa_withdrawals w
-    ON w.ref = (SELECT q.withdrawal_ref FROM mpesa_status_queries q
-                 WHERE c.kind = 'txstatus_result' AND q.conversation_id = c.body -> 'Result' ->> 'ConversationID')
-    OR (c.kind = 'b2c_result' AND w.ref::text = lower(c.body -> 'Result' ->> 'OriginatorConversationID'))
+  CROSS JOIN LATERAL (SELECT
+           CASE WHEN c.kind = 'b2c_result' THEN c.body -> 'Result' ->> 'OriginatorConversationID'
+                ELSE (SELECT q.withdrawal_ref::text FROM mpesa_status_queries q
+                       WHERE q.conversation_id = c.body -> 'Result' ->> 'ConversationID') END AS reference,
+           CASE WHEN c.kind = 'b2c_result' THEN nullif(c.body -> 'Result' ->> 'TransactionID', '')
+                ELSE nullif(jsonb_path_query_first(c.body,
+                       '$.Result.ResultParameters.ResultParameter[*] ? (@.Key == "ReceiptNo").Value') #>> '{}', '') END AS receipt,
+           jsonb_path_query_first(c.body,
+               '$.Result.ResultParameters.ResultParameter[*] ? (@.Key == "TransactionStatus").Value') #>> '{}' AS status) said
+  JOIN mpesa_withdrawals w ON w.ref::text = lower(said.reference)
  WHERE c.kind IN ('b2c_result', 'txstatus_result')
    AND c.outcome IN ('PAID AFTER REFUND', 'FAILED AFTER PAID', 'PAID UNDER OTHER RECEIPT')
  ORDER BY c.id;

@@ -352,9 +352,65 @@ async function payoutSettledByHand(page) {
   const { resolutions } = await must(200, 'GET', '/admin/mpesa/resolutions?status=PENDING', { token: admin });
   const proposal = resolutions.find((r) => r.proposal_note === 'Not on the M-Pesa statement of today');
   await must(200, 'POST', `/admin/mpesa/resolutions/${proposal.id}/approve`, { token: await secondAdmin(), body: { note: 'seen' } });
-  await page.getByRole('button', { name: 'APPROVED' }).click();
+  await page.getByRole('button', { name: 'APPROVED' }).first().click();
   await page.locator('article.request', { hasText: 'Not on the M-Pesa statement of today' }).getByText('Booked as').waitFor();
   assert.equal(await balance(customer, 'KES'), before, 'amount and fee returned');
+}
+
+/** Posts a B2C result for payout `reference` to the gateway, as Daraja does. */
+async function b2cResult(reference, code, receipt = '') {
+  const token = process.env.MPESA_CALLBACK_TOKEN;
+  assert.ok(token, 'MPESA_CALLBACK_TOKEN is given to the tests');
+  const body = { Result: { ResultType: 0, ResultCode: code, ResultDesc: code === 0 ? 'ok' : 'The initiator information is invalid.',
+    OriginatorConversationID: reference, ConversationID: 'AG_E2E', TransactionID: receipt } };
+  const response = await fetch(`${BASE}/api/v1/mpesa/b2c/result?token=${token}`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 200, await response.text());
+}
+
+async function payoutContradicted(page) {
+  const admin = await login(ADMIN);
+  const customer = await login(CUSTOMER);
+  const before = await balance(customer, 'KES');
+  const held = await must(202, 'POST', '/wallet/withdraw', { token: customer, body: { amount: 15_600, currency: 'KES', method: 'mpesa' } });
+  // Safaricom has the request: keep it from paying on its own, as if slow.
+  const reference = onDatabase(`SELECT ref FROM mpesa_withdrawals WHERE hold_tx_id = '${held.tx_id}'`).trim();
+  const deadline = Date.now() + 10_000;
+  let conversation = '';
+  while (!conversation) {
+    assert.ok(Date.now() < deadline, 'the B2C request reached the simulator');
+    conversation = onDatabase(`UPDATE sim_daraja_b2c SET settle_at = now() + interval '1 hour'
+      WHERE originator_conversation_id = '${reference}' AND status = 'PENDING' RETURNING conversation_id`).trim();
+  }
+  // M-Pesa reports it failed (the customer gets it back), then pays it.
+  await b2cResult(reference, 2001);
+  assert.equal(await balance(customer, 'KES'), before, 'refunded');
+  const paid = await fetch(`${BASE}/sim/daraja/b2c/${conversation}`, {
+    method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ result_code: 0 }),
+  });
+  assert.equal(paid.status, 200, await paid.text());
+
+  await signedIn(page);
+  await open(page, 'M-Pesa');
+  const found = page.locator('article.contradiction', { hasText: 'PAID AFTER REFUND' });
+  await found.getByText('the customer has it twice').waitFor();
+  await found.getByLabel('Statement note').fill('Paid on the M-Pesa statement of today');
+  await found.getByRole('button', { name: 'Propose: take amount and fee back from the customer' }).click();
+  await page.getByText('A correction is waiting for a second admin.').waitFor();
+  const card = page.locator('article.request', { hasText: 'Paid on the M-Pesa statement of today' });
+  await card.getByRole('button', { name: 'Approve' }).click();
+  await card.getByRole('alert').filter({ hasText: 'another admin must decide this' }).waitFor();
+  assert.equal(await balance(customer, 'KES'), before, 'nothing moves on one admin\'s word');
+
+  const { corrections } = await must(200, 'GET', '/admin/mpesa/corrections?status=PENDING', { token: admin });
+  const proposal = corrections.find((c) => c.proposal_note === 'Paid on the M-Pesa statement of today');
+  await must(200, 'POST', `/admin/mpesa/corrections/${proposal.id}/approve`, { token: await secondAdmin(), body: { note: 'seen' } });
+  await page.getByRole('button', { name: 'APPROVED' }).last().click();
+  await page.locator('article.request', { hasText: 'Paid on the M-Pesa statement of today' }).getByText('Booked as').waitFor();
+  assert.equal(await balance(customer, 'KES'), before - 15_600 - held.fee, 'amount and fee taken back');
+  await page.reload();
+  await page.getByText('No contradictions.').waitFor();
 }
 
 /** Sets the Daraja simulator's B2C fault (`null`: none). */
@@ -560,6 +616,7 @@ export const tests = [
   ['vouchers', 'a voucher’s signed form verifies in the browser and fails when altered', vouchersVerified],
   ['merchants', 'a till is registered, paid by a customer and suspended from the console', merchantsRegistered],
   ['payout-by-hand', 'a payout M-Pesa never answered for is settled as not paid only by a second admin', payoutSettledByHand],
+  ['payout-contradicted', 'a refunded payout M-Pesa paid after all is taken back only by a second admin', payoutContradicted],
   ['reconciliation', 'all checks run from the console and the books reconcile with M-Pesa', reconciliation],
   ['api-explorer', '/docs lists every route and tries one out with a bearer token', apiExplorer],
   ['every-page', 'every page renders its data within a second', everyPage],

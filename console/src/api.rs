@@ -565,6 +565,45 @@ pub struct PayoutResolutionList {
 }
 
 #[derive(Clone, Debug, Deserialize)]
+pub struct Contradiction {
+    pub id: i64,
+    pub withdrawal: String,
+    pub kind: String,
+    pub problem: String,
+    pub receipt: Option<String>,
+    pub recorded_receipt: Option<String>,
+    pub result: Value,
+    pub found_at: String,
+    pub status: String,
+    pub amount: i64,
+    pub fee: i64,
+    pub pending_correction: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ContradictionList {
+    pub contradictions: Vec<Contradiction>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PayoutCorrection {
+    pub id: String,
+    pub withdrawal: String,
+    pub kind: String,
+    pub action: String,
+    pub status: String,
+    pub proposal_note: String,
+    pub decision_note: Option<String>,
+    pub correction_tx_id: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct PayoutCorrectionList {
+    pub corrections: Vec<PayoutCorrection>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
 pub struct SuspenseList {
     pub items: Vec<SuspenseItem>,
 }

@@ -56,9 +56,14 @@ pub fn browser_tests() -> anyhow::Result<()> {
             .env("CHAINPAY_BIN", root().join("target/debug/chainpay"))
             .env("CHAINPAY_DATA_DIR", data_dir)
             .env("CHROMIUM", CHROMIUM)
+            .env("MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN)
             .env("SCREENSHOTS", &screenshots))
     })
 }
+
+/// The token in Daraja's callback URLs, known to the browser tests so they
+/// can post a result as Daraja does.
+const CALLBACK_TOKEN: &str = "e2e-daraja-callback-token-0123456789abcdef";
 
 /// Builds the gateway, runs `chainpay serve` with demo data on its own
 /// embedded database (rate limits off) and calls `task` with its base URL
@@ -79,6 +84,7 @@ pub fn with_gateway(
         .env("CHAINPAY_ADDR", format!("127.0.0.1:{port}"))
         .env("CHAINPAY_AUTH_RATE_LIMIT", "0")
         .env("CHAINPAY_RATE_LIMIT", "0")
+        .env("MPESA_CALLBACK_TOKEN", CALLBACK_TOKEN)
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
         .spawn()

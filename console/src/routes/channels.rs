@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 
+use super::corrections::PayoutCorrections;
 use super::payouts::PayoutResolutions;
 use crate::api::{self, encode, MpesaTransactions, Outbox};
 use crate::session::Auth;
@@ -66,6 +67,7 @@ pub fn MpesaPage() -> impl IntoView {
             }.into_any() }}
         })}
         <PayoutResolutions withdrawal changed/>
+        <PayoutCorrections changed/>
     }
 }
 

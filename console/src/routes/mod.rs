@@ -4,6 +4,7 @@ mod agents;
 mod audit;
 mod chain;
 mod channels;
+mod corrections;
 mod ledger;
 mod merchants;
 mod overview;

@@ -88,26 +88,13 @@ pub fn PayoutResolutions(withdrawal: RwSignal<String>, changed: RwSignal<usize>)
 
 #[component]
 fn ResolutionCard(proposal: PayoutResolution, changed: RwSignal<usize>) -> impl IntoView {
-    let auth = expect_context::<Auth>();
-    let note = RwSignal::new(String::new());
-    let id = proposal.id.clone();
-    let decide = Action::new_local(move |verb: &&'static str| {
-        let path = format!("/admin/mpesa/resolutions/{id}/{verb}");
-        let body = json!({"note": note.get_untracked()});
-        async move {
-            let done: ApiResult<PayoutResolution> = api::post(auth, &path, body).await;
-            if done.is_ok() {
-                changed.update(|n| *n += 1);
-            }
-            done
-        }
-    });
     let shown = match (proposal.outcome.as_str(), &proposal.receipt) {
         ("PAID", Some(receipt)) => format!("paid, receipt {receipt}"),
         ("PAID", None) => "paid".to_owned(),
         _ => "not paid".to_owned(),
     };
     let pending = proposal.status == "PENDING";
+    let path = format!("/admin/mpesa/resolutions/{}", proposal.id);
     view! {
         <article class="request" data-payout=proposal.withdrawal.clone()>
             <header>
@@ -117,14 +104,34 @@ fn ResolutionCard(proposal: PayoutResolution, changed: RwSignal<usize>) -> impl 
             <p>{proposal.proposal_note.clone()}</p>
             {proposal.decision_note.clone().map(|n| view! { <p>"Decision note: " {n}</p> })}
             {proposal.settle_tx_id.clone().map(|tx| view! { <p>"Booked as " <a href=link(&format!("/transactions/{tx}"))>{tx.clone()}</a></p> })}
-            {pending.then(|| view! {
-                <div class="decide">
-                    <Field label="Note" value=note/>
-                    <button class="approve" on:click=move |_| { decide.dispatch("approve"); }>"Approve"</button>
-                    <button class="reject" on:click=move |_| { decide.dispatch("reject"); }>"Reject"</button>
-                </div>
-            })}
-            {outcome(decide.value(), "Done.")}
+            {pending.then(|| view! { <Decide path changed/> })}
         </article>
+    }
+}
+
+/// A second admin's approval or rejection of the proposal at `path`
+/// (`…/approve`, `…/reject`), with a note; `changed` moves on once decided.
+#[component]
+pub(super) fn Decide(path: String, changed: RwSignal<usize>) -> impl IntoView {
+    let auth = expect_context::<Auth>();
+    let note = RwSignal::new(String::new());
+    let decide = Action::new_local(move |verb: &&'static str| {
+        let path = format!("{path}/{verb}");
+        let body = json!({"note": note.get_untracked()});
+        async move {
+            let done: ApiResult<serde_json::Value> = api::post(auth, &path, body).await;
+            if done.is_ok() {
+                changed.update(|n| *n += 1);
+            }
+            done
+        }
+    });
+    view! {
+        <div class="decide">
+            <Field label="Note" value=note/>
+            <button class="approve" on:click=move |_| { decide.dispatch("approve"); }>"Approve"</button>
+            <button class="reject" on:click=move |_| { decide.dispatch("reject"); }>"Reject"</button>
+        </div>
+        {outcome(decide.value(), "Done.")}
     }
 }

@@ -184,6 +184,24 @@ impl Sms {
         }
     }
 
+    /// A payout returned as failed that M-Pesa reports made after all:
+    /// part of the balance is held while operators check.
+    pub fn withdrawal_paid_after_refund_held(
+        &self,
+        amount: &Shown,
+        to_phone: &str,
+        held: &Shown,
+    ) -> String {
+        match self.0 {
+            Lang::En => format!(
+                "ChainPay: M-Pesa reports your withdrawal of {amount} to {to_phone}, which was returned to you, as paid. {held} of your balance is held while we check."
+            ),
+            Lang::Sw => format!(
+                "ChainPay: M-Pesa inaripoti kuwa utoaji wako wa {amount} kwenda {to_phone}, uliorudishiwa, ulilipwa. {held} ya salio lako imezuiliwa tunapohakiki."
+            ),
+        }
+    }
+
     /// A payout returned as failed that M-Pesa made after all: amount and
     /// fee, returned earlier, are taken back (approved by two operators).
     pub fn withdrawal_paid_after_all(

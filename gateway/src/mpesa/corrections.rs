@@ -25,7 +25,10 @@
 //! (`payout_corrections_four_eyes`) and one waiting proposal per payout.
 
 use chainpay_core::daraja::codes::ResultCode;
+use chainpay_core::daraja::wire;
+use chainpay_core::notify::Sms;
 use chainpay_core::status::WithdrawalStatus;
+use chainpay_core::transaction::{TxFacts, TxType};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -79,7 +82,8 @@ pub struct Contradiction {
     pub status: String,
     pub amount: i64,
     pub fee: i64,
-    /// The proposal waiting to settle it, if any.
+    /// The proposal waiting on its payout, if any (one at a time per
+    /// payout).
     pub pending_correction: Option<Uuid>,
 }
 
@@ -112,8 +116,10 @@ pub struct PayoutCorrection {
     pub proposal_note: String,
     pub decided_by: Option<Uuid>,
     pub decision_note: Option<String>,
-    /// What the approval booked, when it moved money.
+    /// What the approval booked, when it moved money, and the payout or
+    /// refund that had settled the payout before it.
     pub correction_tx_id: Option<Uuid>,
+    pub replaced_tx_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
 }
@@ -177,7 +183,7 @@ async fn lock_payout(conn: &mut PgConnection, reference: Uuid, admin: Uuid) -> R
     let held = withdrawals::lock(conn, reference)
         .await?
         .ok_or(Error::NotFound(Missing::Withdrawal))?;
-    if held.is_customer(admin) {
+    if held.user_id == admin {
         return Err(Error::SecondAdminNeeded);
     }
     Ok(held)
@@ -206,12 +212,20 @@ async fn still_contradicted(
             held.status
         )));
     }
-    if found.kind != FAILED_AFTER_PAID {
-        let receipt = found
-            .receipt
-            .as_deref()
-            .ok_or_else(|| Error::Conflict("M-Pesa's result names no receipt to record".into()))?;
-        super::resolutions::refuse_used_receipt(conn, receipt, held.reference).await?;
+    // A receipt to record must be this payout's alone. (A paid result
+    // without one, rare, is taken back with none recorded, as a result
+    // without a TransactionID is settled.)
+    match (found.kind.as_str(), found.receipt.as_deref()) {
+        (FAILED_AFTER_PAID, _) => {}
+        (_, Some(receipt)) => {
+            super::resolutions::refuse_used_receipt(conn, receipt, held.reference).await?
+        }
+        (PAID_AFTER_REFUND, None) => {}
+        (_, None) => {
+            return Err(Error::Conflict(
+                "M-Pesa's result names no receipt to record".into(),
+            ))
+        }
     }
     Ok(())
 }
@@ -303,12 +317,13 @@ pub async fn decide(
     };
     sqlx::query!(
         "UPDATE payout_corrections SET status = $2, decided_by = $3, decision_note = $4, correction_tx_id = $5,
-                decided_at = now() WHERE id = $1",
+                replaced_tx_id = $6, decided_at = now() WHERE id = $1",
         id,
         to,
         admin,
         note,
-        booked
+        booked,
+        booked.and(held.settle_tx_id)
     )
     .execute(&mut *tx)
     .await?;
@@ -332,7 +347,9 @@ pub async fn decide(
 }
 
 /// Makes the approved proposal's correction (checked again under the
-/// payout's lock) and settles its contradictions; what it booked, if it
+/// payout's lock) and settles its contradiction with every other one still
+/// open that says the same about the same payout (M-Pesa sends a result
+/// more than once), releasing what they reserved; what it booked, if it
 /// moved money.
 async fn apply(
     conn: &mut PgConnection,
@@ -341,23 +358,32 @@ async fn apply(
     held: &Held,
 ) -> Result<Option<Uuid>, Error> {
     let found = found(conn, proposal.contradiction).await?;
-    let booked = if proposal.action == Action::Correct.as_str() {
-        still_contradicted(conn, &found, held).await?;
-        correct(conn, state, &found, held).await?
-    } else {
-        None
-    };
-    sqlx::query!(
-        "UPDATE payout_contradictions SET correction_id = $1
-         WHERE withdrawal_ref = $2 AND kind = $3 AND id <= $4 AND correction_id IS NULL",
+    if found.settled {
+        return Err(Error::Conflict(
+            "this contradiction was settled already".into(),
+        ));
+    }
+    let released = sqlx::query_scalar!(
+        r#"WITH settled AS (
+               UPDATE payout_contradictions SET correction_id = $1
+               WHERE withdrawal_ref = $2 AND kind = $3 AND receipt IS NOT DISTINCT FROM $4 AND result = $5
+                 AND correction_id IS NULL
+               RETURNING reserved)
+           SELECT coalesce(sum(reserved), 0)::bigint AS "released!" FROM settled"#,
         proposal.id,
         proposal.withdrawal,
         found.kind,
-        proposal.contradiction
+        found.receipt,
+        found.result
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(booked)
+    release(conn, held, released).await?;
+    if proposal.action != Action::Correct.as_str() {
+        return Ok(None);
+    }
+    still_contradicted(conn, &found, held).await?;
+    correct(conn, state, &found, held).await
 }
 
 /// Corrects the payout as M-Pesa's result says.
@@ -367,31 +393,154 @@ async fn correct(
     found: &Found,
     held: &Held,
 ) -> Result<Option<Uuid>, Error> {
-    let receipt = found.receipt.as_deref().unwrap_or_default();
     match found.kind.as_str() {
-        PAID_AFTER_REFUND => Ok(Some(
-            withdrawals::correct_to_paid(conn, state, held, receipt).await?,
-        )),
-        FAILED_AFTER_PAID => {
-            let code = found.result["code"].as_i64().unwrap_or(-1);
-            let desc = found.result["desc"]
-                .as_str()
-                .unwrap_or("M-Pesa reports it failed");
-            let tx_id =
-                withdrawals::correct_to_failed(conn, state, held, ResultCode(code), desc).await?;
-            Ok(Some(tx_id))
-        }
+        PAID_AFTER_REFUND => Ok(Some(take_back(conn, state, found, held).await?)),
+        FAILED_AFTER_PAID => Ok(Some(give_back(conn, state, found, held).await?)),
         _ => {
             sqlx::query!(
                 "UPDATE mpesa_withdrawals SET mpesa_receipt = $2 WHERE ref = $1",
                 held.reference,
-                receipt
+                found.receipt
             )
             .execute(&mut *conn)
             .await?;
             Ok(None)
         }
     }
+}
+
+/// A refunded payout M-Pesa made after all: amount and fee are taken back
+/// from the customer, as the withdrawal they made (refused, booking
+/// nothing, while they hold less), and the payout is recorded paid. Its
+/// hold stays returned: the refund happened, and so did this.
+async fn take_back(
+    conn: &mut PgConnection,
+    state: &AppState,
+    found: &Found,
+    held: &Held,
+) -> Result<Uuid, Error> {
+    let facts = TxFacts::now(
+        crate::ledger::new_tx_id(),
+        TxType::Withdrawal,
+        "KES",
+        (held.amount, held.fee),
+        Some(held.user_id),
+        None,
+    );
+    let note = format!("To M-Pesa {}, paid after its refund", held.phone);
+    let entry = withdrawals::paid_entry(held)?;
+    let taken = held.amount + held.fee;
+    let wallet = held.source();
+    let tx_id = withdrawals::book_settlement(
+        conn,
+        state,
+        held,
+        facts,
+        Some(note),
+        entry,
+        |rules, booked| {
+            Sms(held.lang).withdrawal_paid_after_all(
+                &rules.show("KES", held.amount),
+                &format!("+{}", held.phone),
+                &rules.show("KES", taken),
+                &rules.show("KES", booked.balance_of(&wallet)),
+            )
+        },
+    )
+    .await?;
+    let paid = Ok(found.receipt.clone().unwrap_or_default());
+    withdrawals::record_settlement(conn, held, WithdrawalStatus::Completed, &paid, tx_id).await?;
+    Ok(tx_id)
+}
+
+/// A payout settled as paid that M-Pesa did not make: amount and fee go
+/// back from the M-Pesa float and revenue, and it is recorded failed.
+async fn give_back(
+    conn: &mut PgConnection,
+    state: &AppState,
+    found: &Found,
+    held: &Held,
+) -> Result<Uuid, Error> {
+    let code = wire::code(&found.result["code"]).unwrap_or(ResultCode(-1));
+    let desc = found.result["desc"]
+        .as_str()
+        .unwrap_or("M-Pesa reports it was not paid")
+        .to_owned();
+    let entry = withdrawals::paid_entry(held)?.reversed();
+    let tx_id = withdrawals::refund(conn, state, held, &desc, entry).await?;
+    let failed = Err((code, desc));
+    withdrawals::record_settlement(conn, held, WithdrawalStatus::Failed, &failed, tx_id).await?;
+    withdrawals::mark_hold(conn, held, WithdrawalStatus::Failed).await?;
+    Ok(tx_id)
+}
+
+/// Reserves on the customer's account what a payout paid after its refund
+/// owes (amount and fee, less what its open contradictions reserved
+/// already), as far as it is there, so it is not spent while operators
+/// check; tells the customer. What was reserved.
+pub(super) async fn reserve(
+    conn: &mut PgConnection,
+    state: &AppState,
+    held: &Held,
+) -> Result<i64, Error> {
+    let owed = held.amount + held.fee;
+    let (kind, user, currency) = account_key(held);
+    let reserved = sqlx::query_scalar!(
+        r#"WITH owed AS (
+               SELECT greatest($4::bigint - coalesce(sum(reserved), 0)::bigint, 0) AS owed FROM payout_contradictions
+               WHERE withdrawal_ref = $5 AND correction_id IS NULL),
+           held AS (
+               SELECT a.id, least(greatest(a.balance - a.locked, 0), owed.owed) AS n
+               FROM accounts a, owed WHERE a.kind = $1 AND a.user_id = $2 AND a.currency = $3 FOR UPDATE OF a)
+           UPDATE accounts a SET locked = a.locked + held.n FROM held WHERE a.id = held.id
+           RETURNING held.n AS "n!""#,
+        kind,
+        user,
+        currency,
+        owed,
+        held.reference
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .unwrap_or(0);
+    if reserved > 0 {
+        let rules = state.rules.get(&state.pool).await?;
+        let text = Sms(held.lang).withdrawal_paid_after_refund_held(
+            &rules.show("KES", held.amount),
+            &format!("+{}", held.phone),
+            &rules.show("KES", reserved),
+        );
+        crate::sms::outbox::queue(conn, &held.user_phone, &text, None).await?;
+    }
+    Ok(reserved)
+}
+
+/// Releases `amount` reserved on the customer's account.
+async fn release(conn: &mut PgConnection, held: &Held, amount: i64) -> Result<(), Error> {
+    if amount == 0 {
+        return Ok(());
+    }
+    let (kind, user, currency) = account_key(held);
+    sqlx::query!(
+        "UPDATE accounts SET locked = locked - $4 WHERE kind = $1 AND user_id = $2 AND currency = $3",
+        kind,
+        user,
+        currency,
+        amount
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The customer's account the payout was paid from: kind, owner, currency.
+fn account_key(held: &Held) -> (&'static str, Uuid, &'static str) {
+    let kind = if held.from_merchant {
+        "merchant"
+    } else {
+        "wallet"
+    };
+    (kind, held.user_id, "KES")
 }
 
 /// Proposals, newest first, optionally of one status.
@@ -431,7 +580,7 @@ async fn select(
         PayoutCorrection,
         r#"SELECT p.id, p.contradiction_id AS contradiction, p.withdrawal_ref AS withdrawal, c.kind, p.action,
                   p.status, p.proposed_by, p.proposal_note, p.decided_by, p.decision_note, p.correction_tx_id,
-                  p.created_at, p.decided_at
+                  p.replaced_tx_id, p.created_at, p.decided_at
            FROM payout_corrections p JOIN payout_contradictions c ON c.id = p.contradiction_id
            WHERE ($1::text IS NULL OR p.status = $1) AND ($2::uuid IS NULL OR p.id = $2)
            ORDER BY p.created_at DESC LIMIT 200"#,

@@ -30,7 +30,7 @@ use crate::audit::{AuditEvent, Outcome};
 use crate::clients::daraja::DarajaError;
 use crate::error::Error;
 use crate::ledger::accounts::AccountRef;
-use crate::movements::book::{book, Booking};
+use crate::movements::book::{book, Booked, Booking};
 use crate::movements::transfer::fx_error;
 use crate::movements::{parties, Operation};
 use crate::rules::Rules;
@@ -317,23 +317,25 @@ async fn record_submission(
 /// A withdrawal locked for settlement.
 pub(super) struct Held {
     pub(super) reference: Uuid,
-    user_id: Uuid,
-    user_phone: String,
-    lang: Lang,
-    phone: String,
-    amount: i64,
-    fee: i64,
-    hold_tx_id: Uuid,
-    from_merchant: bool,
-    /// How it stands, and the M-Pesa receipt recorded on it.
+    pub(super) user_id: Uuid,
+    pub(super) user_phone: String,
+    pub(super) lang: Lang,
+    pub(super) phone: String,
+    pub(super) amount: i64,
+    pub(super) fee: i64,
+    pub(super) hold_tx_id: Uuid,
+    pub(super) from_merchant: bool,
+    /// How it stands, the M-Pesa receipt recorded on it, and the payout or
+    /// refund that settled it.
     pub(super) status: WithdrawalStatus,
     pub(super) receipt: Option<String>,
+    pub(super) settle_tx_id: Option<Uuid>,
 }
 
 impl Held {
-    /// Whether `user` is the payout's customer.
-    pub(super) fn is_customer(&self, user: Uuid) -> bool {
-        self.user_id == user
+    /// The account the customer paid from (and is refunded to).
+    pub(super) fn source(&self) -> AccountRef<'static> {
+        source(self.user_id, self.from_merchant)
     }
 }
 
@@ -341,7 +343,7 @@ impl Held {
 pub(super) async fn lock(conn: &mut PgConnection, reference: Uuid) -> Result<Option<Held>, Error> {
     let row = sqlx::query!(
         "SELECT w.user_id, w.phone, w.amount, w.fee, w.status, w.hold_tx_id, w.from_merchant, w.mpesa_receipt,
-                u.phone AS user_phone, u.language
+                w.settle_tx_id, u.phone AS user_phone, u.language
          FROM mpesa_withdrawals w JOIN users u ON u.id = w.user_id WHERE w.ref = $1 FOR UPDATE OF w",
         reference
     )
@@ -364,6 +366,7 @@ pub(super) async fn lock(conn: &mut PgConnection, reference: Uuid) -> Result<Opt
         from_merchant: row.from_merchant,
         status,
         receipt: row.mpesa_receipt,
+        settle_tx_id: row.settle_tx_id,
     }))
 }
 
@@ -378,7 +381,7 @@ pub const FAILED_AFTER_PAID: &str = "FAILED AFTER PAID";
 pub const PAID_UNDER_OTHER_RECEIPT: &str = "PAID UNDER OTHER RECEIPT";
 
 /// What M-Pesa said: paid (with its receipt), or not (code and reason).
-type PayoutResult = Result<String, (ResultCode, String)>;
+pub(super) type PayoutResult = Result<String, (ResultCode, String)>;
 
 /// Settles a PENDING withdrawal once, as M-Pesa's result says: a receipt
 /// pays the hold out, a failure refunds it. Returns the outcome for the log.
@@ -420,27 +423,20 @@ async fn settle_once(
     } else {
         WithdrawalStatus::Failed
     };
-    let current = held.status;
-    if let Some(outcome) = contradiction(conn, &held, &result).await? {
+    if let Some(outcome) = contradiction(conn, state, &held, &result).await? {
         return Ok(outcome.to_owned());
     }
-    if !current.can_become(next) {
-        return Ok(format!("already {current}"));
+    if !held.status.can_become(next) {
+        return Ok(format!("already {}", held.status));
     }
     let settle_tx_id = match &result {
         Ok(_) => pay_out(conn, state, &held).await?,
         Err((_, reason)) => {
-            let hold = transfer_entry(
-                hold_accounts(held.user_id, held.hold_tx_id, held.from_merchant),
-                &kes()?,
-                held.amount,
-                held.fee,
-            );
-            let entry = hold.map_err(|e| Error::Internal(e.into()))?.reversed();
-            refund(conn, state, &held, reason, entry).await?
+            refund(conn, state, &held, reason, hold_entry(&held)?.reversed()).await?
         }
     };
     record_settlement(conn, &held, next, &result, settle_tx_id).await?;
+    mark_hold(conn, &held, next).await?;
     super::resolutions::supersede(conn, reference, approved, next).await?;
     Ok(next.as_str().to_owned())
 }
@@ -448,9 +444,12 @@ async fn settle_once(
 /// A result that contradicts how the locked withdrawal was settled, audited
 /// and kept; `None` when it does not. Nothing is booked for a
 /// contradiction: reconciliation reports it until two operators correct
-/// the payout or dismiss the result ([`super::corrections`]).
+/// the payout or dismiss the result ([`super::corrections`]). A payout paid
+/// after its refund has amount and fee reserved on the customer's account
+/// meanwhile, as far as they are there.
 async fn contradiction(
     conn: &mut PgConnection,
+    state: &AppState,
     held: &Held,
     result: &PayoutResult,
 ) -> Result<Option<&'static str>, Error> {
@@ -480,32 +479,43 @@ async fn contradiction(
         Err((code, desc)) => (None, json!({"code": code.0, "desc": desc})),
     };
     tracing::error!(withdrawal = %reference, outcome, "M-Pesa's result contradicts the payout's settlement");
+    let reserved = if outcome == PAID_AFTER_REFUND {
+        super::corrections::reserve(conn, state, held).await?
+    } else {
+        0
+    };
     AuditEvent::new(event, Outcome::Failure)
         .subject(reference)
-        .detail(json!({"result": said, "recorded": recorded}))
+        .detail(json!({"result": said, "recorded": recorded, "reserved": reserved}))
         .record(&mut *conn)
         .await?;
     sqlx::query!(
-        "INSERT INTO payout_contradictions (withdrawal_ref, kind, receipt, recorded_receipt, result)
-         VALUES ($1, $2, nullif($3, ''), $4, $5)",
+        "INSERT INTO payout_contradictions (withdrawal_ref, kind, receipt, recorded_receipt, result, reserved)
+         VALUES ($1, $2, nullif($3, ''), $4, $5, $6)",
         reference,
         outcome,
         receipt,
         recorded,
-        said
+        said,
+        reserved
     )
     .execute(&mut *conn)
     .await?;
     Ok(Some(outcome))
 }
 
-/// Whether operators settled the locked withdrawal (as paid). Its own
+/// Whether operators settled the locked withdrawal as paid: approved it
+/// paid, or approved taking back a refund M-Pesa paid after all. Its own
 /// statement, after the lock: an approval that committed while this waited
 /// for the lock is seen.
 async fn settled_by_operators(conn: &mut PgConnection, reference: Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM payout_resolutions WHERE withdrawal_ref = $1 AND status = 'APPROVED') AS "settled!""#,
-        reference
+        r#"SELECT EXISTS (SELECT 1 FROM payout_resolutions WHERE withdrawal_ref = $1 AND status = 'APPROVED' AND outcome = 'PAID')
+               OR EXISTS (SELECT 1 FROM payout_corrections p JOIN payout_contradictions c ON c.id = p.contradiction_id
+                           WHERE p.withdrawal_ref = $1 AND p.status = 'APPROVED' AND p.action = 'CORRECT' AND c.kind = $2)
+               AS "settled!""#,
+        reference,
+        PAID_AFTER_REFUND
     )
     .fetch_one(conn)
     .await
@@ -513,7 +523,6 @@ async fn settled_by_operators(conn: &mut PgConnection, reference: Uuid) -> sqlx:
 
 /// The hold goes to the M-Pesa float: the customer has been paid.
 async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Result<Uuid, Error> {
-    let tx_id = crate::ledger::new_tx_id();
     let entry = move_entry(
         AccountRef::payout_hold("mpesa", "KES"),
         AccountRef::float("mpesa", "KES"),
@@ -533,10 +542,16 @@ async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Resu
     )
     .fetch_one(&mut *conn)
     .await?;
-    let rules = state.rules.get(&state.pool).await?;
-    let booking = settlement_booking(held, tx_id, TxType::Payout, held.amount, entry);
-    book(conn, &state.keys.tx_signing, booking, |booked| {
-        let message = Sms(held.lang).withdrawn(
+    let facts = TxFacts::now(
+        crate::ledger::new_tx_id(),
+        TxType::Payout,
+        "KES",
+        (held.amount, 0),
+        None,
+        None,
+    );
+    book_settlement(conn, state, held, facts, None, entry, |rules, booked| {
+        Sms(held.lang).withdrawn(
             Receipt {
                 tx_id: held.hold_tx_id,
                 at: booked.movement.facts.created_at,
@@ -545,125 +560,93 @@ async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Resu
             &format!("+{}", held.phone),
             &rules.show("KES", balance),
             &rules.show("KES", held.fee),
-        );
-        vec![(held.user_phone.clone(), message)]
+        )
     })
-    .await?;
-    Ok(tx_id)
+    .await
 }
 
-/// Amount and fee go back to the customer by `entry`: the hold's entry,
-/// or a payout's ([`paid_entry`]), reversed.
-async fn refund(
+/// Amount and fee go back to the customer by `entry`: the hold's entry, or
+/// a payout's ([`paid_entry`]), reversed.
+pub(super) async fn refund(
     conn: &mut PgConnection,
     state: &AppState,
     held: &Held,
     reason: &str,
     entry: JournalEntry<AccountRef<'static>>,
 ) -> Result<Uuid, Error> {
-    let tx_id = crate::ledger::new_tx_id();
-    let wallet = source(held.user_id, held.from_merchant);
     let returned = held.amount + held.fee;
-    let rules = state.rules.get(&state.pool).await?;
-    let booking = settlement_booking(held, tx_id, TxType::Refund, returned, entry);
-    book(conn, &state.keys.tx_signing, booking, |booked| {
-        let message = Sms(held.lang).withdrawal_failed(
+    let tx_id = crate::ledger::new_tx_id();
+    let facts = TxFacts::now(
+        tx_id,
+        TxType::Refund,
+        "KES",
+        (returned, 0),
+        None,
+        Some(held.user_id),
+    );
+    let wallet = held.source();
+    book_settlement(conn, state, held, facts, None, entry, |rules, booked| {
+        Sms(held.lang).withdrawal_failed(
             &rules.show("KES", held.amount),
             reason,
             &rules.show("KES", returned),
             &rules.show("KES", booked.balance_of(&wallet)),
-        );
-        vec![(held.user_phone.clone(), message)]
+        )
     })
-    .await?;
-    Ok(tx_id)
+    .await
+}
+
+/// The hold's entry: amount from the customer to the payout hold, fee to
+/// revenue.
+fn hold_entry(held: &Held) -> Result<JournalEntry<AccountRef<'static>>, Error> {
+    let accounts = hold_accounts(held.user_id, held.hold_tx_id, held.from_merchant);
+    transfer_entry(accounts, &kes()?, held.amount, held.fee).map_err(|e| Error::Internal(e.into()))
 }
 
 /// A payout made, as one entry: amount from the customer to the M-Pesa
 /// float, fee to revenue (the hold and its payout together).
-fn paid_entry(held: &Held) -> Result<JournalEntry<AccountRef<'static>>, Error> {
+pub(super) fn paid_entry(held: &Held) -> Result<JournalEntry<AccountRef<'static>>, Error> {
     let accounts = TransferAccounts {
-        source_wallet: source(held.user_id, held.from_merchant),
+        source_wallet: held.source(),
         target_wallet: AccountRef::float("mpesa", "KES"),
         fee_revenue: AccountRef::fee_revenue("KES", held.hold_tx_id),
     };
     transfer_entry(accounts, &kes()?, held.amount, held.fee).map_err(|e| Error::Internal(e.into()))
 }
 
-/// Corrects a refunded payout M-Pesa made after all, under `receipt`:
-/// amount and fee are taken back (refused, booking nothing, if the customer
-/// no longer holds them) and the payout is recorded as paid.
-pub(super) async fn correct_to_paid(
+/// Books a settlement of `held` (or its correction) as `facts` say, with
+/// the customer's SMS `text` writes from the rules and what was booked.
+pub(super) async fn book_settlement<'a>(
     conn: &mut PgConnection,
     state: &AppState,
     held: &Held,
-    receipt: &str,
-) -> Result<Uuid, Error> {
-    let tx_id = crate::ledger::new_tx_id();
-    let wallet = source(held.user_id, held.from_merchant);
-    let taken = held.amount + held.fee;
-    let rules = state.rules.get(&state.pool).await?;
-    let booking = settlement_booking(held, tx_id, TxType::Payout, taken, paid_entry(held)?);
-    book(conn, &state.keys.tx_signing, booking, |booked| {
-        let message = Sms(held.lang).withdrawal_paid_after_all(
-            &rules.show("KES", held.amount),
-            &format!("+{}", held.phone),
-            &rules.show("KES", taken),
-            &rules.show("KES", booked.balance_of(&wallet)),
-        );
-        vec![(held.user_phone.clone(), message)]
-    })
-    .await?;
-    let paid = Ok(receipt.to_owned());
-    record_settlement(conn, held, WithdrawalStatus::Completed, &paid, tx_id).await?;
-    Ok(tx_id)
-}
-
-/// Corrects a payout settled as paid that M-Pesa did not make (`code`,
-/// `desc`: its result): amount and fee go back from the M-Pesa float and
-/// revenue, and the payout is recorded as failed.
-pub(super) async fn correct_to_failed(
-    conn: &mut PgConnection,
-    state: &AppState,
-    held: &Held,
-    code: ResultCode,
-    desc: &str,
-) -> Result<Uuid, Error> {
-    let tx_id = refund(conn, state, held, desc, paid_entry(held)?.reversed()).await?;
-    let failed = Err((code, desc.to_owned()));
-    record_settlement(conn, held, WithdrawalStatus::Failed, &failed, tx_id).await?;
-    Ok(tx_id)
-}
-
-fn settlement_booking<'a>(
-    held: &Held,
-    tx_id: Uuid,
-    tx_type: TxType,
-    amount_minor: i64,
+    facts: TxFacts,
+    note: Option<String>,
     entry: JournalEntry<AccountRef<'a>>,
-) -> Booking<'a> {
-    Booking {
-        facts: TxFacts::now(
-            tx_id,
-            tx_type,
-            "KES",
-            (amount_minor, 0),
-            None,
-            (tx_type == TxType::Refund).then_some(held.user_id),
-        ),
+    text: impl FnOnce(&Rules, &Booked<'a>) -> String,
+) -> Result<Uuid, Error> {
+    let rules = state.rules.get(&state.pool).await?;
+    let (tx_id, tx_type) = (facts.tx_id, facts.tx_type);
+    let booking = Booking {
+        facts,
         entry,
-        note: None,
+        note,
         usd_cents: None,
         status: TxStatus::Completed,
         audit: AuditEvent::new("mpesa.withdrawal", Outcome::Success)
             .actor(held.user_id)
             .subject(held.reference)
             .detail(json!({"tx_id": tx_id, "type": tx_type.as_str()})),
-    }
+    };
+    book(conn, &state.keys.tx_signing, booking, |booked| {
+        vec![(held.user_phone.clone(), text(&rules, booked))]
+    })
+    .await?;
+    Ok(tx_id)
 }
 
-/// The withdrawal's new status and its hold transaction's, once.
-async fn record_settlement(
+/// The withdrawal's new status and how it settled.
+pub(super) async fn record_settlement(
     conn: &mut PgConnection,
     held: &Held,
     status: WithdrawalStatus,
@@ -690,6 +673,15 @@ async fn record_settlement(
     )
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// The hold transaction's status, as the payout's: paid, or returned.
+pub(super) async fn mark_hold(
+    conn: &mut PgConnection,
+    held: &Held,
+    status: WithdrawalStatus,
+) -> Result<(), Error> {
     let hold_status = if status == WithdrawalStatus::Completed {
         TxStatus::Completed
     } else {

@@ -257,8 +257,13 @@ impl Payout {
     fn finding(&self) -> Option<Finding> {
         let settle = self.settle_type.as_deref();
         let problem = match WithdrawalStatus::parse(&self.status) {
+            // Paid out from the hold, or taken back after its refund by two
+            // operators (a withdrawal of its own; the hold stays returned).
             Some(WithdrawalStatus::Completed)
-                if settle != Some("payout") || self.hold_status != "COMPLETED" =>
+                if !matches!(
+                    (settle, self.hold_status.as_str()),
+                    (Some("payout"), "COMPLETED") | (Some("withdrawal"), "FAILED")
+                ) =>
             {
                 "completed without exactly one payout"
             }

@@ -282,6 +282,11 @@ async fn the_openapi_document_covers_every_api_route() {
         "GET /api/v1/admin/mpesa/resolutions",
         "POST /api/v1/admin/mpesa/resolutions/{id}/approve",
         "POST /api/v1/admin/mpesa/resolutions/{id}/reject",
+        "GET /api/v1/admin/mpesa/contradictions",
+        "POST /api/v1/admin/mpesa/contradictions/{id}/corrections",
+        "GET /api/v1/admin/mpesa/corrections",
+        "POST /api/v1/admin/mpesa/corrections/{id}/approve",
+        "POST /api/v1/admin/mpesa/corrections/{id}/reject",
     ];
     for route in expected {
         assert!(

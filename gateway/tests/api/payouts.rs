@@ -156,12 +156,7 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
         hold - 20_000,
         "paid once, to the float"
     );
-    let receipt: Option<String> =
-        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
-            .bind(&paid_ref)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let receipt = receipt_of(&app, &paid_ref).await;
     assert_eq!(receipt.as_deref(), Some("SXK1234567"));
 
     // One receipt pays one payout; a settled payout is not settled again.
@@ -304,25 +299,18 @@ async fn decide_correction(
 }
 
 /// A payout refunded as failed that M-Pesa then reports paid: the customer
-/// has it twice. Two admins take amount and fee back, which waits while
-/// the customer holds less; a second paid result is the same contradiction.
+/// has it twice. Amount and fee are reserved on the wallet at once (once,
+/// however often the result comes), and two admins take them back.
 #[tokio::test]
 async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
     let app = mpesa_app().await;
     let (first, second) = (app.admin_token().await, app.second_admin().await);
     let token = app.token(USER_PHONE, DEMO_PIN).await;
+    app.lift_limits().await;
+    app.new_user(OTHER, "Other").await;
+    let (held, reference) = refunded_payout(&app, &token).await;
+    let owed = 20_000 + held["fee"].as_i64().unwrap();
     let before = app.balance(&token, "KES").await;
-    let held = withdraw(&app, &token, 20_000).await;
-    let fee = held["fee"].as_i64().unwrap();
-    let conversation = conversation_of(&app, &held).await;
-    app.sim_payout(&conversation, json!({"result_code": 2001}))
-        .await;
-    eventually("the payout refunded", secs(10), async || {
-        (payout_state(&app, &held).await.0 == "FAILED").then_some(())
-    })
-    .await;
-    assert_eq!(app.balance(&token, "KES").await, before);
-    let reference = reference_of(&app, &held).await;
     for _ in 0..2 {
         paid_result(&app, &reference, "SXK2222222").await;
     }
@@ -337,25 +325,61 @@ async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
         before,
         "nothing booked by itself"
     );
+    assert_eq!(reserved(&app).await, owed, "reserved once");
+    assert!(app
+        .last_sms(USER_PHONE)
+        .await
+        .contains("held while we check"));
+    // What is reserved cannot be spent.
+    let response = app.send(&token, OTHER, before - owed + 100, "KES").await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    )
+    .await;
+    spend_down_to(&app, &token, owed + 1_000).await;
 
-    // The customer spends it; the correction waits until they hold it.
-    app.lift_limits().await;
-    app.new_user("+254700000077", "Other").await;
-    let mut spent = app.balance(&token, "KES").await;
-    while spent >= 20_000 + fee {
-        // Under the highest send fee (2 %), about KES 100 is left.
-        let amount = (spent - 10_000) * 100 / 102;
-        let response = app.send(&token, "+254700000077", amount, "KES").await;
-        assert!(
-            response.status().is_success(),
-            "{:?}",
-            response.text().await
-        );
-        spent = app.balance(&token, "KES").await;
-    }
-    let latest = open[1]["id"].as_i64().unwrap();
-    let response = propose_correction(&app, &first, latest, "CORRECT").await;
+    let response =
+        propose_correction(&app, &first, open[1]["id"].as_i64().unwrap(), "CORRECT").await;
     assert_eq!(response.status(), StatusCode::CREATED);
+    let correction: Value = response.json().await.unwrap();
+    let left = app.balance(&token, "KES").await;
+    let response = decide_correction(&app, &second, &correction["id"], "approve").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.balance(&token, "KES").await, left - owed);
+    assert_eq!(reserved(&app).await, 0);
+    assert_eq!(payout_state(&app, &held).await.0, "COMPLETED");
+    assert_eq!(
+        receipt_of(&app, &reference).await.as_deref(),
+        Some("SXK2222222")
+    );
+    assert!(app.last_sms(USER_PHONE).await.contains("paid after all"));
+    // The customer sees it taken, as the withdrawal made after all.
+    let page = app.get_json("/api/v1/wallet/transactions", &token).await;
+    let taken = page.to_string();
+    assert!(taken.contains("paid after its refund"), "{taken}");
+    // Both results are settled; M-Pesa saying paid again is no contradiction.
+    assert!(open_contradictions(&app, &first).await.is_empty());
+    paid_result(&app, &reference, "SXK2222222").await;
+    assert!(withdrawal_findings(&app).await.is_empty());
+    let response =
+        propose_correction(&app, &first, open[0]["id"].as_i64().unwrap(), "DISMISS").await;
+    refused(response, StatusCode::CONFLICT).await;
+    app.assert_balanced().await;
+
+    // Spent before M-Pesa's word came, it is reserved only as far as it is
+    // there, and taking it back waits until the customer holds it.
+    app.fund(USER_PHONE, "KES", 100_000).await;
+    let (held, reference) = refunded_payout(&app, &token).await;
+    spend_down_to(&app, &token, 15_000).await;
+    let spent = app.balance(&token, "KES").await;
+    paid_result(&app, &reference, "SXK3333333").await;
+    assert_eq!(reserved(&app).await, spent);
+    let id = open_contradictions(&app, &first).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let response = propose_correction(&app, &first, id, "CORRECT").await;
     let correction: Value = response.json().await.unwrap();
     let response = decide_correction(&app, &second, &correction["id"], "approve").await;
     assert_problem(
@@ -365,28 +389,68 @@ async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
     )
     .await;
     assert_eq!(app.balance(&token, "KES").await, spent, "nothing taken");
+    assert_eq!(reserved(&app).await, spent, "still reserved");
     assert_eq!(payout_state(&app, &held).await.0, "FAILED");
     app.fund(USER_PHONE, "KES", 100_000).await;
-    let funded = app.balance(&token, "KES").await;
     let response = decide_correction(&app, &second, &correction["id"], "approve").await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(app.balance(&token, "KES").await, funded - 20_000 - fee);
-    assert_eq!(payout_state(&app, &held).await.0, "COMPLETED");
-    let receipt: Option<String> =
-        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
-            .bind(&reference)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(receipt.as_deref(), Some("SXK2222222"));
-    assert!(app.last_sms(USER_PHONE).await.contains("paid after all"));
-    // Both results are settled; M-Pesa saying paid again is no contradiction.
-    assert!(open_contradictions(&app, &first).await.is_empty());
-    paid_result(&app, &reference, "SXK2222222").await;
-    assert!(withdrawal_findings(&app).await.is_empty());
-    let response = propose_correction(&app, &first, latest, "DISMISS").await;
-    refused(response, StatusCode::CONFLICT).await;
+    assert_eq!(app.balance(&token, "KES").await, spent + 100_000 - owed);
+    assert_eq!(reserved(&app).await, 0);
     app.assert_balanced().await;
+}
+
+const OTHER: &str = "+254700000077";
+
+/// A payout of KES 200 M-Pesa refused (amount and fee returned), and its `ref`.
+async fn refunded_payout(app: &TestApp, token: &str) -> (Value, String) {
+    let held = withdraw(app, token, 20_000).await;
+    let conversation = conversation_of(app, &held).await;
+    app.sim_payout(&conversation, json!({"result_code": 2001}))
+        .await;
+    eventually("the payout refunded", secs(10), async || {
+        (payout_state(app, &held).await.0 == "FAILED").then_some(())
+    })
+    .await;
+    let reference = reference_of(app, &held).await;
+    (held, reference)
+}
+
+/// Sends money away until the customer's available balance is below `below`.
+async fn spend_down_to(app: &TestApp, token: &str, below: i64) {
+    loop {
+        let available = app.balance(token, "KES").await - reserved(app).await;
+        if available < below {
+            return;
+        }
+        // Under the highest send fee (2 %), about half of `below` is left.
+        let amount = (available - below / 2) * 100 / 102;
+        let response = app.send(token, OTHER, amount, "KES").await;
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+    }
+}
+
+/// What is reserved on the demo customer's KES wallet.
+async fn reserved(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT a.locked FROM accounts a JOIN users u ON u.id = a.user_id
+         WHERE u.phone = $1 AND a.kind = 'wallet' AND a.currency = 'KES'",
+    )
+    .bind(USER_PHONE)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn receipt_of(app: &TestApp, reference: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
+        .bind(reference)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
 
 /// M-Pesa's B2C result for payout `reference`: paid, under `receipt`.
@@ -491,12 +555,7 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
         .contains("under another receipt"));
     assert_eq!(payout_state(&app, &settled).await.0, "COMPLETED");
     assert_eq!(payout_hold(&app).await, hold, "nothing booked again");
-    let recorded: Option<String> =
-        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
-            .bind(&settled_ref)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let recorded = receipt_of(&app, &settled_ref).await;
     assert_eq!(recorded.as_deref(), Some("SXK7654321"));
 
     // Another payout's result bringing the receipt the operators gave: it
@@ -527,12 +586,7 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
     let approved: Value = response.json().await.unwrap();
     assert_eq!(approved["status"], "APPROVED");
     assert!(approved["correction_tx_id"].is_null());
-    let recorded: Option<String> =
-        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
-            .bind(&settled_ref)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let recorded = receipt_of(&app, &settled_ref).await;
     assert_eq!(recorded.as_deref(), Some(simulated.as_str()));
     assert_eq!(contradictions().await, Vec::<Value>::new());
     assert_eq!(payout_hold(&app).await, hold, "nothing booked");
@@ -565,12 +619,7 @@ async fn a_result_supersedes_a_waiting_proposal_and_another_receipt_is_reported(
         .get_json("/api/v1/admin/mpesa/corrections?status=APPROVED", &first)
         .await;
     assert_eq!(listed["corrections"].as_array().unwrap().len(), 2);
-    let recorded: Option<String> =
-        sqlx::query_scalar("SELECT mpesa_receipt FROM mpesa_withdrawals WHERE ref = $1::uuid")
-            .bind(&settled_ref)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let recorded = receipt_of(&app, &settled_ref).await;
     assert_eq!(recorded.as_deref(), Some(simulated.as_str()));
     app.assert_balanced().await;
 }

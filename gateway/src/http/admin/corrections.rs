@@ -56,10 +56,11 @@ pub struct PayoutCorrectionRequest {
 }
 
 /// Propose settling a contradiction: `CORRECT` the payout as M-Pesa's
-/// result says (paid after refund: take back amount and fee; failed after
-/// paid: give them back; another receipt: record it), or `DISMISS` the
-/// result (M-Pesa's statement bears the settlement out). Another admin
-/// approves.
+/// result says (paid after refund: take back amount and fee, reserved on
+/// the customer's account since the result came, as far as they were
+/// there; failed after paid: give them back; another receipt: record it),
+/// or `DISMISS` the result (M-Pesa's statement bears the settlement out;
+/// a reservation is released). Another admin approves.
 #[utoipa::path(post, path = "/admin/mpesa/contradictions/{id}/corrections", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "The contradiction's id")), request_body = PayoutCorrectionRequest,
     responses((status = 201, body = PayoutCorrection), (status = 400, body = Problem), (status = 401, body = Problem),
@@ -121,7 +122,7 @@ async fn decide(
     responses((status = 200, body = PayoutCorrection), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, description = "forbidden: the proposer and the payout's own customer cannot decide", body = Problem),
               (status = 404, body = Problem),
-              (status = 409, description = "already decided otherwise, or the payout moved on since the proposal", body = Problem),
+              (status = 409, description = "already decided otherwise, the contradiction settled meanwhile, the payout moved on since the proposal, or M-Pesa's receipt is missing or another transaction's", body = Problem),
               (status = 422, description = "insufficient_funds: the customer no longer holds the amount and fee to take back", body = Problem)))]
 async fn approve(
     State(state): State<AppState>,

@@ -70,10 +70,14 @@ ALTER TABLE payout_contradictions
 -- the payout's receipt and status among its parameters.
 INSERT INTO payout_contradictions (withdrawal_ref, kind, receipt, recorded_receipt, result, found_at)
 SELECT w.ref, c.outcome, CASE WHEN c.outcome <> 'FAILED AFTER PAID' THEN said.receipt END, w.mpesa_receipt,
-       CASE WHEN c.outcome <> 'FAILED AFTER PAID' THEN jsonb_build_object('receipt', said.receipt)
+       -- As the gateway writes them: {receipt} or {code, desc}.
+       CASE WHEN c.outcome <> 'FAILED AFTER PAID' THEN jsonb_build_object('receipt', coalesce(said.receipt, ''))
             WHEN c.kind = 'b2c_result'
-            THEN jsonb_build_object('code', c.body -> 'Result' -> 'ResultCode', 'desc', c.body -> 'Result' -> 'ResultDesc')
-            ELSE jsonb_build_object('code', -1, 'desc', 'M-Pesa reports the payout ' || coalesce(said.status, 'not paid')) END,
+            THEN jsonb_build_object(
+                     'code', CASE WHEN c.body -> 'Result' ->> 'ResultCode' ~ '^-?[0-9]{1,9}$'
+                                  THEN (c.body -> 'Result' ->> 'ResultCode')::bigint ELSE -1 END,
+                     'desc', coalesce(c.body -> 'Result' ->> 'ResultDesc', ''))
+            ELSE jsonb_build_object('code', -1, 'desc', 'M-Pesa reports the payout ' || coalesce(said.status, '')) END,
        c.received_at
   FROM mpesa_callbacks c
   CROSS JOIN LATERAL (SELECT

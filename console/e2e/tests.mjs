@@ -352,7 +352,7 @@ async function payoutSettledByHand(page) {
   const { resolutions } = await must(200, 'GET', '/admin/mpesa/resolutions?status=PENDING', { token: admin });
   const proposal = resolutions.find((r) => r.proposal_note === 'Not on the M-Pesa statement of today');
   await must(200, 'POST', `/admin/mpesa/resolutions/${proposal.id}/approve`, { token: await secondAdmin(), body: { note: 'seen' } });
-  await page.getByRole('button', { name: 'APPROVED' }).first().click();
+  await page.locator('section.resolutions').getByRole('button', { name: 'APPROVED' }).click();
   await page.locator('article.request', { hasText: 'Not on the M-Pesa statement of today' }).getByText('Booked as').waitFor();
   assert.equal(await balance(customer, 'KES'), before, 'amount and fee returned');
 }
@@ -390,6 +390,13 @@ async function payoutContradicted(page) {
     method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ result_code: 0 }),
   });
   assert.equal(paid.status, 200, await paid.text());
+  const owed = 15_600 + held.fee;
+  const reserved = async () => (await must(200, 'GET', '/wallet/balances', { token: customer })).wallets.find((w) => w.currency === 'KES').locked;
+  const until = Date.now() + 10_000;
+  while ((await reserved()) !== owed) {
+    assert.ok(Date.now() < until, 'amount and fee reserved once M-Pesa reports it paid');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 
   await signedIn(page);
   await open(page, 'M-Pesa');
@@ -406,9 +413,10 @@ async function payoutContradicted(page) {
   const { corrections } = await must(200, 'GET', '/admin/mpesa/corrections?status=PENDING', { token: admin });
   const proposal = corrections.find((c) => c.proposal_note === 'Paid on the M-Pesa statement of today');
   await must(200, 'POST', `/admin/mpesa/corrections/${proposal.id}/approve`, { token: await secondAdmin(), body: { note: 'seen' } });
-  await page.getByRole('button', { name: 'APPROVED' }).last().click();
+  await page.locator('section.corrections').getByRole('button', { name: 'APPROVED' }).click();
   await page.locator('article.request', { hasText: 'Paid on the M-Pesa statement of today' }).getByText('Booked as').waitFor();
-  assert.equal(await balance(customer, 'KES'), before - 15_600 - held.fee, 'amount and fee taken back');
+  assert.equal(await balance(customer, 'KES'), before - owed, 'amount and fee taken back');
+  assert.equal(await reserved(), 0, 'and no longer reserved');
   await page.reload();
   await page.getByText('No contradictions.').waitFor();
 }

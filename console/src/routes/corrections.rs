@@ -36,6 +36,7 @@ pub fn PayoutCorrections(changed: RwSignal<usize>) -> impl IntoView {
         }
     });
     view! {
+        <section class="corrections">
         <h2>"Payouts M-Pesa contradicts"</h2>
         <p>"A result of M-Pesa's that contradicts how a payout was settled moves nothing by itself. Check it against M-Pesa's statement: one admin proposes to correct the payout as M-Pesa says, or to dismiss the result; another approves."</p>
         {loaded(open, move |list: ContradictionList| {
@@ -56,6 +57,7 @@ pub fn PayoutCorrections(changed: RwSignal<usize>) -> impl IntoView {
             }
             list.corrections.into_iter().map(|proposal| view! { <CorrectionCard proposal changed/> }).collect_view().into_any()
         })}
+        </section>
     }
 }
 
@@ -84,12 +86,13 @@ fn ContradictionCard(found: Contradiction, changed: RwSignal<usize>) -> impl Int
             done
         }
     });
-    let said = match &found.receipt {
-        Some(receipt) => format!("M-Pesa says paid, receipt {receipt}"),
-        None => format!(
+    let said = match (found.kind.as_str(), &found.receipt) {
+        ("FAILED AFTER PAID", _) => format!(
             "M-Pesa says not paid: {}",
             found.result["desc"].as_str().unwrap_or("no reason given")
         ),
+        (_, Some(receipt)) => format!("M-Pesa says paid, receipt {receipt}"),
+        (_, None) => "M-Pesa says paid, naming no receipt".to_owned(),
     };
     let recorded = found
         .recorded_receipt

@@ -57,6 +57,7 @@ pub fn PayoutResolutions(withdrawal: RwSignal<String>, changed: RwSignal<usize>)
         propose.value().set(None);
     });
     view! {
+        <section class="resolutions">
         <h2>"Payouts settled by hand"</h2>
         <p>"A payout still pending an hour after it was sent, and asked about, is settled as M-Pesa's own statement shows: one admin proposes, another approves."</p>
         <form class="toolbar" on:submit=move |ev| { ev.prevent_default(); propose.dispatch(()); }>
@@ -83,6 +84,7 @@ pub fn PayoutResolutions(withdrawal: RwSignal<String>, changed: RwSignal<usize>)
             }
             list.resolutions.into_iter().map(|proposal| view! { <ResolutionCard proposal changed/> }).collect_view().into_any()
         })}
+        </section>
     }
 }
 

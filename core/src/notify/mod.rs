@@ -202,6 +202,19 @@ impl Sms {
         }
     }
 
+    /// What was held while operators checked is the customer's to spend
+    /// again (the payout's settlement stands).
+    pub fn hold_released(&self, released: &Shown) -> String {
+        match self.0 {
+            Lang::En => format!(
+                "ChainPay: we have checked your withdrawal with M-Pesa. The {released} held on your balance is released."
+            ),
+            Lang::Sw => format!(
+                "ChainPay: tumehakiki utoaji wako na M-Pesa. {released} iliyozuiliwa kwenye salio lako imeachiliwa."
+            ),
+        }
+    }
+
     /// A payout returned as failed that M-Pesa made after all: amount and
     /// fee, returned earlier, are taken back (approved by two operators).
     pub fn withdrawal_paid_after_all(

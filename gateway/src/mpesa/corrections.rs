@@ -249,6 +249,17 @@ pub async fn propose(
     }
     if action == Action::Correct {
         still_contradicted(&mut tx, &found, &held).await?;
+        if found.kind == PAID_AFTER_REFUND {
+            // What came in since the result is reserved now, up to the debt.
+            let topped = reserve(&mut tx, state, &held).await?;
+            sqlx::query!(
+                "UPDATE payout_contradictions SET reserved = reserved + $2 WHERE id = $1",
+                id,
+                topped
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     let proposal = Uuid::new_v4();
     sqlx::query!(
@@ -349,8 +360,9 @@ pub async fn decide(
 /// Makes the approved proposal's correction (checked again under the
 /// payout's lock) and settles its contradiction with every other one still
 /// open that says the same about the same payout (M-Pesa sends a result
-/// more than once), releasing what they reserved; what it booked, if it
-/// moved money.
+/// more than once; for a payout paid after its refund, every such result,
+/// whatever receipt it names, is the one debt), releasing what they
+/// reserved; what it booked, if it moved money.
 async fn apply(
     conn: &mut PgConnection,
     state: &AppState,
@@ -363,22 +375,39 @@ async fn apply(
             "this contradiction was settled already".into(),
         ));
     }
+    let one_debt = found.kind == PAID_AFTER_REFUND;
+    if one_debt {
+        // The accounts a take-back books, locked in the ledger's order
+        // before the release touches the customer's: as every movement
+        // locks them, so none waits on another in a circle.
+        let paid = withdrawals::paid_accounts(held);
+        let accounts = [paid.source_wallet, paid.target_wallet, paid.fee_revenue];
+        crate::ledger::accounts::resolve_and_lock(conn, &accounts).await?;
+    }
     let released = sqlx::query_scalar!(
         r#"WITH settled AS (
                UPDATE payout_contradictions SET correction_id = $1
-               WHERE withdrawal_ref = $2 AND kind = $3 AND receipt IS NOT DISTINCT FROM $4 AND result = $5
-                 AND correction_id IS NULL
+               WHERE withdrawal_ref = $2 AND kind = $3 AND correction_id IS NULL
+                 AND ($6 OR (receipt IS NOT DISTINCT FROM $4 AND result = $5))
                RETURNING reserved)
            SELECT coalesce(sum(reserved), 0)::bigint AS "released!" FROM settled"#,
         proposal.id,
         proposal.withdrawal,
         found.kind,
         found.receipt,
-        found.result
+        found.result,
+        one_debt
     )
     .fetch_one(&mut *conn)
     .await?;
-    release(conn, held, released).await?;
+    release(
+        conn,
+        state,
+        held,
+        released,
+        proposal.action == Action::Dismiss.as_str(),
+    )
+    .await?;
     if proposal.action != Action::Correct.as_str() {
         return Ok(None);
     }
@@ -448,6 +477,7 @@ async fn take_back(
         },
     )
     .await?;
+    // A result without a receipt records none.
     let paid = Ok(found.receipt.clone().unwrap_or_default());
     withdrawals::record_settlement(conn, held, WithdrawalStatus::Completed, &paid, tx_id).await?;
     Ok(tx_id)
@@ -484,14 +514,14 @@ pub(super) async fn reserve(
     held: &Held,
 ) -> Result<i64, Error> {
     let owed = held.amount + held.fee;
-    let (kind, user, currency) = account_key(held);
+    let (kind, user, currency) = held.account_key();
     let reserved = sqlx::query_scalar!(
         r#"WITH owed AS (
                SELECT greatest($4::bigint - coalesce(sum(reserved), 0)::bigint, 0) AS owed FROM payout_contradictions
                WHERE withdrawal_ref = $5 AND correction_id IS NULL),
            held AS (
                SELECT a.id, least(greatest(a.balance - a.locked, 0), owed.owed) AS n
-               FROM accounts a, owed WHERE a.kind = $1 AND a.user_id = $2 AND a.currency = $3 FOR UPDATE OF a)
+               FROM accounts a, owed WHERE a.kind = $1 AND a.user_id = $2 AND a.currency = $3 FOR NO KEY UPDATE OF a)
            UPDATE accounts a SET locked = a.locked + held.n FROM held WHERE a.id = held.id
            RETURNING held.n AS "n!""#,
         kind,
@@ -515,12 +545,20 @@ pub(super) async fn reserve(
     Ok(reserved)
 }
 
-/// Releases `amount` reserved on the customer's account.
-async fn release(conn: &mut PgConnection, held: &Held, amount: i64) -> Result<(), Error> {
+/// Releases `amount` reserved on the customer's account; `tell`: the
+/// customer is told it is theirs to spend again (a take-back tells them
+/// itself).
+async fn release(
+    conn: &mut PgConnection,
+    state: &AppState,
+    held: &Held,
+    amount: i64,
+    tell: bool,
+) -> Result<(), Error> {
     if amount == 0 {
         return Ok(());
     }
-    let (kind, user, currency) = account_key(held);
+    let (kind, user, currency) = held.account_key();
     sqlx::query!(
         "UPDATE accounts SET locked = locked - $4 WHERE kind = $1 AND user_id = $2 AND currency = $3",
         kind,
@@ -530,17 +568,12 @@ async fn release(conn: &mut PgConnection, held: &Held, amount: i64) -> Result<()
     )
     .execute(&mut *conn)
     .await?;
+    if tell {
+        let rules = state.rules.get(&state.pool).await?;
+        let text = Sms(held.lang).hold_released(&rules.show("KES", amount));
+        crate::sms::outbox::queue(conn, &held.user_phone, &text, None).await?;
+    }
     Ok(())
-}
-
-/// The customer's account the payout was paid from: kind, owner, currency.
-fn account_key(held: &Held) -> (&'static str, Uuid, &'static str) {
-    let kind = if held.from_merchant {
-        "merchant"
-    } else {
-        "wallet"
-    };
-    (kind, held.user_id, "KES")
 }
 
 /// Proposals, newest first, optionally of one status.

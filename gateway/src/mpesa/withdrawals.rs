@@ -337,6 +337,16 @@ impl Held {
     pub(super) fn source(&self) -> AccountRef<'static> {
         source(self.user_id, self.from_merchant)
     }
+
+    /// That account's row key: kind, owner, currency.
+    pub(super) fn account_key(&self) -> (&'static str, Uuid, &'static str) {
+        let kind = if self.from_merchant {
+            "merchant"
+        } else {
+            "wallet"
+        };
+        (kind, self.user_id, "KES")
+    }
 }
 
 /// Locks withdrawal `reference` for settling or correcting it.
@@ -530,14 +540,10 @@ async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Resu
         held.amount,
     )
     .map_err(|e| Error::Internal(e.into()))?;
-    let kind = if held.from_merchant {
-        "merchant"
-    } else {
-        "wallet"
-    };
+    let (kind, user, _) = held.account_key();
     let balance = sqlx::query_scalar!(
         "SELECT balance FROM accounts WHERE kind = $2 AND user_id = $1 AND currency = 'KES'",
-        held.user_id,
+        user,
         kind
     )
     .fetch_one(&mut *conn)
@@ -606,12 +612,17 @@ fn hold_entry(held: &Held) -> Result<JournalEntry<AccountRef<'static>>, Error> {
 /// A payout made, as one entry: amount from the customer to the M-Pesa
 /// float, fee to revenue (the hold and its payout together).
 pub(super) fn paid_entry(held: &Held) -> Result<JournalEntry<AccountRef<'static>>, Error> {
-    let accounts = TransferAccounts {
+    transfer_entry(paid_accounts(held), &kes()?, held.amount, held.fee)
+        .map_err(|e| Error::Internal(e.into()))
+}
+
+/// The accounts of [`paid_entry`].
+pub(super) fn paid_accounts(held: &Held) -> TransferAccounts<AccountRef<'static>> {
+    TransferAccounts {
         source_wallet: held.source(),
         target_wallet: AccountRef::float("mpesa", "KES"),
         fee_revenue: AccountRef::fee_revenue("KES", held.hold_tx_id),
-    };
-    transfer_entry(accounts, &kes()?, held.amount, held.fee).map_err(|e| Error::Internal(e.into()))
+    }
 }
 
 /// Books a settlement of `held` (or its correction) as `facts` say, with
@@ -662,7 +673,7 @@ pub(super) async fn record_settlement(
         Err((code, desc)) => (None, *code, desc.clone()),
     };
     sqlx::query!(
-        "UPDATE mpesa_withdrawals SET status = $2, mpesa_receipt = $3, result_code = $4, result_desc = $5,
+        "UPDATE mpesa_withdrawals SET status = $2, mpesa_receipt = nullif($3, ''), result_code = $4, result_desc = $5,
                 settle_tx_id = $6, settled_at = now() WHERE ref = $1",
         held.reference,
         status.as_str(),

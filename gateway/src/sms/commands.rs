@@ -114,15 +114,15 @@ pub async fn answer(
 /// The customer's non-empty wallets, shown.
 async fn balances(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Vec<String>> {
     let wallets = sqlx::query!(
-        "SELECT a.currency, a.balance, c.exponent FROM accounts a JOIN currencies c ON c.code = a.currency
-         WHERE a.kind = 'wallet' AND a.user_id = $1 AND a.balance <> 0 ORDER BY a.currency",
+        r#"SELECT a.currency, a.balance - a.locked AS "available!", c.exponent FROM accounts a JOIN currencies c ON c.code = a.currency
+         WHERE a.kind = 'wallet' AND a.user_id = $1 AND a.balance <> 0 ORDER BY a.currency"#,
         user_id
     )
     .fetch_all(conn)
     .await?;
     Ok(wallets
         .iter()
-        .map(|w| show(&w.currency, w.balance, w.exponent.max(0) as u32))
+        .map(|w| show(&w.currency, w.available, w.exponent.max(0) as u32))
         .collect())
 }
 

@@ -90,7 +90,7 @@ pub(super) async fn wallet_balance(
     currency: &str,
 ) -> Result<i64, Error> {
     let balance = sqlx::query_scalar!(
-        "SELECT balance FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND currency = $2",
+        r#"SELECT balance - locked AS "available!" FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND currency = $2"#,
         user_id,
         currency
     )
@@ -102,8 +102,8 @@ pub(super) async fn wallet_balance(
 /// The caller's non-empty wallets, home currency first.
 async fn holdings(state: &AppState, caller: &CallerRow) -> Result<Vec<(String, i64)>, Error> {
     let rows = sqlx::query!(
-        "SELECT currency, balance FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND balance - locked > 0
-         ORDER BY currency <> $2, currency",
+        r#"SELECT currency, balance - locked AS "available!" FROM accounts WHERE kind = 'wallet' AND user_id = $1 AND balance - locked > 0
+         ORDER BY currency <> $2, currency"#,
         caller.user_id,
         caller.caller.home_currency
     )
@@ -111,7 +111,7 @@ async fn holdings(state: &AppState, caller: &CallerRow) -> Result<Vec<(String, i
     .await?;
     Ok(rows
         .into_iter()
-        .map(|row| (row.currency, row.balance))
+        .map(|row| (row.currency, row.available))
         .collect())
 }
 

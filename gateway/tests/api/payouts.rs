@@ -397,6 +397,26 @@ async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
     assert_eq!(app.balance(&token, "KES").await, spent + 100_000 - owed);
     assert_eq!(reserved(&app).await, 0);
     app.assert_balanced().await;
+
+    // Dismissed (the statement shows it was not paid), the reservation is
+    // released and the customer told; nothing moves.
+    let (held, reference) = refunded_payout(&app, &token).await;
+    paid_result(&app, &reference, "SXK4444444").await;
+    assert_eq!(reserved(&app).await, owed);
+    let balance = app.balance(&token, "KES").await;
+    let id = open_contradictions(&app, &first).await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let response = propose_correction(&app, &second, id, "DISMISS").await;
+    let dismissal: Value = response.json().await.unwrap();
+    let response = decide_correction(&app, &first, &dismissal["id"], "approve").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(reserved(&app).await, 0);
+    assert_eq!(app.balance(&token, "KES").await, balance);
+    assert_eq!(payout_state(&app, &held).await.0, "FAILED");
+    assert!(app.last_sms(USER_PHONE).await.contains("is released"));
+    assert!(withdrawal_findings(&app).await.is_empty());
+    app.assert_balanced().await;
 }
 
 const OTHER: &str = "+254700000077";

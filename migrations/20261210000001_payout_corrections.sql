@@ -77,7 +77,7 @@ SELECT w.ref, c.outcome, CASE WHEN c.outcome <> 'FAILED AFTER PAID' THEN said.re
                      'code', CASE WHEN c.body -> 'Result' ->> 'ResultCode' ~ '^-?[0-9]{1,9}$'
                                   THEN (c.body -> 'Result' ->> 'ResultCode')::bigint ELSE -1 END,
                      'desc', coalesce(c.body -> 'Result' ->> 'ResultDesc', ''))
-            ELSE jsonb_build_object('code', -1, 'desc', 'M-Pesa reports the payout ' || coalesce(said.status, '')) END,
+            ELSE jsonb_build_object('code', -1, 'desc', 'M-Pesa reports the payout ' || coalesce(said.status, 'not paid')) END,
        c.received_at
   FROM mpesa_callbacks c
   CROSS JOIN LATERAL (SELECT

@@ -360,9 +360,8 @@ pub async fn decide(
 /// Makes the approved proposal's correction (checked again under the
 /// payout's lock) and settles its contradiction with every other one still
 /// open that says the same about the same payout (M-Pesa sends a result
-/// more than once; for a payout paid after its refund, every such result,
-/// whatever receipt it names, is the one debt), releasing what they
-/// reserved; what it booked, if it moved money.
+/// more than once), releasing what they reserved; what it booked, if it
+/// moved money.
 async fn apply(
     conn: &mut PgConnection,
     state: &AppState,
@@ -375,8 +374,8 @@ async fn apply(
             "this contradiction was settled already".into(),
         ));
     }
-    let one_debt = found.kind == PAID_AFTER_REFUND;
-    if one_debt {
+    let correct_it = proposal.action == Action::Correct.as_str();
+    if correct_it && found.kind == PAID_AFTER_REFUND {
         // The accounts a take-back books, locked in the ledger's order
         // before the release touches the customer's: as every movement
         // locks them, so none waits on another in a circle.
@@ -384,35 +383,46 @@ async fn apply(
         let accounts = [paid.source_wallet, paid.target_wallet, paid.fee_revenue];
         crate::ledger::accounts::resolve_and_lock(conn, &accounts).await?;
     }
-    let released = sqlx::query_scalar!(
-        r#"WITH settled AS (
-               UPDATE payout_contradictions SET correction_id = $1
-               WHERE withdrawal_ref = $2 AND kind = $3 AND correction_id IS NULL
-                 AND ($6 OR (receipt IS NOT DISTINCT FROM $4 AND result = $5))
-               RETURNING reserved)
-           SELECT coalesce(sum(reserved), 0)::bigint AS "released!" FROM settled"#,
+    sqlx::query!(
+        "UPDATE payout_contradictions SET correction_id = $1
+         WHERE withdrawal_ref = $2 AND kind = $3 AND correction_id IS NULL
+           AND receipt IS NOT DISTINCT FROM $4 AND result = $5",
         proposal.id,
         proposal.withdrawal,
         found.kind,
         found.receipt,
-        found.result,
-        one_debt
+        found.result
     )
-    .fetch_one(&mut *conn)
+    .execute(&mut *conn)
     .await?;
-    release(
-        conn,
-        state,
-        held,
-        released,
-        proposal.action == Action::Dismiss.as_str(),
-    )
-    .await?;
-    if proposal.action != Action::Correct.as_str() {
+    let released = unreserve(conn, held, proposal.id).await?;
+    release(conn, state, held, released, !correct_it).await?;
+    if !correct_it {
         return Ok(None);
     }
     still_contradicted(conn, &found, held).await?;
     correct(conn, state, &found, held).await
+}
+
+/// What the payout's paid-after-refund results reserved, freed from those
+/// still open (one debt, whatever receipt each names: settled or not, they
+/// reserve no more; a later proposal to correct one reserves again) and
+/// from those `correction` has just settled, which keep the figure.
+async fn unreserve(conn: &mut PgConnection, held: &Held, correction: Uuid) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar!(
+        r#"WITH reserving AS (
+               SELECT id, reserved, correction_id FROM payout_contradictions
+               WHERE withdrawal_ref = $1 AND reserved > 0 AND (correction_id IS NULL OR correction_id = $2)
+               FOR UPDATE),
+           cleared AS (
+               UPDATE payout_contradictions c SET reserved = 0 FROM reserving r
+               WHERE c.id = r.id AND r.correction_id IS NULL)
+           SELECT coalesce(sum(reserved), 0)::bigint AS "released!" FROM reserving"#,
+        held.reference,
+        correction
+    )
+    .fetch_one(conn)
+    .await?)
 }
 
 /// Corrects the payout as M-Pesa's result says.
@@ -515,15 +525,16 @@ pub(super) async fn reserve(
 ) -> Result<i64, Error> {
     let owed = held.amount + held.fee;
     let (kind, user, currency) = held.account_key();
-    let reserved = sqlx::query_scalar!(
-        r#"WITH owed AS (
-               SELECT greatest($4::bigint - coalesce(sum(reserved), 0)::bigint, 0) AS owed FROM payout_contradictions
+    let reserved = sqlx::query!(
+        r#"WITH open AS (
+               SELECT coalesce(sum(reserved), 0)::bigint AS already FROM payout_contradictions
                WHERE withdrawal_ref = $5 AND correction_id IS NULL),
            held AS (
-               SELECT a.id, least(greatest(a.balance - a.locked, 0), owed.owed) AS n
-               FROM accounts a, owed WHERE a.kind = $1 AND a.user_id = $2 AND a.currency = $3 FOR NO KEY UPDATE OF a)
+               SELECT a.id, least(greatest(a.balance - a.locked, 0), greatest($4::bigint - open.already, 0)) AS n,
+                      open.already
+               FROM accounts a, open WHERE a.kind = $1 AND a.user_id = $2 AND a.currency = $3 FOR NO KEY UPDATE OF a)
            UPDATE accounts a SET locked = a.locked + held.n FROM held WHERE a.id = held.id
-           RETURNING held.n AS "n!""#,
+           RETURNING held.n AS "n!", held.already + held.n AS "total!""#,
         kind,
         user,
         currency,
@@ -531,18 +542,18 @@ pub(super) async fn reserve(
         held.reference
     )
     .fetch_optional(&mut *conn)
-    .await?
-    .unwrap_or(0);
-    if reserved > 0 {
-        let rules = state.rules.get(&state.pool).await?;
-        let text = Sms(held.lang).withdrawal_paid_after_refund_held(
-            &rules.show("KES", held.amount),
-            &format!("+{}", held.phone),
-            &rules.show("KES", reserved),
-        );
-        crate::sms::outbox::queue(conn, &held.user_phone, &text, None).await?;
-    }
-    Ok(reserved)
+    .await?;
+    let Some(reserved) = reserved.filter(|r| r.n > 0) else {
+        return Ok(0);
+    };
+    let rules = state.rules.get(&state.pool).await?;
+    let text = Sms(held.lang).withdrawal_paid_after_refund_held(
+        &rules.show("KES", held.amount),
+        &format!("+{}", held.phone),
+        &rules.show("KES", reserved.total),
+    );
+    crate::sms::outbox::queue(conn, &held.user_phone, &text, None).await?;
+    Ok(reserved.n)
 }
 
 /// Releases `amount` reserved on the customer's account; `tell`: the

@@ -397,25 +397,67 @@ async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
     assert_eq!(app.balance(&token, "KES").await, spent + 100_000 - owed);
     assert_eq!(reserved(&app).await, 0);
     app.assert_balanced().await;
+}
 
-    // Dismissed (the statement shows it was not paid), the reservation is
-    // released and the customer told; nothing moves.
+/// Results naming two receipts for a payout refunded earlier are one debt:
+/// a proposal to take it back tops the reservation up from what came in
+/// since; dismissing one result settles it alone and releases the
+/// reservation (the customer told), and the other stays open to settle.
+#[tokio::test]
+async fn a_dismissed_result_releases_the_reservation_and_settles_only_itself() {
+    let app = mpesa_app().await;
+    let (first, second) = (app.admin_token().await, app.second_admin().await);
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    app.lift_limits().await;
+    app.new_user(OTHER, "Other").await;
     let (held, reference) = refunded_payout(&app, &token).await;
+    let owed = 20_000 + held["fee"].as_i64().unwrap();
+    spend_down_to(&app, &token, 15_000).await;
+    let spent = app.balance(&token, "KES").await;
     paid_result(&app, &reference, "SXK4444444").await;
-    assert_eq!(reserved(&app).await, owed);
+    paid_result(&app, &reference, "SXK5555555").await;
+    assert_eq!(reserved(&app).await, spent, "as far as it is there, once");
+    let open = open_contradictions(&app, &first).await;
+    assert_eq!(open.len(), 2);
+    let (named, other) = (
+        open[0]["id"].as_i64().unwrap(),
+        open[1]["id"].as_i64().unwrap(),
+    );
+
+    app.fund(USER_PHONE, "KES", 100_000).await;
+    let response = propose_correction(&app, &first, named, "CORRECT").await;
+    let correction: Value = response.json().await.unwrap();
+    assert_eq!(reserved(&app).await, owed, "topped up to the debt");
+    assert!(app
+        .last_sms(USER_PHONE)
+        .await
+        .contains("held while we check"));
+    let response = decide_correction(&app, &second, &correction["id"], "reject").await;
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["status"],
+        "REJECTED"
+    );
+    assert_eq!(reserved(&app).await, owed, "a rejection releases nothing");
+
     let balance = app.balance(&token, "KES").await;
-    let id = open_contradictions(&app, &first).await[0]["id"]
-        .as_i64()
-        .unwrap();
-    let response = propose_correction(&app, &second, id, "DISMISS").await;
+    let response = propose_correction(&app, &second, named, "DISMISS").await;
     let dismissal: Value = response.json().await.unwrap();
     let response = decide_correction(&app, &first, &dismissal["id"], "approve").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(reserved(&app).await, 0);
-    assert_eq!(app.balance(&token, "KES").await, balance);
+    assert_eq!(app.balance(&token, "KES").await, balance, "nothing moves");
     assert_eq!(payout_state(&app, &held).await.0, "FAILED");
     assert!(app.last_sms(USER_PHONE).await.contains("is released"));
+    let left = open_contradictions(&app, &first).await;
+    assert_eq!(left.len(), 1, "the other receipt's result is still open");
+    assert_eq!(left[0]["id"].as_i64(), Some(other));
+    assert_eq!(withdrawal_findings(&app).await.len(), 1);
+    let response = propose_correction(&app, &first, other, "DISMISS").await;
+    let dismissal: Value = response.json().await.unwrap();
+    let response = decide_correction(&app, &second, &dismissal["id"], "approve").await;
+    assert_eq!(response.status(), StatusCode::OK);
     assert!(withdrawal_findings(&app).await.is_empty());
+    assert_eq!(reserved(&app).await, 0);
     app.assert_balanced().await;
 }
 

@@ -57,10 +57,11 @@ pub struct PayoutCorrectionRequest {
 
 /// Propose settling a contradiction: `CORRECT` the payout as M-Pesa's
 /// result says (paid after refund: take back amount and fee, reserved on
-/// the customer's account since the result came, as far as they were
-/// there; failed after paid: give them back; another receipt: record it),
-/// or `DISMISS` the result (M-Pesa's statement bears the settlement out;
-/// a reservation is released). Another admin approves.
+/// the customer's account since the result came as far as they were there,
+/// and topped up now from what came in since; failed after paid: give them
+/// back; another receipt: record it), or `DISMISS` the result (M-Pesa's
+/// statement bears the settlement out; a reservation is released). Another
+/// admin approves.
 #[utoipa::path(post, path = "/admin/mpesa/contradictions/{id}/corrections", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "The contradiction's id")), request_body = PayoutCorrectionRequest,
     responses((status = 201, body = PayoutCorrection), (status = 400, body = Problem), (status = 401, body = Problem),

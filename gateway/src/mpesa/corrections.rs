@@ -2,26 +2,28 @@
 //!
 //! A result that contradicts how a payout was settled books nothing by
 //! itself ([`super::withdrawals`] keeps it as a contradiction, and
-//! reconciliation reports it). Operators check it against M-Pesa's own
-//! statement; one admin proposes, and a *different* admin (neither of them
-//! the payout's customer) approves, one of:
+//! reconciliation reports it; a payout paid after its refund has amount
+//! and fee reserved meanwhile, [`super::reservations`]). Operators check it
+//! against M-Pesa's own statement; one admin proposes, and a *different*
+//! admin (neither of them the payout's customer) approves, one of:
 //!
 //! - **correct**, as M-Pesa says:
-//!   - *paid after refund*: amount and fee, refunded earlier, are taken back
-//!     from the customer (refused, booking nothing, while they hold less)
-//!     and the payout is recorded paid under M-Pesa's receipt;
-//!   - *failed after paid*: amount and fee go back to the customer from the
-//!     M-Pesa float and revenue, and the payout is recorded failed;
+//!   - *paid after refund*: amount and fee, refunded earlier, are taken
+//!     back from the customer (refused, booking nothing, while they hold
+//!     less) and the payout is recorded paid under M-Pesa's receipt;
+//!   - *failed after paid*: amount and fee go back to the customer from
+//!     the M-Pesa float and revenue, and the payout is recorded failed;
 //!   - *paid under another receipt*: M-Pesa's receipt replaces the one
 //!     recorded (nothing moves);
 //! - **dismiss**: the statement shows the settlement was right; nothing
 //!   changes.
 //!
-//! Either way the approval settles the contradiction, and the same payout's
-//! earlier ones of the same kind (M-Pesa sends a result more than once),
-//! so reconciliation stops reporting them. A correction is checked again
-//! when approved, under the payout's lock: one whose payout has moved on
-//! since is refused. The database holds the four-eyes rule too
+//! Either way the approval settles the contradiction and every other open
+//! one that says the same about the same payout (M-Pesa sends a result
+//! more than once), so reconciliation stops reporting them, and frees what
+//! the payout's results reserved. A correction is checked again when
+//! approved, under the payout's lock: one whose payout has moved on since
+//! is refused. The database holds the four-eyes rule too
 //! (`payout_corrections_four_eyes`) and one waiting proposal per payout.
 
 use chainpay_core::daraja::codes::ResultCode;
@@ -36,6 +38,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::reservations;
 use super::withdrawals::{self, Held, FAILED_AFTER_PAID, PAID_AFTER_REFUND};
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
@@ -250,15 +253,7 @@ pub async fn propose(
     if action == Action::Correct {
         still_contradicted(&mut tx, &found, &held).await?;
         if found.kind == PAID_AFTER_REFUND {
-            // What came in since the result is reserved now, up to the debt.
-            let topped = reserve(&mut tx, state, &held).await?;
-            sqlx::query!(
-                "UPDATE payout_contradictions SET reserved = reserved + $2 WHERE id = $1",
-                id,
-                topped
-            )
-            .execute(&mut *tx)
-            .await?;
+            reservations::top_up(&mut tx, state, &held, id).await?;
         }
     }
     let proposal = Uuid::new_v4();
@@ -395,34 +390,13 @@ async fn apply(
     )
     .execute(&mut *conn)
     .await?;
-    let released = unreserve(conn, held, proposal.id).await?;
-    release(conn, state, held, released, !correct_it).await?;
+    let released = reservations::unreserve(conn, held, proposal.id).await?;
+    reservations::release(conn, state, held, released, !correct_it).await?;
     if !correct_it {
         return Ok(None);
     }
     still_contradicted(conn, &found, held).await?;
     correct(conn, state, &found, held).await
-}
-
-/// What the payout's paid-after-refund results reserved, freed from those
-/// still open (one debt, whatever receipt each names: settled or not, they
-/// reserve no more; a later proposal to correct one reserves again) and
-/// from those `correction` has just settled, which keep the figure.
-async fn unreserve(conn: &mut PgConnection, held: &Held, correction: Uuid) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar!(
-        r#"WITH reserving AS (
-               SELECT id, reserved, correction_id FROM payout_contradictions
-               WHERE withdrawal_ref = $1 AND reserved > 0 AND (correction_id IS NULL OR correction_id = $2)
-               FOR UPDATE),
-           cleared AS (
-               UPDATE payout_contradictions c SET reserved = 0 FROM reserving r
-               WHERE c.id = r.id AND r.correction_id IS NULL)
-           SELECT coalesce(sum(reserved), 0)::bigint AS "released!" FROM reserving"#,
-        held.reference,
-        correction
-    )
-    .fetch_one(conn)
-    .await?)
 }
 
 /// Corrects the payout as M-Pesa's result says.
@@ -512,79 +486,6 @@ async fn give_back(
     withdrawals::record_settlement(conn, held, WithdrawalStatus::Failed, &failed, tx_id).await?;
     withdrawals::mark_hold(conn, held, WithdrawalStatus::Failed).await?;
     Ok(tx_id)
-}
-
-/// Reserves on the customer's account what a payout paid after its refund
-/// owes (amount and fee, less what its open contradictions reserved
-/// already), as far as it is there, so it is not spent while operators
-/// check; tells the customer. What was reserved.
-pub(super) async fn reserve(
-    conn: &mut PgConnection,
-    state: &AppState,
-    held: &Held,
-) -> Result<i64, Error> {
-    let owed = held.amount + held.fee;
-    let (kind, user, currency) = held.account_key();
-    let reserved = sqlx::query!(
-        r#"WITH open AS (
-               SELECT coalesce(sum(reserved), 0)::bigint AS already FROM payout_contradictions
-               WHERE withdrawal_ref = $5 AND correction_id IS NULL),
-           held AS (
-               SELECT a.id, least(greatest(a.balance - a.locked, 0), greatest($4::bigint - open.already, 0)) AS n,
-                      open.already
-               FROM accounts a, open WHERE a.kind = $1 AND a.user_id = $2 AND a.currency = $3 FOR NO KEY UPDATE OF a)
-           UPDATE accounts a SET locked = a.locked + held.n FROM held WHERE a.id = held.id
-           RETURNING held.n AS "n!", held.already + held.n AS "total!""#,
-        kind,
-        user,
-        currency,
-        owed,
-        held.reference
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(reserved) = reserved.filter(|r| r.n > 0) else {
-        return Ok(0);
-    };
-    let rules = state.rules.get(&state.pool).await?;
-    let text = Sms(held.lang).withdrawal_paid_after_refund_held(
-        &rules.show("KES", held.amount),
-        &format!("+{}", held.phone),
-        &rules.show("KES", reserved.total),
-    );
-    crate::sms::outbox::queue(conn, &held.user_phone, &text, None).await?;
-    Ok(reserved.n)
-}
-
-/// Releases `amount` reserved on the customer's account; `tell`: the
-/// customer is told it is theirs to spend again (a take-back tells them
-/// itself).
-async fn release(
-    conn: &mut PgConnection,
-    state: &AppState,
-    held: &Held,
-    amount: i64,
-    tell: bool,
-) -> Result<(), Error> {
-    if amount == 0 {
-        return Ok(());
-    }
-    let (kind, user, currency) = held.account_key();
-    sqlx::query!(
-        "UPDATE accounts SET locked = locked - $4 WHERE kind = $1 AND user_id = $2 AND currency = $3",
-        kind,
-        user,
-        currency,
-        amount
-    )
-    .execute(&mut *conn)
-    .await?;
-    if tell {
-        let rules = state.rules.get(&state.pool).await?;
-        let text = Sms(held.lang).hold_released(&rules.show("KES", amount));
-        crate::sms::outbox::queue(conn, &held.user_phone, &text, None).await?;
-    }
-    Ok(())
 }
 
 /// Proposals, newest first, optionally of one status.

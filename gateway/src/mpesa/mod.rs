@@ -1,11 +1,14 @@
 //! M-Pesa through Safaricom Daraja: STK Push deposits ([`deposits`]) and
 //! B2C withdrawals ([`withdrawals`]), whose lost answers are recovered
 //! through Transaction Status ([`payout_status`]). Money moves exactly once whatever the
-//! callbacks do: arrive late, twice, never, or forged.
+//! callbacks do: arrive late, twice, never, or forged. Operators settle, four eyes, a payout
+//! M-Pesa never answered for ([`resolutions`]) and one its results contradict
+//! ([`corrections`], with what it owes reserved meanwhile: [`reservations`]).
 
 pub mod corrections;
 pub mod deposits;
 pub mod payout_status;
+pub mod reservations;
 pub mod resolutions;
 pub mod withdrawals;
 

@@ -490,7 +490,7 @@ async fn contradiction(
     };
     tracing::error!(withdrawal = %reference, outcome, "M-Pesa's result contradicts the payout's settlement");
     let reserved = if outcome == PAID_AFTER_REFUND {
-        super::corrections::reserve(conn, state, held).await?
+        super::reservations::reserve(conn, state, held).await?
     } else {
         0
     };

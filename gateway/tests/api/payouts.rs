@@ -330,6 +330,13 @@ async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
         .last_sms(USER_PHONE)
         .await
         .contains("held while we check"));
+    // Their balance by SMS is what they can spend.
+    crate::sms::inbound(&app, USER_PHONE, "BAL", "ATXid_held").await;
+    let reply = app.last_sms(USER_PHONE).await;
+    assert!(
+        reply.contains(&format!("KES {}", shown(before - owed))),
+        "{reply}"
+    );
     // What is reserved cannot be spent.
     let response = app.send(&token, OTHER, before - owed + 100, "KES").await;
     assert_problem(
@@ -462,6 +469,19 @@ async fn a_dismissed_result_releases_the_reservation_and_settles_only_itself() {
 }
 
 const OTHER: &str = "+254700000077";
+
+/// Minor units as the customer's SMS show them: `1,234.50`.
+fn shown(minor: i64) -> String {
+    let whole = (minor / 100).to_string();
+    let mut grouped = String::new();
+    for (n, digit) in whole.chars().enumerate() {
+        if n > 0 && (whole.len() - n).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!("{grouped}.{:02}", minor % 100)
+}
 
 /// A payout of KES 200 M-Pesa refused (amount and fee returned), and its `ref`.
 async fn refunded_payout(app: &TestApp, token: &str) -> (Value, String) {

@@ -7,7 +7,8 @@ use chainpay_gateway::config::AfricasTalking;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-async fn inbound(app: &TestApp, from: &str, text: &str, id: &str) -> StatusCode {
+/// An inbound SMS from `from`, as Africa's Talking posts it.
+pub(crate) async fn inbound(app: &TestApp, from: &str, text: &str, id: &str) -> StatusCode {
     app.client
         .post(app.url("/api/v1/sms/inbound"))
         .form(&[

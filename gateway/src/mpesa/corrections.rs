@@ -370,6 +370,9 @@ async fn apply(
         ));
     }
     let correct_it = proposal.action == Action::Correct.as_str();
+    if correct_it {
+        still_contradicted(conn, &found, held).await?;
+    }
     if correct_it && found.kind == PAID_AFTER_REFUND {
         // The accounts a take-back books, locked in the ledger's order
         // before the release touches the customer's: as every movement
@@ -395,7 +398,6 @@ async fn apply(
     if !correct_it {
         return Ok(None);
     }
-    still_contradicted(conn, &found, held).await?;
     correct(conn, state, &found, held).await
 }
 

@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 use super::withdrawals::Held;
 use crate::error::Error;
+use crate::ledger::accounts;
+use crate::ledger::post::Locked;
 use crate::state::AppState;
 
 /// Reserves on the customer's account what a payout paid after its refund
@@ -21,37 +23,49 @@ pub(super) async fn reserve(
     state: &AppState,
     held: &Held,
 ) -> Result<i64, Error> {
-    let owed = held.amount + held.fee;
-    let (kind, user, currency) = held.account_key();
-    let reserved = sqlx::query!(
-        r#"WITH open AS (
-               SELECT coalesce(sum(reserved), 0)::bigint AS already FROM payout_contradictions
-               WHERE withdrawal_ref = $5 AND correction_id IS NULL),
-           held AS (
-               SELECT a.id, least(greatest(a.balance - a.locked, 0), greatest($4::bigint - open.already, 0)) AS n,
-                      open.already
-               FROM accounts a, open WHERE a.kind = $1 AND a.user_id = $2 AND a.currency = $3 FOR NO KEY UPDATE OF a)
-           UPDATE accounts a SET locked = a.locked + held.n FROM held WHERE a.id = held.id
-           RETURNING held.n AS "n!", held.already + held.n AS "total!""#,
-        kind,
-        user,
-        currency,
-        owed,
+    let account = customer_account(conn, held).await?;
+    let already = sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(reserved), 0)::bigint AS "already!" FROM payout_contradictions
+           WHERE withdrawal_ref = $1 AND correction_id IS NULL"#,
         held.reference
     )
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    let Some(reserved) = reserved.filter(|r| r.n > 0) else {
+    let owed = (held.amount + held.fee - already).max(0);
+    let reserved = (account.balance - account.locked).clamp(0, owed);
+    if reserved == 0 {
         return Ok(0);
-    };
+    }
+    add_locked(conn, account.id, reserved).await?;
     let rules = state.rules.get(&state.pool).await?;
     let text = Sms(held.lang).withdrawal_paid_after_refund_held(
         &rules.show("KES", held.amount),
         &format!("+{}", held.phone),
-        &rules.show("KES", reserved.total),
+        &rules.show("KES", already + reserved),
     );
     crate::sms::outbox::queue(conn, &held.user_phone, &text, None).await?;
-    Ok(reserved.n)
+    Ok(reserved)
+}
+
+/// The customer's account the payout was paid from, locked as every
+/// movement locks it.
+async fn customer_account(conn: &mut PgConnection, held: &Held) -> Result<Locked, Error> {
+    accounts::resolve_and_lock(conn, &[held.source()])
+        .await?
+        .and_then(|rows| rows.into_iter().next())
+        .ok_or_else(|| Error::internal("a payout's account is missing"))
+}
+
+/// Adds `amount` (negative: releases it) to what account `id` reserves.
+async fn add_locked(conn: &mut PgConnection, id: i64, amount: i64) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE accounts SET locked = locked + $2 WHERE id = $1",
+        id,
+        amount
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Reserves what came in since the payout's result up to its debt, as
@@ -86,16 +100,8 @@ pub(super) async fn release(
     if amount == 0 {
         return Ok(());
     }
-    let (kind, user, currency) = held.account_key();
-    sqlx::query!(
-        "UPDATE accounts SET locked = locked - $4 WHERE kind = $1 AND user_id = $2 AND currency = $3",
-        kind,
-        user,
-        currency,
-        amount
-    )
-    .execute(&mut *conn)
-    .await?;
+    let account = customer_account(conn, held).await?;
+    add_locked(conn, account.id, -amount).await?;
     if tell {
         let rules = state.rules.get(&state.pool).await?;
         let text = Sms(held.lang).hold_released(&rules.show("KES", amount));

@@ -337,16 +337,6 @@ impl Held {
     pub(super) fn source(&self) -> AccountRef<'static> {
         source(self.user_id, self.from_merchant)
     }
-
-    /// That account's row key: kind, owner, currency.
-    pub(super) fn account_key(&self) -> (&'static str, Uuid, &'static str) {
-        let kind = if self.from_merchant {
-            "merchant"
-        } else {
-            "wallet"
-        };
-        (kind, self.user_id, "KES")
-    }
 }
 
 /// Locks withdrawal `reference` for settling or correcting it.
@@ -540,10 +530,14 @@ async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Resu
         held.amount,
     )
     .map_err(|e| Error::Internal(e.into()))?;
-    let (kind, user, _) = held.account_key();
+    let kind = if held.from_merchant {
+        "merchant"
+    } else {
+        "wallet"
+    };
     let balance = sqlx::query_scalar!(
         "SELECT balance FROM accounts WHERE kind = $2 AND user_id = $1 AND currency = 'KES'",
-        user,
+        held.user_id,
         kind
     )
     .fetch_one(&mut *conn)

@@ -582,7 +582,10 @@ pub struct Contradiction {
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct ContradictionList {
+    /// The oldest 500 open.
     pub contradictions: Vec<Contradiction>,
+    /// How many are open in all.
+    pub open: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -617,7 +620,16 @@ pub struct Merchant {
     pub owner_phone: String,
     pub status: String,
     pub created_at: String,
-    pub balances: Vec<FloatBalance>,
+    pub balances: Vec<BusinessBalance>,
+}
+
+/// One currency of a business's account.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BusinessBalance {
+    pub currency: String,
+    pub balance: i64,
+    /// Owed back for a payout M-Pesa reported paid after its refund.
+    pub locked: i64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -58,7 +58,8 @@ pub struct Settings {
     /// `CHAINPAY_MASTER_KEY`: 64 hex chars; AES-256-GCM key for secrets at
     /// rest. Generated into `CHAINPAY_DATA_DIR/master.key` when unset.
     pub master_key_hex: Option<String>,
-    /// `CHAINPAY_DB_POOL`: maximum connections per instance.
+    /// `CHAINPAY_DB_POOL`: maximum pooled connections per instance (the auth
+    /// cache listens on one more of its own).
     pub db_pool_size: u32,
     /// `CHAINPAY_POSTING_WORKERS`: transfer batches one instance commits at
     /// once (each holds one pooled connection while it does).

@@ -43,7 +43,14 @@ pub fn PayoutCorrections(changed: RwSignal<usize>) -> impl IntoView {
             if list.contradictions.is_empty() {
                 return view! { <p class="empty">"No contradictions."</p> }.into_any();
             }
-            list.contradictions.into_iter().map(|found| view! { <ContradictionCard found changed/> }).collect_view().into_any()
+            let shown = list.contradictions.len();
+            let more = (list.open > shown as i64).then(|| view! {
+                <p class="more">{format!("The oldest {shown} of {} open; settle these to see the rest.", list.open)}</p>
+            });
+            view! {
+                {more}
+                {list.contradictions.into_iter().map(|found| view! { <ContradictionCard found changed/> }).collect_view()}
+            }.into_any()
         })}
         <h3>"Corrections"</h3>
         <div class="tabs">

@@ -9,8 +9,8 @@ use leptos_router::hooks::use_params_map;
 use serde_json::json;
 
 use crate::api::{
-    self, ApiResult, Merchant, MerchantDetail, MerchantKey, MerchantList, MerchantPayment,
-    MerchantRefund, WebhookDelivery, WebhookEndpoint,
+    self, ApiResult, BusinessBalance, Merchant, MerchantDetail, MerchantKey, MerchantList,
+    MerchantPayment, MerchantRefund, WebhookDelivery, WebhookEndpoint,
 };
 use crate::session::Auth;
 use crate::widgets::{link, loaded, money, outcome, short, when, Badge, Field};
@@ -86,19 +86,14 @@ fn MerchantRow(merchant: Merchant, changed: RwSignal<usize>) -> impl IntoView {
             done
         }
     });
-    let balances: Vec<String> = merchant
-        .balances
-        .iter()
-        .filter(|b| b.balance != 0)
-        .map(|b| money(&b.currency, b.balance))
-        .collect();
+    let balances = holdings(&merchant.balances);
     view! {
         <tr data-merchant=merchant.number.clone()>
             <td class="mono">{merchant.number.clone()}</td>
             <td>{merchant.kind.clone()}</td>
             <td><A href=link(&format!("/merchants/{}", merchant.merchant_id))>{merchant.name.clone()}</A></td>
             <td>{merchant.owner_phone.clone()}</td>
-            <td>{if balances.is_empty() { "none".to_string() } else { balances.join(", ") }}</td>
+            <td>{balances}</td>
             <td><Badge status=merchant.status.clone()/></td>
             <td>{when(&merchant.created_at)}</td>
             <td>
@@ -120,14 +115,14 @@ pub fn MerchantPage() -> impl IntoView {
     view! {
         {loaded(detail, move |d: MerchantDetail| {
             let m = d.merchant.clone();
-            let balances: Vec<String> = m.balances.iter().filter(|b| b.balance != 0).map(|b| money(&b.currency, b.balance)).collect();
+            let balances = holdings(&m.balances);
             view! {
                 <h1>{m.name.clone()}</h1>
                 <dl class="facts">
                     <dt>{if m.kind == "paybill" { "Paybill" } else { "Till" }}</dt><dd class="mono">{m.number.clone()}</dd>
                     <dt>"Owner"</dt><dd>{m.owner_phone.clone()}</dd>
                     <dt>"Status"</dt><dd><Badge status=m.status.clone()/></dd>
-                    <dt>"Balances"</dt><dd>{if balances.is_empty() { "none".to_string() } else { balances.join(", ") }}</dd>
+                    <dt>"Balances"</dt><dd>{balances}</dd>
                     <dt>"Since"</dt><dd>{when(&m.created_at)}</dd>
                 </dl>
                 <h2>"Payments"</h2>
@@ -266,4 +261,25 @@ fn Keys(keys: Vec<MerchantKey>) -> impl IntoView {
             }).collect_view()}</tbody>
         </table>
     }.into_any()
+}
+
+/// What a business holds, per currency, and how much of it is reserved.
+fn holdings(balances: &[BusinessBalance]) -> String {
+    let shown: Vec<String> = balances
+        .iter()
+        .filter(|b| b.balance != 0)
+        .map(|b| match b.locked {
+            0 => money(&b.currency, b.balance),
+            locked => format!(
+                "{} ({} reserved)",
+                money(&b.currency, b.balance),
+                money(&b.currency, locked)
+            ),
+        })
+        .collect();
+    if shown.is_empty() {
+        "none".to_string()
+    } else {
+        shown.join(", ")
+    }
 }

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -152,7 +152,7 @@ pub async fn listen(pool: PgPool, cache: &SessionCache, mut stopped: watch::Rece
 /// within the next one ends the connection.
 async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
     let listening = async {
-        let mut listener = PgListener::connect_with(pool).await?;
+        let mut listener = PgListener::connect_with(&own_connection(pool)).await?;
         listener.listen(CHANNEL).await?;
         sqlx::Result::Ok(listener)
     };
@@ -222,6 +222,19 @@ async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
             }
         }
     }
+}
+
+/// A pool of one connection for the listener, apart from `pool`: a dropped
+/// listener sends `UNLISTEN *` on its connection before letting it go, which
+/// on a server gone silent waits until the kernel gives up on the socket
+/// (about fifteen minutes). On a connection of its own that wait holds no
+/// place of the pool requests are served from.
+fn own_connection(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with((*pool.connect_options()).clone())
 }
 
 fn lost() -> sqlx::Error {

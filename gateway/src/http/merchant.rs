@@ -27,13 +27,14 @@ use crate::config::RATE_WINDOW_SECONDS;
 use crate::merchants::detail::{self, EndpointView};
 use crate::merchants::keys::{self, KeyView, MerchantCaller, NewKey};
 use crate::merchants::webhooks::{self, DeliveryView, NewWebhook};
-use crate::merchants::{self, Kind, PaymentView};
+use crate::merchants::{self, Kind, MerchantView, PaymentView};
 use crate::movements::merchant_pay::{PayOrder, PayPreview};
 use crate::movements::merchant_refund::RefundOrder;
 use crate::mpesa::withdrawals::WithdrawOrder;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(business))
         .routes(routes!(pay))
         .routes(routes!(preview_pay))
         .routes(routes!(payments))
@@ -81,6 +82,23 @@ impl FromRequestParts<AppState> for MerchantAuth {
             user.user_id,
         )))
     }
+}
+
+/// The caller's business: its number, status and, per currency, what its
+/// account holds, has reserved and can pay out. The owner's token, or a key
+/// with `payments:read`.
+#[utoipa::path(get, path = "/merchant", tag = "merchant", security(("bearer" = [])),
+    responses((status = 200, body = MerchantView), (status = 401, body = Problem),
+              (status = 403, description = "the caller owns no business, or the key lacks payments:read", body = Problem),
+              (status = 429, body = Problem)))]
+async fn business(
+    State(state): State<AppState>,
+    MerchantAuth(caller): MerchantAuth,
+) -> ApiResult<Json<MerchantView>> {
+    caller.require("payments:read")?;
+    // Balances are read where money moves: the primary, never a replica.
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(merchants::view(&mut conn, caller.merchant_id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema, IntoParams)]

@@ -40,20 +40,12 @@ pub enum PostError {
 pub struct Posted {
     /// HMAC-SHA3-256 of the transaction's canonical bytes.
     pub signature: String,
-    /// New balance of every account the entry touched.
+    /// What every account the entry touched can spend after it: its new
+    /// balance less what is reserved on it (the balance customers are told).
     pub balances: Vec<(i64, i64)>,
 }
 
-impl Posted {
-    pub fn balance_of(&self, account_id: i64) -> i64 {
-        self.balances
-            .iter()
-            .find(|(id, _)| *id == account_id)
-            .map_or(0, |(_, balance)| *balance)
-    }
-}
-
-/// Writes `movement`; returns its signature and the new balances.
+/// Writes `movement`; returns its signature and what its accounts can spend.
 ///
 /// Its accounts are `locked` already ([`super::accounts::resolve_and_lock`]
 /// locks them in ascending id order, one global order, so two entries can
@@ -121,7 +113,8 @@ impl Locked {
 }
 
 /// The transaction row, its postings, its chain entry and the new
-/// balances, in one statement; returns (account id, new balance).
+/// balances, in one statement; returns (account id, new balance less what is
+/// reserved on it).
 async fn write(
     conn: &mut PgConnection,
     movement: &Movement,
@@ -160,7 +153,7 @@ async fn write(
         UPDATE accounts a SET balance = a.balance + d.delta
         FROM unnest($13::bigint[], $14::bigint[]) AS d (id, delta)
         WHERE a.id = d.id
-        RETURNING a.id, a.balance
+        RETURNING a.id, a.balance - a.locked AS "available!"
         "#,
         facts.tx_id,
         facts.tx_type.as_str(),
@@ -184,5 +177,8 @@ async fn write(
     )
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(|row| (row.id, row.balance)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.id, row.available))
+        .collect())
 }

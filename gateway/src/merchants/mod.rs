@@ -19,7 +19,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::agents::{unused_number, FloatBalance, Numbering};
+use crate::agents::{unused_number, Numbering};
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
 use crate::state::AppState;
@@ -55,7 +55,7 @@ pub struct Merchant {
     pub owner_lang: Lang,
 }
 
-/// A merchant as operators see it.
+/// A merchant as operators and its owner see it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MerchantView {
     pub merchant_id: Uuid,
@@ -70,7 +70,20 @@ pub struct MerchantView {
     pub status: String,
     pub created_at: DateTime<Utc>,
     /// Every currency, zero included.
-    pub balances: Vec<FloatBalance>,
+    pub balances: Vec<BusinessBalance>,
+}
+
+/// One currency of a business's account.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BusinessBalance {
+    pub currency: String,
+    /// Minor units.
+    pub balance: i64,
+    /// Reserved: owed back for a payout M-Pesa reported paid after it was
+    /// refunded, until operators settle it.
+    pub locked: i64,
+    /// `balance - locked`: what can be paid out or refunded now.
+    pub available: i64,
 }
 
 /// The active merchant with this till or paybill `number`, whose owner is
@@ -238,7 +251,8 @@ async fn select(
 ) -> Result<Vec<MerchantView>, Error> {
     let rows = sqlx::query!(
         r#"SELECT m.id, m.name, m.kind, m.number, m.owner_user_id, u.phone, m.status, m.created_at,
-                  coalesce((SELECT jsonb_agg(jsonb_build_object('currency', a.currency, 'balance', a.balance) ORDER BY a.currency)
+                  coalesce((SELECT jsonb_agg(jsonb_build_object('currency', a.currency, 'balance', a.balance, 'locked', a.locked,
+                                                               'available', a.balance - a.locked) ORDER BY a.currency)
                             FROM accounts a WHERE a.kind = 'merchant' AND a.user_id = m.owner_user_id), '[]') AS "balances!"
            FROM merchants m JOIN users u ON u.id = m.owner_user_id
            WHERE ($1::uuid IS NULL OR m.id = $1) AND ($2::uuid IS NULL OR m.owner_user_id = $2)

@@ -42,7 +42,8 @@ pub struct Booked<'a> {
 }
 
 impl Booked<'_> {
-    /// The new balance of one of the movement's accounts.
+    /// The balance one of the movement's accounts is left with, as customers
+    /// are told it: what it can spend (less anything reserved on it).
     pub fn balance_of(&self, account: &AccountRef<'_>) -> i64 {
         let id = self
             .accounts

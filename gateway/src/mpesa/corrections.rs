@@ -127,19 +127,33 @@ pub struct PayoutCorrection {
     pub decided_at: Option<DateTime<Utc>>,
 }
 
-/// The contradictions no approved correction has settled, oldest first.
-pub async fn open(conn: &mut PgConnection) -> Result<Vec<Contradiction>, Error> {
+/// How many open contradictions [`open`] lists at most.
+pub const OPEN_LISTED: i64 = 500;
+
+/// The contradictions no approved correction has settled.
+pub struct Open {
+    /// The oldest [`OPEN_LISTED`], oldest first.
+    pub listed: Vec<Contradiction>,
+    /// How many there are in all.
+    pub count: i64,
+}
+
+/// The contradictions no approved correction has settled.
+pub async fn open(conn: &mut PgConnection) -> Result<Open, Error> {
     let rows = sqlx::query!(
         r#"SELECT c.id, c.withdrawal_ref, c.kind, c.receipt, c.recorded_receipt, c.result, c.found_at,
                   w.status, w.amount, w.fee,
                   (SELECT p.id FROM payout_corrections p
-                    WHERE p.withdrawal_ref = c.withdrawal_ref AND p.status = 'PENDING') AS pending
+                    WHERE p.withdrawal_ref = c.withdrawal_ref AND p.status = 'PENDING') AS pending,
+                  count(*) OVER () AS "count!"
            FROM payout_contradictions c JOIN mpesa_withdrawals w ON w.ref = c.withdrawal_ref
-           WHERE c.correction_id IS NULL ORDER BY c.id LIMIT 500"#
+           WHERE c.correction_id IS NULL ORDER BY c.id LIMIT $1"#,
+        OPEN_LISTED
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows
+    let count = rows.first().map_or(0, |r| r.count);
+    let listed = rows
         .into_iter()
         .map(|r| Contradiction {
             id: r.id,
@@ -155,7 +169,8 @@ pub async fn open(conn: &mut PgConnection) -> Result<Vec<Contradiction>, Error> 
             fee: r.fee,
             pending_correction: r.pending,
         })
-        .collect())
+        .collect();
+    Ok(Open { listed, count })
 }
 
 /// A contradiction as a proposal and its decision need it.

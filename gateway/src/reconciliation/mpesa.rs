@@ -203,7 +203,7 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
                    "hold_balance": hold, "pending_withdrawals": pending}),
         ));
     }
-    findings.extend(contradicted.into_iter().map(|c| {
+    findings.extend(contradicted.listed.into_iter().map(|c| {
         Finding::new(
             Check::MpesaWithdrawal,
             format!("contradiction {}", c.id),
@@ -213,7 +213,9 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     }));
     Ok((
         findings,
-        json!({"withdrawals": rows.len(), "pending_amount": pending}),
+        // Findings name the oldest 500 contradictions; the count is all.
+        json!({"withdrawals": rows.len(), "pending_amount": pending,
+               "open_contradictions": contradicted.count}),
     ))
 }
 

@@ -258,6 +258,7 @@ async fn the_openapi_document_covers_every_api_route() {
         "POST /api/v1/admin/merchants/{id}/reinstate",
         "POST /api/v1/wallet/pay",
         "GET /api/v1/wallet/pay/preview",
+        "GET /api/v1/merchant",
         "GET /api/v1/merchant/payments",
         "POST /api/v1/merchant/refunds",
         "GET /api/v1/merchant/api-keys",

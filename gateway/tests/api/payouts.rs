@@ -266,7 +266,13 @@ async fn open_contradictions(app: &TestApp, token: &str) -> Vec<Value> {
     let listed = app
         .get_json("/api/v1/admin/mpesa/contradictions", token)
         .await;
-    listed["contradictions"].as_array().unwrap().clone()
+    let open = listed["contradictions"].as_array().unwrap().clone();
+    assert_eq!(
+        listed["open"].as_u64(),
+        Some(open.len() as u64),
+        "all listed"
+    );
+    open
 }
 
 async fn propose_correction(
@@ -346,6 +352,14 @@ async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
     )
     .await;
     spend_down_to(&app, &token, owed + 1_000).await;
+    // Every confirmation meanwhile tells them what they can spend.
+    let spendable = app.balance(&token, "KES").await - owed;
+    let sent = app.last_sms(USER_PHONE).await;
+    assert!(sent.contains("sent to OTHER"), "{sent}");
+    assert!(
+        sent.contains(&format!("New balance is KES {}", shown(spendable))),
+        "{sent}"
+    );
 
     let response =
         propose_correction(&app, &first, open[1]["id"].as_i64().unwrap(), "CORRECT").await;
@@ -468,6 +482,86 @@ async fn a_dismissed_result_releases_the_reservation_and_settles_only_itself() {
     app.assert_balanced().await;
 }
 
+/// A business's payout paid after its refund: amount and fee are reserved on
+/// the business's account, which its owner (or a key that reads payments)
+/// and operators see beside what can be paid out; what is reserved cannot be.
+#[tokio::test]
+async fn a_business_sees_what_a_payout_paid_after_its_refund_reserves() {
+    use crate::merchants::{new_key, pay_till, register, OWNER};
+    let app = mpesa_app().await;
+    let admin = app.admin_token().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    pay_till(&app, &customer, &till, 50_000).await;
+    let owner = app.token(OWNER, "5831").await;
+    let held = app
+        .post(
+            "/api/v1/merchant/withdrawals",
+            Some(&owner),
+            json!({"amount": 20_000}),
+        )
+        .await;
+    assert_eq!(held.status(), StatusCode::ACCEPTED);
+    let held: Value = held.json().await.unwrap();
+    let owed = 20_000 + held["fee"].as_i64().unwrap();
+    let reference = refunded(&app, &held).await;
+    let kes = |business: Value| -> Value {
+        let balances = business["balances"].as_array().unwrap().clone();
+        balances
+            .into_iter()
+            .find(|b| b["currency"] == "KES")
+            .unwrap()
+    };
+    let before = kes(app.get_json("/api/v1/merchant", &owner).await);
+    let takings = before["balance"].as_i64().unwrap();
+    assert_eq!(takings, 50_000 - 500, "refunded in full");
+    assert_eq!(
+        (before["locked"].as_i64(), before["available"].as_i64()),
+        (Some(0), Some(takings))
+    );
+
+    paid_result(&app, &reference, "SXK6666666").await;
+    let read_key = new_key(&app, &owner, json!(["payments:read"])).await;
+    let after = kes(app
+        .get_json("/api/v1/merchant", read_key["key"].as_str().unwrap())
+        .await);
+    assert_eq!(
+        after["balance"].as_i64(),
+        Some(takings),
+        "nothing booked by itself"
+    );
+    assert_eq!(after["locked"].as_i64(), Some(owed));
+    assert_eq!(after["available"].as_i64(), Some(takings - owed));
+    assert!(app.last_sms(OWNER).await.contains("held while we check"));
+    let path = format!(
+        "/api/v1/admin/merchants/{}",
+        till["merchant_id"].as_str().unwrap()
+    );
+    let seen = app.get_json(&path, &admin).await;
+    assert_eq!(kes(seen["merchant"].clone())["locked"].as_i64(), Some(owed));
+    // What is reserved cannot be paid out.
+    let response = app
+        .post(
+            "/api/v1/merchant/withdrawals",
+            Some(&owner),
+            json!({"amount": takings - owed}),
+        )
+        .await;
+    assert_problem(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "insufficient_funds",
+    )
+    .await;
+    // Only the owner, or a key that reads payments, sees the business.
+    let refunds_key = new_key(&app, &owner, json!(["refunds:write"])).await;
+    for caller in [customer.as_str(), refunds_key["key"].as_str().unwrap()] {
+        let response = app.get("/api/v1/merchant", caller).await;
+        assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    app.assert_balanced().await;
+}
+
 const OTHER: &str = "+254700000077";
 
 /// Minor units as the customer's SMS show them: `1,234.50`.
@@ -486,15 +580,20 @@ fn shown(minor: i64) -> String {
 /// A payout of KES 200 M-Pesa refused (amount and fee returned), and its `ref`.
 async fn refunded_payout(app: &TestApp, token: &str) -> (Value, String) {
     let held = withdraw(app, token, 20_000).await;
-    let conversation = conversation_of(app, &held).await;
+    let reference = refunded(app, &held).await;
+    (held, reference)
+}
+
+/// M-Pesa fails the payout `held`, which is refunded; returns its reference.
+async fn refunded(app: &TestApp, held: &Value) -> String {
+    let conversation = conversation_of(app, held).await;
     app.sim_payout(&conversation, json!({"result_code": 2001}))
         .await;
     eventually("the payout refunded", secs(10), async || {
-        (payout_state(app, &held).await.0 == "FAILED").then_some(())
+        (payout_state(app, held).await.0 == "FAILED").then_some(())
     })
     .await;
-    let reference = reference_of(app, &held).await;
-    (held, reference)
+    reference_of(app, held).await
 }
 
 /// Sends money away until the customer's available balance is below `below`.

@@ -27,12 +27,13 @@ async fn a_gateway_works_through_pgbouncer_in_session_mode() {
     let bouncer = PgBouncer::start(
         &scratch("bouncer"),
         &database_options(&app.database).await,
-        pool_size,
+        pool_size + 1,
     )
     .await
     .unwrap();
-    // The gateway's own pool must fit in the pooler's: in session mode each
-    // of its connections holds a server connection while it is open.
+    // The gateway's own pool, and the auth cache's listening connection,
+    // must fit in the pooler's: in session mode each of its connections
+    // holds a server connection while it is open.
     let through = app
         .instance_via(bouncer.connect_options(&app.database), |settings| {
             settings.db_pool_size = pool_size
@@ -500,6 +501,13 @@ async fn the_session_cache_gives_up_a_silent_listening_connection_and_listens_ag
     })
     .await;
     let remembered = std::time::Instant::now();
+    // The listening connection holds no place of the pool requests are
+    // served from, so neither does the `UNLISTEN` sqlx sends on it when it
+    // is given up (on a silent server, until the kernel gives up too).
+    eventually("every pooled connection is idle", secs(10), async || {
+        (via.state.pool.size() == via.state.pool.num_idle() as u32).then_some(())
+    })
+    .await;
 
     link.silence();
     app.logout(&token).await;

@@ -29,11 +29,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ContradictionList {
+    /// The oldest 500 open.
     pub contradictions: Vec<Contradiction>,
+    /// How many are open in all.
+    pub open: i64,
 }
 
 /// M-Pesa results that contradict how a payout was settled and that no
-/// approved correction has settled yet, oldest first.
+/// approved correction has settled yet, the oldest 500 first, and how many
+/// there are.
 #[utoipa::path(get, path = "/admin/mpesa/contradictions", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = ContradictionList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn contradictions(
@@ -41,8 +45,10 @@ async fn contradictions(
     _admin: AdminUser,
 ) -> ApiResult<Json<ContradictionList>> {
     let mut conn = state.pool.acquire().await?;
+    let open = corrections::open(&mut conn).await?;
     Ok(Json(ContradictionList {
-        contradictions: corrections::open(&mut conn).await?,
+        contradictions: open.listed,
+        open: open.count,
     }))
 }
 

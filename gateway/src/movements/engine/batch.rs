@@ -417,7 +417,10 @@ fn decide<'a>(
     let entry = plan.entry.map_accounts(|account| ledger.id_of(&account))?;
     ledger.apply(&entry.net_by_account())?;
     window.add(rules, usd_cents);
-    let balances = (ledger.balance(&plan.source)?, ledger.balance(&plan.target)?);
+    let balances = (
+        ledger.available(&plan.source)?,
+        ledger.available(&plan.target)?,
+    );
     let movement = Movement {
         facts: plan.facts,
         note: order.note.clone(),
@@ -493,11 +496,13 @@ impl<'a> Ledger<'a> {
             .ok_or_else(|| Error::internal("an account of the entry was not resolved"))
     }
 
-    fn balance(&self, account: &AccountRef<'_>) -> Result<i64, Error> {
+    /// What `account` can spend as decided so far: the balance customers are
+    /// told, less what is reserved on it.
+    fn available(&self, account: &AccountRef<'_>) -> Result<i64, Error> {
         let id = self.id_of(account)?;
         self.rows
             .get(&id)
-            .map(|row| row.balance)
+            .map(|row| row.balance - row.locked)
             .ok_or_else(|| Error::internal("an account of the entry was not locked"))
     }
 

@@ -9,7 +9,7 @@
 //! - features: `movements`, `agents`, `treasury`, `vouchers`, `mpesa`,
 //!   `reversals`, `ussd`, `auth`, `compliance`, `sms`, `statement`,
 //!   `housekeeping`, `seed`;
-//! - foundations: `state`, `error`, `ledger`, `chain`, `audit`, `rules`,
+//! - foundations: `state`, `error`, `four_eyes`, `ledger`, `chain`, `audit`, `rules`,
 //!   `idempotency`, `transactions`, `clients`, `db`, `config`, `secrets`,
 //!   `jwt`, `metrics`, `telemetry`.
 //!
@@ -27,6 +27,7 @@ pub mod compliance;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod four_eyes;
 pub mod housekeeping;
 pub mod http;
 pub mod idempotency;

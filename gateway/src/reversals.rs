@@ -311,14 +311,14 @@ async fn post_correction(
             pending.tx_id,
             &amount,
             true,
-            &shown(booked.balance_of(&payee)),
+            &shown(booked.available_of(&payee)),
         );
         let taken = Sms(pending.recipient_lang).reversed(
             receipt,
             pending.tx_id,
             &amount,
             false,
-            &shown(booked.balance_of(&payer)),
+            &shown(booked.available_of(&payer)),
         );
         vec![
             (pending.sender_phone.clone(), back),

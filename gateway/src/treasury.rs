@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
+use crate::four_eyes::{self, Standing};
 use crate::ledger::accounts::AccountRef;
 use crate::movements::book::{book, Booking};
 use crate::state::AppState;
@@ -121,7 +122,6 @@ pub async fn decide(
     approve: bool,
     note: Option<String>,
 ) -> Result<Issuance, Error> {
-    let to = if approve { "APPROVED" } else { "REJECTED" };
     let mut tx = state.pool.begin().await?;
     let current = sqlx::query!(
         "SELECT status, proposed_by, decided_by FROM treasury_issuances WHERE id = $1 FOR UPDATE",
@@ -130,17 +130,14 @@ pub async fn decide(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::NotFound(Missing::Issuance))?;
-    if current.proposed_by == admin {
-        return Err(Error::SecondAdminNeeded);
-    }
-    if current.status != "PENDING" {
-        if current.status == to && current.decided_by == Some(admin) {
-            return fetch(&mut tx, id).await;
-        }
-        return Err(Error::Conflict(format!(
-            "this issuance was already {}",
-            current.status.to_lowercase()
-        )));
+    let standing = Standing {
+        status: &current.status,
+        proposed_by: current.proposed_by,
+        decided_by: current.decided_by,
+        party: None,
+    };
+    if !four_eyes::to_decide(&standing, admin, approve, "issuance")? {
+        return fetch(&mut tx, id).await;
     }
     let tx_id = if approve {
         Some(issue(&mut tx, state, id, admin).await?)
@@ -151,7 +148,7 @@ pub async fn decide(
         "UPDATE treasury_issuances SET status = $2, decided_by = $3, decision_note = $4, tx_id = $5, decided_at = now()
          WHERE id = $1",
         id,
-        to,
+        four_eyes::status(approve),
         admin,
         note,
         tx_id
@@ -220,7 +217,7 @@ async fn issue(
             booked.receipt(),
             &shown(row.amount),
             &row.reference,
-            &shown(booked.balance_of(&float)),
+            &shown(booked.available_of(&float)),
         );
         vec![(row.phone.clone(), text)]
     })

@@ -35,6 +35,9 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 const BEAT_PREFIX: &str = "beat:";
 /// Wait before listening again after the connection failed.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+/// Listening connections given up on a silent server that may still be
+/// open at once (see [`listen`]).
+const MAX_LINGERING: usize = 2;
 
 /// What authentication reads of a user.
 #[derive(Debug, Clone)]
@@ -131,28 +134,39 @@ impl SessionCache {
 
 /// Listens for auth changes until `stopped`, keeping `cache` honest.
 pub async fn listen(pool: PgPool, cache: &SessionCache, mut stopped: watch::Receiver<bool>) {
+    // Listeners given up whose connection sqlx's `UNLISTEN` may still hold
+    // (see [`own_connection`]); each holds a server connection meanwhile, so
+    // while there are MAX_LINGERING of them this instance does not listen
+    // again (every request reads the database) until one lets go.
+    let mut lingering: Vec<PgPool> = Vec::new();
     loop {
-        tokio::select! {
-            error = listen_once(&pool, cache) => {
-                cache.reset(false);
-                tracing::warn!(error = %error, "auth cache: not listening; every request reads the database");
-            }
-            _ = stopped.changed() => {
-                cache.reset(false);
-                return;
+        lingering.retain(|own| own.size() > own.num_idle() as u32);
+        if lingering.len() < MAX_LINGERING {
+            let own = own_connection(&pool);
+            tokio::select! {
+                error = listen_once(&pool, &own, cache) => {
+                    cache.reset(false);
+                    tracing::warn!(error = %error, "auth cache: not listening; every request reads the database");
+                    lingering.push(own);
+                }
+                _ = stopped.changed() => break,
             }
         }
-        tokio::time::sleep(RELISTEN_AFTER).await;
+        tokio::select! {
+            _ = tokio::time::sleep(RELISTEN_AFTER) => {}
+            _ = stopped.changed() => break,
+        }
     }
+    cache.reset(false);
 }
 
-/// One listening connection, for as long as it works. A connection can
-/// die without a word (a half-open TCP connection), so every
-/// [`HEARTBEAT`] this instance notifies itself; a beat not heard back
-/// within the next one ends the connection.
-async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
+/// One listening connection, on `own` ([`own_connection`]), for as long as
+/// it works. A connection can die without a word (a half-open TCP
+/// connection), so every [`HEARTBEAT`] this instance notifies itself on
+/// `pool`; a beat not heard back within the next one ends the connection.
+async fn listen_once(pool: &PgPool, own: &PgPool, cache: &SessionCache) -> sqlx::Error {
     let listening = async {
-        let mut listener = PgListener::connect_with(&own_connection(pool)).await?;
+        let mut listener = PgListener::connect_with(own).await?;
         listener.listen(CHANNEL).await?;
         sqlx::Result::Ok(listener)
     };
@@ -228,12 +242,14 @@ async fn listen_once(pool: &PgPool, cache: &SessionCache) -> sqlx::Error {
 /// listener sends `UNLISTEN *` on its connection before letting it go, which
 /// on a server gone silent waits until the kernel gives up on the socket
 /// (about fifteen minutes). On a connection of its own that wait holds no
-/// place of the pool requests are served from.
+/// place of the pool requests are served from. It runs as the restricted
+/// application role, as the pool's connections do.
 fn own_connection(pool: &PgPool) -> PgPool {
     PgPoolOptions::new()
         .max_connections(1)
         .max_lifetime(None)
         .idle_timeout(None)
+        .after_connect(|conn, _| Box::pin(crate::db::take_app_role_if_allowed(conn)))
         .connect_lazy_with((*pool.connect_options()).clone())
 }
 

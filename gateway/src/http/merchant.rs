@@ -27,7 +27,7 @@ use crate::config::RATE_WINDOW_SECONDS;
 use crate::merchants::detail::{self, EndpointView};
 use crate::merchants::keys::{self, KeyView, MerchantCaller, NewKey};
 use crate::merchants::webhooks::{self, DeliveryView, NewWebhook};
-use crate::merchants::{self, Kind, MerchantView, PaymentView};
+use crate::merchants::{self, BusinessView, Kind, PaymentView};
 use crate::movements::merchant_pay::{PayOrder, PayPreview};
 use crate::movements::merchant_refund::RefundOrder;
 use crate::mpesa::withdrawals::WithdrawOrder;
@@ -88,17 +88,18 @@ impl FromRequestParts<AppState> for MerchantAuth {
 /// account holds, has reserved and can pay out. The owner's token, or a key
 /// with `payments:read`.
 #[utoipa::path(get, path = "/merchant", tag = "merchant", security(("bearer" = [])),
-    responses((status = 200, body = MerchantView), (status = 401, body = Problem),
+    responses((status = 200, body = BusinessView), (status = 401, body = Problem),
               (status = 403, description = "the caller owns no business, or the key lacks payments:read", body = Problem),
               (status = 429, body = Problem)))]
 async fn business(
     State(state): State<AppState>,
     MerchantAuth(caller): MerchantAuth,
-) -> ApiResult<Json<MerchantView>> {
+) -> ApiResult<Json<BusinessView>> {
     caller.require("payments:read")?;
     // Balances are read where money moves: the primary, never a replica.
     let mut conn = state.pool.acquire().await?;
-    Ok(Json(merchants::view(&mut conn, caller.merchant_id).await?))
+    let business = merchants::view(&mut conn, caller.merchant_id).await?;
+    Ok(Json(business.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema, IntoParams)]

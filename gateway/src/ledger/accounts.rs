@@ -40,6 +40,26 @@ pub enum AccountRef<'a> {
 }
 
 impl<'a> AccountRef<'a> {
+    /// What names the account's row: its kind, owner (none for the house's
+    /// accounts), channel (empty for owned ones), currency and shard.
+    fn key(&self) -> (&'static str, Option<Uuid>, &'static str, &'a str, i16) {
+        match *self {
+            AccountRef::Wallet { user_id, currency } => ("wallet", Some(user_id), "", currency, 0),
+            AccountRef::AgentFloat { user_id, currency } => {
+                ("agent_float", Some(user_id), "", currency, 0)
+            }
+            AccountRef::Merchant { owner_id, currency } => {
+                ("merchant", Some(owner_id), "", currency, 0)
+            }
+            AccountRef::House {
+                kind,
+                channel,
+                currency,
+                shard,
+            } => (kind, None, channel, currency, shard),
+        }
+    }
+
     pub fn wallet(user_id: Uuid, currency: &'a str) -> Self {
         AccountRef::Wallet { user_id, currency }
     }
@@ -95,6 +115,27 @@ impl<'a> AccountRef<'a> {
     }
 }
 
+/// What a customer's, agent's or business's account can spend now (its
+/// balance less what is reserved on it), read without a lock, for a message
+/// about a movement that did not touch it; `None` for the house's accounts
+/// and for an account that does not exist.
+pub async fn available(
+    conn: &mut PgConnection,
+    account: &AccountRef<'_>,
+) -> sqlx::Result<Option<i64>> {
+    let (kind, Some(owner), _, currency, _) = account.key() else {
+        return Ok(None);
+    };
+    sqlx::query_scalar!(
+        r#"SELECT balance - locked AS "available!" FROM accounts WHERE kind = $1 AND user_id = $2 AND currency = $3"#,
+        kind,
+        owner,
+        currency
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 /// The accounts `refs` name, in the same order, locked in ascending id
 /// order (one global order, so two posters never wait on each other in a
 /// cycle) with their balances, in one round trip (none for no `refs`: a
@@ -115,37 +156,12 @@ pub async fn resolve_and_lock(
     let mut currencies = Vec::with_capacity(refs.len());
     let mut shards = Vec::with_capacity(refs.len());
     for account in refs {
-        match account {
-            AccountRef::Wallet { user_id, currency }
-            | AccountRef::AgentFloat { user_id, currency }
-            | AccountRef::Merchant {
-                owner_id: user_id,
-                currency,
-            } => {
-                let kind = match account {
-                    AccountRef::Wallet { .. } => "wallet",
-                    AccountRef::AgentFloat { .. } => "agent_float",
-                    _ => "merchant",
-                };
-                kinds.push(kind.to_owned());
-                users.push(Some(*user_id));
-                channels.push(String::new());
-                currencies.push((*currency).to_owned());
-                shards.push(0i16);
-            }
-            AccountRef::House {
-                kind,
-                channel,
-                currency,
-                shard,
-            } => {
-                kinds.push((*kind).to_owned());
-                users.push(None);
-                channels.push((*channel).to_owned());
-                currencies.push((*currency).to_owned());
-                shards.push(*shard);
-            }
-        }
+        let (kind, user_id, channel, currency, shard) = account.key();
+        kinds.push(kind.to_owned());
+        users.push(user_id);
+        channels.push(channel.to_owned());
+        currencies.push(currency.to_owned());
+        shards.push(shard);
     }
     // Each branch matches one of the four partial unique indexes exactly,
     // so every reference is a single index probe however many accounts

@@ -42,7 +42,7 @@ pub struct Posted {
     pub signature: String,
     /// What every account the entry touched can spend after it: its new
     /// balance less what is reserved on it (the balance customers are told).
-    pub balances: Vec<(i64, i64)>,
+    pub available: Vec<(i64, i64)>,
 }
 
 /// Writes `movement`; returns its signature and what its accounts can spend.
@@ -66,9 +66,9 @@ pub async fn post(
     }
     let signature = movement.facts.sign(key);
     match write(conn, movement, &signature, &account_ids, &deltas).await {
-        Ok(balances) => Ok(Posted {
+        Ok(available) => Ok(Posted {
             signature,
-            balances,
+            available,
         }),
         Err(sqlx::Error::Database(e))
             if matches!(
@@ -98,10 +98,15 @@ pub struct Locked {
 }
 
 impl Locked {
+    /// What the account can spend: its balance less what is reserved on it.
+    pub fn available(&self) -> i64 {
+        self.balance - self.locked
+    }
+
     /// Whether `delta` may be applied: wallets, merchants' accounts and
     /// agents' float never go below what they have reserved.
     pub fn check(&self, delta: i64) -> Result<(), PostError> {
-        if self.balance - self.locked + delta >= 0 {
+        if self.available() + delta >= 0 {
             return Ok(());
         }
         match self.kind.as_str() {

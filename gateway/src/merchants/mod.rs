@@ -55,7 +55,7 @@ pub struct Merchant {
     pub owner_lang: Lang,
 }
 
-/// A merchant as operators and its owner see it.
+/// A merchant as operators see it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MerchantView {
     pub merchant_id: Uuid,
@@ -71,6 +71,37 @@ pub struct MerchantView {
     pub created_at: DateTime<Utc>,
     /// Every currency, zero included.
     pub balances: Vec<BusinessBalance>,
+}
+
+/// A business as its owner and its API keys see it: no owner's id or phone,
+/// which a key given to a shop's website has no need of.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BusinessView {
+    pub merchant_id: Uuid,
+    pub name: String,
+    /// `till` or `paybill`.
+    pub kind: String,
+    /// Six digits, what customers type.
+    pub number: String,
+    /// `ACTIVE` or `SUSPENDED`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    /// Every currency, zero included.
+    pub balances: Vec<BusinessBalance>,
+}
+
+impl From<MerchantView> for BusinessView {
+    fn from(m: MerchantView) -> Self {
+        Self {
+            merchant_id: m.merchant_id,
+            name: m.name,
+            kind: m.kind,
+            number: m.number,
+            status: m.status,
+            created_at: m.created_at,
+            balances: m.balances,
+        }
+    }
 }
 
 /// One currency of a business's account.

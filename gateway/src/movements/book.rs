@@ -38,19 +38,19 @@ pub struct Booked<'a> {
     pub movement: Movement,
     pub signature: String,
     accounts: Vec<(AccountRef<'a>, i64)>,
-    balances: Vec<(i64, i64)>,
+    available: Vec<(i64, i64)>,
 }
 
 impl Booked<'_> {
     /// The balance one of the movement's accounts is left with, as customers
     /// are told it: what it can spend (less anything reserved on it).
-    pub fn balance_of(&self, account: &AccountRef<'_>) -> i64 {
+    pub fn available_of(&self, account: &AccountRef<'_>) -> i64 {
         let id = self
             .accounts
             .iter()
             .find(|(known, _)| known == account)
             .map(|(_, id)| *id);
-        self.balances
+        self.available
             .iter()
             .find(|(balance_id, _)| Some(*balance_id) == id)
             .map_or(0, |(_, balance)| *balance)
@@ -113,7 +113,7 @@ pub async fn book<'a>(
         movement,
         signature: posted.signature,
         accounts,
-        balances: posted.balances,
+        available: posted.available,
     };
     let texts = notify(&booked);
     let messages: Vec<(&str, &str)> = texts

@@ -186,8 +186,8 @@ impl Operation for CashInOrder {
         let shown = |minor| rules.show(currency, minor);
         let booked = book(conn, &state.keys.tx_signing, booking, |booked| {
             let balances = (
-                shown(booked.balance_of(&wallet)),
-                shown(booked.balance_of(&float)),
+                shown(booked.available_of(&wallet)),
+                shown(booked.available_of(&float)),
             );
             texts(
                 booked.receipt(),

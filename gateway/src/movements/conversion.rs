@@ -274,7 +274,7 @@ impl Operation for ConvertOrder {
                 &rules.show(from, price.amount_minor),
                 &rules.show(to, price.converted_minor),
                 &price.rate.normalize().to_string(),
-                &rules.show(to, booked.balance_of(&target)),
+                &rules.show(to, booked.available_of(&target)),
                 &rules.show(from, price.fee_minor),
             );
             vec![(customer.party.phone.clone(), message)]

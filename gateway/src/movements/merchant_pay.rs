@@ -217,8 +217,8 @@ impl Operation for PayOrder {
         let shown = |minor| rules.show(currency, minor);
         let booked = book(conn, &state.keys.tx_signing, booking, |booked| {
             let balances = (
-                shown(booked.balance_of(&wallet)),
-                shown(booked.balance_of(&till)),
+                shown(booked.available_of(&wallet)),
+                shown(booked.available_of(&till)),
             );
             texts(
                 booked.receipt(),

@@ -178,7 +178,7 @@ impl Operation for RefundOrder {
                 booked.receipt(),
                 &rules.show(&self.currency, amount),
                 &payment.merchant_name,
-                &rules.show(&self.currency, booked.balance_of(&wallet)),
+                &rules.show(&self.currency, booked.available_of(&wallet)),
             );
             vec![(payment.customer_phone.clone(), text)]
         })

@@ -267,7 +267,7 @@ impl Operation for SendOrder {
         };
         let (source, target) = (&plan.source, &plan.target);
         let booked = book(conn, &state.keys.tx_signing, booking, |booked| {
-            let balances = (booked.balance_of(source), booked.balance_of(target));
+            let balances = (booked.available_of(source), booked.available_of(target));
             self.texts(
                 rules,
                 (sender, recipient),

@@ -42,6 +42,7 @@ use super::reservations;
 use super::withdrawals::{self, Held, FAILED_AFTER_PAID, PAID_AFTER_REFUND};
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
+use crate::four_eyes::{self, Standing};
 use crate::state::AppState;
 
 /// What operators propose to do about a contradiction.
@@ -314,22 +315,18 @@ pub async fn decide(
     approve: bool,
     note: Option<String>,
 ) -> Result<PayoutCorrection, Error> {
-    let to = if approve { "APPROVED" } else { "REJECTED" };
     let mut tx = state.pool.begin().await?;
     let proposal = fetch(&mut tx, id).await?;
     let held = lock_payout(&mut tx, proposal.withdrawal, admin).await?;
     let proposal = fetch_locked(&mut tx, id).await?;
-    if proposal.proposed_by == admin {
-        return Err(Error::SecondAdminNeeded);
-    }
-    if proposal.status != "PENDING" {
-        if proposal.status == to && proposal.decided_by == Some(admin) {
-            return Ok(proposal);
-        }
-        return Err(Error::Conflict(format!(
-            "this proposal was already {}",
-            proposal.status.to_lowercase()
-        )));
+    let standing = Standing {
+        status: &proposal.status,
+        proposed_by: proposal.proposed_by,
+        decided_by: proposal.decided_by,
+        party: Some(held.user_id),
+    };
+    if !four_eyes::to_decide(&standing, admin, approve, "proposal")? {
+        return Ok(proposal);
     }
     let booked = if approve {
         apply(&mut tx, state, &proposal, &held).await?
@@ -340,7 +337,7 @@ pub async fn decide(
         "UPDATE payout_corrections SET status = $2, decided_by = $3, decision_note = $4, correction_tx_id = $5,
                 replaced_tx_id = $6, decided_at = now() WHERE id = $1",
         id,
-        to,
+        four_eyes::status(approve),
         admin,
         note,
         booked,
@@ -473,7 +470,7 @@ async fn take_back(
                 &rules.show("KES", held.amount),
                 &format!("+{}", held.phone),
                 &rules.show("KES", taken),
-                &rules.show("KES", booked.balance_of(&wallet)),
+                &rules.show("KES", booked.available_of(&wallet)),
             )
         },
     )

@@ -517,7 +517,7 @@ async fn credit(
                 booked.receipt(),
                 &rules.show("KES", payment.amount),
                 payment.receipt.as_deref(),
-                &rules.show("KES", booked.balance_of(&target)),
+                &rules.show("KES", booked.available_of(&target)),
             ),
         )],
         Some(Reason::Standing) => Vec::new(),

@@ -32,7 +32,7 @@ pub(super) async fn reserve(
     .fetch_one(&mut *conn)
     .await?;
     let owed = (held.amount + held.fee - already).max(0);
-    let reserved = (account.balance - account.locked).clamp(0, owed);
+    let reserved = account.available().clamp(0, owed);
     if reserved == 0 {
         return Ok(0);
     }

@@ -30,6 +30,7 @@ use uuid::Uuid;
 use super::withdrawals;
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
+use crate::four_eyes::{self, Standing};
 use crate::state::AppState;
 
 /// A payout pending this long after it was sent is reported by
@@ -191,7 +192,6 @@ pub async fn decide(
     approve: bool,
     note: Option<String>,
 ) -> Result<PayoutResolution, Error> {
-    let to = if approve { "APPROVED" } else { "REJECTED" };
     let mut tx = state.pool.begin().await?;
     lock_payout_of(&mut tx, id).await?;
     let current = sqlx::query!(
@@ -203,17 +203,14 @@ pub async fn decide(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::NotFound(Missing::PayoutResolution))?;
-    if current.proposed_by == admin || current.customer == admin {
-        return Err(Error::SecondAdminNeeded);
-    }
-    if current.status != "PENDING" {
-        if current.status == to && current.decided_by == Some(admin) {
-            return fetch(&mut tx, id).await;
-        }
-        return Err(Error::Conflict(format!(
-            "this proposal was already {}",
-            current.status.to_lowercase()
-        )));
+    let standing = Standing {
+        status: &current.status,
+        proposed_by: current.proposed_by,
+        decided_by: current.decided_by,
+        party: Some(current.customer),
+    };
+    if !four_eyes::to_decide(&standing, admin, approve, "proposal")? {
+        return fetch(&mut tx, id).await;
     }
     let settle_tx_id = if approve {
         let proposal = fetch(&mut tx, id).await?;
@@ -231,7 +228,7 @@ pub async fn decide(
         "UPDATE payout_resolutions SET status = $2, decided_by = $3, decision_note = $4, settle_tx_id = $5, decided_at = now()
          WHERE id = $1",
         id,
-        to,
+        four_eyes::status(approve),
         admin,
         note,
         settle_tx_id

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::audit::{AuditEvent, Outcome};
 use crate::clients::daraja::DarajaError;
 use crate::error::Error;
-use crate::ledger::accounts::AccountRef;
+use crate::ledger::accounts::{self, AccountRef};
 use crate::movements::book::{book, Booked, Booking};
 use crate::movements::transfer::fx_error;
 use crate::movements::{parties, Operation};
@@ -530,18 +530,10 @@ async fn pay_out(conn: &mut PgConnection, state: &AppState, held: &Held) -> Resu
         held.amount,
     )
     .map_err(|e| Error::Internal(e.into()))?;
-    let kind = if held.from_merchant {
-        "merchant"
-    } else {
-        "wallet"
-    };
-    let balance = sqlx::query_scalar!(
-        "SELECT balance FROM accounts WHERE kind = $2 AND user_id = $1 AND currency = 'KES'",
-        held.user_id,
-        kind
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    // The SMS cites what the customer can spend; the payout leaves it be.
+    let balance = accounts::available(conn, &held.source())
+        .await?
+        .ok_or_else(|| Error::internal("the payout's account is missing"))?;
     let facts = TxFacts::now(
         crate::ledger::new_tx_id(),
         TxType::Payout,
@@ -590,7 +582,7 @@ pub(super) async fn refund(
             &rules.show("KES", held.amount),
             reason,
             &rules.show("KES", returned),
-            &rules.show("KES", booked.balance_of(&wallet)),
+            &rules.show("KES", booked.available_of(&wallet)),
         )
     })
     .await

@@ -433,7 +433,7 @@ async fn book_resolution(
                 booked.receipt(),
                 &rules.show("KES", amount),
                 receipt,
-                &rules.show("KES", booked.balance_of(&wallet)),
+                &rules.show("KES", booked.available_of(&wallet)),
             ),
             Resolution::Refund => {
                 Sms(deposit.lang).held_payment_refunded(&rules.show("KES", amount), receipt)

@@ -156,7 +156,7 @@ impl VoucherOrder {
         let signed = record(conn, state, self, (tx_id, fee), &code, expires_at).await?;
         let shown = |minor| rules.show(currency, minor);
         let text = |code: &str| {
-            let balance = shown(booked.balance_of(&wallet));
+            let balance = shown(booked.available_of(&wallet));
             Sms(sender.lang).voucher_created(
                 booked.receipt(),
                 &shown(amount),

@@ -167,7 +167,7 @@ impl Operation for RedeemOrder {
         let redeemer = &parties.sender;
         let shown = |minor| rules.show(currency, minor);
         let booked = book(conn, &state.keys.tx_signing, booking, |booked| {
-            let (amount, balance) = (shown(voucher.amount), shown(booked.balance_of(&target)));
+            let (amount, balance) = (shown(voucher.amount), shown(booked.available_of(&target)));
             self.texts(booked.receipt(), &voucher, redeemer, &amount, &balance)
         })
         .await?;

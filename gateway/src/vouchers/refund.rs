@@ -155,7 +155,7 @@ async fn refund(
             &shown(voucher.amount),
             &voucher.code_hint,
             why,
-            &shown(booked.balance_of(&wallet)),
+            &shown(booked.available_of(&wallet)),
         );
         vec![(voucher.issuer_phone.clone(), text)]
     })

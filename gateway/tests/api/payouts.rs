@@ -522,9 +522,12 @@ async fn a_business_sees_what_a_payout_paid_after_its_refund_reserves() {
 
     paid_result(&app, &reference, "SXK6666666").await;
     let read_key = new_key(&app, &owner, json!(["payments:read"])).await;
-    let after = kes(app
+    let seen_by_key = app
         .get_json("/api/v1/merchant", read_key["key"].as_str().unwrap())
-        .await);
+        .await;
+    assert_eq!(seen_by_key["number"], till["number"]);
+    assert!(seen_by_key.get("owner_phone").is_none(), "{seen_by_key}");
+    let after = kes(seen_by_key);
     assert_eq!(
         after["balance"].as_i64(),
         Some(takings),
@@ -553,6 +556,32 @@ async fn a_business_sees_what_a_payout_paid_after_its_refund_reserves() {
         "insufficient_funds",
     )
     .await;
+    // A payout M-Pesa makes meanwhile tells the owner what can be spent.
+    let small = app
+        .post(
+            "/api/v1/merchant/withdrawals",
+            Some(&owner),
+            json!({"amount": 5_000}),
+        )
+        .await;
+    assert_eq!(small.status(), StatusCode::ACCEPTED);
+    let small: Value = small.json().await.unwrap();
+    let conversation = conversation_of(&app, &small).await;
+    app.sim_payout(&conversation, json!({"result_code": 0}))
+        .await;
+    eventually("the small payout paid", secs(10), async || {
+        (payout_state(&app, &small).await.0 == "COMPLETED").then_some(())
+    })
+    .await;
+    let left = kes(app.get_json("/api/v1/merchant", &owner).await);
+    assert_eq!(left["locked"].as_i64(), Some(owed));
+    let paid = app.last_sms(OWNER).await;
+    let spendable = shown(left["available"].as_i64().unwrap());
+    assert!(
+        paid.contains("withdrawn to M-Pesa")
+            && paid.contains(&format!("New balance is KES {spendable}")),
+        "{paid}"
+    );
     // Only the owner, or a key that reads payments, sees the business.
     let refunds_key = new_key(&app, &owner, json!(["refunds:write"])).await;
     for caller in [customer.as_str(), refunds_key["key"].as_str().unwrap()] {

@@ -483,7 +483,8 @@ async fn connections_whose_server_went_silent_give_their_places_in_the_pool_back
 /// is given up within a heartbeat or two, however it shows (a beat not
 /// heard back, or a beat or `LISTEN` not answered): a logout made on
 /// another instance takes effect on this one before what it remembers
-/// would expire, and it listens again on a new connection.
+/// would expire, and it listens again on a new connection, keeping at most
+/// two given-up connections open.
 #[tokio::test]
 async fn the_session_cache_gives_up_a_silent_listening_connection_and_listens_again() {
     let app = spawn_app().await;
@@ -533,4 +534,22 @@ async fn the_session_cache_gives_up_a_silent_listening_connection_and_listens_ag
         "refused only once the remembered answer expired"
     );
     eventually("the instance listens again", secs(30), listening).await;
+
+    // Given up a second time, while the first one's `UNLISTEN` still waits
+    // on its silent link: two such connections are as many as it keeps
+    // open, so it stops listening (every request reads the database) rather
+    // than open a third.
+    link.silence();
+    eventually("the second listener given up", secs(30), async || {
+        (!via.state.sessions.is_listening()).then_some(())
+    })
+    .await;
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < secs(4) {
+        assert!(
+            !via.state.sessions.is_listening(),
+            "listened on a third connection"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

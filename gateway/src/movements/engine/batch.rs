@@ -502,7 +502,7 @@ impl<'a> Ledger<'a> {
         let id = self.id_of(account)?;
         self.rows
             .get(&id)
-            .map(|row| row.balance - row.locked)
+            .map(Locked::available)
             .ok_or_else(|| Error::internal("an account of the entry was not locked"))
     }
 

@@ -101,16 +101,37 @@ impl FeeSchedule {
         currency: &str,
         amount_minor: i64,
     ) -> Result<i64, FxError> {
+        self.priced(
+            kind,
+            rates,
+            currency,
+            amount_minor,
+            RoundingStrategy::AwayFromZero,
+        )
+    }
+
+    /// The band's share of `amount_minor`, its fraction of a minor unit and
+    /// its minimum settled by `round`: away from zero for what the house
+    /// charges, toward zero for what it pays out (an agent's commission), so
+    /// that splitting an amount never earns more than the whole.
+    fn priced(
+        &self,
+        kind: FeeKind,
+        rates: &RateBook,
+        currency: &str,
+        amount_minor: i64,
+        round: RoundingStrategy,
+    ) -> Result<i64, FxError> {
         let usd_cents = rates.usd_cents(currency, amount_minor)?;
         let Some(band) = self.band(kind, usd_cents) else {
             return Ok(0);
         };
         let mut fee = (Decimal::from(amount_minor) * band.rate)
-            .round_dp_with_strategy(0, RoundingStrategy::AwayFromZero)
+            .round_dp_with_strategy(0, round)
             .to_i64()
             .ok_or(FxError::Overflow)?;
         if let Some(min) = band.min_fee_usd_cents {
-            fee = fee.max(rates.from_usd_cents(currency, min, RoundingStrategy::AwayFromZero)?);
+            fee = fee.max(rates.from_usd_cents(currency, min, round)?);
         }
         if let Some(max) = band.max_fee_usd_cents {
             fee = fee.min(rates.from_usd_cents(currency, max, RoundingStrategy::ToZero)?);
@@ -136,7 +157,13 @@ pub fn commission(
     amount_minor: i64,
     fee_minor: i64,
 ) -> Result<i64, FxError> {
-    let earned = schedule.fee(kind, rates, currency, amount_minor)?;
+    let earned = schedule.priced(
+        kind,
+        rates,
+        currency,
+        amount_minor,
+        RoundingStrategy::ToZero,
+    )?;
     Ok(match kind {
         FeeKind::CashOut => earned.min(fee_minor),
         _ => earned,
@@ -255,6 +282,9 @@ mod tests {
         };
         assert_eq!(earned(100_000, 1_000), 400, "0.4 % of USD 1,000");
         assert_eq!(earned(100, 3), 3, "the minimum is held to the fee");
+        // What the house pays out is rounded down: 0.4 % of USD 1,001.01 is
+        // 400.404 cents, paid as 400, not 401 (splitting never pays).
+        assert_eq!(earned(100_101, 1_000), 400);
         assert_eq!(
             commission(&commissions, FeeKind::CashIn, &rates(), "USD", 100_000, 0).unwrap(),
             0,

@@ -43,6 +43,9 @@ pub enum Refusal {
     VoucherUnknown,
     /// The voucher was redeemed, cancelled or has expired.
     VoucherSpent,
+    /// The voucher's buyer is suspended: it cannot be redeemed until they
+    /// are reinstated (a stolen phone's vouchers stay frozen with it).
+    VoucherOnHold,
     /// Too many wrong voucher codes: redeeming is paused for a while.
     VoucherGuessesExhausted,
     /// The identity document is claimed by another account.
@@ -85,6 +88,7 @@ impl Refusal {
             Refusal::BelowMinimum => "below_minimum",
             Refusal::VoucherUnknown => "voucher_unknown",
             Refusal::VoucherSpent => "voucher_spent",
+            Refusal::VoucherOnHold => "voucher_on_hold",
             Refusal::VoucherGuessesExhausted => "voucher_guesses_exhausted",
             Refusal::DocumentClaimed => "document_claimed",
             Refusal::DocumentAlreadySubmitted => "document_already_submitted",

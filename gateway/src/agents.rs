@@ -122,7 +122,7 @@ pub(crate) async fn unused_number(
 }
 
 /// Appoints the customer with `phone` as an agent: verified, in good
-/// standing, not an admin and not an agent already.
+/// standing, not an admin, a business owner or an agent already.
 pub async fn appoint(state: &AppState, admin: Uuid, phone: &str) -> Result<AgentView, Error> {
     let mut tx = state.pool.begin().await?;
     let user = sqlx::query!(
@@ -135,6 +135,13 @@ pub async fn appoint(state: &AppState, admin: Uuid, phone: &str) -> Result<Agent
     match user.role.as_str() {
         "agent" => return Err(Error::Conflict("this customer is already an agent".into())),
         "admin" => return Err(Error::Validation("an admin cannot be an agent".into())),
+        // A business's takings and an agent's float stay apart (as
+        // `merchants::register` refuses agents).
+        "merchant" => {
+            return Err(Error::Validation(
+                "a business owner cannot be an agent".into(),
+            ))
+        }
         _ => {}
     }
     if user.suspended || user.kyc_status != "VERIFIED" {

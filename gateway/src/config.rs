@@ -213,13 +213,19 @@ const CALLBACK_TOKEN_MIN: usize = 32;
 /// (unreserved URL characters only: anything else would come back encoded
 /// and no real callback would match).
 fn check_callback_token(token: &str) -> anyhow::Result<()> {
-    let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
     anyhow::ensure!(
-        token.len() >= CALLBACK_TOKEN_MIN && token.chars().all(unreserved),
+        is_url_token(token),
         "MPESA_CALLBACK_TOKEN must be at least {CALLBACK_TOKEN_MIN} characters of A-Z, a-z, 0-9, \
          '-', '.', '_' and '~' (it is put as it is in Daraja's callback URLs)"
     );
     Ok(())
+}
+
+/// Whether `token` is long enough to guess at no better than chance and
+/// travels in a URL exactly as typed (unreserved characters only).
+fn is_url_token(token: &str) -> bool {
+    let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    token.len() >= CALLBACK_TOKEN_MIN && token.chars().all(unreserved)
 }
 
 fn mpesa_from_env() -> anyhow::Result<Mpesa> {
@@ -493,18 +499,45 @@ impl Settings {
     /// naming what to set. Empty when they are.
     pub fn production_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if self.mpesa.env == MpesaEnv::Simulator {
-            problems.push("M-Pesa would run on the simulator: set MPESA_CONSUMER_KEY, MPESA_CONSUMER_SECRET and MPESA_ENV=production".to_owned());
+        if self.database_url.is_none() {
+            problems.push("DATABASE_URL is unset: the embedded development database would be started and seeded with demo users whose PINs are public".to_owned());
         }
-        if self.africastalking.is_none() {
-            problems
-                .push("SMS would go to the simulator: set AT_USERNAME and AT_API_KEY".to_owned());
+        match self.mpesa.env {
+            MpesaEnv::Simulator => problems.push("M-Pesa would run on the simulator: set MPESA_CONSUMER_KEY, MPESA_CONSUMER_SECRET and MPESA_ENV=production".to_owned()),
+            MpesaEnv::Sandbox => problems.push("M-Pesa would run on Daraja's sandbox: set MPESA_ENV=production".to_owned()),
+            MpesaEnv::Production => {}
         }
-        if self.at_webhook_token.is_none() {
+        if self
+            .mpesa
+            .base_url
+            .as_deref()
+            .is_some_and(|url| !url.starts_with("https://"))
+        {
             problems.push(
-                "AT_WEBHOOK_TOKEN is unset: anyone could drive USSD and SMS as any phone"
+                "MPESA_BASE_URL must be an https:// URL: Daraja's credentials travel to it"
                     .to_owned(),
             );
+        }
+        match &self.africastalking {
+            None => problems
+                .push("SMS would go to the simulator: set AT_USERNAME and AT_API_KEY".to_owned()),
+            Some(at) if !at.base_url.starts_with("https://") => problems
+                .push("AT_BASE_URL must be an https:// URL: the API key travels to it".to_owned()),
+            Some(_) => {}
+        }
+        match self.at_webhook_token.as_deref() {
+            None => problems.push(
+                "AT_WEBHOOK_TOKEN is unset: anyone could drive USSD and SMS as any phone"
+                    .to_owned(),
+            ),
+            Some(token) if !is_url_token(token) => problems.push(format!(
+                "AT_WEBHOOK_TOKEN must be at least {CALLBACK_TOKEN_MIN} characters of A-Z, a-z, 0-9, \
+                 '-', '.', '_' and '~': it is all that tells Africa's Talking from anyone, and it travels in a URL"
+            )),
+            Some(_) => {}
+        }
+        if self.webhook_allow_private {
+            problems.push("CHAINPAY_WEBHOOK_ALLOW_PRIVATE is set: merchants' webhooks could reach this network's private addresses".to_owned());
         }
         if self.master_key_hex.is_none() && !self.data_dir.join("master.key").exists() {
             problems
@@ -567,6 +600,7 @@ mod tests {
         };
         let problems = settings.production_problems().join("\n");
         for named in [
+            "DATABASE_URL",
             "MPESA_CONSUMER_KEY",
             "AT_USERNAME",
             "AT_WEBHOOK_TOKEN",
@@ -575,6 +609,9 @@ mod tests {
         ] {
             assert!(problems.contains(named), "{named} not named in {problems}");
         }
+        settings.database_url = Some("postgres://app@db/chainpay".into());
+        settings.mpesa.env = MpesaEnv::Sandbox;
+        assert!(settings.production_problems().join(" ").contains("sandbox"));
         settings.mpesa.env = MpesaEnv::Production;
         settings.mpesa.callback_url = Some("http://pay.example.com/api/v1/mpesa/callback".into());
         assert!(settings.production_problems().join(" ").contains("https"));
@@ -587,6 +624,33 @@ mod tests {
         });
         settings.at_webhook_token = Some("hook".into());
         settings.master_key_hex = Some("ab".repeat(32));
+        assert_eq!(
+            settings.production_problems().len(),
+            1,
+            "a guessable webhook token"
+        );
+        settings.at_webhook_token = Some("hook-".repeat(8));
         assert_eq!(settings.production_problems(), Vec::<String>::new());
+        // Each insecure choice on its own is named.
+        type Spoil = fn(&mut Settings);
+        let insecure: [(&str, Spoil); 3] = [
+            ("MPESA_BASE_URL", |s| {
+                s.mpesa.base_url = Some("http://daraja.example".into())
+            }),
+            ("AT_BASE_URL", |s| {
+                if let Some(at) = s.africastalking.as_mut() {
+                    at.base_url = "http://api.africastalking.com".into();
+                }
+            }),
+            ("CHAINPAY_WEBHOOK_ALLOW_PRIVATE", |s| {
+                s.webhook_allow_private = true
+            }),
+        ];
+        for (named, spoil) in insecure {
+            let mut spoiled = settings.clone();
+            spoil(&mut spoiled);
+            let problems = spoiled.production_problems().join(" ");
+            assert!(problems.contains(named), "{named} not named in {problems}");
+        }
     }
 }

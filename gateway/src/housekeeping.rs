@@ -26,7 +26,7 @@ pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
     removed += sqlx::query!(
         "DELETE FROM rate_limits WHERE bucket IN
            (SELECT bucket FROM rate_limits
-            WHERE hits[cardinality(hits)] < now() - CASE WHEN bucket LIKE 'voucher_guess:%'
+            WHERE hits[cardinality(hits)] < now() - CASE WHEN bucket LIKE 'voucher_guess:%' OR bucket LIKE 'lock_notice:%'
                                                          THEN interval '24 hours' ELSE interval '1 hour' END
             LIMIT $1)",
         BATCH
@@ -35,7 +35,10 @@ pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
     .await?
     .rows_affected();
     removed += sqlx::query!(
-        "DELETE FROM revoked_tokens WHERE jti IN (SELECT jti FROM revoked_tokens WHERE expires_at < now() LIMIT $1)",
+        // Kept a minute past expiry: tokens are accepted for a few seconds
+        // after it (the JWT leeway), and a logged-out one must not be then.
+        "DELETE FROM revoked_tokens WHERE jti IN
+           (SELECT jti FROM revoked_tokens WHERE expires_at < now() - interval '1 minute' LIMIT $1)",
         BATCH
     )
     .execute(pool)

@@ -79,6 +79,16 @@ impl Sms {
 
     /// To the merchant's owner: a webhook endpoint that kept failing was
     /// switched off.
+    /// To a business's owner: an API key was made for the business (as
+    /// anyone holding the owner's session could), so they would know.
+    pub fn api_key_created(&self, business: &str, prefix: &str, scopes: &[String]) -> String {
+        let scopes = scopes.join(", ");
+        match self.0 {
+            Lang::En => format!("ChainPay: a new API key cpk_{prefix} was made for {business} ({scopes}). If you did not make it, revoke it and change your PIN."),
+            Lang::Sw => format!("ChainPay: ufunguo mpya wa API cpk_{prefix} umetengenezwa kwa {business} ({scopes}). Kama si wewe, ubatilishe na ubadilishe PIN yako."),
+        }
+    }
+
     pub fn webhook_disabled(&self, url: &str, days: i32) -> String {
         let url: String = url.chars().take(60).collect();
         match self.0 {

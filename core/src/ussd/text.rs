@@ -387,6 +387,10 @@ impl Texts {
                 "that voucher was already used or has expired",
                 "vocha hiyo imeshatumika au muda wake umeisha",
             ),
+            Refusal::VoucherOnHold => pick(
+                "that voucher cannot be redeemed now; ask whoever gave it to you",
+                "vocha hiyo haiwezi kutumika sasa; muulize aliyekupa",
+            ),
             Refusal::VoucherGuessesExhausted => pick(
                 "too many wrong codes; try again tomorrow",
                 "namba nyingi zisizo sahihi; jaribu kesho",
@@ -491,6 +495,7 @@ mod tests {
             Refusal::BelowMinimum,
             Refusal::VoucherUnknown,
             Refusal::VoucherSpent,
+            Refusal::VoucherOnHold,
             Refusal::VoucherGuessesExhausted,
             Refusal::DocumentClaimed,
             Refusal::DocumentAlreadySubmitted,

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::lockout::{self, Attempt, Lock};
+use super::rate_limit::{self, Admission};
 use crate::error::Error;
 use crate::sms::outbox;
 
@@ -129,8 +130,16 @@ impl PinCheck {
     }
 }
 
+/// Lock notices texted to one account per [`LOCK_NOTICE_WINDOW_S`].
+const LOCK_NOTICES: u32 = 3;
+const LOCK_NOTICE_WINDOW_S: i64 = 86_400;
+/// The rate-limit bucket of an account's lock notices, before its user id
+/// (housekeeping keeps such buckets a day).
+const LOCK_NOTICE_BUCKET: &str = "lock_notice:";
+
 /// Counts an attempt, checks `pin`, and clears the count when it is right.
-/// The attempt that locks the account texts its owner. No pooled connection
+/// The attempt that locks the account texts its owner (at most
+/// [`LOCK_NOTICES`] times a day). No pooled connection
 /// is held while Argon2id runs: a burst of PIN checks waits for the hashing
 /// threads, not for the connections every other request needs.
 pub async fn check(pool: &PgPool, user_id: Uuid, pin: Pin) -> Result<PinCheck, Error> {
@@ -151,8 +160,14 @@ pub async fn check(pool: &PgPool, user_id: Uuid, pin: Pin) -> Result<PinCheck, E
         Lock::For { seconds } => Some((seconds + 59) / 60),
         Lock::UntilUnlocked => None,
     };
-    let message = Sms(owner.lang).account_locked(minutes);
-    outbox::queue(&mut *pool.acquire().await?, &owner.phone, &message, None).await?;
+    // Anyone who knows a phone number can lock its account, and each notice
+    // is an SMS at the operator's cost: a few a day per account at most.
+    let bucket = format!("{LOCK_NOTICE_BUCKET}{user_id}");
+    let window = LOCK_NOTICE_WINDOW_S;
+    if rate_limit::admit(pool, &bucket, LOCK_NOTICES, window).await? == Admission::Allowed {
+        let message = Sms(owner.lang).account_locked(minutes);
+        outbox::queue(&mut *pool.acquire().await?, &owner.phone, &message, None).await?;
+    }
     Ok(PinCheck::Wrong { lock: Some(lock) })
 }
 

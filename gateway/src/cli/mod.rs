@@ -49,6 +49,13 @@ pub enum Command {
         /// Their phone, e.g. 0700000002.
         phone: String,
     },
+    /// Lift a wrong-PIN lockout from the server's host: the way back when
+    /// every admin is locked out (anyone who knows their numbers can lock
+    /// them, and an admin's lock waits for another admin). Audited.
+    Unlock {
+        /// Their phone, e.g. 0700000000.
+        phone: String,
+    },
     /// Vouchers.
     Voucher {
         #[command(subcommand)]
@@ -89,6 +96,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             let phone = chainpay_core::Msisdn::parse(&phone)?;
             with_database(&settings, |pool| promote(pool, phone)).await
         }
+        Command::Unlock { phone } => {
+            let phone = chainpay_core::Msisdn::parse(&phone)?;
+            with_database(&settings, |pool| unlock(pool, phone)).await
+        }
         Command::Voucher {
             action: VoucherCommand::Verify { signed, key },
         } => {
@@ -126,6 +137,29 @@ async fn promote(pool: sqlx::PgPool, phone: chainpay_core::Msisdn) -> anyhow::Re
         .await?;
     tx.commit().await?;
     println!("{phone} is now an admin");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn unlock(pool: sqlx::PgPool, phone: chainpay_core::Msisdn) -> anyhow::Result<ExitCode> {
+    let mut tx = pool.begin().await?;
+    let found = sqlx::query_scalar!(
+        "SELECT id FROM users WHERE phone = $1 FOR NO KEY UPDATE",
+        phone.as_str()
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(user_id) = found else {
+        println!("no account has the number {phone}");
+        return Ok(ExitCode::FAILURE);
+    };
+    crate::auth::lockout::forgive(&mut tx, user_id).await?;
+    crate::audit::AuditEvent::new("cli.unlock", crate::audit::Outcome::Success)
+        .subject(user_id)
+        .detail(serde_json::json!({ "phone": phone.as_str() }))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    println!("{phone} is unlocked");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -38,7 +38,7 @@ pub struct CashInRequest {
     #[schema(format = "phone")]
     #[param(format = "phone")]
     pub customer_phone: String,
-    /// Positive, in minor units of `currency`; at least USD 1.00 in value.
+    /// Positive, in minor units of `currency`; at least USD 5.00 in value.
     #[schema(format = "minor-units")]
     #[param(format = "minor-units")]
     pub amount: i64,
@@ -113,7 +113,7 @@ async fn summary(State(state): State<AppState>, agent: AuthUser) -> ApiResult<Js
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = TxView), (status = 400, body = Problem),
               (status = 403, description = "not an active agent, or sanctioned", body = Problem),
-              (status = 409, description = "voucher_invalid (spent) or idempotency_conflict", body = Problem),
+              (status = 409, description = "voucher_invalid (spent, or its buyer suspended) or idempotency_conflict", body = Problem),
               (status = 422, description = "voucher_invalid (no such code)", body = Problem),
               (status = 429, description = "rate_limited: too many wrong codes", body = Problem)))]
 async fn redeem_for_cash(

@@ -111,6 +111,7 @@ fn refusal_status(refusal: Refusal) -> StatusCode {
         | Refusal::QuoteUsed
         | Refusal::QuoteExpired
         | Refusal::VoucherSpent
+        | Refusal::VoucherOnHold
         | Refusal::RequestNotPending
         | Refusal::DocumentClaimed
         | Refusal::DocumentAlreadySubmitted => StatusCode::CONFLICT,
@@ -154,7 +155,9 @@ fn refusal_code(refusal: Refusal) -> &'static str {
     match refusal {
         Refusal::InsufficientFunds | Refusal::InsufficientFloat => "insufficient_funds",
         Refusal::BelowMinimum => "validation_error",
-        Refusal::VoucherUnknown | Refusal::VoucherSpent => "voucher_invalid",
+        Refusal::VoucherUnknown | Refusal::VoucherSpent | Refusal::VoucherOnHold => {
+            "voucher_invalid"
+        }
         Refusal::VoucherGuessesExhausted => "rate_limited",
         Refusal::DocumentClaimed | Refusal::DocumentAlreadySubmitted => "conflict",
         Refusal::ResetCodeInvalid => "invalid_credentials",
@@ -215,6 +218,9 @@ fn refusal_detail(refusal: Refusal) -> &'static str {
         Refusal::BelowMinimum => "this amount is below the smallest allowed",
         Refusal::VoucherUnknown => "no active voucher has this code; check it and try again",
         Refusal::VoucherSpent => "this voucher was already redeemed, cancelled or has expired",
+        Refusal::VoucherOnHold => {
+            "this voucher cannot be redeemed now; ask whoever gave it to you"
+        }
         Refusal::VoucherGuessesExhausted => {
             "too many wrong voucher codes; redeeming is paused for 24 hours"
         }

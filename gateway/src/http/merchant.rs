@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_key, list_keys))
         .routes(routes!(revoke_key))
         .routes(routes!(register_webhook, list_webhooks))
+        .routes(routes!(remove_webhook))
         .routes(routes!(list_deliveries))
         .routes(routes!(redeliver))
         .routes(routes!(withdraw))
@@ -352,7 +353,7 @@ pub struct RefundRequest {
 #[utoipa::path(post, path = "/merchant/refunds", tag = "merchant", security(("bearer" = [])), request_body = RefundRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = crate::transactions::TxView), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, description = "not one of this business's payments", body = Problem),
+              (status = 403, description = "forbidden (the key lacks refunds:write) or sanctioned (the owner or the customer is listed)", body = Problem), (status = 404, description = "not one of this business's payments", body = Problem),
               (status = 409, description = "more than is left, or past the refund window", body = Problem),
               (status = 422, description = "insufficient_funds: the business's account cannot cover it", body = Problem),
               (status = 429, body = Problem)))]
@@ -493,6 +494,22 @@ async fn list_webhooks(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryList {
     pub deliveries: Vec<DeliveryView>,
+}
+
+/// Remove a webhook endpoint (the owner's own token only): nothing more is
+/// sent to it, and deliveries still waiting are given up. Removing it again
+/// answers the same.
+#[utoipa::path(delete, path = "/merchant/webhooks/{id}", tag = "merchant", security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The endpoint's webhook_id")),
+    responses((status = 204, description = "removed"), (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, description = "the caller owns no business", body = Problem), (status = 404, body = Problem)))]
+async fn remove_webhook(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<uuid::Uuid>,
+) -> ApiResult<StatusCode> {
+    webhooks::remove(&state, user.user_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An endpoint's delivery log, newest first.

@@ -21,7 +21,10 @@ use crate::state::AppState;
 pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
     let shutdown = startup::shutdown_signal();
     if settings.deployment == Deployment::Production {
-        let problems = settings.production_problems();
+        let mut problems = settings.production_problems();
+        if demo {
+            problems.push("--demo seeds demo users whose PINs are public".to_owned());
+        }
         if !problems.is_empty() {
             anyhow::bail!(
                 "CHAINPAY_ENV=production refuses to start:\n  - {}",

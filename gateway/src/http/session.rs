@@ -84,7 +84,7 @@ impl FromRequestParts<AppState> for IpRateLimited {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or_else(
                 || "unknown".to_owned(),
-                |ConnectInfo(addr)| addr.ip().to_string(),
+                |ConnectInfo(addr)| client_key(addr.ip()),
             );
         let bucket = format!("ip:{ip}");
         let limit = state.settings.rate_limit_per_ip;
@@ -92,6 +92,23 @@ impl FromRequestParts<AppState> for IpRateLimited {
             Admission::Allowed => Ok(Self),
             Admission::Limited { retry_after_s } => Err(ApiError::RateLimited { retry_after_s }),
         }
+    }
+}
+
+/// Whom a per-IP limit counts: an IPv4 address, or an IPv6 address's /64
+/// (one subscriber's network holds 2^64 addresses, each of which would
+/// otherwise get a limit of its own; an IPv4 address mapped into IPv6
+/// counts as itself).
+fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(network))
+            }
+        },
     }
 }
 
@@ -113,5 +130,23 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         Ok(Self(Some(
             AuthUser::from_request_parts(parts, state).await?,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_key;
+
+    #[test]
+    fn an_ipv6_network_is_limited_as_one_client() {
+        let key = |ip: &str| client_key(ip.parse().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:fffe")
+        );
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
     }
 }

@@ -128,7 +128,7 @@ pub async fn redeem_as(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses((status = 201, body = TxView), (status = 400, description = "validation_error: not 16 digits with a valid check digit", body = Problem),
               (status = 403, description = "account_suspended, kyc_required or sanctioned", body = Problem),
-              (status = 409, description = "voucher_invalid: already redeemed, cancelled or expired", body = Problem),
+              (status = 409, description = "voucher_invalid: already redeemed, cancelled or expired, or its buyer suspended", body = Problem),
               (status = 422, description = "voucher_invalid: no voucher has this code; limit_exceeded", body = Problem),
               (status = 429, description = "rate_limited: too many wrong codes", body = Problem)))]
 async fn redeem(

@@ -4,6 +4,8 @@
 //! request looks the key up; nothing is cached).
 
 use chainpay_core::crypto::random_bytes;
+use chainpay_core::notify::Sms;
+use chainpay_core::Lang;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,6 +17,7 @@ use uuid::Uuid;
 use super::owned_by;
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
+use crate::sms::outbox;
 use crate::state::AppState;
 
 /// What a key may be granted.
@@ -137,6 +140,11 @@ pub async fn create(
         .detail(json!({"merchant": merchant.merchant_id, "prefix": prefix, "scopes": scopes}))
         .record(&mut tx)
         .await?;
+    let language = sqlx::query_scalar!("SELECT language FROM users WHERE id = $1", owner)
+        .fetch_one(&mut *tx)
+        .await?;
+    let text = Sms(Lang::parse(&language)).api_key_created(&merchant.name, &prefix, &scopes);
+    outbox::queue(&mut tx, &merchant.owner_phone, &text, None).await?;
     tx.commit().await?;
     Ok(NewKey {
         key_id,

@@ -69,8 +69,16 @@ pub fn is_private(ip: IpAddr) -> bool {
 }
 
 /// Checks `raw` and resolves its host; refused with a clear reason.
+/// Longest URL kept (the column's own bound).
+const MAX_URL_CHARS: usize = 2_000;
+/// Longest wait for a webhook host's addresses.
+const LOOKUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub async fn check(raw: &str, allow_private: bool) -> Result<Target, Error> {
     let refuse = |why: &str| Error::Validation(format!("url: {why}"));
+    if raw.trim().chars().count() > MAX_URL_CHARS {
+        return Err(refuse("longer than 2,000 characters"));
+    }
     let url = Url::parse(raw.trim()).map_err(|_| refuse("not a URL"))?;
     match url.scheme() {
         "https" => {}
@@ -91,8 +99,15 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Target, Error> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
-        .await
+    // A resolver that does not answer must not hold the request (or a
+    // delivery) for as long as the system's own resolver waits.
+    let resolved = tokio::time::timeout(
+        LOOKUP_PATIENCE,
+        tokio::net::lookup_host((lookup.as_str(), port)),
+    )
+    .await
+    .map_err(|_| refuse("its host does not resolve"))?;
+    let addrs: Vec<SocketAddr> = resolved
         .map_err(|_| refuse("its host does not resolve"))?
         .collect();
     let addr = *addrs

@@ -37,6 +37,9 @@ pub const MIN_EXPIRY_S: u32 = 60;
 const MAX_PENDING_PER_CUSTOMER: i64 = 10;
 /// Requests one business may have waiting for one customer.
 const MAX_PENDING_PER_PAIR: i64 = 3;
+/// Requests one business may make of one customer in a day, however they
+/// were answered: each is an SMS, and declining one frees its place.
+const MAX_PER_PAIR_PER_DAY: i64 = 10;
 /// Requests expired per pass of the job.
 const EXPIRY_BATCH: i64 = 200;
 
@@ -215,13 +218,26 @@ async fn check_room(
         customer,
         merchant_id
     )
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await?;
     if waiting.ours >= MAX_PENDING_PER_PAIR || waiting.all >= MAX_PENDING_PER_CUSTOMER {
         return Err(Error::Conflict(
             "this customer has too many requests waiting; wait for them to be answered or expire"
                 .into(),
         ));
+    }
+    let today = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM payment_requests
+           WHERE customer_id = $1 AND merchant_id = $2 AND created_at > now() - interval '1 day'"#,
+        customer,
+        merchant_id
+    )
+    .fetch_one(conn)
+    .await?;
+    if today >= MAX_PER_PAIR_PER_DAY {
+        return Err(Error::Conflict(format!(
+            "this business has asked this customer {MAX_PER_PAIR_PER_DAY} times in the last day; ask again tomorrow"
+        )));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! [`MAX_ATTEMPTS`] tries. An endpoint whose deliveries have all failed for
 //! [`DISABLE_AFTER_DAYS`] days is disabled and its owner told by SMS.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -29,7 +30,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::outbound;
-use super::owned_by;
+use super::{owned_by, MerchantView};
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
 use crate::state::AppState;
@@ -50,6 +51,8 @@ pub const DISABLE_AFTER_DAYS: i32 = 5;
 const MAX_ENDPOINTS: i64 = 10;
 /// Deliveries sent per pass.
 const BATCH: usize = 20;
+/// Deliveries sent at once.
+const SENDERS: usize = 4;
 /// How long a claimed delivery is held before another pass may retry it.
 const LEASE_S: f64 = 60.0;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -100,6 +103,15 @@ pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<S
     Ok(format!("v1,{}", BASE64.encode(mac.finalize().into_bytes())))
 }
 
+/// The business `owner` owns, if it is active.
+async fn active_business(conn: &mut PgConnection, owner: Uuid) -> Result<MerchantView, Error> {
+    let merchant = owned_by(conn, owner).await?.ok_or(Error::Forbidden)?;
+    if merchant.status != "ACTIVE" {
+        return Err(Error::Conflict("this business is suspended".into()));
+    }
+    Ok(merchant)
+}
+
 /// Registers an endpoint for the caller's business; the URL is checked
 /// (see [`outbound`]) before anything is stored.
 pub async fn register(
@@ -114,12 +126,13 @@ pub async fn register(
             EVENTS.join(", ")
         )));
     }
+    // Who asks is checked before the URL is resolved, so a customer without
+    // a business cannot use the check to probe names (and again below,
+    // under the transaction, for a suspension meanwhile).
+    active_business(&mut *state.pool.acquire().await?, owner).await?;
     let target = outbound::check(url, state.settings.webhook_allow_private).await?;
     let mut tx = state.pool.begin().await?;
-    let merchant = owned_by(&mut tx, owner).await?.ok_or(Error::Forbidden)?;
-    if merchant.status != "ACTIVE" {
-        return Err(Error::Conflict("this business is suspended".into()));
-    }
+    let merchant = active_business(&mut tx, owner).await?;
     let count = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM merchant_webhooks WHERE merchant_id = $1 AND status = 'ACTIVE'"#,
         merchant.merchant_id
@@ -203,24 +216,31 @@ struct Due {
     payload: Value,
 }
 
-/// Sends what is due; returns how many were tried.
+/// Sends what is due, [`SENDERS`] at a time (one endpoint that does not
+/// answer holds up only the sender waiting on it); returns how many were
+/// tried.
 pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
-    let mut tried = 0;
-    while tried < BATCH {
-        let delivered = crate::bounded::item(async {
-            let Some(due) = claim(state).await? else {
-                return Ok(false);
-            };
-            let result = send(state, &due).await;
-            record(state, &due, result).await?;
-            Ok(true)
-        });
-        if !delivered.await? {
-            break;
+    let tried = AtomicUsize::new(0);
+    let sender = || async {
+        while tried.fetch_add(1, Ordering::Relaxed) < BATCH {
+            let delivered = crate::bounded::item(async {
+                let Some(due) = claim(state).await? else {
+                    return Ok(false);
+                };
+                let result = send(state, &due).await;
+                record(state, &due, result).await?;
+                Ok(true)
+            });
+            if !delivered.await? {
+                tried.fetch_sub(1, Ordering::Relaxed);
+                break;
+            }
         }
-        tried += 1;
-    }
-    Ok(tried)
+        Ok::<_, Error>(())
+    };
+    let senders = futures::future::join_all((0..SENDERS).map(|_| sender())).await;
+    senders.into_iter().collect::<Result<Vec<()>, _>>()?;
+    Ok(tried.load(Ordering::Relaxed).min(BATCH))
 }
 
 async fn claim(state: &AppState) -> Result<Option<Due>, Error> {
@@ -322,8 +342,33 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
     )
     .execute(&mut *tx)
     .await?;
+    hold_back(&mut tx, due, backoff).await?;
     disable_if_failing(&mut tx, due.webhook_id).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// An endpoint that fails holds back its other pending deliveries for as
+/// long as this one waits, or as long as the endpoint has been failing if
+/// that is longer (at most [`MAX_BACKOFF_MS`]): an endpoint that does not
+/// answer gets fewer and fewer tries, and its backlog never takes the tries
+/// every other business's webhooks wait for.
+async fn hold_back(conn: &mut PgConnection, due: &Due, backoff_ms: u64) -> Result<(), Error> {
+    sqlx::query!(
+        "WITH endpoint AS (
+             SELECT now() + least(greatest(make_interval(secs => $3), now() - coalesce(failing_since, now())),
+                                  make_interval(secs => $4)) AS until
+             FROM merchant_webhooks WHERE id = $1)
+         UPDATE webhook_deliveries d SET next_attempt_at = endpoint.until
+         FROM endpoint
+         WHERE d.webhook_id = $1 AND d.status = 'PENDING' AND d.id <> $2 AND d.next_attempt_at < endpoint.until",
+        due.webhook_id,
+        due.id,
+        backoff_ms as f64 / 1000.0,
+        MAX_BACKOFF_MS as f64 / 1000.0
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -343,11 +388,62 @@ async fn disable_if_failing(conn: &mut PgConnection, webhook_id: Uuid) -> Result
     .fetch_one(&mut *conn)
     .await?;
     if disabled.status == "DISABLED" {
+        fail_pending(
+            &mut *conn,
+            webhook_id,
+            "the endpoint was disabled after failing for days",
+        )
+        .await?;
         tracing::warn!(%webhook_id, "webhook endpoint disabled after failing for days");
         let text = Sms(Lang::parse(&disabled.language))
             .webhook_disabled(&disabled.url, DISABLE_AFTER_DAYS);
         crate::sms::outbox::queue(&mut *conn, &disabled.phone, &text, None).await?;
     }
+    Ok(())
+}
+
+/// Removes one of the caller's endpoints: nothing more is sent to it, and
+/// what waited to be is given up. Removing it again answers the same.
+pub async fn remove(state: &AppState, owner: Uuid, webhook_id: Uuid) -> Result<(), Error> {
+    let mut tx = state.pool.begin().await?;
+    let merchant = owned_by(&mut tx, owner).await?.ok_or(Error::Forbidden)?;
+    let endpoint = sqlx::query!(
+        "SELECT status FROM merchant_webhooks WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
+        webhook_id,
+        merchant.merchant_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(Error::NotFound(Missing::Webhook))?;
+    if endpoint.status == "DISABLED" {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE merchant_webhooks SET status = 'DISABLED', disabled_at = now() WHERE id = $1",
+        webhook_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    fail_pending(&mut tx, webhook_id, "the endpoint was removed").await?;
+    AuditEvent::new("merchant.webhook.remove", Outcome::Success)
+        .actor(owner)
+        .subject(webhook_id)
+        .detail(json!({ "merchant": merchant.merchant_id }))
+        .record(&mut tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives up every delivery still waiting for an endpoint that is gone.
+async fn fail_pending(conn: &mut PgConnection, webhook_id: Uuid, why: &str) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE webhook_deliveries SET status = 'FAILED', last_error = $2 WHERE webhook_id = $1 AND status = 'PENDING'",
+        webhook_id,
+        why
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

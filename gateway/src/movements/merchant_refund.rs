@@ -15,6 +15,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::book::{book, Booking};
+use super::parties;
+use super::transfer::fx_error;
 use super::Operation;
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
@@ -85,7 +87,7 @@ async fn lock_payment(
                   p.created_at > now() - make_interval(days => $3) AS "in_window!"
            FROM merchant_payments p JOIN transactions t ON t.tx_id = p.tx_id
            JOIN users u ON u.id = p.customer_id JOIN merchants m ON m.id = p.merchant_id
-           WHERE p.tx_id = $1 AND p.merchant_id = $2 FOR NO KEY UPDATE OF t"#,
+           WHERE p.tx_id = $1 AND p.merchant_id = $2 FOR NO KEY UPDATE OF t FOR SHARE OF m"#,
         order.payment_tx_id,
         order.caller.merchant_id,
         window_days as i32
@@ -93,7 +95,8 @@ async fn lock_payment(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(Error::NotFound(Missing::MerchantPayment))?;
-    // A suspended business moves no money, whoever asks.
+    // A suspended business moves no money, whoever asks (its row is share-
+    // locked: a suspension waits for a refund under way, or wins before it).
     if row.merchant_status != "ACTIVE" {
         return Err(Error::Conflict("this business is suspended".into()));
     }
@@ -152,6 +155,16 @@ impl Operation for RefundOrder {
                 rules.show(&self.currency, payment.left)
             )));
         }
+        // Both sides screened, as every other movement is: a listed owner
+        // cannot move the business's money out by refunding, nor a listed
+        // customer receive it.
+        let usd_cents = rules
+            .rates
+            .usd_cents(&self.currency, amount)
+            .map_err(fx_error)?;
+        let parties =
+            parties::load(conn, self.caller.owner_id, Some(&payment.customer_phone)).await?;
+        parties::screen(conn, state, rules, &parties, usd_cents).await?;
         let currency =
             CurrencyCode::parse(&self.currency).map_err(|e| Error::internal(e.to_string()))?;
         let wallet = AccountRef::wallet(payment.customer_id, &self.currency);

@@ -4,6 +4,7 @@
 use chainpay_core::compliance::{Decision, Rule};
 use std::collections::HashMap;
 
+use chainpay_core::refusal::Refusal;
 use chainpay_core::Lang;
 use serde_json::{json, Value};
 use sqlx::{Database, PgConnection, Postgres, TransactionManager};
@@ -29,6 +30,15 @@ impl Person {
     /// Whether money may be paid to this person.
     pub fn can_receive(&self) -> bool {
         !self.suspended && self.kyc_status != "REJECTED"
+    }
+
+    /// Whether this person may move money now, read with the movement: a
+    /// suspension takes effect even for a request authenticated before it.
+    pub fn may_send(&self) -> Result<(), Error> {
+        if self.suspended {
+            return Err(Refusal::AccountSuspended.into());
+        }
+        Ok(())
     }
 }
 

@@ -94,15 +94,6 @@ impl SendOrder {
         })
     }
 
-    /// Whether `sender` may send: a suspension takes effect even for a
-    /// request authenticated before it.
-    pub fn may_send(sender: &Person) -> Result<(), Error> {
-        if sender.suspended {
-            return Err(Refusal::AccountSuspended.into());
-        }
-        Ok(())
-    }
-
     /// The registered recipient, if money may be paid to them.
     pub fn recipient(&self, counterparty: Option<&Person>) -> Result<Person, Error> {
         let recipient = counterparty
@@ -120,7 +111,7 @@ impl SendOrder {
     async fn price(&self, conn: &mut PgConnection, rules: &Rules) -> Result<Priced, Error> {
         let quote = self.quote(rules)?;
         let parties = parties::load(conn, self.from_user_id, Some(self.to_phone.as_str())).await?;
-        Self::may_send(&parties.sender)?;
+        parties.sender.may_send()?;
         let recipient = self.recipient(parties.counterparty.as_ref())?;
         Ok(Priced {
             parties,

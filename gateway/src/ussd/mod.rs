@@ -240,9 +240,10 @@ async fn save_session(
 ) -> Result<String, Error> {
     let saved = sqlx::query!(
         "INSERT INTO ussd_sessions (session_id, phone, state, step, last_reply) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (session_id) DO UPDATE SET state = EXCLUDED.state, step = EXCLUDED.step,
+         ON CONFLICT (session_id) DO UPDATE SET phone = EXCLUDED.phone, state = EXCLUDED.state, step = EXCLUDED.step,
                 last_reply = EXCLUDED.last_reply, updated_at = now()
-         WHERE ussd_sessions.step = $6 OR ussd_sessions.updated_at <= now() - make_interval(secs => $7)",
+         WHERE (ussd_sessions.step = $6 AND ussd_sessions.phone = EXCLUDED.phone)
+            OR ussd_sessions.updated_at <= now() - make_interval(secs => $7)",
         request.session_id,
         request.phone.as_str(),
         serde_json::to_value(next).map_err(|e| Error::Internal(e.into()))?,
@@ -256,13 +257,16 @@ async fn save_session(
     if saved.rows_affected() == 1 {
         return Ok(reply);
     }
+    // Another request of this session saved first: answer as it did. A
+    // session another phone holds is never shown (a forged or colliding id).
     let theirs = sqlx::query_scalar!(
-        "SELECT last_reply FROM ussd_sessions WHERE session_id = $1",
-        request.session_id
+        "SELECT last_reply FROM ussd_sessions WHERE session_id = $1 AND phone = $2",
+        request.session_id,
+        request.phone.as_str()
     )
-    .fetch_one(&state.pool)
+    .fetch_optional(&state.pool)
     .await?;
-    Ok(theirs)
+    theirs.ok_or_else(|| Error::Conflict("this USSD session belongs to another phone".into()))
 }
 
 /// Resolves a step's effects until it shows a screen. `position` numbers

@@ -23,6 +23,7 @@ use crate::idempotency::{IdempotencyKey, Prior};
 use crate::ledger::accounts::AccountRef;
 use crate::movements::book::{book, Booking};
 use crate::movements::parties::{self, Direction, Person};
+use crate::movements::transfer::fx_error;
 use crate::movements::{self, Attempted, Operation, Reply};
 use crate::rules::Rules;
 use crate::state::AppState;
@@ -130,8 +131,21 @@ impl Operation for RedeemOrder {
         }
         let currency = voucher.currency.as_str();
         let code = CurrencyCode::parse(currency).map_err(|e| Error::internal(e.to_string()))?;
-        let usd_cents = rules.rates.usd_cents(currency, voucher.amount).unwrap_or(0);
+        let usd_cents = rules
+            .rates
+            .usd_cents(currency, voucher.amount)
+            .map_err(fx_error)?;
         let parties = parties::load(conn, self.user_id, Some(&voucher.issuer_phone)).await?;
+        parties.sender.may_send()?;
+        // A suspended buyer's vouchers are frozen with their account (a
+        // stolen phone's codes stay worthless until they are reinstated).
+        if parties
+            .counterparty
+            .as_ref()
+            .is_none_or(|issuer| issuer.suspended)
+        {
+            return Err(Refusal::VoucherOnHold.into());
+        }
         let (target, report) = self
             .target(conn, (state, rules), &parties, currency, usd_cents)
             .await?;

@@ -400,6 +400,20 @@ async fn only_verified_customers_in_good_standing_become_agents_once() {
         "not_found",
     )
     .await;
+    // A business owner's takings and an agent's float stay apart.
+    crate::merchants::register(&app, "+254711300010", "Owner Not Agent", "till").await;
+    let refused = app
+        .post(
+            "/api/v1/admin/agents",
+            Some(&admin),
+            appoint("+254711300010"),
+        )
+        .await;
+    let problem = assert_problem(refused, StatusCode::BAD_REQUEST, "validation_error").await;
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("business owner"));
     let customer = app.token(USER_PHONE, DEMO_PIN).await;
     assert_problem(
         app.post("/api/v1/admin/agents", Some(&customer), appoint(USER_PHONE))

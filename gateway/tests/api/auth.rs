@@ -133,6 +133,44 @@ async fn five_wrong_pins_lock_the_account_and_the_lock_survives_a_restart() {
     assert_eq!(failures, 7, "every failed or refused login is audited");
 }
 
+/// Anyone who knows a phone number can lock its account, so the notice
+/// texted to its owner goes out at most three times a day: locking it
+/// again and again sends no more (an SMS costs the operator).
+#[tokio::test]
+async fn lock_notices_are_texted_at_most_three_times_a_day() {
+    let app = spawn_app().await;
+    for _ in 0..4 {
+        for _ in 0..5 {
+            app.login(USER_PHONE, "9999").await;
+        }
+        sqlx::query("UPDATE users SET locked_until = now() - interval '1 second' WHERE phone = $1")
+            .bind(USER_PHONE)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        // The right PIN forgives, so the next five wrong ones lock it again.
+        assert_eq!(
+            app.login(USER_PHONE, DEMO_PIN).await.status(),
+            StatusCode::OK
+        );
+    }
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'auth.login' AND detail->>'locked' = 'true'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(locks, 4, "locked four times");
+    let texted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sms_outbox WHERE to_phone = $1 AND message LIKE '%account is locked%'",
+    )
+    .bind(USER_PHONE)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(texted, 3);
+}
+
 #[tokio::test]
 async fn a_burst_of_parallel_guesses_cannot_exceed_the_attempt_limit() {
     let app = spawn_app().await;

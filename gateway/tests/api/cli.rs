@@ -211,6 +211,36 @@ async fn reconcile_exits_non_zero_and_names_the_account_that_does_not_add_up() {
     assert!(runs[1].1 >= 1, "{runs:?}");
 }
 
+/// Anyone who knows the admins' numbers can lock them out, and an admin's
+/// lock waits for another admin: whoever runs the server lifts it.
+#[tokio::test]
+async fn the_host_unlocks_a_locked_out_admin() {
+    let app = spawn_app().await;
+    for _ in 0..5 {
+        app.login(ADMIN_PHONE, "9999").await;
+    }
+    assert_eq!(
+        app.login(ADMIN_PHONE, DEMO_PIN).await.status(),
+        StatusCode::LOCKED
+    );
+    let url = database_url(&app.database).await;
+    let env = [("DATABASE_URL", url.as_str())];
+    let unknown = run(&["unlock", "0799999999"], &env).await;
+    assert_eq!(unknown.status.code(), Some(1), "{}", stdout(&unknown));
+    let unlocked = run(&["unlock", ADMIN_PHONE], &env).await;
+    assert!(unlocked.status.success(), "{}", stdout(&unlocked));
+    assert_eq!(
+        app.login(ADMIN_PHONE, DEMO_PIN).await.status(),
+        StatusCode::OK
+    );
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'cli.unlock'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+}
+
 #[tokio::test]
 async fn an_external_database_is_created_when_missing_and_never_gets_demo_data() {
     let app = spawn_app().await;
@@ -309,7 +339,7 @@ async fn production_mode_refuses_to_start_and_names_every_missing_setting() {
     let dir = data_dir();
     let dir_text = dir.to_string_lossy().into_owned();
     let refused = run(
-        &["serve"],
+        &["serve", "--demo"],
         &[
             ("CHAINPAY_ENV", "production"),
             ("CHAINPAY_DATA_DIR", dir_text.as_str()),
@@ -320,6 +350,8 @@ async fn production_mode_refuses_to_start_and_names_every_missing_setting() {
     let said = String::from_utf8_lossy(&refused.stderr);
     for named in [
         "CHAINPAY_ENV=production refuses to start",
+        "DATABASE_URL",
+        "--demo",
         "MPESA_CONSUMER_KEY",
         "AT_USERNAME",
         "AT_WEBHOOK_TOKEN",

@@ -305,11 +305,19 @@ async fn a_sanctioned_name_with_a_typo_and_reordered_tokens_cannot_register_and_
         "a different person with a similar name is clear"
     );
 
+    // Trying again, from another number, joins the same case.
+    let again = app
+        .register("+254713000009", "Nicolas Maduro Moros", "5831")
+        .await;
+    assert_problem(again, StatusCode::FORBIDDEN, "sanctioned").await;
+
     let admin = app.admin_token().await;
     let sars = app.get_json("/api/v1/admin/suspicious", &admin).await;
+    assert_eq!(sars["sars"].as_array().unwrap().len(), 1, "{sars}");
     let case = &sars["sars"][0];
     assert_eq!(case["rule"], "sanctions");
     assert_eq!(case["user_id"], Value::Null);
+    assert_eq!(case["detail"]["findings"].as_array().unwrap().len(), 2);
     let finding = &case["detail"]["findings"][0];
     assert_eq!(finding["phone"], "+254713000006");
     assert!(finding["listed_id"].as_i64().is_some());
@@ -323,7 +331,7 @@ async fn a_sanctioned_name_with_a_typo_and_reordered_tokens_cannot_register_and_
         .iter()
         .filter(|e| e["outcome"] == "rejected")
         .collect();
-    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected.len(), 2, "each attempt is audited");
     assert_eq!(rejected[0]["detail"]["rule"], "sanctions");
 }
 

@@ -394,6 +394,13 @@ async fn a_key_works_within_its_scopes_and_stops_the_moment_it_is_revoked() {
     let owner = app.token(OWNER, "5831").await;
     let created = new_key(&app, &owner, json!(["payments:read"])).await;
     let key = created["key"].as_str().unwrap().to_owned();
+    // The owner hears of every key made for the business.
+    let told = app.last_sms(OWNER).await;
+    let prefix = created["prefix"].as_str().unwrap();
+    assert!(
+        told.contains(&format!("new API key cpk_{prefix}")) && told.contains("payments:read"),
+        "{told}"
+    );
     assert!(key.starts_with(&format!("cpk_{}_", created["prefix"].as_str().unwrap())));
     let digest: Vec<u8> = sqlx::query_scalar("SELECT key_digest FROM merchant_api_keys")
         .fetch_one(&app.pool)
@@ -574,6 +581,40 @@ async fn a_refund_never_exceeds_what_is_left_of_the_payment() {
 pub(crate) struct Receiver {
     pub(crate) seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
     fail_first: usize,
+}
+
+/// A refund screens both sides, as a payment does: once the customer is
+/// listed, the business cannot pay the money out to them.
+#[tokio::test]
+async fn a_listed_customer_is_not_refunded() {
+    let app = spawn_app().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    let paid = pay_till(&app, &customer, &till, 10_000).await;
+    let owner = app.token(OWNER, "5831").await;
+    let admin = app.admin_token().await;
+    let listed = app
+        .post(
+            "/api/v1/admin/sanctions",
+            Some(&admin),
+            json!({"name": "USER, Demo", "source": "UN consolidated list"}),
+        )
+        .await;
+    assert_eq!(listed.status(), StatusCode::CREATED);
+    let refused = app
+        .post(
+            "/api/v1/merchant/refunds",
+            Some(&owner),
+            json!({"payment_id": paid["tx_id"]}),
+        )
+        .await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "sanctioned").await;
+    let refunds: i64 = sqlx::query_scalar("SELECT count(*) FROM merchant_refunds")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(refunds, 0);
+    app.assert_balanced().await;
 }
 
 pub(crate) async fn receiver(fail_first: usize) -> (String, Receiver) {
@@ -774,11 +815,124 @@ async fn a_webhook_url_on_a_private_address_is_refused_unless_allowed() {
         )
         .await;
     assert_problem(unknown_event, StatusCode::BAD_REQUEST, "validation_error").await;
+    let long = format!("https://8.8.8.8/{}", "a".repeat(2_000));
+    let too_long = app
+        .post(
+            "/api/v1/merchant/webhooks",
+            Some(&owner),
+            json!({"url": long, "events": ["payment.received"]}),
+        )
+        .await;
+    assert_problem(too_long, StatusCode::BAD_REQUEST, "validation_error").await;
+    // Someone without a business learns nothing of how a name resolves.
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    let probing = app
+        .post(
+            "/api/v1/merchant/webhooks",
+            Some(&customer),
+            json!({"url": "https://10.0.0.8/hook", "events": ["payment.received"]}),
+        )
+        .await;
+    assert_problem(probing, StatusCode::FORBIDDEN, "forbidden").await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM merchant_webhooks")
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(stored, 0, "nothing refused is stored");
+}
+
+/// An endpoint that keeps failing holds back its other deliveries for as
+/// long as it has been failing (one that does not answer gets fewer and
+/// fewer tries); one the owner removes gets nothing more, and what waited
+/// for it is given up.
+#[tokio::test]
+async fn a_failing_endpoint_holds_back_its_backlog_and_a_removed_one_gets_nothing() {
+    let app = webhook_app().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let owner = app.token(OWNER, "5831").await;
+    let (url, hooks) = receiver(usize::MAX).await;
+    let endpoint = app
+        .post(
+            "/api/v1/merchant/webhooks",
+            Some(&owner),
+            json!({"url": url, "events": ["payment.received"]}),
+        )
+        .await;
+    let endpoint: Value = endpoint.json().await.unwrap();
+    let webhook_id = endpoint["webhook_id"].as_str().unwrap().to_owned();
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    pay_till(&app, &customer, &till, 1_000).await;
+    eventually("a first failed try", secs(10), async || {
+        (!hooks.seen.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    // The first delivery waits ten minutes; the endpoint has failed for an
+    // hour. The next failure holds the other back for that hour.
+    for statement in [
+        "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '10 minutes'",
+        "UPDATE merchant_webhooks SET failing_since = now() - interval '1 hour'",
+    ] {
+        sqlx::query(statement).execute(&app.pool).await.unwrap();
+    }
+    let tried = hooks.seen.lock().unwrap().len();
+    pay_till(&app, &customer, &till, 2_000).await;
+    eventually("the second payment's failed try", secs(10), async || {
+        (hooks.seen.lock().unwrap().len() > tried).then_some(())
+    })
+    .await;
+    // (Whichever failed last holds the other back.)
+    let held_for: f64 = eventually("a delivery held back", secs(10), async || {
+        let minutes: f64 = sqlx::query_scalar(
+            "SELECT extract(epoch FROM max(next_attempt_at) - now())::float8 / 60 FROM webhook_deliveries
+             WHERE status = 'PENDING'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        (minutes > 50.0).then_some(minutes)
+    })
+    .await;
+    assert!(held_for <= 61.0, "held for {held_for} minutes");
+
+    let path = format!("/api/v1/merchant/webhooks/{webhook_id}");
+    let stranger = app.verified_user("+254711330003", "Not The Owner", 0).await;
+    let refused = app
+        .request(Method::DELETE, &path, Some(&stranger))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(refused, StatusCode::FORBIDDEN, "forbidden").await;
+    for _ in 0..2 {
+        let removed = app
+            .request(Method::DELETE, &path, Some(&owner))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            removed.status(),
+            StatusCode::NO_CONTENT,
+            "removing again answers the same"
+        );
+    }
+    let unknown = format!("/api/v1/merchant/webhooks/{}", uuid::Uuid::new_v4());
+    let missing = app
+        .request(Method::DELETE, &unknown, Some(&owner))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(missing, StatusCode::NOT_FOUND, "not_found").await;
+    let waiting: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT status, last_error FROM webhook_deliveries ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(waiting.len(), 2);
+    for (status, why) in waiting {
+        assert_eq!(status, "FAILED");
+        assert_eq!(why.as_deref(), Some("the endpoint was removed"));
+    }
+    let listed = app.get_json("/api/v1/merchant/webhooks", &owner).await;
+    assert_eq!(listed["endpoints"][0]["status"], "DISABLED");
 }
 
 #[tokio::test]

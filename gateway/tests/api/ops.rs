@@ -265,6 +265,7 @@ async fn the_openapi_document_covers_every_api_route() {
         "POST /api/v1/merchant/api-keys",
         "DELETE /api/v1/merchant/api-keys/{key_id}",
         "POST /api/v1/merchant/webhooks",
+        "DELETE /api/v1/merchant/webhooks/{id}",
         "GET /api/v1/merchant/webhooks/{id}/deliveries",
         "POST /api/v1/merchant/webhooks/{id}/deliveries/{delivery_id}/redeliver",
         "GET /api/v1/mpesa/status/{ref}",

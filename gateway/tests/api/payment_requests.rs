@@ -271,6 +271,36 @@ async fn requests_are_validated_and_bounded() {
         .await
         .unwrap();
     assert_eq!(rows, 0, "no refusal wrote a request");
+
+    // Declining frees a waiting place, but a business asks one customer
+    // (each time an SMS) at most ten times a day.
+    for n in 0..12 {
+        let response = ask(&app, &owner, body(USER_PHONE, &format!("D-{n}"), 600)).await;
+        if n >= 10 {
+            let problem = assert_problem(response, StatusCode::CONFLICT, "conflict").await;
+            assert!(problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("ask again tomorrow"));
+            continue;
+        }
+        assert_eq!(response.status(), StatusCode::CREATED, "request {n}");
+        let request: Value = response.json().await.unwrap();
+        let decline = format!(
+            "/api/v1/payment-requests/{}/decline",
+            request["request_id"].as_str().unwrap()
+        );
+        let declined = app.post(&decline, Some(&customer), json!({})).await;
+        assert_eq!(declined.status(), StatusCode::OK, "decline {n}");
+    }
+    let texted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sms_outbox WHERE to_phone = $1 AND message LIKE '%asks you to pay%'",
+    )
+    .bind(USER_PHONE)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(texted, 10);
 }
 
 #[tokio::test]

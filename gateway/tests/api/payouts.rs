@@ -521,6 +521,7 @@ async fn a_business_sees_what_a_payout_paid_after_its_refund_reserves() {
     );
 
     paid_result(&app, &reference, "SXK6666666").await;
+    assert!(app.last_sms(OWNER).await.contains("held while we check"));
     let read_key = new_key(&app, &owner, json!(["payments:read"])).await;
     let seen_by_key = app
         .get_json("/api/v1/merchant", read_key["key"].as_str().unwrap())
@@ -535,7 +536,6 @@ async fn a_business_sees_what_a_payout_paid_after_its_refund_reserves() {
     );
     assert_eq!(after["locked"].as_i64(), Some(owed));
     assert_eq!(after["available"].as_i64(), Some(takings - owed));
-    assert!(app.last_sms(OWNER).await.contains("held while we check"));
     let path = format!(
         "/api/v1/admin/merchants/{}",
         till["merchant_id"].as_str().unwrap()

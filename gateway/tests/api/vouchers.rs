@@ -375,3 +375,42 @@ async fn guesses_sent_in_parallel_cannot_pass_the_limit_and_a_keyed_retry_replay
     );
     assert_eq!(paused, 8);
 }
+
+/// A buyer suspended (a stolen phone reported, say) freezes their vouchers:
+/// whoever holds a code cannot redeem it, into a wallet or for cash, until
+/// the buyer is reinstated.
+#[tokio::test]
+async fn a_suspended_buyers_vouchers_cannot_be_redeemed_until_reinstated() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let buyer = app.token(USER_PHONE, DEMO_PIN).await;
+    let voucher = buy(&app, &buyer, 20_000).await;
+    let code = voucher["code"].as_str().unwrap();
+    let bearer = app.verified_user("+254711330002", "Code Holder", 0).await;
+    let buyer_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
+        .bind(USER_PHONE)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let path = |verb: &str| format!("/api/v1/admin/users/{buyer_id}/{verb}");
+    let suspended = app.post(&path("suspend"), Some(&admin), json!({})).await;
+    assert_eq!(suspended.status(), StatusCode::OK);
+
+    let refused = redeem(&app, &bearer, code).await;
+    let problem = assert_problem(refused, StatusCode::CONFLICT, "voucher_invalid").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be redeemed now"),
+        "{problem}"
+    );
+    assert_eq!(app.balance(&bearer, "KES").await, 0, "nothing paid");
+
+    let reinstated = app.post(&path("unsuspend"), Some(&admin), json!({})).await;
+    assert_eq!(reinstated.status(), StatusCode::OK);
+    let redeemed = redeem(&app, &bearer, code).await;
+    assert_eq!(redeemed.status(), StatusCode::CREATED);
+    assert_eq!(app.balance(&bearer, "KES").await, 20_000);
+    app.assert_balanced().await;
+}

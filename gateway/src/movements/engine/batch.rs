@@ -314,7 +314,7 @@ async fn check(
         .get(&order.from_user_id)
         .cloned()
         .ok_or(Error::Unauthorized)?;
-    SendOrder::may_send(&sender)?;
+    sender.may_send()?;
     let recipient = order.recipient(people.by_phone.get(order.to_phone.as_str()))?;
     let parties = Parties {
         sender,

@@ -523,6 +523,10 @@ impl Settings {
                 .push("SMS would go to the simulator: set AT_USERNAME and AT_API_KEY".to_owned()),
             Some(at) if !at.base_url.starts_with("https://") => problems
                 .push("AT_BASE_URL must be an https:// URL: the API key travels to it".to_owned()),
+            Some(at) if at.username == "sandbox" => problems.push(
+                "SMS would go to Africa's Talking's sandbox (AT_USERNAME=sandbox): no customer would get one"
+                    .to_owned(),
+            ),
             Some(_) => {}
         }
         match self.at_webhook_token.as_deref() {
@@ -633,7 +637,7 @@ mod tests {
         assert_eq!(settings.production_problems(), Vec::<String>::new());
         // Each insecure choice on its own is named.
         type Spoil = fn(&mut Settings);
-        let insecure: [(&str, Spoil); 3] = [
+        let insecure: [(&str, Spoil); 4] = [
             ("MPESA_BASE_URL", |s| {
                 s.mpesa.base_url = Some("http://daraja.example".into())
             }),
@@ -644,6 +648,11 @@ mod tests {
             }),
             ("CHAINPAY_WEBHOOK_ALLOW_PRIVATE", |s| {
                 s.webhook_allow_private = true
+            }),
+            ("AT_USERNAME=sandbox", |s| {
+                if let Some(at) = s.africastalking.as_mut() {
+                    at.username = "sandbox".into();
+                }
             }),
         ];
         for (named, spoil) in insecure {

@@ -77,8 +77,6 @@ impl Sms {
         }
     }
 
-    /// To the merchant's owner: a webhook endpoint that kept failing was
-    /// switched off.
     /// To a business's owner: an API key was made for the business (as
     /// anyone holding the owner's session could), so they would know.
     pub fn api_key_created(&self, business: &str, prefix: &str, scopes: &[String]) -> String {
@@ -89,6 +87,8 @@ impl Sms {
         }
     }
 
+    /// To the merchant's owner: a webhook endpoint that kept failing was
+    /// switched off.
     pub fn webhook_disabled(&self, url: &str, days: i32) -> String {
         let url: String = url.chars().take(60).collect();
         match self.0 {

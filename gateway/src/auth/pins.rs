@@ -139,7 +139,7 @@ const LOCK_NOTICE_BUCKET: &str = "lock_notice:";
 
 /// Counts an attempt, checks `pin`, and clears the count when it is right.
 /// The attempt that locks the account texts its owner (at most
-/// [`LOCK_NOTICES`] times a day). No pooled connection
+/// [`LOCK_NOTICES`] times a day, besides a lock until someone acts). No pooled connection
 /// is held while Argon2id runs: a burst of PIN checks waits for the hashing
 /// threads, not for the connections every other request needs.
 pub async fn check(pool: &PgPool, user_id: Uuid, pin: Pin) -> Result<PinCheck, Error> {
@@ -161,10 +161,12 @@ pub async fn check(pool: &PgPool, user_id: Uuid, pin: Pin) -> Result<PinCheck, E
         Lock::UntilUnlocked => None,
     };
     // Anyone who knows a phone number can lock its account, and each notice
-    // is an SMS at the operator's cost: a few a day per account at most.
+    // is an SMS at the operator's cost: a few a day per account at most,
+    // but always the one saying it stays locked until someone acts.
     let bucket = format!("{LOCK_NOTICE_BUCKET}{user_id}");
     let window = LOCK_NOTICE_WINDOW_S;
-    if rate_limit::admit(pool, &bucket, LOCK_NOTICES, window).await? == Admission::Allowed {
+    let admitted = rate_limit::admit(pool, &bucket, LOCK_NOTICES, window).await?;
+    if lock == Lock::UntilUnlocked || admitted == Admission::Allowed {
         let message = Sms(owner.lang).account_locked(minutes);
         outbox::queue(&mut *pool.acquire().await?, &owner.phone, &message, None).await?;
     }

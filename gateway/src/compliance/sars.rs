@@ -73,6 +73,7 @@ async fn anonymous(conn: &mut PgConnection, rule: &str, detail: Value) -> sqlx::
                            END
            WHERE id = (SELECT id FROM sars WHERE user_id IS NULL AND rule = $1 AND status IN ('OPEN', 'UNDER_REVIEW')
                        ORDER BY id LIMIT 1)
+             AND status IN ('OPEN', 'UNDER_REVIEW')
            RETURNING id"#,
         rule,
         detail,

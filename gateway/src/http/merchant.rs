@@ -441,7 +441,8 @@ async fn revoke_key(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WebhookRequest {
     /// `https://…` on a public address (plain http and private addresses
-    /// only with `CHAINPAY_WEBHOOK_ALLOW_PRIVATE=1`).
+    /// only with `CHAINPAY_WEBHOOK_ALLOW_PRIVATE=1`); at most 2,000 characters.
+    #[schema(max_length = 2000)]
     pub url: String,
     /// Any of `payment.received`, `refund.completed`, `payment_request.paid`,
     /// `payment_request.declined`, `payment_request.expired`.
@@ -527,7 +528,9 @@ async fn list_deliveries(
     }))
 }
 
-/// Send a delivery again now, with the same event id.
+/// Send a delivery again with the same event id: now, or once the endpoint
+/// is no longer held (after a failure it waits as long as it has been
+/// failing).
 #[utoipa::path(post, path = "/merchant/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "merchant", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The endpoint's webhook_id"), ("delivery_id" = i64, Path, description = "The delivery")),
     responses((status = 200, body = DeliveryView), (status = 400, body = Problem), (status = 401, body = Problem),

@@ -14,7 +14,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::owned_by;
+use super::{owned_active, owned_by};
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
 use crate::sms::outbox;
@@ -104,10 +104,7 @@ pub async fn create(
         )));
     }
     let mut tx = state.pool.begin().await?;
-    let merchant = owned_by(&mut tx, owner).await?.ok_or(Error::Forbidden)?;
-    if merchant.status != "ACTIVE" {
-        return Err(Error::Conflict("this business is suspended".into()));
-    }
+    let merchant = owned_active(&mut tx, owner).await?;
     let live = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM merchant_api_keys WHERE merchant_id = $1 AND revoked_at IS NULL"#,
         merchant.merchant_id

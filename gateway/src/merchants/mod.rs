@@ -166,6 +166,16 @@ pub async fn owned_by(conn: &mut PgConnection, owner: Uuid) -> Result<Option<Mer
     Ok(select(conn, None, Some(owner)).await?.into_iter().next())
 }
 
+/// The business `owner` owns, for a change to it: `403` if they own none,
+/// `409` if it is suspended.
+pub async fn owned_active(conn: &mut PgConnection, owner: Uuid) -> Result<MerchantView, Error> {
+    let merchant = owned_by(conn, owner).await?.ok_or(Error::Forbidden)?;
+    if merchant.status != "ACTIVE" {
+        return Err(Error::Conflict("this business is suspended".into()));
+    }
+    Ok(merchant)
+}
+
 /// Registers a business owned by the customer with `owner_phone`:
 /// verified, in good standing, an ordinary customer (not an admin, agent or
 /// another business's owner).

@@ -68,18 +68,19 @@ pub fn is_private(ip: IpAddr) -> bool {
     }
 }
 
-/// Checks `raw` and resolves its host; refused with a clear reason.
 /// Longest URL kept (the column's own bound).
 const MAX_URL_CHARS: usize = 2_000;
 /// Longest wait for a webhook host's addresses.
 const LOOKUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Checks `raw` and resolves its host; refused with a clear reason.
 pub async fn check(raw: &str, allow_private: bool) -> Result<Target, Error> {
     let refuse = |why: &str| Error::Validation(format!("url: {why}"));
-    if raw.trim().chars().count() > MAX_URL_CHARS {
+    let url = Url::parse(raw.trim()).map_err(|_| refuse("not a URL"))?;
+    // As it is kept: parsing may encode the host or path at greater length.
+    if url.as_str().chars().count() > MAX_URL_CHARS {
         return Err(refuse("longer than 2,000 characters"));
     }
-    let url = Url::parse(raw.trim()).map_err(|_| refuse("not a URL"))?;
     match url.scheme() {
         "https" => {}
         "http" if allow_private => {}

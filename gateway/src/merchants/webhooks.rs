@@ -12,7 +12,6 @@
 //! [`MAX_ATTEMPTS`] tries. An endpoint whose deliveries have all failed for
 //! [`DISABLE_AFTER_DAYS`] days is disabled and its owner told by SMS.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -30,7 +29,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::outbound;
-use super::{owned_by, MerchantView};
+use super::{owned_active, owned_by};
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
 use crate::state::AppState;
@@ -49,7 +48,7 @@ pub const MAX_ATTEMPTS: i32 = 12;
 pub const DISABLE_AFTER_DAYS: i32 = 5;
 /// Endpoints one business may register.
 const MAX_ENDPOINTS: i64 = 10;
-/// Deliveries sent per pass.
+/// Deliveries tried per pass, shared among the senders.
 const BATCH: usize = 20;
 /// Deliveries sent at once.
 const SENDERS: usize = 4;
@@ -103,15 +102,6 @@ pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<S
     Ok(format!("v1,{}", BASE64.encode(mac.finalize().into_bytes())))
 }
 
-/// The business `owner` owns, if it is active.
-async fn active_business(conn: &mut PgConnection, owner: Uuid) -> Result<MerchantView, Error> {
-    let merchant = owned_by(conn, owner).await?.ok_or(Error::Forbidden)?;
-    if merchant.status != "ACTIVE" {
-        return Err(Error::Conflict("this business is suspended".into()));
-    }
-    Ok(merchant)
-}
-
 /// Registers an endpoint for the caller's business; the URL is checked
 /// (see [`outbound`]) before anything is stored.
 pub async fn register(
@@ -129,10 +119,10 @@ pub async fn register(
     // Who asks is checked before the URL is resolved, so a customer without
     // a business cannot use the check to probe names (and again below,
     // under the transaction, for a suspension meanwhile).
-    active_business(&mut *state.pool.acquire().await?, owner).await?;
+    owned_active(&mut *state.pool.acquire().await?, owner).await?;
     let target = outbound::check(url, state.settings.webhook_allow_private).await?;
     let mut tx = state.pool.begin().await?;
-    let merchant = active_business(&mut tx, owner).await?;
+    let merchant = owned_active(&mut tx, owner).await?;
     let count = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM merchant_webhooks WHERE merchant_id = $1 AND status = 'ACTIVE'"#,
         merchant.merchant_id
@@ -220,9 +210,10 @@ struct Due {
 /// answer holds up only the sender waiting on it); returns how many were
 /// tried.
 pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
-    let tried = AtomicUsize::new(0);
-    let sender = || async {
-        while tried.fetch_add(1, Ordering::Relaxed) < BATCH {
+    let share = BATCH.div_ceil(SENDERS);
+    let sender = || async move {
+        let mut tried = 0;
+        while tried < share {
             let delivered = crate::bounded::item(async {
                 let Some(due) = claim(state).await? else {
                     return Ok(false);
@@ -232,24 +223,39 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
                 Ok(true)
             });
             if !delivered.await? {
-                tried.fetch_sub(1, Ordering::Relaxed);
                 break;
             }
+            tried += 1;
         }
-        Ok::<_, Error>(())
+        Ok::<_, Error>(tried)
     };
-    let senders = futures::future::join_all((0..SENDERS).map(|_| sender())).await;
-    senders.into_iter().collect::<Result<Vec<()>, _>>()?;
-    Ok(tried.load(Ordering::Relaxed).min(BATCH))
+    let mut tried = 0;
+    for sent in futures::future::join_all((0..SENDERS).map(|_| sender())).await {
+        match sent {
+            Ok(count) => tried += count,
+            Err(error) => {
+                tracing::warn!(error = %error, "webhook sender failed");
+                return Err(error);
+            }
+        }
+    }
+    Ok(tried)
 }
 
+/// The earliest due delivery of an endpoint that is not held; the endpoint
+/// is held (leased) while the try is out, so one endpoint has one try out
+/// at a time.
 async fn claim(state: &AppState) -> Result<Option<Due>, Error> {
     Ok(sqlx::query_as!(
         Due,
         r#"WITH next AS (
-               SELECT d.id FROM webhook_deliveries d JOIN merchant_webhooks w ON w.id = d.webhook_id
+               SELECT d.id, d.webhook_id FROM webhook_deliveries d JOIN merchant_webhooks w ON w.id = d.webhook_id
                WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() AND w.status = 'ACTIVE'
-               ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
+                 AND (w.held_until IS NULL OR w.held_until <= now())
+               ORDER BY d.next_attempt_at LIMIT 1 FOR NO KEY UPDATE OF d, w SKIP LOCKED),
+           leased AS (
+               UPDATE merchant_webhooks w SET held_until = now() + make_interval(secs => $1)
+               FROM next WHERE w.id = next.webhook_id)
            UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $1)
            FROM next, merchant_webhooks w, webhook_events e
            WHERE d.id = next.id AND w.id = d.webhook_id AND e.id = d.event_id
@@ -301,7 +307,11 @@ async fn send(state: &AppState, due: &Due) -> Sent {
     Ok(response.status().as_u16())
 }
 
-/// Records a try: delivered on 2xx; otherwise retried later, or given up.
+/// Records a try: delivered on 2xx; otherwise retried later, or given up,
+/// and the endpoint held. The endpoint's row is locked first, as every
+/// writer of an endpoint and its deliveries locks it ([`remove`] included),
+/// so none waits on another in a cycle; a delivery given up meanwhile (its
+/// endpoint removed) stays given up.
 async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
     let (code, error) = match &sent {
         Ok(code) if (200..300).contains(code) => (Some(*code), None),
@@ -309,6 +319,12 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
         Err(why) => (None, Some(why.clone())),
     };
     let mut tx = state.pool.begin().await?;
+    sqlx::query!(
+        "SELECT status FROM merchant_webhooks WHERE id = $1 FOR NO KEY UPDATE",
+        due.webhook_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if error.is_none() {
         sqlx::query!(
             "UPDATE webhook_deliveries SET status = 'DELIVERED', delivered_at = now(), last_status_code = $2, last_error = NULL WHERE id = $1",
@@ -318,7 +334,7 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
-            "UPDATE merchant_webhooks SET failing_since = NULL WHERE id = $1",
+            "UPDATE merchant_webhooks SET failing_since = NULL, held_until = NULL WHERE id = $1",
             due.webhook_id
         )
         .execute(&mut *tx)
@@ -333,7 +349,8 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
     let give_up = due.attempts >= MAX_ATTEMPTS;
     sqlx::query!(
         "UPDATE webhook_deliveries SET status = CASE WHEN $5 THEN 'FAILED' ELSE 'PENDING' END,
-                next_attempt_at = now() + make_interval(secs => $4), last_status_code = $2, last_error = $3 WHERE id = $1",
+                next_attempt_at = now() + make_interval(secs => $4), last_status_code = $2, last_error = $3
+         WHERE id = $1 AND status = 'PENDING'",
         due.id,
         code.map(i32::from),
         error,
@@ -342,63 +359,46 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
     )
     .execute(&mut *tx)
     .await?;
-    hold_back(&mut tx, due, backoff).await?;
-    disable_if_failing(&mut tx, due.webhook_id).await?;
+    failed(&mut tx, due.webhook_id, backoff).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// An endpoint that fails holds back its other pending deliveries for as
-/// long as this one waits, or as long as the endpoint has been failing if
-/// that is longer (at most [`MAX_BACKOFF_MS`]): an endpoint that does not
-/// answer gets fewer and fewer tries, and its backlog never takes the tries
-/// every other business's webhooks wait for.
-async fn hold_back(conn: &mut PgConnection, due: &Due, backoff_ms: u64) -> Result<(), Error> {
-    sqlx::query!(
-        "WITH endpoint AS (
-             SELECT now() + least(greatest(make_interval(secs => $3), now() - coalesce(failing_since, now())),
-                                  make_interval(secs => $4)) AS until
-             FROM merchant_webhooks WHERE id = $1)
-         UPDATE webhook_deliveries d SET next_attempt_at = endpoint.until
-         FROM endpoint
-         WHERE d.webhook_id = $1 AND d.status = 'PENDING' AND d.id <> $2 AND d.next_attempt_at < endpoint.until",
-        due.webhook_id,
-        due.id,
-        backoff_ms as f64 / 1000.0,
-        MAX_BACKOFF_MS as f64 / 1000.0
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Marks the endpoint failing; one failing for days is disabled and its
-/// owner told.
-async fn disable_if_failing(conn: &mut PgConnection, webhook_id: Uuid) -> Result<(), Error> {
-    let disabled = sqlx::query!(
+/// An active endpoint that failed a try: held for as long as the try waits
+/// (`backoff_ms`), or as long as the endpoint has been failing if that is
+/// longer (at most [`MAX_BACKOFF_MS`]), so one that does not answer gets
+/// fewer and fewer tries; one failing for days is disabled, what waited for
+/// it given up, and its owner told.
+async fn failed(conn: &mut PgConnection, webhook_id: Uuid, backoff_ms: u64) -> Result<(), Error> {
+    let endpoint = sqlx::query!(
         r#"UPDATE merchant_webhooks w SET failing_since = coalesce(w.failing_since, now()),
+                  held_until = now() + least(greatest(make_interval(secs => $3), now() - coalesce(w.failing_since, now())),
+                                             make_interval(secs => $4)),
                   status = CASE WHEN w.failing_since < now() - make_interval(days => $2) THEN 'DISABLED' ELSE w.status END,
                   disabled_at = CASE WHEN w.failing_since < now() - make_interval(days => $2) THEN now() ELSE w.disabled_at END
            FROM merchants m JOIN users u ON u.id = m.owner_user_id
-           WHERE w.id = $1 AND m.id = w.merchant_id
+           WHERE w.id = $1 AND w.status = 'ACTIVE' AND m.id = w.merchant_id
            RETURNING w.status, w.url, u.phone, u.language"#,
         webhook_id,
-        DISABLE_AFTER_DAYS
+        DISABLE_AFTER_DAYS,
+        backoff_ms as f64 / 1000.0,
+        MAX_BACKOFF_MS as f64 / 1000.0
     )
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    if disabled.status == "DISABLED" {
-        fail_pending(
-            &mut *conn,
-            webhook_id,
-            "the endpoint was disabled after failing for days",
-        )
-        .await?;
-        tracing::warn!(%webhook_id, "webhook endpoint disabled after failing for days");
-        let text = Sms(Lang::parse(&disabled.language))
-            .webhook_disabled(&disabled.url, DISABLE_AFTER_DAYS);
-        crate::sms::outbox::queue(&mut *conn, &disabled.phone, &text, None).await?;
-    }
+    let Some(disabled) = endpoint.filter(|e| e.status == "DISABLED") else {
+        return Ok(());
+    };
+    fail_pending(
+        &mut *conn,
+        webhook_id,
+        "the endpoint was disabled after failing for days",
+    )
+    .await?;
+    tracing::warn!(%webhook_id, "webhook endpoint disabled after failing for days");
+    let text =
+        Sms(Lang::parse(&disabled.language)).webhook_disabled(&disabled.url, DISABLE_AFTER_DAYS);
+    crate::sms::outbox::queue(&mut *conn, &disabled.phone, &text, None).await?;
     Ok(())
 }
 
@@ -408,7 +408,7 @@ pub async fn remove(state: &AppState, owner: Uuid, webhook_id: Uuid) -> Result<(
     let mut tx = state.pool.begin().await?;
     let merchant = owned_by(&mut tx, owner).await?.ok_or(Error::Forbidden)?;
     let endpoint = sqlx::query!(
-        "SELECT status FROM merchant_webhooks WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
+        "SELECT status FROM merchant_webhooks WHERE id = $1 AND merchant_id = $2 FOR NO KEY UPDATE",
         webhook_id,
         merchant.merchant_id
     )
@@ -416,6 +416,9 @@ pub async fn remove(state: &AppState, owner: Uuid, webhook_id: Uuid) -> Result<(
     .await?
     .ok_or(Error::NotFound(Missing::Webhook))?;
     if endpoint.status == "DISABLED" {
+        // Disabled before deliveries were given up with it: give them up.
+        fail_pending(&mut tx, webhook_id, "the endpoint was removed").await?;
+        tx.commit().await?;
         return Ok(());
     }
     sqlx::query!(
@@ -477,8 +480,9 @@ pub async fn deliveries(
     .await?)
 }
 
-/// Sends a delivery again, now, with the same event id (the receiver
-/// de-duplicates by `webhook-id`).
+/// Sends a delivery again with the same event id (the receiver
+/// de-duplicates by `webhook-id`): now, or once its endpoint is no longer
+/// held.
 pub async fn redeliver(
     state: &AppState,
     owner: Uuid,

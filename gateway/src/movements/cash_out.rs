@@ -71,7 +71,6 @@ impl CashOutOrder {
             return Err(Refusal::SelfPayment.into());
         }
         let parties = parties::load(conn, self.customer_id, Some(agent.phone.as_str())).await?;
-        parties.sender.may_send()?;
         let amount = self.amount.minor();
         let usd_cents = rules.rates.usd_cents(currency, amount).map_err(fx_error)?;
         let fee = rules

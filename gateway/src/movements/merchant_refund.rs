@@ -66,6 +66,26 @@ impl RefundOrder {
             currency,
         })
     }
+
+    /// Both sides screened, as every other movement is: a listed owner
+    /// cannot move the business's money out by refunding, nor a listed
+    /// customer receive it; nor can a suspended owner refund.
+    async fn screen(
+        &self,
+        conn: &mut PgConnection,
+        (state, rules): (&AppState, &Rules),
+        payment: &Refundable,
+        amount: i64,
+    ) -> Result<(), Error> {
+        let usd_cents = rules
+            .rates
+            .usd_cents(&self.currency, amount)
+            .map_err(fx_error)?;
+        let parties =
+            parties::load(conn, self.caller.owner_id, Some(&payment.customer_phone)).await?;
+        parties.sender.may_send()?;
+        parties::screen(conn, state, rules, &parties, usd_cents).await
+    }
 }
 
 /// The payment being refunded, locked, with what is left of it.
@@ -155,16 +175,7 @@ impl Operation for RefundOrder {
                 rules.show(&self.currency, payment.left)
             )));
         }
-        // Both sides screened, as every other movement is: a listed owner
-        // cannot move the business's money out by refunding, nor a listed
-        // customer receive it.
-        let usd_cents = rules
-            .rates
-            .usd_cents(&self.currency, amount)
-            .map_err(fx_error)?;
-        let parties =
-            parties::load(conn, self.caller.owner_id, Some(&payment.customer_phone)).await?;
-        parties::screen(conn, state, rules, &parties, usd_cents).await?;
+        self.screen(conn, (state, rules), &payment, amount).await?;
         let currency =
             CurrencyCode::parse(&self.currency).map_err(|e| Error::internal(e.to_string()))?;
         let wallet = AccountRef::wallet(payment.customer_id, &self.currency);

@@ -182,9 +182,10 @@ pub enum Direction {
     Incoming,
 }
 
-/// Screens `parties` and applies the sender's tier limits and rolling
-/// windows (locking the sender). `Ok(Some(rule))` means allowed, but a
-/// report under `rule` must be filed with the posted transaction.
+/// Refuses a suspended sender (read with the movement), screens `parties`
+/// and applies the sender's tier limits and rolling windows (locking the
+/// sender). `Ok(Some(rule))` means allowed, but a report under `rule` must
+/// be filed with the posted transaction.
 pub async fn aml_gate(
     conn: &mut PgConnection,
     state: &AppState,
@@ -192,6 +193,7 @@ pub async fn aml_gate(
     parties: &Parties,
     usd_cents: i64,
 ) -> Result<Option<Rule>, Error> {
+    parties.sender.may_send()?;
     gate(conn, state, rules, parties, usd_cents, Direction::Outgoing).await
 }
 

@@ -185,7 +185,7 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> Result<String, Er
     let (session, mut caller) = load_session(state, &request).await?;
     let (mut machine, consumed) = match session {
         Session::Replay(reply) => return Ok(reply),
-        Session::Foreign => return Ok(Screen::End(Texts(Lang::En).try_later().to_owned()).render()),
+        Session::Foreign => return Ok(foreign()),
         Session::New => (None, 0),
         Session::Continues(machine, consumed) => (Some(machine), consumed),
     };
@@ -266,7 +266,12 @@ async fn save_session(
     )
     .fetch_optional(&state.pool)
     .await?;
-    theirs.ok_or_else(|| Error::Conflict("this USSD session belongs to another phone".into()))
+    Ok(theirs.unwrap_or_else(foreign))
+}
+
+/// What a request naming another phone's session is answered.
+fn foreign() -> String {
+    Screen::End(Texts(Lang::En).try_later().to_owned()).render()
 }
 
 /// Resolves a step's effects until it shows a screen. `position` numbers

@@ -83,7 +83,6 @@ impl Operation for VoucherOrder {
             .leg(currency)
             .map_err(|_| Error::Validation(format!("unsupported currency {currency}")))?;
         let parties = parties::load(conn, self.user_id, None).await?;
-        parties.sender.may_send()?;
         let usd_cents = rules.rates.usd_cents(currency, amount).map_err(fx_error)?;
         let report = parties::aml_gate(conn, state, rules, &parties, usd_cents).await?;
         let fee = rules

@@ -123,29 +123,13 @@ impl Operation for RedeemOrder {
         rules: &Rules,
     ) -> Result<TxView, Error> {
         let voucher = lock(conn, self.voucher_id).await?;
-        if !voucher.active() {
-            return Err(Refusal::VoucherSpent.into());
-        }
-        if voucher.issuer_id == self.user_id {
-            return Err(Refusal::SelfPayment.into());
-        }
+        let parties = self.redeemable(conn, &voucher).await?;
         let currency = voucher.currency.as_str();
         let code = CurrencyCode::parse(currency).map_err(|e| Error::internal(e.to_string()))?;
         let usd_cents = rules
             .rates
             .usd_cents(currency, voucher.amount)
             .map_err(fx_error)?;
-        let parties = parties::load(conn, self.user_id, Some(&voucher.issuer_phone)).await?;
-        parties.sender.may_send()?;
-        // A suspended buyer's vouchers are frozen with their account (a
-        // stolen phone's codes stay worthless until they are reinstated).
-        if parties
-            .counterparty
-            .as_ref()
-            .is_none_or(|issuer| issuer.suspended)
-        {
-            return Err(Refusal::VoucherOnHold.into());
-        }
         let (target, report) = self
             .target(conn, (state, rules), &parties, currency, usd_cents)
             .await?;
@@ -216,6 +200,30 @@ impl RedeemOrder {
                 Ok((AccountRef::agent_float(self.user_id, currency), None))
             }
         }
+    }
+
+    /// The redeemer and the buyer, if the locked `voucher` may be redeemed
+    /// by this caller: active, someone else's, the caller in good standing,
+    /// and its buyer not suspended (a stolen phone's codes stay frozen with
+    /// the account until it is reinstated).
+    async fn redeemable(
+        &self,
+        conn: &mut PgConnection,
+        voucher: &Locked,
+    ) -> Result<parties::Parties, Error> {
+        if !voucher.active() {
+            return Err(Refusal::VoucherSpent.into());
+        }
+        if voucher.issuer_id == self.user_id {
+            return Err(Refusal::SelfPayment.into());
+        }
+        let parties = parties::load(conn, self.user_id, Some(&voucher.issuer_phone)).await?;
+        parties.sender.may_send()?;
+        let issuer = parties.counterparty.as_ref();
+        if issuer.is_none_or(|issuer| issuer.suspended) {
+            return Err(Refusal::VoucherOnHold.into());
+        }
+        Ok(parties)
     }
 
     /// The redeemer's receipt (or the agent's instruction) and the buyer's note.

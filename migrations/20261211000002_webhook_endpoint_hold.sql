@@ -5,6 +5,3 @@
 ALTER TABLE merchant_webhooks ADD COLUMN held_until timestamptz;
 -- What is still waiting for an endpoint, given up when it goes.
 CREATE INDEX webhook_deliveries_waiting ON webhook_deliveries (webhook_id) WHERE status = 'PENDING';
--- The index of 20261211000001 on (customer_id, created_at) serves the
--- waiting count as well.
-DROP INDEX payment_requests_waiting;

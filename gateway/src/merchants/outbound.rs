@@ -76,8 +76,12 @@ const LOOKUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Checks `raw` and resolves its host; refused with a clear reason.
 pub async fn check(raw: &str, allow_private: bool) -> Result<Target, Error> {
     let refuse = |why: &str| Error::Validation(format!("url: {why}"));
+    // Checked as it is kept (parsing may encode the host or path at greater
+    // length), after a cheap bound on what is parsed at all.
+    if raw.len() > 4 * MAX_URL_CHARS {
+        return Err(refuse("longer than 2,000 characters"));
+    }
     let url = Url::parse(raw.trim()).map_err(|_| refuse("not a URL"))?;
-    // As it is kept: parsing may encode the host or path at greater length.
     if url.as_str().chars().count() > MAX_URL_CHARS {
         return Err(refuse("longer than 2,000 characters"));
     }

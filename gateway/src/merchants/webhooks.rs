@@ -12,6 +12,7 @@
 //! [`MAX_ATTEMPTS`] tries. An endpoint whose deliveries have all failed for
 //! [`DISABLE_AFTER_DAYS`] days is disabled and its owner told by SMS.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -53,7 +54,9 @@ const BATCH: usize = 20;
 /// Deliveries sent at once.
 const SENDERS: usize = 4;
 /// How long a claimed delivery is held before another pass may retry it.
-const LEASE_S: f64 = 60.0;
+/// (Longer than a try may take, lookup, send and record included, so two
+/// tries of one endpoint are never out at once: see `bounded::ITEM_PATIENCE`.)
+const LEASE_S: f64 = 300.0;
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest wait between two tries.
 const MAX_BACKOFF_MS: u64 = 10 * 3600 * 1000;
@@ -180,11 +183,12 @@ pub async fn enqueue(
     let id = format!("msg_{}", hex::encode(random_bytes::<16>()));
     let payload = json!({"type": event_type, "timestamp": Utc::now(), "data": data});
     sqlx::query!(
-        "WITH endpoints AS (SELECT id FROM merchant_webhooks WHERE merchant_id = $2 AND status = 'ACTIVE' AND $3 = ANY (events)),
+        "WITH endpoints AS (SELECT id, CASE WHEN failing_since IS NULL THEN now() ELSE greatest(now(), held_until) END AS due
+                            FROM merchant_webhooks WHERE merchant_id = $2 AND status = 'ACTIVE' AND $3 = ANY (events)),
               event AS (INSERT INTO webhook_events (id, merchant_id, type, payload)
                         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM endpoints) RETURNING id)
-         INSERT INTO webhook_deliveries (webhook_id, event_id)
-         SELECT endpoints.id, event.id FROM endpoints, event",
+         INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at)
+         SELECT endpoints.id, event.id, endpoints.due FROM endpoints, event",
         id,
         merchant_id,
         event_type,
@@ -206,14 +210,21 @@ struct Due {
     payload: Value,
 }
 
-/// Sends what is due, [`SENDERS`] at a time (one endpoint that does not
-/// answer holds up only the sender waiting on it); returns how many were
-/// tried.
+/// Sends what is due, [`SENDERS`] at a time, up to [`BATCH`] tries in all
+/// (one endpoint slow to answer holds up only the sender waiting on it;
+/// the others use the rest of the budget); returns how many were tried.
 pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
-    let share = BATCH.div_ceil(SENDERS);
-    let sender = || async move {
+    let budget = AtomicUsize::new(BATCH);
+    let take = || {
+        budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    };
+    let sender = || async {
         let mut tried = 0;
-        while tried < share {
+        while take() {
             let delivered = crate::bounded::item(async {
                 let Some(due) = claim(state).await? else {
                     return Ok(false);
@@ -319,8 +330,8 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
         Err(why) => (None, Some(why.clone())),
     };
     let mut tx = state.pool.begin().await?;
-    sqlx::query!(
-        "SELECT status FROM merchant_webhooks WHERE id = $1 FOR NO KEY UPDATE",
+    let failing = sqlx::query_scalar!(
+        r#"SELECT failing_since IS NOT NULL AS "failing!" FROM merchant_webhooks WHERE id = $1 FOR NO KEY UPDATE"#,
         due.webhook_id
     )
     .fetch_one(&mut *tx)
@@ -339,6 +350,16 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
         )
         .execute(&mut *tx)
         .await?;
+        // Answering again: what its failures held back is due now.
+        if failing {
+            sqlx::query!(
+                "UPDATE webhook_deliveries SET next_attempt_at = now()
+                 WHERE webhook_id = $1 AND status = 'PENDING' AND next_attempt_at > now()",
+                due.webhook_id
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         return Ok(());
     }
@@ -359,17 +380,22 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
     )
     .execute(&mut *tx)
     .await?;
-    failed(&mut tx, due.webhook_id, backoff).await?;
+    failed(&mut tx, due.webhook_id, first).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// An active endpoint that failed a try: held for as long as the try waits
-/// (`backoff_ms`), or as long as the endpoint has been failing if that is
-/// longer (at most [`MAX_BACKOFF_MS`]), so one that does not answer gets
-/// fewer and fewer tries; one failing for days is disabled, what waited for
-/// it given up, and its owner told.
-async fn failed(conn: &mut PgConnection, webhook_id: Uuid, backoff_ms: u64) -> Result<(), Error> {
+/// An active endpoint that failed a try: held as long as it has been
+/// failing (at least `first_retry_ms`, at most [`MAX_BACKOFF_MS`]), its
+/// waiting deliveries with it, so one that does not answer gets fewer and
+/// fewer tries and its backlog stays out of the way of other businesses'
+/// webhooks (each delivery's own backoff still applies). One failing for
+/// days is disabled, what waited for it given up, and its owner told.
+async fn failed(
+    conn: &mut PgConnection,
+    webhook_id: Uuid,
+    first_retry_ms: u64,
+) -> Result<(), Error> {
     let endpoint = sqlx::query!(
         r#"UPDATE merchant_webhooks w SET failing_since = coalesce(w.failing_since, now()),
                   held_until = now() + least(greatest(make_interval(secs => $3), now() - coalesce(w.failing_since, now())),
@@ -378,17 +404,29 @@ async fn failed(conn: &mut PgConnection, webhook_id: Uuid, backoff_ms: u64) -> R
                   disabled_at = CASE WHEN w.failing_since < now() - make_interval(days => $2) THEN now() ELSE w.disabled_at END
            FROM merchants m JOIN users u ON u.id = m.owner_user_id
            WHERE w.id = $1 AND w.status = 'ACTIVE' AND m.id = w.merchant_id
-           RETURNING w.status, w.url, u.phone, u.language"#,
+           RETURNING w.status, w.held_until AS "held_until!", w.url, u.phone, u.language"#,
         webhook_id,
         DISABLE_AFTER_DAYS,
-        backoff_ms as f64 / 1000.0,
+        first_retry_ms as f64 / 1000.0,
         MAX_BACKOFF_MS as f64 / 1000.0
     )
     .fetch_optional(&mut *conn)
     .await?;
-    let Some(disabled) = endpoint.filter(|e| e.status == "DISABLED") else {
+    let Some(endpoint) = endpoint else {
         return Ok(());
     };
+    if endpoint.status != "DISABLED" {
+        // Held in the rows too, so claims pass over them in the due index.
+        sqlx::query!(
+            "UPDATE webhook_deliveries SET next_attempt_at = $2
+             WHERE webhook_id = $1 AND status = 'PENDING' AND next_attempt_at < $2",
+            webhook_id,
+            endpoint.held_until
+        )
+        .execute(&mut *conn)
+        .await?;
+        return Ok(());
+    }
     fail_pending(
         &mut *conn,
         webhook_id,
@@ -397,8 +435,8 @@ async fn failed(conn: &mut PgConnection, webhook_id: Uuid, backoff_ms: u64) -> R
     .await?;
     tracing::warn!(%webhook_id, "webhook endpoint disabled after failing for days");
     let text =
-        Sms(Lang::parse(&disabled.language)).webhook_disabled(&disabled.url, DISABLE_AFTER_DAYS);
-    crate::sms::outbox::queue(&mut *conn, &disabled.phone, &text, None).await?;
+        Sms(Lang::parse(&endpoint.language)).webhook_disabled(&endpoint.url, DISABLE_AFTER_DAYS);
+    crate::sms::outbox::queue(&mut *conn, &endpoint.phone, &text, None).await?;
     Ok(())
 }
 
@@ -491,10 +529,13 @@ pub async fn redeliver(
 ) -> Result<DeliveryView, Error> {
     let mut conn = state.pool.acquire().await?;
     let merchant = owned_by(&mut conn, owner).await?.ok_or(Error::Forbidden)?;
+    // The endpoint is locked first, as removing it locks it: a delivery is
+    // never made due again on an endpoint removed meanwhile.
     sqlx::query_scalar!(
-        "UPDATE webhook_deliveries d SET status = 'PENDING', next_attempt_at = now()
-         FROM merchant_webhooks w
-         WHERE d.id = $1 AND d.webhook_id = $2 AND w.id = d.webhook_id AND w.merchant_id = $3 AND w.status = 'ACTIVE'
+        "WITH w AS (SELECT id, held_until FROM merchant_webhooks WHERE id = $2 AND merchant_id = $3 AND status = 'ACTIVE'
+                    FOR NO KEY UPDATE)
+         UPDATE webhook_deliveries d SET status = 'PENDING', next_attempt_at = greatest(now(), w.held_until)
+         FROM w WHERE d.id = $1 AND d.webhook_id = w.id
          RETURNING d.id",
         delivery_id,
         webhook_id,

@@ -703,7 +703,7 @@ async fn webhooks_arrive_signed_and_a_failing_receiver_gets_the_same_event_until
 
     let customer = app.token(USER_PHONE, DEMO_PIN).await;
     let paid = pay_till(&app, &customer, &till, 12_000).await;
-    let seen = eventually("six tries of the payment webhook", secs(30), async || {
+    let seen = eventually("six tries of the payment webhook", secs(60), async || {
         let seen = hooks.seen.lock().unwrap().clone();
         (seen.len() >= 6).then_some(seen)
     })

@@ -350,11 +350,12 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
         )
         .execute(&mut *tx)
         .await?;
-        // Answering again: what its failures held back is due now.
+        // Answering again: what its failures held back untried is due now
+        // (a delivery that failed on its own keeps its own backoff).
         if failing {
             sqlx::query!(
                 "UPDATE webhook_deliveries SET next_attempt_at = now()
-                 WHERE webhook_id = $1 AND status = 'PENDING' AND next_attempt_at > now()",
+                 WHERE webhook_id = $1 AND status = 'PENDING' AND attempts = 0 AND next_attempt_at > now()",
                 due.webhook_id
             )
             .execute(&mut *tx)
@@ -532,9 +533,10 @@ pub async fn redeliver(
     // The endpoint is locked first, as removing it locks it: a delivery is
     // never made due again on an endpoint removed meanwhile.
     sqlx::query_scalar!(
-        "WITH w AS (SELECT id, held_until FROM merchant_webhooks WHERE id = $2 AND merchant_id = $3 AND status = 'ACTIVE'
+        "WITH w AS (SELECT id, held_until, failing_since FROM merchant_webhooks WHERE id = $2 AND merchant_id = $3 AND status = 'ACTIVE'
                     FOR NO KEY UPDATE)
-         UPDATE webhook_deliveries d SET status = 'PENDING', next_attempt_at = greatest(now(), w.held_until)
+         UPDATE webhook_deliveries d SET status = 'PENDING',
+                next_attempt_at = CASE WHEN w.failing_since IS NULL THEN now() ELSE greatest(now(), w.held_until) END
          FROM w WHERE d.id = $1 AND d.webhook_id = w.id
          RETURNING d.id",
         delivery_id,

@@ -39,7 +39,7 @@ pub async fn open_or_append(
         )
         .fetch_one(&mut *conn)
         .await?,
-        None => anonymous(conn, rule, detail).await?,
+        None => anonymous(conn, rule, &tx_ids, detail).await?,
     };
     let mut event = AuditEvent::new("compliance.sar", Outcome::Success)
         .subject(id)
@@ -58,7 +58,12 @@ const ANONYMOUS_FINDINGS_KEPT: i32 = 100;
 /// anyone can send): it joins the one open anonymous case of `rule`, under
 /// a lock, so repeated attempts make one case, not one each, and the case
 /// keeps the first [`ANONYMOUS_FINDINGS_KEPT`] findings and counts the rest.
-async fn anonymous(conn: &mut PgConnection, rule: &str, detail: Value) -> sqlx::Result<i64> {
+async fn anonymous(
+    conn: &mut PgConnection,
+    rule: &str,
+    tx_ids: &[Uuid],
+    detail: Value,
+) -> sqlx::Result<i64> {
     sqlx::query!(
         "SELECT pg_advisory_xact_lock(hashtextextended('sar:anonymous:' || $1, 0))",
         rule
@@ -66,7 +71,7 @@ async fn anonymous(conn: &mut PgConnection, rule: &str, detail: Value) -> sqlx::
     .execute(&mut *conn)
     .await?;
     let joined = sqlx::query_scalar!(
-        r#"UPDATE sars SET updated_at = now(),
+        r#"UPDATE sars SET updated_at = now(), tx_ids = tx_ids || $4,
                   detail = CASE WHEN jsonb_array_length(coalesce(detail -> 'findings', '[]')) < $3
                                 THEN jsonb_set(detail, '{findings}', coalesce(detail -> 'findings', '[]') || ($2::jsonb -> 'findings'))
                                 ELSE jsonb_set(detail, '{more_findings}', to_jsonb(coalesce((detail ->> 'more_findings')::int, 0) + 1))
@@ -77,7 +82,8 @@ async fn anonymous(conn: &mut PgConnection, rule: &str, detail: Value) -> sqlx::
            RETURNING id"#,
         rule,
         detail,
-        ANONYMOUS_FINDINGS_KEPT
+        ANONYMOUS_FINDINGS_KEPT,
+        tx_ids
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -85,9 +91,10 @@ async fn anonymous(conn: &mut PgConnection, rule: &str, detail: Value) -> sqlx::
         return Ok(id);
     }
     sqlx::query_scalar!(
-        "INSERT INTO sars (user_id, rule, tx_ids, detail) VALUES (NULL, $1, '{}', $2) RETURNING id",
+        "INSERT INTO sars (user_id, rule, tx_ids, detail) VALUES (NULL, $1, $3, $2) RETURNING id",
         rule,
-        detail
+        detail,
+        tx_ids
     )
     .fetch_one(conn)
     .await

@@ -454,25 +454,22 @@ pub async fn remove(state: &AppState, owner: Uuid, webhook_id: Uuid) -> Result<(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(Error::NotFound(Missing::Webhook))?;
-    if endpoint.status == "DISABLED" {
-        // Disabled before deliveries were given up with it: give them up.
-        fail_pending(&mut tx, webhook_id, "the endpoint was removed").await?;
-        tx.commit().await?;
-        return Ok(());
-    }
-    sqlx::query!(
-        "UPDATE merchant_webhooks SET status = 'DISABLED', disabled_at = now() WHERE id = $1",
-        webhook_id
-    )
-    .execute(&mut *tx)
-    .await?;
-    fail_pending(&mut tx, webhook_id, "the endpoint was removed").await?;
-    AuditEvent::new("merchant.webhook.remove", Outcome::Success)
-        .actor(owner)
-        .subject(webhook_id)
-        .detail(json!({ "merchant": merchant.merchant_id }))
-        .record(&mut tx)
+    if endpoint.status != "DISABLED" {
+        sqlx::query!(
+            "UPDATE merchant_webhooks SET status = 'DISABLED', disabled_at = now() WHERE id = $1",
+            webhook_id
+        )
+        .execute(&mut *tx)
         .await?;
+        AuditEvent::new("merchant.webhook.remove", Outcome::Success)
+            .actor(owner)
+            .subject(webhook_id)
+            .detail(json!({ "merchant": merchant.merchant_id }))
+            .record(&mut tx)
+            .await?;
+    }
+    // Also for one disabled before its deliveries were given up with it.
+    fail_pending(&mut tx, webhook_id, "the endpoint was removed").await?;
     tx.commit().await?;
     Ok(())
 }

@@ -445,6 +445,22 @@ async function sanctionsAndFx(page) {
   await page.getByText('Saved.').waitFor();
   await page.locator('table.rates tr', { hasText: 'KES' }).filter({ hasText: '131.25' }).waitFor();
   await page.locator('table.fees tbody tr').first().waitFor();
+
+  // A move beyond 2 % of the agreed rate waits for a second admin, who sets
+  // the same rate; it then becomes the agreed rate. Two admins put it back.
+  await page.getByLabel('Currency').fill('EUR');
+  await page.getByLabel('Units per US dollar').fill('0.990');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await page.getByText('Proposed: a second admin must set the same rate.').waitFor();
+  await page.locator('table.rate-proposals tr', { hasText: 'EUR' }).filter({ hasText: '0.99' }).waitFor();
+  const second = await secondAdmin();
+  const eur = (usd_mid) => ({ rates: [{ currency: 'EUR', usd_mid }] });
+  await must(200, 'PUT', '/admin/fx/rates', { token: second, body: eur('0.99') });
+  await page.reload();
+  await page.locator('table.rates tr', { hasText: 'EUR' }).filter({ hasText: '0.99' }).filter({ hasText: 'admin' }).waitFor();
+  assert.equal(await page.locator('table.rate-proposals').count(), 0);
+  await must(202, 'PUT', '/admin/fx/rates', { token: second, body: eur('0.92') });
+  await must(200, 'PUT', '/admin/fx/rates', { token: await login(ADMIN), body: eur('0.92') });
 }
 
 /** A second admin, made as operators make admins: on the server, by the CLI. */

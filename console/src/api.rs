@@ -413,6 +413,7 @@ pub struct SanctionList {
 pub struct UsdLeg {
     pub currency: String,
     pub usd_mid: String,
+    pub anchor_mid: Option<String>,
     pub source: String,
     pub updated_at: String,
     pub exponent: u32,
@@ -423,6 +424,16 @@ pub struct RateBook {
     pub spread: String,
     pub quote_ttl_seconds: i32,
     pub legs: Vec<UsdLeg>,
+    pub sole_admin_band: String,
+    pub proposals: Vec<RateProposal>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RateProposal {
+    pub currency: String,
+    pub usd_mid: String,
+    pub proposed_by: String,
+    pub expires_at: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -541,6 +552,7 @@ pub struct SuspenseItem {
     pub status: String,
     pub resolution: Option<String>,
     pub proposal_note: Option<String>,
+    pub proposal_version: i32,
     pub resolution_note: Option<String>,
     pub tx_id: Option<String>,
     pub created_at: String,

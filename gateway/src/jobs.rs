@@ -391,7 +391,7 @@ async fn fx_tick(
     };
     let (currencies, mids): (Vec<String>, Vec<Decimal>) = next.into_iter().unzip();
     sqlx::query!(
-        "UPDATE fx_rates r SET usd_mid = n.usd_mid, source = 'simulated', updated_at = now()
+        "UPDATE fx_rates r SET usd_mid = n.usd_mid, anchor_mid = n.usd_mid, source = 'simulated', updated_at = now()
          FROM unnest($1::text[], $2::numeric[]) AS n (currency, usd_mid) WHERE r.currency = n.currency",
         &currencies,
         &mids

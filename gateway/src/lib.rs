@@ -39,6 +39,7 @@ pub mod merchants;
 pub mod metrics;
 pub mod movements;
 pub mod mpesa;
+pub mod rate_book;
 pub mod reconciliation;
 pub mod reversals;
 pub mod rules;

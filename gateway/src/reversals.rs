@@ -234,8 +234,9 @@ pub async fn decide(
     let mut tx = state.pool.begin().await?;
     let pending = lock_pending(&mut tx, reversal_id).await?;
     // Four eyes: whoever asked for the correction, or gains or loses by it,
-    // cannot be the one who approves it.
-    if approve && [pending.requester, pending.sender, pending.recipient].contains(&admin_id) {
+    // cannot be the one who decides it, either way (a recipient rejecting
+    // the reversal keeps the money as surely as an approval would move it).
+    if [pending.requester, pending.sender, pending.recipient].contains(&admin_id) {
         return Err(Error::SecondAdminNeeded);
     }
     let (status, reversal_tx_id) = if approve {

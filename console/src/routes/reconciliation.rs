@@ -130,10 +130,14 @@ fn Suspense(changed: RwSignal<usize>) -> impl IntoView {
 fn SuspenseCard(item: SuspenseItem, changed: RwSignal<usize>) -> impl IntoView {
     let auth = expect_context::<Auth>();
     let (note, reference) = (RwSignal::new(String::new()), RwSignal::new(String::new()));
-    let id = item.id;
+    let (id, version) = (item.id, item.proposal_version);
     let act = Action::new_local(move |action: &&'static str| {
         let (path, body) = match *action {
-            "approve" | "reject" => (*action, json!({"note": note.get_untracked()})),
+            "approve" => (
+                "approve",
+                json!({"note": note.get_untracked(), "proposal_version": version}),
+            ),
+            "reject" => ("reject", json!({"note": note.get_untracked()})),
             resolution => (
                 "propose",
                 json!({"resolution": resolution, "note": note.get_untracked(),

@@ -8,7 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::lockout::Lock;
+use super::lockout::{self, Lock};
 use super::pins::{self, PinCheck};
 use super::session;
 use crate::audit::{AuditEvent, Outcome};
@@ -131,12 +131,13 @@ pub async fn change_pin(state: &AppState, user_id: Uuid, old: Pin, new: Pin) -> 
     let mut conn = state.pool.acquire().await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     sqlx::query!(
-        "UPDATE users SET pin_hash = $2, failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1",
+        "UPDATE users SET pin_hash = $2 WHERE id = $1",
         user_id,
         new_hash
     )
     .execute(&mut *tx)
     .await?;
+    lockout::clear(&mut tx, user_id).await?;
     // Whoever else held a token for this account loses it with the old PIN.
     session::end_all_tokens(&mut tx, user_id).await?;
     AuditEvent::new("auth.change_pin", Outcome::Success)

@@ -3,6 +3,13 @@
 //! hour, and the five after that until an admin unlocks it or the PIN is
 //! reset. A correct PIN clears the count and the escalation.
 //!
+//! Wrong PINs are also counted by the day ([`DAILY_LIMIT`]), and a correct
+//! PIN does not clear that count: someone guessing four at a time between
+//! the owner's own logins, never five in a row, still locks the account on
+//! the tenth wrong PIN of the day, and each wrong PIN after it locks it
+//! again (a correct one still lifts the lock it set). An admin's unlock or a
+//! new PIN clears both counts ([`clear`]).
+//!
 //! An attempt is counted *before* its PIN is checked and forgiven only when
 //! the PIN is right. So a burst of parallel guesses cannot slip more than
 //! [`THRESHOLD`] attempts past the counter, and the lock survives restarts
@@ -18,6 +25,10 @@ pub const THRESHOLD: i32 = 5;
 /// How long the first and the second lock last; the third lasts until an
 /// admin unlocks the account or the PIN is reset.
 pub const LOCK_MINUTES: [i32; 2] = [5, 60];
+/// Wrong PINs in one day, in a row or not, that lock an account.
+pub const DAILY_LIMIT: i32 = 2 * THRESHOLD;
+/// The window [`DAILY_LIMIT`] counts in, from its first wrong PIN.
+const DAILY_WINDOW_HOURS: i32 = 24;
 
 /// A lock on an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,17 +76,27 @@ pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
         WITH current AS (
             SELECT id,
                    CASE WHEN locked_until IS NOT NULL AND locked_until <= now() THEN 0
-                        ELSE failed_pin_attempts END + 1 AS attempts
+                        ELSE failed_pin_attempts END + 1 AS attempts,
+                   wrong_pins_since IS NULL
+                       OR wrong_pins_since <= now() - make_interval(hours => $6) AS new_day,
+                   wrong_pins_recent
             FROM users WHERE id = $1 FOR NO KEY UPDATE
+        ), counted AS (
+            SELECT id, attempts, new_day,
+                   CASE WHEN new_day THEN 1 ELSE wrong_pins_recent + 1 END AS today
+            FROM current
         )
         UPDATE users u
         SET failed_pin_attempts = c.attempts,
-            lockout_level = CASE WHEN c.attempts >= $2 THEN u.lockout_level + 1 ELSE u.lockout_level END,
-            locked_until = CASE WHEN c.attempts < $2 THEN NULL
+            wrong_pins_recent = c.today,
+            wrong_pins_since = CASE WHEN c.new_day THEN now() ELSE u.wrong_pins_since END,
+            lockout_level = CASE WHEN c.attempts >= $2 OR c.today >= $5 THEN u.lockout_level + 1
+                                 ELSE u.lockout_level END,
+            locked_until = CASE WHEN c.attempts < $2 AND c.today < $5 THEN NULL
                                 WHEN u.lockout_level = 0 THEN now() + make_interval(mins => $3)
                                 WHEN u.lockout_level = 1 THEN now() + make_interval(mins => $4)
                                 ELSE 'infinity' END
-        FROM current c
+        FROM counted c
         WHERE u.id = c.id AND (u.locked_until IS NULL OR u.locked_until <= now())
         RETURNING u.locked_until IS NOT NULL AS "locks!", u.phone, u.language, u.pin_hash,
                   CASE WHEN u.locked_until = 'infinity' THEN NULL
@@ -85,6 +106,8 @@ pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
         THRESHOLD,
         LOCK_MINUTES[0],
         LOCK_MINUTES[1],
+        DAILY_LIMIT,
+        DAILY_WINDOW_HOURS,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -110,13 +133,31 @@ pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
     Ok(Attempt::Locked(Lock::read(seconds_left)))
 }
 
-/// A correct PIN clears the count, any lock the attempt set, and the escalation.
+/// A correct PIN clears the count, any lock the attempt set, and the
+/// escalation; of the day's count it takes back only its own attempt.
 pub async fn forgive(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1",
+        "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0,
+                          wrong_pins_recent = greatest(wrong_pins_recent - 1, 0)
+         WHERE id = $1",
         user_id
     )
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Lifts every lock and forgets every wrong PIN counted, the day's too: an
+/// admin's unlock, the host's `chainpay unlock`, a changed or reset PIN.
+/// `false` when no account has `user_id`.
+pub async fn clear(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<bool> {
+    let cleared = sqlx::query!(
+        "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0,
+                          wrong_pins_recent = 0, wrong_pins_since = NULL
+         WHERE id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(cleared.rows_affected() == 1)
 }

@@ -12,7 +12,7 @@ use chainpay_core::{Lang, Pin};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{pins, session};
+use super::{lockout, pins, session};
 use crate::audit::{AuditEvent, Outcome};
 use crate::error::{Error, Missing};
 use crate::sms::outbox;
@@ -120,13 +120,13 @@ pub async fn complete(state: &AppState, user_id: Uuid, code: &str, new: Pin) -> 
     // Hashed only once the code is right: wrong codes cost no Argon2 time.
     let new_hash = pins::hash(new).await?;
     let user = sqlx::query!(
-        "UPDATE users SET pin_hash = $2, failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1
-         RETURNING phone, language",
+        "UPDATE users SET pin_hash = $2 WHERE id = $1 RETURNING phone, language",
         user_id,
         new_hash
     )
     .fetch_one(&mut *tx)
     .await?;
+    lockout::clear(&mut tx, user_id).await?;
     sqlx::query!("DELETE FROM pin_resets WHERE user_id = $1", user_id)
         .execute(&mut *tx)
         .await?;

@@ -152,7 +152,7 @@ async fn unlock(pool: sqlx::PgPool, phone: chainpay_core::Msisdn) -> anyhow::Res
         println!("no account has the number {phone}");
         return Ok(ExitCode::FAILURE);
     };
-    crate::auth::lockout::forgive(&mut tx, user_id).await?;
+    crate::auth::lockout::clear(&mut tx, user_id).await?;
     crate::audit::AuditEvent::new("cli.unlock", crate::audit::Outcome::Success)
         .subject(user_id)
         .detail(serde_json::json!({ "phone": phone.as_str() }))

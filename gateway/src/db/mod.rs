@@ -249,6 +249,38 @@ pub(crate) fn pool_options(max_connections: u32, acquire_timeout: Duration) -> P
         })
 }
 
+/// How a transaction whose `COMMIT` got no answer ended, asked by its id
+/// (`pg_current_xact_id()`) on another connection: `Some(true)` committed,
+/// `Some(false)` aborted (a server that crashed before the commit was
+/// durable counts it aborted once it is back). While it is still in progress
+/// (the commit on its way to disk or a standby, or the server not yet aware
+/// that the client has gone) the question is asked again every 20 ms; `None`
+/// when no answer came by `until`. A look for the transaction's rows could
+/// not tell "not yet" from "never".
+pub async fn transaction_outcome(
+    pool: &PgPool,
+    xid: i64,
+    until: tokio::time::Instant,
+) -> Option<bool> {
+    let mut conn = live_connection(pool, until).await.ok()?;
+    loop {
+        let status = tokio::time::timeout_at(
+            until,
+            sqlx::query_scalar!("SELECT pg_xact_status($1::text::xid8)", xid.to_string())
+                .fetch_one(&mut *conn),
+        )
+        .await
+        .ok()?
+        .ok()??;
+        match status.as_str() {
+            "committed" => return Some(true),
+            "aborted" => return Some(false),
+            _ if tokio::time::Instant::now() >= until => return None,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
 /// A pooled connection that answered a ping just now, for writes that must
 /// not be lost and questions that must be answered despite a connection the
 /// server dropped while this request was away (the record of an outside

@@ -84,8 +84,8 @@ fn parse(body: &CreateRequest) -> ApiResult<NewRequest> {
 #[utoipa::path(post, path = "/merchant/payment-requests", tag = "merchant", security(("bearer" = [])), request_body = CreateRequest,
     responses((status = 201, body = RequestView), (status = 200, description = "the request made earlier with this reference and these terms", body = RequestView),
               (status = 400, description = "validation_error, including a request to the business's own owner", body = Problem), (status = 401, body = Problem),
-              (status = 403, description = "the caller owns no business, or the key lacks payment-requests:write; account_suspended: the customer cannot pay", body = Problem),
-              (status = 404, description = "no customer has that number", body = Problem),
+              (status = 403, description = "the caller owns no business, or the key lacks payment-requests:write", body = Problem),
+              (status = 404, description = "no customer who can be asked to pay has that number (unknown, blocked and admin numbers answer alike)", body = Problem),
               (status = 409, description = "the reference was used for other terms, the customer has too many requests waiting, the business asked them ten times in the last day, or the business is suspended", body = Problem),
               (status = 429, body = Problem)))]
 async fn create(

@@ -90,7 +90,9 @@ pub fn valid_reference(raw: &str) -> bool {
 }
 
 /// The customer a business may ask: registered, not an admin, not the
-/// business's own owner, able to pay.
+/// business's own owner, able to pay. A customer who is suspended, listed
+/// or rejected answers as an unknown number does: a business learns only
+/// whether it can ask, never why not (no tipping off).
 struct Payer {
     id: Uuid,
     phone: String,
@@ -109,13 +111,12 @@ async fn payer(
     )
     .fetch_optional(&mut *conn)
     .await?
-    .filter(|u| u.role != "admin")
     .ok_or(Error::NotFound(Missing::User))?;
     if row.id == caller.owner_id {
         return Err(Refusal::SelfPayment.into());
     }
-    if row.suspended || row.sanctioned || row.kyc_status == "REJECTED" {
-        return Err(Refusal::RecipientCannotReceive.into());
+    if row.role == "admin" || row.suspended || row.sanctioned || row.kyc_status == "REJECTED" {
+        return Err(Error::NotFound(Missing::User));
     }
     Ok(Payer {
         id: row.id,

@@ -173,7 +173,10 @@ pub async fn register(
 /// Writes an event and its deliveries on the movement's connection, so they
 /// exist exactly when the movement does; a business with no endpoint for
 /// the event gets no row (a payment's hot path writes nothing it would not
-/// read).
+/// read). The endpoints are share-locked until the movement commits: a
+/// removal (or a disabling) either comes first, and the endpoint gets
+/// nothing, or waits for the movement and gives up what it enqueued. Never
+/// a delivery left waiting on an endpoint that will not send it.
 pub async fn enqueue(
     conn: &mut PgConnection,
     merchant_id: Uuid,
@@ -184,7 +187,7 @@ pub async fn enqueue(
     let payload = json!({"type": event_type, "timestamp": Utc::now(), "data": data});
     sqlx::query!(
         "WITH endpoints AS (SELECT id, CASE WHEN failing_since IS NULL THEN now() ELSE greatest(now(), held_until) END AS due
-                            FROM merchant_webhooks WHERE merchant_id = $2 AND status = 'ACTIVE' AND $3 = ANY (events)),
+                            FROM merchant_webhooks WHERE merchant_id = $2 AND status = 'ACTIVE' AND $3 = ANY (events) FOR SHARE),
               event AS (INSERT INTO webhook_events (id, merchant_id, type, payload)
                         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM endpoints) RETURNING id)
          INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at)

@@ -81,6 +81,9 @@ pub struct SuspenseItem {
     pub resolution: Option<String>,
     pub proposed_by: Option<Uuid>,
     pub proposal_note: Option<String>,
+    /// Which proposal this is (raised by each): an approval names it, so a
+    /// proposal sent back and replaced is never approved unseen.
+    pub proposal_version: i32,
     pub resolved_by: Option<Uuid>,
     pub resolution_note: Option<String>,
     /// The transaction that resolved it.
@@ -113,7 +116,7 @@ pub async fn hold(
 pub async fn list(state: &AppState, status: Option<&str>) -> Result<Vec<SuspenseItem>, Error> {
     Ok(sqlx::query_as!(
         SuspenseItem,
-        "SELECT id, subject, detail, status, resolution, proposed_by, proposal_note, resolved_by, resolution_note, tx_id,
+        "SELECT id, subject, detail, status, resolution, proposed_by, proposal_note, proposal_version, resolved_by, resolution_note, tx_id,
                 created_at, resolved_at
          FROM reconciliation_items WHERE category = 'suspense' AND ($1::text IS NULL OR status = $1)
          ORDER BY id DESC LIMIT 200",
@@ -126,7 +129,7 @@ pub async fn list(state: &AppState, status: Option<&str>) -> Result<Vec<Suspense
 async fn fetch(conn: &mut PgConnection, id: i64) -> Result<SuspenseItem, Error> {
     sqlx::query_as!(
         SuspenseItem,
-        "SELECT id, subject, detail, status, resolution, proposed_by, proposal_note, resolved_by, resolution_note, tx_id,
+        "SELECT id, subject, detail, status, resolution, proposed_by, proposal_note, proposal_version, resolved_by, resolution_note, tx_id,
                 created_at, resolved_at
          FROM reconciliation_items WHERE id = $1 AND category = 'suspense'",
         id
@@ -178,7 +181,7 @@ pub async fn propose(
     };
     sqlx::query!(
         "UPDATE reconciliation_items SET status = 'PROPOSED', resolution = $2, proposed_by = $3, proposal_note = $4,
-                mpesa_reference = $5 WHERE id = $1",
+                mpesa_reference = $5, proposal_version = proposal_version + 1 WHERE id = $1",
         id,
         proposal.resolution.as_str(),
         admin,
@@ -248,12 +251,13 @@ pub async fn reject(
     Ok(item)
 }
 
-/// Approves and books a proposal, as an admin other than its proposer.
-/// Approving again answers as the first time.
+/// Approves and books proposal `version` of an item, as an admin other
+/// than its proposer. Approving again answers as the first time.
 pub async fn approve(
     state: &AppState,
     admin: Uuid,
     id: i64,
+    version: i32,
     note: Option<String>,
 ) -> Result<SuspenseItem, Error> {
     let mut tx = state.pool.begin().await?;
@@ -262,6 +266,11 @@ pub async fn approve(
         return Err(Error::SecondAdminNeeded);
     }
     match item.status.as_str() {
+        "PROPOSED" if item.proposal_version != version => {
+            return Err(Error::Conflict(
+                "the proposal changed since you read it: read it again".into(),
+            ))
+        }
         "PROPOSED" => {}
         "RESOLVED" if item.resolved_by == Some(admin) => return Ok(item),
         other => {

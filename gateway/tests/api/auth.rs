@@ -148,14 +148,15 @@ async fn lock_notices_are_texted_at_most_three_times_a_day() {
             .execute(&app.pool)
             .await
             .unwrap();
-        // The right PIN forgives, so the next five wrong ones lock it again.
+        // The right PIN forgives the five in a row, so the next wrong ones
+        // lock it again (past ten in the day, the first of them).
         assert_eq!(
             app.login(USER_PHONE, DEMO_PIN).await.status(),
             StatusCode::OK
         );
     }
     let locks: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'auth.login' AND detail->>'locked' = 'true'",
+        "SELECT count(*) FROM audit_log WHERE action = 'auth.login' AND detail->>'reason' = 'wrong_pin' AND detail->>'locked' = 'true'",
     )
     .fetch_one(&app.pool)
     .await
@@ -169,6 +170,90 @@ async fn lock_notices_are_texted_at_most_three_times_a_day() {
     .await
     .unwrap();
     assert_eq!(texted, 3);
+}
+
+/// Someone guessing four PINs at a time between the owner's own logins
+/// never makes five in a row, yet the tenth wrong PIN of the day locks the
+/// account, and so does each one after it, until the day is over or an
+/// admin unlocks it.
+#[tokio::test]
+async fn guesses_spread_between_the_owners_logins_lock_after_ten_a_day() {
+    let app = spawn_app().await;
+    let wrong = || app.login(USER_PHONE, "9999");
+    let expect_wrong = || async {
+        assert_problem(
+            wrong().await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        )
+        .await;
+    };
+    let expect_locked = |response: reqwest::Response| async {
+        assert_problem(response, StatusCode::LOCKED, "account_locked").await;
+    };
+    for _ in 0..2 {
+        for _ in 0..4 {
+            expect_wrong().await;
+        }
+        assert_eq!(
+            app.login(USER_PHONE, DEMO_PIN).await.status(),
+            StatusCode::OK
+        );
+    }
+    expect_wrong().await;
+    expect_locked(wrong().await).await;
+    expect_locked(app.login(USER_PHONE, DEMO_PIN).await).await;
+    let lift = "UPDATE users SET locked_until = now() - interval '1 second' WHERE phone = $1";
+    sqlx::query(lift)
+        .bind(USER_PHONE)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.login(USER_PHONE, DEMO_PIN).await.status(),
+        StatusCode::OK
+    );
+    expect_locked(wrong().await).await;
+
+    // An admin's unlock forgets the day's count: four wrong PINs are again
+    // only wrong.
+    let admin = app.token(ADMIN_PHONE, DEMO_PIN).await;
+    let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
+        .bind(USER_PHONE)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let unlock = format!("/api/v1/admin/users/{user_id}/unlock");
+    let unlocked = app
+        .post(&unlock, Some(&admin), json!({"note": "owner called"}))
+        .await;
+    assert_eq!(unlocked.status(), StatusCode::OK);
+    for _ in 0..4 {
+        expect_wrong().await;
+    }
+    assert_eq!(
+        app.login(USER_PHONE, DEMO_PIN).await.status(),
+        StatusCode::OK
+    );
+
+    // A day after its first wrong PIN the count starts again.
+    let day_old =
+        "UPDATE users SET wrong_pins_since = now() - interval '25 hours' WHERE phone = $1";
+    for _ in 0..4 {
+        expect_wrong().await;
+    }
+    assert_eq!(
+        app.login(USER_PHONE, DEMO_PIN).await.status(),
+        StatusCode::OK
+    );
+    sqlx::query(day_old)
+        .bind(USER_PHONE)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        expect_wrong().await;
+    }
 }
 
 #[tokio::test]

@@ -316,3 +316,55 @@ async fn a_batch_waiting_on_a_silent_server_is_given_up_and_later_ones_post() {
         1
     );
 }
+
+/// A batch whose `COMMIT` got no answer asks how its transaction ended by
+/// the transaction's id. While the commit may still land (on its way to
+/// disk, or the server not yet aware the client has gone) the answer waits:
+/// a batch is decided again only once its first attempt is known aborted.
+#[tokio::test]
+async fn a_commit_without_an_answer_is_told_by_its_transaction_id() {
+    use chainpay_gateway::db::transaction_outcome;
+    let app = crate::support::spawn_app().await;
+    let xid_of = async |conn: &mut sqlx::PgConnection| -> i64 {
+        sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    };
+    let until = |patience| tokio::time::Instant::now() + patience;
+
+    let mut landing = app.pool.begin().await.unwrap();
+    let xid = xid_of(&mut landing).await;
+    let started = std::time::Instant::now();
+    let commit_later = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        landing.commit().await.unwrap();
+    };
+    let (outcome, ()) = tokio::join!(
+        transaction_outcome(&app.pool, xid, until(secs(5))),
+        commit_later
+    );
+    assert_eq!(outcome, Some(true));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "answered only once the commit landed"
+    );
+
+    let mut aborted = app.pool.begin().await.unwrap();
+    let xid = xid_of(&mut aborted).await;
+    aborted.rollback().await.unwrap();
+    assert_eq!(
+        transaction_outcome(&app.pool, xid, until(secs(5))).await,
+        Some(false)
+    );
+
+    let mut open = app.pool.begin().await.unwrap();
+    let xid = xid_of(&mut open).await;
+    let patience = std::time::Duration::from_millis(200);
+    assert_eq!(
+        transaction_outcome(&app.pool, xid, until(patience)).await,
+        None,
+        "still open when patience ran out: unknown, never 'not written'"
+    );
+    open.rollback().await.unwrap();
+}

@@ -87,7 +87,7 @@ async fn a_quote_executes_exactly_as_quoted_once() {
     let admin = app.admin_token().await;
     let moved = app
         .request(reqwest::Method::PUT, "/api/v1/admin/fx/rates", Some(&admin))
-        .json(&json!({"rates": [{"currency": "KES", "usd_mid": "140"}]}))
+        .json(&json!({"rates": [{"currency": "KES", "usd_mid": "131"}]}))
         .send()
         .await
         .unwrap();
@@ -360,7 +360,7 @@ async fn operators_set_rates_and_spread_and_every_change_is_audited() {
     }
     let book: Value = put(
         &admin,
-        json!({"rates": [{"currency": "NGN", "usd_mid": "1600.25"}], "spread": "0.02"}),
+        json!({"rates": [{"currency": "NGN", "usd_mid": "1580.25"}], "spread": "0.02"}),
     )
     .await
     .unwrap()
@@ -374,19 +374,123 @@ async fn operators_set_rates_and_spread_and_every_change_is_audited() {
         .iter()
         .find(|l| l["currency"] == "NGN")
         .unwrap();
-    assert_eq!(ngn["usd_mid"], "1600.25");
+    assert_eq!(ngn["usd_mid"], "1580.25");
+    assert_eq!(
+        ngn["anchor_mid"], "1550",
+        "a move within the band keeps the anchor"
+    );
     assert_eq!(ngn["source"], "admin");
     let quoted: Value = quote(&app, None, "USD", "NGN", 100)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(quoted["rate"], "1584.2475", "1600.25 × (1 − 0.01)");
+    assert_eq!(quoted["rate"], "1564.4475", "1580.25 × (1 − 0.01)");
     let audit = app
         .get_json("/api/v1/admin/audit-log?action=config.fx_rates", &admin)
         .await;
     assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
     assert_eq!(audit["entries"][0]["detail"]["spread"], "0.02");
+}
+
+/// One admin alone could otherwise set a rate far from the market, quote a
+/// conversion at it and take e-money the house never had: a move beyond
+/// 2 % of the anchor waits for a second admin to set the same rate.
+#[tokio::test]
+async fn a_rate_moved_far_waits_for_a_second_admin() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let second = app.second_admin().await;
+    let put = |token: &str, mid: &str| {
+        app.request(reqwest::Method::PUT, "/api/v1/admin/fx/rates", Some(token))
+            .json(&json!({"rates": [{"currency": "KES", "usd_mid": mid}]}))
+            .send()
+    };
+    let kes = |book: &Value| {
+        let leg = book["legs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["currency"] == "KES")
+            .unwrap();
+        (
+            leg["usd_mid"].as_str().unwrap().to_owned(),
+            leg["anchor_mid"].as_str().unwrap().to_owned(),
+        )
+    };
+    for _ in 0..2 {
+        let proposed = put(&admin, "1295").await.unwrap();
+        assert_eq!(
+            proposed.status(),
+            StatusCode::ACCEPTED,
+            "asking again is still a proposal"
+        );
+        let book: Value = proposed.json().await.unwrap();
+        assert_eq!(kes(&book), ("129.5".into(), "129.5".into()));
+        assert_eq!(book["sole_admin_band"], "0.02");
+        assert_eq!(book["proposals"].as_array().unwrap().len(), 1);
+        assert_eq!(book["proposals"][0]["usd_mid"], "1295");
+    }
+    let quoted: Value = quote(&app, None, "USD", "KES", 100)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        quoted["converted_amount"], 12_852,
+        "quoted at the rate in force"
+    );
+
+    // Small steps cannot add up: each is measured from the anchor.
+    let step = put(&admin, "131.9").await.unwrap();
+    assert_eq!(step.status(), StatusCode::OK);
+    let beyond = put(&admin, "133").await.unwrap();
+    assert_eq!(
+        beyond.status(),
+        StatusCode::ACCEPTED,
+        "2.7 % from the anchor, 0.8 % from the rate"
+    );
+
+    // A second admin setting a different rate proposes it instead; setting
+    // the same one puts it in force as the new anchor.
+    let other = put(&second, "134").await.unwrap();
+    assert_eq!(other.status(), StatusCode::ACCEPTED);
+    let agreed = put(&admin, "134.00").await.unwrap();
+    assert_eq!(agreed.status(), StatusCode::OK);
+    let book: Value = agreed.json().await.unwrap();
+    assert_eq!(kes(&book), ("134".into(), "134".into()));
+    assert_eq!(book["proposals"].as_array().unwrap().len(), 0);
+
+    // A proposal lapses after 15 minutes.
+    assert_eq!(
+        put(&admin, "140").await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    sqlx::query("UPDATE fx_rate_proposals SET proposed_at = now() - interval '16 minutes'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let late = put(&second, "140").await.unwrap();
+    assert_eq!(
+        late.status(),
+        StatusCode::ACCEPTED,
+        "a new proposal, the second admin's own"
+    );
+    let book: Value = late.json().await.unwrap();
+    assert_eq!(kes(&book).0, "134");
+
+    let audit = app
+        .get_json("/api/v1/admin/audit-log?action=config.fx_rates", &admin)
+        .await;
+    let outcomes: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["rates"][0]["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "agreed").count(), 1);
+    assert_eq!(outcomes.iter().filter(|o| **o == "proposed").count(), 6);
+    assert_eq!(outcomes.iter().filter(|o| **o == "set").count(), 1);
 }
 
 #[tokio::test]

@@ -931,6 +931,74 @@ async fn a_failing_endpoint_holds_back_its_backlog_and_a_removed_one_gets_nothin
     assert_eq!(listed["endpoints"][0]["status"], "DISABLED");
 }
 
+/// A payment committing while its business removes the endpoint: the
+/// removal waits for the payment and gives up what it enqueued, so nothing
+/// is left pending on an endpoint that will never send it.
+#[tokio::test]
+async fn a_payment_racing_its_endpoints_removal_leaves_nothing_waiting() {
+    let app = webhook_app().await;
+    register(&app, OWNER, "Chai Corner", "till").await;
+    let owner = app.token(OWNER, "5831").await;
+    let (url, _hooks) = receiver(0).await;
+    let body = json!({"url": url, "events": ["payment.received"]});
+    let endpoint: Value = app
+        .post("/api/v1/merchant/webhooks", Some(&owner), body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!(
+        "/api/v1/merchant/webhooks/{}",
+        endpoint["webhook_id"].as_str().unwrap()
+    );
+    let merchant_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM merchants")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // The payment's transaction, open with its event enqueued.
+    let mut payment = app.pool.begin().await.unwrap();
+    let event = json!({"amount": 100});
+    chainpay_gateway::merchants::webhooks::enqueue(
+        &mut payment,
+        merchant_id,
+        "payment.received",
+        event,
+    )
+    .await
+    .unwrap();
+    let remove = app.request(Method::DELETE, &path, Some(&owner)).send();
+    let commit_once_removal_waits = async {
+        let deadline = std::time::Instant::now() + secs(5);
+        while std::time::Instant::now() < deadline {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%merchant_webhooks%'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        payment.commit().await.unwrap();
+    };
+    let (removed, ()) = tokio::join!(remove, commit_once_removal_waits);
+    assert_eq!(removed.unwrap().status(), StatusCode::NO_CONTENT);
+    let left: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT status, last_error FROM webhook_deliveries")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        [(
+            "FAILED".to_owned(),
+            Some("the endpoint was removed".to_owned())
+        )]
+    );
+}
+
 #[tokio::test]
 async fn an_operator_sees_a_business_payments_refunds_endpoints_deliveries_and_keys() {
     let app = webhook_app().await;

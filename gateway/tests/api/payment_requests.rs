@@ -252,7 +252,26 @@ async fn requests_are_validated_and_bounded() {
         assert_problem(ask(&app, &owner, bad).await, StatusCode::BAD_REQUEST, code).await;
     }
     let unknown = ask(&app, &owner, body("+254799999999", "R-1", 600)).await;
-    assert_problem(unknown, StatusCode::NOT_FOUND, "not_found").await;
+    let unknown = assert_problem(unknown, StatusCode::NOT_FOUND, "not_found").await;
+    // A blocked customer or an admin answers exactly as an unknown number:
+    // a business never learns that an account is suspended or listed.
+    let admin = ask(&app, &owner, body(ADMIN_PHONE, "R-1", 600)).await;
+    let admin = assert_problem(admin, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(admin["detail"], unknown["detail"]);
+    let suspend = "UPDATE users SET suspended = $2 WHERE phone = $1";
+    for blocked in [true, false] {
+        sqlx::query(suspend)
+            .bind(USER_PHONE)
+            .bind(blocked)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        if blocked {
+            let response = ask(&app, &owner, body(USER_PHONE, "R-1", 600)).await;
+            let problem = assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+            assert_eq!(problem["detail"], unknown["detail"]);
+        }
+    }
     let own = ask(&app, &owner, body(OWNER, "R-1", 600)).await;
     assert_problem(own, StatusCode::BAD_REQUEST, "validation_error").await;
     let read_only = new_key(&app, &owner, json!(["payments:read"])).await;

@@ -276,19 +276,36 @@ async fn a_payment_after_its_deposit_expired_waits_in_suspense_for_two_admins() 
         )
         .await;
     assert_eq!(proposed.status(), StatusCode::OK);
-    let own = app.post(&path("approve"), Some(&first), json!({})).await;
+    let read: Value = proposed.json().await.unwrap();
+    let seen = json!({"note": "checked", "proposal_version": read["proposal_version"]});
+    let own = app.post(&path("approve"), Some(&first), seen.clone()).await;
     assert_problem(own, StatusCode::FORBIDDEN, "forbidden").await;
     assert_eq!(app.balance(&token, "KES").await, before);
 
+    // Sent back and proposed again while the second admin read the first:
+    // approving what they read books nothing.
+    let sent_back = app.post(&path("reject"), Some(&first), json!({})).await;
+    assert_eq!(sent_back.status(), StatusCode::OK);
+    let again = json!({"resolution": "credit", "note": "customer confirmed twice"});
+    let replaced: Value = app
+        .post(&path("propose"), Some(&first), again)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(replaced["proposal_version"], read["proposal_version"]);
+    let unseen = app.post(&path("approve"), Some(&second), seen).await;
+    assert_problem(unseen, StatusCode::CONFLICT, "conflict").await;
+    assert_eq!(app.balance(&token, "KES").await, before);
+    let seen = json!({"note": "checked", "proposal_version": replaced["proposal_version"]});
+
     let approved = app
-        .post(&path("approve"), Some(&second), json!({"note": "checked"}))
+        .post(&path("approve"), Some(&second), seen.clone())
         .await;
     assert_eq!(approved.status(), StatusCode::OK);
     let approved: Value = approved.json().await.unwrap();
     assert_eq!(approved["status"], "RESOLVED");
-    let again = app
-        .post(&path("approve"), Some(&second), json!({"note": "checked"}))
-        .await;
+    let again = app.post(&path("approve"), Some(&second), seen).await;
     assert_eq!(
         again.status(),
         StatusCode::OK,
@@ -340,7 +357,9 @@ async fn money_in_suspense_can_be_refunded_with_the_reversal_reference_instead()
         .get("/api/v1/admin/reconciliation/suspense?status=maybe", &first)
         .await;
     assert_problem(bad, StatusCode::BAD_REQUEST, "validation_error").await;
-    let approved = app.post(&path("approve"), Some(&second), json!({})).await;
+    let version = proposed.json::<Value>().await.unwrap()["proposal_version"].clone();
+    let approval = json!({"proposal_version": version});
+    let approved = app.post(&path("approve"), Some(&second), approval).await;
     assert_eq!(approved.status(), StatusCode::OK);
     deposit_becomes(&app, &token, &started["ref"], "REFUNDED").await;
     let suspense: i64 = sqlx::query_scalar(

@@ -347,6 +347,41 @@ async fn wrong_pins_lock_for_longer_each_time_then_until_an_admin_unlocks() {
     assert_eq!(audited, 1);
 }
 
+/// An admin's own KYC (their limits) and the reports about them are
+/// another admin's call.
+#[tokio::test]
+async fn an_admin_neither_verifies_themselves_nor_reviews_a_report_about_themselves() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let me: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
+        .bind(ADMIN_PHONE)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let own_kyc = app
+        .post(
+            &format!("/api/v1/admin/users/{me}/kyc"),
+            Some(&admin),
+            json!({"status": "VERIFIED"}),
+        )
+        .await;
+    assert_problem(own_kyc, StatusCode::FORBIDDEN, "forbidden").await;
+    let sar: i64 = sqlx::query_scalar(
+        "INSERT INTO sars (user_id, rule, detail) VALUES ($1, 'structuring', '{}') RETURNING id",
+    )
+    .bind(me)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let path = format!("/api/v1/admin/sars/{sar}");
+    let body = json!({"status": "UNDER_REVIEW", "note": "looking"});
+    let own_case = app.post(&path, Some(&admin), body.clone()).await;
+    assert_problem(own_case, StatusCode::FORBIDDEN, "forbidden").await;
+    let second = app.second_admin().await;
+    let reviewed = app.post(&path, Some(&second), body).await;
+    assert_eq!(reviewed.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn an_admin_cannot_approve_a_correction_they_asked_for_or_gain_from() {
     let app = spawn_app().await;
@@ -380,6 +415,27 @@ async fn an_admin_cannot_approve_a_correction_they_asked_for_or_gain_from() {
         .await;
     let body = assert_problem(own, StatusCode::FORBIDDEN, "forbidden").await;
     assert!(body["detail"].as_str().unwrap().contains("another admin"));
+    // Nor does a party reject it: the recipient, made an admin, would keep
+    // the money by rejecting as surely as an approval would move it.
+    sqlx::query("UPDATE users SET role = 'admin' WHERE phone = $1")
+        .bind(USER_PHONE)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let recipient = app.token(USER_PHONE, DEMO_PIN).await;
+    let kept = app
+        .post(
+            &format!("/api/v1/admin/reversals/{id}/reject"),
+            Some(&recipient),
+            json!({"note": "mine now"}),
+        )
+        .await;
+    assert_problem(kept, StatusCode::FORBIDDEN, "forbidden").await;
+    sqlx::query("UPDATE users SET role = 'user' WHERE phone = $1")
+        .bind(USER_PHONE)
+        .execute(&app.pool)
+        .await
+        .unwrap();
     assert_eq!(app.balance(&user, "KES").await, before, "nothing moved");
 
     let second = app.second_admin().await;

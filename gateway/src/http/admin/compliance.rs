@@ -171,7 +171,9 @@ pub struct SarReview {
 /// with a note. The same status adds a note only.
 #[utoipa::path(post, path = "/admin/sars/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "SAR id")), request_body = SarReview,
-    responses((status = 200, body = Sar), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Sar), (status = 400, body = Problem),
+              (status = 403, description = "the report is about the caller: another admin must review it", body = Problem),
+              (status = 404, body = Problem)))]
 async fn review_sar(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -183,10 +185,18 @@ async fn review_sar(
     })?;
     let note = super::note(&body.note, 1, 2000)?;
     let mut tx = state.pool.begin().await?;
-    let from = sqlx::query_scalar!("SELECT status FROM sars WHERE id = $1 FOR UPDATE", id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(ApiError::NotFound(Missing::Sar))?;
+    let sar = sqlx::query!(
+        "SELECT status, user_id FROM sars WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound(Missing::Sar))?;
+    // No admin reviews a report about themselves.
+    if sar.user_id == Some(admin.0.user_id) {
+        return Err(ApiError::SecondAdminNeeded);
+    }
+    let from = sar.status;
     let from = SarStatus::parse(&from)
         .ok_or_else(|| ApiError::internal(format!("SAR {id} has an unknown status {from}")))?;
     if !from.can_become(to) {

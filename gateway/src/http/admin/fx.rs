@@ -1,6 +1,7 @@
 //! Operator endpoints for the rate book: the USD legs and the spread.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use chainpay_core::CurrencyCode;
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::ApiJson;
 use crate::http::session::AdminUser;
 use crate::http::AppState;
+use crate::rate_book::{self, LegChange, Proposal, SOLE_ADMIN_BAND};
 use crate::rules::parse_decimal;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,6 +29,10 @@ pub struct UsdLeg {
     pub currency: String,
     /// Units of the currency one US dollar buys (decimal string).
     pub usd_mid: String,
+    /// The rate two admins, the feed or the seed last set; one admin alone
+    /// moves `usd_mid` only within `sole_admin_band` of it. None: any move
+    /// needs two admins.
+    pub anchor_mid: Option<String>,
     /// `admin`, `simulated` or `seed`.
     pub source: String,
     pub updated_at: DateTime<Utc>,
@@ -40,6 +46,10 @@ pub struct RateBookView {
     pub spread: String,
     pub quote_ttl_seconds: i32,
     pub legs: Vec<UsdLeg>,
+    /// How far one admin alone may move a leg from its `anchor_mid` (`0.02`).
+    pub sole_admin_band: String,
+    /// Larger moves waiting for a second admin to set the same rate.
+    pub proposals: Vec<Proposal>,
 }
 
 async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
@@ -47,7 +57,7 @@ async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
         .fetch_one(&state.pool)
         .await?;
     let legs = sqlx::query!(
-        "SELECT r.currency, r.usd_mid, r.source, r.updated_at, c.exponent
+        "SELECT r.currency, r.usd_mid, r.anchor_mid, r.source, r.updated_at, c.exponent
          FROM fx_rates r JOIN currencies c ON c.code = r.currency ORDER BY r.currency"
     )
     .fetch_all(&state.pool)
@@ -56,6 +66,7 @@ async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
     .map(|row| UsdLeg {
         currency: row.currency,
         usd_mid: row.usd_mid.normalize().to_string(),
+        anchor_mid: row.anchor_mid.map(|anchor| anchor.normalize().to_string()),
         source: row.source,
         updated_at: row.updated_at,
         exponent: row.exponent,
@@ -65,6 +76,8 @@ async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
         spread: settings.spread.normalize().to_string(),
         quote_ttl_seconds: settings.quote_ttl_seconds,
         legs,
+        sole_admin_band: SOLE_ADMIN_BAND.normalize().to_string(),
+        proposals: rate_book::proposals(&mut *state.pool.acquire().await?).await?,
     })
 }
 
@@ -94,13 +107,18 @@ pub struct SetRates {
 }
 
 /// Set USD legs and/or the spread. Quotes already given keep their rates.
+/// One admin alone moves a leg only within `sole_admin_band` (2 %) of its
+/// anchor; a larger move waits (202, listed in `proposals`) until a second
+/// admin sets the same rate within 15 minutes, and then becomes the anchor.
 #[utoipa::path(put, path = "/admin/fx/rates", tag = "admin", security(("bearer" = [])), request_body = SetRates,
-    responses((status = 200, body = RateBookView), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, description = "every change is in force", body = RateBookView),
+              (status = 202, description = "a leg moved beyond the band waits for a second admin; the rest is in force", body = RateBookView),
+              (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn put_rates(
     State(state): State<AppState>,
     admin: AdminUser,
     ApiJson(body): ApiJson<SetRates>,
-) -> ApiResult<Json<RateBookView>> {
+) -> ApiResult<(StatusCode, Json<RateBookView>)> {
     let legs = parse_legs(&body.rates)?;
     let spread = parse_spread(body.spread.as_deref())?;
     if legs.is_empty() && spread.is_none() {
@@ -109,18 +127,23 @@ async fn put_rates(
         ));
     }
     let mut tx = state.pool.begin().await?;
+    let (mut changes, mut waiting) = (Vec::new(), false);
     for (currency, mid) in &legs {
-        store_leg(&mut tx, currency, *mid).await?;
+        let change = rate_book::set_leg(&mut tx, admin.0.user_id, currency, *mid).await?;
+        let (outcome, proposed_by) = match change {
+            LegChange::Set => ("set", None),
+            LegChange::Agreed { proposed_by } => ("agreed", Some(proposed_by)),
+            LegChange::Proposed => ("proposed", None),
+        };
+        waiting |= change == LegChange::Proposed;
+        changes.push(json!({"currency": currency, "usd_mid": mid.to_string(),
+                            "outcome": outcome, "proposed_by": proposed_by}));
     }
     if let Some(spread) = spread {
         sqlx::query!("UPDATE fx_settings SET spread = $1", spread)
             .execute(&mut *tx)
             .await?;
     }
-    let changes: Vec<_> = legs
-        .iter()
-        .map(|(c, m)| json!({"currency": c, "usd_mid": m.to_string()}))
-        .collect();
     AuditEvent::new("config.fx_rates", Outcome::Success)
         .actor(admin.0.user_id)
         .detail(json!({"rates": changes, "spread": spread.map(|s| s.to_string())}))
@@ -128,7 +151,12 @@ async fn put_rates(
         .await?;
     tx.commit().await?;
     state.rules.invalidate().await;
-    Ok(Json(rate_book(&state).await?))
+    let status = if waiting {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(rate_book(&state).await?)))
 }
 
 /// Each leg as a positive decimal of at most 10 places; USD is 1.
@@ -165,27 +193,4 @@ fn parse_spread(raw: Option<&str>) -> ApiResult<Option<Decimal>> {
             })
     })
     .transpose()
-}
-
-async fn store_leg(conn: &mut sqlx::PgConnection, currency: &str, mid: Decimal) -> ApiResult<()> {
-    let known = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM currencies WHERE code = $1) AS "known!""#,
-        currency
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    if !known {
-        return Err(ApiError::Validation(format!(
-            "unsupported currency {currency}"
-        )));
-    }
-    sqlx::query!(
-        "INSERT INTO fx_rates (currency, usd_mid, source, updated_at) VALUES ($1, $2, 'admin', now())
-         ON CONFLICT (currency) DO UPDATE SET usd_mid = EXCLUDED.usd_mid, source = 'admin', updated_at = now()",
-        currency,
-        mid
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -158,22 +158,36 @@ pub struct DecisionRequest {
     pub note: String,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = SuspenseApproval)]
+pub struct ApproveRequest {
+    /// The `proposal_version` of the proposal read: a proposal sent back
+    /// and replaced since is refused (409), never booked unseen.
+    pub proposal_version: i32,
+    /// Why (up to 500 characters).
+    #[serde(default)]
+    #[schema(format = "note")]
+    pub note: String,
+}
+
 /// Approve another admin's proposal: it is booked (credit: suspense → the
 /// customer's wallet, with an SMS; refund: suspense → the M-Pesa float).
 #[utoipa::path(post, path = "/admin/reconciliation/items/{id}/approve", tag = "admin", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "Suspense item id")), request_body = DecisionRequest,
+    params(("id" = i64, Path, description = "Suspense item id")), request_body = ApproveRequest,
     responses((status = 200, body = SuspenseItem), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, description = "forbidden: the proposer cannot approve", body = Problem),
-              (status = 404, body = Problem), (status = 409, body = Problem)))]
+              (status = 404, body = Problem),
+              (status = 409, description = "not proposed, or another proposal than the one named", body = Problem)))]
 async fn approve(
     State(state): State<AppState>,
     admin: AdminUser,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<DecisionRequest>,
+    ApiJson(body): ApiJson<ApproveRequest>,
 ) -> ApiResult<Json<SuspenseItem>> {
     let note = super::decision_note(&body.note)?;
+    let version = body.proposal_version;
     Ok(Json(
-        suspense::approve(&state, admin.0.user_id, id, note).await?,
+        suspense::approve(&state, admin.0.user_id, id, version, note).await?,
     ))
 }
 

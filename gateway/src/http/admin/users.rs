@@ -14,7 +14,7 @@ use chainpay_core::notify::Sms;
 use chainpay_core::Lang;
 
 use crate::audit::{AuditEvent, Outcome};
-use crate::auth::session;
+use crate::auth::{lockout, session};
 use crate::http::error::{ApiError, ApiResult, Missing, Problem};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::session::AdminUser;
@@ -184,7 +184,9 @@ pub struct KycRequest {
 /// Record the outcome of identity verification.
 #[utoipa::path(post, path = "/admin/users/{id}/kyc", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "User id")), request_body = KycRequest,
-    responses((status = 200, body = UserSummary), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = UserSummary), (status = 400, body = Problem),
+              (status = 403, description = "an admin's own KYC is another admin's call", body = Problem),
+              (status = 404, body = Problem)))]
 async fn set_kyc(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -202,6 +204,10 @@ async fn set_kyc(
         .as_deref()
         .map(|n| super::note(n, 0, 500))
         .transpose()?;
+    // An admin's own KYC (and so their own limits) is another admin's call.
+    if user_id == admin.0.user_id {
+        return Err(ApiError::SecondAdminNeeded);
+    }
     let mut tx = state.pool.begin().await?;
     let previous = sqlx::query_scalar!(
         "SELECT kyc_status FROM users WHERE id = $1 FOR NO KEY UPDATE",
@@ -259,15 +265,17 @@ async fn unlock_user(
 ) -> ApiResult<Json<UserSummary>> {
     let note = super::note(&body.note, 1, 500)?;
     let mut tx = state.pool.begin().await?;
+    if !lockout::clear(&mut tx, user_id).await? {
+        return Err(ApiError::NotFound(Missing::User));
+    }
     let user = sqlx::query_as!(
         UserSummary,
-        r#"UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1
-           RETURNING id AS user_id, phone, name, role, kyc_status, suspended, locked_until, created_at, last_login_at"#,
+        r#"SELECT id AS user_id, phone, name, role, kyc_status, suspended, locked_until, created_at, last_login_at
+           FROM users WHERE id = $1"#,
         user_id
     )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound(Missing::User))?;
+    .fetch_one(&mut *tx)
+    .await?;
     AuditEvent::new("admin.unlock", Outcome::Success)
         .actor(admin.0.user_id)
         .subject(user_id)

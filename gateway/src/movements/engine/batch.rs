@@ -111,15 +111,13 @@ pub async fn commit(
             conn.close_on_drop();
             return Err(Failed::Unknown(no_answer()));
         }
-        Ended::CommitFailed(steps, error) => {
-            let posted: Vec<Uuid> = steps
-                .iter()
-                .filter_map(|step| match step {
-                    Step::Posted(posted, _) => Some(posted.movement.facts.tx_id),
-                    _ => None,
-                })
-                .collect();
-            match committed(state, &posted).await {
+        Ended::CommitFailed(steps, xid, error) => {
+            let until = tokio::time::Instant::now() + ASK_PATIENCE;
+            let outcome = match xid {
+                Some(xid) => crate::db::transaction_outcome(&state.pool, xid, until).await,
+                None => None,
+            };
+            match outcome {
                 Some(true) => steps,
                 Some(false) => return Err(Failed::NotWritten(error.into())),
                 None => return Err(Failed::Unknown(error.into())),
@@ -144,8 +142,9 @@ enum Ended {
     GaveUp,
     /// The patience ended while the commit was on its way.
     CommitCut,
-    /// The commit failed: it may or may not have taken effect.
-    CommitFailed(Vec<Step>, sqlx::Error),
+    /// The commit failed: it may or may not have taken effect. With the
+    /// transaction's id when it moved money.
+    CommitFailed(Vec<Step>, Option<i64>, sqlx::Error),
 }
 
 /// `BEGIN`, steps 1 to 5 and the commit on `conn`, each waiting at most until
@@ -167,14 +166,15 @@ async fn begin_to_commit(
         Ok(Err(error)) => return Ended::NotWritten(error.into()),
         Err(_) => return Ended::GaveUp,
     };
-    let steps = match timeout_at(deadline, decide_and_write(&mut tx, state, jobs, phases)).await {
-        Ok(Ok(steps)) => steps,
-        Ok(Err(error)) => return Ended::NotWritten(error),
-        Err(_) => return Ended::GaveUp,
-    };
+    let (steps, xid) =
+        match timeout_at(deadline, decide_and_write(&mut tx, state, jobs, phases)).await {
+            Ok(Ok(written)) => written,
+            Ok(Err(error)) => return Ended::NotWritten(error),
+            Err(_) => return Ended::GaveUp,
+        };
     match timeout_at(deadline, tx.commit()).await {
         Ok(Ok(())) => Ended::Committed(steps),
-        Ok(Err(error)) => Ended::CommitFailed(steps, error),
+        Ok(Err(error)) => Ended::CommitFailed(steps, xid, error),
         Err(_) => Ended::CommitCut,
     }
 }
@@ -185,35 +185,18 @@ pub(super) fn no_answer() -> Error {
     sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()).into()
 }
 
-/// Whether a batch whose commit failed took effect after all: `None` when
-/// that cannot be told (no posted transfer to look for, or no answer within
-/// [`ASK_PATIENCE`]). Asked on a connection that answered a ping just now:
-/// whatever broke the commit (a restarted server) has likely broken the
-/// pool's other connections too.
-async fn committed(state: &AppState, posted: &[Uuid]) -> Option<bool> {
-    let first = posted.first()?;
-    let until = tokio::time::Instant::now() + ASK_PATIENCE;
-    let mut conn = crate::db::live_connection(&state.pool, until).await.ok()?;
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM transactions WHERE tx_id = $1) AS "found!""#,
-        first
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .ok()
-}
-
 /// How long a worker waits for the database to say whether a batch whose
 /// commit failed was written.
 const ASK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Steps 1 to 5 but the commit, on `tx`.
+/// Steps 1 to 5 but the commit, on `tx`; with the transaction's id when it
+/// moved money.
 async fn decide_and_write(
     tx: &mut PgConnection,
     state: &AppState,
     jobs: &[Job],
     phases: &mut Phases,
-) -> Result<Vec<Step>, Error> {
+) -> Result<(Vec<Step>, Option<i64>), Error> {
     let rules = state.rules.get(&state.pool).await?;
     phases.ended(Phase::Begin);
     let mut steps = check_each(tx, state, &rules, jobs, phases).await?;
@@ -226,7 +209,7 @@ async fn decide_and_write(
             Step::Replay | Step::Candidate(_) => {}
         }
     }
-    rows.write(tx).await?;
+    let xid = rows.write(tx).await?;
     for (job, step) in jobs.iter().zip(&steps) {
         match step {
             Step::Posted(posted, report) => {
@@ -239,7 +222,7 @@ async fn decide_and_write(
         }
     }
     phases.ended(Phase::Write);
-    Ok(steps)
+    Ok((steps, xid))
 }
 
 /// Steps 1 and 2: locks the senders, claims the keys and checks each

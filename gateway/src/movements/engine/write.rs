@@ -106,9 +106,11 @@ impl Rows {
     }
 
     /// Writes every row in one statement (the accounts' net deltas last, in
-    /// id order, their rows locked already).
+    /// id order, their rows locked already). Returns the transaction's id
+    /// when it moved money, so a commit that gets no answer can be asked
+    /// about ([`crate::db::transaction_outcome`]).
     /// (Longer than most: one bound array per column of six tables.)
-    pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<()> {
+    pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<Option<i64>> {
         let (audit_actor, audit_action, audit_outcome, audit_subject, audit_detail, audit_request) =
             audit_columns(self.audit);
         let (key_users, key_names, key_outcomes) = key_columns(self.keys);
@@ -144,6 +146,7 @@ impl Rows {
             UPDATE accounts a SET balance = a.balance + d.delta
             FROM unnest($28::bigint[], $29::bigint[]) AS d (id, delta)
             WHERE a.id = d.id
+            RETURNING pg_current_xact_id()::text::bigint AS "xid!"
             "#,
             &self.tx_ids,
             &types,
@@ -175,9 +178,9 @@ impl Rows {
             &delta_ids,
             &delta_amounts,
         )
-        .execute(conn)
-        .await?;
-        Ok(())
+        .fetch_all(conn)
+        .await
+        .map(|rows| rows.first().map(|row| row.xid))
     }
 }
 

@@ -357,12 +357,12 @@ async function payoutSettledByHand(page) {
   assert.equal(await balance(customer, 'KES'), before, 'amount and fee returned');
 }
 
-/** Posts a B2C result for payout `reference` to the gateway, as Daraja does. */
-async function b2cResult(reference, code, receipt = '') {
+/** Posts a B2C result for payout `reference` (Safaricom's id `conversation`) to the gateway, as Daraja does. */
+async function b2cResult(reference, conversation, code, receipt = '') {
   const token = process.env.MPESA_CALLBACK_TOKEN;
   assert.ok(token, 'MPESA_CALLBACK_TOKEN is given to the tests');
   const body = { Result: { ResultType: 0, ResultCode: code, ResultDesc: code === 0 ? 'ok' : 'The initiator information is invalid.',
-    OriginatorConversationID: reference, ConversationID: 'AG_E2E', TransactionID: receipt } };
+    OriginatorConversationID: reference, ConversationID: conversation, TransactionID: receipt } };
   const response = await fetch(`${BASE}/api/v1/mpesa/b2c/result?token=${token}`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
   });
@@ -384,7 +384,7 @@ async function payoutContradicted(page) {
       WHERE originator_conversation_id = '${reference}' AND status = 'PENDING' RETURNING conversation_id`).trim();
   }
   // M-Pesa reports it failed (the customer gets it back), then pays it.
-  await b2cResult(reference, 2001);
+  await b2cResult(reference, conversation, 2001);
   assert.equal(await balance(customer, 'KES'), before, 'refunded');
   const paid = await fetch(`${BASE}/sim/daraja/b2c/${conversation}`, {
     method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ result_code: 0 }),

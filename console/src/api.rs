@@ -194,6 +194,7 @@ pub struct KycDocument {
     pub document_type: String,
     pub number_masked: String,
     pub status: String,
+    pub also_claimed_by: i64,
     pub review_note: Option<String>,
     pub created_at: String,
 }

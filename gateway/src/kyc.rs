@@ -36,6 +36,9 @@ pub struct DocumentView {
     pub number_masked: String,
     /// `PENDING`, `VERIFIED` or `REJECTED`.
     pub status: String,
+    /// Other accounts with a live (pending or verified) claim to the same
+    /// number: a reviewer's cue that one of them is not its owner.
+    pub also_claimed_by: i64,
     pub review_note: Option<String>,
     pub created_at: DateTime<Utc>,
     pub reviewed_at: Option<DateTime<Utc>>,
@@ -74,9 +77,13 @@ pub async fn submit(
         return Err(Refusal::DocumentAlreadySubmitted.into());
     }
     let id = Uuid::new_v4();
+    // A number is held only once it verifies an account: a pending claim
+    // by someone else does not keep its owner out.
     let inserted = sqlx::query!(
         "INSERT INTO kyc_documents (id, user_id, document_type, number_sealed, number_digest, number_hint)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+         SELECT $1, $2, $3, $4, $5, $6
+         WHERE NOT EXISTS (SELECT 1 FROM kyc_documents
+                           WHERE document_type = $3 AND number_digest = $5 AND status = 'VERIFIED')",
         id,
         user_id,
         kind.as_str(),
@@ -110,14 +117,15 @@ pub async fn submit(
         .ok_or_else(|| Error::internal("document vanished"))
 }
 
-/// Settles the user's pending document with the operator's KYC decision.
+/// Settles the user's pending document with the operator's KYC decision;
+/// a number that verifies another account already cannot verify this one.
 pub async fn review(
     conn: &mut PgConnection,
     user_id: Uuid,
     admin: Uuid,
     status: &str,
     note: Option<&str>,
-) -> sqlx::Result<()> {
+) -> Result<(), Error> {
     if status == "PENDING" {
         return Ok(());
     }
@@ -130,7 +138,15 @@ pub async fn review(
         note
     )
     .execute(conn)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("kyc_documents_number_verified") => {
+            Error::Conflict(
+                "this customer's document already verifies another account: reject it".into(),
+            )
+        }
+        _ => e.into(),
+    })?;
     Ok(())
 }
 
@@ -142,7 +158,10 @@ pub async fn list(
 ) -> Result<Vec<DocumentView>, Error> {
     let rows = sqlx::query!(
         r#"SELECT d.id, d.user_id, u.phone, u.name, d.document_type, d.number_hint, octet_length(d.number_sealed) AS "sealed_len!",
-                  d.status, d.review_note, d.created_at, d.reviewed_at
+                  d.status, d.review_note, d.created_at, d.reviewed_at,
+                  (SELECT count(*) FROM kyc_documents o
+                   WHERE o.document_type = d.document_type AND o.number_digest = d.number_digest
+                     AND o.status <> 'REJECTED' AND o.user_id <> d.user_id) AS "also_claimed_by!"
            FROM kyc_documents d JOIN users u ON u.id = d.user_id
            WHERE ($1::uuid IS NULL OR d.user_id = $1) AND ($2::text IS NULL OR d.status = $2)
            ORDER BY d.created_at DESC LIMIT 200"#,
@@ -162,6 +181,7 @@ pub async fn list(
             // AES-GCM adds a 12-byte nonce and a 16-byte tag to the number.
             number_masked: kyc::masked(&r.number_hint, (r.sealed_len as usize).saturating_sub(28)),
             status: r.status,
+            also_claimed_by: r.also_claimed_by,
             review_note: r.review_note,
             created_at: r.created_at,
             reviewed_at: r.reviewed_at,

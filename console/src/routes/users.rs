@@ -189,10 +189,19 @@ fn Documents(documents: Vec<crate::api::KycDocument>) -> impl IntoView {
     view! {
         <table class="documents"><thead><tr><th>"Type"</th><th>"Number"</th><th>"Status"</th><th>"Note"</th><th>"Submitted"</th></tr></thead>
         <tbody>{documents.into_iter().map(|d| view! {
-            <tr><td>{d.document_type}</td><td class="mono">{d.number_masked}</td><td><Badge status=d.status/></td>
+            <tr><td>{d.document_type}</td><td class="mono">{d.number_masked}{claimed_elsewhere(d.also_claimed_by)}</td><td><Badge status=d.status/></td>
                 <td>{d.review_note.unwrap_or_default()}</td><td>{when(&d.created_at)}</td></tr>
         }).collect_view()}</tbody></table>
     }.into_any()
+}
+
+/// A reviewer's cue that a document's number is claimed by other accounts
+/// too: at most one of them is its owner.
+fn claimed_elsewhere(others: i64) -> Option<impl IntoView> {
+    (others > 0).then(|| {
+        let accounts = if others == 1 { "account" } else { "accounts" };
+        view! { <span class="problem">{format!(" (also claimed by {others} other {accounts})")}</span> }
+    })
 }
 
 /// Identity documents waiting for review, each linking to its customer.
@@ -226,7 +235,7 @@ pub fn KycPage() -> impl IntoView {
                 <table class="kyc"><thead><tr><th>"Customer"</th><th>"Phone"</th><th>"Type"</th><th>"Number"</th><th>"Status"</th><th>"Submitted"</th></tr></thead>
                 <tbody>{list.documents.into_iter().map(|d| view! {
                     <tr><td><A href=link(&format!("/users/{}", d.user_id))>{d.name}</A></td><td>{d.phone}</td><td>{d.document_type}</td>
-                        <td class="mono">{d.number_masked}</td><td><Badge status=d.status/></td><td>{when(&d.created_at)}</td></tr>
+                        <td class="mono">{d.number_masked}{claimed_elsewhere(d.also_claimed_by)}</td><td><Badge status=d.status/></td><td>{when(&d.created_at)}</td></tr>
                 }).collect_view()}</tbody></table>
             }.into_any()
         })}

@@ -49,9 +49,10 @@ pub enum Command {
         /// Their phone, e.g. 0700000002.
         phone: String,
     },
-    /// Lift a wrong-PIN lockout from the server's host: the way back when
-    /// every admin is locked out (anyone who knows their numbers can lock
-    /// them, and an admin's lock waits for another admin). Audited.
+    /// Lift a wrong-PIN lockout and a suspension from the server's host: the
+    /// way back when every admin is locked out (anyone who knows their
+    /// numbers can lock them, and one rogue admin can suspend the others).
+    /// Audited.
     Unlock {
         /// Their phone, e.g. 0700000000.
         phone: String,
@@ -153,13 +154,21 @@ async fn unlock(pool: sqlx::PgPool, phone: chainpay_core::Msisdn) -> anyhow::Res
         return Ok(ExitCode::FAILURE);
     };
     crate::auth::lockout::clear(&mut tx, user_id).await?;
+    let was_suspended = sqlx::query_scalar!(
+        r#"UPDATE users u SET suspended = false FROM users old
+           WHERE u.id = $1 AND old.id = u.id RETURNING old.suspended AS "was!""#,
+        user_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     crate::audit::AuditEvent::new("cli.unlock", crate::audit::Outcome::Success)
         .subject(user_id)
-        .detail(serde_json::json!({ "phone": phone.as_str() }))
+        .detail(serde_json::json!({ "phone": phone.as_str(), "was_suspended": was_suspended }))
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    println!("{phone} is unlocked");
+    let lifted = if was_suspended { " and reinstated" } else { "" };
+    println!("{phone} is unlocked{lifted}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -723,6 +723,27 @@ async fn queue_timed_out(
     Ok(if known { "settled already" } else { "unknown" }.to_owned())
 }
 
+/// Whether a result for payout `reference` names the ConversationID
+/// Safaricom gave its request. Our reference is no secret (the customer
+/// reads it), Safaricom's id is: a result forged with a leaked callback
+/// token cannot refund a payout M-Pesa is paying. Before the request's
+/// acknowledgement is recorded there is nothing to compare, and a result is
+/// taken on its reference alone.
+async fn ours(
+    conn: &mut sqlx::PgConnection,
+    reference: Uuid,
+    conversation: &str,
+) -> Result<bool, Error> {
+    let stored = sqlx::query_scalar!(
+        "SELECT conversation_id FROM mpesa_withdrawals WHERE ref = $1",
+        reference
+    )
+    .fetch_optional(conn)
+    .await?
+    .flatten();
+    Ok(stored.is_none_or(|stored| stored == conversation))
+}
+
 /// Applies a B2C result (or, with `timed_out`, a queue timeout).
 pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result<String, Error> {
     let mut tx = state.pool.begin().await?;
@@ -733,6 +754,9 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
             match Uuid::parse_str(&result.originator_conversation_id) {
                 Ok(reference) if timed_out => {
                     queue_timed_out(&mut tx, reference, &result.result_desc).await?
+                }
+                Ok(reference) if !ours(&mut tx, reference, &result.conversation_id).await? => {
+                    "conversation_mismatch".to_owned()
                 }
                 Ok(reference) => {
                     let code = wire::code(&result.result_code).unwrap_or(ResultCode(-1));
@@ -747,7 +771,7 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
             }
         }
     };
-    if outcome == "unknown" || outcome == "unreadable" {
+    if ["unknown", "unreadable", "conversation_mismatch"].contains(&outcome.as_str()) {
         AuditEvent::new("mpesa.b2c_result", Outcome::Rejected)
             .detail(json!({"reason": outcome}))
             .record(&mut tx)

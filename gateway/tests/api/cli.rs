@@ -223,12 +223,23 @@ async fn the_host_unlocks_a_locked_out_admin() {
         app.login(ADMIN_PHONE, DEMO_PIN).await.status(),
         StatusCode::LOCKED
     );
+    // And suspended by another (rogue) admin.
+    let rogue = app.second_admin().await;
+    let me: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
+        .bind(ADMIN_PHONE)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let suspend = format!("/api/v1/admin/users/{me}/suspend");
+    let suspended = app.post(&suspend, Some(&rogue), json!({})).await;
+    assert_eq!(suspended.status(), StatusCode::OK);
     let url = database_url(&app.database).await;
     let env = [("DATABASE_URL", url.as_str())];
     let unknown = run(&["unlock", "0799999999"], &env).await;
     assert_eq!(unknown.status.code(), Some(1), "{}", stdout(&unknown));
     let unlocked = run(&["unlock", ADMIN_PHONE], &env).await;
     assert!(unlocked.status.success(), "{}", stdout(&unlocked));
+    assert!(stdout(&unlocked).contains("unlocked and reinstated"));
     assert_eq!(
         app.login(ADMIN_PHONE, DEMO_PIN).await.status(),
         StatusCode::OK

@@ -49,15 +49,14 @@ async fn a_document_number_is_stored_sealed_shown_masked_and_reviewed_with_an_sm
         )
         .await;
     assert_problem(again, StatusCode::CONFLICT, "conflict").await;
+    // A pending claim does not hold the number: someone else claiming it
+    // (its owner, or a squatter) is let in, and reviewers see both.
     let other = app.new_user("+254711400002", "Someone Else").await;
+    let same = json!({"document_type": "national_id", "document_number": "27345678"});
     let claimed = app
-        .post(
-            "/api/v1/kyc/documents",
-            Some(&other),
-            json!({"document_type": "national_id", "document_number": "27345678"}),
-        )
+        .post("/api/v1/kyc/documents", Some(&other), same.clone())
         .await;
-    assert_problem(claimed, StatusCode::CONFLICT, "conflict").await;
+    assert_eq!(claimed.status(), StatusCode::CREATED);
     let bad = app
         .post(
             "/api/v1/kyc/documents",
@@ -71,9 +70,14 @@ async fn a_document_number_is_stored_sealed_shown_masked_and_reviewed_with_an_sm
     let pending = app
         .get_json("/api/v1/admin/kyc/documents?status=PENDING", &admin)
         .await;
-    let listed = &pending["documents"][0];
-    assert_eq!(listed["number_masked"], "*****678");
+    let documents = pending["documents"].as_array().unwrap();
+    assert_eq!(documents.len(), 2);
+    for listed in documents {
+        assert_eq!(listed["number_masked"], "*****678");
+        assert_eq!(listed["also_claimed_by"], 1, "the other claim is flagged");
+    }
     assert!(!pending.to_string().contains("27345678"));
+    let listed = documents.iter().find(|d| d["phone"] == CUSTOMER).unwrap();
     let user_id = listed["user_id"].as_str().unwrap();
     let reviewed = app
         .post(
@@ -93,6 +97,24 @@ async fn a_document_number_is_stored_sealed_shown_masked_and_reviewed_with_an_sm
         .await
         .iter()
         .any(|t| t.contains("your identity is verified")));
+
+    // Once it verifies one account, it verifies no other, and no one new
+    // may claim it.
+    let squatter = documents.iter().find(|d| d["phone"] != CUSTOMER).unwrap();
+    let second = app
+        .post(
+            &format!(
+                "/api/v1/admin/users/{}/kyc",
+                squatter["user_id"].as_str().unwrap()
+            ),
+            Some(&admin),
+            json!({"status": "VERIFIED"}),
+        )
+        .await;
+    assert_problem(second, StatusCode::CONFLICT, "conflict").await;
+    let third = app.new_user("+254711400003", "A Third").await;
+    let late = app.post("/api/v1/kyc/documents", Some(&third), same).await;
+    assert_problem(late, StatusCode::CONFLICT, "conflict").await;
 }
 
 #[tokio::test]

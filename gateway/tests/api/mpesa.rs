@@ -1239,3 +1239,64 @@ async fn a_storm_of_repeated_late_and_stray_callbacks_settles_everything_exactly
     assert_eq!(run["clean"], true, "{run:#}");
     app.assert_balanced().await;
 }
+
+/// Our payout reference is no secret (the customer reads it); the
+/// ConversationID Safaricom gave the request is. A failure result forged
+/// with a leaked callback token but the wrong ConversationID refunds
+/// nothing, so a payout M-Pesa is paying is never also refunded.
+#[tokio::test]
+async fn a_payout_result_naming_another_conversation_settles_nothing() {
+    let app = spawn_with(TestOptions {
+        configure: |settings| settings.mpesa.sim_delay_ms = 600_000,
+        ..TestOptions::default()
+    })
+    .await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let held = withdraw(&app, &token, 20_000).await;
+    let conversation = conversation_of(&app, &held).await;
+    let reference: uuid::Uuid =
+        sqlx::query_scalar("SELECT ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid")
+            .bind(held["tx_id"].as_str().unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let url = app.url(&format!(
+        "/api/v1/mpesa/b2c/result?token={}",
+        app.state.mpesa_callback_token
+    ));
+    let failed = |conversation: &str| {
+        json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
+            "OriginatorConversationID": reference, "ConversationID": conversation, "TransactionID": ""}})
+    };
+    let forged = app
+        .client
+        .post(&url)
+        .json(&failed("AG_FORGED"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::OK);
+    assert_eq!(payout_state(&app, &held).await.0, "PENDING");
+    let fee = held["fee"].as_i64().unwrap();
+    assert_eq!(app.balance(&token, "KES").await, before - 20_000 - fee);
+    let rejected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'mpesa.b2c_result' AND detail->>'reason' = 'conversation_mismatch'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rejected, 1);
+
+    let real = app
+        .client
+        .post(&url)
+        .json(&failed(&conversation))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(real.status(), StatusCode::OK);
+    assert_eq!(payout_state(&app, &held).await.0, "FAILED");
+    assert_eq!(app.balance(&token, "KES").await, before);
+    app.assert_balanced().await;
+}

@@ -665,8 +665,16 @@ async fn receipt_of(app: &TestApp, reference: &str) -> Option<String> {
 
 /// M-Pesa's B2C result for payout `reference`: paid, under `receipt`.
 async fn paid_result(app: &TestApp, reference: &str, receipt: &str) {
+    // The ConversationID Safaricom acknowledged the request with, as its
+    // result names it.
+    let conversation: Option<String> =
+        sqlx::query_scalar("SELECT conversation_id FROM mpesa_withdrawals WHERE ref = $1::uuid")
+            .bind(reference)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     let result = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
-        "OriginatorConversationID": reference, "ConversationID": "AG_20261206_1",
+        "OriginatorConversationID": reference, "ConversationID": conversation.unwrap_or_default(),
         "TransactionID": receipt}});
     let url = app.url(&format!(
         "/api/v1/mpesa/b2c/result?token={}",

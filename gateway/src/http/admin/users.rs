@@ -186,7 +186,8 @@ pub struct KycRequest {
     params(("id" = Uuid, Path, description = "User id")), request_body = KycRequest,
     responses((status = 200, body = UserSummary), (status = 400, body = Problem),
               (status = 403, description = "an admin's own KYC is another admin's call", body = Problem),
-              (status = 404, body = Problem)))]
+              (status = 404, body = Problem),
+              (status = 409, description = "the customer's document already verifies another account", body = Problem)))]
 async fn set_kyc(
     State(state): State<AppState>,
     admin: AdminUser,

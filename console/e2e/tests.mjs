@@ -438,29 +438,32 @@ async function sanctionsAndFx(page) {
   await page.getByRole('button', { name: 'Add to the list' }).click();
   await page.getByText('Added; every customer is screened again.').waitFor();
   await page.locator('table.sanctions tr', { hasText: 'Ivan Testovich Listed' }).waitFor();
+  // A rate one admin sets waits for a second admin to set the same value.
   await open(page, 'FX and fees');
   await page.getByLabel('Currency').fill('KES');
-  await page.getByLabel('Units per US dollar').fill('131.25');
+  await page.getByLabel('Units per US dollar').fill('131.250');
   await page.getByRole('button', { name: 'Save', exact: true }).click();
-  await page.getByText('Saved.').waitFor();
+  await page.getByText('Proposed: a second admin must set the same value.').waitFor();
+  await page.locator('table.rate-proposals tr', { hasText: 'KES' }).filter({ hasText: '131.25' }).waitFor();
+  await page.locator('table.rates tr', { hasText: 'KES' }).filter({ hasText: '129.5' }).waitFor();
+  const second = await secondAdmin();
+  await must(200, 'PUT', '/admin/fx/rates', { token: second, body: { rates: [{ currency: 'KES', usd_mid: '131.25' }] } });
+  await page.reload();
   await page.locator('table.rates tr', { hasText: 'KES' }).filter({ hasText: '131.25' }).waitFor();
+  assert.equal(await page.locator('table.rate-proposals').count(), 0);
   await page.locator('table.fees tbody tr').first().waitFor();
 
-  // A move beyond 2 % of the agreed rate waits for a second admin, who sets
-  // the same rate; it then becomes the agreed rate. Two admins put it back.
-  await page.getByLabel('Currency').fill('EUR');
-  await page.getByLabel('Units per US dollar').fill('0.990');
-  await page.getByRole('button', { name: 'Save', exact: true }).click();
-  await page.getByText('Proposed: a second admin must set the same rate.').waitFor();
-  await page.locator('table.rate-proposals tr', { hasText: 'EUR' }).filter({ hasText: '0.99' }).waitFor();
-  const second = await secondAdmin();
-  const eur = (usd_mid) => ({ rates: [{ currency: 'EUR', usd_mid }] });
-  await must(200, 'PUT', '/admin/fx/rates', { token: second, body: eur('0.99') });
+  // The second admin in the console: a spread another admin proposed is in
+  // force once they set the same.
+  await must(202, 'PUT', '/admin/fx/rates', { token: second, body: { spread: '0.016' } });
   await page.reload();
-  await page.locator('table.rates tr', { hasText: 'EUR' }).filter({ hasText: '0.99' }).filter({ hasText: 'admin' }).waitFor();
-  assert.equal(await page.locator('table.rate-proposals').count(), 0);
-  await must(202, 'PUT', '/admin/fx/rates', { token: second, body: eur('0.92') });
-  await must(200, 'PUT', '/admin/fx/rates', { token: await login(ADMIN), body: eur('0.92') });
+  await page.locator('table.rate-proposals tr', { hasText: 'spread' }).waitFor();
+  await page.getByLabel('Currency').fill('');
+  await page.getByLabel('Units per US dollar').fill('');
+  await page.getByLabel('Spread').fill('0.016');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await page.getByText('Saved.').waitFor();
+  await page.getByText('Spread 0.016 (each conversion applies half)').waitFor();
 }
 
 /** A second admin, made as operators make admins: on the server, by the CLI. */

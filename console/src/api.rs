@@ -74,11 +74,16 @@ async fn send<T: DeserializeOwned>(
             },
         });
     }
-    // 202 and 204 carry no body (a PIN reset code on its way, a logout).
-    if status == 204 || status == 202 {
+    // 204 carries no body (a logout), nor does every 202 (a PIN reset code
+    // on its way); a 202 that waits for a second admin does.
+    let body = match status {
+        204 => String::new(),
+        _ => response.text().await.map_err(unreachable)?,
+    };
+    if body.trim().is_empty() {
         return serde_json::from_value(Value::Null).map_err(unreachable);
     }
-    response.json().await.map_err(unreachable)
+    serde_json::from_str(&body).map_err(unreachable)
 }
 
 fn url(path: &str) -> String {
@@ -414,7 +419,6 @@ pub struct SanctionList {
 pub struct UsdLeg {
     pub currency: String,
     pub usd_mid: String,
-    pub anchor_mid: Option<String>,
     pub source: String,
     pub updated_at: String,
     pub exponent: u32,
@@ -425,14 +429,14 @@ pub struct RateBook {
     pub spread: String,
     pub quote_ttl_seconds: i32,
     pub legs: Vec<UsdLeg>,
-    pub sole_admin_band: String,
     pub proposals: Vec<RateProposal>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct RateProposal {
-    pub currency: String,
-    pub usd_mid: String,
+    /// A currency (its USD leg) or `spread`.
+    pub subject: String,
+    pub value: String,
     pub proposed_by: String,
     pub expires_at: String,
 }

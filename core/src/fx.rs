@@ -239,21 +239,6 @@ pub trait RateSource: Send {
     ) -> Option<BTreeMap<String, Decimal>>;
 }
 
-/// How far one admin alone may move a USD leg from its anchor (the rate two
-/// admins, the feed or the seed last set): 2 %. A rate is a price the house
-/// converts at, so a leg set far from the market would hand whoever converts
-/// at it e-money the house never had; a larger move needs a second admin.
-pub const SOLE_ADMIN_BAND: Decimal = Decimal::from_parts(2, 0, 0, false, 2);
-
-/// Whether `mid` is within [`SOLE_ADMIN_BAND`] of `anchor`, either way.
-pub fn within_sole_admin_band(anchor: Decimal, mid: Decimal) -> bool {
-    anchor > Decimal::ZERO
-        && (mid - anchor)
-            .abs()
-            .checked_div(anchor)
-            .is_some_and(|moved| moved <= SOLE_ADMIN_BAND)
-}
-
 /// Rates change only when an operator sets them.
 #[derive(Debug, Default)]
 pub struct AdminTable;
@@ -314,19 +299,6 @@ mod tests {
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
-    }
-
-    #[test]
-    fn one_admin_moves_a_leg_at_most_two_percent_from_its_anchor() {
-        assert_eq!(SOLE_ADMIN_BAND, dec("0.02"));
-        let anchor = dec("129.50");
-        for inside in ["129.50", "132.09", "126.91", "131.25"] {
-            assert!(within_sole_admin_band(anchor, dec(inside)), "{inside}");
-        }
-        for outside in ["132.10", "126.90", "140", "0.1295", "129500"] {
-            assert!(!within_sole_admin_band(anchor, dec(outside)), "{outside}");
-        }
-        assert!(!within_sole_admin_band(Decimal::ZERO, Decimal::ZERO));
     }
 
     fn code(s: &str) -> CurrencyCode {

@@ -380,18 +380,19 @@ async fn fx_tick(
     if !locked || !due {
         return Ok(false);
     }
-    let current: BTreeMap<String, Decimal> = sqlx::query!("SELECT currency, usd_mid FROM fx_rates")
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|row| (row.currency, row.usd_mid))
-        .collect();
+    let current: BTreeMap<String, Decimal> =
+        sqlx::query!("SELECT currency, usd_mid FROM fx_rates ORDER BY currency FOR UPDATE")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|row| (row.currency, row.usd_mid))
+            .collect();
     let Some(next) = source.next_legs(&current) else {
         return Ok(false);
     };
     let (currencies, mids): (Vec<String>, Vec<Decimal>) = next.into_iter().unzip();
     sqlx::query!(
-        "UPDATE fx_rates r SET usd_mid = n.usd_mid, anchor_mid = n.usd_mid, source = 'simulated', updated_at = now()
+        "UPDATE fx_rates r SET usd_mid = n.usd_mid, source = 'simulated', updated_at = now()
          FROM unnest($1::text[], $2::numeric[]) AS n (currency, usd_mid) WHERE r.currency = n.currency",
         &currencies,
         &mids

@@ -1,11 +1,12 @@
-//! Setting the rate book's USD legs, with four eyes on large moves.
+//! Changing the rate book (a currency's USD leg, or the spread), with four
+//! eyes.
 //!
-//! A rate is a price the house converts at: a leg set far from the market
-//! would let whoever converts at it take e-money the house never had. So one
-//! admin alone may move a leg only within [`SOLE_ADMIN_BAND`] of its anchor,
-//! the rate two admins, the feed or the seed last set. A larger move is kept
-//! as a proposal until a second admin sends the same rate within
-//! [`AGREE_WITHIN_MINUTES`]; it then takes effect and becomes the anchor.
+//! A rate is a price the house converts at. One admin alone setting it off
+//! the market, even a little on two legs at once (a cross rate moves by
+//! both), could have an accomplice convert at it and back and take e-money
+//! the house never had. So a change one admin asks for is a proposal; it
+//! takes effect when a second admin sets the same value within
+//! [`AGREE_WITHIN_MINUTES`].
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -14,122 +15,136 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use chainpay_core::fx::within_sole_admin_band;
-pub use chainpay_core::fx::SOLE_ADMIN_BAND;
-
 use crate::error::Error;
 
-/// How long a proposed move waits for a second admin.
+/// How long a proposal waits for a second admin.
 pub const AGREE_WITHIN_MINUTES: i32 = 15;
 
-/// What became of one leg an admin set.
+/// What a change of the rate book is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A currency's USD leg (units of it one US dollar buys).
+    Leg(String),
+    /// The total bid/ask spread.
+    Spread,
+}
+
+impl Subject {
+    fn key(&self) -> &str {
+        match self {
+            Subject::Leg(currency) => currency,
+            Subject::Spread => "spread",
+        }
+    }
+}
+
+/// What became of one change an admin asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegChange {
-    /// Within the band: in force now; the anchor stays.
-    Set,
-    /// A second admin sent the rate another proposed: in force, and the anchor.
+pub enum Change {
+    /// The second admin's: in force now.
     Agreed { proposed_by: Uuid },
-    /// Beyond the band: waiting for a second admin.
+    /// Waiting for a second admin to set the same value.
     Proposed,
 }
 
-/// A move waiting for a second admin.
+/// A change waiting for a second admin.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Proposal {
-    pub currency: String,
-    /// The rate proposed (decimal string).
-    pub usd_mid: String,
+    /// A currency code (its USD leg) or `spread`.
+    pub subject: String,
+    /// The value proposed (decimal string).
+    pub value: String,
     pub proposed_by: Uuid,
     pub proposed_at: DateTime<Utc>,
-    /// After this, a second admin's same rate is a new proposal of their own.
+    /// After this, a second admin's same value is a new proposal of theirs.
     pub expires_at: DateTime<Utc>,
 }
 
-/// Sets `currency`'s leg to `mid` as `admin` asks, on the caller's
-/// transaction (the leg's row locked until it commits).
-pub async fn set_leg(
+/// Proposes `value` for `subject` as `admin`, or, when another admin
+/// proposed the same value within [`AGREE_WITHIN_MINUTES`], puts it in
+/// force. On the caller's transaction; changes of one subject are decided
+/// one at a time.
+pub async fn propose(
     conn: &mut PgConnection,
     admin: Uuid,
-    currency: &str,
-    mid: Decimal,
-) -> Result<LegChange, Error> {
-    let known = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM currencies WHERE code = $1) AS "known!""#,
-        currency
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    if !known {
-        return Err(Error::Validation(format!(
-            "unsupported currency {currency}"
-        )));
-    }
-    let anchor = sqlx::query_scalar!(
-        "SELECT anchor_mid FROM fx_rates WHERE currency = $1 FOR UPDATE",
-        currency
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .flatten();
-    if anchor.is_some_and(|anchor| within_sole_admin_band(anchor, mid)) {
-        store(conn, currency, mid, false).await?;
-        return Ok(LegChange::Set);
-    }
+    subject: &Subject,
+    value: Decimal,
+) -> Result<Change, Error> {
+    lock(conn, subject).await?;
     let agreed = sqlx::query_scalar!(
         "DELETE FROM fx_rate_proposals
-         WHERE currency = $1 AND usd_mid = $2 AND proposed_by <> $3
+         WHERE subject = $1 AND value = $2 AND proposed_by <> $3
            AND proposed_at > now() - make_interval(mins => $4)
          RETURNING proposed_by",
-        currency,
-        mid,
+        subject.key(),
+        value,
         admin,
         AGREE_WITHIN_MINUTES
     )
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(proposed_by) = agreed {
-        store(conn, currency, mid, true).await?;
-        return Ok(LegChange::Agreed { proposed_by });
+        apply(conn, subject, value).await?;
+        return Ok(Change::Agreed { proposed_by });
     }
     sqlx::query!(
-        "INSERT INTO fx_rate_proposals (currency, usd_mid, proposed_by) VALUES ($1, $2, $3)
-         ON CONFLICT (currency) DO UPDATE
-         SET usd_mid = EXCLUDED.usd_mid, proposed_by = EXCLUDED.proposed_by, proposed_at = now()",
-        currency,
-        mid,
+        "INSERT INTO fx_rate_proposals (subject, value, proposed_by) VALUES ($1, $2, $3)
+         ON CONFLICT (subject) DO UPDATE
+         SET value = EXCLUDED.value, proposed_by = EXCLUDED.proposed_by, proposed_at = now()",
+        subject.key(),
+        value,
         admin
     )
     .execute(&mut *conn)
     .await?;
-    Ok(LegChange::Proposed)
+    Ok(Change::Proposed)
 }
 
-/// Puts `mid` in force; `anchor`: two admins agreed on it.
-async fn store(
-    conn: &mut PgConnection,
-    currency: &str,
-    mid: Decimal,
-    anchor: bool,
-) -> Result<(), Error> {
+/// Serialises the changes of `subject` (a currency may have no leg yet to
+/// lock, so the lock is an advisory one), after checking a currency is one
+/// ChainPay knows.
+async fn lock(conn: &mut PgConnection, subject: &Subject) -> Result<(), Error> {
+    if let Subject::Leg(currency) = subject {
+        sqlx::query_scalar!("SELECT code FROM currencies WHERE code = $1", currency)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::Validation(format!("unsupported currency {currency}")))?;
+    }
     sqlx::query!(
-        "INSERT INTO fx_rates (currency, usd_mid, anchor_mid, source, updated_at)
-         VALUES ($1, $2::numeric, CASE WHEN $3 THEN $2::numeric END, 'admin', now())
-         ON CONFLICT (currency) DO UPDATE
-         SET usd_mid = EXCLUDED.usd_mid, source = 'admin', updated_at = now(),
-             anchor_mid = CASE WHEN $3 THEN EXCLUDED.usd_mid ELSE fx_rates.anchor_mid END",
-        currency,
-        mid,
-        anchor
+        "SELECT pg_advisory_xact_lock(hashtextextended('fx_rate_proposal:' || $1, 0))",
+        subject.key()
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// The moves waiting for a second admin, oldest first.
+/// Puts an agreed value in force.
+async fn apply(conn: &mut PgConnection, subject: &Subject, value: Decimal) -> Result<(), Error> {
+    match subject {
+        Subject::Leg(currency) => {
+            sqlx::query!(
+                "INSERT INTO fx_rates (currency, usd_mid, source, updated_at) VALUES ($1, $2, 'admin', now())
+                 ON CONFLICT (currency) DO UPDATE SET usd_mid = EXCLUDED.usd_mid, source = 'admin', updated_at = now()",
+                currency,
+                value
+            )
+            .execute(conn)
+            .await?;
+        }
+        Subject::Spread => {
+            sqlx::query!("UPDATE fx_settings SET spread = $1", value)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The changes waiting for a second admin, oldest first.
 pub async fn proposals(conn: &mut PgConnection) -> Result<Vec<Proposal>, Error> {
     Ok(sqlx::query!(
-        r#"SELECT currency, usd_mid, proposed_by, proposed_at,
+        r#"SELECT subject, value, proposed_by, proposed_at,
                   proposed_at + make_interval(mins => $1) AS "expires_at!"
            FROM fx_rate_proposals WHERE proposed_at > now() - make_interval(mins => $1)
            ORDER BY proposed_at"#,
@@ -139,8 +154,8 @@ pub async fn proposals(conn: &mut PgConnection) -> Result<Vec<Proposal>, Error> 
     .await?
     .into_iter()
     .map(|row| Proposal {
-        currency: row.currency,
-        usd_mid: row.usd_mid.normalize().to_string(),
+        subject: row.subject,
+        value: row.value.normalize().to_string(),
         proposed_by: row.proposed_by,
         proposed_at: row.proposed_at,
         expires_at: row.expires_at,

@@ -40,23 +40,23 @@ pub fn FxPage() -> impl IntoView {
             if done.is_ok() {
                 saved.update(|n| *n += 1);
             }
-            done.map(|book| in_force(&book, c.trim(), m.trim()))
+            done.map(|book| in_force(&book, c.trim(), m.trim(), s.trim()))
         }
     });
     view! {
         <h1>"FX and fees"</h1>
         {loaded(book, |b: RateBook| view! {
-            <p class="summary">{format!("Spread {} (each conversion applies half), quotes held {} s. One admin moves a rate at most {} % from the rate two admins agreed; a larger move waits for a second admin to set the same rate.",
-                b.spread, b.quote_ttl_seconds, percent(&b.sole_admin_band))}</p>
-            <table class="rates"><thead><tr><th>"Currency"</th><th>"Units per US dollar"</th><th>"Agreed by two admins"</th><th>"Source"</th><th>"Updated"</th></tr></thead>
+            <p class="summary">{format!("Spread {} (each conversion applies half), quotes held {} s. A rate or the spread one admin sets waits for a second admin to set the same value.",
+                b.spread, b.quote_ttl_seconds)}</p>
+            <table class="rates"><thead><tr><th>"Currency"</th><th>"Units per US dollar"</th><th>"Source"</th><th>"Updated"</th></tr></thead>
             <tbody>{b.legs.into_iter().map(|l| view! {
-                <tr><td>{l.currency}</td><td>{l.usd_mid}</td><td>{l.anchor_mid.unwrap_or_default()}</td><td>{l.source}</td><td>{when(&l.updated_at)}</td></tr>
+                <tr><td>{l.currency}</td><td>{l.usd_mid}</td><td>{l.source}</td><td>{when(&l.updated_at)}</td></tr>
             }).collect_view()}</tbody></table>
             {(!b.proposals.is_empty()).then(|| view! {
                 <h3>"Waiting for a second admin"</h3>
-                <table class="rate-proposals"><thead><tr><th>"Currency"</th><th>"Units per US dollar"</th><th>"Proposed by"</th><th>"Until"</th></tr></thead>
+                <table class="rate-proposals"><thead><tr><th>"Rate of"</th><th>"Value"</th><th>"Proposed by"</th><th>"Until"</th></tr></thead>
                 <tbody>{b.proposals.into_iter().map(|p| view! {
-                    <tr><td>{p.currency}</td><td>{p.usd_mid}</td><td>{short(&p.proposed_by)}</td><td>{when(&p.expires_at)}</td></tr>
+                    <tr><td>{p.subject}</td><td>{p.value}</td><td>{short(&p.proposed_by)}</td><td>{when(&p.expires_at)}</td></tr>
                 }).collect_view()}</tbody></table>
             })}
         })}
@@ -68,7 +68,7 @@ pub fn FxPage() -> impl IntoView {
             <button on:click=move |_| { save.dispatch(()); }>"Save"</button>
             {move || save.value().get().map(|result| match result {
                 Ok(true) => view! { <p class="done" role="status">"Saved."</p> }.into_any(),
-                Ok(false) => view! { <p class="done" role="status">"Proposed: a second admin must set the same rate."</p> }.into_any(),
+                Ok(false) => view! { <p class="done" role="status">"Proposed: a second admin must set the same value."</p> }.into_any(),
                 Err(error) => view! { <p class="problem" role="alert">{error.detail}</p> }.into_any(),
             })}
         </section>
@@ -83,28 +83,17 @@ pub fn FxPage() -> impl IntoView {
     }
 }
 
-/// Whether the rate just set for `currency` is in force (a spread alone
-/// always is); otherwise it waits for a second admin.
-fn in_force(book: &RateBook, currency: &str, mid: &str) -> bool {
+/// Whether what was just set (a rate for `currency`, the spread) is in
+/// force; otherwise it waits for a second admin.
+fn in_force(book: &RateBook, currency: &str, mid: &str, spread: &str) -> bool {
     let number = |raw: &str| raw.parse::<rust_decimal::Decimal>().ok();
-    currency.is_empty()
-        || book.legs.iter().any(|leg| {
-            leg.currency.eq_ignore_ascii_case(currency)
-                && number(&leg.usd_mid).is_some()
-                && number(&leg.usd_mid) == number(mid)
-        })
-}
-
-/// `0.02` as `2`.
-fn percent(fraction: &str) -> String {
-    fraction
-        .parse::<rust_decimal::Decimal>()
-        .map(|f| {
-            (f * rust_decimal::Decimal::ONE_HUNDRED)
-                .normalize()
-                .to_string()
-        })
-        .unwrap_or_else(|_| fraction.to_owned())
+    let same = |a: &str, b: &str| number(a).is_some() && number(a) == number(b);
+    let leg = currency.is_empty()
+        || book
+            .legs
+            .iter()
+            .any(|leg| leg.currency.eq_ignore_ascii_case(currency) && same(&leg.usd_mid, mid));
+    leg && (spread.is_empty() || same(&book.spread, spread))
 }
 
 fn usd(cents: i64) -> String {

@@ -7,8 +7,10 @@
 //! PIN does not clear that count: someone guessing four at a time between
 //! the owner's own logins, never five in a row, still locks the account on
 //! the tenth wrong PIN of the day, and each wrong PIN after it locks it
-//! again (a correct one still lifts the lock it set). An admin's unlock or a
-//! new PIN clears both counts ([`clear`]).
+//! again, a step further up the escalation, which the owner's logins no
+//! longer reset: a few more guesses and it stays locked. An admin's unlock
+//! lifts the lock but keeps the day's count ([`lift`]); only a new PIN
+//! clears it ([`clear`]).
 //!
 //! An attempt is counted *before* its PIN is checked and forgiven only when
 //! the PIN is right. So a burst of parallel guesses cannot slip more than
@@ -133,25 +135,44 @@ pub async fn begin_attempt(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Resu
     Ok(Attempt::Locked(Lock::read(seconds_left)))
 }
 
-/// A correct PIN clears the count, any lock the attempt set, and the
-/// escalation; of the day's count it takes back only its own attempt.
+/// A correct PIN clears the count and any lock the attempt set; of the
+/// day's count it takes back only its own attempt. It resets the escalation
+/// too, unless the day's wrong PINs had reached [`DAILY_LIMIT`] already:
+/// then it leaves the escalation where it was before this attempt (which
+/// raised it), so guesses spread between the owner's logins keep climbing.
 pub async fn forgive(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0,
+        "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL,
+                          lockout_level = CASE WHEN wrong_pins_recent - 1 >= $2
+                                               THEN greatest(lockout_level - 1, 0) ELSE 0 END,
                           wrong_pins_recent = greatest(wrong_pins_recent - 1, 0)
          WHERE id = $1",
-        user_id
+        user_id,
+        DAILY_LIMIT
     )
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Lifts every lock and forgets every wrong PIN counted, the day's too: an
-/// admin's unlock, the host's `chainpay unlock`, a changed or reset PIN.
-/// `false` when no account has `user_id`.
-pub async fn clear(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<bool> {
-    let cleared = sqlx::query!(
+/// Lifts the lock and the escalation, keeping the day's count of wrong
+/// PINs (a guesser who made it reach the limit gets no fresh ten): an
+/// admin's unlock, the host's `chainpay unlock`. `false` when no account
+/// has `user_id`.
+pub async fn lift(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<bool> {
+    let lifted = sqlx::query!(
+        "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0 WHERE id = $1",
+        user_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(lifted.rows_affected() == 1)
+}
+
+/// Forgets every wrong PIN counted, the day's too, and lifts any lock: the
+/// PIN they were guessing is no longer the PIN (a changed or reset PIN).
+pub async fn clear(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
         "UPDATE users SET failed_pin_attempts = 0, locked_until = NULL, lockout_level = 0,
                           wrong_pins_recent = 0, wrong_pins_since = NULL
          WHERE id = $1",
@@ -159,5 +180,5 @@ pub async fn clear(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<bool>
     )
     .execute(conn)
     .await?;
-    Ok(cleared.rows_affected() == 1)
+    Ok(())
 }

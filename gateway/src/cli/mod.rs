@@ -49,10 +49,10 @@ pub enum Command {
         /// Their phone, e.g. 0700000002.
         phone: String,
     },
-    /// Lift a wrong-PIN lockout and a suspension from the server's host: the
-    /// way back when every admin is locked out (anyone who knows their
-    /// numbers can lock them, and one rogue admin can suspend the others).
-    /// Audited.
+    /// Lift a wrong-PIN lockout, and an admin's suspension, from the
+    /// server's host: the way back when every admin is locked out (anyone
+    /// who knows their numbers can lock them, and one rogue admin can
+    /// suspend the others). Audited.
     Unlock {
         /// Their phone, e.g. 0700000000.
         phone: String,
@@ -153,14 +153,18 @@ async fn unlock(pool: sqlx::PgPool, phone: chainpay_core::Msisdn) -> anyhow::Res
         println!("no account has the number {phone}");
         return Ok(ExitCode::FAILURE);
     };
-    crate::auth::lockout::clear(&mut tx, user_id).await?;
+    crate::auth::lockout::lift(&mut tx, user_id).await?;
+    // An admin's suspension only: a customer's (fraud, compliance) is the
+    // desk's to lift, with its audit trail.
     let was_suspended = sqlx::query_scalar!(
         r#"UPDATE users u SET suspended = false FROM users old
-           WHERE u.id = $1 AND old.id = u.id RETURNING old.suspended AS "was!""#,
+           WHERE u.id = $1 AND old.id = u.id AND u.role = 'admin' AND u.suspended
+           RETURNING old.suspended AS "was!""#,
         user_id
     )
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_optional(&mut *tx)
+    .await?
+    .is_some();
     crate::audit::AuditEvent::new("cli.unlock", crate::audit::Outcome::Success)
         .subject(user_id)
         .detail(serde_json::json!({ "phone": phone.as_str(), "was_suspended": was_suspended }))

@@ -256,7 +256,8 @@ pub(crate) fn pool_options(max_connections: u32, acquire_timeout: Duration) -> P
 /// (the commit on its way to disk or a standby, or the server not yet aware
 /// that the client has gone) the question is asked again every 20 ms; `None`
 /// when no answer came by `until`. A look for the transaction's rows could
-/// not tell "not yet" from "never".
+/// not tell "not yet" from "never". (After a crash the same id may have
+/// gone to another transaction: a caller confirms "committed" by its rows.)
 pub async fn transaction_outcome(
     pool: &PgPool,
     xid: i64,

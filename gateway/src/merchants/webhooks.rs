@@ -173,10 +173,12 @@ pub async fn register(
 /// Writes an event and its deliveries on the movement's connection, so they
 /// exist exactly when the movement does; a business with no endpoint for
 /// the event gets no row (a payment's hot path writes nothing it would not
-/// read). The endpoints are share-locked until the movement commits: a
-/// removal (or a disabling) either comes first, and the endpoint gets
-/// nothing, or waits for the movement and gives up what it enqueued. Never
-/// a delivery left waiting on an endpoint that will not send it.
+/// read). The endpoints are key-share-locked until the movement commits,
+/// which only a removal or a disabling conflicts with (each locks the
+/// endpoint `FOR UPDATE`; a try's lease and record do not wait): either it
+/// comes first, and the endpoint gets nothing, or it waits for the movement
+/// and gives up what it enqueued. Never a delivery left waiting on an
+/// endpoint that will not send it.
 pub async fn enqueue(
     conn: &mut PgConnection,
     merchant_id: Uuid,
@@ -187,7 +189,7 @@ pub async fn enqueue(
     let payload = json!({"type": event_type, "timestamp": Utc::now(), "data": data});
     sqlx::query!(
         "WITH endpoints AS (SELECT id, CASE WHEN failing_since IS NULL THEN now() ELSE greatest(now(), held_until) END AS due
-                            FROM merchant_webhooks WHERE merchant_id = $2 AND status = 'ACTIVE' AND $3 = ANY (events) FOR SHARE),
+                            FROM merchant_webhooks WHERE merchant_id = $2 AND status = 'ACTIVE' AND $3 = ANY (events) FOR KEY SHARE),
               event AS (INSERT INTO webhook_events (id, merchant_id, type, payload)
                         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM endpoints) RETURNING id)
          INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at)
@@ -400,6 +402,17 @@ async fn failed(
     webhook_id: Uuid,
     first_retry_ms: u64,
 ) -> Result<(), Error> {
+    // About to be disabled: locked as a removal locks it, so a payment
+    // enqueuing for it meanwhile is waited for and given up below.
+    sqlx::query!(
+        "SELECT id FROM merchant_webhooks
+         WHERE id = $1 AND status = 'ACTIVE' AND failing_since < now() - make_interval(days => $2)
+         FOR UPDATE",
+        webhook_id,
+        DISABLE_AFTER_DAYS
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     let endpoint = sqlx::query!(
         r#"UPDATE merchant_webhooks w SET failing_since = coalesce(w.failing_since, now()),
                   held_until = now() + least(greatest(make_interval(secs => $3), now() - coalesce(w.failing_since, now())),
@@ -450,7 +463,7 @@ pub async fn remove(state: &AppState, owner: Uuid, webhook_id: Uuid) -> Result<(
     let mut tx = state.pool.begin().await?;
     let merchant = owned_by(&mut tx, owner).await?.ok_or(Error::Forbidden)?;
     let endpoint = sqlx::query!(
-        "SELECT status FROM merchant_webhooks WHERE id = $1 AND merchant_id = $2 FOR NO KEY UPDATE",
+        "SELECT status FROM merchant_webhooks WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
         webhook_id,
         merchant.merchant_id
     )

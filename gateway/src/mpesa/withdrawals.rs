@@ -723,17 +723,27 @@ async fn queue_timed_out(
     Ok(if known { "settled already" } else { "unknown" }.to_owned())
 }
 
-/// Whether a result for payout `reference` names the ConversationID
-/// Safaricom gave its request. Our reference is no secret (the customer
-/// reads it), Safaricom's id is: a result forged with a leaked callback
-/// token cannot refund a payout M-Pesa is paying. Before the request's
-/// acknowledgement is recorded there is nothing to compare, and a result is
-/// taken on its reference alone.
-async fn ours(
+/// How a result's ConversationID compares with the one Safaricom gave the
+/// payout's request.
+enum Conversation {
+    Same,
+    /// Another: not this request's result (forged, or misdirected).
+    Other,
+    /// None recorded: the request's acknowledgement never came.
+    Unacknowledged,
+}
+
+/// Our reference is no secret (the customer reads it); Safaricom's
+/// ConversationID is. So a result forged with a leaked callback token
+/// cannot refund a payout M-Pesa is paying: one naming another conversation
+/// settles nothing, and a failure for a payout whose acknowledgement never
+/// came (nothing to compare) is left to Transaction Status, which asks
+/// Safaricom itself. A success there is taken: it only pays the hold out.
+async fn conversation(
     conn: &mut sqlx::PgConnection,
     reference: Uuid,
-    conversation: &str,
-) -> Result<bool, Error> {
+    named: &str,
+) -> Result<Conversation, Error> {
     let stored = sqlx::query_scalar!(
         "SELECT conversation_id FROM mpesa_withdrawals WHERE ref = $1",
         reference
@@ -741,7 +751,11 @@ async fn ours(
     .fetch_optional(conn)
     .await?
     .flatten();
-    Ok(stored.is_none_or(|stored| stored == conversation))
+    Ok(match stored {
+        None => Conversation::Unacknowledged,
+        Some(stored) if stored == named => Conversation::Same,
+        Some(_) => Conversation::Other,
+    })
 }
 
 /// Applies a B2C result (or, with `timed_out`, a queue timeout).
@@ -755,23 +769,35 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
                 Ok(reference) if timed_out => {
                     queue_timed_out(&mut tx, reference, &result.result_desc).await?
                 }
-                Ok(reference) if !ours(&mut tx, reference, &result.conversation_id).await? => {
-                    "conversation_mismatch".to_owned()
-                }
                 Ok(reference) => {
                     let code = wire::code(&result.result_code).unwrap_or(ResultCode(-1));
-                    let answer = if code.is_success() {
-                        Ok(result.transaction_id)
-                    } else {
-                        Err((code, result.result_desc))
-                    };
-                    settle(&mut tx, state, reference, answer).await?
+                    match conversation(&mut tx, reference, &result.conversation_id).await? {
+                        Conversation::Other => "conversation_mismatch".to_owned(),
+                        // Transaction Status settles it (`payout_status`).
+                        Conversation::Unacknowledged if !code.is_success() => {
+                            "failure_unacknowledged".to_owned()
+                        }
+                        _ if code.is_success() => {
+                            settle(&mut tx, state, reference, Ok(result.transaction_id)).await?
+                        }
+                        _ => {
+                            settle(&mut tx, state, reference, Err((code, result.result_desc)))
+                                .await?
+                        }
+                    }
                 }
                 Err(_) => "unknown".to_owned(),
             }
         }
     };
-    if ["unknown", "unreadable", "conversation_mismatch"].contains(&outcome.as_str()) {
+    if [
+        "unknown",
+        "unreadable",
+        "conversation_mismatch",
+        "failure_unacknowledged",
+    ]
+    .contains(&outcome.as_str())
+    {
         AuditEvent::new("mpesa.b2c_result", Outcome::Rejected)
             .detail(json!({"reason": outcome}))
             .record(&mut tx)

@@ -143,13 +143,14 @@ async fn lock_notices_are_texted_at_most_three_times_a_day() {
         for _ in 0..5 {
             app.login(USER_PHONE, "9999").await;
         }
-        sqlx::query("UPDATE users SET locked_until = now() - interval '1 second' WHERE phone = $1")
+        // The lock over, and a fresh day's count, so each round locks on
+        // its fifth wrong PIN (the daily cap has its own test).
+        sqlx::query("UPDATE users SET locked_until = now() - interval '1 second', wrong_pins_recent = 0 WHERE phone = $1")
             .bind(USER_PHONE)
             .execute(&app.pool)
             .await
             .unwrap();
-        // The right PIN forgives the five in a row, so the next wrong ones
-        // lock it again (past ten in the day, the first of them).
+        // The right PIN forgives, so the next five wrong ones lock it again.
         assert_eq!(
             app.login(USER_PHONE, DEMO_PIN).await.status(),
             StatusCode::OK
@@ -215,9 +216,10 @@ async fn guesses_spread_between_the_owners_logins_lock_after_ten_a_day() {
     );
     expect_locked(wrong().await).await;
 
-    // An admin's unlock forgets the day's count: four wrong PINs are again
-    // only wrong.
-    let admin = app.token(ADMIN_PHONE, DEMO_PIN).await;
+    // Past the limit each wrong PIN climbs the escalation, and the owner's
+    // logins between them no longer reset it: 5 minutes, an hour, then
+    // until someone acts. An admin's unlock lifts the lock, not the count.
+    let admin = app.admin_token().await;
     let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE phone = $1")
         .bind(USER_PHONE)
         .fetch_one(&app.pool)
@@ -228,32 +230,54 @@ async fn guesses_spread_between_the_owners_logins_lock_after_ten_a_day() {
         .post(&unlock, Some(&admin), json!({"note": "owner called"}))
         .await;
     assert_eq!(unlocked.status(), StatusCode::OK);
-    for _ in 0..4 {
-        expect_wrong().await;
+    let minutes_locked = || async {
+        sqlx::query_scalar::<_, Option<f64>>(
+            "SELECT CASE WHEN locked_until = 'infinity' THEN NULL
+                         ELSE extract(epoch FROM locked_until - now())::float8 / 60 END
+             FROM users WHERE phone = $1",
+        )
+        .bind(USER_PHONE)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    for expected in [Some(5.0), Some(60.0), None] {
+        assert_eq!(
+            app.login(USER_PHONE, DEMO_PIN).await.status(),
+            StatusCode::OK
+        );
+        expect_locked(wrong().await).await;
+        let left = minutes_locked().await;
+        match (left, expected) {
+            (Some(left), Some(expected)) => assert!(expected - left < 1.0, "{left} of {expected}"),
+            (left, expected) => assert_eq!(left, expected),
+        }
+        sqlx::query(lift)
+            .bind(USER_PHONE)
+            .execute(&app.pool)
+            .await
+            .unwrap();
     }
-    assert_eq!(
-        app.login(USER_PHONE, DEMO_PIN).await.status(),
-        StatusCode::OK
-    );
 
     // A day after its first wrong PIN the count starts again.
     let day_old =
         "UPDATE users SET wrong_pins_since = now() - interval '25 hours' WHERE phone = $1";
-    for _ in 0..4 {
-        expect_wrong().await;
-    }
-    assert_eq!(
-        app.login(USER_PHONE, DEMO_PIN).await.status(),
-        StatusCode::OK
-    );
     sqlx::query(day_old)
         .bind(USER_PHONE)
         .execute(&app.pool)
         .await
         .unwrap();
+    assert_eq!(
+        app.login(USER_PHONE, DEMO_PIN).await.status(),
+        StatusCode::OK
+    );
     for _ in 0..4 {
         expect_wrong().await;
     }
+    assert_eq!(
+        app.login(USER_PHONE, DEMO_PIN).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

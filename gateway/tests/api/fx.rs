@@ -83,15 +83,19 @@ async fn a_quote_executes_exactly_as_quoted_once() {
     // USD 100.00 is in the 1 % band.
     assert_eq!(quoted["fee"], 100);
 
-    // The rate moves after the quote; the quote does not.
-    let admin = app.admin_token().await;
-    let moved = app
-        .request(reqwest::Method::PUT, "/api/v1/admin/fx/rates", Some(&admin))
-        .json(&json!({"rates": [{"currency": "KES", "usd_mid": "131"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(moved.status(), StatusCode::OK);
+    // The rate moves after the quote (two admins set it); the quote does not.
+    for (admin, status) in [
+        (app.admin_token().await, StatusCode::ACCEPTED),
+        (app.second_admin().await, StatusCode::OK),
+    ] {
+        let moved = app
+            .request(reqwest::Method::PUT, "/api/v1/admin/fx/rates", Some(&admin))
+            .json(&json!({"rates": [{"currency": "KES", "usd_mid": "140"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(moved.status(), status);
+    }
 
     let done = convert(&app, &token, json!({"quote_id": quoted["quote_id"]})).await;
     assert_eq!(done.status(), StatusCode::CREATED);
@@ -327,10 +331,15 @@ async fn bad_conversions_get_clear_errors_and_change_nothing() {
     assert_eq!(conversions, 0);
 }
 
+/// A rate is a price the house converts at: one admin alone setting it off
+/// the market (even a little, on two legs at once) could have an accomplice
+/// convert at it and take e-money the house never had. Every change waits
+/// for a second admin to set the same value.
 #[tokio::test]
-async fn operators_set_rates_and_spread_and_every_change_is_audited() {
+async fn operators_set_rates_and_spread_with_four_eyes_and_every_change_is_audited() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
+    let second = app.second_admin().await;
     let user = app.token(USER_PHONE, DEMO_PIN).await;
     let put = |token: &str, body: Value| {
         app.request(reqwest::Method::PUT, "/api/v1/admin/fx/rates", Some(token))
@@ -348,6 +357,7 @@ async fn operators_set_rates_and_spread_and_every_change_is_audited() {
         json!({"rates": [{"currency": "KES", "usd_mid": "abc"}]}),
         json!({"rates": [{"currency": "USD", "usd_mid": "2"}]}),
         json!({"rates": [{"currency": "XYZ", "usd_mid": "2"}]}),
+        json!({"rates": [{"currency": "KES", "usd_mid": "130"}, {"currency": "KES", "usd_mid": "131"}]}),
         json!({"spread": "0.9"}),
         json!({}),
     ] {
@@ -358,126 +368,75 @@ async fn operators_set_rates_and_spread_and_every_change_is_audited() {
         )
         .await;
     }
-    let book: Value = put(
-        &admin,
-        json!({"rates": [{"currency": "NGN", "usd_mid": "1580.25"}], "spread": "0.02"}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    assert_eq!(book["spread"], "0.02");
+    let change = json!({"rates": [{"currency": "NGN", "usd_mid": "1600.25"}], "spread": "0.02"});
+    for _ in 0..2 {
+        let proposed = put(&admin, change.clone()).await.unwrap();
+        assert_eq!(
+            proposed.status(),
+            StatusCode::ACCEPTED,
+            "asking again is still one proposal"
+        );
+        let book: Value = proposed.json().await.unwrap();
+        assert_eq!(book["spread"], "0.015", "nothing in force yet");
+        let subjects: Vec<&str> = book["proposals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["subject"].as_str().unwrap())
+            .collect();
+        assert_eq!(subjects.len(), 2);
+        assert!(subjects.contains(&"NGN") && subjects.contains(&"spread"));
+    }
+    let quoted: Value = quote(&app, None, "USD", "NGN", 100)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        quoted["rate"], "1538.375",
+        "1550 × (1 − 0.0075): the rate in force"
+    );
+
+    // A second admin setting another value proposes it instead; setting the
+    // same one (written differently) puts it in force.
+    let other = put(&second, json!({"spread": "0.03"})).await.unwrap();
+    assert_eq!(other.status(), StatusCode::ACCEPTED);
+    let agreed = json!({"rates": [{"currency": "NGN", "usd_mid": "1600.250"}]});
+    let book: Value = put(&second, agreed).await.unwrap().json().await.unwrap();
     let ngn = book["legs"]
         .as_array()
         .unwrap()
         .iter()
         .find(|l| l["currency"] == "NGN")
         .unwrap();
-    assert_eq!(ngn["usd_mid"], "1580.25");
-    assert_eq!(
-        ngn["anchor_mid"], "1550",
-        "a move within the band keeps the anchor"
-    );
+    assert_eq!(ngn["usd_mid"], "1600.25");
     assert_eq!(ngn["source"], "admin");
+    let spread = put(&admin, json!({"spread": "0.03"})).await.unwrap();
+    assert_eq!(spread.status(), StatusCode::OK);
+    let book: Value = spread.json().await.unwrap();
+    assert_eq!(book["spread"], "0.03");
+    assert_eq!(book["proposals"].as_array().unwrap().len(), 0);
     let quoted: Value = quote(&app, None, "USD", "NGN", 100)
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(quoted["rate"], "1564.4475", "1580.25 × (1 − 0.01)");
-    let audit = app
-        .get_json("/api/v1/admin/audit-log?action=config.fx_rates", &admin)
-        .await;
-    assert_eq!(audit["entries"].as_array().unwrap().len(), 1);
-    assert_eq!(audit["entries"][0]["detail"]["spread"], "0.02");
-}
+    assert_eq!(quoted["rate"], "1576.24625", "1600.25 × (1 − 0.015)");
 
-/// One admin alone could otherwise set a rate far from the market, quote a
-/// conversion at it and take e-money the house never had: a move beyond
-/// 2 % of the anchor waits for a second admin to set the same rate.
-#[tokio::test]
-async fn a_rate_moved_far_waits_for_a_second_admin() {
-    let app = spawn_app().await;
-    let admin = app.admin_token().await;
-    let second = app.second_admin().await;
-    let put = |token: &str, mid: &str| {
-        app.request(reqwest::Method::PUT, "/api/v1/admin/fx/rates", Some(token))
-            .json(&json!({"rates": [{"currency": "KES", "usd_mid": mid}]}))
-            .send()
-    };
-    let kes = |book: &Value| {
-        let leg = book["legs"]
-            .as_array()
+    // A proposal lapses after 15 minutes: the same value is then a new one.
+    assert_eq!(
+        put(&admin, json!({"spread": "0.02"}))
+            .await
             .unwrap()
-            .iter()
-            .find(|l| l["currency"] == "KES")
-            .unwrap();
-        (
-            leg["usd_mid"].as_str().unwrap().to_owned(),
-            leg["anchor_mid"].as_str().unwrap().to_owned(),
-        )
-    };
-    for _ in 0..2 {
-        let proposed = put(&admin, "1295").await.unwrap();
-        assert_eq!(
-            proposed.status(),
-            StatusCode::ACCEPTED,
-            "asking again is still a proposal"
-        );
-        let book: Value = proposed.json().await.unwrap();
-        assert_eq!(kes(&book), ("129.5".into(), "129.5".into()));
-        assert_eq!(book["sole_admin_band"], "0.02");
-        assert_eq!(book["proposals"].as_array().unwrap().len(), 1);
-        assert_eq!(book["proposals"][0]["usd_mid"], "1295");
-    }
-    let quoted: Value = quote(&app, None, "USD", "KES", 100)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        quoted["converted_amount"], 12_852,
-        "quoted at the rate in force"
-    );
-
-    // Small steps cannot add up: each is measured from the anchor.
-    let step = put(&admin, "131.9").await.unwrap();
-    assert_eq!(step.status(), StatusCode::OK);
-    let beyond = put(&admin, "133").await.unwrap();
-    assert_eq!(
-        beyond.status(),
-        StatusCode::ACCEPTED,
-        "2.7 % from the anchor, 0.8 % from the rate"
-    );
-
-    // A second admin setting a different rate proposes it instead; setting
-    // the same one puts it in force as the new anchor.
-    let other = put(&second, "134").await.unwrap();
-    assert_eq!(other.status(), StatusCode::ACCEPTED);
-    let agreed = put(&admin, "134.00").await.unwrap();
-    assert_eq!(agreed.status(), StatusCode::OK);
-    let book: Value = agreed.json().await.unwrap();
-    assert_eq!(kes(&book), ("134".into(), "134".into()));
-    assert_eq!(book["proposals"].as_array().unwrap().len(), 0);
-
-    // A proposal lapses after 15 minutes.
-    assert_eq!(
-        put(&admin, "140").await.unwrap().status(),
+            .status(),
         StatusCode::ACCEPTED
     );
     sqlx::query("UPDATE fx_rate_proposals SET proposed_at = now() - interval '16 minutes'")
         .execute(&app.pool)
         .await
         .unwrap();
-    let late = put(&second, "140").await.unwrap();
-    assert_eq!(
-        late.status(),
-        StatusCode::ACCEPTED,
-        "a new proposal, the second admin's own"
-    );
-    let book: Value = late.json().await.unwrap();
-    assert_eq!(kes(&book).0, "134");
+    let late = put(&second, json!({"spread": "0.02"})).await.unwrap();
+    assert_eq!(late.status(), StatusCode::ACCEPTED);
 
     let audit = app
         .get_json("/api/v1/admin/audit-log?action=config.fx_rates", &admin)
@@ -486,11 +445,11 @@ async fn a_rate_moved_far_waits_for_a_second_admin() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["detail"]["rates"][0]["outcome"].as_str().unwrap())
+        .flat_map(|e| e["detail"]["changes"].as_array().unwrap())
+        .map(|c| c["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes.iter().filter(|o| **o == "agreed").count(), 1);
-    assert_eq!(outcomes.iter().filter(|o| **o == "proposed").count(), 6);
-    assert_eq!(outcomes.iter().filter(|o| **o == "set").count(), 1);
+    assert_eq!(outcomes.iter().filter(|o| **o == "agreed").count(), 2);
+    assert_eq!(outcomes.iter().filter(|o| **o == "proposed").count(), 7);
 }
 
 #[tokio::test]

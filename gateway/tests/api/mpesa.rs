@@ -1288,6 +1288,29 @@ async fn a_payout_result_naming_another_conversation_settles_nothing() {
     .unwrap();
     assert_eq!(rejected, 1);
 
+    // With no acknowledgement recorded there is nothing to compare: a
+    // failure is left to Transaction Status, which asks Safaricom.
+    let acknowledged = "UPDATE mpesa_withdrawals SET conversation_id = $2 WHERE ref = $1";
+    for stored in [None, Some(conversation.as_str())] {
+        sqlx::query(acknowledged)
+            .bind(reference)
+            .bind(stored)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        if stored.is_none() {
+            let unsure = app
+                .client
+                .post(&url)
+                .json(&failed("AG_ANY"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(unsure.status(), StatusCode::OK);
+            assert_eq!(payout_state(&app, &held).await.0, "PENDING");
+        }
+    }
+
     let real = app
         .client
         .post(&url)

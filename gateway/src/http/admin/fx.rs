@@ -17,7 +17,7 @@ use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::ApiJson;
 use crate::http::session::AdminUser;
 use crate::http::AppState;
-use crate::rate_book::{self, LegChange, Proposal, SOLE_ADMIN_BAND};
+use crate::rate_book::{self, Change, Proposal, Subject};
 use crate::rules::parse_decimal;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -29,10 +29,6 @@ pub struct UsdLeg {
     pub currency: String,
     /// Units of the currency one US dollar buys (decimal string).
     pub usd_mid: String,
-    /// The rate two admins, the feed or the seed last set; one admin alone
-    /// moves `usd_mid` only within `sole_admin_band` of it. None: any move
-    /// needs two admins.
-    pub anchor_mid: Option<String>,
     /// `admin`, `simulated` or `seed`.
     pub source: String,
     pub updated_at: DateTime<Utc>,
@@ -46,9 +42,8 @@ pub struct RateBookView {
     pub spread: String,
     pub quote_ttl_seconds: i32,
     pub legs: Vec<UsdLeg>,
-    /// How far one admin alone may move a leg from its `anchor_mid` (`0.02`).
-    pub sole_admin_band: String,
-    /// Larger moves waiting for a second admin to set the same rate.
+    /// Changes one admin asked for, waiting for a second admin to set the
+    /// same value.
     pub proposals: Vec<Proposal>,
 }
 
@@ -57,7 +52,7 @@ async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
         .fetch_one(&state.pool)
         .await?;
     let legs = sqlx::query!(
-        "SELECT r.currency, r.usd_mid, r.anchor_mid, r.source, r.updated_at, c.exponent
+        "SELECT r.currency, r.usd_mid, r.source, r.updated_at, c.exponent
          FROM fx_rates r JOIN currencies c ON c.code = r.currency ORDER BY r.currency"
     )
     .fetch_all(&state.pool)
@@ -66,7 +61,6 @@ async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
     .map(|row| UsdLeg {
         currency: row.currency,
         usd_mid: row.usd_mid.normalize().to_string(),
-        anchor_mid: row.anchor_mid.map(|anchor| anchor.normalize().to_string()),
         source: row.source,
         updated_at: row.updated_at,
         exponent: row.exponent,
@@ -76,7 +70,6 @@ async fn rate_book(state: &AppState) -> ApiResult<RateBookView> {
         spread: settings.spread.normalize().to_string(),
         quote_ttl_seconds: settings.quote_ttl_seconds,
         legs,
-        sole_admin_band: SOLE_ADMIN_BAND.normalize().to_string(),
         proposals: rate_book::proposals(&mut *state.pool.acquire().await?).await?,
     })
 }
@@ -106,47 +99,50 @@ pub struct SetRates {
     pub spread: Option<String>,
 }
 
-/// Set USD legs and/or the spread. Quotes already given keep their rates.
-/// One admin alone moves a leg only within `sole_admin_band` (2 %) of its
-/// anchor; a larger move waits (202, listed in `proposals`) until a second
-/// admin sets the same rate within 15 minutes, and then becomes the anchor.
+/// Set USD legs and/or the spread, with four eyes: one admin's change waits
+/// (202, listed in `proposals`) until a second admin sets the same value
+/// within 15 minutes, and is then in force (200). Quotes already given keep
+/// their rates.
 #[utoipa::path(put, path = "/admin/fx/rates", tag = "admin", security(("bearer" = [])), request_body = SetRates,
-    responses((status = 200, description = "every change is in force", body = RateBookView),
-              (status = 202, description = "a leg moved beyond the band waits for a second admin; the rest is in force", body = RateBookView),
+    responses((status = 200, description = "every change agreed with another admin's and in force", body = RateBookView),
+              (status = 202, description = "a change waits for a second admin to set the same value; any agreed is in force", body = RateBookView),
               (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn put_rates(
     State(state): State<AppState>,
     admin: AdminUser,
     ApiJson(body): ApiJson<SetRates>,
 ) -> ApiResult<(StatusCode, Json<RateBookView>)> {
-    let legs = parse_legs(&body.rates)?;
-    let spread = parse_spread(body.spread.as_deref())?;
-    if legs.is_empty() && spread.is_none() {
+    let mut changes: Vec<(Subject, Decimal)> = parse_legs(&body.rates)?
+        .into_iter()
+        .map(|(currency, mid)| (Subject::Leg(currency), mid))
+        .collect();
+    if let Some(spread) = parse_spread(body.spread.as_deref())? {
+        changes.push((Subject::Spread, spread));
+    }
+    if changes.is_empty() {
         return Err(ApiError::Validation(
             "nothing to change: give rates and/or spread".into(),
         ));
     }
     let mut tx = state.pool.begin().await?;
-    let (mut changes, mut waiting) = (Vec::new(), false);
-    for (currency, mid) in &legs {
-        let change = rate_book::set_leg(&mut tx, admin.0.user_id, currency, *mid).await?;
+    let (mut decided, mut waiting) = (Vec::new(), false);
+    for (subject, value) in &changes {
+        let change = rate_book::propose(&mut tx, admin.0.user_id, subject, *value).await?;
         let (outcome, proposed_by) = match change {
-            LegChange::Set => ("set", None),
-            LegChange::Agreed { proposed_by } => ("agreed", Some(proposed_by)),
-            LegChange::Proposed => ("proposed", None),
+            Change::Agreed { proposed_by } => ("agreed", Some(proposed_by)),
+            Change::Proposed => ("proposed", None),
         };
-        waiting |= change == LegChange::Proposed;
-        changes.push(json!({"currency": currency, "usd_mid": mid.to_string(),
+        waiting |= change == Change::Proposed;
+        let subject = match subject {
+            Subject::Leg(currency) => currency.as_str(),
+            Subject::Spread => "spread",
+        };
+        decided.push(json!({"subject": subject, "value": value.to_string(),
                             "outcome": outcome, "proposed_by": proposed_by}));
-    }
-    if let Some(spread) = spread {
-        sqlx::query!("UPDATE fx_settings SET spread = $1", spread)
-            .execute(&mut *tx)
-            .await?;
     }
     AuditEvent::new("config.fx_rates", Outcome::Success)
         .actor(admin.0.user_id)
-        .detail(json!({"rates": changes, "spread": spread.map(|s| s.to_string())}))
+        .detail(json!({ "changes": decided }))
         .record(&mut tx)
         .await?;
     tx.commit().await?;
@@ -159,7 +155,8 @@ async fn put_rates(
     Ok((status, Json(rate_book(&state).await?)))
 }
 
-/// Each leg as a positive decimal of at most 10 places; USD is 1.
+/// Each leg as a positive decimal of at most 10 places; USD is 1. In
+/// currency order (legs are locked in that order), each currency once.
 fn parse_legs(rates: &[SetLeg]) -> ApiResult<Vec<(String, Decimal)>> {
     let mut legs = Vec::with_capacity(rates.len());
     for leg in rates {
@@ -180,6 +177,10 @@ fn parse_legs(rates: &[SetLeg]) -> ApiResult<Vec<(String, Decimal)>> {
             ));
         }
         legs.push((currency.to_string(), mid));
+    }
+    legs.sort();
+    if legs.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+        return Err(ApiError::Validation("each currency at most once".into()));
     }
     Ok(legs)
 }

@@ -266,7 +266,7 @@ async fn unlock_user(
 ) -> ApiResult<Json<UserSummary>> {
     let note = super::note(&body.note, 1, 500)?;
     let mut tx = state.pool.begin().await?;
-    if !lockout::clear(&mut tx, user_id).await? {
+    if !lockout::lift(&mut tx, user_id).await? {
         return Err(ApiError::NotFound(Missing::User));
     }
     let user = sqlx::query_as!(

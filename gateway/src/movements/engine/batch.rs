@@ -112,10 +112,13 @@ pub async fn commit(
             return Err(Failed::Unknown(no_answer()));
         }
         Ended::CommitFailed(steps, xid, error) => {
-            let until = tokio::time::Instant::now() + ASK_PATIENCE;
-            let outcome = match xid {
-                Some(xid) => crate::db::transaction_outcome(&state.pool, xid, until).await,
-                None => None,
+            let first = steps.iter().find_map(|step| match step {
+                Step::Posted(posted, _) => Some(posted.movement.facts.tx_id),
+                _ => None,
+            });
+            let outcome = match (xid, first) {
+                (Some(xid), Some(first)) => committed(state, xid, first).await,
+                _ => None,
             };
             match outcome {
                 Some(true) => steps,
@@ -183,6 +186,27 @@ async fn begin_to_commit(
 /// within its patience.
 pub(super) fn no_answer() -> Error {
     sqlx::Error::Io(std::io::ErrorKind::TimedOut.into()).into()
+}
+
+/// Whether a batch whose commit got no answer took effect: asked by its
+/// transaction's id, which tells "still landing" from "never" (a look for
+/// its rows cannot). A crash before the id reached the WAL can hand the
+/// same id to another transaction once the server is back, so "committed"
+/// also needs the batch's first transfer to be there; without it the batch
+/// was lost with the crash. `None`: unknown within [`ASK_PATIENCE`].
+async fn committed(state: &AppState, xid: i64, first: Uuid) -> Option<bool> {
+    let until = tokio::time::Instant::now() + ASK_PATIENCE;
+    if !crate::db::transaction_outcome(&state.pool, xid, until).await? {
+        return Some(false);
+    }
+    let mut conn = crate::db::live_connection(&state.pool, until).await.ok()?;
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM transactions WHERE tx_id = $1) AS "found!""#,
+        first
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .ok()
 }
 
 /// How long a worker waits for the database to say whether a batch whose

@@ -136,7 +136,9 @@ pub struct Decision {
 /// Approve: the recipient pays the amount back (the fee stays earned).
 #[utoipa::path(post, path = "/admin/reversals/{id}/approve", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Reversal id")), request_body = Decision,
-    responses((status = 200, body = ReversalView), (status = 404, body = Problem),
+    responses((status = 200, body = ReversalView),
+              (status = 403, description = "the caller asked for the reversal or is a party to it: another admin decides", body = Problem),
+              (status = 404, body = Problem),
               (status = 422, description = "insufficient_funds or not_eligible (already decided)", body = Problem)))]
 async fn approve_reversal(
     State(state): State<AppState>,
@@ -159,7 +161,9 @@ async fn approve_reversal(
 /// Reject: nothing moves; the customer is told by SMS.
 #[utoipa::path(post, path = "/admin/reversals/{id}/reject", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Reversal id")), request_body = Decision,
-    responses((status = 200, body = ReversalView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = ReversalView),
+              (status = 403, description = "the caller asked for the reversal or is a party to it: another admin decides", body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn reject_reversal(
     State(state): State<AppState>,
     admin: AdminUser,

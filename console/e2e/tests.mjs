@@ -178,7 +178,12 @@ async function reversalApproved(page) {
   await card.getByText(reason).waitFor();
   await card.getByLabel('Note').fill('Payee confirmed by phone that the money is not theirs.');
   await card.getByRole('button', { name: 'Approve' }).click();
-  await card.waitFor({ state: 'detached' });
+  // One approval moves nothing: a second admin's books it.
+  await card.getByText("A second admin's approval books it.").waitFor();
+  assert.equal(await balance(customer, 'USD'), before, 'one approval moves nothing');
+  const approve = `/admin/reversals/${request.reversal_id}/approve`;
+  await must(200, 'POST', approve, { token: await secondAdmin(), body: { note: 'Call log checked.' } });
+  await page.reload();
   await page.getByRole('button', { name: 'APPROVED' }).click();
   await card.locator('.badge', { hasText: 'APPROVED' }).waitFor();
 

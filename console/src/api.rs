@@ -285,6 +285,8 @@ pub struct Reversal {
     pub currency: String,
     pub reason: String,
     pub status: String,
+    pub first_approved_by: Option<String>,
+    pub first_note: Option<String>,
     pub admin_note: Option<String>,
     pub reversal_tx_id: Option<String>,
     pub created_at: String,

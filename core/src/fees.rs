@@ -170,10 +170,55 @@ pub fn commission(
     })
 }
 
+/// A cash-in's commission when its agent already cashed in `earlier`
+/// (same currency) for the same customer within the day: what the day's
+/// total earns less what the earlier ones earned. So the band's minimum and
+/// maximum apply once a day per agent and customer, and splitting one
+/// deposit into many, or cycling money agent → customer → voucher → agent,
+/// earns no more than one deposit of the total would.
+pub fn cash_in_commission(
+    schedule: &FeeSchedule,
+    rates: &RateBook,
+    currency: &str,
+    earlier: i64,
+    amount_minor: i64,
+) -> Result<i64, FxError> {
+    let total = earlier.checked_add(amount_minor).ok_or(FxError::Overflow)?;
+    let earned = |minor| commission(schedule, FeeKind::CashIn, rates, currency, minor, 0);
+    let before = if earlier > 0 { earned(earlier)? } else { 0 };
+    Ok((earned(total)? - before).max(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn a_days_cash_ins_for_one_customer_earn_what_one_of_the_total_would() {
+        let band = |min| {
+            FeeSchedule::new(vec![FeeBand {
+                kind: FeeKind::CashIn,
+                from_usd_cents: 0,
+                rate: dec("0.002"),
+                min_fee_usd_cents: min,
+                max_fee_usd_cents: Some(200),
+            }])
+        };
+        let (rates, capped, floored) = (rates(), band(None), band(Some(2)));
+        let earns = |schedule: &FeeSchedule, earlier, minor| {
+            cash_in_commission(schedule, &rates, "KES", earlier, minor).unwrap()
+        };
+        // The cap (USD 2.00 = KES 259.00) applies to the day's total.
+        assert_eq!(earns(&capped, 0, 10_000_000), 20_000);
+        assert_eq!(earns(&capped, 10_000_000, 10_000_000), 5_900);
+        assert_eq!(earns(&capped, 20_000_000, 10_000_000), 0);
+        // So would a minimum: KES 700.00 alone earns USD 0.02 = KES 2.59; a
+        // second the same day only what the total adds, 2.80 − 2.59.
+        assert_eq!(earns(&floored, 0, 70_000), 259);
+        assert_eq!(earns(&floored, 70_000, 70_000), 21);
+        assert!(cash_in_commission(&capped, &rates, "KES", i64::MAX, 1).is_err());
+    }
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()

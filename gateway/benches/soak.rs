@@ -107,7 +107,8 @@ type Shared = Arc<Mutex<Tally>>;
 struct People {
     rest: Vec<(String, String)>,
     ussd: Vec<(String, String)>,
-    admin: String,
+    /// Two admins: a reversal is booked by a second admin's approval.
+    admins: [String; 2],
 }
 
 /// One window's line of the report.
@@ -139,7 +140,7 @@ async fn main() -> ExitCode {
         support::funded_users(&target, DATABASE, &master_key, config.users, OPENING_MINOR).await;
     let url = (target.url_for)(DATABASE);
     let pool = PgPool::connect(&url).await.unwrap();
-    prepare(&pool, &accounts[0].0).await;
+    prepare(&pool, [&accounts[0].0, &accounts[1].0]).await;
 
     let addr = support::free_addr();
     let base = format!("http://{addr}");
@@ -158,12 +159,15 @@ async fn main() -> ExitCode {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let admin = login(&http, &base, &accounts.remove(0).0).await;
+    let admins = [
+        login(&http, &base, &accounts.remove(0).0).await,
+        login(&http, &base, &accounts.remove(0).0).await,
+    ];
     let ussd = accounts.split_off(accounts.len() * 3 / 4);
     let people = Arc::new(People {
         rest: accounts,
         ussd,
-        admin,
+        admins,
     });
 
     let tally = Shared::default();
@@ -208,12 +212,12 @@ async fn main() -> ExitCode {
 }
 
 /// Lifts the hourly cap on movements (the load would hit it; what is
-/// measured is what accepted movements cost) and makes the first user the
-/// admin who approves reversals.
-async fn prepare(pool: &PgPool, admin_phone: &str) {
+/// measured is what accepted movements cost) and makes the first two users
+/// the admins who approve reversals.
+async fn prepare(pool: &PgPool, admin_phones: [&str; 2]) {
     support::lift_hourly_cap(pool).await;
-    sqlx::query("UPDATE users SET role = 'admin' WHERE phone = $1")
-        .bind(admin_phone)
+    sqlx::query("UPDATE users SET role = 'admin' WHERE phone = ANY($1)")
+        .bind(&admin_phones[..])
         .execute(pool)
         .await
         .unwrap();
@@ -372,7 +376,7 @@ impl Api {
         Ok(())
     }
 
-    /// The sender asks for a recent transfer back; the admin approves.
+    /// The sender asks for a recent transfer back; two admins approve.
     async fn reverse(
         &self,
         people: &People,
@@ -385,13 +389,11 @@ impl Api {
         let request = self.post("/reversal/request", &token, &asked).await?;
         let id = request["reversal_id"].as_str().unwrap_or_default();
         let path = format!("/admin/reversals/{id}/approve");
-        self.post(
-            &path,
-            &people.admin,
-            &json!({"note": "Confirmed with both parties"}),
-        )
-        .await
-        .map(drop)
+        let note = json!({"note": "Confirmed with both parties"});
+        for admin in &people.admins {
+            self.post(&path, admin, &note).await?;
+        }
+        Ok(())
     }
 
     /// A balance check or a send, step by step as Africa's Talking posts

@@ -1,5 +1,7 @@
-//! Reversals: a customer asks for a transfer of theirs to be undone, an
-//! operator decides. An approval never edits the original: it posts a
+//! Reversals: a customer asks for a transfer of theirs to be undone, two
+//! operators decide: an approval is booked only when a second admin, other
+//! than the first, approves too (one can reject alone; nothing moves). An
+//! approval never edits the original: it posts a
 //! correcting entry (the recipient pays the amount back; the fee stays
 //! earned) and marks the original `REVERSED`, all in one transaction with
 //! its audit row, chain entry and SMS to both parties. The request's
@@ -144,6 +146,9 @@ pub struct ReversalView {
     pub reason: String,
     /// `PENDING`, `APPROVED` or `REJECTED`.
     pub status: String,
+    /// The first admin to approve; a second, other admin's approval books it.
+    pub first_approved_by: Option<Uuid>,
+    pub first_note: Option<String>,
     pub admin_note: Option<String>,
     /// The correcting transaction, once approved.
     pub reversal_tx_id: Option<Uuid>,
@@ -159,7 +164,7 @@ pub async fn list(
     sqlx::query_as!(
         ReversalView,
         r#"SELECT r.id AS reversal_id, r.tx_id, u.phone AS requester_phone, t.amount, t.currency, r.reason, r.status,
-                  r.admin_note, r.reversal_tx_id, r.created_at, r.reviewed_at
+                  r.first_approved_by, r.first_note, r.admin_note, r.reversal_tx_id, r.created_at, r.reviewed_at
            FROM reversal_requests r JOIN users u ON u.id = r.requester_id JOIN transactions t ON t.tx_id = r.tx_id
            WHERE ($1::text IS NULL OR r.status = $1) AND ($2::uuid IS NULL OR r.id = $2)
            ORDER BY r.created_at DESC LIMIT 200"#,
@@ -174,6 +179,7 @@ pub async fn list(
 struct Pending {
     tx_id: Uuid,
     requester: Uuid,
+    first_approved_by: Option<Uuid>,
     amount: i64,
     currency: String,
     sender: Uuid,
@@ -187,7 +193,7 @@ struct Pending {
 
 async fn lock_pending(conn: &mut PgConnection, reversal_id: Uuid) -> Result<Pending, Error> {
     let row = sqlx::query!(
-        r#"SELECT r.status, r.tx_id, r.requester_id, t.amount, t.currency, t.from_user_id AS "sender!", t.to_user_id AS "recipient!",
+        r#"SELECT r.status, r.tx_id, r.requester_id, r.first_approved_by, t.amount, t.currency, t.from_user_id AS "sender!", t.to_user_id AS "recipient!",
                   s.phone AS sender_phone, s.name AS sender_name, s.language AS sender_language,
                   p.phone AS recipient_phone, p.language AS recipient_language
            FROM reversal_requests r JOIN transactions t ON t.tx_id = r.tx_id
@@ -204,6 +210,7 @@ async fn lock_pending(conn: &mut PgConnection, reversal_id: Uuid) -> Result<Pend
     Ok(Pending {
         tx_id: row.tx_id,
         requester: row.requester_id,
+        first_approved_by: row.first_approved_by,
         amount: row.amount,
         currency: row.currency,
         sender: row.sender,
@@ -216,7 +223,9 @@ async fn lock_pending(conn: &mut PgConnection, reversal_id: Uuid) -> Result<Pend
     })
 }
 
-/// Approves (posting the correcting entry) or rejects a pending request.
+/// Approves or rejects a pending request. An approval is booked (the
+/// correcting entry posted) only when it is the second, by another admin
+/// than the first; the first is recorded and the request stays `PENDING`.
 pub async fn decide(
     state: &AppState,
     admin_id: Uuid,
@@ -238,6 +247,15 @@ pub async fn decide(
     // the reversal keeps the money as surely as an approval would move it).
     if [pending.requester, pending.sender, pending.recipient].contains(&admin_id) {
         return Err(Error::SecondAdminNeeded);
+    }
+    if approve
+        && pending
+            .first_approved_by
+            .is_none_or(|first| first == admin_id)
+    {
+        approve_first(&mut tx, admin_id, reversal_id, &pending, note).await?;
+        tx.commit().await?;
+        return view(state, reversal_id).await;
     }
     let (status, reversal_tx_id) = if approve {
         let tx_id = post_correction(&mut tx, state, &rules, &pending).await?;
@@ -268,10 +286,43 @@ pub async fn decide(
         .actor(admin_id)
         .subject(reversal_id)
         .detail(json!({"tx_id": pending.tx_id, "reversal_tx_id": reversal_tx_id, "note": note, "sender": pending.sender_name,
-                       "requested_by": pending.requester, "decided_by": admin_id}))
+                       "requested_by": pending.requester, "first_approved_by": pending.first_approved_by,
+                       "decided_by": admin_id}))
         .record(&mut tx)
         .await?;
     tx.commit().await?;
+    view(state, reversal_id).await
+}
+
+/// Records the first admin's approval (again: unchanged). Nothing moves.
+async fn approve_first(
+    conn: &mut PgConnection,
+    admin_id: Uuid,
+    reversal_id: Uuid,
+    pending: &Pending,
+    note: &str,
+) -> Result<(), Error> {
+    if pending.first_approved_by.is_some() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE reversal_requests SET first_approved_by = $2, first_approved_at = now(), first_note = $3 WHERE id = $1",
+        reversal_id,
+        admin_id,
+        (!note.is_empty()).then_some(note)
+    )
+    .execute(&mut *conn)
+    .await?;
+    AuditEvent::new("admin.reversal_first_approval", Outcome::Success)
+        .actor(admin_id)
+        .subject(reversal_id)
+        .detail(json!({"tx_id": pending.tx_id, "note": note, "requested_by": pending.requester}))
+        .record(conn)
+        .await?;
+    Ok(())
+}
+
+async fn view(state: &AppState, reversal_id: Uuid) -> Result<ReversalView, Error> {
     list(&state.pool, None, Some(reversal_id))
         .await?
         .pop()

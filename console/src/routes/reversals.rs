@@ -1,5 +1,6 @@
 //! Reversal requests, the pending queue first; approving or rejecting with
-//! a note. The server enforces four eyes; the console shows its answer.
+//! a note. The server enforces four eyes (an approval is booked by a
+//! second admin's); the console shows its answer.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -7,7 +8,7 @@ use serde_json::json;
 
 use crate::api::{self, ApiResult, Reversal, ReversalList};
 use crate::session::Auth;
-use crate::widgets::{link, loaded, money, outcome, short, when, Badge};
+use crate::widgets::{link, loaded, money, short, when, Badge};
 
 #[component]
 pub fn ReversalsPage() -> impl IntoView {
@@ -63,6 +64,11 @@ fn Request(request: Reversal, decided: RwSignal<usize>) -> impl IntoView {
                 " " <Badge status=request.status.clone()/>
             </header>
             <p>"Transaction " <A href=link(&format!("/transactions/{}", request.tx_id))>{short(&request.tx_id)}</A> ": “" {request.reason.clone()} "”"</p>
+            {request.first_approved_by.clone().map(|by| view! {
+                <p class="first-approval">"Approved by one admin (" {short(&by)} ")"
+                    {request.first_note.clone().map(|n| format!(": {n}"))}
+                    {pending.then_some(". A second admin's approval books it.")}</p>
+            })}
             {request.admin_note.clone().map(|n| view! { <p>"Operator's note: " {n}</p> })}
             {request.reversal_tx_id.clone().map(|tx| view! {
                 <p>"Corrected by " <A href=link(&format!("/transactions/{tx}"))>{short(&tx)}</A></p>
@@ -75,7 +81,11 @@ fn Request(request: Reversal, decided: RwSignal<usize>) -> impl IntoView {
                     <button class="reject" on:click=move |_| { decide.dispatch(false); }>"Reject"</button>
                 </div>
             })}
-            {outcome(decide.value(), "Decided.")}
+            {move || decide.value().get().map(|result| match result {
+                Ok(r) if r.status == "PENDING" => view! { <p class="done" role="status">"Approved once: a second admin must approve too."</p> }.into_any(),
+                Ok(_) => view! { <p class="done" role="status">"Decided."</p> }.into_any(),
+                Err(error) => view! { <p class="problem" role="alert">{error.detail}</p> }.into_any(),
+            })}
         </article>
     }
 }

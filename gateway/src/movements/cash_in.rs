@@ -3,7 +3,7 @@
 //! earns a commission from fee revenue in the same journal entry. The
 //! customer is the AML subject (incoming limits, screening of both sides).
 
-use chainpay_core::fees::{commission, FeeKind, MIN_CASH_IN_USD_CENTS};
+use chainpay_core::fees::{cash_in_commission, MIN_CASH_IN_USD_CENTS};
 use chainpay_core::ledger::{cash_in_entry, AgentAccounts};
 use chainpay_core::notify::{Agent as AgentName, Float, Party, Receipt, Sms};
 use chainpay_core::refusal::Refusal;
@@ -84,15 +84,10 @@ impl CashInOrder {
         if usd_cents < MIN_CASH_IN_USD_CENTS {
             return Err(Refusal::BelowMinimum.into());
         }
-        let commission = commission(
-            &rules.commissions,
-            FeeKind::CashIn,
-            &rules.rates,
-            currency,
-            amount,
-            0,
-        )
-        .map_err(fx_error)?;
+        let earlier = earlier_today(conn, agent.user_id, customer_id, currency).await?;
+        let commission =
+            cash_in_commission(&rules.commissions, &rules.rates, currency, earlier, amount)
+                .map_err(fx_error)?;
         Ok(Priced {
             agent,
             parties,
@@ -204,6 +199,37 @@ impl Operation for CashInOrder {
             Some(customer.party.phone.clone()),
         ))
     }
+}
+
+/// What `agent` cashed in for `customer` in `currency` within the last day:
+/// a cash-in's commission is priced on the day's total per pair
+/// ([`cash_in_commission`]). Read under the pair's lock, so two cash-ins at
+/// once cannot both price against the same total.
+async fn earlier_today(
+    conn: &mut PgConnection,
+    agent: Uuid,
+    customer: Uuid,
+    currency: &str,
+) -> Result<i64, Error> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('cash_in:' || $1::text || ':' || $2::text, 0))",
+        agent.to_string(),
+        customer.to_string()
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(amount), 0)::bigint AS "total!" FROM transactions
+           WHERE from_user_id = $1 AND to_user_id = $2 AND tx_type = $3 AND currency = $4
+             AND status = $5 AND created_at > now() - interval '1 day'"#,
+        agent,
+        customer,
+        TxType::CashIn.as_str(),
+        currency,
+        TxStatus::Completed.as_str()
+    )
+    .fetch_one(conn)
+    .await?)
 }
 
 /// The customer's receipt and the agent's confirmation.

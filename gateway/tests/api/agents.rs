@@ -233,6 +233,40 @@ async fn a_cash_in_pays_the_customer_from_the_float_with_a_commission_and_two_sm
     app.assert_balanced().await;
 }
 
+/// Commission is paid from fee revenue and capped per cash-in (USD 2.00),
+/// while a voucher's fee is capped per voucher: an agent and a customer
+/// cycling money agent → customer → voucher → agent in several cash-ins
+/// would earn more than the voucher costs. A day's cash-ins for one
+/// customer earn what one cash-in of their total would.
+#[tokio::test]
+async fn a_days_cash_ins_for_one_customer_earn_the_commission_of_their_total() {
+    let app = spawn_app().await;
+    app.lift_limits().await;
+    let (agent, _) = app.agent_with_float(AGENT, "KES", 40_000_000).await;
+    // KES 100,000.00 (USD 772) earns 0.2 %, KES 200.00; the cap is USD 2.00,
+    // KES 259.00.
+    let body = json!({"customer_phone": USER_PHONE, "amount": 10_000_000, "currency": "KES"});
+    let mut earned = Vec::new();
+    for _ in 0..3 {
+        let before = app.float(AGENT, "KES").await;
+        let cashed = app
+            .post("/api/v1/agent/cash-in", Some(&agent), body.clone())
+            .await;
+        assert_eq!(cashed.status(), StatusCode::CREATED);
+        earned.push(app.float(AGENT, "KES").await - before + 10_000_000);
+    }
+    assert_eq!(
+        earned,
+        [20_000, 5_900, 0],
+        "KES 259.00 in all, as one cash-in of the total"
+    );
+    let preview = app
+        .get_json(&format!("/api/v1/agent/cash-in/preview?customer_phone={USER_PHONE}&amount=10000000&currency=KES"), &agent)
+        .await;
+    assert_eq!(preview["commission"], 0);
+    app.assert_balanced().await;
+}
+
 #[tokio::test]
 async fn cash_in_is_for_active_agents_with_float_above_the_minimum() {
     let app = spawn_app().await;

@@ -192,6 +192,15 @@ async fn guesses_spread_between_the_owners_logins_lock_after_ten_a_day() {
     let expect_locked = |response: reqwest::Response| async {
         assert_problem(response, StatusCode::LOCKED, "account_locked").await;
     };
+    // Runs an update of the customer's row, as time passing would.
+    let pool = &app.pool;
+    let on_row = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .bind(USER_PHONE)
+            .execute(pool)
+            .await
+            .unwrap();
+    };
     for _ in 0..2 {
         for _ in 0..4 {
             expect_wrong().await;
@@ -205,11 +214,7 @@ async fn guesses_spread_between_the_owners_logins_lock_after_ten_a_day() {
     expect_locked(wrong().await).await;
     expect_locked(app.login(USER_PHONE, DEMO_PIN).await).await;
     let lift = "UPDATE users SET locked_until = now() - interval '1 second' WHERE phone = $1";
-    sqlx::query(lift)
-        .bind(USER_PHONE)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    on_row(lift).await;
     assert_eq!(
         app.login(USER_PHONE, DEMO_PIN).await.status(),
         StatusCode::OK
@@ -252,21 +257,13 @@ async fn guesses_spread_between_the_owners_logins_lock_after_ten_a_day() {
             (Some(left), Some(expected)) => assert!(expected - left < 1.0, "{left} of {expected}"),
             (left, expected) => assert_eq!(left, expected),
         }
-        sqlx::query(lift)
-            .bind(USER_PHONE)
-            .execute(&app.pool)
-            .await
-            .unwrap();
+        on_row(lift).await;
     }
 
     // A day after its first wrong PIN the count starts again.
     let day_old =
         "UPDATE users SET wrong_pins_since = now() - interval '25 hours' WHERE phone = $1";
-    sqlx::query(day_old)
-        .bind(USER_PHONE)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    on_row(day_old).await;
     assert_eq!(
         app.login(USER_PHONE, DEMO_PIN).await.status(),
         StatusCode::OK

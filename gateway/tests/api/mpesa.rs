@@ -1265,17 +1265,13 @@ async fn a_payout_result_naming_another_conversation_settles_nothing() {
         "/api/v1/mpesa/b2c/result?token={}",
         app.state.mpesa_callback_token
     ));
+    let send_result = |body: Value| app.client.post(&url).json(&body).send();
+    let post_result = |body| async { send_result(body).await.unwrap() };
     let failed = |conversation: &str| {
         json!({"Result": {"ResultType": 0, "ResultCode": 2001, "ResultDesc": "The initiator information is invalid.",
             "OriginatorConversationID": reference, "ConversationID": conversation, "TransactionID": ""}})
     };
-    let forged = app
-        .client
-        .post(&url)
-        .json(&failed("AG_FORGED"))
-        .send()
-        .await
-        .unwrap();
+    let forged = post_result(failed("AG_FORGED")).await;
     assert_eq!(forged.status(), StatusCode::OK);
     assert_eq!(payout_state(&app, &held).await.0, "PENDING");
     let fee = held["fee"].as_i64().unwrap();
@@ -1299,25 +1295,13 @@ async fn a_payout_result_naming_another_conversation_settles_nothing() {
             .await
             .unwrap();
         if stored.is_none() {
-            let unsure = app
-                .client
-                .post(&url)
-                .json(&failed("AG_ANY"))
-                .send()
-                .await
-                .unwrap();
+            let unsure = post_result(failed("AG_ANY")).await;
             assert_eq!(unsure.status(), StatusCode::OK);
             assert_eq!(payout_state(&app, &held).await.0, "PENDING");
         }
     }
 
-    let real = app
-        .client
-        .post(&url)
-        .json(&failed(&conversation))
-        .send()
-        .await
-        .unwrap();
+    let real = post_result(failed(&conversation)).await;
     assert_eq!(real.status(), StatusCode::OK);
     assert_eq!(payout_state(&app, &held).await.0, "FAILED");
     assert_eq!(app.balance(&token, "KES").await, before);

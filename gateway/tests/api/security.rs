@@ -348,7 +348,7 @@ async fn wrong_pins_lock_for_longer_each_time_then_until_an_admin_unlocks() {
 }
 
 /// An admin's own KYC (their limits) and the reports about them are
-/// another admin's call.
+/// another admin's call; such reports are not even shown to them.
 #[tokio::test]
 async fn an_admin_neither_verifies_themselves_nor_reviews_a_report_about_themselves() {
     let app = spawn_app().await;
@@ -376,8 +376,27 @@ async fn an_admin_neither_verifies_themselves_nor_reviews_a_report_about_themsel
     let path = format!("/api/v1/admin/sars/{sar}");
     let body = json!({"status": "UNDER_REVIEW", "note": "looking"});
     let own_case = app.post(&path, Some(&admin), body.clone()).await;
-    assert_problem(own_case, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_problem(own_case, StatusCode::NOT_FOUND, "not_found").await;
+    // Nor is it shown to them (no tipping off); another admin sees it.
+    let listed = app.get_json("/api/v1/admin/suspicious", &admin).await;
+    assert!(!listed["sars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == sar));
+    assert_problem(
+        app.get(&path, &admin).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     let second = app.second_admin().await;
+    let listed = app.get_json("/api/v1/admin/suspicious", &second).await;
+    assert!(listed["sars"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["id"] == sar));
     let reviewed = app.post(&path, Some(&second), body).await;
     assert_eq!(reviewed.status(), StatusCode::OK);
 }
@@ -438,13 +457,22 @@ async fn an_admin_cannot_approve_a_correction_they_asked_for_or_gain_from() {
         .unwrap();
     assert_eq!(app.balance(&user, "KES").await, before, "nothing moved");
 
+    // Two admins other than the parties: the first approval is recorded
+    // (asking again changes nothing), the second books it.
+    let approve = format!("/api/v1/admin/reversals/{id}/approve");
     let second = app.second_admin().await;
+    for _ in 0..2 {
+        let first = app
+            .post(&approve, Some(&second), json!({"note": "checked"}))
+            .await;
+        assert_eq!(first.status(), StatusCode::ACCEPTED);
+        let first: Value = first.json().await.unwrap();
+        assert_eq!(first["status"], "PENDING");
+        assert_eq!(app.balance(&user, "KES").await, before, "nothing moved yet");
+    }
+    let third = app.admin_at("+254799000098", "Third Admin").await;
     let approved = app
-        .post(
-            &format!("/api/v1/admin/reversals/{id}/approve"),
-            Some(&second),
-            json!({"note": "checked"}),
-        )
+        .post(&approve, Some(&third), json!({"note": "seen too"}))
         .await;
     assert_eq!(approved.status(), StatusCode::OK);
     assert_eq!(app.balance(&user, "KES").await, before - 2_000);
@@ -460,6 +488,8 @@ async fn an_admin_cannot_approve_a_correction_they_asked_for_or_gain_from() {
         .unwrap();
     assert_eq!(named["requested_by"], requester.to_string());
     assert_ne!(named["decided_by"], named["requested_by"]);
+    assert_ne!(named["decided_by"], named["first_approved_by"]);
+    assert!(named["first_approved_by"].is_string());
     app.assert_balanced().await;
 }
 

@@ -512,9 +512,14 @@ impl TestApp {
     /// Another admin (four eyes), registered and promoted on first use;
     /// returns their token.
     pub async fn second_admin(&self) -> String {
-        let phone = "+254799000099";
+        self.admin_at("+254799000099", "Second Admin").await
+    }
+
+    /// An admin at `phone` (PIN 5831), registered and promoted on first
+    /// use; returns their token.
+    pub async fn admin_at(&self, phone: &str, name: &str) -> String {
         // The second call finds the number registered already.
-        let _ = self.register(phone, "Second Admin", "5831").await;
+        let _ = self.register(phone, name, "5831").await;
         sqlx::query("UPDATE users SET role = 'admin', kyc_status = 'VERIFIED' WHERE phone = $1")
             .bind(phone)
             .execute(&self.pool)

@@ -431,17 +431,23 @@ async fn a_reversal_is_requested_over_ussd_and_decided_by_an_operator() {
     assert_eq!(request["reason"], "Wrong number");
     let admin_before = app.balance(&admin, "KES").await;
     let demo_before = app.balance(&demo, "KES").await;
-    // The admin received the transfer: another admin decides (four eyes).
-    let checker = app.second_admin().await;
+    // The admin received the transfer: two other admins decide (four eyes).
+    let approve = format!(
+        "/api/v1/admin/reversals/{}/approve",
+        request["reversal_id"].as_str().unwrap()
+    );
+    let note = serde_json::json!({"note": "Confirmed with both parties"});
+    let maker = app.second_admin().await;
+    let first = app.post(&approve, Some(&maker), note.clone()).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        app.balance(&demo, "KES").await,
+        demo_before,
+        "one approval moves nothing"
+    );
+    let checker = app.admin_at("+254799000097", "Checking Admin").await;
     let approved: Value = app
-        .post(
-            &format!(
-                "/api/v1/admin/reversals/{}/approve",
-                request["reversal_id"].as_str().unwrap()
-            ),
-            Some(&checker),
-            serde_json::json!({"note": "Confirmed with both parties"}),
-        )
+        .post(&approve, Some(&checker), note)
         .await
         .json()
         .await
@@ -461,14 +467,7 @@ async fn a_reversal_is_requested_over_ussd_and_decided_by_an_operator() {
         .await;
     assert_eq!(original["status"], "REVERSED");
     let twice = app
-        .post(
-            &format!(
-                "/api/v1/admin/reversals/{}/approve",
-                request["reversal_id"].as_str().unwrap()
-            ),
-            Some(&checker),
-            serde_json::json!({}),
-        )
+        .post(&approve, Some(&checker), serde_json::json!({}))
         .await;
     assert_problem(twice, StatusCode::UNPROCESSABLE_ENTITY, "not_eligible").await;
     let messages = delivered_sms(&app, USER_PHONE, 2).await;

@@ -1,6 +1,7 @@
 //! Operator endpoints for reversals and the SMS outbox.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use chainpay_core::status::{DepositStatus, ReversalStatus, WithdrawalStatus};
 use chainpay_core::Msisdn;
@@ -133,10 +134,13 @@ pub struct Decision {
     pub note: String,
 }
 
-/// Approve: the recipient pays the amount back (the fee stays earned).
+/// Approve. The first admin's approval is recorded (202, still `PENDING`);
+/// a second, other admin's books it (200, `APPROVED`): the recipient pays
+/// the amount back (the fee stays earned).
 #[utoipa::path(post, path = "/admin/reversals/{id}/approve", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Reversal id")), request_body = Decision,
-    responses((status = 200, body = ReversalView),
+    responses((status = 200, description = "the second approval: booked", body = ReversalView),
+              (status = 202, description = "the first approval: a second admin must approve too", body = ReversalView),
               (status = 403, description = "the caller asked for the reversal or is a party to it: another admin decides", body = Problem),
               (status = 404, body = Problem),
               (status = 422, description = "insufficient_funds or not_eligible (already decided)", body = Problem)))]
@@ -145,17 +149,15 @@ async fn approve_reversal(
     admin: AdminUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Decision>,
-) -> ApiResult<Json<ReversalView>> {
-    Ok(Json(
-        reversals::decide(
-            &state,
-            admin.0.user_id,
-            id,
-            true,
-            &super::note(&body.note, 0, 500)?,
-        )
-        .await?,
-    ))
+) -> ApiResult<(StatusCode, Json<ReversalView>)> {
+    let note = super::note(&body.note, 0, 500)?;
+    let view = reversals::decide(&state, admin.0.user_id, id, true, &note).await?;
+    let status = if view.status == ReversalStatus::Approved.as_str() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(view)))
 }
 
 /// Reject: nothing moves; the customer is told by SMS.

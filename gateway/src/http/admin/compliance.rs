@@ -112,9 +112,11 @@ async fn load_sars(state: &AppState, ids: &[i64]) -> ApiResult<Vec<Sar>> {
 /// Suspicious-activity reports, newest first.
 #[utoipa::path(get, path = "/admin/suspicious", tag = "admin", security(("bearer" = [])), params(SarQuery),
     responses((status = 200, body = SarList), (status = 403, body = Problem)))]
+/// Reports about the calling admin are left out (no tipping off; another
+/// admin reviews them).
 async fn list_sars(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     ApiQuery(query): ApiQuery<SarQuery>,
 ) -> ApiResult<Json<SarList>> {
     let page = PageQuery {
@@ -129,10 +131,12 @@ async fn list_sars(
         })?),
     };
     let ids = sqlx::query_scalar!(
-        "SELECT id FROM sars WHERE id < $1 AND ($2::text IS NULL OR status = $2) ORDER BY id DESC LIMIT $3",
+        "SELECT id FROM sars WHERE id < $1 AND ($2::text IS NULL OR status = $2) AND user_id IS DISTINCT FROM $4
+         ORDER BY id DESC LIMIT $3",
         before,
         status.map(SarStatus::as_str),
-        limit
+        limit,
+        admin.0.user_id
     )
     .fetch_all(state.read_pool())
     .await?;
@@ -147,12 +151,14 @@ async fn list_sars(
     responses((status = 200, body = Sar), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn get_sar(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    admin: AdminUser,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Sar>> {
+    // A report about the caller is, to them, not there.
     load_sars(&state, &[id])
         .await?
         .pop()
+        .filter(|sar| sar.user_id != Some(admin.0.user_id))
         .map(Json)
         .ok_or(ApiError::NotFound(Missing::Sar))
 }
@@ -172,8 +178,7 @@ pub struct SarReview {
 #[utoipa::path(post, path = "/admin/sars/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = i64, Path, description = "SAR id")), request_body = SarReview,
     responses((status = 200, body = Sar), (status = 400, body = Problem),
-              (status = 403, description = "the report is about the caller: another admin must review it", body = Problem),
-              (status = 404, body = Problem)))]
+              (status = 404, description = "no such report, or it is about the caller (another admin reviews it)", body = Problem)))]
 async fn review_sar(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -192,9 +197,9 @@ async fn review_sar(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound(Missing::Sar))?;
-    // No admin reviews a report about themselves.
+    // No admin reviews, or learns of, a report about themselves.
     if sar.user_id == Some(admin.0.user_id) {
-        return Err(ApiError::SecondAdminNeeded);
+        return Err(ApiError::NotFound(Missing::Sar));
     }
     let from = sar.status;
     let from = SarStatus::parse(&from)

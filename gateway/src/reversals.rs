@@ -31,6 +31,10 @@ use crate::state::AppState;
 
 /// How long after a transfer its sender may ask for a reversal.
 pub const WINDOW_HOURS: i32 = 24;
+/// How long a first approval waits for a second; after it, or once its
+/// admin is no longer an admin in good standing, the next approval is a
+/// first one again.
+pub const FIRST_APPROVAL_HOURS: i32 = 72;
 /// Eligible transfers offered at once.
 const MAX_ELIGIBLE: i64 = 20;
 
@@ -179,6 +183,7 @@ pub async fn list(
 struct Pending {
     tx_id: Uuid,
     requester: Uuid,
+    /// The first approval, while it stands ([`FIRST_APPROVAL_HOURS`]).
     first_approved_by: Option<Uuid>,
     amount: i64,
     currency: String,
@@ -193,13 +198,18 @@ struct Pending {
 
 async fn lock_pending(conn: &mut PgConnection, reversal_id: Uuid) -> Result<Pending, Error> {
     let row = sqlx::query!(
-        r#"SELECT r.status, r.tx_id, r.requester_id, r.first_approved_by, t.amount, t.currency, t.from_user_id AS "sender!", t.to_user_id AS "recipient!",
+        r#"SELECT r.status, r.tx_id, r.requester_id,
+                  (SELECT f.id FROM users f
+                   WHERE f.id = r.first_approved_by AND f.role = 'admin' AND NOT f.suspended
+                     AND r.first_approved_at > now() - make_interval(hours => $2)) AS first_approved_by,
+                  t.amount, t.currency, t.from_user_id AS "sender!", t.to_user_id AS "recipient!",
                   s.phone AS sender_phone, s.name AS sender_name, s.language AS sender_language,
                   p.phone AS recipient_phone, p.language AS recipient_language
            FROM reversal_requests r JOIN transactions t ON t.tx_id = r.tx_id
            JOIN users s ON s.id = t.from_user_id JOIN users p ON p.id = t.to_user_id
            WHERE r.id = $1 FOR UPDATE OF r"#,
-        reversal_id
+        reversal_id,
+        FIRST_APPROVAL_HOURS
     )
     .fetch_optional(&mut *conn)
     .await?
@@ -223,6 +233,15 @@ async fn lock_pending(conn: &mut PgConnection, reversal_id: Uuid) -> Result<Pend
     })
 }
 
+/// What a decision came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decided {
+    /// A first approval, recorded: a second admin's books it.
+    FirstApproval,
+    /// Booked (approved) or rejected.
+    Done,
+}
+
 /// Approves or rejects a pending request. An approval is booked (the
 /// correcting entry posted) only when it is the second, by another admin
 /// than the first; the first is recorded and the request stays `PENDING`.
@@ -232,7 +251,7 @@ pub async fn decide(
     reversal_id: Uuid,
     approve: bool,
     note: &str,
-) -> Result<ReversalView, Error> {
+) -> Result<(Decided, ReversalView), Error> {
     let note = note.trim();
     if note.chars().count() > 500 {
         return Err(Error::Validation(
@@ -255,7 +274,7 @@ pub async fn decide(
     {
         approve_first(&mut tx, admin_id, reversal_id, &pending, note).await?;
         tx.commit().await?;
-        return view(state, reversal_id).await;
+        return Ok((Decided::FirstApproval, view(state, reversal_id).await?));
     }
     let (status, reversal_tx_id) = if approve {
         let tx_id = post_correction(&mut tx, state, &rules, &pending).await?;
@@ -291,10 +310,11 @@ pub async fn decide(
         .record(&mut tx)
         .await?;
     tx.commit().await?;
-    view(state, reversal_id).await
+    Ok((Decided::Done, view(state, reversal_id).await?))
 }
 
-/// Records the first admin's approval (again: unchanged). Nothing moves.
+/// Records the first admin's approval (again: unchanged; one that no
+/// longer stands is replaced). Nothing moves.
 async fn approve_first(
     conn: &mut PgConnection,
     admin_id: Uuid,

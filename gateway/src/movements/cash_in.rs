@@ -10,6 +10,7 @@ use chainpay_core::refusal::Refusal;
 use chainpay_core::status::TxStatus;
 use chainpay_core::transaction::{TxFacts, TxType};
 use chainpay_core::{Amount, CurrencyCode, Msisdn};
+use rust_decimal::RoundingStrategy;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -84,7 +85,16 @@ impl CashInOrder {
         if usd_cents < MIN_CASH_IN_USD_CENTS {
             return Err(Refusal::BelowMinimum.into());
         }
-        let earlier = earlier_today(conn, agent.user_id, customer_id, currency).await?;
+        let (same, other_usd) = earlier_today(conn, agent.user_id, customer_id, currency).await?;
+        // Other currencies' cash-ins count at today's rate, rounded up (what
+        // they earned is taken back generously: the house's way).
+        let other = rules
+            .rates
+            .from_usd_cents(currency, other_usd, RoundingStrategy::AwayFromZero)
+            .map_err(fx_error)?;
+        let earlier = same.checked_add(other).ok_or(Error::Validation(
+            "the amount is too large to cash in".into(),
+        ))?;
         let commission =
             cash_in_commission(&rules.commissions, &rules.rates, currency, earlier, amount)
                 .map_err(fx_error)?;
@@ -201,35 +211,33 @@ impl Operation for CashInOrder {
     }
 }
 
-/// What `agent` cashed in for `customer` in `currency` within the last day:
-/// a cash-in's commission is priced on the day's total per pair
-/// ([`cash_in_commission`]). Read under the pair's lock, so two cash-ins at
-/// once cannot both price against the same total.
+/// What `agent` cashed in for `customer` in the last 24 hours: in
+/// `currency` (minor units), and in every other currency (US cents). A
+/// cash-in's commission is priced on that total per pair
+/// ([`cash_in_commission`]). In a movement the customer's row is locked
+/// already ([`parties::load`]), so two cash-ins for one customer cannot both
+/// price against the same total.
 async fn earlier_today(
     conn: &mut PgConnection,
     agent: Uuid,
     customer: Uuid,
     currency: &str,
-) -> Result<i64, Error> {
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('cash_in:' || $1::text || ':' || $2::text, 0))",
-        agent.to_string(),
-        customer.to_string()
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(sqlx::query_scalar!(
-        r#"SELECT coalesce(sum(amount), 0)::bigint AS "total!" FROM transactions
-           WHERE from_user_id = $1 AND to_user_id = $2 AND tx_type = $3 AND currency = $4
-             AND status = $5 AND created_at > now() - interval '1 day'"#,
+) -> Result<(i64, i64), Error> {
+    let row = sqlx::query!(
+        r#"SELECT coalesce(sum(amount) FILTER (WHERE currency = $5), 0)::bigint AS "same!",
+                  coalesce(sum(usd_cents) FILTER (WHERE currency <> $5), 0)::bigint AS "other_usd!"
+           FROM transactions
+           WHERE from_user_id = $1 AND to_user_id = $2 AND tx_type = $3 AND status = $4
+             AND created_at > now() - interval '1 day'"#,
         agent,
         customer,
         TxType::CashIn.as_str(),
-        currency,
-        TxStatus::Completed.as_str()
+        TxStatus::Completed.as_str(),
+        currency
     )
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok((row.same, row.other_usd))
 }
 
 /// The customer's receipt and the agent's confirmation.

@@ -399,6 +399,23 @@ async fn an_admin_neither_verifies_themselves_nor_reviews_a_report_about_themsel
         .any(|s| s["id"] == sar));
     let reviewed = app.post(&path, Some(&second), body).await;
     assert_eq!(reviewed.status(), StatusCode::OK);
+    // The review's audit row, and the open-case count, also stay out of
+    // their sight.
+    let reviews = "/api/v1/admin/audit-log?action=admin.sar_review";
+    let subject = sar.to_string();
+    let mentions = |page: &Value| {
+        page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["subject"] == subject.as_str())
+    };
+    assert!(!mentions(&app.get_json(reviews, &admin).await));
+    assert!(mentions(&app.get_json(reviews, &second).await));
+    let open = |page: Value| page["open_sars"].as_i64().unwrap();
+    let theirs = open(app.get_json("/api/v1/admin/overview", &admin).await);
+    let others = open(app.get_json("/api/v1/admin/overview", &second).await);
+    assert_eq!(others - theirs, 1);
 }
 
 #[tokio::test]
@@ -470,9 +487,20 @@ async fn an_admin_cannot_approve_a_correction_they_asked_for_or_gain_from() {
         assert_eq!(first["status"], "PENDING");
         assert_eq!(app.balance(&user, "KES").await, before, "nothing moved yet");
     }
+    // A first approval stands three days; after that the next approval is
+    // a first one again.
+    sqlx::query("UPDATE reversal_requests SET first_approved_at = now() - interval '73 hours'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let third = app.admin_at("+254799000098", "Third Admin").await;
-    let approved = app
+    let renewed = app
         .post(&approve, Some(&third), json!({"note": "seen too"}))
+        .await;
+    assert_eq!(renewed.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.balance(&user, "KES").await, before);
+    let approved = app
+        .post(&approve, Some(&second), json!({"note": "checked again"}))
         .await;
     assert_eq!(approved.status(), StatusCode::OK);
     assert_eq!(app.balance(&user, "KES").await, before - 2_000);

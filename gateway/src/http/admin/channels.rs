@@ -16,7 +16,7 @@ use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::session::AdminUser;
 use crate::http::AppState;
-use crate::reversals::{self, ReversalView};
+use crate::reversals::{self, Decided, ReversalView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -151,11 +151,10 @@ async fn approve_reversal(
     ApiJson(body): ApiJson<Decision>,
 ) -> ApiResult<(StatusCode, Json<ReversalView>)> {
     let note = super::note(&body.note, 0, 500)?;
-    let view = reversals::decide(&state, admin.0.user_id, id, true, &note).await?;
-    let status = if view.status == ReversalStatus::Approved.as_str() {
-        StatusCode::OK
-    } else {
-        StatusCode::ACCEPTED
+    let (decided, view) = reversals::decide(&state, admin.0.user_id, id, true, &note).await?;
+    let status = match decided {
+        Decided::FirstApproval => StatusCode::ACCEPTED,
+        Decided::Done => StatusCode::OK,
     };
     Ok((status, Json(view)))
 }
@@ -172,16 +171,9 @@ async fn reject_reversal(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Decision>,
 ) -> ApiResult<Json<ReversalView>> {
-    Ok(Json(
-        reversals::decide(
-            &state,
-            admin.0.user_id,
-            id,
-            false,
-            &super::note(&body.note, 0, 500)?,
-        )
-        .await?,
-    ))
+    let note = super::note(&body.note, 0, 500)?;
+    let (_, view) = reversals::decide(&state, admin.0.user_id, id, false, &note).await?;
+    Ok(Json(view))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

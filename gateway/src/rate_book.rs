@@ -30,7 +30,8 @@ pub enum Subject {
 }
 
 impl Subject {
-    fn key(&self) -> &str {
+    /// How proposals and the audit name it: the currency code, or `spread`.
+    pub fn key(&self) -> &str {
         match self {
             Subject::Leg(currency) => currency,
             Subject::Spread => "spread",

@@ -133,11 +133,7 @@ async fn put_rates(
             Change::Proposed => ("proposed", None),
         };
         waiting |= change == Change::Proposed;
-        let subject = match subject {
-            Subject::Leg(currency) => currency.as_str(),
-            Subject::Spread => "spread",
-        };
-        decided.push(json!({"subject": subject, "value": value.to_string(),
+        decided.push(json!({"subject": subject.key(), "value": value.to_string(),
                             "outcome": outcome, "proposed_by": proposed_by}));
     }
     AuditEvent::new("config.fx_rates", Outcome::Success)

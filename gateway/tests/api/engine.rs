@@ -368,3 +368,58 @@ async fn a_commit_without_an_answer_is_told_by_its_transaction_id() {
     );
     open.rollback().await.unwrap();
 }
+
+/// A batch whose `COMMIT` reached the server but whose answer was lost on
+/// the way back is found committed by its transaction id, and its transfer
+/// answered as posted; one whose `COMMIT` never arrived is found rolled back
+/// and decided again. Either way a transfer sent without a key, which
+/// nothing else would stop from posting twice, posts once with everything
+/// it writes.
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_posts_its_transfer_exactly_once() {
+    use crate::support::{Cut, SilentLink};
+    let app = crate::support::spawn_app().await;
+    app.lift_limits().await;
+    let sender = app.new_user(&phone(0), "Person 0").await;
+    let recipient = app.new_user(&phone(1), "Person 1").await;
+    app.fund(&phone(0), "KES", 50_000).await;
+    let upstream = crate::support::database_options(&app.database).await;
+    let link = SilentLink::to(&upstream).await;
+    let via = app
+        .instance_via(link.options(&upstream), |settings| {
+            settings.posting_workers = 1;
+        })
+        .await;
+    for (cut, amount) in [(Cut::AnswerLost, 1_111), (Cut::NeverSent, 2_222)] {
+        let note = format!("cut {cut:?}");
+        link.cut_commit(&note, cut);
+        let sent = via
+            .request(reqwest::Method::POST, "/api/v1/wallet/send", Some(&sender))
+            .json(&json!({"to_phone": phone(1), "amount": amount, "currency": "KES", "note": note}))
+            .send()
+            .await
+            .unwrap();
+        assert!(link.cut_made(), "{cut:?}: the batch's COMMIT was cut");
+        assert_eq!(sent.status(), StatusCode::CREATED, "{cut:?}");
+        let posted: Value = sent.json().await.unwrap();
+        assert_eq!(posted["amount"], amount, "{cut:?}");
+        let tx_id = posted["tx_id"].as_str().unwrap();
+        let written = format!(
+            "SELECT (SELECT count(*) FROM transactions WHERE amount = {amount})
+                  + (SELECT count(*) FROM transactions WHERE tx_id = '{tx_id}')"
+        );
+        assert_eq!(
+            scalar(&app, &written).await,
+            2,
+            "{cut:?}: one row, the one answered"
+        );
+        let texts = format!("SELECT count(*) FROM sms_outbox WHERE tx_id = '{tx_id}'");
+        assert_eq!(
+            scalar(&app, &texts).await,
+            2,
+            "{cut:?}: both confirmations, once"
+        );
+    }
+    assert_eq!(app.balance(&recipient, "KES").await, 3_333);
+    app.assert_balanced().await;
+}

@@ -8,6 +8,7 @@
 //! cloned from a template migrated once per migration set.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[allow(unused_imports)]
@@ -860,51 +861,88 @@ impl<'a> Session<'a> {
 
 /// A TCP stand-in between the gateway and PostgreSQL that can go silent on
 /// the links it carries, as a server behind a failover or a dropped NAT
-/// mapping does: no reset, no answer. Links opened afterwards are carried.
+/// mapping does (no reset, no answer; links opened afterwards are carried),
+/// or cut one link at its `COMMIT` ([`SilentLink::cut_commit`]).
 pub struct SilentLink {
     port: u16,
     /// Bumped by [`SilentLink::silence`]; a link carries bytes while this is
     /// the number it was opened under.
     epoch: tokio::sync::watch::Sender<u64>,
+    /// The one cut armed, taken by the link that makes it.
+    cut: Arc<std::sync::Mutex<Option<CommitCut>>>,
 }
+
+/// Where a link is cut at its `COMMIT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The `COMMIT` reaches the server, which commits; its answer is thrown
+    /// away and the gateway's side of the link closed.
+    AnswerLost,
+    /// The `COMMIT` never reaches the server: both sides are closed, and the
+    /// server rolls the transaction back.
+    NeverSent,
+}
+
+/// A cut armed: the first `COMMIT` on a link that has carried `marker` in
+/// the same direction.
+struct CommitCut {
+    marker: Vec<u8>,
+    cut: Cut,
+}
+
+/// `COMMIT` as sqlx sends it: a simple-protocol Query message.
+const COMMIT_MESSAGE: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
 
 impl SilentLink {
     pub async fn to(upstream: &PgConnectOptions) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (epoch, _) = tokio::sync::watch::channel(0u64);
+        let cut = Arc::new(std::sync::Mutex::new(None));
         let (socket, host, server_port) = (
             upstream.get_socket().cloned(),
             upstream.get_host().to_owned(),
             upstream.get_port(),
         );
-        let epochs = epoch.clone();
+        let (epochs, cuts) = (epoch.clone(), cut.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 client.set_nodelay(true).unwrap();
-                let silenced = epochs.subscribe();
+                let (silenced, cut) = (epochs.subscribe(), cuts.clone());
                 match &socket {
                     Some(dir) => {
                         let path = dir.join(format!(".s.PGSQL.{server_port}"));
                         let server = tokio::net::UnixStream::connect(path).await.unwrap();
-                        tokio::spawn(carry(client, server, silenced));
+                        tokio::spawn(carry(client, server, silenced, cut));
                     }
                     None => {
                         let server = tokio::net::TcpStream::connect((host.as_str(), server_port))
                             .await
                             .unwrap();
                         server.set_nodelay(true).unwrap();
-                        tokio::spawn(carry(client, server, silenced));
+                        tokio::spawn(carry(client, server, silenced, cut));
                     }
                 }
             }
         });
-        Self { port, epoch }
+        Self { port, epoch, cut }
     }
 
     /// Every link open now stops carrying bytes but stays open.
     pub fn silence(&self) {
         self.epoch.send_modify(|epoch| *epoch += 1);
+    }
+
+    /// Cuts, once, the first link that sends `COMMIT` after carrying
+    /// `marker` (a transfer's note, say) towards the server.
+    pub fn cut_commit(&self, marker: &str, cut: Cut) {
+        let marker = marker.as_bytes().to_vec();
+        *self.cut.lock().unwrap() = Some(CommitCut { marker, cut });
+    }
+
+    /// Whether the cut armed last has been made.
+    pub fn cut_made(&self) -> bool {
+        self.cut.lock().unwrap().is_none()
     }
 
     /// `upstream`'s options, reached through this link.
@@ -923,14 +961,75 @@ impl SilentLink {
 }
 
 async fn carry<S>(
-    mut client: tokio::net::TcpStream,
-    mut server: S,
+    client: tokio::net::TcpStream,
+    server: S,
     mut silenced: tokio::sync::watch::Receiver<u64>,
+    cut: Arc<std::sync::Mutex<Option<CommitCut>>>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = silenced.changed() => std::future::pending::<()>().await,
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = tokio::io::split(server);
+    let made = tokio::select! {
+        made = towards_server(&mut from_client, &mut to_server, &cut) => made,
+        _ = tokio::io::copy(&mut from_server, &mut to_client) => None,
+        _ = silenced.changed() => std::future::pending().await,
+    };
+    drop((from_client, to_client));
+    if made == Some(Cut::AnswerLost) {
+        // The server is left to answer into the void: closing its side
+        // with the answer unread could reset the link before it commits.
+        let mut void = tokio::io::sink();
+        let drain = tokio::io::copy(&mut from_server, &mut void);
+        let _ = tokio::time::timeout(secs(5), drain).await;
     }
+}
+
+/// Carries the gateway's bytes to the server until the link closes or the
+/// armed cut is made on it (then: which one).
+async fn towards_server(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    cut: &std::sync::Mutex<Option<CommitCut>>,
+) -> Option<Cut> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 64 * 1024];
+    // The last bytes carried, so a marker split between reads is found.
+    let mut recent: Vec<u8> = Vec::new();
+    let mut marked = false;
+    loop {
+        let n = from.read(&mut buffer).await.ok().filter(|&n| n > 0)?;
+        let chunk = &buffer[..n];
+        recent.extend_from_slice(chunk);
+        if let Some((made, upto)) = cut_here(cut, &recent, chunk, &mut marked) {
+            to.write_all(&chunk[..upto]).await.ok()?;
+            return Some(made);
+        }
+        recent.drain(..recent.len().saturating_sub(256));
+        to.write_all(chunk).await.ok()?;
+    }
+}
+
+/// Whether the armed cut is made at `chunk` (the last bytes of `recent`),
+/// taking it if so: which, and how much of the chunk still goes through.
+/// `marked`: whether the link has carried the cut's marker.
+fn cut_here(
+    cut: &std::sync::Mutex<Option<CommitCut>>,
+    recent: &[u8],
+    chunk: &[u8],
+    marked: &mut bool,
+) -> Option<(Cut, usize)> {
+    let mut armed = cut.lock().unwrap();
+    *marked = *marked || find(recent, &armed.as_ref()?.marker).is_some();
+    let at = find(chunk, COMMIT_MESSAGE).filter(|_| *marked)?;
+    let made = armed.take()?.cut;
+    let upto = match made {
+        Cut::AnswerLost => at + COMMIT_MESSAGE.len(),
+        Cut::NeverSent => at,
+    };
+    Some((made, upto))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }

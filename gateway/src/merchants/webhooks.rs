@@ -434,9 +434,11 @@ async fn failed(
     };
     if endpoint.status != "DISABLED" {
         // Held in the rows too, so claims pass over them in the due index.
+        // One never tried waits exactly for the hold: enqueued while this
+        // try was out, it was set to wait for the try's lease.
         sqlx::query!(
             "UPDATE webhook_deliveries SET next_attempt_at = $2
-             WHERE webhook_id = $1 AND status = 'PENDING' AND next_attempt_at < $2",
+             WHERE webhook_id = $1 AND status = 'PENDING' AND (next_attempt_at < $2 OR attempts = 0)",
             webhook_id,
             endpoint.held_until
         )

@@ -576,11 +576,12 @@ async fn a_refund_never_exceeds_what_is_left_of_the_payment() {
 }
 
 /// A webhook receiver started by the test: it records every request and
-/// answers 500 to the first `fail_first` of them.
+/// answers 500 to the first `fail_first` of them, each after `slow`.
 #[derive(Clone)]
 pub(crate) struct Receiver {
     pub(crate) seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
     fail_first: usize,
+    slow: std::time::Duration,
 }
 
 /// A refund screens both sides, as a payment does: once the customer is
@@ -618,14 +619,25 @@ async fn a_listed_customer_is_not_refunded() {
 }
 
 pub(crate) async fn receiver(fail_first: usize) -> (String, Receiver) {
+    slow_receiver(fail_first, std::time::Duration::ZERO).await
+}
+
+pub(crate) async fn slow_receiver(
+    fail_first: usize,
+    slow: std::time::Duration,
+) -> (String, Receiver) {
     async fn hook(
         axum::extract::State(r): axum::extract::State<Receiver>,
         headers: axum::http::HeaderMap,
         body: String,
     ) -> StatusCode {
-        let mut seen = r.seen.lock().unwrap();
-        seen.push((headers, body));
-        if seen.len() <= r.fail_first {
+        let failed = {
+            let mut seen = r.seen.lock().unwrap();
+            seen.push((headers, body));
+            seen.len() <= r.fail_first
+        };
+        tokio::time::sleep(r.slow).await;
+        if failed {
             StatusCode::INTERNAL_SERVER_ERROR
         } else {
             StatusCode::NO_CONTENT
@@ -634,6 +646,7 @@ pub(crate) async fn receiver(fail_first: usize) -> (String, Receiver) {
     let r = Receiver {
         seen: Default::default(),
         fail_first,
+        slow,
     };
     let router = axum::Router::new()
         .route("/hook", axum::routing::post(hook))
@@ -929,6 +942,54 @@ async fn a_failing_endpoint_holds_back_its_backlog_and_a_removed_one_gets_nothin
     }
     let listed = app.get_json("/api/v1/merchant/webhooks", &owner).await;
     assert_eq!(listed["endpoints"][0]["status"], "DISABLED");
+}
+
+/// A payment made while a failing endpoint's try is out waits for the hold
+/// that try's failure sets, as its backlog does, not for the try's lease
+/// (five minutes).
+#[tokio::test]
+async fn a_payment_made_during_a_failing_try_waits_only_for_the_hold() {
+    let app = webhook_app().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let owner = app.token(OWNER, "5831").await;
+    let (url, hooks) = slow_receiver(usize::MAX, secs(1)).await;
+    let endpoint = app
+        .post(
+            "/api/v1/merchant/webhooks",
+            Some(&owner),
+            json!({"url": url, "events": ["payment.received"]}),
+        )
+        .await;
+    assert_eq!(endpoint.status(), StatusCode::CREATED);
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    pay_till(&app, &customer, &till, 1_000).await;
+    let tries = async |n: usize| {
+        eventually("a try out", secs(20), async || {
+            (hooks.seen.lock().unwrap().len() >= n).then_some(())
+        })
+        .await
+    };
+    // The second try is out on an endpoint already failing.
+    tries(2).await;
+    pay_till(&app, &customer, &till, 2_000).await;
+    let held: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM held_until - now())::float8 FROM merchant_webhooks",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(held > 60.0, "the try's lease holds the endpoint: {held} s");
+    eventually(
+        "the payment made during the try is tried",
+        secs(20),
+        async || {
+            let seen = hooks.seen.lock().unwrap();
+            seen.iter()
+                .any(|(_, body)| body.contains("\"amount\":2000"))
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// A payment committing while its business removes the endpoint: the

@@ -1,7 +1,7 @@
 //! Pruning state that has served its purpose, so working tables stay small:
-//! finished USSD sessions, rate-limit windows of idle callers, revocations
-//! of tokens that have expired anyway, expired quotes and old idempotency
-//! records. Each delete is bounded per pass. Nothing here touches money,
+//! finished USSD sessions and their PIN steps' claims, rate-limit windows
+//! of idle callers, revocations of tokens that have expired anyway, expired
+//! quotes and old idempotency records. Each delete is bounded per pass. Nothing here touches money,
 //! the audit log or the chain.
 
 use sqlx::PgPool;
@@ -18,6 +18,15 @@ pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
     removed += sqlx::query!(
         "DELETE FROM ussd_sessions WHERE session_id IN
            (SELECT session_id FROM ussd_sessions WHERE created_at < now() - interval '1 day' LIMIT $1)",
+        BATCH
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    // A PIN step's claim matters while its session lives.
+    removed += sqlx::query!(
+        "DELETE FROM ussd_pin_steps WHERE (session_id, position) IN
+           (SELECT session_id, position FROM ussd_pin_steps WHERE claimed_at < now() - interval '1 day' LIMIT $1)",
         BATCH
     )
     .execute(pool)

@@ -16,6 +16,7 @@
 mod counter;
 mod effects;
 mod merchant;
+mod pin_step;
 
 use chainpay_core::ussd::{self, Caller, Ctx, Screen, State, Step, Texts};
 use chainpay_core::{Lang, Msisdn};
@@ -203,7 +204,10 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> Result<String, Er
     let mut screen = Screen::End(Texts(lang).try_later().to_owned());
     if machine.is_none() {
         let step = ussd::dial(&env.ctx(caller.as_ref(), &[]));
-        let (shown, next) = run(state, &request, &env, 0, &mut caller, step).await?;
+        let (shown, next) = match run(state, &request, &env, 0, &mut caller, step).await? {
+            Ran::Shows(shown, next) => (shown, next),
+            Ran::ServedElsewhere => return served_elsewhere(state, &request, 0, &caller).await,
+        };
         screen = shown;
         machine = Some(next);
     }
@@ -213,7 +217,13 @@ pub async fn handle(state: &AppState, request: UssdRequest) -> Result<String, Er
             let ctx = env.ctx(caller.as_ref(), &request.inputs[..=position]);
             ussd::input(current, &request.inputs[position], &ctx)
         };
-        let (shown, next) = run(state, &request, &env, position + 1, &mut caller, step).await?;
+        let (shown, next) =
+            match run(state, &request, &env, position + 1, &mut caller, step).await? {
+                Ran::Shows(shown, next) => (shown, next),
+                Ran::ServedElsewhere => {
+                    return served_elsewhere(state, &request, position + 1, &caller).await
+                }
+            };
         screen = shown;
         machine = Some(next);
     }
@@ -274,6 +284,26 @@ fn foreign() -> String {
     Screen::End(Texts(Lang::En).try_later().to_owned()).render()
 }
 
+/// What resolving a step came to.
+enum Ran {
+    /// The screen to show and the state after it.
+    Shows(Screen, State),
+    /// The step carries a PIN and another request of the session (a resend)
+    /// is serving it: its reply is the answer ([`pin_step`]).
+    ServedElsewhere,
+}
+
+/// The reply of the request serving input `position` of this session.
+async fn served_elsewhere(
+    state: &AppState,
+    request: &UssdRequest,
+    position: usize,
+    caller: &Option<CallerRow>,
+) -> Result<String, Error> {
+    let lang = caller.as_ref().map_or(Lang::En, |c| c.caller.lang);
+    pin_step::reply_of_first(state, request, position, lang).await
+}
+
 /// Resolves a step's effects until it shows a screen. `position` numbers
 /// the input being handled (0 for the dial), for idempotency keys.
 async fn run(
@@ -283,12 +313,19 @@ async fn run(
     position: usize,
     caller: &mut Option<CallerRow>,
     mut step: Step,
-) -> Result<(Screen, State), Error> {
+) -> Result<Ran, Error> {
+    let mut claimed = false;
     // An effect can lead to another (recipient → holdings); a handful at most.
     for _ in 0..4 {
         match step {
-            Step::Show(screen, next) => return Ok((screen, next)),
+            Step::Show(screen, next) => return Ok(Ran::Shows(screen, next)),
             Step::Do(effect, waiting) => {
+                if pin_step::carries_pin(&effect) && !claimed {
+                    if !pin_step::claim(state, request, position).await? {
+                        return Ok(Ran::ServedElsewhere);
+                    }
+                    claimed = true;
+                }
                 let key = format!("ussd:{}:{position}", request.session_id);
                 let outcome = effects::perform(state, request, caller, effect, &key).await?;
                 let inputs = &request.inputs[..position.min(request.inputs.len())];
@@ -298,7 +335,7 @@ async fn run(
         }
     }
     let lang = caller.as_ref().map_or(Lang::En, |c| c.caller.lang);
-    Ok((
+    Ok(Ran::Shows(
         Screen::End(Texts(lang).try_later().to_owned()),
         State::Ended,
     ))

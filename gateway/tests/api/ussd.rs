@@ -499,6 +499,57 @@ async fn any_instance_serves_any_step_of_a_session() {
     );
 }
 
+/// Africa's Talking resending a PIN step while the first is still being
+/// served, to two instances at once: the money moves once, and every
+/// request is answered with the one confirmation.
+#[tokio::test]
+async fn a_pin_step_sent_many_times_at_once_moves_the_money_once() {
+    let app = spawn_app().await;
+    let other = app.second_instance(|_| {}).await;
+    let demo = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&demo, "KES").await;
+    let (mut s, _) = Session::dial(&app, USER_PHONE).await;
+    let confirm = s.keys(&["1", "0700000000", "1", "300"]).await;
+    assert!(confirm.contains("Send KES 300.00"), "{confirm}");
+    s.inputs.push(DEMO_PIN.to_owned());
+    let on_other = Session {
+        app: &other,
+        id: s.id.clone(),
+        phone: s.phone.clone(),
+        inputs: s.inputs.clone(),
+    };
+    let answers = futures::future::join_all((0..8).map(|n| {
+        if n % 2 == 0 {
+            s.post()
+        } else {
+            on_other.post()
+        }
+    }))
+    .await;
+    assert!(
+        answers[0].contains("Confirmed. KES 300.00 sent"),
+        "{answers:?}"
+    );
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    // The PIN was checked once: the lockout counted nothing.
+    let counted: (i32, i32) =
+        sqlx::query_as("SELECT failed_pin_attempts, wrong_pins_recent FROM users WHERE phone = $1")
+            .bind(USER_PHONE)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(counted, (0, 0));
+    let (transfers, fee): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(fee)::int8 FROM transactions WHERE tx_type = 'transfer'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(transfers, 1);
+    assert_eq!(app.balance(&demo, "KES").await, before - 30_000 - fee);
+    app.assert_balanced().await;
+}
+
 #[tokio::test]
 async fn malformed_ussd_requests_are_refused_and_a_configured_token_is_required() {
     let app = spawn_with(TestOptions {

@@ -575,6 +575,43 @@ async fn a_refund_never_exceeds_what_is_left_of_the_payment() {
     app.assert_balanced().await;
 }
 
+/// Refunds of one payment sent at once, without keys: the payment's row
+/// lock orders them, so together they never exceed it.
+#[tokio::test]
+async fn refunds_sent_at_once_never_exceed_the_payment() {
+    let app = spawn_app().await;
+    let till = register(&app, OWNER, "Chai Corner", "till").await;
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    let start = app.balance(&customer, "KES").await;
+    let paid = pay_till(&app, &customer, &till, 10_000).await;
+    let owner = app.token(OWNER, "5831").await;
+    let refunds = (0..10).map(|_| {
+        app.post(
+            "/api/v1/merchant/refunds",
+            Some(&owner),
+            json!({"payment_id": paid["tx_id"], "amount": 4_000}),
+        )
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(refunds)
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+    let booked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(booked, 2, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+    assert_eq!(app.balance(&customer, "KES").await, start - 2_000);
+    app.assert_balanced().await;
+}
+
 /// A webhook receiver started by the test: it records every request and
 /// answers 500 to the first `fail_first` of them, each after `slow`.
 #[derive(Clone)]

@@ -10,6 +10,7 @@
 //! from a callback or from STK Query when the callback is lost — happens
 //! under the row's lock and only while it is `PENDING`, so a wallet is
 //! credited once however many times, and by whichever path, the answer comes.
+//! A callback settles only what STK Query confirms ([`confirmed`]).
 
 use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::daraja::wire::{self, StkCallback, StkCallbackEnvelope, UntrustedAmount};
@@ -706,8 +707,69 @@ async fn apply_callback(
         phone: row.phone,
         amount: row.amount,
     };
+    let answer = match confirmed(state, &stk.checkout_request_id).await {
+        Confirmation::Paid if paid => answer,
+        // M-Pesa's records are the word: a failure report for a payment
+        // made is booked as the payment, without the report's details.
+        Confirmation::Paid => Answer::Paid {
+            amount: None,
+            receipt: None,
+            phone: None,
+        },
+        Confirmation::Unpaid(unpaid) => {
+            if paid {
+                AuditEvent::new("mpesa.callback", Outcome::Rejected)
+                    .subject(&stk.checkout_request_id)
+                    .detail(json!({"reason": "STK Query says the payment was not made"}))
+                    .record(&mut *conn)
+                    .await?;
+            }
+            if late {
+                return Ok(format!("already {}; not paid by STK Query", row.status));
+            }
+            unpaid
+        }
+        Confirmation::Unknown => return Ok(AWAITING_QUERY.to_owned()),
+    };
     let status = settle(conn, state, &pending, answer, late).await?;
     Ok(status.as_str().to_owned())
+}
+
+/// A callback's outcome while STK Query gives no definitive answer: the
+/// deposit stays as it was, and the sweep asks again.
+const AWAITING_QUERY: &str = "awaiting STK Query";
+
+/// What M-Pesa's own records say of the payment a callback reports on.
+enum Confirmation {
+    Paid,
+    /// Not paid: the answer to settle the deposit with.
+    Unpaid(Answer),
+    /// No definitive answer now.
+    Unknown,
+}
+
+/// Asks STK Query (over our own OAuth credentials) how the prompt a
+/// callback reports on ended. The callback's token is only a shared secret
+/// in a URL: one that leaked must not let its holder report their own
+/// unpaid prompt as paid and be credited, nor fail someone else's prompt
+/// before they pay (their payment would wait in suspense). So a callback
+/// only settles what Safaricom confirms; its own details (receipt, amount,
+/// phone) are used only when both say the payment was made.
+async fn confirmed(state: &AppState, checkout: &str) -> Confirmation {
+    let Ok(daraja) = state.daraja() else {
+        return Confirmation::Unknown;
+    };
+    match daraja.stk_query(checkout).await {
+        Ok(StkStatus::Final { result_code, .. }) if result_code.is_success() => Confirmation::Paid,
+        Ok(StkStatus::Final {
+            result_code,
+            result_desc,
+        }) => Confirmation::Unpaid(Answer::Unpaid {
+            code: result_code,
+            desc: result_desc,
+        }),
+        Ok(StkStatus::Pending) | Err(_) => Confirmation::Unknown,
+    }
 }
 
 /// Records the receipt of a deposit booked without one, unless that receipt

@@ -22,6 +22,25 @@ pub(crate) async fn mpesa_app() -> TestApp {
     .await
 }
 
+/// An app for callbacks the test writes itself: the sweep's STK Query
+/// (after two minutes) never races them.
+async fn callback_app() -> TestApp {
+    spawn_with(TestOptions {
+        configure: |settings| {
+            settings.mpesa.sim_delay_ms = 600_000;
+            settings.mpesa.pending_timeout_s = 120;
+        },
+        ..TestOptions::default()
+    })
+    .await
+}
+
+/// The customer pays the prompt and Safaricom's own callback is lost: STK
+/// Query says paid, and the test delivers a callback of its making.
+async fn paid_silently(app: &TestApp, checkout: &Value) {
+    answer(app, checkout, 0, false).await;
+}
+
 async fn initiate(app: &TestApp, token: &str, amount: i64) -> Value {
     let response = app
         .post(
@@ -177,10 +196,11 @@ async fn cancelled_timed_out_underfunded_and_wrong_pin_prompts_credit_nothing() 
 
 #[tokio::test]
 async fn the_same_callback_delivered_ten_times_at_once_credits_once() {
-    let app = mpesa_app().await;
+    let app = callback_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
     let started = initiate(&app, &token, 25_000).await;
+    paid_silently(&app, &started["checkout_request_id"]).await;
     let callback = success_callback(
         &started["checkout_request_id"],
         250.0,
@@ -206,6 +226,7 @@ async fn the_same_callback_delivered_ten_times_at_once_credits_once() {
     assert_eq!(deposits, 1);
     // A second deposit answered with a receipt already used is a duplicate.
     let other = initiate(&app, &token, 25_000).await;
+    paid_silently(&app, &other["checkout_request_id"]).await;
     let replayed = success_callback(
         &other["checkout_request_id"],
         250.0,
@@ -228,7 +249,7 @@ async fn the_same_callback_delivered_ten_times_at_once_credits_once() {
 
 #[tokio::test]
 async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
-    let app = mpesa_app().await;
+    let app = callback_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
     let started = initiate(&app, &token, 10_000).await;
@@ -263,8 +284,33 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
         "PENDING"
     );
 
-    // The right callback with a different amount: the money goes to suspense
-    // with a report, never to the wallet.
+    // With the token (it travels in a URL and can leak), a success callback
+    // for a prompt nobody paid credits nothing: STK Query says it is still
+    // waiting, or that the customer cancelled it.
+    let forged = |checkout: &Value, receipt: &str| {
+        let callback = success_callback(checkout, 100.0, receipt, 254700000001);
+        app.client.post(callback_url(&app)).json(&callback).send()
+    };
+    forged(&started["checkout_request_id"], "DDDDDDDDDD")
+        .await
+        .unwrap();
+    assert_eq!(
+        status(&app, &token, &started["ref"]).await["status"],
+        "PENDING"
+    );
+    let cancelled = initiate(&app, &token, 10_000).await;
+    answer(&app, &cancelled["checkout_request_id"], 1032, false).await;
+    forged(&cancelled["checkout_request_id"], "EEEEEEEEEE")
+        .await
+        .unwrap();
+    let failed = status(&app, &token, &cancelled["ref"]).await;
+    assert_eq!(failed["status"], "FAILED");
+    assert_eq!(failed["mpesa_receipt"], Value::Null);
+    assert_eq!(app.balance(&token, "KES").await, before);
+
+    // The right callback with a different amount for a prompt the customer
+    // paid: the money goes to suspense with a report, never to the wallet.
+    paid_silently(&app, &started["checkout_request_id"]).await;
     let tampered = success_callback(
         &started["checkout_request_id"],
         1_000.0,
@@ -300,7 +346,13 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
     .unwrap();
     // A callback without the token is counted, never stored or audited:
     // an unauthenticated caller writes nothing.
-    assert_eq!(audited, ["unknown CheckoutRequestID"]);
+    assert_eq!(
+        audited,
+        [
+            "unknown CheckoutRequestID",
+            "STK Query says the payment was not made"
+        ]
+    );
     assert!(app
         .metrics()
         .await
@@ -348,7 +400,7 @@ async fn callbacks_holding_nul_characters_are_acknowledged_kept_and_move_nothing
 
 #[tokio::test]
 async fn a_callback_amount_that_is_not_exactly_the_request_never_credits_the_wallet() {
-    let app = mpesa_app().await;
+    let app = callback_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
     // As a string, missing, or a fraction of a shilling: none of these is an
@@ -356,6 +408,7 @@ async fn a_callback_amount_that_is_not_exactly_the_request_never_credits_the_wal
     let untrusted = [json!("100"), Value::Null, json!(100.5)];
     for (n, amount) in untrusted.into_iter().enumerate() {
         let started = initiate(&app, &token, 10_000).await;
+        paid_silently(&app, &started["checkout_request_id"]).await;
         let mut callback = success_callback(
             &started["checkout_request_id"],
             100.0,
@@ -497,9 +550,21 @@ async fn daraja_dropping_connections(pool: Arc<OnceLock<PgPool>>) -> String {
             "ResponseDescription": "Accept the service request successfully."
         }))
     };
+    // The customer paid the prompt.
+    let query = || async {
+        axum::Json(json!({
+            "ResponseCode": "0",
+            "ResponseDescription": "The service request has been accepted successsfully",
+            "MerchantRequestID": "29115-34620561-1",
+            "CheckoutRequestID": "ws_CO_DROPPED0001",
+            "ResultCode": "0",
+            "ResultDesc": "The service request is processed successfully."
+        }))
+    };
     let routes = axum::Router::new()
         .route("/oauth/v1/generate", get(token))
         .route("/mpesa/stkpush/v1/processrequest", post(push))
+        .route("/mpesa/stkpushquery/v1/query", post(query))
         .route("/mpesa/b2c/v3/paymentrequest", post(pay));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

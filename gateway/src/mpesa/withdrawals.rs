@@ -735,10 +735,11 @@ enum Conversation {
 
 /// Our reference is no secret (the customer reads it); Safaricom's
 /// ConversationID is. So a result forged with a leaked callback token
-/// cannot refund a payout M-Pesa is paying: one naming another conversation
-/// settles nothing, and a failure for a payout whose acknowledgement never
-/// came (nothing to compare) is left to Transaction Status, which asks
-/// Safaricom itself. A success there is taken: it only pays the hold out.
+/// cannot refund a payout M-Pesa is paying, nor pay out one M-Pesa failed
+/// (the customer would lose it): one naming another conversation settles
+/// nothing, and any result for a payout whose acknowledgement never came
+/// (nothing to compare) is left to Transaction Status, which asks Safaricom
+/// itself.
 async fn conversation(
     conn: &mut sqlx::PgConnection,
     reference: Uuid,
@@ -774,9 +775,7 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
                     match conversation(&mut tx, reference, &result.conversation_id).await? {
                         Conversation::Other => "conversation_mismatch".to_owned(),
                         // Transaction Status settles it (`payout_status`).
-                        Conversation::Unacknowledged if !code.is_success() => {
-                            "failure_unacknowledged".to_owned()
-                        }
+                        Conversation::Unacknowledged => "result_unacknowledged".to_owned(),
                         _ if code.is_success() => {
                             settle(&mut tx, state, reference, Ok(result.transaction_id)).await?
                         }
@@ -794,7 +793,7 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
         "unknown",
         "unreadable",
         "conversation_mismatch",
-        "failure_unacknowledged",
+        "result_unacknowledged",
     ]
     .contains(&outcome.as_str())
     {

@@ -71,7 +71,8 @@ async fn ask_inner(state: &AppState) -> Result<Figure, Error> {
         Err(error) => return Ok(Figure::Unanswered(format!("Account Balance: {error}"))),
     };
     sqlx::query!(
-        "INSERT INTO mpesa_balance_queries (conversation_id) VALUES ($1) ON CONFLICT (conversation_id) DO NOTHING",
+        "INSERT INTO mpesa_balance_queries (conversation_id, acknowledged_at) VALUES ($1, now())
+         ON CONFLICT (conversation_id) DO UPDATE SET acknowledged_at = coalesce(mpesa_balance_queries.acknowledged_at, now())",
         ack.conversation_id
     )
     .execute(&state.pool)
@@ -110,13 +111,15 @@ async fn ask_inner(state: &AppState) -> Result<Figure, Error> {
     }
 }
 
-/// The latest answer no older than `max_age`, for the command line (which
-/// cannot receive Daraja's answer itself).
+/// The latest answer no older than `max_age` to a query Safaricom
+/// acknowledged (an answer to a conversation nobody started is not one),
+/// for the command line (which cannot receive Daraja's answer itself).
 pub async fn latest(pool: &PgPool, max_age: Duration) -> Result<Figure, Error> {
     let row = sqlx::query!(
         r#"SELECT working_balance AS "cents!", answered_at AS "at!", books_held, deposits_in_flight, payouts_in_flight
            FROM mpesa_balance_queries
-           WHERE working_balance IS NOT NULL AND answered_at > now() - make_interval(secs => $1)
+           WHERE working_balance IS NOT NULL AND acknowledged_at IS NOT NULL
+             AND answered_at > now() - make_interval(secs => $1)
            ORDER BY answered_at DESC LIMIT 1"#,
         max_age.as_secs_f64()
     )
@@ -164,9 +167,9 @@ pub async fn on_result(pool: &PgPool, body: &Value, timed_out: bool) -> Result<S
     } else {
         result.result_desc.clone()
     };
-    // Only conversations we started are recorded (the answer may arrive
-    // before the acknowledgement is stored, so the row may be created here,
-    // but never without the callback token, which the route checks).
+    // The answer may arrive before the acknowledgement is stored, so the
+    // row may be created here (never without the callback token, which the
+    // route checks); it counts only once acknowledged (see [`latest`]).
     // The books are read in the same statement that records the answer, so
     // the two are compared as of one moment, however long a run takes.
     let updated = sqlx::query!(

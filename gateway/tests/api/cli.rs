@@ -185,6 +185,31 @@ async fn reconcile_exits_non_zero_and_names_the_account_that_does_not_add_up() {
     ];
     let clean = run(&["reconcile"], &env).await;
     assert!(clean.status.success(), "{}", stdout(&clean));
+    // An Account Balance answer to a query nobody made (forged with a
+    // leaked callback token) is not the float's latest figure.
+    let forged = serde_json::json!({"Result": {
+        "ResultType": 0, "ResultCode": 0, "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": "1", "ConversationID": "AG_20261207_FORGED", "TransactionID": "1",
+        "ResultParameters": {"ResultParameter": [{"Key": "AccountBalance",
+            "Value": "Working Account|KES|900000.00|900000.00|0.00|0.00"}]}}});
+    let answered = app
+        .post(
+            &format!(
+                "/api/v1/mpesa/balance/result?token={}",
+                app.state.mpesa_callback_token
+            ),
+            None,
+            forged,
+        )
+        .await;
+    assert_eq!(answered.status(), reqwest::StatusCode::OK);
+    let still = run(&["reconcile"], &env).await;
+    assert!(still.status.success(), "{}", stdout(&still));
+    assert!(
+        stdout(&still).contains("no recent Account Balance answer"),
+        "{}",
+        stdout(&still)
+    );
 
     let account_id: i64 = sqlx::query_scalar(
         "UPDATE accounts SET balance = balance + 1 WHERE id = (SELECT min(id) FROM accounts WHERE kind = 'wallet') RETURNING id",
@@ -206,9 +231,10 @@ async fn reconcile_exits_non_zero_and_names_the_account_that_does_not_add_up() {
             .fetch_all(&app.pool)
             .await
             .unwrap();
-    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs.len(), 3, "{runs:?}");
     assert_eq!(runs[0], ("cli".to_owned(), 0));
-    assert!(runs[1].1 >= 1, "{runs:?}");
+    assert_eq!(runs[1], ("cli".to_owned(), 0));
+    assert!(runs[2].1 >= 1, "{runs:?}");
 }
 
 /// Anyone who knows the admins' numbers can lock them out, and an admin's

@@ -1306,9 +1306,9 @@ async fn a_storm_of_repeated_late_and_stray_callbacks_settles_everything_exactly
 }
 
 /// Our payout reference is no secret (the customer reads it); the
-/// ConversationID Safaricom gave the request is. A failure result forged
-/// with a leaked callback token but the wrong ConversationID refunds
-/// nothing, so a payout M-Pesa is paying is never also refunded.
+/// ConversationID Safaricom gave the request is. A result forged with a
+/// leaked callback token but the wrong ConversationID (or none to compare)
+/// settles nothing, so a payout M-Pesa is paying is never also refunded.
 #[tokio::test]
 async fn a_payout_result_naming_another_conversation_settles_nothing() {
     let app = spawn_with(TestOptions {
@@ -1350,7 +1350,8 @@ async fn a_payout_result_naming_another_conversation_settles_nothing() {
     assert_eq!(rejected, 1);
 
     // With no acknowledgement recorded there is nothing to compare: a
-    // failure is left to Transaction Status, which asks Safaricom.
+    // result, failure or success, is left to Transaction Status, which
+    // asks Safaricom (a forged success would pay out a payout M-Pesa failed).
     let acknowledged = "UPDATE mpesa_withdrawals SET conversation_id = $2 WHERE ref = $1";
     for stored in [None, Some(conversation.as_str())] {
         sqlx::query(acknowledged)
@@ -1360,9 +1361,13 @@ async fn a_payout_result_naming_another_conversation_settles_nothing() {
             .await
             .unwrap();
         if stored.is_none() {
-            let unsure = post_result(failed("AG_ANY")).await;
-            assert_eq!(unsure.status(), StatusCode::OK);
-            assert_eq!(payout_state(&app, &held).await.0, "PENDING");
+            let mut paid = failed("AG_ANY");
+            paid["Result"]["ResultCode"] = json!(0);
+            paid["Result"]["TransactionID"] = json!("FORGED0001");
+            for unsure in [failed("AG_ANY"), paid] {
+                assert_eq!(post_result(unsure).await.status(), StatusCode::OK);
+                assert_eq!(payout_state(&app, &held).await.0, "PENDING");
+            }
         }
     }
 

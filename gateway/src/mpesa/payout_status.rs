@@ -15,10 +15,13 @@
 //! query itself may have failed): the payout is refunded only after
 //! [`NO_RECORD_LIMIT`] such answers (to as many queries: an answer
 //! delivered twice counts once) *and* once `MPESA_QUERY_DEADLINE_S` has
-//! passed since it was sent, and only if Safaricom never acknowledged the
-//! request (see [`no_record`]). A request recorded but never sent (the
+//! passed since it was sent, only if Safaricom never acknowledged the
+//! request, and only while an answer that found a transaction shows the
+//! query works (see [`no_record`]; without one, a control query asks about
+//! a payout known to be completed: [`ask_control`]). A request recorded but never sent (the
 //! gateway stopped in between) is sent.
 
+use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::daraja::queries::{payout_status, PayoutStatus};
 use chainpay_core::daraja::wire::{self, B2cResultEnvelope};
 use chainpay_core::status::WithdrawalStatus;
@@ -67,6 +70,7 @@ pub async fn recover(state: &AppState) -> Result<usize, Error> {
     while asked < BATCH && crate::bounded::item(ask_one(state)).await? {
         asked += 1;
     }
+    crate::bounded::item(ask_control(state)).await?;
     Ok(unsent.len() + asked as usize)
 }
 
@@ -165,13 +169,31 @@ async fn apply(
     if asked.answered {
         return Ok("answered already".into());
     }
-    sqlx::query!(
-        "UPDATE mpesa_status_queries SET answered_at = now() WHERE conversation_id = $1",
-        result.conversation_id
+    // A query that succeeded found a transaction: the query works.
+    let found = wire::code(&result.result_code).is_some_and(|code| code.is_success());
+    let control = sqlx::query_scalar!(
+        "UPDATE mpesa_status_queries SET answered_at = now(), found = $2 WHERE conversation_id = $1 RETURNING control",
+        result.conversation_id,
+        found
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     let reference = asked.withdrawal_ref;
+    if found {
+        // Found, so it exists: its earlier "no record" answers were wrong.
+        if !control {
+            sqlx::query!(
+                "UPDATE mpesa_withdrawals SET status_no_record = 0 WHERE ref = $1",
+                reference
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        refund_proven_missing(conn, state, reference).await?;
+    }
+    if control {
+        return Ok(format!("control answered (found: {found})"));
+    }
     let answer = match payout_status(result) {
         PayoutStatus::Completed { receipt } => Ok(receipt),
         PayoutStatus::NotPaid { code, desc } => Err((code, desc)),
@@ -188,7 +210,8 @@ async fn apply(
 }
 
 /// Counts a "no such transaction" answer; `Some(answers)` once there have
-/// been enough of them and the payout was sent long enough ago to be sure.
+/// been enough of them, the payout was sent long enough ago to be sure, and
+/// the query is known to work ([`EVIDENCE_S`]).
 async fn no_record(
     conn: &mut sqlx::PgConnection,
     state: &AppState,
@@ -197,14 +220,108 @@ async fn no_record(
     let counted = sqlx::query!(
         r#"UPDATE mpesa_withdrawals SET status_no_record = status_no_record + 1 WHERE ref = $1 AND status = $3
            RETURNING status_no_record, submitted_at < now() - make_interval(secs => $2) AS "old_enough!",
-                     conversation_id IS NULL AS "unacknowledged!""#,
+                     conversation_id IS NULL AS "unacknowledged!",
+                     EXISTS (SELECT 1 FROM mpesa_status_queries
+                             WHERE found AND answered_at > now() - make_interval(secs => $4)) AS "query_works!""#,
         reference,
         state.settings.mpesa.query_deadline_s as f64,
-        WithdrawalStatus::Pending.as_str()
+        WithdrawalStatus::Pending.as_str(),
+        EVIDENCE_S
     )
     .fetch_optional(&mut *conn)
     .await?;
     Ok(counted
-        .filter(|c| c.status_no_record >= NO_RECORD_LIMIT && c.old_enough && c.unacknowledged)
+        .filter(|c| {
+            c.status_no_record >= NO_RECORD_LIMIT
+                && c.old_enough
+                && c.unacknowledged
+                && c.query_works
+        })
         .map(|c| c.status_no_record))
+}
+
+/// How long an answer that found a transaction counts as evidence that
+/// Transaction Status works.
+const EVIDENCE_S: f64 = 600.0;
+/// Seconds between control queries.
+const CONTROL_SPACING_S: f64 = 60.0;
+
+/// Payouts with enough "no record" answers that waited for evidence the
+/// query works, now that an answer (about payout `answered`, which is not
+/// one of them) found a transaction: refunded, each once (locked, still
+/// PENDING), as [`no_record`] would have.
+async fn refund_proven_missing(
+    conn: &mut sqlx::PgConnection,
+    state: &AppState,
+    answered: Uuid,
+) -> Result<(), Error> {
+    let proven = sqlx::query!(
+        "SELECT ref, status_no_record FROM mpesa_withdrawals
+         WHERE status = $1 AND status_no_record >= $2 AND conversation_id IS NULL
+           AND submitted_at < now() - make_interval(secs => $3) AND ref <> $5
+         ORDER BY ref LIMIT $4",
+        WithdrawalStatus::Pending.as_str(),
+        NO_RECORD_LIMIT,
+        state.settings.mpesa.query_deadline_s as f64,
+        BATCH,
+        answered
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for payout in proven {
+        let reason = format!(
+            "M-Pesa has no record of the payout ({} answers)",
+            payout.status_no_record
+        );
+        withdrawals::settle(conn, state, payout.r#ref, Err((ResultCode(-1), reason))).await?;
+    }
+    Ok(())
+}
+
+/// When a payout waits only for evidence that Transaction Status works
+/// ([`refund_proven_missing`]) and none is recent, asks about the latest
+/// payout known to be completed (at most every [`CONTROL_SPACING_S`]).
+async fn ask_control(state: &AppState) -> Result<(), Error> {
+    let control = sqlx::query_scalar!(
+        "SELECT (SELECT ref FROM mpesa_withdrawals WHERE status = $1 ORDER BY settled_at DESC NULLS LAST LIMIT 1) AS known
+         WHERE EXISTS (SELECT 1 FROM mpesa_withdrawals
+                       WHERE status = $2 AND status_no_record >= $3 AND conversation_id IS NULL
+                         AND submitted_at < now() - make_interval(secs => $4))
+           AND NOT EXISTS (SELECT 1 FROM mpesa_status_queries WHERE found AND answered_at > now() - make_interval(secs => $5))
+           AND NOT EXISTS (SELECT 1 FROM mpesa_status_queries WHERE control AND asked_at > now() - make_interval(secs => $6))",
+        WithdrawalStatus::Completed.as_str(),
+        WithdrawalStatus::Pending.as_str(),
+        NO_RECORD_LIMIT,
+        state.settings.mpesa.query_deadline_s as f64,
+        EVIDENCE_S,
+        CONTROL_SPACING_S
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .flatten();
+    let Some(known) = control else {
+        return Ok(());
+    };
+    let result_url = super::callback_url(state, "/api/v1/mpesa/txstatus/result")?;
+    let timeout_url = super::callback_url(state, "/api/v1/mpesa/txstatus/timeout")?;
+    match state
+        .daraja()?
+        .transaction_status(&known.to_string(), &result_url, &timeout_url)
+        .await
+    {
+        Ok(ack) => {
+            sqlx::query!(
+                "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref, control) VALUES ($1, $2, true)
+                 ON CONFLICT DO NOTHING",
+                ack.conversation_id,
+                known
+            )
+            .execute(&state.pool)
+            .await?;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "Transaction Status control query failed; asking again later");
+        }
+    }
+    Ok(())
 }

@@ -833,14 +833,17 @@ async fn settle_payout(app: &TestApp, conversation: &str, body: Value) {
 /// "No such transaction" from Transaction Status is also how Daraja answers
 /// a query that failed (an initiator it no longer accepts): it refunds only
 /// a payout Safaricom never acknowledged, after three answers to three
-/// queries (one delivered twice counts once) and past the query deadline.
-/// One Safaricom acknowledged exists in M-Pesa and stays held.
+/// queries (one delivered twice counts once), past the query deadline, and
+/// only once an answer that found a transaction shows the query works. One
+/// Safaricom acknowledged exists in M-Pesa and stays held. With no recent
+/// evidence, the gateway asks about a payout it knows was completed.
 #[tokio::test]
 async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
     let app = spawn_with(TestOptions {
         configure: |settings| {
             settings.mpesa.sim_delay_ms = 600_000;
-            settings.mpesa.pending_timeout_s = 1;
+            // The gateway asks nothing about a pending payout on its own.
+            settings.mpesa.pending_timeout_s = 7_200;
             settings.mpesa.query_deadline_s = 1;
         },
         ..TestOptions::default()
@@ -853,45 +856,29 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
     for held in [&acknowledged, &unacknowledged] {
         conversation_of(&app, held).await;
     }
-    // As if the second acknowledgement had been lost; both sent long ago.
-    sqlx::query("UPDATE mpesa_withdrawals SET conversation_id = NULL WHERE hold_tx_id = $1::uuid")
-        .bind(unacknowledged["tx_id"].as_str().unwrap())
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE mpesa_withdrawals SET submitted_at = now() - interval '1 hour'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let url = app.url(&format!(
-        "/api/v1/mpesa/txstatus/result?token={}",
-        app.state.mpesa_callback_token
-    ));
+    lose_acknowledgement(&app, &unacknowledged).await;
+    let answers = StatusAnswers::new(&app);
     for (n, held) in [&acknowledged, &unacknowledged].into_iter().enumerate() {
         for query in 0..3 {
-            let conversation = format!("AG_20261205_{n}{query}");
-            sqlx::query(
-                "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref)
-                 SELECT $2, ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
-            )
-            .bind(held["tx_id"].as_str().unwrap())
-            .bind(&conversation)
-            .execute(&app.pool)
-            .await
-            .unwrap();
-            let not_found = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
-                "ResultDesc": "The transaction could not be found.", "OriginatorConversationID": "1",
-                "ConversationID": conversation, "TransactionID": ""}});
             let deliveries = if query == 0 { 2 } else { 1 };
-            for _ in 0..deliveries {
-                let answered = app.client.post(&url).json(&not_found).send().await.unwrap();
-                assert_eq!(answered.status(), StatusCode::OK);
-            }
+            answers
+                .not_found(held, &format!("AG_20261205_{n}{query}"), deliveries)
+                .await;
         }
     }
+    // Nothing yet shows the query works: 2001 may be a refused query.
+    for held in [&acknowledged, &unacknowledged] {
+        assert_eq!(payout_state(&app, held).await, ("PENDING".to_owned(), 3));
+    }
+    // An answer that finds a transaction (the acknowledged payout, still in
+    // progress) shows it works: the unacknowledged payout is refunded, and
+    // the one found forgets its "no record" answers.
+    answers
+        .found(&acknowledged, "AG_20261205_FOUND", "Pending")
+        .await;
     assert_eq!(
         payout_state(&app, &acknowledged).await,
-        ("PENDING".to_owned(), 3)
+        ("PENDING".to_owned(), 0)
     );
     assert_eq!(
         payout_state(&app, &unacknowledged).await,
@@ -906,7 +893,124 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
     .await
     .unwrap();
     assert_eq!(again, 2, "the second delivery of each first answer");
+
+    // The evidence goes stale. A payout known to be completed is what the
+    // gateway asks about before refunding the next lost one.
+    let completed = withdraw(&app, &token, 10_000).await;
+    let conversation = conversation_of(&app, &completed).await;
+    settle_payout(&app, &conversation, json!({"result_code": 0})).await;
+    eventually("the payout completed", secs(10), async || {
+        (payout_state(&app, &completed).await.0 == "COMPLETED").then_some(())
+    })
+    .await;
+    let lost = withdraw(&app, &token, 40_000).await;
+    conversation_of(&app, &lost).await;
+    lose_acknowledgement(&app, &lost).await;
+    sqlx::query(
+        "UPDATE mpesa_status_queries SET answered_at = now() - interval '1 hour' WHERE found",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    for query in 0..3 {
+        answers
+            .not_found(&lost, &format!("AG_20261205_L{query}"), 1)
+            .await;
+    }
+    eventually(
+        "the control query shows the query works",
+        secs(20),
+        async || (payout_state(&app, &lost).await.0 == "FAILED").then_some(()),
+    )
+    .await;
+    let controls: Vec<(uuid::Uuid, Option<bool>)> = sqlx::query_as(
+        "SELECT q.withdrawal_ref, q.found FROM mpesa_status_queries q WHERE q.control",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(controls.len(), 1, "{controls:?}");
+    assert_eq!(controls[0].0, withdrawal_ref(&app, &completed).await);
+    assert_eq!(controls[0].1, Some(true));
+    assert_eq!(payout_state(&app, &completed).await.0, "COMPLETED");
     app.assert_balanced().await;
+}
+
+/// As if Safaricom's acknowledgement of the payout had been lost, and the
+/// payout sent long ago.
+async fn lose_acknowledgement(app: &TestApp, held: &Value) {
+    sqlx::query(
+        "UPDATE mpesa_withdrawals SET conversation_id = NULL, submitted_at = now() - interval '1 hour'
+         WHERE hold_tx_id = $1::uuid",
+    )
+    .bind(held["tx_id"].as_str().unwrap())
+    .execute(&app.pool)
+    .await
+    .unwrap();
+}
+
+async fn withdrawal_ref(app: &TestApp, held: &Value) -> uuid::Uuid {
+    sqlx::query_scalar("SELECT ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid")
+        .bind(held["tx_id"].as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// Transaction Status answers to queries the test records as the gateway's.
+struct StatusAnswers<'a> {
+    app: &'a TestApp,
+    url: String,
+}
+
+impl<'a> StatusAnswers<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        let url = app.url(&format!(
+            "/api/v1/mpesa/txstatus/result?token={}",
+            app.state.mpesa_callback_token
+        ));
+        Self { app, url }
+    }
+
+    /// Records a query about `held` as `conversation` and delivers its
+    /// answer `deliveries` times.
+    async fn answer(&self, held: &Value, conversation: &str, answer: Value, deliveries: usize) {
+        sqlx::query(
+            "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref)
+             SELECT $2, ref FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+        )
+        .bind(held["tx_id"].as_str().unwrap())
+        .bind(conversation)
+        .execute(&self.app.pool)
+        .await
+        .unwrap();
+        for _ in 0..deliveries {
+            let answered = self
+                .app
+                .client
+                .post(&self.url)
+                .json(&answer)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answered.status(), StatusCode::OK);
+        }
+    }
+
+    async fn not_found(&self, held: &Value, conversation: &str, deliveries: usize) {
+        let answer = json!({"Result": {"ResultType": 0, "ResultCode": 2001,
+            "ResultDesc": "The transaction could not be found.", "OriginatorConversationID": "1",
+            "ConversationID": conversation, "TransactionID": ""}});
+        self.answer(held, conversation, answer, deliveries).await;
+    }
+
+    async fn found(&self, held: &Value, conversation: &str, status: &str) {
+        let answer = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+            "ResultDesc": "The service request is processed successfully.", "OriginatorConversationID": "1",
+            "ConversationID": conversation, "TransactionID": "",
+            "ResultParameters": {"ResultParameter": [{"Key": "TransactionStatus", "Value": status}]}}});
+        self.answer(held, conversation, answer, 1).await;
+    }
 }
 
 /// A withdrawal's status and how many "no such transaction" answers it got.

@@ -124,7 +124,7 @@ pub async fn decide(
 ) -> Result<Issuance, Error> {
     let mut tx = state.pool.begin().await?;
     let current = sqlx::query!(
-        "SELECT status, proposed_by, decided_by FROM treasury_issuances WHERE id = $1 FOR UPDATE",
+        "SELECT status, proposed_by, decided_by, created_at FROM treasury_issuances WHERE id = $1 FOR UPDATE",
         id
     )
     .fetch_optional(&mut *tx)
@@ -135,6 +135,12 @@ pub async fn decide(
         proposed_by: current.proposed_by,
         decided_by: current.decided_by,
         party: None,
+        proposer_stands: four_eyes::proposer_stands(
+            &mut tx,
+            current.proposed_by,
+            Some(current.created_at),
+        )
+        .await?,
     };
     if !four_eyes::to_decide(&standing, admin, approve, "issuance")? {
         return fetch(&mut tx, id).await;

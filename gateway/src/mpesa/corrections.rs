@@ -324,6 +324,12 @@ pub async fn decide(
         proposed_by: proposal.proposed_by,
         decided_by: proposal.decided_by,
         party: Some(held.user_id),
+        proposer_stands: four_eyes::proposer_stands(
+            &mut tx,
+            proposal.proposed_by,
+            Some(proposal.created_at),
+        )
+        .await?,
     };
     if !four_eyes::to_decide(&standing, admin, approve, "proposal")? {
         return Ok(proposal);

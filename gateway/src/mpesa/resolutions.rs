@@ -195,7 +195,7 @@ pub async fn decide(
     let mut tx = state.pool.begin().await?;
     lock_payout_of(&mut tx, id).await?;
     let current = sqlx::query!(
-        "SELECT r.status, r.proposed_by, r.decided_by, w.user_id AS customer
+        "SELECT r.status, r.proposed_by, r.decided_by, r.created_at, w.user_id AS customer
          FROM payout_resolutions r JOIN mpesa_withdrawals w ON w.ref = r.withdrawal_ref
          WHERE r.id = $1 FOR UPDATE OF r",
         id
@@ -208,6 +208,12 @@ pub async fn decide(
         proposed_by: current.proposed_by,
         decided_by: current.decided_by,
         party: Some(current.customer),
+        proposer_stands: four_eyes::proposer_stands(
+            &mut tx,
+            current.proposed_by,
+            Some(current.created_at),
+        )
+        .await?,
     };
     if !four_eyes::to_decide(&standing, admin, approve, "proposal")? {
         return fetch(&mut tx, id).await;

@@ -181,7 +181,7 @@ pub async fn propose(
     };
     sqlx::query!(
         "UPDATE reconciliation_items SET status = 'PROPOSED', resolution = $2, proposed_by = $3, proposal_note = $4,
-                mpesa_reference = $5, proposal_version = proposal_version + 1 WHERE id = $1",
+                mpesa_reference = $5, proposal_version = proposal_version + 1, proposed_at = now() WHERE id = $1",
         id,
         proposal.resolution.as_str(),
         admin,
@@ -235,7 +235,7 @@ pub async fn reject(
     }
     sqlx::query!(
         "UPDATE reconciliation_items SET status = 'OPEN', resolution = NULL, proposed_by = NULL, proposal_note = NULL,
-                mpesa_reference = NULL WHERE id = $1",
+                mpesa_reference = NULL, proposed_at = NULL WHERE id = $1",
         id
     )
     .execute(&mut *tx)
@@ -251,8 +251,28 @@ pub async fn reject(
     Ok(item)
 }
 
+/// Whether the proposal on (locked) item `id` still stands
+/// ([`crate::four_eyes::proposer_stands`]).
+async fn proposal_stands(
+    conn: &mut PgConnection,
+    id: i64,
+    proposed_by: Option<Uuid>,
+) -> Result<bool, Error> {
+    let Some(proposed_by) = proposed_by else {
+        return Ok(false);
+    };
+    let proposed_at = sqlx::query_scalar!(
+        "SELECT proposed_at FROM reconciliation_items WHERE id = $1",
+        id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(crate::four_eyes::proposer_stands(conn, proposed_by, proposed_at).await?)
+}
+
 /// Approves and books proposal `version` of an item, as an admin other
-/// than its proposer. Approving again answers as the first time.
+/// than its proposer, while the proposal stands. Approving again answers
+/// as the first time.
 pub async fn approve(
     state: &AppState,
     admin: Uuid,
@@ -270,6 +290,9 @@ pub async fn approve(
             return Err(Error::Conflict(
                 "the proposal changed since you read it: read it again".into(),
             ))
+        }
+        "PROPOSED" if !proposal_stands(&mut tx, id, item.proposed_by).await? => {
+            return Err(crate::four_eyes::lapsed("proposal"));
         }
         "PROPOSED" => {}
         "RESOLVED" if item.resolved_by == Some(admin) => return Ok(item),

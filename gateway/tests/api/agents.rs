@@ -169,6 +169,69 @@ async fn float_exists_only_after_a_second_admin_approves_an_issuance() {
     app.assert_balanced().await;
 }
 
+/// A proposal counts only while its proposer stands behind it: one three
+/// days old, or one whose proposer has since been suspended, can be
+/// rejected but no longer approved.
+#[tokio::test]
+async fn a_lapsed_issuance_is_never_approved() {
+    let app = spawn_app().await;
+    app.agent_with_float(AGENT, "KES", 0).await;
+    let admin = app.admin_token().await;
+    let second = app.second_admin().await;
+    let propose = async |reference: &str| -> String {
+        let body = json!({"agent_phone": AGENT, "amount": 1_000_000, "currency": "KES", "reference": reference});
+        let proposed: Value = app
+            .post("/api/v1/admin/treasury/issuances", Some(&admin), body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        format!(
+            "/api/v1/admin/treasury/issuances/{}",
+            proposed["id"].as_str().unwrap()
+        )
+    };
+    let set = async |sql: &str| {
+        sqlx::query(sql).execute(&app.pool).await.unwrap();
+    };
+    let suspend = |suspended: bool| {
+        format!("UPDATE users SET suspended = {suspended} WHERE phone = '{ADMIN_PHONE}'")
+    };
+    let old = propose("BANK-OLD-1").await;
+    set("UPDATE treasury_issuances SET created_at = now() - interval '73 hours'").await;
+    let stale = app
+        .post(&format!("{old}/approve"), Some(&second), json!({}))
+        .await;
+    assert_problem(stale, StatusCode::CONFLICT, "conflict").await;
+    let rejected = app
+        .post(&format!("{old}/reject"), Some(&second), json!({}))
+        .await;
+    assert_eq!(rejected.status(), StatusCode::OK);
+
+    let fresh = propose("BANK-NEW-1").await;
+    set(&suspend(true)).await;
+    let orphaned = app
+        .post(&format!("{fresh}/approve"), Some(&second), json!({}))
+        .await;
+    let problem: Value = orphaned.json().await.unwrap();
+    assert_eq!(problem["status"], 409);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("has lapsed"),
+        "{problem}"
+    );
+    assert_eq!(app.float(AGENT, "KES").await, 0);
+    set(&suspend(false)).await;
+    let approved: Value = app
+        .post(&format!("{fresh}/approve"), Some(&second), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(approved["status"], "APPROVED");
+    assert_eq!(app.float(AGENT, "KES").await, 1_000_000);
+    app.assert_balanced().await;
+}
+
 #[tokio::test]
 async fn a_cash_in_pays_the_customer_from_the_float_with_a_commission_and_two_sms() {
     let app = spawn_app().await;

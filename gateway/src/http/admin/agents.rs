@@ -199,7 +199,7 @@ async fn decide(
     params(("id" = Uuid, Path, description = "Issuance id")), request_body = DecisionRequest,
     responses((status = 200, body = Issuance), (status = 400, body = Problem),
               (status = 403, description = "forbidden: the proposer cannot decide", body = Problem),
-              (status = 404, body = Problem), (status = 409, description = "already decided otherwise", body = Problem)))]
+              (status = 404, body = Problem), (status = 409, description = "already decided otherwise, or the proposal lapsed (its proposer no longer an admin in good standing, or 72 hours old)", body = Problem)))]
 async fn approve_issuance(
     State(state): State<AppState>,
     admin: AdminUser,

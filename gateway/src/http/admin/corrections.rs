@@ -129,7 +129,7 @@ async fn decide(
     responses((status = 200, body = PayoutCorrection), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, description = "forbidden: the proposer and the payout's own customer cannot decide", body = Problem),
               (status = 404, body = Problem),
-              (status = 409, description = "already decided otherwise, the contradiction settled meanwhile, the payout moved on since the proposal, or M-Pesa's receipt is missing or another transaction's", body = Problem),
+              (status = 409, description = "already decided otherwise, the proposal lapsed (its proposer no longer an admin in good standing, or 72 hours old), the contradiction settled meanwhile, the payout moved on since the proposal, or M-Pesa's receipt is missing or another transaction's", body = Problem),
               (status = 422, description = "insufficient_funds: the customer no longer holds the amount and fee to take back", body = Problem)))]
 async fn approve(
     State(state): State<AppState>,

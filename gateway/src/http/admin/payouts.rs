@@ -130,7 +130,7 @@ async fn decide(
     responses((status = 200, body = PayoutResolution), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, description = "forbidden: the proposer and the payout's own customer cannot decide", body = Problem),
               (status = 404, body = Problem),
-              (status = 409, description = "already decided otherwise, or the payout was settled meanwhile", body = Problem)))]
+              (status = 409, description = "already decided otherwise, the payout was settled meanwhile, or the proposal lapsed (its proposer no longer an admin in good standing, or 72 hours old)", body = Problem)))]
 async fn approve(
     State(state): State<AppState>,
     admin: AdminUser,

@@ -177,7 +177,7 @@ pub struct ApproveRequest {
     responses((status = 200, body = SuspenseItem), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, description = "forbidden: the proposer cannot approve", body = Problem),
               (status = 404, body = Problem),
-              (status = 409, description = "not proposed, or another proposal than the one named", body = Problem)))]
+              (status = 409, description = "not proposed, another proposal than the one named, or the proposal lapsed (its proposer no longer an admin in good standing, or 72 hours old)", body = Problem)))]
 async fn approve(
     State(state): State<AppState>,
     admin: AdminUser,

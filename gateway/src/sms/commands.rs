@@ -74,14 +74,6 @@ pub async fn answer(
     let Some(user) = user else {
         return Ok(false);
     };
-    let bucket = format!("sms:{from}");
-    if let Admission::Limited { .. } = admit(pool, &bucket, REPLIES_PER_SENDER_HOUR, 3600).await? {
-        tracing::warn!(
-            command = command.as_str(),
-            "inbound SMS over the hourly limit; not answered"
-        );
-        return Ok(false);
-    }
     let mut tx = pool.begin().await?;
     let fresh = sqlx::query!(
         "INSERT INTO sms_inbound (at_id, from_phone, to_code, command) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -95,6 +87,18 @@ pub async fn answer(
     .rows_affected()
         == 1;
     if !fresh {
+        return Ok(false);
+    }
+    // Counted only once known new: Africa's Talking retrying one message
+    // does not use up the sender's replies. One over the limit is not
+    // recorded either (the transaction is dropped): a number anyone can
+    // put in `from` writes nothing past it.
+    let bucket = format!("sms:{from}");
+    if let Admission::Limited { .. } = admit(pool, &bucket, REPLIES_PER_SENDER_HOUR, 3600).await? {
+        tracing::warn!(
+            command = command.as_str(),
+            "inbound SMS over the hourly limit; not answered"
+        );
         return Ok(false);
     }
     let sms = Sms(Lang::parse(&user.language));

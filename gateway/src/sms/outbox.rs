@@ -94,12 +94,20 @@ pub async fn apply_delivery_reports(
     let statuses: Vec<String> = reports.iter().map(|r| r.status.clone()).collect();
     let reasons: Vec<Option<String>> = reports.iter().map(|r| r.failure_reason.clone()).collect();
     sqlx::query_scalar!(
+        // A message delivered stays delivered, and one failed by a report
+        // stays failed unless one says it was delivered after all: a late
+        // or repeated report (progress after the end, a stray failure)
+        // changes nothing.
         r#"UPDATE sms_outbox o SET
-               at_status = r.status,
-               status = CASE r.status WHEN 'Success' THEN 'DELIVERED' WHEN 'Failed' THEN 'FAILED'
-                                      WHEN 'Rejected' THEN 'FAILED' ELSE o.status END,
-               delivered_at = CASE WHEN r.status = 'Success' THEN now() ELSE o.delivered_at END,
-               failure_reason = coalesce(r.failure_reason, o.failure_reason)
+               at_status = CASE WHEN o.status = 'DELIVERED'
+                                  OR (o.status = 'FAILED' AND o.at_status IN ('Failed', 'Rejected') AND r.status <> 'Success')
+                                THEN o.at_status ELSE r.status END,
+               status = CASE WHEN o.status = 'DELIVERED' THEN o.status
+                             WHEN r.status = 'Success' THEN 'DELIVERED'
+                             WHEN r.status IN ('Failed', 'Rejected') THEN 'FAILED' ELSE o.status END,
+               delivered_at = CASE WHEN o.status <> 'DELIVERED' AND r.status = 'Success' THEN now() ELSE o.delivered_at END,
+               failure_reason = CASE WHEN o.status = 'DELIVERED' THEN o.failure_reason
+                                     ELSE coalesce(r.failure_reason, o.failure_reason) END
            FROM unnest($1::text[], $2::text[], $3::text[]) AS r (at_message_id, status, failure_reason)
            WHERE o.at_message_id = r.at_message_id AND o.status IN ('SENT', 'DELIVERED', 'FAILED')
            RETURNING o.at_message_id AS "at_message_id!""#,

@@ -98,6 +98,27 @@ async fn bal_mini_and_help_are_answered_by_sms_once_per_message_id() {
             .await
             .unwrap();
     assert_eq!(stored, ["BAL", "MINI", "HELP"]);
+
+    // Ten replies an hour, and a retried callback does not use one up.
+    for n in 5..12 {
+        for _ in 0..2 {
+            inbound(&app, "0700000001", "BAL", &format!("ATXid_{n}")).await;
+        }
+    }
+    settled_outbox(&app, "0700000001", 10).await;
+    inbound(&app, "0700000001", "BAL", "ATXid_12").await;
+    let (answered, kept): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM sms_outbox WHERE to_phone = '+254700000001'),
+                (SELECT count(*) FROM sms_inbound)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (answered, kept),
+        (10, 10),
+        "the eleventh is neither answered nor kept"
+    );
 }
 
 #[tokio::test]
@@ -219,6 +240,26 @@ async fn the_outbox_shows_each_message_with_its_delivery_status_to_admins_only()
         .unwrap()
         .starts_with("ATXid_"));
     assert!(message["delivered_at"].is_string());
+    // Reports arriving after the delivery (progress, a stray failure)
+    // leave the message delivered.
+    for status in ["Buffered", "Failed"] {
+        let report = app
+            .client
+            .post(app.url("/api/v1/sms/delivery"))
+            .form(&[
+                ("id", message["at_message_id"].as_str().unwrap()),
+                ("status", status),
+                ("phoneNumber", ADMIN_PHONE),
+                ("failureReason", "DeliveryFailure"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(report.status(), StatusCode::OK);
+    }
+    let after = settled_outbox(&app, ADMIN_PHONE, 1).await;
+    assert_eq!(after[0]["status"], "DELIVERED");
+    assert_eq!(after[0]["delivered_at"], message["delivered_at"]);
     assert_problem(
         app.get("/api/v1/admin/sms-outbox", &demo).await,
         StatusCode::FORBIDDEN,

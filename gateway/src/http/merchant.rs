@@ -397,7 +397,8 @@ pub struct KeyList {
 #[utoipa::path(post, path = "/merchant/api-keys", tag = "merchant", security(("bearer" = [])), request_body = KeyRequest,
     responses((status = 201, body = NewKey), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, description = "the caller owns no business", body = Problem),
-              (status = 409, description = "too many live keys", body = Problem)))]
+              (status = 409, description = "too many live keys", body = Problem),
+              (status = 429, description = "the business created 50 keys and endpoints today", body = Problem)))]
 async fn create_key(
     State(state): State<AppState>,
     user: AuthUser,
@@ -459,7 +460,8 @@ fn event_list() -> utoipa::openapi::schema::Array {
 /// answer, shown once.
 #[utoipa::path(post, path = "/merchant/webhooks", tag = "merchant", security(("bearer" = [])), request_body = WebhookRequest,
     responses((status = 201, body = NewWebhook), (status = 400, description = "a URL that is not https, does not resolve, or points at a private address", body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, description = "too many endpoints", body = Problem)))]
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, description = "too many endpoints", body = Problem),
+              (status = 429, description = "the business created 50 keys and endpoints today", body = Problem)))]
 async fn register_webhook(
     State(state): State<AppState>,
     user: AuthUser,

@@ -105,6 +105,7 @@ pub async fn create(
     }
     let mut tx = state.pool.begin().await?;
     let merchant = owned_active(&mut tx, owner).await?;
+    super::lock_setup(&mut tx, merchant.merchant_id).await?;
     let live = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM merchant_api_keys WHERE merchant_id = $1 AND revoked_at IS NULL"#,
         merchant.merchant_id
@@ -116,6 +117,7 @@ pub async fn create(
             "a business holds at most {MAX_LIVE_KEYS} live keys; revoke one first"
         )));
     }
+    super::count_creation(state, merchant.merchant_id).await?;
     let prefix = hex::encode(random_bytes::<6>());
     let key = format!("cpk_{prefix}_{}", hex::encode(random_bytes::<32>()));
     let key_id = Uuid::new_v4();
@@ -213,7 +215,8 @@ pub async fn authenticate(
     let row = sqlx::query!(
         r#"SELECT k.id, k.key_digest, k.scopes, m.id AS merchant_id, m.owner_user_id
            FROM merchant_api_keys k JOIN merchants m ON m.id = k.merchant_id JOIN users u ON u.id = m.owner_user_id
-           WHERE k.prefix = $1 AND k.revoked_at IS NULL AND m.status = 'ACTIVE' AND NOT u.suspended"#,
+           WHERE k.prefix = $1 AND k.revoked_at IS NULL AND m.status = 'ACTIVE' AND NOT u.suspended
+             AND u.sanctions_match_id IS NULL"#,
         prefix
     )
     .fetch_optional(&state.pool)

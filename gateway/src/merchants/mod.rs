@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::agents::{unused_number, Numbering};
 use crate::audit::{AuditEvent, Outcome};
+use crate::auth::rate_limit::{admit, Admission};
 use crate::error::{Error, Missing};
 use crate::state::AppState;
 
@@ -118,7 +119,9 @@ pub struct BusinessBalance {
 }
 
 /// The active merchant with this till or paybill `number`, whose owner is
-/// in good standing.
+/// in good standing: not suspended, not listed, still verified (an owner
+/// whose KYC was rejected since cannot pay out, so customers' money would
+/// pile up in a business that cannot move it).
 pub async fn active_by_number(
     conn: &mut PgConnection,
     kind: Kind,
@@ -127,7 +130,8 @@ pub async fn active_by_number(
     let row = sqlx::query!(
         r#"SELECT m.id, m.owner_user_id, m.name, m.number, m.kind, u.phone, u.language FROM merchants m
            JOIN users u ON u.id = m.owner_user_id
-           WHERE m.number = $1 AND m.kind = $2 AND m.status = 'ACTIVE' AND NOT u.suspended AND u.sanctions_match_id IS NULL"#,
+           WHERE m.number = $1 AND m.kind = $2 AND m.status = 'ACTIVE' AND NOT u.suspended AND u.sanctions_match_id IS NULL
+             AND u.kyc_status = 'VERIFIED'"#,
         number,
         kind.as_str()
     )
@@ -174,6 +178,34 @@ pub async fn owned_active(conn: &mut PgConnection, owner: Uuid) -> Result<Mercha
         return Err(Error::Conflict("this business is suspended".into()));
     }
     Ok(merchant)
+}
+
+/// Keys and endpoints one business may create in a day. The caps hold for
+/// live ones; revoked or removed ones do not count against them, so without
+/// this, creating and revoking would write (and text the owner) without end.
+const SETUP_CREATIONS_PER_DAY: u32 = 50;
+
+/// Before a business counts its live keys or endpoints to create one, on
+/// the creating transaction: creations for one business wait for each
+/// other, so the count a cap reads is not stale.
+pub(crate) async fn lock_setup(conn: &mut PgConnection, merchant_id: Uuid) -> Result<(), Error> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('merchant_setup:' || $1::uuid::text, 0))",
+        merchant_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Counts one creation of a key or an endpoint the caps allow: at most
+/// [`SETUP_CREATIONS_PER_DAY`] a day.
+pub(crate) async fn count_creation(state: &AppState, merchant_id: Uuid) -> Result<(), Error> {
+    let bucket = format!("merchant_setup:{merchant_id}");
+    match admit(&state.pool, &bucket, SETUP_CREATIONS_PER_DAY, 86_400).await? {
+        Admission::Allowed => Ok(()),
+        Admission::Limited { retry_after_s } => Err(Error::RateLimited { retry_after_s }),
+    }
 }
 
 /// Registers a business owned by the customer with `owner_phone`:

@@ -73,6 +73,11 @@ const MAX_URL_CHARS: usize = 2_000;
 /// Longest wait for a webhook host's addresses.
 const LOOKUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// One answer for a host that does not resolve and one that resolves to a
+/// private address: telling them apart would let a business map which
+/// names exist inside the gateway's network.
+const NOT_PUBLIC: &str = "its host does not resolve to public addresses only";
+
 /// Checks `raw` and resolves its host; refused with a clear reason.
 pub async fn check(raw: &str, allow_private: bool) -> Result<Target, Error> {
     let refuse = |why: &str| Error::Validation(format!("url: {why}"));
@@ -111,17 +116,11 @@ pub async fn check(raw: &str, allow_private: bool) -> Result<Target, Error> {
         tokio::net::lookup_host((lookup.as_str(), port)),
     )
     .await
-    .map_err(|_| refuse("its host does not resolve"))?;
-    let addrs: Vec<SocketAddr> = resolved
-        .map_err(|_| refuse("its host does not resolve"))?
-        .collect();
-    let addr = *addrs
-        .first()
-        .ok_or_else(|| refuse("its host does not resolve"))?;
+    .map_err(|_| refuse(NOT_PUBLIC))?;
+    let addrs: Vec<SocketAddr> = resolved.map_err(|_| refuse(NOT_PUBLIC))?.collect();
+    let addr = *addrs.first().ok_or_else(|| refuse(NOT_PUBLIC))?;
     if !allow_private && addrs.iter().any(|a| is_private(a.ip())) {
-        return Err(refuse(
-            "points at a private, loopback or link-local address",
-        ));
+        return Err(refuse(NOT_PUBLIC));
     }
     Ok(Target {
         url,

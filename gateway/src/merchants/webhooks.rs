@@ -126,6 +126,7 @@ pub async fn register(
     let target = outbound::check(url, state.settings.webhook_allow_private).await?;
     let mut tx = state.pool.begin().await?;
     let merchant = owned_active(&mut tx, owner).await?;
+    super::lock_setup(&mut tx, merchant.merchant_id).await?;
     let count = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM merchant_webhooks WHERE merchant_id = $1 AND status = 'ACTIVE'"#,
         merchant.merchant_id
@@ -137,6 +138,7 @@ pub async fn register(
             "a business has at most {MAX_ENDPOINTS} webhook endpoints"
         )));
     }
+    super::count_creation(state, merchant.merchant_id).await?;
     let webhook_id = Uuid::new_v4();
     let secret = format!("whsec_{}", BASE64.encode(random_bytes::<24>()));
     let sealed = state

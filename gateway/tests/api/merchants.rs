@@ -200,6 +200,24 @@ async fn unknown_suspended_and_own_businesses_cannot_be_paid() {
         )
         .await;
     assert_eq!(reinstated.status(), StatusCode::OK);
+    // An owner whose KYC is rejected cannot pay out: their business takes
+    // nothing either, until they are verified again.
+    let kyc = |status: &'static str| {
+        sqlx::query("UPDATE users SET kyc_status = $1 WHERE phone = $2")
+            .bind(status)
+            .bind(OWNER)
+            .execute(&app.pool)
+    };
+    kyc("REJECTED").await.unwrap();
+    let unverified = app
+        .post(
+            "/api/v1/wallet/pay",
+            Some(&token),
+            json!({"till": number, "amount": 1_000, "currency": "KES"}),
+        )
+        .await;
+    assert_problem(unverified, StatusCode::UNPROCESSABLE_ENTITY, "not_eligible").await;
+    kyc("VERIFIED").await.unwrap();
     let paid = app
         .post(
             "/api/v1/wallet/pay",
@@ -383,6 +401,64 @@ pub(crate) async fn new_key(app: &TestApp, owner: &str, scopes: Value) -> Value 
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     created.json().await.unwrap()
+}
+
+/// Keys asked for at once never pass the cap on live ones, and a business
+/// creating and revoking keys is stopped after fifty creations a day.
+#[tokio::test]
+async fn key_caps_hold_under_concurrency_and_creations_are_bounded_a_day() {
+    let app = spawn_app().await;
+    register(&app, OWNER, "Chai Corner", "till").await;
+    let owner = app.token(OWNER, "5831").await;
+    let create = || {
+        app.post(
+            "/api/v1/merchant/api-keys",
+            Some(&owner),
+            json!({"name": "site", "scopes": ["payments:read"]}),
+        )
+    };
+    let statuses: Vec<StatusCode> = futures::future::join_all((0..25).map(|_| create()))
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 20, "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CONFLICT)
+            .count(),
+        5
+    );
+    let mut made = 25;
+    loop {
+        sqlx::query("UPDATE merchant_api_keys SET revoked_at = now()")
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        let answer = create().await;
+        made += 1;
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_problem(answer, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+            break;
+        }
+        assert_eq!(answer.status(), StatusCode::CREATED);
+        assert!(made <= 60, "creations were never bounded");
+    }
+    let (total, texts): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM merchant_api_keys),
+                (SELECT count(*) FROM sms_outbox WHERE to_phone = $1 AND message LIKE '%key%')",
+    )
+    .bind(OWNER)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(total, 50);
+    assert_eq!(texts, 50);
 }
 
 #[tokio::test]

@@ -40,6 +40,9 @@ const MAX_PENDING_PER_PAIR: i64 = 3;
 /// Requests one business may make of one customer in a day, however they
 /// were answered: each is an SMS, and declining one frees its place.
 const MAX_PER_PAIR_PER_DAY: i64 = 10;
+/// Requests one business may make in a day, of all its customers: each is
+/// an SMS in the platform's name, and the other caps are per customer.
+const MAX_PER_BUSINESS_PER_DAY: i64 = 1_000;
 /// Requests expired per pass of the job.
 const EXPIRY_BATCH: i64 = 200;
 
@@ -227,17 +230,25 @@ async fn check_room(
                 .into(),
         ));
     }
-    let today = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM payment_requests
-           WHERE customer_id = $1 AND merchant_id = $2 AND created_at > now() - interval '1 day'"#,
+    let today = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM payment_requests
+                   WHERE customer_id = $1 AND merchant_id = $2 AND created_at > now() - interval '1 day') AS "pair!",
+                  (SELECT count(*) FROM payment_requests
+                   WHERE merchant_id = $2 AND created_at > now() - interval '1 day') AS "business!""#,
         customer,
         merchant_id
     )
     .fetch_one(conn)
     .await?;
-    if today >= MAX_PER_PAIR_PER_DAY {
+    if today.pair >= MAX_PER_PAIR_PER_DAY {
         return Err(Error::Conflict(format!(
             "this business has asked this customer {MAX_PER_PAIR_PER_DAY} times in the last day; ask again tomorrow"
+        )));
+    }
+    // Counted outside any one lock: requests at once may pass it by a few.
+    if today.business >= MAX_PER_BUSINESS_PER_DAY {
+        return Err(Error::Conflict(format!(
+            "this business has made {MAX_PER_BUSINESS_PER_DAY} requests in the last day; ask again tomorrow"
         )));
     }
     Ok(())

@@ -220,11 +220,17 @@ struct Due {
 /// Sends what is due, [`SENDERS`] at a time, up to [`BATCH`] tries in all
 /// (one endpoint slow to answer holds up only the sender waiting on it;
 /// the others use the rest of the budget); returns how many were tried.
+/// A sender that finds nothing it may claim while another's try is out
+/// looks again shortly: that try's business has its other deliveries held
+/// back ([`claim`]), and other businesses' deliveries behind them in the
+/// queue are this sender's to try.
 pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
     let budget = AtomicUsize::new(BATCH);
+    // Senders with a claim or a try out.
+    let out = AtomicUsize::new(0);
     let take = || {
         budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
                 left.checked_sub(1)
             })
             .is_ok()
@@ -232,17 +238,25 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
     let sender = || async {
         let mut tried = 0;
         while take() {
-            let delivered = crate::bounded::item(async {
-                let Some(due) = claim(state).await? else {
-                    return Ok(false);
-                };
+            out.fetch_add(1, Ordering::SeqCst);
+            let claimed = crate::bounded::item(claim(state)).await;
+            let Ok(Some(due)) = claimed else {
+                let others = out.fetch_sub(1, Ordering::SeqCst) - 1;
+                if claimed.is_err() || others == 0 {
+                    claimed?;
+                    break;
+                }
+                budget.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(IDLE_LOOK_AGAIN).await;
+                continue;
+            };
+            let done = crate::bounded::item(async {
                 let result = send(state, &due).await;
-                record(state, &due, result).await?;
-                Ok(true)
-            });
-            if !delivered.await? {
-                break;
-            }
+                record(state, &due, result).await
+            })
+            .await;
+            out.fetch_sub(1, Ordering::SeqCst);
+            done?;
             tried += 1;
         }
         Ok::<_, Error>(tried)
@@ -260,19 +274,33 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
     Ok(tried)
 }
 
-/// The earliest due delivery of an endpoint that is not held; the endpoint
-/// is held (leased) while the try is out, so one endpoint has one try out
-/// at a time.
+/// How soon a sender with nothing to claim looks again while another's
+/// try is out.
+const IDLE_LOOK_AGAIN: Duration = Duration::from_millis(250);
+
+/// The earliest due delivery of an endpoint that is not held, of a business
+/// with no try out; the endpoint is held (leased) and marked trying while
+/// the try is out, so one business has one try out at a time (a business
+/// whose endpoints answer slowly holds up one sender, never all of them).
+/// Claims are made one at a time (a transaction-scoped advisory lock), so
+/// two senders never both find a business free.
 async fn claim(state: &AppState) -> Result<Option<Due>, Error> {
-    Ok(sqlx::query_as!(
+    let mut tx = state.pool.begin().await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", CLAIM_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let due = sqlx::query_as!(
         Due,
         r#"WITH next AS (
                SELECT d.id, d.webhook_id FROM webhook_deliveries d JOIN merchant_webhooks w ON w.id = d.webhook_id
                WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() AND w.status = 'ACTIVE'
                  AND (w.held_until IS NULL OR w.held_until <= now())
+                 AND NOT EXISTS (SELECT 1 FROM merchant_webhooks o
+                                 WHERE o.merchant_id = w.merchant_id AND o.status = 'ACTIVE' AND o.trying_until > now())
                ORDER BY d.next_attempt_at LIMIT 1 FOR NO KEY UPDATE OF d, w SKIP LOCKED),
            leased AS (
-               UPDATE merchant_webhooks w SET held_until = now() + make_interval(secs => $1)
+               UPDATE merchant_webhooks w SET held_until = now() + make_interval(secs => $1),
+                                              trying_until = now() + make_interval(secs => $1)
                FROM next WHERE w.id = next.webhook_id)
            UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $1)
            FROM next, merchant_webhooks w, webhook_events e
@@ -280,9 +308,14 @@ async fn claim(state: &AppState) -> Result<Option<Due>, Error> {
            RETURNING d.id, d.webhook_id, d.attempts, w.url, w.secret_sealed, d.event_id, e.payload"#,
         LEASE_S
     )
-    .fetch_optional(&state.pool)
-    .await?)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(due)
 }
+
+/// The advisory lock claims are made under ("webhooks" in ASCII).
+const CLAIM_LOCK: i64 = 0x7765_6268_6f6f_6b73;
 
 /// What one try came to: the receiver's status, or why there was none.
 type Sent = Result<u16, String>;
@@ -337,8 +370,10 @@ async fn record(state: &AppState, due: &Due, sent: Sent) -> Result<(), Error> {
         Err(why) => (None, Some(why.clone())),
     };
     let mut tx = state.pool.begin().await?;
+    // The try is over: the business may have its next one.
     let failing = sqlx::query_scalar!(
-        r#"SELECT failing_since IS NOT NULL AS "failing!" FROM merchant_webhooks WHERE id = $1 FOR NO KEY UPDATE"#,
+        r#"UPDATE merchant_webhooks SET trying_until = NULL WHERE id = $1
+           RETURNING failing_since IS NOT NULL AS "failing!""#,
         due.webhook_id
     )
     .fetch_one(&mut *tx)

@@ -1105,6 +1105,52 @@ async fn a_payment_made_during_a_failing_try_waits_only_for_the_hold() {
     .await;
 }
 
+/// A business whose endpoints answer slowly has one try out at a time, so
+/// another business's webhook does not queue behind its backlog.
+#[tokio::test]
+async fn a_business_with_slow_endpoints_holds_up_one_sender_not_every_business() {
+    let app = webhook_app().await;
+    let endpoint = async |owner: &str, url: &str| {
+        let token = app.token(owner, "5831").await;
+        let created = app
+            .post(
+                "/api/v1/merchant/webhooks",
+                Some(&token),
+                json!({"url": url, "events": ["payment.received"]}),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+    };
+    let slow_till = register(&app, OWNER, "Slow Shop", "till").await;
+    let (slow_url, slow) = slow_receiver(0, secs(2)).await;
+    for _ in 0..4 {
+        endpoint(OWNER, &slow_url).await;
+    }
+    let fast_till = register(&app, PAYBILL_OWNER, "Fast Shop", "till").await;
+    let (fast_url, fast) = receiver(0).await;
+    endpoint(PAYBILL_OWNER, &fast_url).await;
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    for _ in 0..6 {
+        pay_till(&app, &customer, &slow_till, 1_000).await;
+    }
+    eventually("the slow business's tries begin", secs(10), async || {
+        (!slow.seen.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    pay_till(&app, &customer, &fast_till, 2_000).await;
+    // Oldest first, the slow business's 24 deliveries (two seconds a try)
+    // would all be tried before the other's on every sender at once; with
+    // one try out, the other's is tried while most still wait.
+    let tried_slow = eventually("the other business's webhook", secs(30), async || {
+        (!fast.seen.lock().unwrap().is_empty()).then(|| slow.seen.lock().unwrap().len())
+    })
+    .await;
+    assert!(
+        tried_slow <= 12,
+        "{tried_slow} of the slow business's 24 tries came first"
+    );
+}
+
 /// A payment committing while its business removes the endpoint: the
 /// removal waits for the payment and gives up what it enqueued, so nothing
 /// is left pending on an endpoint that will never send it.

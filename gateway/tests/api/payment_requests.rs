@@ -320,6 +320,29 @@ async fn requests_are_validated_and_bounded() {
     .await
     .unwrap();
     assert_eq!(texted, 10);
+
+    // And of all its customers, a thousand a day: a key it lost cannot
+    // text the whole customer base in the platform's name.
+    sqlx::query(
+        "INSERT INTO payment_requests (id, merchant_id, customer_id, amount, currency, reference, expires_at, status, decided_at)
+         SELECT gen_random_uuid(), m.id, u.id, 500, 'KES', 'BULK-' || n, now() + interval '1 hour', 'DECLINED', now()
+         FROM merchants m, users u, generate_series(1, 990) AS n WHERE u.phone = $1",
+    )
+    .bind(ADMIN_PHONE)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.verified_user("+254711330004", "Another Customer", 0)
+        .await;
+    let over = ask(&app, &owner, body("+254711330004", "B-1", 600)).await;
+    let problem = assert_problem(over, StatusCode::CONFLICT, "conflict").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1000 requests"),
+        "{problem}"
+    );
 }
 
 #[tokio::test]

@@ -220,14 +220,17 @@ struct Due {
 /// Sends what is due, [`SENDERS`] at a time, up to [`BATCH`] tries in all
 /// (one endpoint slow to answer holds up only the sender waiting on it;
 /// the others use the rest of the budget); returns how many were tried.
-/// A sender that finds nothing it may claim while another's try is out
-/// looks again shortly: that try's business has its other deliveries held
+/// A sender that finds nothing it may claim looks again shortly while
+/// another has not: that sender's business has its other deliveries held
 /// back ([`claim`]), and other businesses' deliveries behind them in the
-/// queue are this sender's to try.
+/// queue are this sender's to try. The pass ends once every sender found
+/// nothing.
 pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
     let budget = AtomicUsize::new(BATCH);
-    // Senders with a claim or a try out.
-    let out = AtomicUsize::new(0);
+    let senders = Senders {
+        alive: AtomicUsize::new(SENDERS),
+        idle: AtomicUsize::new(0),
+    };
     let take = || {
         budget
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
@@ -237,29 +240,30 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
     };
     let sender = || async {
         let mut tried = 0;
-        while take() {
-            out.fetch_add(1, Ordering::SeqCst);
-            let claimed = crate::bounded::item(claim(state)).await;
-            let Ok(Some(due)) = claimed else {
-                let others = out.fetch_sub(1, Ordering::SeqCst) - 1;
-                if claimed.is_err() || others == 0 {
-                    claimed?;
-                    break;
-                }
-                budget.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(IDLE_LOOK_AGAIN).await;
-                continue;
-            };
-            let done = crate::bounded::item(async {
-                let result = send(state, &due).await;
-                record(state, &due, result).await
-            })
-            .await;
-            out.fetch_sub(1, Ordering::SeqCst);
-            done?;
-            tried += 1;
+        let mut idle = false;
+        let ended = async {
+            while take() {
+                let Some(due) = crate::bounded::item(claim(state)).await? else {
+                    budget.fetch_add(1, Ordering::SeqCst);
+                    if senders.found_nothing(&mut idle) {
+                        break;
+                    }
+                    tokio::time::sleep(IDLE_LOOK_AGAIN).await;
+                    continue;
+                };
+                senders.found(&mut idle);
+                crate::bounded::item(async {
+                    let result = send(state, &due).await;
+                    record(state, &due, result).await
+                })
+                .await?;
+                tried += 1;
+            }
+            Ok::<_, Error>(())
         }
-        Ok::<_, Error>(tried)
+        .await;
+        senders.gone(idle);
+        ended.map(|()| tried)
     };
     let mut tried = 0;
     for sent in futures::future::join_all((0..SENDERS).map(|_| sender())).await {
@@ -272,6 +276,43 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, Error> {
         }
     }
     Ok(tried)
+}
+
+/// The senders of one pass: how many are still sending, and how many of
+/// those found nothing to claim when they last looked (a sender between
+/// two tries, or not yet back from its first claim, has not).
+struct Senders {
+    alive: AtomicUsize,
+    idle: AtomicUsize,
+}
+
+impl Senders {
+    /// A sender found nothing to claim; `true` when every sender still
+    /// sending found nothing either: the pass is over.
+    fn found_nothing(&self, idle: &mut bool) -> bool {
+        if !*idle {
+            *idle = true;
+            self.idle.fetch_add(1, Ordering::SeqCst);
+        }
+        self.idle.load(Ordering::SeqCst) >= self.alive.load(Ordering::SeqCst)
+    }
+
+    /// A sender claimed a delivery.
+    fn found(&self, idle: &mut bool) {
+        if *idle {
+            *idle = false;
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A sender stopped (its idleness taken back first, so none reads more
+    /// idle senders than are alive).
+    fn gone(&self, idle: bool) {
+        if idle {
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.alive.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// How soon a sender with nothing to claim looks again while another's

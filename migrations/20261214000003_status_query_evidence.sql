@@ -4,10 +4,13 @@
 -- reasons (an initiator lacking the role, a rejected credential), and taking
 -- those for "never made" would refund payouts M-Pesa paid. So an answer
 -- that succeeded (found a transaction, whatever its state) is kept as
--- evidence, and when a payout has enough "no record" answers but no recent
--- evidence, a control query is sent about a payout known to be completed.
+-- evidence; a "no record" answer counts towards a refund only while there
+-- is recent evidence, and one that came without it is noted on the payout
+-- (status_unproven_at), which has a control query sent about a payout
+-- known to be completed.
 ALTER TABLE mpesa_status_queries
     ADD COLUMN found boolean,
     ADD COLUMN control boolean NOT NULL DEFAULT false;
 CREATE INDEX mpesa_status_queries_found ON mpesa_status_queries (answered_at) WHERE found;
 CREATE INDEX mpesa_status_queries_control ON mpesa_status_queries (asked_at) WHERE control;
+ALTER TABLE mpesa_withdrawals ADD COLUMN status_unproven_at timestamptz;

@@ -5,7 +5,7 @@
 //! (never more than the limit). One statement prunes, decides and records
 //! under the row's lock, so concurrent requests cannot overshoot.
 
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -14,9 +14,10 @@ pub enum Admission {
 }
 
 /// Admits one request into `bucket` if fewer than `limit` were admitted in
-/// the last `window_s` seconds; `limit == 0` disables the check.
-pub async fn admit(
-    pool: &PgPool,
+/// the last `window_s` seconds; `limit == 0` disables the check. On a
+/// transaction, the admission stands only if it commits.
+pub async fn admit<'c>(
+    executor: impl PgExecutor<'c>,
     bucket: &str,
     limit: u32,
     window_s: i64,
@@ -39,7 +40,7 @@ pub async fn admit(
         i64::from(limit),
         window_s as f64,
     )
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await?;
     Ok(if row.admitted {
         Admission::Allowed

@@ -86,7 +86,7 @@ fn parse(body: &CreateRequest) -> ApiResult<NewRequest> {
               (status = 400, description = "validation_error, including a request to the business's own owner", body = Problem), (status = 401, body = Problem),
               (status = 403, description = "the caller owns no business, or the key lacks payment-requests:write", body = Problem),
               (status = 404, description = "no customer who can be asked to pay has that number (unknown, blocked and admin numbers answer alike)", body = Problem),
-              (status = 409, description = "the reference was used for other terms, the customer has too many requests waiting, the business asked them ten times in the last day, the business made 1,000 requests in the last day, or the business is suspended", body = Problem),
+              (status = 409, description = "the reference was used for other terms, the customer has too many requests waiting, the business asked them ten times in the last day, the business made 1,000 requests in the last day, the business is suspended, or its owner's account is under review", body = Problem),
               (status = 429, body = Problem)))]
 async fn create(
     State(state): State<AppState>,

@@ -117,7 +117,7 @@ pub async fn create(
             "a business holds at most {MAX_LIVE_KEYS} live keys; revoke one first"
         )));
     }
-    super::count_creation(state, merchant.merchant_id).await?;
+    super::count_creation(&mut tx, merchant.merchant_id).await?;
     let prefix = hex::encode(random_bytes::<6>());
     let key = format!("cpk_{prefix}_{}", hex::encode(random_bytes::<32>()));
     let key_id = Uuid::new_v4();

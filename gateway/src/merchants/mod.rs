@@ -198,11 +198,15 @@ pub(crate) async fn lock_setup(conn: &mut PgConnection, merchant_id: Uuid) -> Re
     Ok(())
 }
 
-/// Counts one creation of a key or an endpoint the caps allow: at most
+/// Counts one creation of a key or an endpoint the caps allow, on the
+/// creating transaction (it counts only if the creation commits): at most
 /// [`SETUP_CREATIONS_PER_DAY`] a day.
-pub(crate) async fn count_creation(state: &AppState, merchant_id: Uuid) -> Result<(), Error> {
+pub(crate) async fn count_creation(
+    conn: &mut PgConnection,
+    merchant_id: Uuid,
+) -> Result<(), Error> {
     let bucket = format!("merchant_setup:{merchant_id}");
-    match admit(&state.pool, &bucket, SETUP_CREATIONS_PER_DAY, 86_400).await? {
+    match admit(conn, &bucket, SETUP_CREATIONS_PER_DAY, 86_400).await? {
         Admission::Allowed => Ok(()),
         Admission::Limited { retry_after_s } => Err(Error::RateLimited { retry_after_s }),
     }

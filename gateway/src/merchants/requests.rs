@@ -143,13 +143,22 @@ pub async fn create(
         .map_err(|_| Error::Validation(format!("unsupported currency {}", new.currency)))?;
     let mut tx = state.pool.begin().await?;
     let merchant = sqlx::query!(
-        "SELECT name, status FROM merchants WHERE id = $1",
+        r#"SELECT m.name, m.status,
+                  u.kyc_status = 'VERIFIED' AND NOT u.suspended AND u.sanctions_match_id IS NULL AS "owner_ok!"
+           FROM merchants m JOIN users u ON u.id = m.owner_user_id WHERE m.id = $1"#,
         caller.merchant_id
     )
     .fetch_one(&mut *tx)
     .await?;
     if merchant.status != "ACTIVE" {
         return Err(Error::Conflict("this business is suspended".into()));
+    }
+    // A till whose owner is not in good standing takes no payment
+    // (`active_by_number`): asking customers for one would only fail.
+    if !merchant.owner_ok {
+        return Err(Error::Conflict(
+            "this business cannot take payments while its owner's account is under review".into(),
+        ));
     }
     let payer = payer(&mut tx, caller, &new.customer_phone).await?;
     // Counting and inserting under the customer's lock: two creates cannot

@@ -138,7 +138,7 @@ pub async fn register(
             "a business has at most {MAX_ENDPOINTS} webhook endpoints"
         )));
     }
-    super::count_creation(state, merchant.merchant_id).await?;
+    super::count_creation(&mut tx, merchant.merchant_id).await?;
     let webhook_id = Uuid::new_v4();
     let secret = format!("whsec_{}", BASE64.encode(random_bytes::<24>()));
     let sealed = state

@@ -635,8 +635,8 @@ async fn record_callback(
 
 /// Applies a Daraja STK callback. Returns what happened, for the log.
 pub async fn on_callback(state: &AppState, body: Value) -> Result<String, Error> {
-    let mut tx = state.pool.begin().await?;
     let Ok(envelope) = serde_json::from_value::<StkCallbackEnvelope>(body.clone()) else {
+        let mut tx = state.pool.begin().await?;
         record_callback(&mut tx, "stk", None, &body, "unreadable").await?;
         AuditEvent::new("mpesa.callback", Outcome::Rejected)
             .detail(json!({"reason": "unreadable"}))
@@ -646,7 +646,15 @@ pub async fn on_callback(state: &AppState, body: Value) -> Result<String, Error>
         return Ok("unreadable".into());
     };
     let stk = envelope.body.stk_callback;
-    let outcome = apply_callback(&mut tx, state, &stk).await?;
+    // Asked before the deposit's row is locked: the question may take
+    // seconds, and a row lock held that long (a pooled connection with it)
+    // would have a burst of callbacks wait on Safaricom.
+    let confirmation = match unsettled(state, &stk.checkout_request_id).await? {
+        true => confirmed(state, &stk.checkout_request_id).await,
+        false => Confirmation::Unknown,
+    };
+    let mut tx = state.pool.begin().await?;
+    let outcome = apply_callback(&mut tx, state, &stk, confirmation).await?;
     record_callback(
         &mut tx,
         "stk",
@@ -659,11 +667,27 @@ pub async fn on_callback(state: &AppState, body: Value) -> Result<String, Error>
     Ok(outcome)
 }
 
-/// Settles the deposit a readable callback is about, if it is still pending.
+/// Whether a deposit with this CheckoutRequestID exists and has booked
+/// nothing yet (read without a lock: [`apply_callback`] checks again).
+async fn unsettled(state: &AppState, checkout: &str) -> Result<bool, Error> {
+    let status = sqlx::query_scalar!(
+        "SELECT status FROM mpesa_deposits WHERE checkout_request_id = $1",
+        checkout
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(status
+        .and_then(|s| DepositStatus::parse(&s))
+        .is_some_and(|s| !s.booked()))
+}
+
+/// Settles the deposit a readable callback is about, if it is still pending,
+/// as STK Query's `confirmation` (asked before the lock) allows.
 async fn apply_callback(
     conn: &mut PgConnection,
     state: &AppState,
     stk: &StkCallback,
+    confirmation: Confirmation,
 ) -> Result<String, Error> {
     let deposit = sqlx::query!(
         "SELECT ref, user_id, phone, amount, status, mpesa_receipt FROM mpesa_deposits WHERE checkout_request_id = $1 FOR UPDATE",
@@ -707,7 +731,7 @@ async fn apply_callback(
         phone: row.phone,
         amount: row.amount,
     };
-    let answer = match confirmed(state, &stk.checkout_request_id).await {
+    let answer = match confirmation {
         Confirmation::Paid if paid => answer,
         // M-Pesa's records are the word: a failure report for a payment
         // made is booked as the payment, without the report's details.
@@ -729,6 +753,10 @@ async fn apply_callback(
             }
             unpaid
         }
+        // Money reported for a deposit that already ended goes to suspense
+        // (never the wallet) for operators to check: the sweep no longer
+        // asks about it, so waiting for STK Query could lose it.
+        Confirmation::Unknown if late => answer,
         Confirmation::Unknown => return Ok(AWAITING_QUERY.to_owned()),
     };
     let status = settle(conn, state, &pending, answer, late).await?;

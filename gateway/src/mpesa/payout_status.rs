@@ -16,12 +16,11 @@
 //! [`NO_RECORD_LIMIT`] such answers (to as many queries: an answer
 //! delivered twice counts once) *and* once `MPESA_QUERY_DEADLINE_S` has
 //! passed since it was sent, only if Safaricom never acknowledged the
-//! request, and only while an answer that found a transaction shows the
-//! query works (see [`no_record`]; without one, a control query asks about
-//! a payout known to be completed: [`ask_control`]). A request recorded but never sent (the
+//! request, and each counted only while an answer that found a transaction
+//! shows the query works (see [`no_record`]; without one, a control query
+//! asks about a payout known to be completed: [`ask_control`]). A request recorded but never sent (the
 //! gateway stopped in between) is sent.
 
-use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::daraja::queries::{payout_status, PayoutStatus};
 use chainpay_core::daraja::wire::{self, B2cResultEnvelope};
 use chainpay_core::status::WithdrawalStatus;
@@ -179,20 +178,17 @@ async fn apply(
     .fetch_one(&mut *conn)
     .await?;
     let reference = asked.withdrawal_ref;
-    if found {
-        // Found, so it exists: its earlier "no record" answers were wrong.
-        if !control {
-            sqlx::query!(
-                "UPDATE mpesa_withdrawals SET status_no_record = 0 WHERE ref = $1",
-                reference
-            )
-            .execute(&mut *conn)
-            .await?;
-        }
-        refund_proven_missing(conn, state, reference).await?;
-    }
     if control {
         return Ok(format!("control answered (found: {found})"));
+    }
+    if found {
+        // Found, so it exists: its earlier "no record" answers were wrong.
+        sqlx::query!(
+            "UPDATE mpesa_withdrawals SET status_no_record = 0 WHERE ref = $1",
+            reference
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     let answer = match payout_status(result) {
         PayoutStatus::Completed { receipt } => Ok(receipt),
@@ -209,20 +205,26 @@ async fn apply(
     withdrawals::settle(conn, state, reference, answer).await
 }
 
-/// Counts a "no such transaction" answer; `Some(answers)` once there have
-/// been enough of them, the payout was sent long enough ago to be sure, and
-/// the query is known to work ([`EVIDENCE_S`]).
+/// Counts a "no such transaction" answer, only while the query is known to
+/// work (an answer that found a transaction within [`EVIDENCE_S`]: one that
+/// came without is noted, and [`ask_control`] looks for evidence);
+/// `Some(answers)` once enough were counted and the payout was sent long
+/// enough ago to be sure.
 async fn no_record(
     conn: &mut sqlx::PgConnection,
     state: &AppState,
     reference: Uuid,
 ) -> Result<Option<i32>, Error> {
     let counted = sqlx::query!(
-        r#"UPDATE mpesa_withdrawals SET status_no_record = status_no_record + 1 WHERE ref = $1 AND status = $3
+        r#"WITH evidence AS (
+               SELECT EXISTS (SELECT 1 FROM mpesa_status_queries
+                              WHERE found AND answered_at > now() - make_interval(secs => $4)) AS works)
+           UPDATE mpesa_withdrawals
+           SET status_no_record = status_no_record + CASE WHEN evidence.works THEN 1 ELSE 0 END,
+               status_unproven_at = CASE WHEN evidence.works THEN status_unproven_at ELSE now() END
+           FROM evidence WHERE ref = $1 AND status = $3
            RETURNING status_no_record, submitted_at < now() - make_interval(secs => $2) AS "old_enough!",
-                     conversation_id IS NULL AS "unacknowledged!",
-                     EXISTS (SELECT 1 FROM mpesa_status_queries
-                             WHERE found AND answered_at > now() - make_interval(secs => $4)) AS "query_works!""#,
+                     conversation_id IS NULL AS "unacknowledged!", evidence.works AS "query_works!""#,
         reference,
         state.settings.mpesa.query_deadline_s as f64,
         WithdrawalStatus::Pending.as_str(),
@@ -246,53 +248,18 @@ const EVIDENCE_S: f64 = 600.0;
 /// Seconds between control queries.
 const CONTROL_SPACING_S: f64 = 60.0;
 
-/// Payouts with enough "no record" answers that waited for evidence the
-/// query works, now that an answer (about payout `answered`, which is not
-/// one of them) found a transaction: refunded, each once (locked, still
-/// PENDING), as [`no_record`] would have.
-async fn refund_proven_missing(
-    conn: &mut sqlx::PgConnection,
-    state: &AppState,
-    answered: Uuid,
-) -> Result<(), Error> {
-    let proven = sqlx::query!(
-        "SELECT ref, status_no_record FROM mpesa_withdrawals
-         WHERE status = $1 AND status_no_record >= $2 AND conversation_id IS NULL
-           AND submitted_at < now() - make_interval(secs => $3) AND ref <> $5
-         ORDER BY ref LIMIT $4",
-        WithdrawalStatus::Pending.as_str(),
-        NO_RECORD_LIMIT,
-        state.settings.mpesa.query_deadline_s as f64,
-        BATCH,
-        answered
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for payout in proven {
-        let reason = format!(
-            "M-Pesa has no record of the payout ({} answers)",
-            payout.status_no_record
-        );
-        withdrawals::settle(conn, state, payout.r#ref, Err((ResultCode(-1), reason))).await?;
-    }
-    Ok(())
-}
-
-/// When a payout waits only for evidence that Transaction Status works
-/// ([`refund_proven_missing`]) and none is recent, asks about the latest
+/// When a "no such transaction" answer came without recent evidence that
+/// Transaction Status works, and none has come since, asks about the latest
 /// payout known to be completed (at most every [`CONTROL_SPACING_S`]).
 async fn ask_control(state: &AppState) -> Result<(), Error> {
     let control = sqlx::query_scalar!(
         "SELECT (SELECT ref FROM mpesa_withdrawals WHERE status = $1 ORDER BY settled_at DESC NULLS LAST LIMIT 1) AS known
          WHERE EXISTS (SELECT 1 FROM mpesa_withdrawals
-                       WHERE status = $2 AND status_no_record >= $3 AND conversation_id IS NULL
-                         AND submitted_at < now() - make_interval(secs => $4))
-           AND NOT EXISTS (SELECT 1 FROM mpesa_status_queries WHERE found AND answered_at > now() - make_interval(secs => $5))
-           AND NOT EXISTS (SELECT 1 FROM mpesa_status_queries WHERE control AND asked_at > now() - make_interval(secs => $6))",
+                       WHERE status = $2 AND status_unproven_at > now() - make_interval(secs => $3))
+           AND NOT EXISTS (SELECT 1 FROM mpesa_status_queries WHERE found AND answered_at > now() - make_interval(secs => $3))
+           AND NOT EXISTS (SELECT 1 FROM mpesa_status_queries WHERE control AND asked_at > now() - make_interval(secs => $4))",
         WithdrawalStatus::Completed.as_str(),
         WithdrawalStatus::Pending.as_str(),
-        NO_RECORD_LIMIT,
-        state.settings.mpesa.query_deadline_s as f64,
         EVIDENCE_S,
         CONTROL_SPACING_S
     )

@@ -423,7 +423,7 @@ async fn settle_once(
     } else {
         WithdrawalStatus::Failed
     };
-    if let Some(outcome) = contradiction(conn, state, &held, &result).await? {
+    if let Some(outcome) = contradiction(conn, state, &held, &result, true).await? {
         return Ok(outcome.to_owned());
     }
     if !held.status.can_become(next) {
@@ -452,6 +452,7 @@ async fn contradiction(
     state: &AppState,
     held: &Held,
     result: &PayoutResult,
+    verified: bool,
 ) -> Result<Option<&'static str>, Error> {
     let (reference, recorded) = (held.reference, held.receipt.as_deref());
     let (outcome, event) = match (held.status, result) {
@@ -479,14 +480,16 @@ async fn contradiction(
         Err((code, desc)) => (None, json!({"code": code.0, "desc": desc})),
     };
     tracing::error!(withdrawal = %reference, outcome, "M-Pesa's result contradicts the payout's settlement");
-    let reserved = if outcome == PAID_AFTER_REFUND {
+    // A result that could not be told from a forgery (its conversation
+    // unknown) reserves nothing: operators check it against M-Pesa first.
+    let reserved = if outcome == PAID_AFTER_REFUND && verified {
         super::reservations::reserve(conn, state, held).await?
     } else {
         0
     };
     AuditEvent::new(event, Outcome::Failure)
         .subject(reference)
-        .detail(json!({"result": said, "recorded": recorded, "reserved": reserved}))
+        .detail(json!({"result": said, "recorded": recorded, "reserved": reserved, "verified": verified}))
         .record(&mut *conn)
         .await?;
     sqlx::query!(
@@ -759,6 +762,26 @@ async fn conversation(
     })
 }
 
+/// A success for a payout whose acknowledgement never came settles nothing
+/// (nothing tells it from a forgery), but one for a payout already refunded
+/// is recorded as a contradiction, nothing reserved, for operators to check
+/// against M-Pesa's records: the customer may have the money twice.
+async fn unacknowledged_success(
+    conn: &mut PgConnection,
+    state: &AppState,
+    reference: Uuid,
+    receipt: String,
+) -> Result<String, Error> {
+    let Some(held) = lock(conn, reference).await? else {
+        return Ok("unknown".into());
+    };
+    if held.status != WithdrawalStatus::Failed {
+        return Ok("result_unacknowledged".into());
+    }
+    let found = contradiction(conn, state, &held, &Ok(receipt), false).await?;
+    Ok(found.unwrap_or("result_unacknowledged").to_owned())
+}
+
 /// Applies a B2C result (or, with `timed_out`, a queue timeout).
 pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result<String, Error> {
     let mut tx = state.pool.begin().await?;
@@ -775,6 +798,10 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
                     match conversation(&mut tx, reference, &result.conversation_id).await? {
                         Conversation::Other => "conversation_mismatch".to_owned(),
                         // Transaction Status settles it (`payout_status`).
+                        Conversation::Unacknowledged if code.is_success() => {
+                            unacknowledged_success(&mut tx, state, reference, result.transaction_id)
+                                .await?
+                        }
                         Conversation::Unacknowledged => "result_unacknowledged".to_owned(),
                         _ if code.is_success() => {
                             settle(&mut tx, state, reference, Ok(result.transaction_id)).await?

@@ -89,12 +89,14 @@ pub async fn answer(
     if !fresh {
         return Ok(false);
     }
-    // Counted only once known new: Africa's Talking retrying one message
-    // does not use up the sender's replies. One over the limit is not
-    // recorded either (the transaction is dropped): a number anyone can
-    // put in `from` writes nothing past it.
+    // Counted only once known new (Africa's Talking retrying one message
+    // does not use up the sender's replies), on the reply's transaction.
+    // One over the limit is not recorded either (the transaction is
+    // dropped): a number anyone can put in `from` writes nothing past it.
     let bucket = format!("sms:{from}");
-    if let Admission::Limited { .. } = admit(pool, &bucket, REPLIES_PER_SENDER_HOUR, 3600).await? {
+    if let Admission::Limited { .. } =
+        admit(&mut *tx, &bucket, REPLIES_PER_SENDER_HOUR, 3600).await?
+    {
         tracing::warn!(
             command = command.as_str(),
             "inbound SMS over the hourly limit; not answered"

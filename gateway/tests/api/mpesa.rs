@@ -833,10 +833,11 @@ async fn settle_payout(app: &TestApp, conversation: &str, body: Value) {
 /// "No such transaction" from Transaction Status is also how Daraja answers
 /// a query that failed (an initiator it no longer accepts): it refunds only
 /// a payout Safaricom never acknowledged, after three answers to three
-/// queries (one delivered twice counts once), past the query deadline, and
-/// only once an answer that found a transaction shows the query works. One
-/// Safaricom acknowledged exists in M-Pesa and stays held. With no recent
-/// evidence, the gateway asks about a payout it knows was completed.
+/// queries (one delivered twice counts once), past the query deadline, each
+/// counted only while an answer that found a transaction shows the query
+/// works. One Safaricom acknowledged exists in M-Pesa and stays held. With
+/// no recent evidence, the gateway asks about a payout it knows was
+/// completed.
 #[tokio::test]
 async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
     let app = spawn_with(TestOptions {
@@ -858,27 +859,30 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
     }
     lose_acknowledgement(&app, &unacknowledged).await;
     let answers = StatusAnswers::new(&app);
-    for (n, held) in [&acknowledged, &unacknowledged].into_iter().enumerate() {
+    let three_not_found = async |held: &Value, tag: &str| {
         for query in 0..3 {
             let deliveries = if query == 0 { 2 } else { 1 };
-            answers
-                .not_found(held, &format!("AG_20261205_{n}{query}"), deliveries)
-                .await;
+            let conversation = format!("AG_20261205_{tag}{query}");
+            answers.not_found(held, &conversation, deliveries).await;
         }
-    }
-    // Nothing yet shows the query works: 2001 may be a refused query.
-    for held in [&acknowledged, &unacknowledged] {
-        assert_eq!(payout_state(&app, held).await, ("PENDING".to_owned(), 3));
+    };
+    // Nothing yet shows the query works (2001 may be a refused query):
+    // "no record" answers are not counted.
+    for (tag, held) in [("A", &acknowledged), ("U", &unacknowledged)] {
+        three_not_found(held, tag).await;
+        assert_eq!(payout_state(&app, held).await, ("PENDING".to_owned(), 0));
     }
     // An answer that finds a transaction (the acknowledged payout, still in
-    // progress) shows it works: the unacknowledged payout is refunded, and
-    // the one found forgets its "no record" answers.
+    // progress) shows it works: three more "no record" answers refund the
+    // unacknowledged payout; the acknowledged one stays held.
     answers
         .found(&acknowledged, "AG_20261205_FOUND", "Pending")
         .await;
+    three_not_found(&acknowledged, "B").await;
+    three_not_found(&unacknowledged, "V").await;
     assert_eq!(
         payout_state(&app, &acknowledged).await,
-        ("PENDING".to_owned(), 0)
+        ("PENDING".to_owned(), 3)
     );
     assert_eq!(
         payout_state(&app, &unacknowledged).await,
@@ -892,10 +896,11 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!(again, 2, "the second delivery of each first answer");
+    assert_eq!(again, 4, "the second delivery of each first answer");
 
-    // The evidence goes stale. A payout known to be completed is what the
-    // gateway asks about before refunding the next lost one.
+    // The evidence goes stale. A "no record" answer without it has the
+    // gateway ask about a payout it knows was completed; once that answer
+    // is in, "no record" answers count again.
     let completed = withdraw(&app, &token, 10_000).await;
     let conversation = conversation_of(&app, &completed).await;
     settle_payout(&app, &conversation, json!({"result_code": 0})).await;
@@ -912,26 +917,23 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
     .execute(&app.pool)
     .await
     .unwrap();
-    for query in 0..3 {
-        answers
-            .not_found(&lost, &format!("AG_20261205_L{query}"), 1)
-            .await;
-    }
-    eventually(
-        "the control query shows the query works",
-        secs(20),
-        async || (payout_state(&app, &lost).await.0 == "FAILED").then_some(()),
-    )
+    answers.not_found(&lost, "AG_20261205_L", 1).await;
+    assert_eq!(payout_state(&app, &lost).await, ("PENDING".to_owned(), 0));
+    let known = withdrawal_ref(&app, &completed).await;
+    eventually("the control query's answer", secs(20), async || {
+        let found: Option<bool> = sqlx::query_scalar(
+            "SELECT found FROM mpesa_status_queries WHERE control AND withdrawal_ref = $1",
+        )
+        .bind(known)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+        .flatten();
+        (found == Some(true)).then_some(())
+    })
     .await;
-    let controls: Vec<(uuid::Uuid, Option<bool>)> = sqlx::query_as(
-        "SELECT q.withdrawal_ref, q.found FROM mpesa_status_queries q WHERE q.control",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(controls.len(), 1, "{controls:?}");
-    assert_eq!(controls[0].0, withdrawal_ref(&app, &completed).await);
-    assert_eq!(controls[0].1, Some(true));
+    three_not_found(&lost, "L").await;
+    assert_eq!(payout_state(&app, &lost).await, ("FAILED".to_owned(), 3));
     assert_eq!(payout_state(&app, &completed).await.0, "COMPLETED");
     app.assert_balanced().await;
 }
@@ -1478,6 +1480,29 @@ async fn a_payout_result_naming_another_conversation_settles_nothing() {
     let real = post_result(failed(&conversation)).await;
     assert_eq!(real.status(), StatusCode::OK);
     assert_eq!(payout_state(&app, &held).await.0, "FAILED");
+    assert_eq!(app.balance(&token, "KES").await, before);
+
+    // A success for the refunded payout, its conversation unknown: the
+    // customer may have the money twice, so it is a contradiction for
+    // operators, but nothing of the customer's is reserved on its word.
+    sqlx::query(acknowledged)
+        .bind(reference)
+        .bind(None::<&str>)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut paid = failed("AG_LATE");
+    paid["Result"]["ResultCode"] = json!(0);
+    paid["Result"]["TransactionID"] = json!("LATE000009");
+    assert_eq!(post_result(paid).await.status(), StatusCode::OK);
+    let found: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT kind, reserved FROM payout_contradictions WHERE withdrawal_ref = $1",
+    )
+    .bind(reference)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(found, [("PAID AFTER REFUND".to_owned(), 0)]);
     assert_eq!(app.balance(&token, "KES").await, before);
     app.assert_balanced().await;
 }

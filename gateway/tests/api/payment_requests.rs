@@ -321,6 +321,28 @@ async fn requests_are_validated_and_bounded() {
     .unwrap();
     assert_eq!(texted, 10);
 
+    // An owner whose KYC was rejected: their till takes no payment, so
+    // their business asks for none.
+    app.verified_user("+254711330004", "Another Customer", 0)
+        .await;
+    let kyc = "UPDATE users SET kyc_status = $2 WHERE phone = $1";
+    for status in ["REJECTED", "VERIFIED"] {
+        sqlx::query(kyc)
+            .bind(OWNER)
+            .bind(status)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        if status == "REJECTED" {
+            let refused = ask(&app, &owner, body("+254711330004", "K-1", 600)).await;
+            let problem = assert_problem(refused, StatusCode::CONFLICT, "conflict").await;
+            assert!(
+                problem["detail"].as_str().unwrap().contains("under review"),
+                "{problem}"
+            );
+        }
+    }
+
     // And of all its customers, a thousand a day: a key it lost cannot
     // text the whole customer base in the platform's name.
     sqlx::query(
@@ -332,8 +354,6 @@ async fn requests_are_validated_and_bounded() {
     .execute(&app.pool)
     .await
     .unwrap();
-    app.verified_user("+254711330004", "Another Customer", 0)
-        .await;
     let over = ask(&app, &owner, body("+254711330004", "B-1", 600)).await;
     let problem = assert_problem(over, StatusCode::CONFLICT, "conflict").await;
     assert!(

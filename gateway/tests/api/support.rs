@@ -996,7 +996,7 @@ async fn towards_server(
     let mut buffer = vec![0u8; 64 * 1024];
     // The last bytes carried, so a marker split between reads is found.
     let mut recent: Vec<u8> = Vec::new();
-    let mut marked = false;
+    let mut marked = None;
     loop {
         let n = from.read(&mut buffer).await.ok().filter(|&n| n > 0)?;
         let chunk = &buffer[..n];
@@ -1012,16 +1012,19 @@ async fn towards_server(
 
 /// Whether the armed cut is made at `chunk` (the last bytes of `recent`),
 /// taking it if so: which, and how much of the chunk still goes through.
-/// `marked`: whether the link has carried the cut's marker.
+/// `marked`: the marker the link last carried, of the cuts armed.
 fn cut_here(
     cut: &std::sync::Mutex<Option<CommitCut>>,
     recent: &[u8],
     chunk: &[u8],
-    marked: &mut bool,
+    marked: &mut Option<Vec<u8>>,
 ) -> Option<(Cut, usize)> {
     let mut armed = cut.lock().unwrap();
-    *marked = *marked || find(recent, &armed.as_ref()?.marker).is_some();
-    let at = find(chunk, COMMIT_MESSAGE).filter(|_| *marked)?;
+    let marker = &armed.as_ref()?.marker;
+    if marked.as_ref() != Some(marker) && find(recent, marker).is_some() {
+        *marked = Some(marker.clone());
+    }
+    let at = find(chunk, COMMIT_MESSAGE).filter(|_| marked.as_ref() == Some(marker))?;
     let made = armed.take()?.cut;
     let upto = match made {
         Cut::AnswerLost => at + COMMIT_MESSAGE.len(),

@@ -94,6 +94,14 @@ async fn ask_one(state: &AppState) -> Result<bool, Error> {
     let Some(reference) = due else {
         return Ok(false);
     };
+    ask(state, reference, false).await?;
+    Ok(true)
+}
+
+/// Sends a Transaction Status query about payout `reference` and keeps its
+/// conversation (`control`: asked only as evidence that the query works);
+/// a query Daraja refused is asked again on a later pass.
+async fn ask(state: &AppState, reference: Uuid, control: bool) -> Result<(), Error> {
     let result_url = super::callback_url(state, "/api/v1/mpesa/txstatus/result")?;
     let timeout_url = super::callback_url(state, "/api/v1/mpesa/txstatus/timeout")?;
     match state
@@ -103,18 +111,20 @@ async fn ask_one(state: &AppState) -> Result<bool, Error> {
     {
         Ok(ack) => {
             sqlx::query!(
-                "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref, control) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
                 ack.conversation_id,
-                reference
+                reference,
+                control
             )
             .execute(&state.pool)
             .await?;
         }
         Err(error) => {
-            tracing::warn!(withdrawal = %reference, %error, "Transaction Status query failed; asking again later");
+            tracing::warn!(withdrawal = %reference, control, %error, "Transaction Status query failed; asking again later");
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Applies a Transaction Status result (or, `timed_out`, its queue
@@ -269,26 +279,5 @@ async fn ask_control(state: &AppState) -> Result<(), Error> {
     let Some(known) = control else {
         return Ok(());
     };
-    let result_url = super::callback_url(state, "/api/v1/mpesa/txstatus/result")?;
-    let timeout_url = super::callback_url(state, "/api/v1/mpesa/txstatus/timeout")?;
-    match state
-        .daraja()?
-        .transaction_status(&known.to_string(), &result_url, &timeout_url)
-        .await
-    {
-        Ok(ack) => {
-            sqlx::query!(
-                "INSERT INTO mpesa_status_queries (conversation_id, withdrawal_ref, control) VALUES ($1, $2, true)
-                 ON CONFLICT DO NOTHING",
-                ack.conversation_id,
-                known
-            )
-            .execute(&state.pool)
-            .await?;
-        }
-        Err(error) => {
-            tracing::warn!(%error, "Transaction Status control query failed; asking again later");
-        }
-    }
-    Ok(())
+    ask(state, known, true).await
 }

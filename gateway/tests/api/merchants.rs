@@ -379,6 +379,18 @@ async fn a_feature_phone_pays_a_till_and_a_paybill_seeing_the_name_before_the_pi
     app.assert_balanced().await;
 }
 
+/// The statuses of requests sent at once, in order.
+async fn at_once(
+    requests: impl Iterator<Item = impl std::future::Future<Output = reqwest::Response>>,
+) -> Vec<StatusCode> {
+    let answered = futures::future::join_all(requests).await;
+    answered.iter().map(|r| r.status()).collect()
+}
+
+fn counted(statuses: &[StatusCode], status: StatusCode) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
 pub(crate) async fn pay_till(app: &TestApp, token: &str, till: &Value, amount: i64) -> Value {
     let paid = app
         .post(
@@ -417,23 +429,9 @@ async fn key_caps_hold_under_concurrency_and_creations_are_bounded_a_day() {
             json!({"name": "site", "scopes": ["payments:read"]}),
         )
     };
-    let statuses: Vec<StatusCode> = futures::future::join_all((0..25).map(|_| create()))
-        .await
-        .iter()
-        .map(|r| r.status())
-        .collect();
-    let created = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
-    assert_eq!(created, 20, "{statuses:?}");
-    assert_eq!(
-        statuses
-            .iter()
-            .filter(|s| **s == StatusCode::CONFLICT)
-            .count(),
-        5
-    );
+    let statuses = at_once((0..25).map(|_| create())).await;
+    assert_eq!(counted(&statuses, StatusCode::CREATED), 20, "{statuses:?}");
+    assert_eq!(counted(&statuses, StatusCode::CONFLICT), 5, "{statuses:?}");
     let mut made = 25;
     loop {
         sqlx::query("UPDATE merchant_api_keys SET revoked_at = now()")
@@ -668,22 +666,9 @@ async fn refunds_sent_at_once_never_exceed_the_payment() {
             json!({"payment_id": paid["tx_id"], "amount": 4_000}),
         )
     });
-    let statuses: Vec<StatusCode> = futures::future::join_all(refunds)
-        .await
-        .iter()
-        .map(|r| r.status())
-        .collect();
-    let booked = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
-    assert_eq!(booked, 2, "{statuses:?}");
-    assert!(
-        statuses
-            .iter()
-            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
-        "{statuses:?}"
-    );
+    let statuses = at_once(refunds).await;
+    assert_eq!(counted(&statuses, StatusCode::CREATED), 2, "{statuses:?}");
+    assert_eq!(counted(&statuses, StatusCode::CONFLICT), 8, "{statuses:?}");
     assert_eq!(app.balance(&customer, "KES").await, start - 2_000);
     app.assert_balanced().await;
 }

@@ -93,6 +93,19 @@ impl Msisdn {
     }
 }
 
+/// A stored E.164 number as someone who must not learn it may see it: the
+/// country and network prefix (`+2547`) and the last three digits, the
+/// rest starred, as M-Pesa shows a payer to a till (`+2547*****001`).
+/// Enough to recognise a customer one already knows, not to call them.
+pub fn masked(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    let kept_head = chars.len().saturating_sub(3).min(5);
+    let tail_from = chars.len().saturating_sub(3).max(kept_head);
+    let head: String = chars[..kept_head].iter().collect();
+    let tail: String = chars[tail_from..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(tail_from - kept_head))
+}
+
 impl TryFrom<String> for Msisdn {
     type Error = PhoneError;
     fn try_from(value: String) -> Result<Self, Self::Error> {
@@ -115,6 +128,14 @@ impl fmt::Display for Msisdn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_number_shows_its_prefix_and_last_three_digits_only() {
+        assert_eq!(masked("+254712345678"), "+2547*****678");
+        assert_eq!(masked("+447700900123"), "+4477*****123");
+        assert_eq!(masked("+1234"), "+1234");
+        assert_eq!(masked(""), "");
+    }
 
     #[test]
     fn the_three_kenyan_forms_normalise_to_the_same_e164() {

@@ -368,6 +368,8 @@ pub struct PaymentView {
     pub account: Option<String>,
     pub note: Option<String>,
     pub customer_name: String,
+    /// Masked (`+2547*****001`): a business recognises a customer it knows,
+    /// and cannot collect the numbers of everyone who paid it.
     pub customer_phone: String,
     pub created_at: DateTime<Utc>,
 }
@@ -408,7 +410,7 @@ pub async fn payments(
                     account: r.account,
                     note: r.note,
                     customer_name: r.name,
-                    customer_phone: r.phone,
+                    customer_phone: chainpay_core::phone::masked(&r.phone),
                     created_at: r.created_at,
                 },
             )

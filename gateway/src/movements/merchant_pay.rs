@@ -109,7 +109,7 @@ impl PayOrder {
     ) -> Value {
         json!({"payment_id": tx_id, "amount": self.amount.minor(), "fee": fee, "currency": self.currency.as_str(),
                "account": self.account, "note": self.note, "customer_name": customer.party.name,
-               "customer_phone": customer.party.phone, "created_at": at})
+               "customer_phone": chainpay_core::phone::masked(&customer.party.phone), "created_at": at})
     }
 
     /// Paying one of the customer's payment requests, on its terms.

@@ -10,7 +10,9 @@
 //! from a callback or from STK Query when the callback is lost — happens
 //! under the row's lock and only while it is `PENDING`, so a wallet is
 //! credited once however many times, and by whichever path, the answer comes.
-//! A callback settles only what STK Query confirms ([`confirmed`]).
+//! A callback settles only what STK Query confirms ([`confirmed`]); one for
+//! a CheckoutRequestID we never saw may pay a push whose answer was lost
+//! ([`unanswered`]).
 
 use chainpay_core::daraja::codes::ResultCode;
 use chainpay_core::daraja::wire::{self, StkCallback, StkCallbackEnvelope, UntrustedAmount};
@@ -42,8 +44,12 @@ use crate::movements::{self, Attempted, Reply};
 use crate::reconciliation::suspense::{self, Reason};
 use crate::state::AppState;
 
+use super::unanswered;
+
 /// Seconds between STK Queries of one deposit.
 const QUERY_SPACING_S: f64 = 10.0;
+/// STK Queries callbacks about one CheckoutRequestID may cause a minute.
+const QUERIES_PER_CHECKOUT_MINUTE: u32 = 6;
 /// Deposits the sweeper settles per pass.
 const SWEEP_BATCH: usize = 20;
 
@@ -224,7 +230,8 @@ async fn record_answer(
 }
 
 /// The deposit as Safaricom left it: pending against its CheckoutRequestID,
-/// or failed (without one there is nothing to pay against).
+/// or failed (without one there is nothing to query; a payment for a push
+/// that got no answer is still looked for: [`unanswered`]).
 async fn write_answer(
     conn: &mut PgConnection,
     reference: Uuid,
@@ -241,10 +248,14 @@ async fn write_answer(
         .await
         .map(drop),
         Answered::Failed(error) => sqlx::query!(
-            "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now() WHERE ref = $1",
+            "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now(),
+                    prompt_unanswered_until = CASE WHEN $4 THEN now() + make_interval(secs => $5) END
+             WHERE ref = $1",
             reference,
             DepositStatus::Failed.as_str(),
-            error.to_string()
+            error.to_string(),
+            unanswered::may_have_prompted(error),
+            unanswered::WINDOW_S
         )
         .execute(conn)
         .await
@@ -324,7 +335,7 @@ struct Pending {
 }
 
 /// What Safaricom said about a deposit.
-enum Answer {
+pub(super) enum Answer {
     /// Paid. A callback reports the amount, receipt and phone; STK Query
     /// reports none of them (`amount: None`).
     Paid {
@@ -401,25 +412,15 @@ async fn settle(
     }
 }
 
-/// A receipt credits once, whichever deposit it arrives on: a repeat marks
-/// this deposit `DUPLICATE`.
+/// A receipt credits once, whichever deposit it arrives on: a report STK
+/// Query could not confirm that repeats one marks this deposit `DUPLICATE`
+/// (a confirmed one is booked without it: [`without_foreign_receipt`]).
 async fn already_credited(
     conn: &mut PgConnection,
     deposit: &Pending,
     receipt: &str,
 ) -> Result<bool, Error> {
-    let booked: Vec<String> = DepositStatus::ALL
-        .iter()
-        .filter(|s| s.booked())
-        .map(|s| s.as_str().to_owned())
-        .collect();
-    let credited = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $1 AND status = ANY($2)) AS "seen!""#,
-        receipt,
-        &booked
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let credited = receipt_booked(conn, receipt).await?;
     if credited {
         sqlx::query!(
             "UPDATE mpesa_deposits SET status = $3, mpesa_receipt = $2, result_code = 0, settled_at = now() WHERE ref = $1",
@@ -431,6 +432,60 @@ async fn already_credited(
         .await?;
     }
     Ok(credited)
+}
+
+/// The statuses of a deposit whose money was booked, as text.
+fn booked_statuses() -> Vec<String> {
+    DepositStatus::ALL
+        .iter()
+        .filter(|s| s.booked())
+        .map(|s| s.as_str().to_owned())
+        .collect()
+}
+
+/// Whether a deposit already booked money under this receipt.
+async fn receipt_booked(conn: &mut PgConnection, receipt: &str) -> Result<bool, Error> {
+    let booked = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $1 AND status = ANY($2)) AS "seen!""#,
+        receipt,
+        &booked_statuses()
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(booked)
+}
+
+/// A paid callback STK Query confirmed, but naming a receipt already booked
+/// on another deposit: M-Pesa gives every payment its own receipt, so the
+/// callback's details are not this payment's (a copy of another's, made by
+/// someone holding the callback token). The payment M-Pesa confirmed is
+/// booked without them, for what was asked, and the callback is audited;
+/// reconciliation reports its receipt against the deposit.
+async fn without_foreign_receipt(
+    conn: &mut PgConnection,
+    stk: &StkCallback,
+    answer: Answer,
+) -> Result<Answer, Error> {
+    let Answer::Paid {
+        receipt: Some(receipt),
+        ..
+    } = &answer
+    else {
+        return Ok(answer);
+    };
+    if !receipt_booked(conn, receipt).await? {
+        return Ok(answer);
+    }
+    AuditEvent::new("mpesa.callback", Outcome::Rejected)
+        .subject(&stk.checkout_request_id)
+        .detail(json!({"reason": "receipt already booked on another deposit", "receipt": receipt}))
+        .record(&mut *conn)
+        .await?;
+    Ok(Answer::Paid {
+        amount: None,
+        receipt: None,
+        phone: None,
+    })
 }
 
 /// What a paid answer says, against what was asked for.
@@ -650,8 +705,10 @@ pub async fn on_callback(state: &AppState, body: Value) -> Result<String, Error>
     // seconds, and a row lock held that long (a pooled connection with it)
     // would have a burst of callbacks wait on Safaricom.
     let confirmation = match unsettled(state, &stk.checkout_request_id).await? {
-        true => confirmed(state, &stk.checkout_request_id).await,
-        false => Confirmation::Unknown,
+        Some(true) => confirmed(state, &stk.checkout_request_id).await,
+        Some(false) => Confirmation::Unknown,
+        None if unanswered::attach(state, &stk).await? => Confirmation::Paid,
+        None => Confirmation::Unknown,
     };
     let mut tx = state.pool.begin().await?;
     let outcome = apply_callback(&mut tx, state, &stk, confirmation).await?;
@@ -667,18 +724,17 @@ pub async fn on_callback(state: &AppState, body: Value) -> Result<String, Error>
     Ok(outcome)
 }
 
-/// Whether a deposit with this CheckoutRequestID exists and has booked
-/// nothing yet (read without a lock: [`apply_callback`] checks again).
-async fn unsettled(state: &AppState, checkout: &str) -> Result<bool, Error> {
+/// Whether the deposit with this CheckoutRequestID has booked nothing yet;
+/// `None` when there is no such deposit (read without a lock:
+/// [`apply_callback`] checks again).
+async fn unsettled(state: &AppState, checkout: &str) -> Result<Option<bool>, Error> {
     let status = sqlx::query_scalar!(
         "SELECT status FROM mpesa_deposits WHERE checkout_request_id = $1",
         checkout
     )
     .fetch_optional(&state.pool)
     .await?;
-    Ok(status
-        .and_then(|s| DepositStatus::parse(&s))
-        .is_some_and(|s| !s.booked()))
+    Ok(status.map(|s| DepositStatus::parse(&s).is_some_and(|s| !s.booked())))
 }
 
 /// Settles the deposit a readable callback is about, if it is still pending,
@@ -732,7 +788,7 @@ async fn apply_callback(
         amount: row.amount,
     };
     let answer = match confirmation {
-        Confirmation::Paid if paid => answer,
+        Confirmation::Paid if paid => without_foreign_receipt(conn, stk, answer).await?,
         // M-Pesa's records are the word: a failure report for a payment
         // made is booked as the payment, without the report's details.
         Confirmation::Paid => Answer::Paid {
@@ -768,7 +824,7 @@ async fn apply_callback(
 const AWAITING_QUERY: &str = "awaiting STK Query";
 
 /// What M-Pesa's own records say of the payment a callback reports on.
-enum Confirmation {
+pub(super) enum Confirmation {
     Paid,
     /// Not paid: the answer to settle the deposit with.
     Unpaid(Answer),
@@ -783,10 +839,18 @@ enum Confirmation {
 /// before they pay (their payment would wait in suspense). So a callback
 /// only settles what Safaricom confirms; its own details (receipt, amount,
 /// phone) are used only when both say the payment was made.
-async fn confirmed(state: &AppState, checkout: &str) -> Confirmation {
+pub(super) async fn confirmed(state: &AppState, checkout: &str) -> Confirmation {
     let Ok(daraja) = state.daraja() else {
         return Confirmation::Unknown;
     };
+    // Each callback asks once; copies of one (Safaricom's retries, or a
+    // flood from someone holding the token) ask a few times a minute at
+    // most, and the rest leave the deposit to the sweep's queries.
+    let bucket = format!("stk-query:{checkout}");
+    match admit(&state.pool, &bucket, QUERIES_PER_CHECKOUT_MINUTE, 60).await {
+        Ok(Admission::Allowed) => {}
+        Ok(Admission::Limited { .. }) | Err(_) => return Confirmation::Unknown,
+    }
     match daraja.stk_query(checkout).await {
         Ok(StkStatus::Final { result_code, .. }) if result_code.is_success() => Confirmation::Paid,
         Ok(StkStatus::Final {
@@ -807,17 +871,12 @@ async fn fill_receipt(
     reference: Uuid,
     receipt: &str,
 ) -> Result<String, Error> {
-    let booked: Vec<String> = DepositStatus::ALL
-        .iter()
-        .filter(|s| s.booked())
-        .map(|s| s.as_str().to_owned())
-        .collect();
     let filled = sqlx::query!(
         "UPDATE mpesa_deposits SET mpesa_receipt = $2 WHERE ref = $1 AND mpesa_receipt IS NULL
            AND NOT EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $2 AND status = ANY($3))",
         reference,
         receipt,
-        &booked
+        &booked_statuses()
     )
     .execute(conn)
     .await?;

@@ -10,6 +10,7 @@ pub mod deposits;
 pub mod payout_status;
 pub mod reservations;
 pub mod resolutions;
+pub mod unanswered;
 pub mod withdrawals;
 
 use crate::error::Error;

@@ -306,23 +306,10 @@ pub async fn stuck_sms(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> {
             Finding::new(
                 Check::Sms,
                 format!("sms {}", row.id),
-                json!({"sms": row.id, "to": masked(&row.to_phone), "attempts": row.attempts, "queued_since": row.created_at,
+                json!({"sms": row.id, "to": chainpay_core::phone::masked(&row.to_phone), "attempts": row.attempts, "queued_since": row.created_at,
                        "problem": "queued for over 15 minutes"}),
             )
         })
         .collect();
     Ok((findings, json!({"stuck": stuck})))
-}
-
-/// A phone as the permanent audit trail may keep it: the last three digits.
-fn masked(phone: &str) -> String {
-    let tail: String = phone
-        .chars()
-        .rev()
-        .take(3)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!("*******{tail}")
 }

@@ -8,8 +8,10 @@
 //! B2C payouts succeed after the same delay unless settled through
 //! `POST /sim/daraja/b2c/{ConversationID}`. Transaction Status and Account
 //! Balance answer from the simulator's own records ([`super::daraja_enquiries`]),
-//! and `POST /sim/daraja/faults` loses B2C replies or requests and plants a
-//! float offset, so recovery and reconciliation can be shown.
+//! and `POST /sim/daraja/faults` loses B2C replies or requests, loses STK
+//! Push answers (the prompt still reaches the phone) or takes STK Query
+//! down, and plants a float offset, so recovery and reconciliation can be
+//! shown.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -240,6 +242,10 @@ async fn stk_push(
             "Internal Server Error",
         );
     }
+    if stk_fault(&state).await.as_deref() == Some("lose_replies") {
+        // The prompt is on its way to the phone; the answer is lost.
+        return gateway_timeout();
+    }
     Json(StkPushAck {
         merchant_request_id: merchant,
         checkout_request_id: checkout,
@@ -262,6 +268,9 @@ async fn stk_query(
     );
     if let Some(refused) = refuse_stk(&state, &headers, stamp).await {
         return refused;
+    }
+    if stk_fault(&state).await.as_deref() == Some("query_down") {
+        return (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error").into_response();
     }
     let push = sqlx::query!(
         "SELECT merchant_request_id, status, result_code, result_desc FROM sim_daraja_pushes WHERE checkout_request_id = $1",
@@ -358,6 +367,16 @@ async fn b2c(
         response_description: "Accept the service request successfully.".into(),
     })
     .into_response()
+}
+
+/// The STK fault set through `POST /sim/daraja/faults`, if any.
+async fn stk_fault(state: &AppState) -> Option<String> {
+    sqlx::query_scalar!("SELECT stk_fault FROM sim_daraja_account")
+        .fetch_optional(&state.pool)
+        .await
+        .ok()
+        .flatten()
+        .flatten()
 }
 
 /// What a caller sees when a request or its answer is lost in the network.

@@ -5,7 +5,7 @@
 //! (the prompts paid, less the payouts made, plus a planted offset). Both
 //! acknowledge at once and post `{"Result":{…}}` to the ResultURL shortly
 //! after, as Daraja does. `POST /sim/daraja/faults` (admins only) sets the
-//! B2C fault and the float offset.
+//! B2C and STK faults and the float offset.
 
 use std::time::Duration;
 
@@ -230,6 +230,10 @@ async fn account_balance(
 struct Faults {
     /// `lose_replies`, `lose_request`, or null for none.
     b2c: Option<String>,
+    /// `lose_replies` (STK Push answers lost), `query_down` (STK Query
+    /// answers nothing usable), or null for none.
+    #[serde(default)]
+    stk: Option<String>,
     /// Added to the balance Account Balance states.
     #[serde(default)]
     float_offset_cents: i64,
@@ -244,18 +248,20 @@ async fn faults(
         return refused;
     }
     let set = sqlx::query!(
-        "UPDATE sim_daraja_account SET b2c_fault = $1, offset_cents = $2",
+        "UPDATE sim_daraja_account SET b2c_fault = $1, offset_cents = $2, stk_fault = $3",
         faults.b2c,
-        faults.float_offset_cents
+        faults.float_offset_cents,
+        faults.stk
     )
     .execute(&state.pool)
     .await;
     match set {
-        Ok(_) => Json(json!({"b2c": faults.b2c, "float_offset_cents": faults.float_offset_cents}))
-            .into_response(),
+        Ok(_) => Json(json!({"b2c": faults.b2c, "stk": faults.stk,
+                             "float_offset_cents": faults.float_offset_cents}))
+        .into_response(),
         Err(_) => (
             StatusCode::BAD_REQUEST,
-            "b2c must be lose_replies, lose_request or null",
+            "b2c must be lose_replies, lose_request or null; stk lose_replies, query_down or null",
         )
             .into_response(),
     }

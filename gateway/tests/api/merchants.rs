@@ -291,6 +291,8 @@ async fn the_owner_reads_the_statement_as_json_and_csv() {
         .await;
     assert_eq!(page["payments"].as_array().unwrap().len(), 1);
     assert_eq!(page["payments"][0]["amount"], 7_000);
+    // The payer is recognisable, but their number is not handed out.
+    assert_eq!(page["payments"][0]["customer_phone"], "+2547*****001");
     let cursor = page["next_cursor"].as_str().unwrap();
     let next = app
         .get_json(
@@ -316,6 +318,10 @@ async fn the_owner_reads_the_statement_as_json_and_csv() {
     assert_eq!(lines.len(), 3, "{body}");
     assert!(lines[0].starts_with("tx_id,created_at,amount"));
     assert!(body.contains("\"'=cmd"), "a formula is defused: {body}");
+    assert!(
+        !body.contains(USER_PHONE) && body.contains("+2547*****001"),
+        "{body}"
+    );
     let stranger = app.get("/api/v1/merchant/payments", &token).await;
     assert_problem(stranger, StatusCode::FORBIDDEN, "forbidden").await;
     let bad = app
@@ -845,6 +851,7 @@ async fn webhooks_arrive_signed_and_a_failing_receiver_gets_the_same_event_until
     assert_eq!(event["type"], "payment.received");
     assert_eq!(event["data"]["payment_id"], paid["tx_id"]);
     assert_eq!(event["data"]["amount"], 12_000);
+    assert_eq!(event["data"]["customer_phone"], "+2547*****001");
 
     let log_path = format!(
         "/api/v1/merchant/webhooks/{}/deliveries",

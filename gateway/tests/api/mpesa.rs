@@ -224,7 +224,10 @@ async fn the_same_callback_delivered_ten_times_at_once_credits_once() {
             .await
             .unwrap();
     assert_eq!(deposits, 1);
-    // A second deposit answered with a receipt already used is a duplicate.
+    // A callback for a second paid deposit that names the first one's
+    // receipt (someone holding the token copied it) cannot cost the
+    // customer their payment: what STK Query confirmed is credited, without
+    // the copied receipt, and the callback is audited.
     let other = initiate(&app, &token, 25_000).await;
     paid_silently(&app, &other["checkout_request_id"]).await;
     let replayed = success_callback(
@@ -233,17 +236,142 @@ async fn the_same_callback_delivered_ten_times_at_once_credits_once() {
         "NLJ7RT61SV",
         254700000001,
     );
-    app.client
-        .post(callback_url(&app))
-        .json(&replayed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        status(&app, &token, &other["ref"]).await["status"],
-        "DUPLICATE"
+    acknowledged(&app, &replayed).await;
+    let deposit = status(&app, &token, &other["ref"]).await;
+    assert_eq!(deposit["status"], "CONFIRMED");
+    assert!(deposit["mpesa_receipt"].is_null(), "{deposit}");
+    assert_eq!(app.balance(&token, "KES").await, before + 50_000);
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'mpesa.callback'
+           AND detail ->> 'reason' = 'receipt already booked on another deposit'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    app.assert_balanced().await;
+}
+
+/// The newest deposit of the demo customer, straight from the database.
+async fn newest_deposit(app: &TestApp) -> (uuid::Uuid, String, Option<String>) {
+    sqlx::query_as(
+        "SELECT ref, status, checkout_request_id FROM mpesa_deposits ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+async fn set_stk_fault(app: &TestApp, fault: Option<&str>) {
+    let admin = app.admin_token().await;
+    let response = app
+        .post("/sim/daraja/faults", Some(&admin), json!({"stk": fault}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_payment_to_a_prompt_whose_answer_was_lost_is_held_for_the_operators() {
+    let app = mpesa_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    // Safaricom takes the push and prompts the phone; its answer is lost.
+    set_stk_fault(&app, Some("lose_replies")).await;
+    let response = app
+        .post(
+            "/api/v1/mpesa/initiate",
+            Some(&token),
+            json!({"amount": 30_000}),
+        )
+        .await;
+    assert_problem(response, StatusCode::BAD_GATEWAY, "mpesa_unavailable").await;
+    set_stk_fault(&app, None).await;
+    let (reference, state, checkout) = newest_deposit(&app).await;
+    assert_eq!((state.as_str(), checkout), ("FAILED", None));
+    let prompted: String = sqlx::query_scalar(
+        "SELECT checkout_request_id FROM sim_daraja_pushes WHERE amount = 300 ORDER BY settle_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+
+    // A made-up CheckoutRequestID with the deposit's phone and amount is
+    // not a payment: STK Query knows nothing of it.
+    let forged = success_callback(
+        &json!("ws_CO_0712202600001"),
+        300.0,
+        "FORGED0001",
+        254700000001,
     );
-    assert_eq!(app.balance(&token, "KES").await, before + 25_000);
+    acknowledged(&app, &forged).await;
+    assert_eq!(newest_deposit(&app).await.1, "FAILED");
+
+    // The customer pays the prompt: Safaricom's callback names a
+    // CheckoutRequestID we never saw; STK Query confirms it.
+    answer(&app, &json!(prompted), 0, true).await;
+    let (held, state, checkout) = newest_deposit(&app).await;
+    assert_eq!(held, reference);
+    assert_eq!(
+        (state.as_str(), checkout.as_deref()),
+        ("SUSPENSE", Some(prompted.as_str()))
+    );
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before,
+        "held, not credited"
+    );
+    let item: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM reconciliation_items WHERE category = 'suspense' AND subject = $1 AND status = 'OPEN'",
+    )
+    .bind(reference.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(item, 1, "an item for the operators to credit or return");
+    let told = app.last_sms(USER_PHONE).await;
+    assert!(told.contains("300") && told.contains("held"), "{told}");
+    // Safaricom repeats the callback: nothing more is booked.
+    let booked = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM transactions WHERE tx_type = 'deposit'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(booked().await, 1);
+    let repeat: Value = sqlx::query_scalar(
+        "SELECT body FROM mpesa_callbacks WHERE reference = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&prompted)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    acknowledged(&app, &repeat).await;
+    assert_eq!(booked().await, 1);
+    app.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_late_payment_reported_while_stk_query_is_down_is_held_on_the_callbacks_word() {
+    let app = callback_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let started = initiate(&app, &token, 10_000).await;
+    answer(&app, &started["checkout_request_id"], 1032, true).await;
+    wait_for_status(&app, &token, &started["ref"], "FAILED").await;
+    // The deposit has ended and no sweep asks about it again: waiting for
+    // STK Query could lose the money, so it is held for the operators.
+    set_stk_fault(&app, Some("query_down")).await;
+    let late = success_callback(
+        &started["checkout_request_id"],
+        100.0,
+        "LATEDOWN01",
+        254700000001,
+    );
+    acknowledged(&app, &late).await;
+    let deposit = status(&app, &token, &started["ref"]).await;
+    assert_eq!(deposit["status"], "SUSPENSE");
+    assert_eq!(deposit["mpesa_receipt"], "LATEDOWN01");
+    assert_eq!(app.balance(&token, "KES").await, before);
     app.assert_balanced().await;
 }
 

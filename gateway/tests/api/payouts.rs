@@ -137,6 +137,23 @@ async fn two_admins_settle_a_payout_mpesa_never_answered_for_once() {
         .get_json("/api/v1/admin/mpesa/resolutions?status=PENDING", &second)
         .await;
     assert_eq!(waiting["resolutions"].as_array().unwrap().len(), 1);
+    // Three days on, the proposal has lapsed: a second admin books nothing.
+    let aged = |hours: i32| {
+        sqlx::query("UPDATE payout_resolutions SET created_at = now() - make_interval(hours => $2) WHERE id::text = $1")
+            .bind(proposal["id"].as_str().unwrap())
+            .bind(hours)
+            .execute(&app.pool)
+    };
+    aged(73).await.unwrap();
+    let stale = decide(&app, &second, &proposal["id"], "approve").await;
+    let problem: Value = stale.json().await.unwrap();
+    assert_eq!(problem["status"], 409);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("has lapsed"),
+        "{problem}"
+    );
+    assert_eq!(payout_state(&app, &paid).await.0, "PENDING");
+    aged(0).await.unwrap();
     for _ in 0..2 {
         let response = decide(&app, &second, &proposal["id"], "approve").await;
         assert_eq!(
@@ -366,6 +383,23 @@ async fn two_admins_take_back_a_refunded_payout_mpesa_paid_after_all() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let correction: Value = response.json().await.unwrap();
     let left = app.balance(&token, "KES").await;
+    // While its proposer is suspended the correction has lapsed.
+    let suspended = |yes: bool| {
+        sqlx::query("UPDATE users SET suspended = $1 WHERE phone = $2")
+            .bind(yes)
+            .bind(ADMIN_PHONE)
+            .execute(&app.pool)
+    };
+    suspended(true).await.unwrap();
+    let response = decide_correction(&app, &second, &correction["id"], "approve").await;
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["status"], 409);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("has lapsed"),
+        "{problem}"
+    );
+    assert_eq!(app.balance(&token, "KES").await, left);
+    suspended(false).await.unwrap();
     let response = decide_correction(&app, &second, &correction["id"], "approve").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.balance(&token, "KES").await, left - owed);

@@ -298,6 +298,38 @@ async fn a_payment_after_its_deposit_expired_waits_in_suspense_for_two_admins() 
     assert_problem(unseen, StatusCode::CONFLICT, "conflict").await;
     assert_eq!(app.balance(&token, "KES").await, before);
     let seen = json!({"note": "checked", "proposal_version": replaced["proposal_version"]});
+    // A proposal three days old has lapsed, as has one whose proposer was
+    // suspended since: the second admin's approval books nothing.
+    let aged = |hours: i32| {
+        sqlx::query("UPDATE reconciliation_items SET proposed_at = now() - make_interval(hours => $2) WHERE id = $1")
+            .bind(item["id"].as_i64().unwrap())
+            .bind(hours)
+            .execute(&app.pool)
+    };
+    let suspended = |yes: bool| {
+        sqlx::query("UPDATE users SET suspended = $1 WHERE phone = $2")
+            .bind(yes)
+            .bind(ADMIN_PHONE)
+            .execute(&app.pool)
+    };
+    aged(73).await.unwrap();
+    let stale = app
+        .post(&path("approve"), Some(&second), seen.clone())
+        .await;
+    let problem: Value = stale.json().await.unwrap();
+    assert_eq!(problem["status"], 409);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("has lapsed"),
+        "{problem}"
+    );
+    aged(0).await.unwrap();
+    suspended(true).await.unwrap();
+    let orphaned = app
+        .post(&path("approve"), Some(&second), seen.clone())
+        .await;
+    assert_problem(orphaned, StatusCode::CONFLICT, "conflict").await;
+    suspended(false).await.unwrap();
+    assert_eq!(app.balance(&token, "KES").await, before);
 
     let approved = app
         .post(&path("approve"), Some(&second), seen.clone())

@@ -96,14 +96,20 @@ impl Msisdn {
 /// A stored E.164 number as someone who must not learn it may see it: the
 /// country and network prefix (`+2547`) and the last three digits, the
 /// rest starred, as M-Pesa shows a payer to a till (`+2547*****001`).
-/// Enough to recognise a customer one already knows, not to call them.
+/// Enough to recognise a customer one already knows, not to call them;
+/// an input too short to be a number shows less.
 pub fn masked(phone: &str) -> String {
     let chars: Vec<char> = phone.chars().collect();
-    let kept_head = chars.len().saturating_sub(3).min(5);
-    let tail_from = chars.len().saturating_sub(3).max(kept_head);
-    let head: String = chars[..kept_head].iter().collect();
-    let tail: String = chars[tail_from..].iter().collect();
-    format!("{head}{}{tail}", "*".repeat(tail_from - kept_head))
+    let tail = 3.min(chars.len() / 3);
+    let head = 5.min((chars.len() - tail) / 2);
+    let starred = chars.len() - tail - head;
+    let shown = |part: &[char]| part.iter().collect::<String>();
+    format!(
+        "{}{}{}",
+        shown(&chars[..head]),
+        "*".repeat(starred),
+        shown(&chars[head + starred..])
+    )
 }
 
 impl TryFrom<String> for Msisdn {
@@ -133,7 +139,8 @@ mod tests {
     fn a_masked_number_shows_its_prefix_and_last_three_digits_only() {
         assert_eq!(masked("+254712345678"), "+2547*****678");
         assert_eq!(masked("+447700900123"), "+4477*****123");
-        assert_eq!(masked("+1234"), "+1234");
+        assert_eq!(masked("+1234"), "+1**4");
+        assert_eq!(masked("+25471"), "+2**71");
         assert_eq!(masked(""), "");
     }
 

@@ -146,8 +146,10 @@ fn jobs(state: &AppState) -> Vec<Job> {
             Box::pin(async move {
                 // Each recovery runs whatever the other's trouble.
                 let deposits = crate::mpesa::deposits::sweep(&state).await;
+                let reports = crate::mpesa::paid_reports::sweep(&state).await;
                 let payouts = crate::mpesa::payout_status::recover(&state).await;
                 deposits?;
+                reports?;
                 payouts?;
                 Ok(())
             })

@@ -61,6 +61,15 @@ pub enum DarajaError {
     Unreachable(String),
 }
 
+impl DarajaError {
+    /// Whether STK Query refused the CheckoutRequestID itself: Safaricom
+    /// never issued it (Daraja's `400.002.02` "Invalid CheckoutRequestID").
+    pub fn no_such_checkout(&self) -> bool {
+        matches!(self, DarajaError::Refused { code, message }
+            if code == codes::error::BAD_REQUEST && message.contains("CheckoutRequestID"))
+    }
+}
+
 /// The answer of an STK Query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StkStatus {
@@ -154,9 +163,10 @@ impl DarajaClient {
         decode(self.send(path, body).await?).await
     }
 
-    /// [`post`](Self::post) for a request that pays money out: a server
-    /// error may come after the payment was queued, so only a 4xx answer
-    /// is a refusal; a 5xx, whatever its body, is no answer at all.
+    /// [`post`](Self::post) for a request that moves money (a payout, or a
+    /// prompt the customer may pay): a server error may come after the
+    /// request was queued, so only a 4xx answer is a refusal; a 5xx,
+    /// whatever its body, is no answer at all.
     async fn post_payment<B: Serialize, R: DeserializeOwned>(
         &self,
         path: &str,
@@ -215,7 +225,7 @@ impl DarajaClient {
             account_reference: account_reference.chars().take(12).collect(),
             transaction_desc: description.chars().take(13).collect(),
         };
-        self.post("/mpesa/stkpush/v1/processrequest", &request)
+        self.post_payment("/mpesa/stkpush/v1/processrequest", &request)
             .await
     }
 

@@ -267,9 +267,11 @@ fn texts(
         account,
     };
     let to_customer = Sms(customer.lang).paid_merchant(receipt, &amount, business, &wallet_balance);
+    // The owner recognises the payer, but is not handed their number.
+    let payer_phone = chainpay_core::phone::masked(&customer.party.phone);
     let payer = Party {
         name: &customer.party.name,
-        phone: &customer.party.phone,
+        phone: &payer_phone,
     };
     let to_owner =
         Sms(merchant.owner_lang).merchant_paid(receipt, &amount, payer, &fee, &merchant_balance);

@@ -219,6 +219,7 @@ impl Operation for RefundOrder {
         let event = json!({"refund_id": tx_id, "payment_id": self.payment_tx_id, "amount": amount, "currency": self.currency,
                            "left": payment.left - amount, "created_at": booked.movement.facts.created_at});
         webhooks::enqueue(conn, self.caller.merchant_id, "refund.completed", event).await?;
-        Ok(booked.view(None, Some(payment.customer_phone.clone())))
+        let payer = chainpay_core::phone::masked(&payment.customer_phone);
+        Ok(booked.view(None, Some(payer)))
     }
 }

@@ -1,5 +1,5 @@
 //! STK Push deposits: `PENDING → CONFIRMED | FAILED | EXPIRED`, plus
-//! `DUPLICATE` for a receipt already credited and `SUSPENSE` for money that
+//! `SUSPENSE` for money that
 //! arrived but did not match the request, or arrived after the deposit had
 //! expired or failed (held for an operator's four-eyes decision in
 //! [`suspense`], never credited to the wallet automatically). A deposit
@@ -50,6 +50,8 @@ use super::unanswered;
 const QUERY_SPACING_S: f64 = 10.0;
 /// STK Queries callbacks about one CheckoutRequestID may cause a minute.
 const QUERIES_PER_CHECKOUT_MINUTE: u32 = 6;
+/// STK Queries all callbacks together may cause a minute.
+const QUERIES_PER_MINUTE: u32 = 300;
 /// Deposits the sweeper settles per pass.
 const SWEEP_BATCH: usize = 20;
 
@@ -239,7 +241,8 @@ async fn write_answer(
 ) -> sqlx::Result<()> {
     match answer {
         Answered::Prompted(ack) => sqlx::query!(
-            "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3 WHERE ref = $1",
+            "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3, prompt_unanswered_until = NULL
+             WHERE ref = $1 AND checkout_request_id IS NULL",
             reference,
             ack.checkout_request_id,
             ack.merchant_request_id
@@ -249,13 +252,12 @@ async fn write_answer(
         .map(drop),
         Answered::Failed(error) => sqlx::query!(
             "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now(),
-                    prompt_unanswered_until = CASE WHEN $4 THEN now() + make_interval(secs => $5) END
-             WHERE ref = $1",
+                    prompt_unanswered_until = CASE WHEN $4 THEN prompt_unanswered_until END
+             WHERE ref = $1 AND status = 'PENDING'",
             reference,
             DepositStatus::Failed.as_str(),
             error.to_string(),
-            unanswered::may_have_prompted(error),
-            unanswered::WINDOW_S
+            unanswered::may_have_prompted(error)
         )
         .execute(conn)
         .await
@@ -308,11 +310,13 @@ async fn record(
         sars::open_or_append(&mut tx, Some(order.user_id), rule.as_str(), None, finding).await?;
     }
     sqlx::query!(
-        "INSERT INTO mpesa_deposits (ref, user_id, phone, amount) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO mpesa_deposits (ref, user_id, phone, amount, prompt_unanswered_until)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
         reference,
         order.user_id,
         order.daraja_phone,
-        order.amount_minor
+        order.amount_minor,
+        unanswered::WINDOW_S
     )
     .execute(&mut *tx)
     .await?;
@@ -396,42 +400,8 @@ async fn settle(
             .await?;
             Ok(status)
         }
-        Answer::Paid {
-            amount,
-            receipt,
-            phone,
-        } => {
-            if let Some(receipt) = &receipt {
-                if already_credited(conn, deposit, receipt).await? {
-                    return Ok(DepositStatus::Duplicate);
-                }
-            }
-            let payment = Payment::of(deposit, amount, receipt, phone);
-            credit(conn, state, deposit, payment, late).await
-        }
+        Answer::Paid { receipt, .. } => credit(conn, state, deposit, receipt, late).await,
     }
-}
-
-/// A receipt credits once, whichever deposit it arrives on: a report STK
-/// Query could not confirm that repeats one marks this deposit `DUPLICATE`
-/// (a confirmed one is booked without it: [`without_foreign_receipt`]).
-async fn already_credited(
-    conn: &mut PgConnection,
-    deposit: &Pending,
-    receipt: &str,
-) -> Result<bool, Error> {
-    let credited = receipt_booked(conn, receipt).await?;
-    if credited {
-        sqlx::query!(
-            "UPDATE mpesa_deposits SET status = $3, mpesa_receipt = $2, result_code = 0, settled_at = now() WHERE ref = $1",
-            deposit.reference,
-            receipt,
-            DepositStatus::Duplicate.as_str()
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(credited)
 }
 
 /// The statuses of a deposit whose money was booked, as text.
@@ -455,30 +425,58 @@ async fn receipt_booked(conn: &mut PgConnection, receipt: &str) -> Result<bool, 
     Ok(booked)
 }
 
-/// A paid callback STK Query confirmed, but naming a receipt already booked
-/// on another deposit: M-Pesa gives every payment its own receipt, so the
-/// callback's details are not this payment's (a copy of another's, made by
-/// someone holding the callback token). The payment M-Pesa confirmed is
-/// booked without them, for what was asked, and the callback is audited;
-/// reconciliation reports its receipt against the deposit.
-async fn without_foreign_receipt(
+/// A paid callback STK Query confirmed, whose own details are kept only
+/// when they agree with the prompt: an STK prompt is paid from the phone
+/// prompted, for the amount pushed, and M-Pesa gives every payment its own
+/// receipt. Details that disagree (or name a receipt already booked on
+/// another deposit) are not this payment's: someone holding the callback
+/// token wrote them. The payment M-Pesa confirmed is then booked without
+/// them, for what was asked, and the callback is audited; reconciliation
+/// reports it against the deposit.
+async fn trusted_details(
     conn: &mut PgConnection,
-    stk: &StkCallback,
+    (stk, deposit): (&StkCallback, &Pending),
     answer: Answer,
 ) -> Result<Answer, Error> {
     let Answer::Paid {
-        receipt: Some(receipt),
-        ..
+        amount,
+        receipt,
+        phone,
     } = &answer
     else {
         return Ok(answer);
     };
-    if !receipt_booked(conn, receipt).await? {
+    let foreign_receipt = match receipt {
+        Some(receipt) => receipt_booked(conn, receipt).await?,
+        None => false,
+    };
+    let disagreement = [
+        (
+            amount.is_some_and(|paid| paid != Ok(deposit.amount)),
+            "amount",
+        ),
+        (
+            phone
+                .as_deref()
+                .is_some_and(|paid_by| paid_by != deposit.phone),
+            "phone",
+        ),
+        (foreign_receipt, "receipt already booked on another deposit"),
+    ];
+    let reasons: Vec<&str> = disagreement
+        .iter()
+        .filter_map(|(differs, what)| differs.then_some(*what))
+        .collect();
+    if reasons.is_empty() {
         return Ok(answer);
     }
     AuditEvent::new("mpesa.callback", Outcome::Rejected)
         .subject(&stk.checkout_request_id)
-        .detail(json!({"reason": "receipt already booked on another deposit", "receipt": receipt}))
+        .detail(
+            json!({"reason": "the callback's details disagree with the prompt STK Query confirmed",
+                       "disagree": reasons, "receipt": receipt, "phone": phone,
+                       "amount": amount.map(|a| a.ok())}),
+        )
         .record(&mut *conn)
         .await?;
     Ok(Answer::Paid {
@@ -488,70 +486,32 @@ async fn without_foreign_receipt(
     })
 }
 
-/// What a paid answer says, against what was asked for.
-struct Payment {
-    /// What is booked: the callback's amount when it is an amount at all,
-    /// ours when it is not (the report says what was sent).
-    amount: i64,
-    matched: bool,
-    receipt: Option<String>,
-    phone: Option<String>,
-    reported_amount: Option<Option<i64>>,
-}
-
-impl Payment {
-    fn of(
-        deposit: &Pending,
-        paid: Option<Result<i64, UntrustedAmount>>,
-        receipt: Option<String>,
-        phone: Option<String>,
-    ) -> Self {
-        let amount_ok = paid.is_none_or(|paid| paid == Ok(deposit.amount));
-        let phone_ok = phone
-            .as_deref()
-            .is_none_or(|paid_by| paid_by == deposit.phone);
-        Self {
-            amount: match paid {
-                Some(Ok(paid)) => paid,
-                _ => deposit.amount,
-            },
-            matched: amount_ok && phone_ok,
-            receipt,
-            phone,
-            reported_amount: paid.map(|p| p.ok()),
-        }
+/// Why money that arrived is held rather than credited, if it is: a
+/// customer who may not receive money now (suspended, rejected or listed
+/// since the prompt was sent; they are not told), or a payment that came
+/// after its deposit ended.
+fn held_because(can_receive: bool, late: bool) -> Option<Reason> {
+    match (can_receive, late) {
+        (false, _) => Some(Reason::Standing),
+        (true, true) => Some(Reason::Late),
+        (true, false) => None,
     }
 }
 
-/// Why money that arrived is held rather than credited, if it is. A
-/// customer who may not receive money now comes first (they are not told);
-/// then a payment that did not match; then one that came late.
-fn held_because(payment: &Payment, can_receive: bool, late: bool) -> Option<Reason> {
-    if !can_receive {
-        // Suspended, rejected or listed since the prompt was sent.
-        Some(Reason::Standing)
-    } else if !payment.matched {
-        Some(Reason::Mismatch)
-    } else if late {
-        Some(Reason::Late)
-    } else {
-        None
-    }
-}
-
-/// Books money that arrived: to the wallet when it is on time and amount
-/// and phone match the request exactly, otherwise to suspense with an item
-/// for the operators (and a report when it did not match).
+/// Books a payment STK Query confirmed, for what was asked (an STK prompt
+/// is paid for the amount pushed), with the callback's receipt when it
+/// could be trusted: to the wallet when it is on time, otherwise to
+/// suspense with an item for the operators (and a report when the customer
+/// may not receive it).
 async fn credit(
     conn: &mut PgConnection,
     state: &AppState,
     deposit: &Pending,
-    mut payment: Payment,
+    receipt: Option<String>,
     late: bool,
 ) -> Result<DepositStatus, Error> {
     let (lang, can_receive) = customer_standing(conn, deposit.user_id).await?;
-    let held = held_because(&payment, can_receive, late);
-    payment.matched = held.is_none();
+    let held = held_because(can_receive, late);
     let (status, target) = match held {
         None => (
             DepositStatus::Confirmed,
@@ -563,26 +523,26 @@ async fn credit(
         ),
     };
     let tx_id = crate::ledger::new_tx_id();
-    let booking = deposit_booking(deposit, &payment, tx_id, status, target.clone())?;
+    let booking = deposit_booking(deposit, receipt.as_deref(), tx_id, status, target.clone())?;
     let rules = state.rules.get(&state.pool).await?;
-    let to = format!("+{}", deposit.phone);
+    let (to, amount) = (
+        format!("+{}", deposit.phone),
+        rules.show("KES", deposit.amount),
+    );
     book(conn, &state.keys.tx_signing, booking, |booked| match held {
         None => vec![(
             to.clone(),
             Sms(lang).deposited(
                 booked.receipt(),
-                &rules.show("KES", payment.amount),
-                payment.receipt.as_deref(),
+                &amount,
+                receipt.as_deref(),
                 &rules.show("KES", booked.available_of(&target)),
             ),
         )],
         Some(Reason::Standing) => Vec::new(),
         Some(_) => vec![(
             to.clone(),
-            Sms(lang).payment_held(
-                &rules.show("KES", payment.amount),
-                payment.receipt.as_deref(),
-            ),
+            Sms(lang).payment_held(&amount, receipt.as_deref()),
         )],
     })
     .await?;
@@ -590,32 +550,30 @@ async fn credit(
         "UPDATE mpesa_deposits SET status = $2, mpesa_receipt = $3, result_code = 0, tx_id = $4, settled_at = now() WHERE ref = $1",
         deposit.reference,
         status.as_str(),
-        payment.receipt,
+        receipt,
         tx_id
     )
     .execute(&mut *conn)
     .await?;
     if let Some(reason) = held {
-        hold(conn, deposit, &payment, reason, tx_id).await?;
+        hold(conn, deposit, receipt.as_deref(), reason, tx_id).await?;
     }
     Ok(status)
 }
 
-/// The suspense item for money held, and a report when it did not match
-/// the request or the customer may not receive it.
+/// The suspense item for money held, and a report when the customer may
+/// not receive it.
 async fn hold(
     conn: &mut PgConnection,
     deposit: &Pending,
-    payment: &Payment,
+    receipt: Option<&str>,
     reason: Reason,
     tx_id: Uuid,
 ) -> Result<(), Error> {
-    let receipt = payment.receipt.as_deref();
-    suspense::hold(conn, deposit.reference, payment.amount, reason, receipt).await?;
-    if matches!(reason, Reason::Mismatch | Reason::Standing) {
-        let finding = json!({"deposit": deposit.reference, "expected_amount": deposit.amount,
-                             "paid_amount": payment.reported_amount, "expected_phone": deposit.phone,
-                             "paid_phone": payment.phone, "receipt": payment.receipt});
+    suspense::hold(conn, deposit.reference, deposit.amount, reason, receipt).await?;
+    if matches!(reason, Reason::Standing) {
+        let finding = json!({"deposit": deposit.reference, "amount": deposit.amount,
+                             "phone": deposit.phone, "receipt": receipt});
         sars::open_or_append(
             conn,
             Some(deposit.user_id),
@@ -631,29 +589,26 @@ async fn hold(
 /// The M-Pesa float pays `target` (the wallet, or suspense).
 fn deposit_booking<'a>(
     deposit: &Pending,
-    payment: &Payment,
+    receipt: Option<&str>,
     tx_id: Uuid,
     status: DepositStatus,
     target: AccountRef<'a>,
 ) -> Result<Booking<'a>, Error> {
     let kes = CurrencyCode::parse("KES").map_err(|e| Error::Internal(e.into()))?;
-    let entry = move_entry(
-        AccountRef::float("mpesa", "KES"),
-        target,
-        &kes,
-        payment.amount,
-    )
-    .map_err(|e| Error::Internal(e.into()))?;
+    let amount = deposit.amount;
+    let entry = move_entry(AccountRef::float("mpesa", "KES"), target, &kes, amount)
+        .map_err(|e| Error::Internal(e.into()))?;
+    let credited = (status == DepositStatus::Confirmed).then_some(deposit.user_id);
     Ok(Booking {
-        facts: TxFacts::now(tx_id, TxType::Deposit, "KES", (payment.amount, 0), None, payment.matched.then_some(deposit.user_id)),
+        facts: TxFacts::now(tx_id, TxType::Deposit, "KES", (amount, 0), None, credited),
         entry,
-        note: payment.receipt.as_ref().map(|r| format!("M-Pesa {r}")),
+        note: receipt.map(|r| format!("M-Pesa {r}")),
         usd_cents: None,
         status: TxStatus::Completed,
         audit: AuditEvent::new("mpesa.deposit", Outcome::Success)
             .actor(deposit.user_id)
             .subject(deposit.reference)
-            .detail(json!({"status": status.as_str(), "amount": payment.amount, "receipt": payment.receipt, "tx_id": tx_id})),
+            .detail(json!({"status": status.as_str(), "amount": amount, "receipt": receipt, "tx_id": tx_id})),
     })
 }
 
@@ -701,17 +656,30 @@ pub async fn on_callback(state: &AppState, body: Value) -> Result<String, Error>
         return Ok("unreadable".into());
     };
     let stk = envelope.body.stk_callback;
+    let received = Utc::now();
     // Asked before the deposit's row is locked: the question may take
     // seconds, and a row lock held that long (a pooled connection with it)
     // would have a burst of callbacks wait on Safaricom.
-    let confirmation = match unsettled(state, &stk.checkout_request_id).await? {
-        Some(true) => confirmed(state, &stk.checkout_request_id).await,
-        Some(false) => Confirmation::Unknown,
-        None if unanswered::attach(state, &stk).await? => Confirmation::Paid,
-        None => Confirmation::Unknown,
+    let known = can_change(state, &stk.checkout_request_id).await?;
+    let ask = match known {
+        Some(can_change) => can_change,
+        None => unanswered::may_pay_one(state, &stk).await?,
     };
+    let confirmation = match ask {
+        true => confirmed(state, &stk.checkout_request_id).await,
+        false => Confirmation::Unknown,
+    };
+    let received = (&stk, received);
     let mut tx = state.pool.begin().await?;
-    let outcome = apply_callback(&mut tx, state, &stk, confirmation).await?;
+    let outcome = match known {
+        Some(_) => apply_callback(&mut tx, state, received, confirmation).await?,
+        None => match unanswered::attach(&mut tx, received, &confirmation).await? {
+            unanswered::Attached::Yes => {
+                apply_callback(&mut tx, state, received, confirmation).await?
+            }
+            unanswered::Attached::No(outcome) => outcome,
+        },
+    };
     record_callback(
         &mut tx,
         "stk",
@@ -724,40 +692,46 @@ pub async fn on_callback(state: &AppState, body: Value) -> Result<String, Error>
     Ok(outcome)
 }
 
-/// Whether the deposit with this CheckoutRequestID has booked nothing yet;
-/// `None` when there is no such deposit (read without a lock:
-/// [`apply_callback`] checks again).
-async fn unsettled(state: &AppState, checkout: &str) -> Result<Option<bool>, Error> {
-    let status = sqlx::query_scalar!(
-        "SELECT status FROM mpesa_deposits WHERE checkout_request_id = $1",
-        checkout
+/// Whether a payment reported for the deposit with this CheckoutRequestID
+/// could still be booked (it is pending, or ended without money less than
+/// a day ago), so that STK Query is worth asking; `None` when there is no
+/// such deposit (read without a lock: [`apply_callback`] checks again).
+async fn can_change(state: &AppState, checkout: &str) -> Result<Option<bool>, Error> {
+    let row = sqlx::query!(
+        r#"SELECT status, created_at > now() - make_interval(secs => $2) AS "recent!"
+           FROM mpesa_deposits WHERE checkout_request_id = $1"#,
+        checkout,
+        LATE_QUERY_WINDOW_S
     )
     .fetch_optional(&state.pool)
     .await?;
-    Ok(status.map(|s| DepositStatus::parse(&s).is_some_and(|s| !s.booked())))
+    Ok(row.map(|row| {
+        DepositStatus::parse(&row.status).is_some_and(|s| {
+            s == DepositStatus::Pending || (row.recent && s.can_become(DepositStatus::Suspense))
+        })
+    }))
 }
 
 /// Settles the deposit a readable callback is about, if it is still pending,
 /// as STK Query's `confirmation` (asked before the lock) allows.
-async fn apply_callback(
+pub(super) async fn apply_callback(
     conn: &mut PgConnection,
     state: &AppState,
-    stk: &StkCallback,
+    (stk, received): (&StkCallback, DateTime<Utc>),
     confirmation: Confirmation,
 ) -> Result<String, Error> {
     let deposit = sqlx::query!(
-        "SELECT ref, user_id, phone, amount, status, mpesa_receipt FROM mpesa_deposits WHERE checkout_request_id = $1 FOR UPDATE",
-        stk.checkout_request_id
+        r#"SELECT ref, user_id, phone, amount, status, mpesa_receipt,
+                  created_at > $3::timestamptz - make_interval(secs => $2) AS "recent!"
+           FROM mpesa_deposits WHERE checkout_request_id = $1 FOR UPDATE"#,
+        stk.checkout_request_id,
+        LATE_QUERY_WINDOW_S,
+        received
     )
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = deposit else {
-        AuditEvent::new("mpesa.callback", Outcome::Rejected)
-            .subject(&stk.checkout_request_id)
-            .detail(json!({"reason": "unknown CheckoutRequestID"}))
-            .record(conn)
-            .await?;
-        return Ok("unknown".to_owned());
+        return unknown_checkout(conn, &stk.checkout_request_id).await;
     };
     let current = DepositStatus::parse(&row.status)
         .ok_or_else(|| Error::internal(format!("unknown deposit status {}", row.status)))?;
@@ -778,7 +752,9 @@ async fn apply_callback(
         }
     }
     let paid = matches!(answer, Answer::Paid { .. });
-    if late && !(paid && current.can_become(DepositStatus::Suspense)) {
+    // Safaricom's callbacks come within minutes: one about a deposit that
+    // ended over a day ago changes nothing.
+    if late && !(paid && row.recent && current.can_become(DepositStatus::Suspense)) {
         return Ok(format!("already {}", row.status));
     }
     let pending = Pending {
@@ -788,7 +764,7 @@ async fn apply_callback(
         amount: row.amount,
     };
     let answer = match confirmation {
-        Confirmation::Paid if paid => without_foreign_receipt(conn, stk, answer).await?,
+        Confirmation::Paid if paid => trusted_details(conn, (stk, &pending), answer).await?,
         // M-Pesa's records are the word: a failure report for a payment
         // made is booked as the payment, without the report's details.
         Confirmation::Paid => Answer::Paid {
@@ -809,27 +785,46 @@ async fn apply_callback(
             }
             unpaid
         }
-        // Money reported for a deposit that already ended goes to suspense
-        // (never the wallet) for operators to check: the sweep no longer
-        // asks about it, so waiting for STK Query could lose it.
-        Confirmation::Unknown if late => answer,
-        Confirmation::Unknown => return Ok(AWAITING_QUERY.to_owned()),
+        // Money reported for a deposit that already ended is booked only
+        // once STK Query confirms it: the report waits for the sweep to ask
+        // again (a pending deposit is asked about anyway).
+        Confirmation::Unknown | Confirmation::NoSuchPrompt if late => {
+            return super::paid_reports::keep(conn, row.r#ref, stk).await;
+        }
+        Confirmation::Unknown | Confirmation::NoSuchPrompt => return Ok(AWAITING_QUERY.to_owned()),
     };
     let status = settle(conn, state, &pending, answer, late).await?;
     Ok(status.as_str().to_owned())
 }
 
+/// A callback about a CheckoutRequestID no deposit has: audited, and its
+/// outcome.
+pub(super) async fn unknown_checkout(
+    conn: &mut PgConnection,
+    checkout: &str,
+) -> Result<String, Error> {
+    AuditEvent::new("mpesa.callback", Outcome::Rejected)
+        .subject(checkout)
+        .detail(json!({"reason": "unknown CheckoutRequestID"}))
+        .record(conn)
+        .await?;
+    Ok("unknown".to_owned())
+}
+
 /// A callback's outcome while STK Query gives no definitive answer: the
 /// deposit stays as it was, and the sweep asks again.
-const AWAITING_QUERY: &str = "awaiting STK Query";
+pub(super) const AWAITING_QUERY: &str = "awaiting STK Query";
 
 /// What M-Pesa's own records say of the payment a callback reports on.
 pub(super) enum Confirmation {
     Paid,
     /// Not paid: the answer to settle the deposit with.
     Unpaid(Answer),
-    /// No definitive answer now.
+    /// No definitive answer now, or not asked (too many copies of a
+    /// callback): nothing is booked on the callback's word.
     Unknown,
+    /// Safaricom never issued the CheckoutRequestID: a made-up report.
+    NoSuchPrompt,
 }
 
 /// Asks STK Query (over our own OAuth credentials) how the prompt a
@@ -845,11 +840,17 @@ pub(super) async fn confirmed(state: &AppState, checkout: &str) -> Confirmation 
     };
     // Each callback asks once; copies of one (Safaricom's retries, or a
     // flood from someone holding the token) ask a few times a minute at
-    // most, and the rest leave the deposit to the sweep's queries.
-    let bucket = format!("stk-query:{checkout}");
-    match admit(&state.pool, &bucket, QUERIES_PER_CHECKOUT_MINUTE, 60).await {
-        Ok(Admission::Allowed) => {}
-        Ok(Admission::Limited { .. }) | Err(_) => return Confirmation::Unknown,
+    // most, callbacks all together a few a second, and the rest leave the
+    // deposit to the sweep's queries.
+    let buckets = [
+        (format!("stk-query:{checkout}"), QUERIES_PER_CHECKOUT_MINUTE),
+        ("stk-query:callbacks".to_owned(), QUERIES_PER_MINUTE),
+    ];
+    for (bucket, per_minute) in &buckets {
+        match admit(&state.pool, bucket, *per_minute, 60).await {
+            Ok(Admission::Allowed) => {}
+            Ok(Admission::Limited { .. }) | Err(_) => return Confirmation::Unknown,
+        }
     }
     match daraja.stk_query(checkout).await {
         Ok(StkStatus::Final { result_code, .. }) if result_code.is_success() => Confirmation::Paid,
@@ -860,6 +861,7 @@ pub(super) async fn confirmed(state: &AppState, checkout: &str) -> Confirmation 
             code: result_code,
             desc: result_desc,
         }),
+        Err(error) if error.no_such_checkout() => Confirmation::NoSuchPrompt,
         Ok(StkStatus::Pending) | Err(_) => Confirmation::Unknown,
     }
 }
@@ -899,7 +901,7 @@ pub async fn sweep(state: &AppState) -> Result<usize, Error> {
 
 /// How long a deposit that expired without an answer is still asked about:
 /// a payment made at the last moment is found and held in suspense.
-const LATE_QUERY_WINDOW_S: f64 = 86_400.0;
+pub(super) const LATE_QUERY_WINDOW_S: f64 = 86_400.0;
 /// Seconds between STK Queries of a deposit that expired without an answer.
 const LATE_QUERY_SPACING_S: f64 = 60.0;
 

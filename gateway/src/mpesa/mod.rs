@@ -1,4 +1,6 @@
-//! M-Pesa through Safaricom Daraja: STK Push deposits ([`deposits`]) and
+//! M-Pesa through Safaricom Daraja: STK Push deposits ([`deposits`], with
+//! payments to prompts whose push went unanswered found in [`unanswered`]
+//! and payments STK Query has not confirmed yet kept in [`paid_reports`]) and
 //! B2C withdrawals ([`withdrawals`]), whose lost answers are recovered
 //! through Transaction Status ([`payout_status`]). Money moves exactly once whatever the
 //! callbacks do: arrive late, twice, never, or forged. Operators settle, four eyes, a payout
@@ -7,6 +9,7 @@
 
 pub mod corrections;
 pub mod deposits;
+pub mod paid_reports;
 pub mod payout_status;
 pub mod reservations;
 pub mod resolutions;

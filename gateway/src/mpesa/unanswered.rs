@@ -1,95 +1,186 @@
 //! STK prompts whose answer never reached us. A push that timed out, or
-//! whose reply was lost or unreadable, may still have reached the phone: the
-//! customer is told the deposit failed, but if they pay anyway Safaricom's
-//! callback names a CheckoutRequestID we never saw, and without this the
-//! money would sit in our paybill with nothing booked for it.
+//! whose reply was lost, unreadable or a server error, may still have
+//! reached the phone: the customer is told the deposit failed, but if they
+//! pay anyway Safaricom's callback names a CheckoutRequestID we never saw,
+//! and without this the money would sit in our paybill with nothing booked
+//! for it.
 //!
-//! For [`WINDOW_S`] after such a push, a paid callback for an unknown
-//! CheckoutRequestID with the deposit's phone and amount is checked with
-//! STK Query (the callback's token can leak; M-Pesa's records are the word)
-//! and, once confirmed, attached to the deposit. The callback is then
-//! applied like any payment for a deposit that already ended: booked to
-//! suspense, the customer told it is held, for operators to credit or
-//! return with four eyes ([`crate::reconciliation::suspense`]).
+//! Every deposit is recorded with a window of [`WINDOW_S`] (cleared once the
+//! push is answered). A paid callback for an unknown CheckoutRequestID with
+//! the phone and amount of a deposit whose window was open when it arrived
+//! is checked with STK Query (the callback's token can leak; M-Pesa's
+//! records are the word) and, once confirmed, attached to that deposit, if
+//! the push has failed by then, and applied like any payment for a deposit
+//! that already ended: booked to suspense, the customer told it is held,
+//! for operators to credit or return with four eyes
+//! ([`crate::reconciliation::suspense`]). Unconfirmed, or while the push is
+//! still in flight, the report waits for the sweep ([`super::paid_reports`]).
 
 use chainpay_core::daraja::wire::{self, StkCallback};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::deposits::{confirmed, Confirmation};
-use crate::auth::rate_limit::{admit, Admission};
+use super::deposits::{unknown_checkout, Confirmation};
+use super::paid_reports;
+use crate::audit::{AuditEvent, Outcome};
 use crate::clients::daraja::DarajaError;
 use crate::error::Error;
 use crate::state::AppState;
 
-/// How long after an unanswered push its payment is still looked for:
-/// a prompt lives about a minute on the phone, and Safaricom retries a
-/// callback for some minutes after.
+/// How long after a deposit is recorded a payment for its prompt is still
+/// matched to it when the push got no answer: a prompt lives about a
+/// minute on the phone, and Safaricom's callback follows within minutes.
 pub const WINDOW_S: f64 = 600.0;
-/// STK Queries one unanswered deposit may cause per window: each unknown
-/// paid callback naming its phone and amount asks once, and a caller with
-/// the token could send many.
-const QUERIES_PER_WINDOW: u32 = 10;
 
 /// Whether a push that ended in `error` may have prompted the phone: no
-/// answer, or none we could read. Daraja's own error body is a refusal
-/// (nothing was sent).
+/// answer, or none we could read (a server error counts as none). A 4xx
+/// error body is a refusal: nothing was sent.
 pub fn may_have_prompted(error: &DarajaError) -> bool {
     matches!(error, DarajaError::Unreachable(_))
 }
 
-/// Attaches a paid callback's unknown CheckoutRequestID to the unanswered
-/// deposit it pays, when there is one and STK Query confirms the payment.
-/// Returns whether it did: the callback is then applied as STK Query
-/// confirmed it.
-pub async fn attach(state: &AppState, stk: &StkCallback) -> Result<bool, Error> {
-    let Some(reference) = candidate(state, stk).await? else {
-        return Ok(false);
-    };
-    let bucket = format!("stk-unanswered:{reference}");
-    let window = WINDOW_S as i64;
-    let admitted = admit(&state.pool, &bucket, QUERIES_PER_WINDOW, window).await?;
-    if let Admission::Limited { .. } = admitted {
-        return Ok(false);
+/// The phone and amount a callback says were paid, when it says so.
+fn claimed(stk: &StkCallback) -> Option<(String, i64)> {
+    let paid = wire::code(&stk.result_code).is_some_and(|code| code.is_success());
+    match (paid, stk.phone(), stk.amount_minor()) {
+        (true, Some(phone), Ok(amount)) => Some((phone, amount)),
+        _ => None,
     }
-    if !matches!(
-        confirmed(state, &stk.checkout_request_id).await,
-        Confirmation::Paid
-    ) {
-        return Ok(false);
-    }
-    // Still unattached: two copies of the callback attach it once, and the
-    // second then finds the deposit by its CheckoutRequestID.
-    let attached = sqlx::query!(
-        "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3, prompt_unanswered_until = NULL
-         WHERE ref = $1 AND checkout_request_id IS NULL AND prompt_unanswered_until IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM mpesa_deposits WHERE checkout_request_id = $2)",
-        reference,
-        stk.checkout_request_id,
-        stk.merchant_request_id
-    )
-    .execute(&state.pool)
-    .await?;
-    if attached.rows_affected() == 1 {
-        tracing::warn!(%reference, "a payment for an unanswered STK Push arrived; held in suspense");
-    }
-    Ok(true)
 }
 
-/// The oldest unanswered deposit, still in its window, that a paid
-/// callback's phone and amount match.
-async fn candidate(state: &AppState, stk: &StkCallback) -> Result<Option<Uuid>, Error> {
-    let paid = wire::code(&stk.result_code).is_some_and(|code| code.is_success());
-    let (true, Some(phone), Ok(amount)) = (paid, stk.phone(), stk.amount_minor()) else {
-        return Ok(None);
+/// Whether a paid callback for an unknown CheckoutRequestID may pay an
+/// unanswered deposit, so that STK Query is worth asking (read without a
+/// lock: [`attach`] looks again).
+pub(super) async fn may_pay_one(state: &AppState, stk: &StkCallback) -> Result<bool, Error> {
+    let Some((phone, amount)) = claimed(stk) else {
+        return Ok(false);
     };
     let found = sqlx::query_scalar!(
-        "SELECT ref FROM mpesa_deposits
-         WHERE phone = $1 AND amount = $2 AND checkout_request_id IS NULL AND prompt_unanswered_until > now()
-         ORDER BY created_at LIMIT 1",
+        r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits
+                          WHERE phone = $1 AND amount = $2 AND checkout_request_id IS NULL
+                            AND prompt_unanswered_until > now()) AS "found!""#,
         phone,
         amount
     )
-    .fetch_optional(&state.pool)
+    .fetch_one(&state.pool)
     .await?;
     Ok(found)
+}
+
+/// What [`attach`] came to.
+pub(super) enum Attached {
+    /// A deposit has the callback's CheckoutRequestID: apply the callback.
+    Yes,
+    /// None has; the outcome to record.
+    No(String),
+}
+
+/// Attaches a paid callback's unknown CheckoutRequestID, received at
+/// `received`, to the unanswered deposit it pays, when STK Query confirmed
+/// the payment; unconfirmed, or while that deposit's push is in flight, the
+/// report is kept for the sweep. Under a lock on the CheckoutRequestID, so
+/// copies of one callback attach it once, then one on the phone and
+/// amount, so two payments of one phone for one amount pay two deposits
+/// (always taken in this order, and by nothing else).
+pub(super) async fn attach(
+    conn: &mut PgConnection,
+    (stk, received): (&StkCallback, DateTime<Utc>),
+    confirmation: &Confirmation,
+) -> Result<Attached, Error> {
+    let checkout = &stk.checkout_request_id;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtext('stk-checkout:' || $1))",
+        checkout
+    )
+    .execute(&mut *conn)
+    .await?;
+    let known = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits WHERE checkout_request_id = $1) AS "known!""#,
+        checkout
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if known {
+        return Ok(Attached::Yes);
+    }
+    let Some((phone, amount)) = claimed(stk) else {
+        return Ok(Attached::No(unknown_checkout(conn, checkout).await?));
+    };
+    if let Confirmation::NoSuchPrompt = confirmation {
+        return Ok(Attached::No(unknown_checkout(conn, checkout).await?));
+    }
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtext('stk-unanswered:' || $1 || ':' || $2::bigint))",
+        phone,
+        amount
+    )
+    .execute(&mut *conn)
+    .await?;
+    // Deposits recorded before the payment arrived whose push had no
+    // answer then.
+    let candidates = sqlx::query!(
+        "SELECT ref, user_id, status FROM mpesa_deposits
+         WHERE phone = $1 AND amount = $2 AND checkout_request_id IS NULL
+           AND prompt_unanswered_until > $3 AND created_at <= $3
+         ORDER BY created_at FOR UPDATE",
+        phone,
+        amount,
+        received
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(first) = candidates.first() else {
+        return Ok(Attached::No(unknown_checkout(conn, checkout).await?));
+    };
+    // Whose money it is must not be a guess: with several customers'
+    // prompts to one phone (MPESA_PROMPT_OTHER_PHONES) it waits for the
+    // operators, as any callback for no deposit does.
+    if candidates.iter().any(|c| c.user_id != first.user_id) {
+        AuditEvent::new("mpesa.callback", Outcome::Rejected)
+            .subject(checkout)
+            .detail(json!({"reason": "several customers' unanswered prompts match this payment"}))
+            .record(&mut *conn)
+            .await?;
+        return Ok(Attached::No(
+            "unknown: several customers' prompts match".into(),
+        ));
+    }
+    // While a push of theirs is still in flight the payment may be its
+    // own, on time: it waits for that push's answer.
+    let in_flight = candidates.iter().any(|c| c.status == "PENDING");
+    let failed = candidates
+        .iter()
+        .find(|c| c.status == "FAILED")
+        .filter(|_| !in_flight);
+    match (confirmation, failed) {
+        (Confirmation::Unpaid(_), _) => {
+            AuditEvent::new("mpesa.callback", Outcome::Rejected)
+                .subject(checkout)
+                .detail(json!({"reason": "STK Query says the payment was not made"}))
+                .record(&mut *conn)
+                .await?;
+            Ok(Attached::No("unknown; not paid by STK Query".into()))
+        }
+        (Confirmation::Paid, Some(failed)) => {
+            sqlx::query!(
+                "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3, prompt_unanswered_until = NULL
+                 WHERE ref = $1",
+                failed.r#ref,
+                checkout,
+                stk.merchant_request_id
+            )
+            .execute(&mut *conn)
+            .await?;
+            tracing::warn!(reference = %failed.r#ref, "a payment for an unanswered STK Push arrived; held in suspense");
+            Ok(Attached::Yes)
+        }
+        _ => {
+            let reference: Uuid = failed.unwrap_or(first).r#ref;
+            Ok(Attached::No(
+                paid_reports::keep(conn, reference, stk).await?,
+            ))
+        }
+    }
 }

@@ -33,8 +33,6 @@ use crate::state::AppState;
 pub enum Reason {
     /// It arrived after the deposit had expired or failed.
     Late,
-    /// Its amount or phone did not match the request.
-    Mismatch,
     /// The customer may not receive money now (suspended, rejected, listed).
     Standing,
 }
@@ -43,7 +41,6 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Late => "late",
-            Reason::Mismatch => "mismatch",
             Reason::Standing => "standing",
         }
     }

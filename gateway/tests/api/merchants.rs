@@ -87,10 +87,12 @@ async fn a_customer_pays_a_till_and_the_merchant_receives_it_less_its_fee() {
         .last_sms(USER_PHONE)
         .await
         .contains("paid to MAMA MBOGA GREENS"));
-    assert!(app
-        .last_sms(OWNER)
-        .await
-        .contains("KES 250.00 received from"));
+    let told = app.last_sms(OWNER).await;
+    assert!(told.contains("KES 250.00 received from"), "{told}");
+    assert!(
+        told.contains("+2547*****001") && !told.contains(USER_PHONE),
+        "{told}"
+    );
 
     // The customer's mini statement names the business.
     let (mut session, _) = Session::dial(&app, USER_PHONE).await;
@@ -582,6 +584,8 @@ async fn a_refund_never_exceeds_what_is_left_of_the_payment() {
         )
         .await;
     assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["to_phone"], "+2547*****001", "{first}");
     assert_eq!(app.balance(&customer, "KES").await, start - 6_000);
     assert!(app
         .last_sms(USER_PHONE)

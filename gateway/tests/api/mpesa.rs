@@ -243,7 +243,7 @@ async fn the_same_callback_delivered_ten_times_at_once_credits_once() {
     assert_eq!(app.balance(&token, "KES").await, before + 50_000);
     let audited: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE action = 'mpesa.callback'
-           AND detail ->> 'reason' = 'receipt already booked on another deposit'",
+           AND detail -> 'disagree' ? 'receipt already booked on another deposit'",
     )
     .fetch_one(&app.pool)
     .await
@@ -305,6 +305,18 @@ async fn a_payment_to_a_prompt_whose_answer_was_lost_is_held_for_the_operators()
     );
     acknowledged(&app, &forged).await;
     assert_eq!(newest_deposit(&app).await.1, "FAILED");
+    let asked: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM rate_limits WHERE bucket = 'stk-query:ws_CO_0712202600001')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(asked, "STK Query was asked about the made-up prompt");
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM stk_paid_reports")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0, "a prompt Safaricom never issued is not kept");
 
     // The customer pays the prompt: Safaricom's callback names a
     // CheckoutRequestID we never saw; STK Query confirms it.
@@ -347,19 +359,56 @@ async fn a_payment_to_a_prompt_whose_answer_was_lost_is_held_for_the_operators()
     .unwrap();
     acknowledged(&app, &repeat).await;
     assert_eq!(booked().await, 1);
+
+    // Another lost push, paid while STK Query is down: nothing is booked on
+    // the callback's word, and nothing is lost either: the sweep asks again
+    // once STK Query answers.
+    set_stk_fault(&app, Some("lose_replies")).await;
+    let response = app
+        .post(
+            "/api/v1/mpesa/initiate",
+            Some(&token),
+            json!({"amount": 20_000}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let (second, _, _) = newest_deposit(&app).await;
+    let prompted: String = sqlx::query_scalar(
+        "SELECT checkout_request_id FROM sim_daraja_pushes WHERE amount = 200 ORDER BY settle_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    set_stk_fault(&app, Some("query_down")).await;
+    answer(&app, &json!(prompted), 0, true).await;
+    assert_eq!(newest_deposit(&app).await.1, "FAILED");
+    assert_eq!(booked().await, 1);
+    set_stk_fault(&app, None).await;
+    eventually("the sweep to confirm the payment", secs(20), async || {
+        let (reference, state, _) = newest_deposit(&app).await;
+        (reference == second && state == "SUSPENSE").then_some(())
+    })
+    .await;
+    assert_eq!(booked().await, 2);
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before,
+        "held, not credited"
+    );
     app.assert_balanced().await;
 }
 
 #[tokio::test]
-async fn a_late_payment_reported_while_stk_query_is_down_is_held_on_the_callbacks_word() {
-    let app = callback_app().await;
+async fn a_late_payment_stk_query_cannot_confirm_is_never_booked_on_the_callbacks_word() {
+    let app = mpesa_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
     let started = initiate(&app, &token, 10_000).await;
     answer(&app, &started["checkout_request_id"], 1032, true).await;
     wait_for_status(&app, &token, &started["ref"], "FAILED").await;
-    // The deposit has ended and no sweep asks about it again: waiting for
-    // STK Query could lose the money, so it is held for the operators.
+    // Someone holding the callback token reports the cancelled prompt paid
+    // while STK Query is down, then sends copies past the queries allowed:
+    // the report is kept for the sweep, and nothing is booked.
     set_stk_fault(&app, Some("query_down")).await;
     let late = success_callback(
         &started["checkout_request_id"],
@@ -367,11 +416,35 @@ async fn a_late_payment_reported_while_stk_query_is_down_is_held_on_the_callback
         "LATEDOWN01",
         254700000001,
     );
-    acknowledged(&app, &late).await;
+    for _ in 0..8 {
+        acknowledged(&app, &late).await;
+    }
     let deposit = status(&app, &token, &started["ref"]).await;
-    assert_eq!(deposit["status"], "SUSPENSE");
-    assert_eq!(deposit["mpesa_receipt"], "LATEDOWN01");
+    assert_eq!(deposit["status"], "FAILED");
+    let kept = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM stk_paid_reports")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(kept().await, 1);
+    // Once STK Query answers, the sweep asks: not paid, the report is dropped.
+    set_stk_fault(&app, None).await;
+    eventually("the report to be dropped", secs(20), async || {
+        (kept().await == 0).then_some(())
+    })
+    .await;
+    let deposit = status(&app, &token, &started["ref"]).await;
+    assert_eq!(deposit["status"], "FAILED");
+    assert!(deposit["mpesa_receipt"].is_null());
     assert_eq!(app.balance(&token, "KES").await, before);
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'mpesa.paid_report' AND outcome = 'rejected'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(dropped, 1);
     app.assert_balanced().await;
 }
 
@@ -436,8 +509,9 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
     assert_eq!(failed["mpesa_receipt"], Value::Null);
     assert_eq!(app.balance(&token, "KES").await, before);
 
-    // The right callback with a different amount for a prompt the customer
-    // paid: the money goes to suspense with a report, never to the wallet.
+    // A callback claiming ten times the amount for a prompt the customer
+    // paid: an STK prompt is paid for what was pushed, so the payment STK
+    // Query confirmed is credited for that, never for the callback's figure.
     paid_silently(&app, &started["checkout_request_id"]).await;
     let tampered = success_callback(
         &started["checkout_request_id"],
@@ -445,27 +519,18 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
         "CCCCCCCCCC",
         254700000001,
     );
-    app.client
-        .post(callback_url(&app))
-        .json(&tampered)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        status(&app, &token, &started["ref"]).await["status"],
-        "SUSPENSE"
-    );
-    assert_eq!(app.balance(&token, "KES").await, before);
+    acknowledged(&app, &tampered).await;
+    let deposit = status(&app, &token, &started["ref"]).await;
+    assert_eq!(deposit["status"], "CONFIRMED");
+    assert!(deposit["mpesa_receipt"].is_null(), "{deposit}");
+    assert_eq!(app.balance(&token, "KES").await, before + 10_000);
     let suspense: i64 = sqlx::query_scalar(
         "SELECT balance FROM accounts WHERE kind = 'suspense' AND currency = 'KES'",
     )
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!(suspense, 100_000);
-    let admin = app.admin_token().await;
-    let sars = app.get_json("/api/v1/admin/suspicious", &admin).await;
-    assert_eq!(sars["sars"][0]["rule"], "mpesa_mismatch");
+    assert_eq!(suspense, 0);
     let audited: Vec<String> = sqlx::query_scalar(
         "SELECT detail->>'reason' FROM audit_log WHERE action = 'mpesa.callback' AND outcome = 'rejected' ORDER BY id",
     )
@@ -478,7 +543,8 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
         audited,
         [
             "unknown CheckoutRequestID",
-            "STK Query says the payment was not made"
+            "STK Query says the payment was not made",
+            "the callback's details disagree with the prompt STK Query confirmed"
         ]
     );
     assert!(app
@@ -527,12 +593,13 @@ async fn callbacks_holding_nul_characters_are_acknowledged_kept_and_move_nothing
 }
 
 #[tokio::test]
-async fn a_callback_amount_that_is_not_exactly_the_request_never_credits_the_wallet() {
+async fn a_callback_amount_that_is_not_exactly_the_request_is_never_what_is_booked() {
     let app = callback_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
     // As a string, missing, or a fraction of a shilling: none of these is an
-    // amount we can trust, so each goes to suspense with a report.
+    // amount we can trust. STK Query confirmed the prompt paid, and a prompt
+    // is paid for what was pushed: that is credited, and the callback audited.
     let untrusted = [json!("100"), Value::Null, json!(100.5)];
     for (n, amount) in untrusted.into_iter().enumerate() {
         let started = initiate(&app, &token, 10_000).await;
@@ -553,20 +620,17 @@ async fn a_callback_amount_that_is_not_exactly_the_request_never_credits_the_wal
         acknowledged(&app, &callback).await;
         assert_eq!(
             status(&app, &token, &started["ref"]).await["status"],
-            "SUSPENSE"
+            "CONFIRMED"
         );
     }
-    assert_eq!(app.balance(&token, "KES").await, before);
-    let suspense: i64 = sqlx::query_scalar(
-        "SELECT balance FROM accounts WHERE kind = 'suspense' AND currency = 'KES'",
+    assert_eq!(app.balance(&token, "KES").await, before + 30_000);
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'mpesa.callback' AND detail -> 'disagree' ? 'amount'",
     )
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!(
-        suspense, 30_000,
-        "what was asked for is held until reviewed"
-    );
+    assert_eq!(audited, 3);
     app.assert_balanced().await;
 }
 

@@ -1,8 +1,8 @@
 //! STK Push deposits: `PENDING → CONFIRMED | FAILED | EXPIRED`, plus
-//! `SUSPENSE` for money that
-//! arrived but did not match the request, or arrived after the deposit had
-//! expired or failed (held for an operator's four-eyes decision in
-//! [`suspense`], never credited to the wallet automatically). A deposit
+//! `SUSPENSE` for money that arrived after the deposit had expired or
+//! failed, or for a customer who may not receive money now (held for an
+//! operator's four-eyes decision in [`suspense`], never credited to the
+//! wallet automatically). A deposit
 //! with no definitive answer `MPESA_QUERY_DEADLINE_S` after it was made
 //! expires. The lifecycle itself is [`DepositStatus`]'s.
 //!
@@ -26,7 +26,7 @@ use chainpay_core::{CurrencyCode, Lang, Msisdn};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -221,10 +221,12 @@ async fn record_answer(
     let what = format!("recording the answer to deposit {reference}");
     let (answer, key, told) = (&answer, &key, outcome.as_ref());
     crate::db::write_surely(&state.pool, &what, |mut conn| async move {
-        write_answer(&mut conn, reference, answer).await?;
+        let mut tx = conn.begin().await?;
+        write_answer(&mut tx, reference, answer).await?;
         if let Some(key) = key {
-            key.finish(&mut *conn, told).await?;
+            key.finish(&mut *tx, told).await?;
         }
+        tx.commit().await?;
         Ok(())
     })
     .await?;
@@ -240,16 +242,22 @@ async fn write_answer(
     answer: &Answered,
 ) -> sqlx::Result<()> {
     match answer {
-        Answered::Prompted(ack) => sqlx::query!(
-            "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3, prompt_unanswered_until = NULL
-             WHERE ref = $1 AND checkout_request_id IS NULL",
-            reference,
-            ack.checkout_request_id,
-            ack.merchant_request_id
-        )
-        .execute(conn)
-        .await
-        .map(drop),
+        Answered::Prompted(ack) => {
+            // A callback for this prompt may be attaching it to an
+            // unanswered deposit right now: one waits for the other.
+            unanswered::lock_checkout(&mut *conn, &ack.checkout_request_id).await?;
+            sqlx::query!(
+                "UPDATE mpesa_deposits SET checkout_request_id = $2, merchant_request_id = $3, prompt_unanswered_until = NULL
+                 WHERE ref = $1 AND checkout_request_id IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM mpesa_deposits WHERE checkout_request_id = $2)",
+                reference,
+                ack.checkout_request_id,
+                ack.merchant_request_id
+            )
+            .execute(conn)
+            .await
+            .map(drop)
+        }
         Answered::Failed(error) => sqlx::query!(
             "UPDATE mpesa_deposits SET status = $2, result_desc = $3, settled_at = now(),
                     prompt_unanswered_until = CASE WHEN $4 THEN prompt_unanswered_until END
@@ -742,16 +750,23 @@ pub(super) async fn apply_callback(
     let late = current != DepositStatus::Pending;
     if let Answer::Paid {
         receipt: Some(receipt),
-        ..
+        amount,
+        phone,
     } = &answer
     {
         if current.booked() && row.mpesa_receipt.is_none() {
             // Booked on STK Query's word, which names no receipt: the
-            // callback that follows supplies it.
+            // callback that follows supplies it, if it is the prompt's.
+            let agrees = *amount == Some(Ok(row.amount))
+                && phone.as_deref().is_none_or(|paid_by| paid_by == row.phone);
+            if !agrees {
+                return Ok("receipt not recorded: the callback disagrees with the prompt".into());
+            }
             return fill_receipt(conn, row.r#ref, receipt).await;
         }
     }
-    let paid = matches!(answer, Answer::Paid { .. });
+    // Paid as the callback says, or as STK Query says whatever the callback.
+    let paid = matches!(answer, Answer::Paid { .. }) || matches!(confirmation, Confirmation::Paid);
     // Safaricom's callbacks come within minutes: one about a deposit that
     // ended over a day ago changes nothing.
     if late && !(paid && row.recent && current.can_become(DepositStatus::Suspense)) {
@@ -764,7 +779,9 @@ pub(super) async fn apply_callback(
         amount: row.amount,
     };
     let answer = match confirmation {
-        Confirmation::Paid if paid => trusted_details(conn, (stk, &pending), answer).await?,
+        Confirmation::Paid if matches!(answer, Answer::Paid { .. }) => {
+            trusted_details(conn, (stk, &pending), answer).await?
+        }
         // M-Pesa's records are the word: a failure report for a payment
         // made is booked as the payment, without the report's details.
         Confirmation::Paid => Answer::Paid {

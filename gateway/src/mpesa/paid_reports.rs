@@ -126,16 +126,18 @@ async fn sweep_one(state: &AppState) -> Result<bool, Error> {
     };
     let checkout = report.checkout.clone();
     let mut tx = state.pool.begin().await?;
-    // Still kept (another instance may have finished it meanwhile).
+    // Still kept (another instance may have finished it meanwhile), and
+    // whether its CheckoutRequestID is a deposit's (Safaricom issued it).
     let kept = sqlx::query_scalar!(
-        "SELECT 1 FROM stk_paid_reports WHERE checkout_request_id = $1 FOR UPDATE",
+        r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits WHERE checkout_request_id = $1) AS "known!"
+           FROM stk_paid_reports WHERE checkout_request_id = $1 FOR UPDATE"#,
         checkout
     )
     .fetch_optional(&mut *tx)
     .await?;
-    if kept.is_none() {
+    let Some(known) = kept else {
         return Ok(true);
-    }
+    };
     let stk = match (&report.stk, report.stale) {
         (Some(stk), false) => stk,
         (None, _) => {
@@ -159,7 +161,7 @@ async fn sweep_one(state: &AppState) -> Result<bool, Error> {
             let why = "STK Query says the payment was not made";
             dropped(&mut tx, &checkout, why).await?;
         }
-        Err(error) if error.no_such_checkout() => {
+        Err(error) if error.no_such_checkout() && !known => {
             let why = "Safaricom never issued this CheckoutRequestID";
             dropped(&mut tx, &checkout, why).await?;
         }
@@ -178,11 +180,16 @@ async fn confirmed(
     (stk, reported_at): (&StkCallback, DateTime<Utc>),
 ) -> Result<(), Error> {
     let received = (stk, reported_at);
-    let outcome = match unanswered::attach(conn, received, &Confirmation::Paid).await? {
-        Attached::Yes => apply_callback(conn, state, received, Confirmation::Paid).await?,
+    let (outcome, booked) = match unanswered::attach(conn, received, &Confirmation::Paid).await? {
+        Attached::Yes => (
+            apply_callback(conn, state, received, Confirmation::Paid).await?,
+            true,
+        ),
         // Its deposit's push is still in flight: asked again later.
         Attached::No(outcome) if outcome == AWAITING_QUERY => return Ok(()),
-        Attached::No(outcome) => outcome,
+        // Paid, but to no deposit it can be given to: the callback stays a
+        // reconciliation finding ("a success callback for no deposit").
+        Attached::No(outcome) => (outcome, false),
     };
     sqlx::query!(
         "DELETE FROM stk_paid_reports WHERE checkout_request_id = $1",
@@ -190,9 +197,14 @@ async fn confirmed(
     )
     .execute(&mut *conn)
     .await?;
-    AuditEvent::new("mpesa.paid_report", Outcome::Success)
+    let audited = if booked {
+        Outcome::Success
+    } else {
+        Outcome::Rejected
+    };
+    AuditEvent::new("mpesa.paid_report", audited)
         .subject(&stk.checkout_request_id)
-        .detail(json!({"outcome": outcome, "reported_at": reported_at}))
+        .detail(json!({"outcome": outcome, "reported_at": reported_at, "confirmed_paid": true}))
         .record(conn)
         .await?;
     Ok(())

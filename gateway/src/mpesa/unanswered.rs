@@ -69,6 +69,18 @@ pub(super) async fn may_pay_one(state: &AppState, stk: &StkCallback) -> Result<b
     Ok(found)
 }
 
+/// Serialises everything that gives a deposit this CheckoutRequestID:
+/// [`attach`], and recording the push's own answer.
+pub(super) async fn lock_checkout(conn: &mut PgConnection, checkout: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('stk-checkout:' || $1, 0))",
+        checkout
+    )
+    .execute(conn)
+    .await
+    .map(drop)
+}
+
 /// What [`attach`] came to.
 pub(super) enum Attached {
     /// A deposit has the callback's CheckoutRequestID: apply the callback.
@@ -80,22 +92,18 @@ pub(super) enum Attached {
 /// Attaches a paid callback's unknown CheckoutRequestID, received at
 /// `received`, to the unanswered deposit it pays, when STK Query confirmed
 /// the payment; unconfirmed, or while that deposit's push is in flight, the
-/// report is kept for the sweep. Under a lock on the CheckoutRequestID, so
-/// copies of one callback attach it once, then one on the phone and
+/// report is kept for the sweep. Under a lock on the CheckoutRequestID
+/// ([`lock_checkout`]), so copies of one callback attach it once and a
+/// push's own answer is not recorded meanwhile, then one on the phone and
 /// amount, so two payments of one phone for one amount pay two deposits
-/// (always taken in this order, and by nothing else).
+/// (taken in this order; nothing else takes the second).
 pub(super) async fn attach(
     conn: &mut PgConnection,
     (stk, received): (&StkCallback, DateTime<Utc>),
     confirmation: &Confirmation,
 ) -> Result<Attached, Error> {
     let checkout = &stk.checkout_request_id;
-    sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtext('stk-checkout:' || $1))",
-        checkout
-    )
-    .execute(&mut *conn)
-    .await?;
+    lock_checkout(&mut *conn, checkout).await?;
     let known = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits WHERE checkout_request_id = $1) AS "known!""#,
         checkout
@@ -112,7 +120,7 @@ pub(super) async fn attach(
         return Ok(Attached::No(unknown_checkout(conn, checkout).await?));
     }
     sqlx::query!(
-        "SELECT pg_advisory_xact_lock(hashtext('stk-unanswered:' || $1 || ':' || $2::bigint))",
+        "SELECT pg_advisory_xact_lock(hashtextextended('stk-unanswered:' || $1 || ':' || $2::bigint, 0))",
         phone,
         amount
     )

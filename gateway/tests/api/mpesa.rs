@@ -398,6 +398,37 @@ async fn a_payment_to_a_prompt_whose_answer_was_lost_is_held_for_the_operators()
     app.assert_balanced().await;
 }
 
+/// M-Pesa's records are the word: a failure callback for a deposit that
+/// ended, when STK Query says the prompt was paid after all, books the
+/// payment (held in suspense, as any late payment).
+#[tokio::test]
+async fn a_failure_callback_for_an_ended_deposit_mpesa_reports_paid_books_the_payment() {
+    let app = callback_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let started = initiate(&app, &token, 10_000).await;
+    let checkout = started["checkout_request_id"].as_str().unwrap();
+    answer(&app, &started["checkout_request_id"], 1032, true).await;
+    wait_for_status(&app, &token, &started["ref"], "FAILED").await;
+    sqlx::query("UPDATE sim_daraja_pushes SET result_code = 0, result_desc = 'paid' WHERE checkout_request_id = $1")
+        .bind(checkout)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let failure = json!({"Body": {"stkCallback": {
+        "MerchantRequestID": "29115-34620561-1", "CheckoutRequestID": checkout,
+        "ResultCode": 1032, "ResultDesc": "Request cancelled by user"}}});
+    acknowledged(&app, &failure).await;
+    let deposit = status(&app, &token, &started["ref"]).await;
+    assert_eq!(deposit["status"], "SUSPENSE", "{deposit}");
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before,
+        "held, not credited"
+    );
+    app.assert_balanced().await;
+}
+
 #[tokio::test]
 async fn a_late_payment_stk_query_cannot_confirm_is_never_booked_on_the_callbacks_word() {
     let app = mpesa_app().await;

@@ -421,8 +421,17 @@ fn booked_statuses() -> Vec<String> {
         .collect()
 }
 
-/// Whether a deposit already booked money under this receipt.
+/// Whether a deposit already booked money under this receipt. Takes the
+/// receipt's lock, held to commit: two callbacks naming one receipt for two
+/// deposits are decided one after the other, so the second sees the first's
+/// booking instead of failing on the unique receipt index.
 async fn receipt_booked(conn: &mut PgConnection, receipt: &str) -> Result<bool, Error> {
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('mpesa-receipt:' || $1, 0))",
+        receipt
+    )
+    .execute(&mut *conn)
+    .await?;
     let booked = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $1 AND status = ANY($2)) AS "seen!""#,
         receipt,
@@ -890,20 +899,17 @@ async fn fill_receipt(
     reference: Uuid,
     receipt: &str,
 ) -> Result<String, Error> {
-    let filled = sqlx::query!(
-        "UPDATE mpesa_deposits SET mpesa_receipt = $2 WHERE ref = $1 AND mpesa_receipt IS NULL
-           AND NOT EXISTS (SELECT 1 FROM mpesa_deposits WHERE mpesa_receipt = $2 AND status = ANY($3))",
+    if receipt_booked(&mut *conn, receipt).await? {
+        return Ok("receipt already booked elsewhere".into());
+    }
+    sqlx::query!(
+        "UPDATE mpesa_deposits SET mpesa_receipt = $2 WHERE ref = $1 AND mpesa_receipt IS NULL",
         reference,
-        receipt,
-        &booked_statuses()
+        receipt
     )
     .execute(conn)
     .await?;
-    Ok(if filled.rows_affected() == 1 {
-        "receipt recorded".into()
-    } else {
-        "receipt already booked elsewhere".into()
-    })
+    Ok("receipt recorded".into())
 }
 
 /// Asks STK Query about deposits whose callback is overdue and settles them

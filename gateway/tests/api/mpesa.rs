@@ -262,12 +262,38 @@ async fn newest_deposit(app: &TestApp) -> (uuid::Uuid, String, Option<String>) {
     .unwrap()
 }
 
-async fn set_stk_fault(app: &TestApp, fault: Option<&str>) {
-    let admin = app.admin_token().await;
+/// A deposit the customer cancelled, once it shows FAILED.
+async fn cancelled_deposit(app: &TestApp, token: &str) -> Value {
+    let started = initiate(app, token, 10_000).await;
+    answer(app, &started["checkout_request_id"], 1032, true).await;
+    wait_for_status(app, token, &started["ref"], "FAILED").await;
+    started
+}
+
+/// A push Safaricom took, prompting the phone, whose answer was lost: the
+/// deposit failed without a CheckoutRequestID. Its reference, and the
+/// CheckoutRequestID the simulator gave the prompt.
+async fn lost_push(app: &TestApp, token: &str, amount: i64) -> (uuid::Uuid, String) {
+    app.sim_daraja_faults(json!({"stk": "lose_replies"})).await;
     let response = app
-        .post("/sim/daraja/faults", Some(&admin), json!({"stk": fault}))
+        .post(
+            "/api/v1/mpesa/initiate",
+            Some(token),
+            json!({"amount": amount}),
+        )
         .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_problem(response, StatusCode::BAD_GATEWAY, "mpesa_unavailable").await;
+    app.sim_daraja_faults(json!({"stk": null})).await;
+    let (reference, state, checkout) = newest_deposit(app).await;
+    assert_eq!((state.as_str(), checkout), ("FAILED", None));
+    let prompted = sqlx::query_scalar(
+        "SELECT checkout_request_id FROM sim_daraja_pushes WHERE amount = $1 ORDER BY settle_at DESC LIMIT 1",
+    )
+    .bind(amount / 100)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    (reference, prompted)
 }
 
 #[tokio::test]
@@ -276,24 +302,7 @@ async fn a_payment_to_a_prompt_whose_answer_was_lost_is_held_for_the_operators()
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
     // Safaricom takes the push and prompts the phone; its answer is lost.
-    set_stk_fault(&app, Some("lose_replies")).await;
-    let response = app
-        .post(
-            "/api/v1/mpesa/initiate",
-            Some(&token),
-            json!({"amount": 30_000}),
-        )
-        .await;
-    assert_problem(response, StatusCode::BAD_GATEWAY, "mpesa_unavailable").await;
-    set_stk_fault(&app, None).await;
-    let (reference, state, checkout) = newest_deposit(&app).await;
-    assert_eq!((state.as_str(), checkout), ("FAILED", None));
-    let prompted: String = sqlx::query_scalar(
-        "SELECT checkout_request_id FROM sim_daraja_pushes WHERE amount = 300 ORDER BY settle_at DESC LIMIT 1",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (reference, prompted) = lost_push(&app, &token, 30_000).await;
 
     // A made-up CheckoutRequestID with the deposit's phone and amount is
     // not a payment: STK Query knows nothing of it.
@@ -363,27 +372,12 @@ async fn a_payment_to_a_prompt_whose_answer_was_lost_is_held_for_the_operators()
     // Another lost push, paid while STK Query is down: nothing is booked on
     // the callback's word, and nothing is lost either: the sweep asks again
     // once STK Query answers.
-    set_stk_fault(&app, Some("lose_replies")).await;
-    let response = app
-        .post(
-            "/api/v1/mpesa/initiate",
-            Some(&token),
-            json!({"amount": 20_000}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
-    let (second, _, _) = newest_deposit(&app).await;
-    let prompted: String = sqlx::query_scalar(
-        "SELECT checkout_request_id FROM sim_daraja_pushes WHERE amount = 200 ORDER BY settle_at DESC LIMIT 1",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    set_stk_fault(&app, Some("query_down")).await;
+    let (second, prompted) = lost_push(&app, &token, 20_000).await;
+    app.sim_daraja_faults(json!({"stk": "query_down"})).await;
     answer(&app, &json!(prompted), 0, true).await;
     assert_eq!(newest_deposit(&app).await.1, "FAILED");
     assert_eq!(booked().await, 1);
-    set_stk_fault(&app, None).await;
+    app.sim_daraja_faults(json!({"stk": null})).await;
     eventually("the sweep to confirm the payment", secs(20), async || {
         let (reference, state, _) = newest_deposit(&app).await;
         (reference == second && state == "SUSPENSE").then_some(())
@@ -398,6 +392,70 @@ async fn a_payment_to_a_prompt_whose_answer_was_lost_is_held_for_the_operators()
     app.assert_balanced().await;
 }
 
+/// With prompts to other phones allowed, two customers' pushes to one phone
+/// for one amount both lose their answers: a payment that then arrives for
+/// a CheckoutRequestID we never saw cannot say whose it is, so nothing is
+/// attached or booked; it is audited and left to the operators.
+#[tokio::test]
+async fn a_payment_several_customers_lost_pushes_match_is_not_given_to_either() {
+    let app = spawn_with(TestOptions {
+        configure: |settings| {
+            settings.mpesa.sim_delay_ms = 600_000;
+            settings.mpesa.pending_timeout_s = 1;
+            settings.mpesa.prompt_other_phones = true;
+        },
+        ..TestOptions::default()
+    })
+    .await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let other = app.new_user("+254712555001", "Other Person").await;
+    app.sim_daraja_faults(json!({"stk": "lose_replies"})).await;
+    for caller in [&token, &other] {
+        let response = app
+            .post(
+                "/api/v1/mpesa/initiate",
+                Some(caller),
+                json!({"amount": 40_000, "phone": "0700000001"}),
+            )
+            .await;
+        assert_problem(response, StatusCode::BAD_GATEWAY, "mpesa_unavailable").await;
+    }
+    app.sim_daraja_faults(json!({"stk": null})).await;
+    let prompted: String = sqlx::query_scalar(
+        "SELECT checkout_request_id FROM sim_daraja_pushes WHERE amount = 400 ORDER BY settle_at DESC LIMIT 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    answer(&app, &json!(prompted), 0, true).await;
+    let deposits: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT status, checkout_request_id FROM mpesa_deposits WHERE amount = 40000",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        deposits,
+        [("FAILED".to_owned(), None), ("FAILED".to_owned(), None)]
+    );
+    let booked: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM transactions WHERE tx_type = 'deposit'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(booked, 0);
+    let refused: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'mpesa.callback' AND subject = $1
+           AND detail->>'reason' = 'several customers'' unanswered prompts match this payment'",
+    )
+    .bind(&prompted)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(refused, 1);
+    app.assert_balanced().await;
+}
+
 /// M-Pesa's records are the word: a failure callback for a deposit that
 /// ended, when STK Query says the prompt was paid after all, books the
 /// payment (held in suspense, as any late payment).
@@ -406,10 +464,8 @@ async fn a_failure_callback_for_an_ended_deposit_mpesa_reports_paid_books_the_pa
     let app = callback_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
-    let started = initiate(&app, &token, 10_000).await;
+    let started = cancelled_deposit(&app, &token).await;
     let checkout = started["checkout_request_id"].as_str().unwrap();
-    answer(&app, &started["checkout_request_id"], 1032, true).await;
-    wait_for_status(&app, &token, &started["ref"], "FAILED").await;
     sqlx::query("UPDATE sim_daraja_pushes SET result_code = 0, result_desc = 'paid' WHERE checkout_request_id = $1")
         .bind(checkout)
         .execute(&app.pool)
@@ -434,13 +490,11 @@ async fn a_late_payment_stk_query_cannot_confirm_is_never_booked_on_the_callback
     let app = mpesa_app().await;
     let token = app.token(USER_PHONE, DEMO_PIN).await;
     let before = app.balance(&token, "KES").await;
-    let started = initiate(&app, &token, 10_000).await;
-    answer(&app, &started["checkout_request_id"], 1032, true).await;
-    wait_for_status(&app, &token, &started["ref"], "FAILED").await;
+    let started = cancelled_deposit(&app, &token).await;
     // Someone holding the callback token reports the cancelled prompt paid
     // while STK Query is down, then sends copies past the queries allowed:
     // the report is kept for the sweep, and nothing is booked.
-    set_stk_fault(&app, Some("query_down")).await;
+    app.sim_daraja_faults(json!({"stk": "query_down"})).await;
     let late = success_callback(
         &started["checkout_request_id"],
         100.0,
@@ -460,7 +514,7 @@ async fn a_late_payment_stk_query_cannot_confirm_is_never_booked_on_the_callback
     };
     assert_eq!(kept().await, 1);
     // Once STK Query answers, the sweep asks: not paid, the report is dropped.
-    set_stk_fault(&app, None).await;
+    app.sim_daraja_faults(json!({"stk": null})).await;
     eventually("the report to be dropped", secs(20), async || {
         (kept().await == 0).then_some(())
     })
@@ -582,6 +636,46 @@ async fn unknown_forged_and_tampered_callbacks_credit_nothing_to_the_wallet() {
         .metrics()
         .await
         .contains(r#"chainpay_rejected_webhooks_total{reason="bad_token",webhook="mpesa_stk"} 2"#));
+    app.assert_balanced().await;
+}
+
+/// Two paid deposits whose callbacks arrive at once naming one receipt (a
+/// token holder copying the real one's): both are acknowledged and both
+/// payments credited; the receipt is recorded on one only.
+#[tokio::test]
+async fn two_callbacks_naming_one_receipt_at_once_are_both_settled() {
+    let app = callback_app().await;
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let before = app.balance(&token, "KES").await;
+    let rounds = 4;
+    for round in 0..rounds {
+        let receipt = format!("RACE{round:06}");
+        let first = initiate(&app, &token, 10_000).await;
+        let second = initiate(&app, &token, 10_000).await;
+        paid_silently(&app, &first["checkout_request_id"]).await;
+        paid_silently(&app, &second["checkout_request_id"]).await;
+        let [one, other] = [&first, &second].map(|deposit| {
+            success_callback(
+                &deposit["checkout_request_id"],
+                100.0,
+                &receipt,
+                254700000001,
+            )
+        });
+        tokio::join!(acknowledged(&app, &one), acknowledged(&app, &other));
+        let mut receipts = Vec::new();
+        for deposit in [&first, &second] {
+            let settled = status(&app, &token, &deposit["ref"]).await;
+            assert_eq!(settled["status"], "CONFIRMED", "{settled}");
+            receipts.push(settled["mpesa_receipt"].clone());
+        }
+        receipts.sort_by_key(Value::is_null);
+        assert_eq!(receipts, [json!(receipt), Value::Null]);
+    }
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before + rounds * 2 * 10_000
+    );
     app.assert_balanced().await;
 }
 

@@ -83,12 +83,6 @@ async fn deposit_becomes(app: &TestApp, token: &str, reference: &Value, wanted: 
     .await
 }
 
-async fn set_faults(app: &TestApp, faults: Value) {
-    let admin = app.admin_token().await;
-    let response = app.post("/sim/daraja/faults", Some(&admin), faults).await;
-    assert_eq!(response.status(), StatusCode::OK);
-}
-
 #[tokio::test]
 async fn a_clean_run_finds_nothing_and_a_planted_discrepancy_of_each_kind_is_found() {
     let app = quick_app().await;
@@ -128,7 +122,8 @@ async fn a_clean_run_finds_nothing_and_a_planted_discrepancy_of_each_kind_is_fou
         app.state.mpesa_callback_token
     );
     assert_eq!(app.post(&url, None, stray).await.status(), StatusCode::OK);
-    set_faults(&app, json!({"float_offset_cents": 5_000})).await;
+    app.sim_daraja_faults(json!({"float_offset_cents": 5_000}))
+        .await;
 
     let found = run(&app).await;
     assert_eq!(found["clean"], false);
@@ -442,7 +437,7 @@ async fn payouts_whose_answers_were_lost_are_settled_through_transaction_status(
 
     // Safaricom received and paid it, but neither the acknowledgement nor
     // the result reached us: Transaction Status finds the receipt.
-    set_faults(&app, json!({"b2c": "lose_replies"})).await;
+    app.sim_daraja_faults(json!({"b2c": "lose_replies"})).await;
     let paid = withdraw(&app, &token, 50_000).await;
     let fee = paid["fee"].as_i64().unwrap();
     let (receipt, no_record) = withdrawal_becomes(&app, &paid, "COMPLETED").await;
@@ -457,7 +452,7 @@ async fn payouts_whose_answers_were_lost_are_settled_through_transaction_status(
 
     // The request never arrived: after three "no such transaction" answers,
     // and once the query deadline has passed, amount and fee come back.
-    set_faults(&app, json!({"b2c": "lose_request"})).await;
+    app.sim_daraja_faults(json!({"b2c": "lose_request"})).await;
     let lost = withdraw(&app, &token, 20_000).await;
     let (_, no_record) = withdrawal_becomes(&app, &lost, "FAILED").await;
     assert!(
@@ -465,7 +460,7 @@ async fn payouts_whose_answers_were_lost_are_settled_through_transaction_status(
         "refunded only after repeated answers: {no_record}"
     );
     assert_eq!(app.balance(&token, "KES").await, before - 50_000 - fee);
-    set_faults(&app, json!({"b2c": null})).await;
+    app.sim_daraja_faults(json!({"b2c": null})).await;
     app.assert_balanced().await;
     let after = run(&app).await;
     assert_eq!(after["clean"], true, "{after:#}");

@@ -604,6 +604,14 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK, "simulator control");
     }
 
+    /// Sets the Daraja simulator's faults (an admin's control), e.g.
+    /// `{"stk": "lose_replies"}`; a null clears one.
+    pub async fn sim_daraja_faults(&self, faults: Value) {
+        let admin = self.admin_token().await;
+        let response = self.post("/sim/daraja/faults", Some(&admin), faults).await;
+        assert_eq!(response.status(), StatusCode::OK, "simulator control");
+    }
+
     /// The simulated network settles a B2C payout (an admin's control).
     pub async fn sim_payout(&self, conversation: &str, control: Value) {
         let admin = self.admin_token().await;

@@ -126,7 +126,8 @@ pub(crate) async fn unused_number(
 pub async fn appoint(state: &AppState, admin: Uuid, phone: &str) -> Result<AgentView, Error> {
     let mut tx = state.pool.begin().await?;
     let user = sqlx::query!(
-        "SELECT id, role, kyc_status, suspended FROM users WHERE phone = $1 FOR NO KEY UPDATE",
+        r#"SELECT id, role, kyc_status, suspended, sanctions_match_id IS NOT NULL AS "listed!"
+           FROM users WHERE phone = $1 FOR NO KEY UPDATE"#,
         phone
     )
     .fetch_optional(&mut *tx)
@@ -144,7 +145,7 @@ pub async fn appoint(state: &AppState, admin: Uuid, phone: &str) -> Result<Agent
         }
         _ => {}
     }
-    if user.suspended || user.kyc_status != "VERIFIED" {
+    if user.suspended || user.listed || user.kyc_status != "VERIFIED" {
         return Err(Error::Validation(
             "only a verified customer in good standing can be an agent".into(),
         ));

@@ -35,8 +35,7 @@ pub async fn prune(pool: &PgPool) -> sqlx::Result<u64> {
     removed += sqlx::query!(
         "DELETE FROM rate_limits WHERE bucket IN
            (SELECT bucket FROM rate_limits
-            WHERE hits[cardinality(hits)] < now() - CASE WHEN bucket LIKE 'voucher_guess:%' OR bucket LIKE 'lock_notice:%'
-                                                         THEN interval '24 hours' ELSE interval '1 hour' END
+            WHERE hits[cardinality(hits)] < now() - make_interval(secs => window_s)
             LIMIT $1)",
         BATCH
     )

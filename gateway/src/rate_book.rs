@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::four_eyes::proposer_stands;
 
 /// How long a proposal waits for a second admin.
 pub const AGREE_WITHIN_MINUTES: i32 = 15;
@@ -72,11 +73,10 @@ pub async fn propose(
     value: Decimal,
 ) -> Result<Change, Error> {
     lock(conn, subject).await?;
-    let agreed = sqlx::query_scalar!(
-        "DELETE FROM fx_rate_proposals
+    let agreeing = sqlx::query!(
+        "SELECT proposed_by, proposed_at FROM fx_rate_proposals
          WHERE subject = $1 AND value = $2 AND proposed_by <> $3
-           AND proposed_at > now() - make_interval(mins => $4)
-         RETURNING proposed_by",
+           AND proposed_at > now() - make_interval(mins => $4)",
         subject.key(),
         value,
         admin,
@@ -84,9 +84,21 @@ pub async fn propose(
     )
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(proposed_by) = agreed {
-        apply(conn, subject, value).await?;
-        return Ok(Change::Agreed { proposed_by });
+    // A proposer suspended or demoted since stands behind nothing: the same
+    // value is then this admin's own proposal.
+    if let Some(other) = agreeing {
+        if proposer_stands(&mut *conn, other.proposed_by, Some(other.proposed_at)).await? {
+            sqlx::query!(
+                "DELETE FROM fx_rate_proposals WHERE subject = $1",
+                subject.key()
+            )
+            .execute(&mut *conn)
+            .await?;
+            apply(conn, subject, value).await?;
+            return Ok(Change::Agreed {
+                proposed_by: other.proposed_by,
+            });
+        }
     }
     sqlx::query!(
         "INSERT INTO fx_rate_proposals (subject, value, proposed_by) VALUES ($1, $2, $3)

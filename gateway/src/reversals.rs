@@ -62,8 +62,18 @@ impl EligibleTx {
 }
 
 /// The caller's completed transfers of the last [`WINDOW_HOURS`] with no
-/// reversal pending or done, newest first.
+/// reversal pending or done, newest first (the [`MAX_ELIGIBLE`] newest).
 pub async fn eligible(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Vec<EligibleTx>> {
+    eligible_of(pool, user_id, None).await
+}
+
+/// As [`eligible`], of `only` that transfer when given: any transfer of the
+/// window may be asked about, not only those a list shows.
+async fn eligible_of(
+    pool: &PgPool,
+    user_id: Uuid,
+    only: Option<Uuid>,
+) -> sqlx::Result<Vec<EligibleTx>> {
     sqlx::query_as!(
         EligibleTx,
         r#"SELECT t.tx_id, t.created_at, t.amount, t.currency, c.exponent::int AS "exponent!", u.name AS to_name
@@ -73,10 +83,12 @@ pub async fn eligible(pool: &PgPool, user_id: Uuid) -> sqlx::Result<Vec<Eligible
            WHERE t.from_user_id = $1 AND t.tx_type = 'transfer' AND t.status = 'COMPLETED'
              AND t.created_at > now() - make_interval(hours => $2)
              AND NOT EXISTS (SELECT 1 FROM reversal_requests r WHERE r.tx_id = t.tx_id AND r.status IN ('PENDING', 'APPROVED'))
+             AND ($4::uuid IS NULL OR t.tx_id = $4)
            ORDER BY t.seq DESC LIMIT $3"#,
         user_id,
         WINDOW_HOURS,
-        MAX_ELIGIBLE
+        MAX_ELIGIBLE,
+        only
     )
     .fetch_all(pool)
     .await
@@ -101,11 +113,7 @@ pub async fn request(
             "reason must be 3 to 500 characters".into(),
         ));
     }
-    if !eligible(pool, user_id)
-        .await?
-        .iter()
-        .any(|t| t.tx_id == tx_id)
-    {
+    if eligible_of(pool, user_id, Some(tx_id)).await?.is_empty() {
         return Err(Refusal::ReversalNotEligible.into());
     }
     let reversal_id = Uuid::new_v4();

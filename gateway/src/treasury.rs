@@ -182,14 +182,16 @@ async fn issue(
     admin: Uuid,
 ) -> Result<Uuid, Error> {
     let row = sqlx::query!(
-        r#"SELECT i.agent_user_id, i.amount, i.currency, i.reference, a.status, u.suspended, u.kyc_status, u.phone, u.language, c.exponent
+        r#"SELECT i.agent_user_id, i.amount, i.currency, i.reference, a.status, u.suspended, u.kyc_status, u.sanctions_match_id IS NOT NULL AS "listed!", u.phone, u.language, c.exponent
            FROM treasury_issuances i JOIN agents a ON a.user_id = i.agent_user_id JOIN users u ON u.id = i.agent_user_id
            JOIN currencies c ON c.code = i.currency WHERE i.id = $1"#,
         id
     )
     .fetch_one(&mut *conn)
     .await?;
-    if row.status != "ACTIVE" || row.suspended || row.kyc_status != "VERIFIED" {
+    // A listed agent is held to what a listed customer is: no e-money is
+    // issued to them.
+    if row.status != "ACTIVE" || row.suspended || row.listed || row.kyc_status != "VERIFIED" {
         return Err(Error::Conflict(
             "the agent is suspended or not in good standing; reject or wait".into(),
         ));

@@ -27,8 +27,8 @@ pub async fn admit<'c>(
     }
     let row = sqlx::query!(
         r#"
-        INSERT INTO rate_limits AS r (bucket, hits) VALUES ($1, ARRAY[now()])
-        ON CONFLICT (bucket) DO UPDATE SET hits =
+        INSERT INTO rate_limits AS r (bucket, hits, window_s) VALUES ($1, ARRAY[now()], $4)
+        ON CONFLICT (bucket) DO UPDATE SET window_s = GREATEST(r.window_s, $4), hits =
             CASE WHEN (SELECT count(*) FROM unnest(r.hits) h WHERE h > now() - make_interval(secs => $3)) < $2
                  THEN ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > now() - make_interval(secs => $3) ORDER BY h) || now()
                  ELSE ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > now() - make_interval(secs => $3) ORDER BY h)
@@ -39,6 +39,7 @@ pub async fn admit<'c>(
         bucket,
         i64::from(limit),
         window_s as f64,
+        i32::try_from(window_s).unwrap_or(i32::MAX),
     )
     .fetch_one(executor)
     .await?;

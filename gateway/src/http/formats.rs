@@ -127,9 +127,9 @@ const RULES: &[Rule] = &[
     },
     Rule {
         format: "transfer-reference",
-        meaning: "3 to 64 characters not counting spaces (which are dropped; letters are upper-cased), none of them a control character.",
+        meaning: "3 to 64 ASCII letters, digits, `-`, `/`, `.` or `_` not counting spaces (which are dropped; letters are upper-cased).",
         apply: |o| {
-            o.pattern = Some(format!(r"^(?:{TRIMMED}*[^\s{CONTROL}]){{3,64}}{TRIMMED}*$"));
+            o.pattern = Some(format!(r"^(?:{TRIMMED}*[A-Za-z0-9./_-]){{3,64}}{TRIMMED}*$"));
         },
     },
     Rule {

@@ -215,7 +215,8 @@ async fn lock(conn: &mut PgConnection, id: i64) -> Result<SuspenseItem, Error> {
     fetch(conn, id).await
 }
 
-/// Sends a proposal back (any admin; nothing moves).
+/// Sends a proposal back (any admin but the deposit's customer, who would
+/// hold up their own item; nothing moves).
 pub async fn reject(
     state: &AppState,
     admin: Uuid,
@@ -224,6 +225,9 @@ pub async fn reject(
 ) -> Result<SuspenseItem, Error> {
     let mut tx = state.pool.begin().await?;
     let item = lock(&mut tx, id).await?;
+    if held_deposit(&mut tx, &item).await?.user_id == admin {
+        return Err(Error::SecondAdminNeeded);
+    }
     if item.status != "PROPOSED" {
         return Err(Error::Conflict(format!(
             "this item is {}, not proposed",

@@ -179,11 +179,12 @@ async fn wrong_guesses(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<i
 /// Records one wrong code (dropping those older than the window).
 async fn record_wrong_guess(conn: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO rate_limits AS r (bucket, hits) VALUES ($1, ARRAY[now()])
-         ON CONFLICT (bucket) DO UPDATE SET hits =
+        "INSERT INTO rate_limits AS r (bucket, hits, window_s) VALUES ($1, ARRAY[now()], $3)
+         ON CONFLICT (bucket) DO UPDATE SET window_s = GREATEST(r.window_s, $3), hits =
              ARRAY(SELECT h FROM unnest(r.hits) h WHERE h > now() - make_interval(secs => $2) ORDER BY h) || now()",
         guess_bucket(user_id),
-        GUESS_WINDOW_S as f64
+        GUESS_WINDOW_S as f64,
+        GUESS_WINDOW_S as i32
     )
     .execute(conn)
     .await?;

@@ -130,6 +130,18 @@ async fn float_exists_only_after_a_second_admin_approves_an_issuance() {
         )
         .await;
     assert_problem(retyped, StatusCode::CONFLICT, "conflict").await;
+    // A reference that only looks like the approved one (an invisible
+    // character, full-width letters) is refused, not a second issuance.
+    for lookalike in ["EQUITY-778812\u{200b}", "ＥQUITY-778812"] {
+        let refused = app
+            .post(
+                "/api/v1/admin/treasury/issuances",
+                Some(&admin),
+                propose(lookalike, "KES"),
+            )
+            .await;
+        assert_problem(refused, StatusCode::BAD_REQUEST, "validation_error").await;
+    }
     let unknown = app
         .post(
             "/api/v1/admin/treasury/issuances",
@@ -171,7 +183,7 @@ async fn float_exists_only_after_a_second_admin_approves_an_issuance() {
 
 /// A proposal counts only while its proposer stands behind it: one three
 /// days old, or one whose proposer has since been suspended, can be
-/// rejected but no longer approved.
+/// rejected but no longer approved; nor is one for an agent since listed.
 #[tokio::test]
 async fn a_lapsed_issuance_is_never_approved() {
     let app = spawn_app().await;
@@ -228,6 +240,19 @@ async fn a_lapsed_issuance_is_never_approved() {
         .await
         .unwrap();
     assert_eq!(approved["status"], "APPROVED");
+    assert_eq!(app.float(AGENT, "KES").await, 1_000_000);
+
+    // An agent the re-screening found on the list is issued nothing.
+    let listed = propose("BANK-LISTED-1").await;
+    set(&format!(
+        "WITH entry AS (INSERT INTO sanctions_entries (name, source) VALUES ('Listed Agent', 'manual') RETURNING id)
+         UPDATE users SET sanctions_match_id = (SELECT id FROM entry) WHERE phone = '{AGENT}'"
+    ))
+    .await;
+    let refused = app
+        .post(&format!("{listed}/approve"), Some(&second), json!({}))
+        .await;
+    assert_problem(refused, StatusCode::CONFLICT, "conflict").await;
     assert_eq!(app.float(AGENT, "KES").await, 1_000_000);
     app.assert_balanced().await;
 }

@@ -437,6 +437,15 @@ async fn operators_set_rates_and_spread_with_four_eyes_and_every_change_is_audit
         .unwrap();
     let late = put(&second, json!({"spread": "0.02"})).await.unwrap();
     assert_eq!(late.status(), StatusCode::ACCEPTED);
+    // So does one whose proposer has been suspended since.
+    sqlx::query("UPDATE users SET suspended = true WHERE phone = '+254799000099'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let orphaned = put(&admin, json!({"spread": "0.02"})).await.unwrap();
+    assert_eq!(orphaned.status(), StatusCode::ACCEPTED);
+    let book: Value = orphaned.json().await.unwrap();
+    assert_eq!(book["spread"], "0.03", "nothing put in force");
 
     let audit = app
         .get_json("/api/v1/admin/audit-log?action=config.fx_rates", &admin)
@@ -449,7 +458,7 @@ async fn operators_set_rates_and_spread_with_four_eyes_and_every_change_is_audit
         .map(|c| c["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes.iter().filter(|o| **o == "agreed").count(), 2);
-    assert_eq!(outcomes.iter().filter(|o| **o == "proposed").count(), 7);
+    assert_eq!(outcomes.iter().filter(|o| **o == "proposed").count(), 8);
 }
 
 #[tokio::test]

@@ -355,7 +355,11 @@ async fn housekeeping_prunes_what_has_served_its_purpose_and_nothing_recent() {
          VALUES ('old', '+254700000001', '{\"at\":\"ended\"}', 1, 'END bye', now() - interval '2 days',
                  now() - interval '2 days'),
                 ('live', '+254700000001', '{\"at\":\"home\"}', 0, 'CON hi', now(), now())",
-        "INSERT INTO rate_limits (bucket, hits) VALUES ('ip:old', ARRAY[now() - interval '2 hours']), ('ip:new', ARRAY[now()])",
+        // A minute's limit idle for two hours is over; a day's is not.
+        "INSERT INTO rate_limits (bucket, hits, window_s)
+         VALUES ('ip:old', ARRAY[now() - interval '2 hours'], 60), ('ip:new', ARRAY[now()], 60),
+                ('merchant_setup:quiet', ARRAY[now() - interval '2 hours'], 86400),
+                ('kyc:done', ARRAY[now() - interval '25 hours'], 86400)",
         "INSERT INTO revoked_tokens (jti, user_id, expires_at)
          SELECT gen_random_uuid(), id, now() - interval '1 minute' FROM users WHERE phone = '+254700000001'",
     ] {
@@ -364,18 +368,19 @@ async fn housekeeping_prunes_what_has_served_its_purpose_and_nothing_recent() {
     let removed = chainpay_gateway::housekeeping::prune(&app.state.pool)
         .await
         .unwrap();
-    assert_eq!(removed, 3);
+    assert_eq!(removed, 4);
     let sessions: Vec<String> = sqlx::query_scalar("SELECT session_id FROM ussd_sessions")
         .fetch_all(&app.pool)
         .await
         .unwrap();
     assert_eq!(sessions, ["live"]);
-    let buckets: Vec<String> =
-        sqlx::query_scalar("SELECT bucket FROM rate_limits WHERE bucket LIKE 'ip:%'")
-            .fetch_all(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(buckets, ["ip:new"]);
+    let buckets: Vec<String> = sqlx::query_scalar(
+        "SELECT bucket FROM rate_limits WHERE bucket ~ '^(ip|merchant_setup|kyc):' ORDER BY bucket",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(buckets, ["ip:new", "merchant_setup:quiet"]);
     app.assert_balanced().await;
 }
 

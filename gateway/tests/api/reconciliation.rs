@@ -276,6 +276,19 @@ async fn a_payment_after_its_deposit_expired_waits_in_suspense_for_two_admins() 
     let own = app.post(&path("approve"), Some(&first), seen.clone()).await;
     assert_problem(own, StatusCode::FORBIDDEN, "forbidden").await;
     assert_eq!(app.balance(&token, "KES").await, before);
+    // Nor does the deposit's customer, were they an admin, send it back and
+    // hold up their own item.
+    let make = |role: &'static str| {
+        sqlx::query("UPDATE users SET role = $1 WHERE phone = $2")
+            .bind(role)
+            .bind(USER_PHONE)
+            .execute(&app.pool)
+    };
+    make("admin").await.unwrap();
+    let customer = app.token(USER_PHONE, DEMO_PIN).await;
+    let theirs = app.post(&path("reject"), Some(&customer), json!({})).await;
+    assert_problem(theirs, StatusCode::FORBIDDEN, "forbidden").await;
+    make("user").await.unwrap();
 
     // Sent back and proposed again while the second admin read the first:
     // approving what they read books nothing.

@@ -433,3 +433,40 @@ async fn adding_a_currency_is_one_row_and_it_works_at_once() {
     assert_eq!(app.balance(&newcomer, "UGX").await, 0);
     app.assert_balanced().await;
 }
+
+/// Any transfer of the last day can be asked to be reversed, not only the
+/// twenty newest a list shows.
+#[tokio::test]
+async fn a_reversal_can_be_asked_for_any_transfer_of_the_last_day() {
+    let app = spawn_app().await;
+    app.lift_limits().await;
+    let user = app.token(USER_PHONE, DEMO_PIN).await;
+    let mut sent = Vec::new();
+    for _ in 0..21 {
+        let response = app.send(&user, ADMIN_PHONE, 100, "KES").await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        sent.push(response.json::<Value>().await.unwrap()["tx_id"].clone());
+    }
+    let listed = app.get_json("/api/v1/reversal/eligible", &user).await;
+    assert_eq!(
+        listed["transactions"].as_array().map(Vec::len),
+        Some(20),
+        "{listed}"
+    );
+    let oldest = app
+        .post(
+            "/api/v1/reversal/request",
+            Some(&user),
+            json!({"tx_id": sent[0], "reason": "Sent to the wrong person"}),
+        )
+        .await;
+    assert_eq!(oldest.status(), StatusCode::CREATED);
+    let again = app
+        .post(
+            "/api/v1/reversal/request",
+            Some(&user),
+            json!({"tx_id": sent[0], "reason": "Sent to the wrong person"}),
+        )
+        .await;
+    assert_problem(again, StatusCode::UNPROCESSABLE_ENTITY, "not_eligible").await;
+}

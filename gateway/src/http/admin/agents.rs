@@ -142,15 +142,19 @@ async fn propose_issuance(
     let currency = CurrencyCode::parse(&body.currency)
         .map_err(|e| ApiError::Validation(format!("currency: {e}")))?;
     // One transfer, one reference however it is typed: `tt 123` is `TT123`.
+    // Bank references are ASCII: anything else (an invisible U+200B, a
+    // full-width letter) would make a second issuance for one transfer look
+    // like the first to the approving admin.
     let reference: String = body
         .reference
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect::<String>()
-        .to_uppercase();
-    if !(3..=64).contains(&reference.chars().count()) || reference.chars().any(char::is_control) {
+        .to_ascii_uppercase();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-/._".contains(c);
+    if !(3..=64).contains(&reference.len()) || !reference.chars().all(allowed) {
         return Err(ApiError::Validation(
-            "reference must be 3 to 64 printable characters".into(),
+            "reference must be 3 to 64 letters, digits, '-', '/', '.' or '_'".into(),
         ));
     }
     let note = body

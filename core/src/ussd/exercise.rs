@@ -152,7 +152,7 @@ fn right(effect: &Effect) -> usize {
         Effect::Balances { .. } => 7,
         Effect::Statement { .. } => 8,
         Effect::Quote { .. } => 9,
-        Effect::Eligible => 11,
+        Effect::Eligible { .. } => 11,
         Effect::PendingRequests => 15,
         Effect::PreviewPay { .. } => 16,
         Effect::PreviewCashOut { .. } => 17,

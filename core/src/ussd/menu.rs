@@ -93,6 +93,7 @@ fn wrong_pin(ctx: &Ctx, mut state: State, locked: bool) -> Step {
         | State::WithdrawConfirm { tries, .. }
         | State::BalancePin { tries }
         | State::StatementPin { tries }
+        | State::ReversePin { tries }
         | State::ConvertConfirm { tries, .. }
         | State::ReverseConfirm { tries, .. }
         | State::VoucherConfirm { tries, .. }
@@ -140,13 +141,9 @@ fn back(state: State, ctx: &Ctx) -> Step {
         State::ConvertConfirm { .. } => {
             Step::Do(Effect::Holdings, State::ConvertFrom { options: vec![] })
         }
-        State::ReverseReason { .. } | State::ReverseConfirm { .. } => Step::Do(
-            Effect::Eligible,
-            State::ReverseChoose {
-                items: vec![],
-                page: 0,
-            },
-        ),
+        State::ReverseReason { .. } | State::ReverseConfirm { .. } => {
+            con(t.enter_pin(), State::ReversePin { tries: 0 })
+        }
         State::ChangePinOld | State::Language | State::IdType | State::ResetCode => {
             con(t.account_menu(), State::Account)
         }
@@ -228,7 +225,8 @@ pub fn input(state: State, raw: &str, ctx: &Ctx) -> Step {
         | State::ConvertTo { .. }
         | State::ConvertAmount { .. }
         | State::ConvertConfirm { .. } => convert(state, input, ctx),
-        State::ReverseChoose { .. }
+        State::ReversePin { .. }
+        | State::ReverseChoose { .. }
         | State::ReverseReason { .. }
         | State::ReverseConfirm { .. } => reverse(state, input, ctx),
         State::Account
@@ -276,13 +274,7 @@ fn main_menu(input: &str, ctx: &Ctx) -> Step {
         "4" => con(t.enter_pin(), State::BalancePin { tries: 0 }),
         "5" => Step::Do(Effect::Holdings, State::ConvertFrom { options: vec![] }),
         "6" => con(t.enter_pin(), State::StatementPin { tries: 0 }),
-        "7" => Step::Do(
-            Effect::Eligible,
-            State::ReverseChoose {
-                items: vec![],
-                page: 0,
-            },
-        ),
+        "7" => con(t.enter_pin(), State::ReversePin { tries: 0 }),
         "8" => con(t.account_menu(), State::Account),
         "9" => con(t.vouchers_menu(), State::VoucherMenu),
         "10" => con(t.pay_menu(), State::PayMenu),
@@ -618,6 +610,9 @@ fn reverse_page(ctx: &Ctx, items: Vec<(Uuid, String)>, page: usize) -> Step {
 fn reverse(state: State, input: &str, ctx: &Ctx) -> Step {
     let t = t(ctx);
     match state {
+        State::ReversePin { tries } => pin_screen(ctx, input, State::ReversePin { tries }, |pin| {
+            Effect::Eligible { pin }
+        }),
         State::ReverseChoose { items, page } => {
             if input == "98" {
                 return reverse_page(ctx, items, page + 1);
@@ -759,10 +754,10 @@ pub fn outcome(state: State, result: Outcome, ctx: &Ctx) -> Step {
             | State::ConvertConfirm { .. }),
             result,
         ) => convert_outcome(state, result, ctx),
-        (State::ReverseChoose { .. }, Outcome::Eligible(items)) if items.is_empty() => {
+        (State::ReversePin { .. }, Outcome::Eligible(items)) if items.is_empty() => {
             end(t(ctx).none_eligible())
         }
-        (State::ReverseChoose { .. }, Outcome::Eligible(items)) => reverse_page(ctx, items, 0),
+        (State::ReversePin { .. }, Outcome::Eligible(items)) => reverse_page(ctx, items, 0),
         (State::ReverseConfirm { .. }, Outcome::ReversalRequested { reference }) => {
             end(t(ctx).reversal_requested(&reference))
         }

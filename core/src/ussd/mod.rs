@@ -147,6 +147,11 @@ pub enum State {
         to: String,
         tries: u8,
     },
+    /// The PIN before the transfers a reversal may be asked for are shown
+    /// (amounts and names, as a mini statement's).
+    ReversePin {
+        tries: u8,
+    },
     ReverseChoose {
         items: Vec<(Uuid, String)>,
         page: usize,
@@ -329,7 +334,9 @@ pub enum Effect {
         quote_id: Uuid,
         pin: Pin,
     },
-    Eligible,
+    Eligible {
+        pin: Pin,
+    },
     Reverse {
         tx_id: Uuid,
         reason: String,

@@ -179,13 +179,6 @@ async fn perform_for(
             or_refused(fee, |fee| Outcome::Preview { fee })
         }
         Effect::Quote { from, to, amount } => quote(state, who, &from, &to, amount).await,
-        Effect::Eligible => Outcome::Eligible(
-            reversals::eligible(&state.pool, who.user_id)
-                .await?
-                .into_iter()
-                .map(|t| (t.tx_id, t.label()))
-                .collect(),
-        ),
         Effect::Deposit { amount } => deposit(state, who, amount, key).await?,
         Effect::ChangePin { old, new } => or_refused(
             accounts::change_pin(state, who.user_id, old, new).await,
@@ -257,6 +250,15 @@ async fn pin_confirmed(
                 let mut conn = state.pool.acquire().await?;
                 let lines = statement::mini(&mut conn, who.user_id, who.caller.lang).await?;
                 Ok(Outcome::Statement(lines))
+            })
+            .await
+        }
+        Effect::Eligible { pin } => {
+            gated(state, who, pin, async {
+                let eligible = reversals::eligible(&state.pool, who.user_id).await?;
+                Ok(Outcome::Eligible(
+                    eligible.into_iter().map(|t| (t.tx_id, t.label())).collect(),
+                ))
             })
             .await
         }

@@ -31,6 +31,7 @@ pub(super) fn carries_pin(effect: &Effect) -> bool {
             | Effect::Withdraw { .. }
             | Effect::Balances { .. }
             | Effect::Statement { .. }
+            | Effect::Eligible { .. }
             | Effect::Convert { .. }
             | Effect::Reverse { .. }
             | Effect::ChangePin { .. }

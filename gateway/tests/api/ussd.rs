@@ -402,7 +402,9 @@ async fn a_reversal_is_requested_over_ussd_and_decided_by_an_operator() {
         .await
         .unwrap();
     let (mut s, _) = Session::dial(&app, USER_PHONE).await;
-    let list = s.press("7").await;
+    // Amounts and names are shown behind the PIN, as a mini statement is.
+    assert!(s.press("7").await.contains("PIN"));
+    let list = s.press("1234").await;
     assert!(
         list.contains("1. ") && list.contains("KES 500.00 CHAINPAY"),
         "{list}"
@@ -417,8 +419,9 @@ async fn a_reversal_is_requested_over_ussd_and_decided_by_an_operator() {
     );
     // Nothing more is eligible for that transfer.
     let (mut again, _) = Session::dial(&app, USER_PHONE).await;
+    again.press("7").await;
     assert!(again
-        .press("7")
+        .press("1234")
         .await
         .starts_with("END No transactions can be reversed"));
 

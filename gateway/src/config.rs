@@ -540,6 +540,9 @@ impl Settings {
             )),
             Some(_) => {}
         }
+        if self.fx_feed == FxFeed::Simulated {
+            problems.push("CHAINPAY_FX_FEED=simulated: rates would wander at random instead of changing only when two operators set them".to_owned());
+        }
         if self.webhook_allow_private {
             problems.push("CHAINPAY_WEBHOOK_ALLOW_PRIVATE is set: merchants' webhooks could reach this network's private addresses".to_owned());
         }
@@ -637,7 +640,8 @@ mod tests {
         assert_eq!(settings.production_problems(), Vec::<String>::new());
         // Each insecure choice on its own is named.
         type Spoil = fn(&mut Settings);
-        let insecure: [(&str, Spoil); 4] = [
+        let insecure: [(&str, Spoil); 5] = [
+            ("CHAINPAY_FX_FEED", |s| s.fx_feed = FxFeed::Simulated),
             ("MPESA_BASE_URL", |s| {
                 s.mpesa.base_url = Some("http://daraja.example".into())
             }),

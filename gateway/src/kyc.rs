@@ -37,11 +37,24 @@ pub struct DocumentView {
     /// `PENDING`, `VERIFIED` or `REJECTED`.
     pub status: String,
     /// Other accounts with a live (pending or verified) claim to the same
-    /// number: a reviewer's cue that one of them is not its owner.
-    pub also_claimed_by: i64,
+    /// number: a reviewer's cue that one of them is not its owner. Shown to
+    /// reviewers only: a customer would learn from it whether someone else
+    /// claims a number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub also_claimed_by: Option<i64>,
     pub review_note: Option<String>,
     pub created_at: DateTime<Utc>,
     pub reviewed_at: Option<DateTime<Utc>>,
+}
+
+impl DocumentView {
+    /// The document as its own customer sees it (no reviewer's cues).
+    pub fn for_customer(self) -> Self {
+        Self {
+            also_claimed_by: None,
+            ..self
+        }
+    }
 }
 
 /// Records a customer's document for review.
@@ -181,7 +194,7 @@ pub async fn list(
             // AES-GCM adds a 12-byte nonce and a 16-byte tag to the number.
             number_masked: kyc::masked(&r.number_hint, (r.sealed_len as usize).saturating_sub(28)),
             status: r.status,
-            also_claimed_by: r.also_claimed_by,
+            also_claimed_by: Some(r.also_claimed_by),
             review_note: r.review_note,
             created_at: r.created_at,
             reviewed_at: r.reviewed_at,

@@ -22,6 +22,8 @@ use crate::config::Settings;
 /// Opened with the master key at start-up to prove it is the key this
 /// database was set up with, before anything is sealed under a wrong one.
 const CANARY: &str = "master_key_canary";
+/// The name of the key vouchers' offline form is signed with.
+pub const VOUCHER_SIGNING: &str = "voucher_ed25519";
 
 /// What a master key that does not open the canary is told.
 const WRONG_MASTER_KEY: &str =
@@ -56,7 +58,7 @@ impl ServerKeys {
         };
         let tx_signing = SigningKey::from_bytes(get_or_create(pool, &master, "tx_signing").await?);
         let voucher_signing = Arc::new(AuthorityKey::from_bytes(
-            &get_or_create(pool, &master, "voucher_ed25519").await?,
+            &get_or_create(pool, &master, VOUCHER_SIGNING).await?,
         ));
         let voucher_digest =
             SigningKey::from_bytes(get_or_create(pool, &master, "voucher_digest").await?);
@@ -143,12 +145,29 @@ pub async fn get_or_create(
     )
     .execute(pool)
     .await?;
-    let sealed = sqlx::query_scalar!("SELECT sealed FROM server_secrets WHERE name = $1", name)
-        .fetch_one(pool)
-        .await?;
+    existing(pool, master, name)
+        .await?
+        .with_context(|| format!("stored secret {name} vanished"))
+}
+
+/// A server secret `serve` created, for one-shot commands: `master` from
+/// [`master_key`]; `None` when there is none yet (nothing is written).
+pub async fn existing(
+    pool: &PgPool,
+    master: &MasterKey,
+    name: &str,
+) -> anyhow::Result<Option<[u8; 32]>> {
+    let Some(sealed) =
+        sqlx::query_scalar!("SELECT sealed FROM server_secrets WHERE name = $1", name)
+            .fetch_optional(pool)
+            .await?
+    else {
+        return Ok(None);
+    };
     let secret = master.open(&sealed, name.as_bytes())?;
     secret
         .try_into()
+        .map(Some)
         .map_err(|_| anyhow::anyhow!("stored secret {name} has the wrong length"))
 }
 

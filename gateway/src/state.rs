@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 
 use crate::auth::cache::SessionCache;
 use crate::chain::authority::Sealer;
+use crate::chain::blocks::SealedCount;
 use crate::clients::africastalking::{SmsClient, SmsConfig};
 use crate::clients::daraja::{DarajaClient, DarajaConfig};
 use crate::config::{MpesaEnv, Settings};
@@ -62,6 +63,8 @@ pub struct Shared {
     pub sessions: Arc<SessionCache>,
     /// Delivery reports waiting to be applied together.
     pub reports: Arc<Reports>,
+    /// Transactions already counted in sealed blocks, for the chain's stats.
+    pub sealed_count: Arc<SealedCount>,
     /// `http://host:port` of this instance's listener, once bound: where the
     /// built-in simulators are reached, exactly as the real services would be.
     pub self_url: Arc<OnceLock<String>>,
@@ -121,6 +124,7 @@ impl AppState {
             engine: Arc::new(Engine::default()),
             sessions: Arc::new(SessionCache::default()),
             reports: Arc::new(Reports::default()),
+            sealed_count: Arc::new(SealedCount::default()),
             self_url: Arc::new(OnceLock::new()),
             mpesa_callback_token: Arc::new(parts.mpesa_callback_token),
             daraja: Arc::new(OnceLock::new()),

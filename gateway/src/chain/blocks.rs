@@ -123,18 +123,60 @@ pub async fn by_index(pool: &PgPool, index: i64) -> sqlx::Result<Option<Block>> 
     Ok(Some(row.into_block(Some(entries))))
 }
 
-pub async fn stats(pool: &PgPool) -> sqlx::Result<ChainStats> {
+/// Transactions sealed into the blocks below some index, remembered so that
+/// the next count reads only the blocks sealed since (a block never
+/// changes): the public stats route costs a few index lookups however long
+/// the chain, not a scan of every block.
+#[derive(Debug, Default)]
+pub struct SealedCount(std::sync::Mutex<Counted>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counted {
+    /// Blocks counted: those with an index below this.
+    below: i64,
+    transactions: i64,
+}
+
+impl SealedCount {
+    fn get(&self) -> Counted {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember(&self, counted: Counted) {
+        let mut known = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if counted.below > known.below {
+            *known = counted;
+        }
+    }
+}
+
+/// The chain's totals (blocks run from the genesis block, index 0, without
+/// gaps).
+pub async fn stats(pool: &PgPool, sealed: &SealedCount) -> sqlx::Result<ChainStats> {
+    let counted = sealed.get();
     let row = sqlx::query!(
-        r#"SELECT (SELECT count(*) FROM blocks) AS "height!",
-                  (SELECT coalesce(sum(tx_count), 0) FROM blocks)::bigint AS "transactions!",
+        r#"SELECT (SELECT coalesce(max(block_index) + 1, 0) FROM blocks) AS "height!",
+                  (SELECT coalesce(sum(tx_count), 0) FROM blocks WHERE block_index >= $1)::bigint AS "since!",
                   (SELECT count(*) FROM chain_pending) AS "pending!",
-                  (SELECT block_hash FROM blocks ORDER BY block_index DESC LIMIT 1) AS head_hash"#
+                  (SELECT block_hash FROM blocks ORDER BY block_index DESC LIMIT 1) AS head_hash"#,
+        counted.below
     )
     .fetch_one(pool)
     .await?;
+    let transactions = counted.transactions + row.since;
+    sealed.remember(Counted {
+        below: row.height,
+        transactions,
+    });
     Ok(ChainStats {
         height: row.height,
-        transactions: row.transactions,
+        transactions,
         pending: row.pending,
         head_hash: row.head_hash,
     })

@@ -6,6 +6,7 @@ mod phone;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use chainpay_core::money::format_minor;
 use clap::{Parser, Subcommand};
 
@@ -108,14 +109,26 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
                 Some(key) => key,
                 None => {
                     let database = Database::open(&settings, false).await?;
-                    let keys = crate::secrets::ServerKeys::load(&settings, &database.pool).await;
+                    let key = voucher_public_key(&settings, &database.pool).await;
                     database.close().await;
-                    keys?.voucher_signing.public_hex()
+                    key?
                 }
             };
             Ok(verify_voucher(&signed, &key))
         }
     }
+}
+
+/// The public half of the key vouchers are signed with, as `serve` created
+/// it: nothing is generated or written here (a wrong master key is refused).
+async fn voucher_public_key(settings: &Settings, pool: &sqlx::PgPool) -> anyhow::Result<String> {
+    let master = crate::secrets::master_key(settings, pool).await?;
+    let secret = crate::secrets::existing(pool, &master, crate::secrets::VOUCHER_SIGNING)
+        .await?
+        .context(
+            "this database has no voucher signing key yet: run `chainpay serve` on it first",
+        )?;
+    Ok(chainpay_core::chain::block::AuthorityKey::from_bytes(&secret).public_hex())
 }
 
 async fn promote(pool: sqlx::PgPool, phone: chainpay_core::Msisdn) -> anyhow::Result<ExitCode> {

@@ -42,7 +42,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Height, sealed and pending transactions, head hash.
 #[utoipa::path(get, path = "/blockchain/stats", tag = "blockchain", responses((status = 200, body = ChainStats)))]
 async fn stats(State(state): State<AppState>) -> ApiResult<Json<ChainStats>> {
-    Ok(Json(blocks::stats(state.read_pool()).await?))
+    Ok(Json(
+        blocks::stats(state.read_pool(), &state.sealed_count).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

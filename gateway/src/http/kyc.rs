@@ -49,7 +49,7 @@ async fn submit(
         ApiError::Validation("document_type must be national_id, passport or alien_id".into())
     })?;
     let document = kyc::submit(&state, user.user_id, kind, &body.document_number).await?;
-    Ok((StatusCode::CREATED, Json(document)))
+    Ok((StatusCode::CREATED, Json(document.for_customer())))
 }
 
 fn document_types() -> utoipa::openapi::schema::Object {
@@ -62,6 +62,10 @@ fn document_types() -> utoipa::openapi::schema::Object {
 async fn list(State(state): State<AppState>, user: AuthUser) -> ApiResult<Json<DocumentList>> {
     let mut conn = state.pool.acquire().await?;
     Ok(Json(DocumentList {
-        documents: kyc::list(&mut conn, Some(user.user_id), None).await?,
+        documents: kyc::list(&mut conn, Some(user.user_id), None)
+            .await?
+            .into_iter()
+            .map(DocumentView::for_customer)
+            .collect(),
     }))
 }

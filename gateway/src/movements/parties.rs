@@ -110,14 +110,22 @@ pub async fn load_many(
     senders: &[Uuid],
     phones: &[String],
 ) -> Result<People, Error> {
-    // `count(*)` makes the locking CTE run to the end (an EXISTS would stop
-    // at the first sender it locked).
+    // The senders' rows are read by the scan that locks them, which returns
+    // each at its newest version: a suspension committed while this waited
+    // for the lock counts (the statement's snapshot would not show it). The
+    // counterparties are read after every sender is locked (`count(*)` runs
+    // the locking CTE to its end; an EXISTS would stop at its first row).
     let rows = sqlx::query_as!(
         PersonRow,
-        r#"WITH senders AS (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)
-           SELECT id, name, phone, suspended, kyc_status, language, screened_list_version, sanctions_match_id,
+        r#"WITH senders AS (SELECT id, name, phone, suspended, kyc_status, language, screened_list_version, sanctions_match_id
+                            FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE)
+           SELECT id AS "id!", name AS "name!", phone AS "phone!", suspended AS "suspended!", kyc_status AS "kyc_status!",
+                  language AS "language!", screened_list_version AS "screened_list_version!", sanctions_match_id,
                   (SELECT version FROM sanctions_list) AS "list_version!"
-           FROM users WHERE (id = ANY($1) OR phone = ANY($2)) AND (SELECT count(*) FROM senders) >= 0"#,
+           FROM (SELECT * FROM senders
+                 UNION ALL
+                 SELECT id, name, phone, suspended, kyc_status, language, screened_list_version, sanctions_match_id
+                 FROM users WHERE phone = ANY($2) AND id <> ALL($1) AND (SELECT count(*) FROM senders) >= 0) people"#,
         senders,
         phones
     )

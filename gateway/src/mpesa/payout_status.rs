@@ -219,7 +219,8 @@ async fn apply(
 /// work (an answer that found a transaction within [`EVIDENCE_S`]: one that
 /// came without is noted, and [`ask_control`] looks for evidence);
 /// `Some(answers)` once enough were counted and the payout was sent long
-/// enough ago to be sure.
+/// enough ago to be sure, unless M-Pesa reported it paid (a result whose
+/// conversation was never acknowledged).
 async fn no_record(
     conn: &mut sqlx::PgConnection,
     state: &AppState,
@@ -234,7 +235,8 @@ async fn no_record(
                status_unproven_at = CASE WHEN evidence.works THEN status_unproven_at ELSE now() END
            FROM evidence WHERE ref = $1 AND status = $3
            RETURNING status_no_record, submitted_at < now() - make_interval(secs => $2) AS "old_enough!",
-                     conversation_id IS NULL AS "unacknowledged!", evidence.works AS "query_works!""#,
+                     conversation_id IS NULL AS "unacknowledged!", evidence.works AS "query_works!",
+                     reported_paid_receipt IS NULL AS "none_reported_paid!""#,
         reference,
         state.settings.mpesa.query_deadline_s as f64,
         WithdrawalStatus::Pending.as_str(),
@@ -248,6 +250,7 @@ async fn no_record(
                 && c.old_enough
                 && c.unacknowledged
                 && c.query_works
+                && c.none_reported_paid
         })
         .map(|c| c.status_no_record))
 }

@@ -762,23 +762,36 @@ async fn conversation(
     })
 }
 
-/// A success for a payout whose acknowledgement never came settles nothing
-/// (nothing tells it from a forgery), but one for a payout already refunded
-/// is recorded as a contradiction, nothing reserved, for operators to check
-/// against M-Pesa's records: the customer may have the money twice.
-async fn unacknowledged_success(
+/// A result for a payout whose acknowledgement never came settles nothing
+/// (nothing tells it from a forgery). A success for one still pending is
+/// kept on it, so that "no record" answers never refund a payout M-Pesa
+/// may have paid (it waits for Transaction Status, or for operators). One
+/// that contradicts how the payout was settled (paid after its refund,
+/// failed after operators settled it as paid) is recorded as a
+/// contradiction, nothing reserved, for operators to check against
+/// M-Pesa's records.
+async fn unacknowledged_result(
     conn: &mut PgConnection,
     state: &AppState,
     reference: Uuid,
-    receipt: String,
+    result: PayoutResult,
 ) -> Result<String, Error> {
     let Some(held) = lock(conn, reference).await? else {
         return Ok("unknown".into());
     };
-    if held.status != WithdrawalStatus::Failed {
+    if held.status == WithdrawalStatus::Pending {
+        if let Ok(receipt) = &result {
+            sqlx::query!(
+                "UPDATE mpesa_withdrawals SET reported_paid_receipt = $2 WHERE ref = $1",
+                reference,
+                receipt
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
         return Ok("result_unacknowledged".into());
     }
-    let found = contradiction(conn, state, &held, &Ok(receipt), false).await?;
+    let found = contradiction(conn, state, &held, &result, false).await?;
     Ok(found.unwrap_or("result_unacknowledged").to_owned())
 }
 
@@ -798,11 +811,14 @@ pub async fn on_result(state: &AppState, body: Value, timed_out: bool) -> Result
                     match conversation(&mut tx, reference, &result.conversation_id).await? {
                         Conversation::Other => "conversation_mismatch".to_owned(),
                         // Transaction Status settles it (`payout_status`).
-                        Conversation::Unacknowledged if code.is_success() => {
-                            unacknowledged_success(&mut tx, state, reference, result.transaction_id)
-                                .await?
+                        Conversation::Unacknowledged => {
+                            let said = if code.is_success() {
+                                Ok(result.transaction_id)
+                            } else {
+                                Err((code, result.result_desc))
+                            };
+                            unacknowledged_result(&mut tx, state, reference, said).await?
                         }
-                        Conversation::Unacknowledged => "result_unacknowledged".to_owned(),
                         _ if code.is_success() => {
                             settle(&mut tx, state, reference, Ok(result.transaction_id)).await?
                         }

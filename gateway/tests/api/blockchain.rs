@@ -282,6 +282,14 @@ async fn every_committed_movement_is_queued_once_and_refusals_never() {
     assert_eq!(after["head_hash"], blocks[0]["block_hash"]);
     let block: Value = app.get_public("/api/v1/blockchain/blocks/1").await;
     assert_eq!(block["transactions"].as_array().unwrap().len(), 13);
+    // Counted on from the blocks already counted.
+    transfers(&app, 2).await;
+    mine(&app).await;
+    let later = stats(&app).await;
+    assert_eq!(
+        (later["height"].as_i64(), later["transactions"].as_i64()),
+        (Some(3), Some(15))
+    );
     assert_problem(
         app.client
             .get(app.url("/api/v1/blockchain/blocks/99"))

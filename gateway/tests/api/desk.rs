@@ -57,6 +57,14 @@ async fn a_document_number_is_stored_sealed_shown_masked_and_reviewed_with_an_sm
         .post("/api/v1/kyc/documents", Some(&other), same.clone())
         .await;
     assert_eq!(claimed.status(), StatusCode::CREATED);
+    // Whether someone else claims a number is for reviewers, not customers.
+    let claimed: Value = claimed.json().await.unwrap();
+    assert!(claimed.get("also_claimed_by").is_none(), "{claimed}");
+    let own = app.get_json("/api/v1/kyc/documents", &other).await;
+    assert!(
+        own["documents"][0].get("also_claimed_by").is_none(),
+        "{own}"
+    );
     let bad = app
         .post(
             "/api/v1/kyc/documents",

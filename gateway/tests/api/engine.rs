@@ -423,3 +423,45 @@ async fn a_commit_whose_answer_is_lost_posts_its_transfer_exactly_once() {
     assert_eq!(app.balance(&recipient, "KES").await, 3_333);
     app.assert_balanced().await;
 }
+
+/// A suspension committed while a transfer waits for its sender's lock
+/// stops the transfer: the sender is read as locked, not as the statement
+/// first saw them.
+#[tokio::test]
+async fn a_suspension_committed_while_a_send_waits_for_the_sender_stops_it() {
+    let app = crate::support::spawn_app().await;
+    let token = app
+        .token(crate::support::USER_PHONE, crate::support::DEMO_PIN)
+        .await;
+    let mut suspension = app.pool.begin().await.unwrap();
+    sqlx::query("UPDATE users SET suspended = true WHERE phone = $1")
+        .bind(crate::support::USER_PHONE)
+        .execute(&mut *suspension)
+        .await
+        .unwrap();
+    let send = app
+        .request(reqwest::Method::POST, "/api/v1/wallet/send", Some(&token))
+        .json(&json!({"to_phone": crate::support::ADMIN_PHONE, "amount": 100, "currency": "KES"}))
+        .send();
+    let waiting = async {
+        eventually("the send to wait for its sender", secs(10), async || {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            (waiting > 0).then_some(())
+        })
+        .await;
+        suspension.commit().await.unwrap();
+    };
+    let (response, ()) = tokio::join!(send, waiting);
+    crate::support::assert_problem(
+        response.unwrap(),
+        StatusCode::FORBIDDEN,
+        "account_suspended",
+    )
+    .await;
+    app.assert_balanced().await;
+}

@@ -1171,10 +1171,30 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
     let before = app.balance(&token, "KES").await;
     let acknowledged = withdraw(&app, &token, 20_000).await;
     let unacknowledged = withdraw(&app, &token, 30_000).await;
-    for held in [&acknowledged, &unacknowledged] {
+    let reported = withdraw(&app, &token, 25_000).await;
+    for held in [&acknowledged, &unacknowledged, &reported] {
         conversation_of(&app, held).await;
     }
     lose_acknowledgement(&app, &unacknowledged).await;
+    // M-Pesa's success for a payout whose acknowledgement was lost settles
+    // nothing (its conversation cannot be checked), but no "no record"
+    // answer refunds that payout afterwards.
+    lose_acknowledgement(&app, &reported).await;
+    let paid = json!({"Result": {"ResultType": 0, "ResultCode": 0,
+        "ResultDesc": "The service request is processed successfully.",
+        "OriginatorConversationID": withdrawal_ref(&app, &reported).await.to_string(),
+        "ConversationID": "AG_20261205_LOST", "TransactionID": "SXR0000001"}});
+    let answered = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/mpesa/b2c/result?token={}",
+            app.state.mpesa_callback_token
+        )))
+        .json(&paid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
     let answers = StatusAnswers::new(&app);
     let three_not_found = async |held: &Value, tag: &str| {
         for query in 0..3 {
@@ -1197,6 +1217,12 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
         .await;
     three_not_found(&acknowledged, "B").await;
     three_not_found(&unacknowledged, "V").await;
+    three_not_found(&reported, "R").await;
+    assert_eq!(
+        payout_state(&app, &reported).await,
+        ("PENDING".to_owned(), 3),
+        "reported paid: not refunded"
+    );
     assert_eq!(
         payout_state(&app, &acknowledged).await,
         ("PENDING".to_owned(), 3)
@@ -1206,14 +1232,18 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
         ("FAILED".to_owned(), 3)
     );
     let fee = acknowledged["fee"].as_i64().unwrap();
-    assert_eq!(app.balance(&token, "KES").await, before - 20_000 - fee);
+    let reported_fee = reported["fee"].as_i64().unwrap();
+    assert_eq!(
+        app.balance(&token, "KES").await,
+        before - 20_000 - fee - 25_000 - reported_fee
+    );
     let again: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM mpesa_callbacks WHERE kind = 'txstatus_result' AND outcome = 'answered already'",
     )
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!(again, 4, "the second delivery of each first answer");
+    assert_eq!(again, 5, "the second delivery of each first answer");
 
     // The evidence goes stale. A "no record" answer without it has the
     // gateway ask about a payout it knows was completed; once that answer

@@ -188,8 +188,10 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     .await?;
     let contradicted = crate::mpesa::corrections::open(&mut tx).await?;
     tx.commit().await?;
-    let mut findings: Vec<Finding> = rows.iter().filter_map(Payout::finding).collect();
-    findings.extend(shared_receipts(&rows));
+    // The run keeps a check's first findings as items: the book-wide ones
+    // (the hold, contradictions, shared receipts) come before the payouts'
+    // own, which an outage can make numerous.
+    let mut findings = Vec::new();
     let pending: i64 = rows
         .iter()
         .filter(|row| row.status == WithdrawalStatus::Pending.as_str())
@@ -211,6 +213,8 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
                    "pending_correction": c.pending_correction, "problem": c.problem}),
         )
     }));
+    findings.extend(shared_receipts(&rows));
+    findings.extend(rows.iter().filter_map(Payout::finding));
     Ok((
         findings,
         // Findings name the oldest 500 contradictions; the count is all.

@@ -257,8 +257,13 @@ fn answer_all(jobs: Vec<Job>, error: impl Fn() -> Error) {
     }
 }
 
-/// Runs one transfer in a transaction of its own, under its request's id.
+/// Runs one transfer in a transaction of its own, under its request's id,
+/// unless its request has gone meanwhile (as [`post`] leaves such a request
+/// undecided: its caller was told nothing moved).
 async fn alone(job: Job) {
+    if job.reply.is_closed() {
+        return;
+    }
     let run = super::run(&job.state, &job.order, job.key);
     let reply = match job.request_id {
         Some(id) => REQUEST_ID.scope(id, run).await,

@@ -92,6 +92,13 @@ impl FeeSchedule {
             .find(|b| b.kind == kind && b.from_usd_cents <= usd_cents)
     }
 
+    /// The band of `kind` after `band`, if any.
+    fn next_band(&self, band: &FeeBand) -> Option<&FeeBand> {
+        self.bands
+            .iter()
+            .find(|b| b.kind == band.kind && b.from_usd_cents > band.from_usd_cents)
+    }
+
     /// The fee, in minor units of `currency`, for moving `amount_minor` of it.
     /// No band for the kind means no fee.
     pub fn fee(
@@ -113,7 +120,9 @@ impl FeeSchedule {
     /// The band's share of `amount_minor`, its fraction of a minor unit and
     /// its minimum settled by `round`: away from zero for what the house
     /// charges, toward zero for what it pays out (an agent's commission), so
-    /// that splitting an amount never earns more than the whole.
+    /// that splitting an amount never earns more than the whole. Never more
+    /// than the smallest amount of the next band costs: where the rate falls
+    /// at a band's bound, sending a little more must not cost less.
     fn priced(
         &self,
         kind: FeeKind,
@@ -126,6 +135,26 @@ impl FeeSchedule {
         let Some(band) = self.band(kind, usd_cents) else {
             return Ok(0);
         };
+        let fee = Self::in_band(band, rates, currency, amount_minor, round)?;
+        let Some(next) = self.next_band(band) else {
+            return Ok(fee);
+        };
+        let bound = rates.from_usd_cents(
+            currency,
+            next.from_usd_cents,
+            RoundingStrategy::AwayFromZero,
+        )?;
+        Ok(fee.min(Self::in_band(next, rates, currency, bound, round)?))
+    }
+
+    /// `band`'s fee for `amount_minor`, held between its minimum and maximum.
+    fn in_band(
+        band: &FeeBand,
+        rates: &RateBook,
+        currency: &str,
+        amount_minor: i64,
+        round: RoundingStrategy,
+    ) -> Result<i64, FxError> {
         let mut fee = (Decimal::from(amount_minor) * band.rate)
             .round_dp_with_strategy(0, round)
             .to_i64()
@@ -259,11 +288,34 @@ mod tests {
                 .fee(FeeKind::Send, &rates(), "USD", cents)
                 .unwrap()
         };
-        assert_eq!(fee(999), 20); // USD 9.99 at 2 % = 19.98 → 20 cents
+        assert_eq!(fee(700), 14); // USD 7.00 at 2 %
         assert_eq!(fee(1_000), 15); // USD 10.00 at 1.5 %
-        assert_eq!(fee(9_999), 150); // 149.985 → 150
+        assert_eq!(fee(5_000), 75); // USD 50.00 at 1.5 %
         assert_eq!(fee(10_000), 100); // USD 100.00 at 1 %
         assert_eq!(fee(100_000), 500); // USD 1,000.00 at 0.5 %
+                                       // Just below a bound, never more than the bound costs: USD 9.99 at
+                                       // 2 % would be 20 cents, USD 99.99 at 1.5 % 150.
+        assert_eq!(fee(999), 15);
+        assert_eq!(fee(9_999), 100);
+        assert_eq!(fee(99_999), 500);
+    }
+
+    #[test]
+    fn sending_more_never_costs_less() {
+        let schedule = schedule();
+        let fee = |currency, minor| {
+            schedule
+                .fee(FeeKind::Send, &rates(), currency, minor)
+                .unwrap()
+        };
+        for currency in ["USD", "KES"] {
+            let mut last = 0;
+            for minor in (0..20_000_000).step_by(997) {
+                let charged = fee(currency, minor);
+                assert!(charged >= last, "{currency} {minor}: {charged} < {last}");
+                last = charged;
+            }
+        }
     }
 
     #[test]

@@ -144,10 +144,14 @@ fn jobs(state: &AppState) -> Vec<Job> {
             .patient(LONG_PASS_PATIENCE),
         Job::new("mpesa_sweep", MPESA_SWEEP_PERIOD, |state| {
             Box::pin(async move {
-                // Each recovery runs whatever the other's trouble.
-                let deposits = crate::mpesa::deposits::sweep(&state).await;
-                let reports = crate::mpesa::paid_reports::sweep(&state).await;
-                let payouts = crate::mpesa::payout_status::recover(&state).await;
+                // Each recovery runs whatever the others' trouble, side by
+                // side: deposits whose STK Query hangs cannot hold up
+                // payouts' recovery until the pass is given up.
+                let (deposits, reports, payouts) = tokio::join!(
+                    crate::mpesa::deposits::sweep(&state),
+                    crate::mpesa::paid_reports::sweep(&state),
+                    crate::mpesa::payout_status::recover(&state)
+                );
                 deposits?;
                 reports?;
                 payouts?;

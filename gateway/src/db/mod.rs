@@ -385,6 +385,15 @@ where
     }
 }
 
+/// Whether `pool`'s connections run as [`APP_ROLE`] (their login user could
+/// switch to it), not as the tables' owner.
+pub async fn runs_as_app_role(pool: &PgPool) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT current_user = $1")
+        .bind(APP_ROLE)
+        .fetch_one(pool)
+        .await
+}
+
 /// Whether the login user of `conn` may switch to [`APP_ROLE`].
 pub(crate) async fn may_take_app_role(conn: &mut sqlx::PgConnection) -> sqlx::Result<bool> {
     sqlx::query_scalar(

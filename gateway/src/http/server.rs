@@ -33,6 +33,17 @@ pub async fn run(settings: Settings, demo: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let database = Database::open(&settings, true).await?;
+    if settings.deployment == Deployment::Production
+        && !crate::db::runs_as_app_role(&database.pool).await?
+    {
+        database.close().await;
+        anyhow::bail!(
+            "CHAINPAY_ENV=production refuses to start:\n  - the gateway would run as the database's owner, \
+             which can switch off the triggers that keep the ledger and the audit log append-only: \
+             let DATABASE_URL's user take the role {role} (GRANT {role} TO that user, as a role allowed to grant it)",
+            role = crate::db::APP_ROLE
+        );
+    }
     let seed = demo || database.embedded.is_some();
     let listener = TcpListener::bind(settings.listen_addr).await?;
     let addr = listener.local_addr()?;

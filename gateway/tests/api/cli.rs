@@ -400,6 +400,64 @@ async fn production_mode_refuses_to_start_and_names_every_missing_setting() {
     assert!(!dir.join("pg").exists(), "nothing was started");
 }
 
+/// With every setting right, production still refuses to run as the
+/// database's owner (a login user that cannot take the restricted role),
+/// which could switch off the append-only triggers.
+#[tokio::test]
+async fn production_mode_refuses_to_run_as_the_tables_owner() {
+    let dir = data_dir();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let suffix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let (owner, database) = (format!("cp_owner_{suffix}"), format!("cp_owned_{suffix}"));
+    let admin = sqlx::PgPool::connect_with(database_options("postgres").await)
+        .await
+        .unwrap();
+    for statement in [
+        format!("CREATE ROLE {owner} LOGIN NOSUPERUSER NOCREATEROLE"),
+        format!("CREATE DATABASE {database} OWNER {owner}"),
+    ] {
+        sqlx::query(&statement).execute(&admin).await.unwrap();
+    }
+    // The test server's URL, as the new login user.
+    let url = database_url(&database).await;
+    let (scheme_user, rest) = url.split_once('@').unwrap();
+    let scheme = &scheme_user[..scheme_user.find("//").unwrap() + 2];
+    let url = format!("{scheme}{owner}@{rest}");
+    let token = "t".repeat(40);
+    let key = "ab".repeat(32);
+    let refused = run(
+        &["serve"],
+        &[
+            ("CHAINPAY_ENV", "production"),
+            ("CHAINPAY_DATA_DIR", dir_text.as_str()),
+            ("CHAINPAY_ADDR", "127.0.0.1:0"),
+            ("DATABASE_URL", url.as_str()),
+            ("CHAINPAY_MASTER_KEY", key.as_str()),
+            ("MPESA_ENV", "production"),
+            ("MPESA_CONSUMER_KEY", "key"),
+            ("MPESA_CONSUMER_SECRET", "secret"),
+            (
+                "MPESA_CALLBACK_URL",
+                "https://pay.example.com/api/v1/mpesa/callback",
+            ),
+            ("AT_USERNAME", "chainpay"),
+            ("AT_API_KEY", "key"),
+            ("AT_WEBHOOK_TOKEN", token.as_str()),
+        ],
+    )
+    .await;
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("refuses to start") && said.contains("chainpay_app"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A callback token anyone could send (blank, as a config file may hold
 /// it) or one that would not survive the trip through a URL keeps the
 /// gateway from starting, before anything is started.

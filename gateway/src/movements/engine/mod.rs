@@ -19,7 +19,8 @@
 //! whether it took effect is unknown: each request gets an error (a keyed
 //! retry replays whichever it was) and nothing is decided again. Every step
 //! on a batch's connection waits at most `CHAINPAY_POSTING_PATIENCE_MS`
-//! from the batch's start (a server that went silent would otherwise hold
+//! from its oldest request's arrival at the engine, so every answer comes
+//! before the request's own timeout (a server that went silent would otherwise hold
 //! the worker until the kernel gives up on the socket): past it, before the
 //! commit, nothing was written and each request gets an error; during it,
 //! as when the commit's answer is lost. Either way the connection is closed.
@@ -68,6 +69,8 @@ pub struct Job {
     pub key: Option<IdempotencyKey>,
     /// The HTTP request's id, for the audit rows.
     pub request_id: Option<String>,
+    /// When it reached the engine: its patience counts from here.
+    arrived: Instant,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -86,6 +89,7 @@ impl Engine {
             order,
             key,
             request_id: REQUEST_ID.try_with(Clone::clone).ok(),
+            arrived: Instant::now(),
             reply,
         };
         if queue.send(job).await.is_err() {
@@ -206,7 +210,17 @@ async fn post(jobs: Vec<Job>, patience: Duration) {
     let Some(state) = jobs.first().map(|job| job.state.clone()) else {
         return;
     };
-    match batch::commit(&state, &jobs, patience).await {
+    // Patience counts from the oldest request's arrival, not the batch's
+    // start: a request that waited in the queue has less of it left, and its
+    // answer must come before the request times out (a transfer posted after
+    // its caller was told to retry could be paid twice).
+    let oldest = jobs
+        .iter()
+        .map(|job| job.arrived)
+        .min()
+        .unwrap_or_else(Instant::now);
+    let left = (oldest + patience).saturating_duration_since(Instant::now());
+    match batch::commit(&state, &jobs, left).await {
         Ok(verdicts) => {
             // Every decided answer goes out before any replay is read; the
             // replays share one more patience.
@@ -234,7 +248,7 @@ async fn post(jobs: Vec<Job>, patience: Duration) {
         Err(Failed::NotWritten(error)) => {
             tracing::warn!(error = %error, transfers = jobs.len(), "transfer batch not committed; running each alone");
             futures::stream::iter(jobs)
-                .for_each_concurrent(ALONE_AT_ONCE, alone)
+                .for_each_concurrent(ALONE_AT_ONCE, |job| alone(job, patience))
                 .await;
         }
         Err(Failed::GaveUp(error)) => {
@@ -259,9 +273,14 @@ fn answer_all(jobs: Vec<Job>, error: impl Fn() -> Error) {
 
 /// Runs one transfer in a transaction of its own, under its request's id,
 /// unless its request has gone meanwhile (as [`post`] leaves such a request
-/// undecided: its caller was told nothing moved).
-async fn alone(job: Job) {
+/// undecided: its caller was told nothing moved) or its patience is spent
+/// (it is answered as a batch given up is).
+async fn alone(job: Job, patience: Duration) {
     if job.reply.is_closed() {
+        return;
+    }
+    if job.arrived + patience <= Instant::now() {
+        let _ = job.reply.send(Reply::fresh(Err(batch::no_answer())));
         return;
     }
     let run = super::run(&job.state, &job.order, job.key);

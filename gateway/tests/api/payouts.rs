@@ -699,16 +699,22 @@ async fn receipt_of(app: &TestApp, reference: &str) -> Option<String> {
 
 /// M-Pesa's B2C result for payout `reference`: paid, under `receipt`.
 async fn paid_result(app: &TestApp, reference: &str, receipt: &str) {
-    // The ConversationID Safaricom acknowledged the request with, as its
-    // result names it.
+    b2c_result(app, reference, 0, receipt).await;
+}
+
+/// M-Pesa's B2C result `code` for payout `reference`, naming the
+/// ConversationID Safaricom acknowledged the request with (or, if that was
+/// lost, one the gateway never saw).
+async fn b2c_result(app: &TestApp, reference: &str, code: i32, receipt: &str) {
     let conversation: Option<String> =
         sqlx::query_scalar("SELECT conversation_id FROM mpesa_withdrawals WHERE ref = $1::uuid")
             .bind(reference)
             .fetch_one(&app.pool)
             .await
             .unwrap();
-    let result = json!({"Result": {"ResultType": 0, "ResultCode": 0, "ResultDesc": "ok",
-        "OriginatorConversationID": reference, "ConversationID": conversation.unwrap_or_default(),
+    let conversation = conversation.unwrap_or_else(|| "AG_20261208_UNSEEN".to_owned());
+    let result = json!({"Result": {"ResultType": 0, "ResultCode": code, "ResultDesc": "as M-Pesa said",
+        "OriginatorConversationID": reference, "ConversationID": conversation,
         "TransactionID": receipt}});
     let url = app.url(&format!(
         "/api/v1/mpesa/b2c/result?token={}",
@@ -716,6 +722,45 @@ async fn paid_result(app: &TestApp, reference: &str, receipt: &str) {
     ));
     let response = app.client.post(url).json(&result).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// M-Pesa's failure for a payout whose acknowledgement was lost, after two
+/// operators settled it as paid, is kept as a contradiction: the customer
+/// may have lost amount and fee (nothing is booked on an unverifiable
+/// result).
+#[tokio::test]
+async fn a_failure_for_an_unacknowledged_payout_operators_settled_as_paid_is_a_contradiction() {
+    let app = mpesa_app().await;
+    let (first, second) = (app.admin_token().await, app.second_admin().await);
+    let token = app.token(USER_PHONE, DEMO_PIN).await;
+    let held = withdraw(&app, &token, 20_000).await;
+    conversation_of(&app, &held).await;
+    let reference = reference_of(&app, &held).await;
+    sqlx::query("UPDATE mpesa_withdrawals SET conversation_id = NULL WHERE ref = $1::uuid")
+        .bind(&reference)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    past_automatic_recovery(&app).await;
+    let statement = json!({"outcome": "PAID", "receipt": "SXK7654321", "note": "M-Pesa statement"});
+    let proposal: Value = propose(&app, &first, &reference, statement)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let approved = decide(&app, &second, &proposal["id"], "approve").await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    assert_eq!(payout_state(&app, &held).await.0, "COMPLETED");
+    let balance = app.balance(&token, "KES").await;
+    b2c_result(&app, &reference, 2001, "").await;
+    let open = open_contradictions(&app, &first).await;
+    assert_eq!(
+        (open[0]["kind"].as_str(), open[0]["withdrawal"].as_str()),
+        (Some("FAILED AFTER PAID"), Some(reference.as_str()))
+    );
+    assert_eq!(payout_state(&app, &held).await.0, "COMPLETED");
+    assert_eq!(app.balance(&token, "KES").await, balance, "nothing booked");
+    app.assert_balanced().await;
 }
 
 /// The proposals of one status.

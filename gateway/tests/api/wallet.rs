@@ -453,20 +453,14 @@ async fn a_reversal_can_be_asked_for_any_transfer_of_the_last_day() {
         Some(20),
         "{listed}"
     );
-    let oldest = app
-        .post(
+    let ask_for_the_oldest = || {
+        app.post(
             "/api/v1/reversal/request",
             Some(&user),
             json!({"tx_id": sent[0], "reason": "Sent to the wrong person"}),
         )
-        .await;
-    assert_eq!(oldest.status(), StatusCode::CREATED);
-    let again = app
-        .post(
-            "/api/v1/reversal/request",
-            Some(&user),
-            json!({"tx_id": sent[0], "reason": "Sent to the wrong person"}),
-        )
-        .await;
+    };
+    assert_eq!(ask_for_the_oldest().await.status(), StatusCode::CREATED);
+    let again = ask_for_the_oldest().await;
     assert_problem(again, StatusCode::UNPROCESSABLE_ENTITY, "not_eligible").await;
 }

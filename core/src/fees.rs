@@ -4,7 +4,9 @@
 //! upwards; the band with the highest lower bound not above the amount wins.
 //! The fee is a percentage of the amount in the transaction's own currency,
 //! rounded up to a whole minor unit, then held between the band's optional
-//! minimum and maximum (stated in US cents and converted at the mid rate).
+//! minimum and maximum (stated in US cents and converted at the mid rate),
+//! and never more than the smallest amount of the next band costs (so a
+//! larger amount never costs less, even where that undercuts a minimum).
 //! The schedule itself is data: the `fee_bands` table.
 
 use rust_decimal::prelude::ToPrimitive;
@@ -144,7 +146,9 @@ impl FeeSchedule {
             next.from_usd_cents,
             RoundingStrategy::AwayFromZero,
         )?;
-        Ok(fee.min(Self::in_band(next, rates, currency, bound, round)?))
+        // Priced as a whole (capped by the bands after it in turn; each
+        // step starts a band higher, so it ends).
+        Ok(fee.min(self.priced(kind, rates, currency, bound, round)?))
     }
 
     /// `band`'s fee for `amount_minor`, held between its minimum and maximum.
@@ -293,8 +297,9 @@ mod tests {
         assert_eq!(fee(5_000), 75); // USD 50.00 at 1.5 %
         assert_eq!(fee(10_000), 100); // USD 100.00 at 1 %
         assert_eq!(fee(100_000), 500); // USD 1,000.00 at 0.5 %
-                                       // Just below a bound, never more than the bound costs: USD 9.99 at
-                                       // 2 % would be 20 cents, USD 99.99 at 1.5 % 150.
+
+        // Just below a bound, never more than the bound costs: USD 9.99 at
+        // 2 % would be 20 cents, USD 99.99 at 1.5 % 150.
         assert_eq!(fee(999), 15);
         assert_eq!(fee(9_999), 100);
         assert_eq!(fee(99_999), 500);
@@ -302,18 +307,26 @@ mod tests {
 
     #[test]
     fn sending_more_never_costs_less() {
-        let schedule = schedule();
-        let fee = |currency, minor| {
-            schedule
-                .fee(FeeKind::Send, &rates(), currency, minor)
-                .unwrap()
-        };
-        for currency in ["USD", "KES"] {
-            let mut last = 0;
-            for minor in (0..20_000_000).step_by(997) {
-                let charged = fee(currency, minor);
-                assert!(charged >= last, "{currency} {minor}: {charged} < {last}");
-                last = charged;
+        // The default bands, and the same with a top band capped below
+        // what the band before it charges at its bound.
+        let mut capped_top = band(100_000, "0.005");
+        capped_top.max_fee_usd_cents = Some(50);
+        let capped = FeeSchedule::new(vec![
+            band(0, "0.02"),
+            band(1_000, "0.015"),
+            band(10_000, "0.01"),
+            capped_top,
+        ]);
+        for schedule in [schedule(), capped] {
+            for currency in ["USD", "KES"] {
+                let mut last = 0;
+                for minor in (0..20_000_000).step_by(997) {
+                    let charged = schedule
+                        .fee(FeeKind::Send, &rates(), currency, minor)
+                        .unwrap();
+                    assert!(charged >= last, "{currency} {minor}: {charged} < {last}");
+                    last = charged;
+                }
             }
         }
     }

@@ -196,6 +196,16 @@ async fn issue(
             "the agent is suspended or not in good standing; reject or wait".into(),
         ));
     }
+    // Screened as any movement's party is: against the current list when
+    // the agent was last screened against an older one (a hit refuses and
+    // is reported).
+    let rules = state.rules.get(&state.pool).await?;
+    let agent = crate::movements::parties::load(&mut *conn, row.agent_user_id, None).await?;
+    let usd_cents = rules
+        .rates
+        .usd_cents(&row.currency, row.amount)
+        .unwrap_or(0);
+    crate::movements::parties::screen(&mut *conn, state, &rules, &agent, usd_cents).await?;
     let currency =
         CurrencyCode::parse(&row.currency).map_err(|e| Error::internal(e.to_string()))?;
     let float = AccountRef::agent_float(row.agent_user_id, &row.currency);

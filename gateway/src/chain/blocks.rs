@@ -159,16 +159,13 @@ impl SealedCount {
 /// The chain's totals (blocks run from the genesis block, index 0, without
 /// gaps).
 pub async fn stats(pool: &PgPool, sealed: &SealedCount) -> sqlx::Result<ChainStats> {
-    let counted = sealed.get();
-    let row = sqlx::query!(
-        r#"SELECT (SELECT coalesce(max(block_index) + 1, 0) FROM blocks) AS "height!",
-                  (SELECT coalesce(sum(tx_count), 0) FROM blocks WHERE block_index >= $1)::bigint AS "since!",
-                  (SELECT count(*) FROM chain_pending) AS "pending!",
-                  (SELECT block_hash FROM blocks ORDER BY block_index DESC LIMIT 1) AS head_hash"#,
-        counted.below
-    )
-    .fetch_one(pool)
-    .await?;
+    let mut counted = sealed.get();
+    let mut row = totals(pool, counted.below).await?;
+    if row.height < counted.below {
+        // Read from a replica behind what was counted: counted afresh.
+        counted = Counted::default();
+        row = totals(pool, 0).await?;
+    }
     let transactions = counted.transactions + row.since;
     sealed.remember(Counted {
         below: row.height,
@@ -180,4 +177,26 @@ pub async fn stats(pool: &PgPool, sealed: &SealedCount) -> sqlx::Result<ChainSta
         pending: row.pending,
         head_hash: row.head_hash,
     })
+}
+
+/// The chain's height, the transactions of the blocks from index `from`,
+/// what waits for the next block, and the head.
+struct Totals {
+    height: i64,
+    since: i64,
+    pending: i64,
+    head_hash: Option<String>,
+}
+
+async fn totals(pool: &PgPool, from: i64) -> sqlx::Result<Totals> {
+    sqlx::query_as!(
+        Totals,
+        r#"SELECT (SELECT coalesce(max(block_index) + 1, 0) FROM blocks) AS "height!",
+                  (SELECT coalesce(sum(tx_count), 0) FROM blocks WHERE block_index >= $1)::bigint AS "since!",
+                  (SELECT count(*) FROM chain_pending) AS "pending!",
+                  (SELECT block_hash FROM blocks ORDER BY block_index DESC LIMIT 1) AS head_hash"#,
+        from
+    )
+    .fetch_one(pool)
+    .await
 }

@@ -171,7 +171,7 @@ pub async fn withdrawals(pool: &PgPool) -> Result<(Vec<Finding>, Value), Error> 
     let rows = sqlx::query_as!(
         Payout,
         r#"SELECT w.ref AS reference, w.status, w.amount, w.settle_tx_id, t.tx_type AS "settle_type?", h.status AS hold_status,
-                  w.mpesa_receipt AS receipt,
+                  w.mpesa_receipt AS receipt, w.reported_paid_receipt,
                   w.status = 'PENDING' AND w.created_at < now() - make_interval(secs => $1) AS "stuck!"
            FROM mpesa_withdrawals w JOIN transactions h ON h.tx_id = w.hold_tx_id
            LEFT JOIN transactions t ON t.tx_id = w.settle_tx_id
@@ -232,6 +232,9 @@ struct Payout {
     settle_type: Option<String>,
     hold_status: String,
     receipt: Option<String>,
+    /// A success M-Pesa reported on a result whose conversation was never
+    /// acknowledged: operators settling the payout must see it.
+    reported_paid_receipt: Option<String>,
     stuck: bool,
 }
 
@@ -287,7 +290,8 @@ impl Payout {
             Check::MpesaWithdrawal,
             self.reference,
             json!({"withdrawal": self.reference, "status": self.status, "settle_tx_id": self.settle_tx_id,
-                   "settle_type": self.settle_type, "hold_status": self.hold_status, "problem": problem}),
+                   "settle_type": self.settle_type, "hold_status": self.hold_status, "problem": problem,
+                   "reported_paid_receipt": self.reported_paid_receipt}),
         ))
     }
 }

@@ -1223,6 +1223,14 @@ async fn no_record_answers_refund_only_a_payout_safaricom_never_acknowledged() {
         ("PENDING".to_owned(), 3),
         "reported paid: not refunded"
     );
+    let kept: Option<String> = sqlx::query_scalar(
+        "SELECT reported_paid_receipt FROM mpesa_withdrawals WHERE hold_tx_id = $1::uuid",
+    )
+    .bind(reported["tx_id"].as_str().unwrap())
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept.as_deref(), Some("SXR0000001"), "shown to operators");
     assert_eq!(
         payout_state(&app, &acknowledged).await,
         ("PENDING".to_owned(), 3)

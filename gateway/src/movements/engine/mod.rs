@@ -19,11 +19,14 @@
 //! whether it took effect is unknown: each request gets an error (a keyed
 //! retry replays whichever it was) and nothing is decided again. Every step
 //! on a batch's connection waits at most `CHAINPAY_POSTING_PATIENCE_MS`
-//! from its oldest request's arrival at the engine, so every answer comes
-//! before the request's own timeout (a server that went silent would otherwise hold
-//! the worker until the kernel gives up on the socket): past it, before the
-//! commit, nothing was written and each request gets an error; during it,
-//! as when the commit's answer is lost. Either way the connection is closed.
+//! from its oldest request's arrival at the engine (a server that went
+//! silent would otherwise hold the worker until the kernel gives up on the
+//! socket): past it, before the commit, nothing was written and each
+//! request gets an error; during it, as when the commit's answer is lost.
+//! Either way the connection is closed. A request whose patience is spent
+//! before its batch starts is answered with an error rather than posted
+//! after its caller's request timed out. (A transfer run alone after its
+//! batch failed has no such bound once it starts.)
 //! Under light load a batch is one transfer, decided at once. Under load
 //! (the worker's last batch held more than one), a batch stays open for
 //! `CHAINPAY_POSTING_WINDOW_US` (1 ms) or until it is full.
@@ -210,16 +213,21 @@ async fn post(jobs: Vec<Job>, patience: Duration) {
     let Some(state) = jobs.first().map(|job| job.state.clone()) else {
         return;
     };
-    // Patience counts from the oldest request's arrival, not the batch's
-    // start: a request that waited in the queue has less of it left, and its
-    // answer must come before the request times out (a transfer posted after
-    // its caller was told to retry could be paid twice).
-    let oldest = jobs
-        .iter()
-        .map(|job| job.arrived)
-        .min()
-        .unwrap_or_else(Instant::now);
-    let left = (oldest + patience).saturating_duration_since(Instant::now());
+    // Patience counts from each request's arrival, not the batch's start: a
+    // request that waited in the queue has less of it left, and its answer
+    // must come before the request times out (a transfer posted after its
+    // caller was told to retry could be paid twice). One whose patience is
+    // spent is answered as a batch given up is; the rest are timed from the
+    // oldest of them.
+    let now = Instant::now();
+    let (jobs, spent): (Vec<Job>, Vec<Job>) = jobs
+        .into_iter()
+        .partition(|job| job.arrived + patience > now);
+    answer_all(spent, batch::no_answer);
+    let Some(oldest) = jobs.iter().map(|job| job.arrived).min() else {
+        return;
+    };
+    let left = (oldest + patience).saturating_duration_since(now);
     match batch::commit(&state, &jobs, left).await {
         Ok(verdicts) => {
             // Every decided answer goes out before any replay is read; the

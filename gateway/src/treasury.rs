@@ -197,8 +197,9 @@ async fn issue(
         ));
     }
     // Screened as any movement's party is: against the current list when
-    // the agent was last screened against an older one (a hit refuses and
-    // is reported).
+    // the agent was last screened against an older one. A hit refuses (the
+    // approval's transaction, and the report the refusal names, roll back;
+    // the background re-screening records the match and opens the report).
     let rules = state.rules.get(&state.pool).await?;
     let agent = crate::movements::parties::load(&mut *conn, row.agent_user_id, None).await?;
     let usd_cents = rules
